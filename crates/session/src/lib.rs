@@ -1,0 +1,32 @@
+//! # sessionlab-session: what a server-side session *is*
+//!
+//! A server-side session is a small record kept on the server, found again on
+//! every request by an unguessable id that the client carries (in a cookie, in
+//! the URL, ...). This crate holds the pieces that do not depend on HTTP or on
+//! how many servers there are:
+//!
+//! - [`SessionId`]: the credential. 192 bits from the OS CSPRNG, URL-safe text,
+//!   parsed strictly, compared in constant time, never printed whole by `Debug`.
+//! - [`Version`]: `(lamport, node)`, the order in which copies of a session
+//!   were written. Replication uses it for last-writer-wins.
+//! - [`Session`]: the record itself, with the timestamps and timeouts from
+//!   which *every* node computes the same expiry without talking to the others.
+//! - [`SessionStore`]: the async interface the web node programs against, so
+//!   the same handlers run on a memory store, a replicated store or Redis.
+//! - [`MemoryStore`]: the bounded, concurrent in-memory implementation, with a
+//!   reaper for expired sessions.
+//! - [`clock`]: wall-clock milliseconds that follow tokio's paused clock in
+//!   tests, so expiry is tested without sleeping.
+
+pub mod clock;
+pub mod id;
+pub mod memory;
+pub mod session;
+pub mod store;
+pub mod version;
+
+pub use id::{InvalidSessionId, SessionId};
+pub use memory::{MemoryStore, MemoryStoreConfig};
+pub use session::{Session, SessionMeta};
+pub use store::{SessionStore, StoreError};
+pub use version::Version;

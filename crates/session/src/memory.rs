@@ -1,0 +1,487 @@
+//! `MemoryStore`: sessions in this process's memory.
+//!
+//! This is the store of the `local` and `sticky` modes, and the local copy
+//! under the replicated store. Three properties matter:
+//!
+//! - **Concurrent.** The map is split into shards, each behind a
+//!   reader-writer lock, so many requests read sessions at once and writers
+//!   only block the shard they touch.
+//! - **Bounded.** A maximum number of sessions and a maximum size per session
+//!   (both configurable). Over either limit is a clear [`StoreError`], never
+//!   unbounded growth, and the stored copy stays as it was.
+//! - **Expiring.** Reads treat expired sessions as absent at once; a reaper
+//!   task removes them periodically and counts them. Expiry depends only on
+//!   the session's fields (see [`Session::expires_at_ms`]).
+//!
+//! Besides the [`SessionStore`] trait it offers the synchronous operations the
+//! replication layer needs: stamp a version, apply a remote copy if it is
+//! newer (last writer wins), remove unless newer, snapshot and digest.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parking_lot::RwLock;
+
+use crate::clock;
+use crate::id::SessionId;
+use crate::session::{Session, SessionMeta};
+use crate::store::{PutReceipt, ReplicationAck, SessionStore, StoreError};
+use crate::version::Version;
+
+const SHARDS: usize = 16;
+
+/// Limits and identity of a memory store.
+#[derive(Clone, Debug)]
+pub struct MemoryStoreConfig {
+    /// Stamped into versions written by this store.
+    pub node_id: String,
+    /// Most sessions held at once.
+    pub max_sessions: usize,
+    /// Most bytes of data in one session.
+    pub max_session_bytes: usize,
+}
+
+impl Default for MemoryStoreConfig {
+    fn default() -> Self {
+        MemoryStoreConfig {
+            node_id: "node-1".into(),
+            max_sessions: 1_000_000,
+            max_session_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// The outcome of applying a copy that came from elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// It was newer (or new) and is now stored.
+    Stored,
+    /// It replaced an older copy (a last-writer-wins overwrite).
+    Overwrote,
+    /// The stored copy is the same or newer; nothing changed.
+    Stale,
+    /// It broke a limit and was not stored.
+    Rejected(StoreError),
+}
+
+/// Sessions in memory; see the module docs.
+pub struct MemoryStore {
+    cfg: MemoryStoreConfig,
+    shards: Box<[RwLock<HashMap<SessionId, Session>>]>,
+    hasher: RandomState,
+    lamport: AtomicU64,
+    count: AtomicU64,
+    bytes: AtomicU64,
+    expired_total: AtomicU64,
+}
+
+impl MemoryStore {
+    pub fn new(cfg: MemoryStoreConfig) -> Self {
+        MemoryStore {
+            cfg,
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            lamport: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            expired_total: AtomicU64::new(0),
+        }
+    }
+
+    pub fn config(&self) -> &MemoryStoreConfig {
+        &self.cfg
+    }
+
+    fn shard(&self, id: &SessionId) -> &RwLock<HashMap<SessionId, Session>> {
+        let h = self.hasher.hash_one(id.as_str()) as usize;
+        &self.shards[h % SHARDS]
+    }
+
+    fn check_size(&self, s: &Session) -> Result<(), StoreError> {
+        let size = s.data_len();
+        if size > self.cfg.max_session_bytes {
+            return Err(StoreError::TooLarge {
+                size,
+                limit: self.cfg.max_session_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Move the Lamport clock past a version seen elsewhere.
+    pub fn observe(&self, v: &Version) {
+        self.lamport.fetch_max(v.lamport, Ordering::AcqRel);
+    }
+
+    /// The next version this node writes with.
+    pub fn next_version(&self) -> Version {
+        let l = self.lamport.fetch_add(1, Ordering::AcqRel) + 1;
+        Version::new(l, self.cfg.node_id.clone())
+    }
+
+    /// Current value of the Lamport clock.
+    pub fn lamport(&self) -> u64 {
+        self.lamport.load(Ordering::Acquire)
+    }
+
+    /// Insert or replace under the shard lock, keeping the counters right.
+    /// `accept(existing)` decides whether to write.
+    fn upsert_with(
+        &self,
+        s: Session,
+        accept: impl FnOnce(Option<&Session>) -> bool,
+    ) -> Result<Option<Session>, Option<StoreError>> {
+        let mut shard = self.shard(&s.id).write();
+        let existing = shard.get(&s.id);
+        if !accept(existing) {
+            return Err(None);
+        }
+        if existing.is_none() {
+            let n = self.count.load(Ordering::Acquire);
+            if n as usize >= self.cfg.max_sessions {
+                return Err(Some(StoreError::Full {
+                    limit: self.cfg.max_sessions,
+                }));
+            }
+        }
+        let new_bytes = s.size_bytes() as u64;
+        let old = shard.insert(s.id.clone(), s);
+        match &old {
+            Some(o) => {
+                self.bytes
+                    .fetch_sub(o.size_bytes() as u64, Ordering::AcqRel);
+            }
+            None => {
+                self.count.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+        self.bytes.fetch_add(new_bytes, Ordering::AcqRel);
+        Ok(old)
+    }
+
+    fn remove_locked(
+        &self,
+        shard: &mut HashMap<SessionId, Session>,
+        id: &SessionId,
+    ) -> Option<Session> {
+        let old = shard.remove(id)?;
+        self.count.fetch_sub(1, Ordering::AcqRel);
+        self.bytes
+            .fetch_sub(old.size_bytes() as u64, Ordering::AcqRel);
+        Some(old)
+    }
+
+    /// Write a local change: stamp the next version and store it.
+    pub fn put_local(&self, mut s: Session) -> Result<Session, StoreError> {
+        self.check_size(&s)?;
+        s.version = self.next_version();
+        let stored = s.clone();
+        self.upsert_with(s, |_| true)
+            .map_err(|e| e.expect("always accepted"))?;
+        Ok(stored)
+    }
+
+    /// Apply a copy from a peer: stored only if its version is higher than
+    /// the one held (last writer wins). Moves the Lamport clock past it.
+    pub fn apply_if_newer(&self, s: Session) -> Applied {
+        self.observe(&s.version);
+        if let Err(e) = self.check_size(&s) {
+            return Applied::Rejected(e);
+        }
+        let incoming = s.version.clone();
+        match self.upsert_with(s, |existing| existing.is_none_or(|e| incoming > e.version)) {
+            Ok(None) => Applied::Stored,
+            Ok(Some(_)) => Applied::Overwrote,
+            Err(None) => Applied::Stale,
+            Err(Some(e)) => Applied::Rejected(e),
+        }
+    }
+
+    /// Remove the session unless the stored copy is newer than `version`
+    /// (a delete must not remove a write that happened after it).
+    pub fn remove_unless_newer(&self, id: &SessionId, version: &Version) -> bool {
+        self.observe(version);
+        let mut shard = self.shard(id).write();
+        if shard.get(id).is_some_and(|s| s.version <= *version) {
+            self.remove_locked(&mut shard, id);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Remove a session whatever its version. Returns the removed copy.
+    pub fn remove(&self, id: &SessionId) -> Option<Session> {
+        let mut shard = self.shard(id).write();
+        self.remove_locked(&mut shard, id)
+    }
+
+    /// Move last access forward to `at_ms` (never backward). No new version:
+    /// access times merge by maximum, so touches commute.
+    pub fn touch_at(&self, id: &SessionId, at_ms: u64) -> bool {
+        let mut shard = self.shard(id).write();
+        match shard.get_mut(id) {
+            Some(s) => {
+                s.last_access_ms = s.last_access_ms.max(at_ms);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The stored copy, expired or not (replication compares versions of
+    /// everything it holds).
+    pub fn get_raw(&self, id: &SessionId) -> Option<Session> {
+        self.shard(id).read().get(id).cloned()
+    }
+
+    /// The live copy at `now_ms`.
+    pub fn get_live(&self, id: &SessionId, now_ms: u64) -> Option<Session> {
+        self.shard(id)
+            .read()
+            .get(id)
+            .filter(|s| !s.is_expired(now_ms))
+            .cloned()
+    }
+
+    /// Every stored session (for snapshot transfer to a joining peer).
+    pub fn snapshot(&self) -> Vec<Session> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.read().values().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// `(id, version)` of every stored session (for anti-entropy).
+    pub fn digest(&self) -> Vec<(SessionId, Version)> {
+        self.shards
+            .iter()
+            .flat_map(|s| {
+                s.read()
+                    .values()
+                    .map(|x| (x.id.clone(), x.version.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Remove every session expired at `now_ms`; returns their ids.
+    pub fn reap(&self, now_ms: u64) -> Vec<SessionId> {
+        let mut reaped = Vec::new();
+        for shard in self.shards.iter() {
+            let mut shard = shard.write();
+            let expired: Vec<SessionId> = shard
+                .values()
+                .filter(|s| s.is_expired(now_ms))
+                .map(|s| s.id.clone())
+                .collect();
+            for id in expired {
+                self.remove_locked(&mut shard, &id);
+                reaped.push(id);
+            }
+        }
+        self.expired_total
+            .fetch_add(reaped.len() as u64, Ordering::AcqRel);
+        reaped
+    }
+
+    /// Run [`reap`](Self::reap) every `interval` until the task is aborted.
+    pub fn spawn_reaper(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let store = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(store) = store.upgrade() else { return };
+                let n = store.reap(clock::now_ms()).len();
+                if n > 0 {
+                    tracing::debug!(expired = n, "reaped expired sessions");
+                }
+            }
+        })
+    }
+
+    /// Sessions held (including expired ones not yet reaped).
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Acquire) as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Approximate bytes held by sessions.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Acquire)
+    }
+
+    /// Sessions removed by expiry since start.
+    pub fn expired_total(&self) -> u64 {
+        self.expired_total.load(Ordering::Acquire)
+    }
+
+    /// Admin listing of up to `limit` sessions, oldest first.
+    pub fn list_meta(&self, limit: usize) -> Vec<SessionMeta> {
+        let mut out: Vec<SessionMeta> = self
+            .shards
+            .iter()
+            .flat_map(|s| s.read().values().map(Session::meta).collect::<Vec<_>>())
+            .collect();
+        out.sort_by(|a, b| (a.created_ms, &a.id_prefix).cmp(&(b.created_ms, &b.id_prefix)));
+        out.truncate(limit);
+        out
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        Ok(self.get_live(id, clock::now_ms()))
+    }
+
+    async fn put(&self, session: Session) -> Result<PutReceipt, StoreError> {
+        let stored = self.put_local(session)?;
+        Ok(PutReceipt {
+            version: stored.version,
+            replication: ReplicationAck::NotReplicated,
+        })
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+        Ok(self.remove(id).is_some())
+    }
+
+    async fn touch(&self, id: &SessionId, at_ms: u64) -> Result<bool, StoreError> {
+        Ok(self.touch_at(id, at_ms))
+    }
+
+    async fn list(&self, limit: usize) -> Result<Vec<SessionMeta>, StoreError> {
+        Ok(self.list_meta(limit))
+    }
+
+    async fn count(&self) -> Result<usize, StoreError> {
+        Ok(self.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Map, Value};
+
+    fn store(max_sessions: usize, max_bytes: usize) -> Arc<MemoryStore> {
+        Arc::new(MemoryStore::new(MemoryStoreConfig {
+            node_id: "node-1".into(),
+            max_sessions,
+            max_session_bytes: max_bytes,
+        }))
+    }
+
+    fn session(now: u64) -> Session {
+        Session::new(SessionId::generate(), now, 30 * 60_000, 8 * 3_600_000)
+    }
+
+    #[tokio::test]
+    async fn put_get_delete() {
+        let st = store(10, 1024);
+        let s = session(clock::now_ms());
+        let r = st.put(s.clone()).await.unwrap();
+        assert_eq!(r.version, Version::new(1, "node-1"));
+        let got = st.get(&s.id).await.unwrap().unwrap();
+        assert_eq!(got.version.lamport, 1);
+        assert_eq!(st.count().await.unwrap(), 1);
+        assert!(st.delete(&s.id).await.unwrap());
+        assert!(st.get(&s.id).await.unwrap().is_none());
+        assert_eq!(st.bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn over_the_session_limit_is_an_error_and_nothing_grows() {
+        let st = store(2, 1024);
+        st.put(session(clock::now_ms())).await.unwrap();
+        st.put(session(clock::now_ms())).await.unwrap();
+        let err = st.put(session(clock::now_ms())).await.unwrap_err();
+        assert_eq!(err, StoreError::Full { limit: 2 });
+        assert_eq!(st.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn oversized_data_is_refused_and_the_old_data_stays() {
+        let st = store(10, 64);
+        let mut s = session(clock::now_ms());
+        let mut m = Map::new();
+        m.insert("counter".into(), Value::from(1));
+        s.set_data(&m);
+        st.put(s.clone()).await.unwrap();
+        m.insert("blob".into(), Value::from("x".repeat(100)));
+        s.set_data(&m);
+        let err = st.put(s.clone()).await.unwrap_err();
+        assert!(matches!(err, StoreError::TooLarge { limit: 64, .. }));
+        let kept = st.get(&s.id).await.unwrap().unwrap();
+        assert_eq!(kept.data().get("counter"), Some(&Value::from(1)));
+        assert!(kept.data().get("blob").is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_sessions_expire_and_touch_extends_them() {
+        let st = store(10, 1024);
+        let now = clock::now_ms();
+        let a = Session::new(SessionId::generate(), now, 60_000, 3_600_000);
+        let b = Session::new(SessionId::generate(), now, 60_000, 3_600_000);
+        st.put(a.clone()).await.unwrap();
+        st.put(b.clone()).await.unwrap();
+        let reaper = st.spawn_reaper(Duration::from_secs(10));
+
+        tokio::time::advance(Duration::from_secs(45)).await;
+        assert!(st.touch(&b.id, clock::now_ms()).await.unwrap());
+        tokio::time::advance(Duration::from_secs(30)).await;
+        // a: idle for 75 s > 60 s; b: touched 30 s ago.
+        assert!(st.get(&a.id).await.unwrap().is_none());
+        assert!(st.get(&b.id).await.unwrap().is_some());
+        tokio::time::advance(Duration::from_secs(20)).await;
+        tokio::task::yield_now().await;
+        assert_eq!(st.len(), 1, "the reaper removed the idle session");
+        assert_eq!(st.expired_total(), 1);
+        reaper.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn absolute_timeout_ends_even_a_busy_session() {
+        let st = store(10, 1024);
+        let s = Session::new(SessionId::generate(), clock::now_ms(), 60_000, 150_000);
+        st.put(s.clone()).await.unwrap();
+        for _ in 0..5 {
+            tokio::time::advance(Duration::from_secs(40)).await;
+            st.touch(&s.id, clock::now_ms()).await.unwrap();
+        }
+        // 200 s after creation, touched every 40 s: the absolute limit ended it.
+        assert!(st.get(&s.id).await.unwrap().is_none());
+        assert_eq!(st.reap(clock::now_ms()).len(), 1);
+    }
+
+    #[test]
+    fn last_writer_wins_and_deletes_respect_newer_writes() {
+        let st = store(10, 1024);
+        let mut s = session(0);
+        s.version = Version::new(5, "node-2");
+        assert_eq!(st.apply_if_newer(s.clone()), Applied::Stored);
+        s.version = Version::new(4, "node-3");
+        assert_eq!(st.apply_if_newer(s.clone()), Applied::Stale);
+        s.version = Version::new(5, "node-3");
+        assert_eq!(st.apply_if_newer(s.clone()), Applied::Overwrote);
+        assert!(st.lamport() >= 5);
+        assert!(st.next_version() > Version::new(5, "node-3"));
+        assert!(!st.remove_unless_newer(&s.id, &Version::new(5, "node-2")));
+        assert!(st.remove_unless_newer(&s.id, &Version::new(9, "node-1")));
+        assert!(st.is_empty());
+    }
+}
