@@ -15,18 +15,24 @@
 //!   the same handlers run on a memory store, a replicated store or Redis.
 //! - [`MemoryStore`]: the bounded, concurrent in-memory implementation, with a
 //!   reaper for expired sessions.
+//! - `RedisStore` (feature `redis`): sessions in a shared Redis, with
+//!   compare-and-set writes against lost updates.
 //! - [`clock`]: wall-clock milliseconds that follow tokio's paused clock in
 //!   tests, so expiry is tested without sleeping.
 
 pub mod clock;
 pub mod id;
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis_store;
 pub mod session;
 pub mod store;
 pub mod version;
 
 pub use id::{InvalidSessionId, SessionId};
 pub use memory::{MemoryStore, MemoryStoreConfig};
+#[cfg(feature = "redis")]
+pub use redis_store::{RedisStore, RedisStoreConfig};
 pub use session::{Session, SessionMeta};
-pub use store::{SessionStore, StoreError};
+pub use store::{SessionStore, StoreError, StoreStats};
 pub use version::Version;

@@ -29,7 +29,7 @@ use parking_lot::RwLock;
 use crate::clock;
 use crate::id::SessionId;
 use crate::session::{Session, SessionMeta};
-use crate::store::{PutReceipt, ReplicationAck, SessionStore, StoreError};
+use crate::store::{PutReceipt, ReplicationAck, SessionStore, StoreError, StoreStats};
 use crate::version::Version;
 
 const SHARDS: usize = 16;
@@ -370,6 +370,14 @@ impl SessionStore for MemoryStore {
 
     async fn count(&self) -> Result<usize, StoreError> {
         Ok(self.len())
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        Ok(StoreStats {
+            sessions: self.len() as u64,
+            bytes: self.bytes(),
+            expired_total: self.expired_total(),
+        })
     }
 }
 

@@ -74,6 +74,17 @@ pub struct PutReceipt {
     pub replication: ReplicationAck,
 }
 
+/// Gauges a store reports for status pages and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StoreStats {
+    /// Sessions held (a store may include expired ones not yet reaped).
+    pub sessions: u64,
+    /// Approximate bytes held by sessions (0 if the store cannot tell).
+    pub bytes: u64,
+    /// Sessions removed by expiry since start (0 if the store cannot tell).
+    pub expired_total: u64,
+}
+
 /// Where sessions live. All methods are async because some stores are remote.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
@@ -98,4 +109,13 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// How many live sessions the store holds.
     async fn count(&self) -> Result<usize, StoreError>;
+
+    /// Gauges for status pages and metrics. The default knows only the
+    /// count; stores that track bytes and expirations override it.
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        Ok(StoreStats {
+            sessions: self.count().await? as u64,
+            ..StoreStats::default()
+        })
+    }
 }
