@@ -17,11 +17,15 @@
 //!   reaper for expired sessions.
 //! - `RedisStore` (feature `redis`): sessions in a shared Redis, with
 //!   compare-and-set writes against lost updates.
+//! - `jwt` (feature `jwt`): access and refresh tokens, and the server-side
+//!   state they need after all (refresh families, the logout deny-list).
 //! - [`clock`]: wall-clock milliseconds that follow tokio's paused clock in
 //!   tests, so expiry is tested without sleeping.
 
 pub mod clock;
 pub mod id;
+#[cfg(feature = "jwt")]
+pub mod jwt;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis_store;
