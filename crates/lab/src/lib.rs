@@ -1,1 +1,40 @@
-//! (being written)
+//! # sessionlab-lab: the `sessionlab` command
+//!
+//! One command to run a cluster of `sessionlab-node` processes behind a
+//! `sessionlab-lb` in any of the session modes, break it (kill a node, cut
+//! its replication links, drain it) and heal it, with real processes on
+//! 127.0.0.1, so what a person sees is what the system does.
+//!
+//! The pieces, each in its own module:
+//!
+//! - [`preset`]: the modes matrix as a table: LB strategy and node flags per mode.
+//! - [`runfolder`]: the on-disk memory between commands (`.sessionlab/`).
+//! - [`process`]: starting detached processes, finding them again safely,
+//!   SIGTERM-then-SIGKILL.
+//! - [`ports`]: the well-known ports, or free ones for tests.
+//! - [`health`]: what "healthy" means and waiting for it.
+//! - [`api`]: the HTTP client for the node and LB admin APIs.
+//! - [`sign`]: signing requests to the node's cluster port.
+//! - [`cluster`]: `up`, `down`, `kill`, `restart`, `drain`, `scale`.
+//! - [`faults`]: `partition` and `heal`.
+//! - [`status`]: the status table.
+//! - [`logs`]: per-process logs, `--follow`.
+//! - [`cli`]: the flags and what each command prints.
+//!
+//! `docs/lab.md` walks through how these fit together.
+
+pub mod api;
+pub mod cli;
+pub mod cluster;
+pub mod error;
+pub mod faults;
+pub mod health;
+pub mod logs;
+pub mod ports;
+pub mod preset;
+pub mod process;
+pub mod runfolder;
+pub mod sign;
+pub mod status;
+
+pub use error::{LabError, Result};

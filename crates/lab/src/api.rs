@@ -1,0 +1,198 @@
+//! The lab's client for the admin APIs of the node and the load balancer.
+//!
+//! The lab never reaches into a process: everything it learns or changes
+//! at run time goes through the same HTTP endpoints a person could call with
+//! curl (DESIGN.md and the cross-component contract):
+//!
+//! - node cluster listener: `GET /healthz`, `GET /admin/v1/status`,
+//!   `POST /admin/v1/faults` (signed with the cluster secret, see
+//!   [`crate::sign`]);
+//! - LB admin listener: `GET /healthz`, `GET /admin/v1/backends`,
+//!   `POST /admin/v1/backends`, `DELETE /admin/v1/backends/{id}`,
+//!   `POST /admin/v1/backends/{id}/drain|undrain`.
+//!
+//! The response types accept missing fields (`serde(default)`), so `status`
+//! keeps working against a node that reports less than the full contract.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LabError, Result};
+use crate::sign;
+
+/// `GET /admin/v1/status` of a node.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeStatus {
+    pub node_id: String,
+    pub store: String,
+    pub auth: String,
+    pub tracking: String,
+    pub ready: bool,
+    pub sessions: u64,
+    pub session_bytes: u64,
+    pub uptime_ms: u64,
+    pub peers: Vec<PeerStatus>,
+}
+
+/// One peer as a node sees it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PeerStatus {
+    pub id: String,
+    pub addr: String,
+    pub up: bool,
+    pub queue_depth: u64,
+    pub needs_resync: bool,
+}
+
+/// `GET /admin/v1/backends` of the LB.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Backends {
+    pub strategy: String,
+    pub backends: Vec<Backend>,
+}
+
+/// One backend as the LB sees it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Backend {
+    pub id: String,
+    pub addr: String,
+    /// `up` or `down`.
+    pub state: String,
+    pub draining: bool,
+    pub in_flight: u64,
+    pub requests: u64,
+    pub errors: u64,
+}
+
+/// The body of `POST /admin/v1/faults`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Faults<'a> {
+    pub drop: &'a [String],
+    pub delay_ms: u64,
+}
+
+/// HTTP client for the admin APIs; every call has a short timeout.
+#[derive(Clone)]
+pub struct Api {
+    http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new() -> Result<Api> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .connect_timeout(Duration::from_secs(1))
+            .no_proxy()
+            .build()
+            .map_err(|e| LabError::Api {
+                target: "http client".into(),
+                detail: e.to_string(),
+            })?;
+        Ok(Api { http })
+    }
+
+    /// Whether `GET http://{addr}/healthz` answers 200.
+    pub async fn healthy(&self, addr: &str) -> bool {
+        match self.http.get(format!("http://{addr}/healthz")).send().await {
+            Ok(resp) => resp.status().is_success(),
+            Err(_) => false,
+        }
+    }
+
+    pub async fn node_status(&self, cluster_addr: &str) -> Result<NodeStatus> {
+        self.get_json(cluster_addr, "/admin/v1/status").await
+    }
+
+    pub async fn lb_backends(&self, admin_addr: &str) -> Result<Backends> {
+        self.get_json(admin_addr, "/admin/v1/backends").await
+    }
+
+    /// Adds a backend to the LB's pool.
+    pub async fn lb_add_backend(&self, admin_addr: &str, id: &str, addr: &str) -> Result<()> {
+        let body = serde_json::json!({ "id": id, "addr": addr }).to_string();
+        let req = self
+            .http
+            .post(format!("http://{admin_addr}/admin/v1/backends"))
+            .header("content-type", "application/json")
+            .body(body);
+        self.expect_ok(admin_addr, "adding backend", req).await
+    }
+
+    /// Removes a backend from the LB's pool.
+    pub async fn lb_remove_backend(&self, admin_addr: &str, id: &str) -> Result<()> {
+        let req = self
+            .http
+            .delete(format!("http://{admin_addr}/admin/v1/backends/{id}"));
+        self.expect_ok(admin_addr, "removing backend", req).await
+    }
+
+    /// Drains (`true`) or undrains a backend.
+    pub async fn lb_drain(&self, admin_addr: &str, id: &str, drain: bool) -> Result<()> {
+        let verb = if drain { "drain" } else { "undrain" };
+        let req = self
+            .http
+            .post(format!("http://{admin_addr}/admin/v1/backends/{id}/{verb}"));
+        self.expect_ok(admin_addr, verb, req).await
+    }
+
+    /// Replaces a node's fault set (signed with the cluster secret).
+    pub async fn set_faults(
+        &self,
+        cluster_addr: &str,
+        secret: &str,
+        faults: &Faults<'_>,
+    ) -> Result<()> {
+        let path = "/admin/v1/faults";
+        let body = serde_json::to_vec(faults).map_err(|e| LabError::Api {
+            target: cluster_addr.into(),
+            detail: e.to_string(),
+        })?;
+        let signed = sign::sign(secret.as_bytes(), "POST", path, &body)?;
+        let mut req = self
+            .http
+            .post(format!("http://{cluster_addr}{path}"))
+            .header("content-type", "application/json");
+        for (name, value) in signed.pairs() {
+            req = req.header(name, value);
+        }
+        self.expect_ok(cluster_addr, "setting faults", req.body(body))
+            .await
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, addr: &str, path: &str) -> Result<T> {
+        let err = |detail: String| LabError::Api {
+            target: format!("GET http://{addr}{path}"),
+            detail,
+        };
+        let resp = self
+            .http
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(err(format!("HTTP {status}")));
+        }
+        resp.json().await.map_err(|e| err(e.to_string()))
+    }
+
+    async fn expect_ok(&self, addr: &str, what: &str, req: reqwest::RequestBuilder) -> Result<()> {
+        let err = |detail: String| LabError::Api {
+            target: format!("{what} via {addr}"),
+            detail,
+        };
+        let resp = req.send().await.map_err(|e| err(e.to_string()))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = resp.text().await.unwrap_or_default();
+        Err(err(format!("HTTP {status}: {}", body.trim())))
+    }
+}

@@ -1,0 +1,399 @@
+//! The `sessionlab` command line: flags, subcommands, and what each prints.
+//!
+//! Parsing is clap derive; every option can also come from a `SESSIONLAB_*`
+//! environment variable (shown in `--help`). Unknown subcommands, flags and
+//! modes are refused by clap with the list of valid ones; unknown node names
+//! by the run folder state, also with the valid ones. The subcommand enum is
+//! the one place new commands join (`load`, `compare`, `attack` are next).
+//!
+//! Results go to stdout, progress and errors to stderr; any error exits 1.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::cluster::{Lab, UpOptions, UpReport};
+use crate::error::{LabError, Result};
+use crate::faults;
+use crate::logs::{self, LogsOptions};
+use crate::ports::PortBases;
+use crate::preset::{Mode, PRESETS};
+use crate::runfolder::RunFolder;
+use crate::status;
+
+/// Run a sessionlab cluster (nodes behind a load balancer) in any session
+/// mode, break it and heal it.
+#[derive(Debug, Parser)]
+#[command(name = "sessionlab", version, propagate_version = true)]
+pub struct Cli {
+    /// Folder for the cluster's state (pids, ports, effective config, secret)
+    /// and per-process logs.
+    #[arg(
+        long,
+        global = true,
+        env = "SESSIONLAB_RUN_DIR",
+        default_value = ".sessionlab"
+    )]
+    pub run_dir: PathBuf,
+    /// How long to wait for started processes to become healthy.
+    #[arg(long, global = true, env = "SESSIONLAB_HEALTH_TIMEOUT", default_value = "30s",
+          value_parser = humantime::parse_duration)]
+    pub health_timeout: Duration,
+    /// How long a stopped process gets after SIGTERM before SIGKILL.
+    #[arg(long, global = true, env = "SESSIONLAB_GRACE", default_value = "5s",
+          value_parser = humantime::parse_duration)]
+    pub grace: Duration,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start N nodes and the LB in a mode, wait until healthy, print the URLs.
+    Up(UpArgs),
+    /// Show every process: pid, ports, health, the LB's view, sessions, peers.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop everything (SIGTERM, then SIGKILL after --grace).
+    Down,
+    /// SIGKILL one node, as in a crash.
+    Kill { node: String },
+    /// Stop a node (if running) and start it again with the same flags.
+    Restart { node: String },
+    /// Cut a node's replication traffic to and from other nodes (all by
+    /// default). The LB still reaches it.
+    Partition {
+        node: String,
+        /// Cut only the links to these nodes.
+        #[arg(long, num_args = 1..)]
+        from: Vec<String>,
+    },
+    /// Remove every partition.
+    Heal,
+    /// Tell the LB to send no new sessions to a node (for a rolling restart).
+    Drain { node: String },
+    /// Undo `drain`.
+    Undrain { node: String },
+    /// Add or remove nodes at run time (replicated modes: rolling restart).
+    Scale {
+        /// The number of nodes wanted.
+        #[arg(long)]
+        nodes: usize,
+    },
+    /// Print the logs of one process (lb, node-1, ...) or of all.
+    Logs {
+        process: Option<String>,
+        /// Keep printing new lines until the cluster is down (or Ctrl-C).
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines of each log.
+        #[arg(short = 'n', long)]
+        lines: Option<usize>,
+    },
+    /// List the modes: LB strategy, where sessions live, what each teaches.
+    Modes,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The session mode.
+    #[arg(long, value_enum, env = "SESSIONLAB_MODE", default_value_t = Mode::StickyReplicated)]
+    pub mode: Mode,
+    /// How many nodes.
+    #[arg(long, env = "SESSIONLAB_NODES", default_value_t = 3)]
+    pub nodes: usize,
+    /// Folder with sessionlab-node and sessionlab-lb (default: next to this binary).
+    #[arg(long, env = "SESSIONLAB_BIN_DIR")]
+    pub bin_dir: Option<PathBuf>,
+    /// LB port (0 = any free port).
+    #[arg(long, env = "SESSIONLAB_LB_PORT", default_value_t = PortBases::default().lb)]
+    pub lb_port: u16,
+    /// LB admin/dashboard port (0 = any free port).
+    #[arg(long, env = "SESSIONLAB_ADMIN_PORT", default_value_t = PortBases::default().admin)]
+    pub admin_port: u16,
+    /// First node app port; node-i gets this + i - 1 (0 = any free ports).
+    #[arg(long, env = "SESSIONLAB_NODE_PORT", default_value_t = PortBases::default().node)]
+    pub node_port: u16,
+    /// First node cluster port; node-i gets this + i - 1 (0 = any free ports).
+    #[arg(long, env = "SESSIONLAB_CLUSTER_PORT", default_value_t = PortBases::default().cluster)]
+    pub cluster_port: u16,
+    /// An extra flag for every node, e.g. --node-arg=--replication-ack=all (repeatable).
+    #[arg(long = "node-arg", allow_hyphen_values = true)]
+    pub node_args: Vec<String>,
+    /// An extra flag for the LB, e.g. --lb-arg=--health-interval=500ms (repeatable).
+    #[arg(long = "lb-arg", allow_hyphen_values = true)]
+    pub lb_args: Vec<String>,
+}
+
+/// Parses the command line, runs the command, returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sessionlab: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one parsed command.
+pub fn run(cli: Cli) -> Result<()> {
+    let rf = RunFolder::new(&cli.run_dir);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(LabError::io("starting the async runtime"))?;
+    let mut lab = Lab::new(rf)?;
+    lab.health_timeout = cli.health_timeout;
+    lab.grace = cli.grace;
+    runtime.block_on(run_async(&lab, cli.command))
+}
+
+async fn run_async(lab: &Lab, command: Command) -> Result<()> {
+    let say = |text: String| println!("{text}");
+    match command {
+        Command::Up(a) => {
+            let opts = UpOptions {
+                mode: a.mode,
+                nodes: a.nodes,
+                ports: PortBases {
+                    lb: a.lb_port,
+                    admin: a.admin_port,
+                    node: a.node_port,
+                    cluster: a.cluster_port,
+                },
+                bin_dir: a.bin_dir,
+                node_args: a.node_args,
+                lb_args: a.lb_args,
+            };
+            let report = lab.up(&opts).await?;
+            say(render_up(&report, lab.rf.root()));
+        }
+        Command::Status { json } => {
+            let st = status::gather(&lab.api, &lab.rf).await?;
+            if json {
+                say(serde_json::to_string_pretty(&st).unwrap_or_default());
+            } else {
+                say(status::render(&st).trim_end().to_string());
+            }
+        }
+        Command::Down => match lab.down().await? {
+            None => say(format!(
+                "no cluster is up in {}; nothing to stop",
+                lab.rf.root().display()
+            )),
+            Some(stopped) => say(format!(
+                "stopped {} ({} processes); logs kept in {}",
+                stopped.join(", "),
+                stopped.len(),
+                lab.rf.logs_dir().display()
+            )),
+        },
+        Command::Kill { node } => {
+            let pid = lab.kill(&node).await?;
+            say(format!("killed {node} (pid {pid}) with SIGKILL"));
+        }
+        Command::Restart { node } => {
+            lab.restart(&node).await?;
+            say(format!(
+                "restarted {node}; it is healthy and back in the LB"
+            ));
+        }
+        Command::Partition { node, from } => {
+            let cut = faults::partition(&lab.api, &lab.rf, &node, &from).await?;
+            let others: Vec<&str> = cut
+                .iter()
+                .map(|(a, b)| if a == &node { b.as_str() } else { a.as_str() })
+                .collect();
+            say(format!(
+                "partitioned {node} from {}: replication between them is dropped both ways \
+                 (the LB still reaches {node}); `sessionlab heal` to undo",
+                others.join(", ")
+            ));
+        }
+        Command::Heal => {
+            let n = faults::heal(&lab.api, &lab.rf).await?;
+            say(format!(
+                "healed: fault sets cleared on every running node ({n} cut links restored)"
+            ));
+        }
+        Command::Drain { node } => {
+            lab.drain(&node, true).await?;
+            say(format!("draining {node}: the LB sends it no new sessions"));
+        }
+        Command::Undrain { node } => {
+            lab.drain(&node, false).await?;
+            say(format!("undrained {node}"));
+        }
+        Command::Scale { nodes } => {
+            let state = lab.scale(nodes).await?;
+            say(format!(
+                "the cluster has {} nodes: {}",
+                state.nodes.len(),
+                state.node_ids().join(", ")
+            ));
+        }
+        Command::Logs {
+            process,
+            follow,
+            lines,
+        } => {
+            let opts = LogsOptions {
+                process,
+                follow,
+                lines,
+            };
+            logs::show(&lab.rf, &opts, &mut std::io::stdout().lock())?;
+        }
+        Command::Modes => say(render_modes().trim_end().to_string()),
+    }
+    Ok(())
+}
+
+/// The modes matrix as text.
+pub fn render_modes() -> String {
+    let mut out = String::new();
+    for p in &PRESETS {
+        out.push_str(&format!(
+            "{:<18} LB {:<14} sessions: {}\n{:<18} {}\n",
+            p.name, p.lb_strategy, p.sessions_live, "", p.teaches
+        ));
+    }
+    out
+}
+
+/// What `up` prints once the cluster is healthy.
+pub fn render_up(report: &UpReport, run_dir: &std::path::Path) -> String {
+    let st = &report.state;
+    let preset = st.mode.preset();
+    let app = format!("http://127.0.0.1:{}/", st.lb.port);
+    let admin = format!("http://127.0.0.1:{}/", st.lb.admin_port);
+    let nodes: Vec<String> = st
+        .nodes
+        .iter()
+        .map(|n| format!("{} :{} (cluster :{})", n.id, n.app_port, n.cluster_port))
+        .collect();
+    let victim = st.nodes.get(1).unwrap_or(&st.nodes[0]).id.clone();
+    let mut out = format!(
+        "cluster up and healthy in {:.1} s: mode {}, {} nodes\n\
+         \x20 app     {app}  (log in as alice, bob or carol; password sessionlab)\n\
+         \x20 admin   {admin}  (LB admin API /admin/v1/backends, /metrics)\n\
+         \x20 nodes   {}\n\
+         \x20 mode    LB {}; sessions live in {}\n\
+         \x20         {}\n\
+         \x20 state   {} (cluster.json: pids, ports, flags; logs/)\n\
+         try this:\n\
+         \x20 1. open {app} and log in; the page shows the node that served you\n",
+        report.took.as_secs_f64(),
+        st.mode,
+        st.nodes.len(),
+        nodes.join(", "),
+        preset.lb_strategy,
+        preset.sessions_live,
+        preset.teaches,
+        run_dir.display(),
+    );
+    let steps: Vec<String> = match (preset.lb_strategy, preset.replication) {
+        ("round-robin", false) => vec![
+            "reload a few times: other nodes never saw your login, so you are logged out".into(),
+        ],
+        (_, false) => vec![
+            "reload: you stay on the same node (the LB's SLROUTE cookie)".into(),
+            format!("sessionlab kill {victim}   (if it served you) and reload: logged out"),
+        ],
+        (_, true) => vec![
+            format!("sessionlab kill {victim}   (if it served you) and reload: still logged in"),
+            format!("sessionlab restart {victim}"),
+            "sessionlab partition node-1, write on both sides, then sessionlab heal".into(),
+        ],
+    };
+    for (i, step) in steps
+        .iter()
+        .chain(&[
+            "sessionlab status   |   sessionlab logs node-1 --follow".to_string(),
+            "sessionlab down".to_string(),
+        ])
+        .enumerate()
+    {
+        out.push_str(&format!("  {}. {step}\n", i + 2));
+    }
+    out.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn unknown_mode_lists_the_valid_ones() {
+        let err = Cli::try_parse_from(["sessionlab", "up", "--mode", "nope"]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("[possible values: local, sticky, replicated, sticky-replicated]"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let cli = Cli::try_parse_from(["sessionlab", "up"]).unwrap();
+        let Command::Up(a) = cli.command else {
+            panic!("not up")
+        };
+        assert_eq!(a.mode, Mode::StickyReplicated);
+        assert_eq!(a.nodes, 3);
+        assert_eq!(
+            (a.lb_port, a.admin_port, a.node_port, a.cluster_port),
+            (8080, 8079, 8081, 9081)
+        );
+        assert_eq!(cli.run_dir, PathBuf::from(".sessionlab"));
+    }
+
+    #[test]
+    fn partition_takes_several_from_nodes_and_extra_args_take_flags() {
+        let cli = Cli::try_parse_from([
+            "sessionlab",
+            "partition",
+            "node-1",
+            "--from",
+            "node-2",
+            "node-3",
+        ])
+        .unwrap();
+        let Command::Partition { node, from } = cli.command else {
+            panic!("not partition")
+        };
+        assert_eq!(node, "node-1");
+        assert_eq!(from, vec!["node-2", "node-3"]);
+        let cli = Cli::try_parse_from(["sessionlab", "up", "--node-arg", "--replication-ack=all"])
+            .unwrap();
+        let Command::Up(a) = cli.command else {
+            panic!("not up")
+        };
+        assert_eq!(a.node_args, vec!["--replication-ack=all"]);
+    }
+
+    #[test]
+    fn modes_table_lists_every_mode() {
+        let text = render_modes();
+        for p in &PRESETS {
+            assert!(
+                text.contains(p.name) && text.contains(p.teaches),
+                "{}",
+                p.name
+            );
+        }
+    }
+}

@@ -1,0 +1,629 @@
+//! Bringing a cluster up and down, and changing its membership:
+//! `up`, `down`, `kill`, `restart`, `drain`/`undrain` and `scale`.
+//!
+//! A cluster is N `sessionlab-node` processes and one `sessionlab-lb` in
+//! front of them, all on 127.0.0.1, configured by a row of the modes matrix
+//! ([`crate::preset`]). Every command follows the same pattern: take the run
+//! folder's lock, load the state, act on real processes (signals) or real
+//! admin endpoints (HTTP), save the state after every step that changed it.
+//! Saving after every step matters: if `up` dies after starting two nodes,
+//! the state names those two, and `down` stops them.
+//!
+//! ## Starting
+//! `up` refuses before starting anything if a cluster from this run folder
+//! still runs, if a port is taken, if a binary is missing, or if the node
+//! binary lacks a flag the mode needs (checked against `--help`). It then
+//! starts the nodes and the LB, and waits until everything is healthy
+//! ([`crate::health`]). If anything dies or stays unhealthy, `up` prints
+//! why, stops what it started, and fails.
+//!
+//! ## Changing membership at run time
+//! The node has no API to learn a new peer at run time, so `scale` in a
+//! replicated mode does a *rolling restart*: each existing node in turn is
+//! drained in the LB, stopped, started again with the new `--peer` list
+//! (it pulls a snapshot from a live peer before it reports healthy) and
+//! undrained; then the new nodes start and join the LB. Removing nodes
+//! drains and deletes them from the LB first, then stops them, then rolls
+//! the survivors onto the smaller peer list. Without replication the nodes
+//! know no peers, so scaling only starts/stops nodes and updates the LB.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::api::Api;
+use crate::error::{LabError, Result};
+use crate::faults;
+use crate::health::{self, Check, Starting, Watch};
+use crate::ports::{PortAllocator, PortBases};
+use crate::preset::{Mode, PRESETS, Preset};
+use crate::process::{self, Launch, ProcRecord};
+use crate::runfolder::{ClusterState, LbState, NodeState, RunFolder, SECRET_ENV, generate_secret};
+
+/// The largest cluster the lab starts (each node is a real process).
+pub const MAX_NODES: usize = 16;
+/// How long a command waits for another one holding the run folder lock.
+const LOCK_WAIT: Duration = Duration::from_secs(120);
+
+/// The id of the `i`-th node (1-based).
+pub fn node_id(i: usize) -> String {
+    format!("node-{i}")
+}
+
+/// Where the node and LB binaries are.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    pub dir: PathBuf,
+    pub node: PathBuf,
+    pub lb: PathBuf,
+}
+
+impl Binaries {
+    /// The binaries in `dir`, or next to the running `sessionlab` binary
+    /// (where cargo puts them). Fails if either is missing.
+    pub fn locate(dir: Option<&Path>) -> Result<Binaries> {
+        let dir = match dir {
+            Some(d) => d.to_path_buf(),
+            None => std::env::current_exe()
+                .map_err(LabError::io("locating the sessionlab binary"))?
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+        };
+        let bins = Binaries {
+            node: dir.join("sessionlab-node"),
+            lb: dir.join("sessionlab-lb"),
+            dir,
+        };
+        for path in [&bins.node, &bins.lb] {
+            if !path.is_file() {
+                return Err(LabError::MissingBinary {
+                    name: path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    path: path.clone(),
+                });
+            }
+        }
+        Ok(bins)
+    }
+
+    /// Fails clearly if the node binary lacks a flag `preset` needs.
+    pub fn check_supports(&self, preset: &Preset) -> Result<()> {
+        let help = self.node_help()?;
+        let has = |flag: &str| help_has_flag(&help, flag);
+        if let Some(flag) = preset.required_node_flags().into_iter().find(|f| !has(f)) {
+            let supported: Vec<&str> = PRESETS
+                .iter()
+                .filter(|p| p.required_node_flags().iter().all(|f| has(f)))
+                .map(|p| p.name)
+                .collect();
+            return Err(LabError::UnsupportedMode {
+                mode: preset.name.to_string(),
+                flag: flag.to_string(),
+                path: self.node.clone(),
+                supported: supported.join(", "),
+            });
+        }
+        Ok(())
+    }
+
+    fn node_help(&self) -> Result<String> {
+        let out = Command::new(&self.node)
+            .arg("--help")
+            .output()
+            .map_err(LabError::io(format!(
+                "running {} --help",
+                self.node.display()
+            )))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// Whether clap-style `--help` text documents `flag` (as a whole word).
+pub fn help_has_flag(help: &str, flag: &str) -> bool {
+    help.match_indices(flag).any(|(i, _)| {
+        let after = help[i + flag.len()..].chars().next();
+        !matches!(after, Some(c) if c.is_alphanumeric() || c == '-')
+    })
+}
+
+/// Options of `sessionlab up`.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub mode: Mode,
+    pub nodes: usize,
+    pub ports: PortBases,
+    pub bin_dir: Option<PathBuf>,
+    pub node_args: Vec<String>,
+    pub lb_args: Vec<String>,
+}
+
+/// What `up` started, for the banner.
+#[derive(Debug)]
+pub struct UpReport {
+    pub state: ClusterState,
+    pub took: Duration,
+}
+
+/// The lab: a run folder plus the admin API client and the time limits.
+pub struct Lab {
+    pub rf: RunFolder,
+    pub api: Api,
+    /// How long to wait for processes to become healthy.
+    pub health_timeout: Duration,
+    /// How long SIGTERM gets before SIGKILL.
+    pub grace: Duration,
+}
+
+fn addr(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+fn progress(msg: impl AsRef<str>) {
+    eprintln!("sessionlab: {}", msg.as_ref());
+}
+
+/// The command line of a node: identity, addresses, the mode's flags,
+/// peers (replicated modes), then the user's extra flags.
+pub fn node_args(
+    preset: &Preset,
+    node: &NodeState,
+    all: &[NodeState],
+    extra: &[String],
+) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "--id".into(),
+        node.id.clone(),
+        "--listen".into(),
+        addr(node.app_port),
+        "--cluster-listen".into(),
+        addr(node.cluster_port),
+    ];
+    args.extend(preset.node_flags.iter().map(|s| s.to_string()));
+    if preset.replication {
+        for peer in all.iter().filter(|p| p.id != node.id) {
+            args.push("--peer".into());
+            args.push(format!("{}={}", peer.id, addr(peer.cluster_port)));
+        }
+    }
+    args.extend(extra.iter().cloned());
+    args
+}
+
+/// The command line of the LB.
+pub fn lb_args(
+    preset: &Preset,
+    lb: &LbState,
+    nodes: &[NodeState],
+    extra: &[String],
+) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "--listen".into(),
+        addr(lb.port),
+        "--admin-listen".into(),
+        addr(lb.admin_port),
+        "--strategy".into(),
+        preset.lb_strategy.into(),
+    ];
+    for n in nodes {
+        args.push("--backend".into());
+        args.push(format!("{}={}", n.id, addr(n.app_port)));
+    }
+    args.extend(extra.iter().cloned());
+    args
+}
+
+impl Lab {
+    pub fn new(rf: RunFolder) -> Result<Lab> {
+        Ok(Lab {
+            rf,
+            api: Api::new()?,
+            health_timeout: Duration::from_secs(30),
+            grace: Duration::from_secs(5),
+        })
+    }
+
+    /// The environment a node gets: the cluster secret in replicated modes.
+    fn node_env(&self, preset: &Preset) -> Result<Vec<(String, String)>> {
+        if preset.replication {
+            Ok(vec![(SECRET_ENV.to_string(), self.rf.read_secret()?)])
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
+    fn spawn_node(&self, state: &ClusterState, i: usize) -> Result<(Starting, ProcRecord)> {
+        let preset = state.mode.preset();
+        let node = &state.nodes[i];
+        let log = self.rf.log_path(&node.id);
+        let env = self.node_env(preset)?;
+        let (child, record) = process::spawn(&Launch {
+            program: &state.bin_dir.join("sessionlab-node"),
+            args: &node.args,
+            env: &env,
+            log: &log,
+        })?;
+        let starting = Starting {
+            name: node.id.clone(),
+            watch: Watch::Child(child),
+            log,
+            check: Check::Node {
+                app: addr(node.app_port),
+                cluster: addr(node.cluster_port),
+            },
+        };
+        Ok((starting, record))
+    }
+
+    /// Waiting for the running LB to see backends `ids` up.
+    fn lb_waiting(&self, state: &ClusterState, record: ProcRecord, ids: Vec<String>) -> Starting {
+        Starting {
+            name: "lb".into(),
+            watch: Watch::Record(record),
+            log: self.rf.log_path("lb"),
+            check: Check::Lb {
+                admin: addr(state.lb.admin_port),
+                backends: ids,
+            },
+        }
+    }
+
+    /// `sessionlab up`.
+    pub async fn up(&self, opts: &UpOptions) -> Result<UpReport> {
+        let began = Instant::now();
+        let preset = opts.mode.preset();
+        if !(1..=MAX_NODES).contains(&opts.nodes) {
+            return Err(LabError::InvalidArgument(format!(
+                "--nodes must be between 1 and {MAX_NODES}, not {}",
+                opts.nodes
+            )));
+        }
+        let _lock = self.rf.lock(LOCK_WAIT)?;
+        if let Some(old) = self.rf.load()? {
+            if old.any_alive() {
+                return Err(LabError::AlreadyUp {
+                    mode: old.mode.to_string(),
+                    nodes: old.nodes.len(),
+                    run_dir: self.rf.root().to_path_buf(),
+                });
+            }
+            progress("forgetting the state of an earlier cluster that is no longer running");
+            self.rf.clear()?;
+        }
+        let bins = Binaries::locate(opts.bin_dir.as_deref())?;
+        bins.check_supports(preset)?;
+
+        let mut alloc = PortAllocator::new([]);
+        let lb = LbState {
+            port: alloc.port(opts.ports.lb, 0, "LB")?,
+            admin_port: alloc.port(opts.ports.admin, 0, "LB admin")?,
+            process: None,
+            args: Vec::new(),
+        };
+        let mut nodes = Vec::new();
+        for i in 1..=opts.nodes {
+            nodes.push(new_node(&mut alloc, &opts.ports, i)?);
+        }
+        let mut state = ClusterState {
+            mode: opts.mode,
+            bin_dir: bins.dir.clone(),
+            started_at_unix_ms: unix_ms(),
+            ports: opts.ports,
+            node_extra_args: opts.node_args.clone(),
+            lb_extra_args: opts.lb_args.clone(),
+            lb,
+            nodes,
+            cuts: Default::default(),
+        };
+        state.refresh_args();
+
+        self.rf.create()?;
+        for (_, path) in crate::logs::log_files(&self.rf) {
+            std::fs::remove_file(&path)
+                .map_err(LabError::io(format!("removing old log {}", path.display())))?;
+        }
+        self.rf.write_secret(&generate_secret()?)?;
+        self.rf.save(&state)?;
+
+        match self.start_all(&mut state).await {
+            Ok(()) => Ok(UpReport {
+                state,
+                took: began.elapsed(),
+            }),
+            Err(e) => {
+                progress("start-up failed; stopping what was started");
+                let procs: Vec<ProcRecord> =
+                    state.processes().into_iter().map(|(_, p)| p).collect();
+                let grace = self.grace;
+                let survivors =
+                    tokio::task::spawn_blocking(move || process::terminate_all(&procs, grace))
+                        .await
+                        .map_err(|j| LabError::InvalidArgument(j.to_string()))??;
+                if survivors.is_empty() {
+                    self.rf.clear()?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_all(&self, state: &mut ClusterState) -> Result<()> {
+        let mut starting = Vec::new();
+        for i in 0..state.nodes.len() {
+            let (s, record) = self.spawn_node(state, i)?;
+            state.nodes[i].process = Some(record);
+            self.rf.save(state)?;
+            starting.push(s);
+        }
+        let log = self.rf.log_path("lb");
+        let (child, record) = process::spawn(&Launch {
+            program: &state.bin_dir.join("sessionlab-lb"),
+            args: &state.lb.args,
+            env: &[],
+            log: &log,
+        })?;
+        state.lb.process = Some(record);
+        self.rf.save(state)?;
+        starting.push(Starting {
+            name: "lb".into(),
+            watch: Watch::Child(child),
+            log,
+            check: Check::Lb {
+                admin: addr(state.lb.admin_port),
+                backends: state.node_ids(),
+            },
+        });
+        progress(format!(
+            "started {} nodes and the LB ({} mode); waiting for health",
+            state.nodes.len(),
+            state.mode
+        ));
+        health::wait_healthy(&self.api, &mut starting, self.health_timeout).await
+    }
+
+    /// `sessionlab down`: returns the names of the processes it stopped.
+    /// Without a cluster it does nothing and says so (not an error, so
+    /// scripts can always call it).
+    pub async fn down(&self) -> Result<Option<Vec<String>>> {
+        let _lock = self.rf.lock(LOCK_WAIT)?;
+        let Some(state) = self.rf.load()? else {
+            return Ok(None);
+        };
+        let procs = state.processes();
+        let records: Vec<ProcRecord> = procs.iter().map(|(_, p)| *p).collect();
+        let grace = self.grace;
+        let survivors =
+            tokio::task::spawn_blocking(move || process::terminate_all(&records, grace))
+                .await
+                .map_err(|j| LabError::InvalidArgument(j.to_string()))??;
+        if !survivors.is_empty() {
+            let names: Vec<String> = procs
+                .iter()
+                .filter(|(_, p)| survivors.contains(p))
+                .map(|(n, p)| format!("{n} (pid {})", p.pid))
+                .collect();
+            return Err(LabError::Survivors(names.join(", ")));
+        }
+        self.rf.clear()?;
+        Ok(Some(procs.into_iter().map(|(n, _)| n).collect()))
+    }
+
+    /// `sessionlab kill NODE`: SIGKILL, no goodbye, as in a crash.
+    pub async fn kill(&self, id: &str) -> Result<u32> {
+        let _lock = self.rf.lock(LOCK_WAIT)?;
+        let mut state = self.rf.load_required()?;
+        let node = state.node_mut(id)?;
+        let record = running(node)?;
+        record.signal(Signal::SIGKILL)?;
+        let left = process::wait_all_exit(&[record], Duration::from_secs(5));
+        if !left.is_empty() {
+            return Err(LabError::Survivors(format!("{id} (pid {})", record.pid)));
+        }
+        node.process = None;
+        self.rf.save(&state)?;
+        Ok(record.pid)
+    }
+
+    /// `sessionlab restart NODE`: stop (if running), start with the same
+    /// command line, wait until it and the LB's view of it are healthy, and
+    /// re-apply the partitions it was part of.
+    pub async fn restart(&self, id: &str) -> Result<()> {
+        let _lock = self.rf.lock(LOCK_WAIT)?;
+        let mut state = self.rf.load_required()?;
+        state.node(id)?;
+        self.restart_node(&mut state, id, false).await
+    }
+
+    /// Stops (SIGTERM, then SIGKILL) and starts one node again; with `drain`,
+    /// drains it in the LB first and undrains it afterwards.
+    async fn restart_node(&self, state: &mut ClusterState, id: &str, drain: bool) -> Result<()> {
+        let admin = addr(state.lb.admin_port);
+        let lb = state.lb.process.filter(|p| p.is_alive());
+        if drain && lb.is_some() {
+            self.api.lb_drain(&admin, id, true).await?;
+        }
+        let i = state
+            .nodes
+            .iter()
+            .position(|n| n.id == id)
+            .expect("checked by caller");
+        if let Some(record) = state.nodes[i].process {
+            let grace = self.grace;
+            let left =
+                tokio::task::spawn_blocking(move || process::terminate_all(&[record], grace))
+                    .await
+                    .map_err(|j| LabError::InvalidArgument(j.to_string()))??;
+            if !left.is_empty() {
+                return Err(LabError::Survivors(format!("{id} (pid {})", record.pid)));
+            }
+            state.nodes[i].process = None;
+            self.rf.save(state)?;
+        }
+        progress(format!("starting {id}"));
+        let (s, record) = self.spawn_node(state, i)?;
+        state.nodes[i].process = Some(record);
+        self.rf.save(state)?;
+        let mut starting = vec![s];
+        if let Some(lb) = lb {
+            starting.push(self.lb_waiting(state, lb, vec![id.to_string()]));
+        }
+        health::wait_healthy(&self.api, &mut starting, self.health_timeout).await?;
+        if drain && lb.is_some() {
+            self.api.lb_drain(&admin, id, false).await?;
+        }
+        faults::reapply(&self.api, &self.rf, state, id).await
+    }
+
+    /// `sessionlab drain NODE` / `undrain NODE`.
+    pub async fn drain(&self, id: &str, drain: bool) -> Result<()> {
+        let state = self.rf.load_required()?;
+        state.node(id)?;
+        self.api
+            .lb_drain(&addr(state.lb.admin_port), id, drain)
+            .await
+    }
+
+    /// `sessionlab scale --nodes N`.
+    pub async fn scale(&self, target: usize) -> Result<ClusterState> {
+        if !(1..=MAX_NODES).contains(&target) {
+            return Err(LabError::InvalidArgument(format!(
+                "--nodes must be between 1 and {MAX_NODES}, not {target}"
+            )));
+        }
+        let _lock = self.rf.lock(LOCK_WAIT)?;
+        let mut state = self.rf.load_required()?;
+        let current = state.nodes.len();
+        let preset = state.mode.preset();
+        let admin = addr(state.lb.admin_port);
+        if target > current {
+            let in_use = state
+                .nodes
+                .iter()
+                .flat_map(|n| [n.app_port, n.cluster_port])
+                .chain([state.lb.port, state.lb.admin_port]);
+            let mut alloc = PortAllocator::new(in_use);
+            for i in current + 1..=target {
+                let node = new_node(&mut alloc, &state.ports, i)?;
+                state.nodes.push(node);
+            }
+            state.refresh_args();
+            // Existing nodes learn the new peers first, so the new nodes
+            // join a cluster that already expects them.
+            if preset.replication {
+                for id in state.node_ids().into_iter().take(current) {
+                    if state.node(&id)?.process.is_some() {
+                        progress(format!("rolling restart: {id} learns the new peers"));
+                        self.restart_node(&mut state, &id, true).await?;
+                    }
+                }
+            }
+            let mut starting = Vec::new();
+            for i in current..target {
+                progress(format!("starting {}", state.nodes[i].id));
+                let (s, record) = self.spawn_node(&state, i)?;
+                state.nodes[i].process = Some(record);
+                self.rf.save(&state)?;
+                starting.push(s);
+            }
+            health::wait_healthy(&self.api, &mut starting, self.health_timeout).await?;
+            let new_ids: Vec<String> = state.nodes[current..]
+                .iter()
+                .map(|n| n.id.clone())
+                .collect();
+            for n in &state.nodes[current..] {
+                self.api
+                    .lb_add_backend(&admin, &n.id, &addr(n.app_port))
+                    .await?;
+            }
+            let lb = running_lb(&state)?;
+            let mut waiting = vec![self.lb_waiting(&state, lb, new_ids)];
+            health::wait_healthy(&self.api, &mut waiting, self.health_timeout).await?;
+        } else if target < current {
+            let removed: Vec<NodeState> = state.nodes.drain(target..).collect();
+            for n in &removed {
+                progress(format!("removing {} from the LB and stopping it", n.id));
+                self.api.lb_drain(&admin, &n.id, true).await?;
+                self.api.lb_remove_backend(&admin, &n.id).await?;
+            }
+            let records: Vec<ProcRecord> = removed.iter().filter_map(|n| n.process).collect();
+            let grace = self.grace;
+            let left = tokio::task::spawn_blocking(move || process::terminate_all(&records, grace))
+                .await
+                .map_err(|j| LabError::InvalidArgument(j.to_string()))??;
+            if !left.is_empty() {
+                return Err(LabError::Survivors(format!("{left:?}")));
+            }
+            state
+                .cuts
+                .retain(|(a, b)| removed.iter().all(|n| &n.id != a && &n.id != b));
+            state.refresh_args();
+            self.rf.save(&state)?;
+            if preset.replication {
+                for id in state.node_ids() {
+                    if state.node(&id)?.process.is_some() {
+                        progress(format!("rolling restart: {id} forgets the removed peers"));
+                        self.restart_node(&mut state, &id, true).await?;
+                    }
+                }
+            }
+        }
+        self.rf.save(&state)?;
+        Ok(state)
+    }
+}
+
+/// The LB's record if it runs, or an error saying it does not.
+fn running_lb(state: &ClusterState) -> Result<ProcRecord> {
+    state.lb.process.filter(|p| p.is_alive()).ok_or_else(|| {
+        LabError::InvalidArgument(
+            "the LB is not running; bring the cluster down and up again".into(),
+        )
+    })
+}
+
+/// A node that is running, or an error saying it is not.
+fn running(node: &NodeState) -> Result<ProcRecord> {
+    match node.process {
+        Some(p) if p.is_alive() => Ok(p),
+        _ => Err(LabError::InvalidArgument(format!(
+            "{} is not running; start it with `sessionlab restart {}`",
+            node.id, node.id
+        ))),
+    }
+}
+
+fn new_node(alloc: &mut PortAllocator, bases: &PortBases, i: usize) -> Result<NodeState> {
+    let id = node_id(i);
+    let offset = (i - 1) as u16;
+    Ok(NodeState {
+        app_port: alloc.port(bases.node, offset, &format!("{id} app"))?,
+        cluster_port: alloc.port(bases.cluster, offset, &format!("{id} cluster"))?,
+        id,
+        process: None,
+        args: Vec::new(),
+    })
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl ClusterState {
+    /// Recomputes every process's command line from the mode and the
+    /// current membership (after `up` or `scale`).
+    pub fn refresh_args(&mut self) {
+        let preset = self.mode.preset();
+        let nodes = self.nodes.clone();
+        for n in &mut self.nodes {
+            n.args = node_args(preset, n, &nodes, &self.node_extra_args);
+        }
+        self.lb.args = lb_args(preset, &self.lb, &self.nodes, &self.lb_extra_args);
+    }
+}

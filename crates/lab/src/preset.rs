@@ -1,0 +1,204 @@
+//! The modes matrix as data: one row per way of keeping a user logged in
+//! across many servers.
+//!
+//! A mode is nothing but a choice of load-balancer strategy plus a set of
+//! node flags; everything else in the lab (starting, killing, partitioning,
+//! scaling) is the same for every mode. Keeping the matrix in one table means
+//! `up`, `status`, the docs and, later, `compare` (which runs the same
+//! workload against every row) all read the same facts, and adding a mode
+//! (e.g. `redis`, `jwt`) is adding a row: its LB strategy, its node flags and
+//! whether it needs a Redis server next to the nodes.
+//!
+//! The node flags are per-mode constants; the per-cluster flags (ids,
+//! addresses, peers, the cluster secret) are added by [`crate::cluster`].
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The name of a mode, as typed after `--mode`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    PartialOrd,
+    Ord,
+)]
+#[serde(rename_all = "kebab-case")]
+#[clap(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Round-robin, each node keeps its own sessions: logins get lost.
+    Local,
+    /// Sticky cookie, each node keeps its own sessions: works until a node dies.
+    Sticky,
+    /// Round-robin, sessions replicated all-to-all.
+    Replicated,
+    /// Sticky cookie plus all-to-all replication: the classic session cluster.
+    StickyReplicated,
+}
+
+impl Mode {
+    /// Every mode, in the order of the matrix.
+    pub const ALL: [Mode; 4] = [
+        Mode::Local,
+        Mode::Sticky,
+        Mode::Replicated,
+        Mode::StickyReplicated,
+    ];
+
+    /// The mode's name as typed on the command line.
+    pub fn name(self) -> &'static str {
+        self.preset().name
+    }
+
+    /// The preset (row of the matrix) for this mode.
+    pub fn preset(self) -> &'static Preset {
+        PRESETS
+            .iter()
+            .find(|p| p.mode == self)
+            .expect("every Mode has a row in PRESETS (checked by a test)")
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One row of the modes matrix.
+#[derive(Debug)]
+pub struct Preset {
+    pub mode: Mode,
+    /// The name typed after `--mode`.
+    pub name: &'static str,
+    /// `sessionlab-lb --strategy` value.
+    pub lb_strategy: &'static str,
+    /// Flags every node of this mode gets, beyond id, addresses and peers.
+    /// Node defaults (memory store, session auth, cookie tracking) are not
+    /// repeated, so a mode needs only the node features it really uses.
+    pub node_flags: &'static [&'static str],
+    /// Whether nodes replicate to each other: they then get `--peer` for
+    /// every other node and the cluster secret, and `partition`/`heal` apply.
+    pub replication: bool,
+    /// Whether the mode needs a Redis server beside the nodes. No mode of the
+    /// current matrix does; the `redis` row will.
+    pub needs_redis: bool,
+    /// Where the sessions live, for `status` and `up`'s banner.
+    pub sessions_live: &'static str,
+    /// What the mode teaches, one line.
+    pub teaches: &'static str,
+}
+
+/// The modes matrix (DESIGN.md, "Modes").
+pub static PRESETS: [Preset; 4] = [
+    Preset {
+        mode: Mode::Local,
+        name: "local",
+        lb_strategy: "round-robin",
+        node_flags: &[],
+        replication: false,
+        needs_redis: false,
+        sessions_live: "each node's memory, no replication",
+        teaches: "why sessions break behind a plain LB: the next request lands on a node that never saw your login",
+    },
+    Preset {
+        mode: Mode::Sticky,
+        name: "sticky",
+        lb_strategy: "sticky-cookie",
+        node_flags: &[],
+        replication: false,
+        needs_redis: false,
+        sessions_live: "each node's memory",
+        teaches: "works until a node dies; then its users are logged out",
+    },
+    Preset {
+        mode: Mode::Replicated,
+        name: "replicated",
+        lb_strategy: "round-robin",
+        node_flags: &["--replication", "all-to-all"],
+        replication: true,
+        needs_redis: false,
+        sessions_live: "memory, copied to every node",
+        teaches: "survives node loss; stale reads and lost updates under replication lag",
+    },
+    Preset {
+        mode: Mode::StickyReplicated,
+        name: "sticky-replicated",
+        lb_strategy: "sticky-cookie",
+        node_flags: &["--replication", "all-to-all"],
+        replication: true,
+        needs_redis: false,
+        sessions_live: "memory, copied to every node",
+        teaches: "the classic session cluster (Tomcat DeltaManager + mod_jk): sticky for speed, copies for failover",
+    },
+];
+
+impl Preset {
+    /// The long flags (`--x`) this mode passes to nodes, including the ones
+    /// every replicated mode adds; used to check that the node binary has them.
+    pub fn required_node_flags(&self) -> Vec<&'static str> {
+        let mut flags: Vec<&'static str> = self
+            .node_flags
+            .iter()
+            .copied()
+            .filter(|f| f.starts_with("--"))
+            .collect();
+        if self.replication {
+            flags.extend(["--peer", "--cluster-secret"]);
+        }
+        flags
+    }
+}
+
+/// The names of all modes, comma separated, for error messages.
+pub fn mode_names() -> String {
+    PRESETS
+        .iter()
+        .map(|p| p.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    #[test]
+    fn every_mode_has_exactly_one_row_with_its_cli_name() {
+        for mode in Mode::ALL {
+            let rows: Vec<_> = PRESETS.iter().filter(|p| p.mode == mode).collect();
+            assert_eq!(rows.len(), 1, "{mode:?}");
+            let cli_name = mode.to_possible_value().unwrap().get_name().to_string();
+            assert_eq!(rows[0].name, cli_name);
+            assert_eq!(serde_json::to_value(mode).unwrap(), cli_name.as_str());
+        }
+    }
+
+    #[test]
+    fn matrix_matches_the_design() {
+        let strat = |m: Mode| m.preset().lb_strategy;
+        assert_eq!(strat(Mode::Local), "round-robin");
+        assert_eq!(strat(Mode::Sticky), "sticky-cookie");
+        assert_eq!(strat(Mode::Replicated), "round-robin");
+        assert_eq!(strat(Mode::StickyReplicated), "sticky-cookie");
+        assert!(!Mode::Local.preset().replication);
+        assert!(!Mode::Sticky.preset().replication);
+        assert!(Mode::Replicated.preset().replication);
+        assert!(Mode::StickyReplicated.preset().replication);
+    }
+
+    #[test]
+    fn replicated_modes_require_peer_and_secret_flags() {
+        let flags = Mode::StickyReplicated.preset().required_node_flags();
+        assert_eq!(flags, vec!["--replication", "--peer", "--cluster-secret"]);
+        assert!(Mode::Local.preset().required_node_flags().is_empty());
+    }
+}

@@ -1,0 +1,244 @@
+//! `sessionlab status`: one table of what runs and how it is doing.
+//!
+//! Each row joins three views of a process: whether its pid still runs
+//! (the run folder), what the process says about itself (node
+//! `/admin/v1/status`: sessions held, peers up), and what the LB thinks of
+//! it (`/admin/v1/backends`: up/down, draining). They disagree on purpose in
+//! the interesting moments: right after `kill node-2` the pid is gone but
+//! the LB still says `up` until its next health check, and during a
+//! partition every node is `up` in the LB while its peers count drops.
+//!
+//! `--json` prints the same rows for scripts and tests.
+
+use std::fmt::Write as _;
+
+use futures::future::join_all;
+use serde::Serialize;
+
+use crate::api::{Api, Backends, NodeStatus};
+use crate::error::Result;
+use crate::faults::drop_set;
+use crate::runfolder::{ClusterState, RunFolder};
+
+/// One row of the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub process: String,
+    pub pid: Option<u32>,
+    /// `running` or `stopped`.
+    pub state: String,
+    pub port: u16,
+    /// Cluster port (nodes) or admin port (LB).
+    pub admin_port: u16,
+    /// `ok`, `starting` or `-` (not answering).
+    pub health: String,
+    /// The LB's view of this node: `up`, `down`, `draining`, `absent`.
+    pub lb: Option<String>,
+    pub sessions: Option<u64>,
+    pub peers_up: Option<usize>,
+    pub peers: Option<usize>,
+    /// Peers this node is cut off from by `partition`.
+    pub cut_from: Vec<String>,
+}
+
+/// The whole status.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub mode: String,
+    pub strategy: String,
+    pub app_url: String,
+    pub admin_url: String,
+    pub rows: Vec<Row>,
+}
+
+async fn node_row(api: &Api, state: &ClusterState, i: usize, lb: Option<&Backends>) -> Row {
+    let node = &state.nodes[i];
+    let alive = node.process.is_some_and(|p| p.is_alive());
+    let cluster = format!("127.0.0.1:{}", node.cluster_port);
+    let app = format!("127.0.0.1:{}", node.app_port);
+    let (health, status): (String, Option<NodeStatus>) = if alive {
+        let (app_ok, cluster_ok, status) = futures::join!(
+            api.healthy(&app),
+            api.healthy(&cluster),
+            api.node_status(&cluster)
+        );
+        let health = match (app_ok, cluster_ok) {
+            (true, true) => "ok",
+            (true, false) => "starting",
+            _ => "-",
+        };
+        (health.to_string(), status.ok())
+    } else {
+        ("-".to_string(), None)
+    };
+    let lb_view = lb.map(
+        |view| match view.backends.iter().find(|b| b.id == node.id) {
+            None => "absent".to_string(),
+            Some(b) if b.draining => format!("{} draining", b.state),
+            Some(b) => b.state.clone(),
+        },
+    );
+    Row {
+        process: node.id.clone(),
+        pid: node.process.filter(|_| alive).map(|p| p.pid),
+        state: if alive { "running" } else { "stopped" }.into(),
+        port: node.app_port,
+        admin_port: node.cluster_port,
+        health,
+        lb: lb_view,
+        sessions: status.as_ref().map(|s| s.sessions),
+        peers_up: status
+            .as_ref()
+            .filter(|_| state.mode.preset().replication)
+            .map(|s| s.peers.iter().filter(|p| p.up).count()),
+        peers: status
+            .as_ref()
+            .filter(|_| state.mode.preset().replication)
+            .map(|s| s.peers.len()),
+        cut_from: drop_set(&state.cuts, &node.id),
+    }
+}
+
+/// Gathers the status of every process (in parallel).
+pub async fn gather(api: &Api, rf: &RunFolder) -> Result<Status> {
+    let state = rf.load_required()?;
+    let lb_alive = state.lb.process.is_some_and(|p| p.is_alive());
+    let admin = format!("127.0.0.1:{}", state.lb.admin_port);
+    let (lb_health, backends) = if lb_alive {
+        let (h, b) = futures::join!(api.healthy(&admin), api.lb_backends(&admin));
+        (h, b.ok())
+    } else {
+        (false, None)
+    };
+    let mut rows = vec![Row {
+        process: "lb".into(),
+        pid: state.lb.process.filter(|_| lb_alive).map(|p| p.pid),
+        state: if lb_alive { "running" } else { "stopped" }.into(),
+        port: state.lb.port,
+        admin_port: state.lb.admin_port,
+        health: if lb_health { "ok" } else { "-" }.into(),
+        lb: None,
+        sessions: None,
+        peers_up: None,
+        peers: None,
+        cut_from: Vec::new(),
+    }];
+    let nodes =
+        join_all((0..state.nodes.len()).map(|i| node_row(api, &state, i, backends.as_ref()))).await;
+    rows.extend(nodes);
+    Ok(Status {
+        mode: state.mode.to_string(),
+        strategy: state.mode.preset().lb_strategy.to_string(),
+        app_url: format!("http://127.0.0.1:{}/", state.lb.port),
+        admin_url: format!("http://{admin}/"),
+        rows,
+    })
+}
+
+/// The status as a text table.
+pub fn render(status: &Status) -> String {
+    let dash = || "-".to_string();
+    let header = [
+        "PROCESS", "PID", "STATE", "PORT", "ADMIN", "HEALTH", "IN LB", "SESSIONS", "PEERS UP",
+        "CUT FROM",
+    ];
+    let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for r in &status.rows {
+        table.push(vec![
+            r.process.clone(),
+            r.pid.map_or_else(dash, |p| p.to_string()),
+            r.state.clone(),
+            r.port.to_string(),
+            r.admin_port.to_string(),
+            r.health.clone(),
+            r.lb.clone().unwrap_or_else(dash),
+            r.sessions.map_or_else(dash, |s| s.to_string()),
+            match (r.peers_up, r.peers) {
+                (Some(up), Some(all)) => format!("{up}/{all}"),
+                _ => dash(),
+            },
+            if r.cut_from.is_empty() {
+                dash()
+            } else {
+                r.cut_from.join(",")
+            },
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| table.iter().map(|row| row[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = format!(
+        "mode {} (LB {}), app {}, admin {}\n",
+        status.mode, status.strategy, status.app_url, status.admin_url
+    );
+    for row in &table {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_aligns_columns_and_shows_missing_values_as_dashes() {
+        let status = Status {
+            mode: "sticky-replicated".into(),
+            strategy: "sticky-cookie".into(),
+            app_url: "http://127.0.0.1:8080/".into(),
+            admin_url: "http://127.0.0.1:8079/".into(),
+            rows: vec![
+                Row {
+                    process: "lb".into(),
+                    pid: Some(10),
+                    state: "running".into(),
+                    port: 8080,
+                    admin_port: 8079,
+                    health: "ok".into(),
+                    lb: None,
+                    sessions: None,
+                    peers_up: None,
+                    peers: None,
+                    cut_from: vec![],
+                },
+                Row {
+                    process: "node-1".into(),
+                    pid: None,
+                    state: "stopped".into(),
+                    port: 8081,
+                    admin_port: 9081,
+                    health: "-".into(),
+                    lb: Some("down".into()),
+                    sessions: Some(3),
+                    peers_up: Some(1),
+                    peers: Some(2),
+                    cut_from: vec!["node-2".into(), "node-3".into()],
+                },
+            ],
+        };
+        let text = render(&status);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "mode sticky-replicated (LB sticky-cookie), app http://127.0.0.1:8080/, admin http://127.0.0.1:8079/"
+        );
+        assert_eq!(
+            lines[1],
+            "PROCESS  PID  STATE    PORT  ADMIN  HEALTH  IN LB  SESSIONS  PEERS UP  CUT FROM"
+        );
+        assert_eq!(
+            lines[2],
+            "lb       10   running  8080  8079   ok      -      -         -         -"
+        );
+        assert_eq!(
+            lines[3],
+            "node-1   -    stopped  8081  9081   -       down   3         1/2       node-2,node-3"
+        );
+    }
+}
