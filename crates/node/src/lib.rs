@@ -1,1 +1,47 @@
-//! (being written)
+//! # sessionlab-node: one web server of the lab
+//!
+//! An actix-web server with a demo app (login, a counter, a small cart, a
+//! page that says which node answered) and a session layer of its own, so
+//! every step of "how does this server remember me?" is code you can read
+//! here rather than inside a framework.
+//!
+//! A tour, in the order a request meets the code:
+//!
+//! - [`config`]: every flag (also from `SESSIONLAB_*` env vars).
+//! - [`server`]: binds nothing itself; takes bound listeners and a shutdown
+//!   future, runs the app server and the cluster server.
+//! - [`session_mw`]: the middleware around every app request (span, `;sid=`
+//!   stripping, writing back the session and its cookie).
+//! - [`websession`]: the session as handlers see it: load on demand, create
+//!   on first write, rotate at login, delete at logout.
+//! - [`cookie`] and [`tracking`]: how the id travels (cookie attributes; URL
+//!   rewriting).
+//! - [`app`] and [`page`]: the demo app's routes and its HTML page.
+//! - [`users`]: argon2 password checks.
+//! - [`wiring`]: which [`SessionStore`](sessionlab_session::SessionStore)
+//!   holds the sessions, decided in one place.
+//! - [`admin`] and [`metrics`]: the cluster listener's health, metrics and
+//!   admin views.
+//! - [`error`]: every failure as an HTTP status and a JSON body.
+//!
+//! `main.rs` only parses flags and calls [`server::run`].
+
+pub mod admin;
+pub mod app;
+pub mod config;
+pub mod cookie;
+pub mod error;
+pub mod metrics;
+pub mod page;
+pub mod server;
+pub mod session_mw;
+pub mod state;
+pub mod tracking;
+pub mod users;
+pub mod websession;
+pub mod wiring;
+
+pub use config::{Cli, Command, Config, Tracking};
+pub use error::{NodeError, StartError};
+pub use server::{Listeners, run, shutdown_signal};
+pub use wiring::{ClusterRoutes, PeerStatus, Readiness, StatusProvider, StoreWiring, wire};

@@ -1,0 +1,98 @@
+//! The cluster listener: health, metrics and admin views, on a port of their own.
+//!
+//! Operators, the lab runner and (with replication) the other nodes talk to
+//! a node on `--cluster-listen`, never on the app port the load balancer
+//! exposes. Keeping the two apart is a security boundary: the admin views
+//! list every session (shortened ids, sizes, versions, times) and must not be
+//! reachable by the users whose sessions they list.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /healthz` | 200 `{"status":"ok"}`, 503 `{"status":"starting"}` until ready |
+//! | `GET /metrics` | Prometheus text ([`crate::metrics`]) |
+//! | `GET /admin/v1/status` | node id, store, modes, readiness, counts, uptime, peers |
+//! | `GET /admin/v1/sessions?limit=N` | up to N (default 100, at most 10000) sessions' metadata |
+//!
+//! Features that need more routes here (the replication protocol) pass them
+//! in as [`ClusterRoutes`] through the store wiring.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use sessionlab_session::SessionMeta;
+
+use crate::error::NodeError;
+use crate::state::NodeState;
+use crate::wiring::{ClusterRoutes, PeerStatus};
+
+/// Most sessions one `/admin/v1/sessions` answer lists.
+pub const MAX_LIST: usize = 10_000;
+
+/// Register the cluster listener's routes, then the caller's extra ones.
+pub fn configure(cfg: &mut web::ServiceConfig, extra: Option<&ClusterRoutes>) {
+    cfg.route("/healthz", web::get().to(crate::app::healthz))
+        .route("/metrics", web::get().to(metrics))
+        .route("/admin/v1/status", web::get().to(status))
+        .route("/admin/v1/sessions", web::get().to(sessions));
+    if let Some(extra) = extra {
+        extra(cfg);
+    }
+}
+
+async fn metrics(node: web::Data<NodeState>) -> HttpResponse {
+    let text = node.metrics.render(node.store.as_ref()).await;
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text)
+}
+
+/// `GET /admin/v1/status`.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Status {
+    pub node_id: String,
+    pub store: String,
+    pub auth: String,
+    pub tracking: String,
+    pub ready: bool,
+    pub sessions: u64,
+    pub session_bytes: u64,
+    pub uptime_ms: u64,
+    pub peers: Vec<PeerStatus>,
+}
+
+async fn status(node: web::Data<NodeState>) -> Result<HttpResponse, NodeError> {
+    let stats = node.store.stats().await?;
+    Ok(HttpResponse::Ok().json(Status {
+        node_id: node.id.clone(),
+        store: node.store.kind().to_owned(),
+        auth: "session".to_owned(),
+        tracking: node.policy.tracking.as_str().to_owned(),
+        ready: node.readiness.is_ready(),
+        sessions: stats.sessions,
+        session_bytes: stats.bytes,
+        uptime_ms: node.started.elapsed().as_millis() as u64,
+        peers: node.status.as_ref().map(|s| s.peers()).unwrap_or_default(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct SessionList {
+    node_id: String,
+    sessions: Vec<SessionMeta>,
+}
+
+async fn sessions(
+    node: web::Data<NodeState>,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, NodeError> {
+    let limit = q.limit.unwrap_or(100).min(MAX_LIST);
+    let sessions = node.store.list(limit).await?;
+    Ok(HttpResponse::Ok().json(SessionList {
+        node_id: node.id.clone(),
+        sessions,
+    }))
+}

@@ -1,0 +1,386 @@
+//! The demo app: the routes of the app listener.
+//!
+//! | route | what it does |
+//! |---|---|
+//! | `GET /` | the demo page ([`crate::page`]) |
+//! | `POST /login` | form `username`, `password`, `remember=on`; rotates the id |
+//! | `POST /logout` | deletes the session, expires the cookie |
+//! | `POST /counter/increment`, `/cart/add`, `/cart/remove` | the page's forms (redirect to `/`) |
+//! | `GET /api/session` | the session as JSON (`"session": null` if none) |
+//! | `POST /api/counter/increment` | `{"counter": n}`, the new value |
+//! | `PUT /api/cart/{item}?qty=N` | set an item's quantity (default 1) |
+//! | `DELETE /api/cart/{item}` | remove an item |
+//! | `GET /healthz` | 200 `{"status":"ok"}`, or 503 `{"status":"starting"}` |
+//!
+//! `POST /login` and `POST /logout` answer with a redirect to `/` (what a
+//! browser wants) or, when the request says `Accept: application/json`, with
+//! JSON (what scripts want). A wrong password is 401 either way.
+//!
+//! The handlers only describe changes to the session
+//! ([`WebSession`](crate::websession::WebSession)); storing them, and turning
+//! a refused write into an error response, happens after the handler returns.
+//! Session contents and admin views are never served here, only on the
+//! cluster listener ([`crate::admin`]).
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use sessionlab_session::{Session, clock};
+
+use crate::error::NodeError;
+use crate::page::{self, PageView};
+use crate::state::NodeState;
+use crate::users::DEMO_PASSWORD;
+use crate::websession::{REMEMBER_KEY, WebSession};
+
+/// Route names, used as the `route` label of the request metrics.
+pub const ROUTES: &[&str] = &[
+    "index",
+    "login",
+    "logout",
+    "counter_form",
+    "cart_add",
+    "cart_remove",
+    "api_session",
+    "api_counter",
+    "api_cart_item",
+    "healthz",
+];
+
+/// Register the app's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/").name("index").get(index))
+        .service(web::resource("/login").name("login").post(login))
+        .service(web::resource("/logout").name("logout").post(logout))
+        .service(
+            web::resource("/counter/increment")
+                .name("counter_form")
+                .post(counter_form),
+        )
+        .service(web::resource("/cart/add").name("cart_add").post(cart_add))
+        .service(
+            web::resource("/cart/remove")
+                .name("cart_remove")
+                .post(cart_remove),
+        )
+        .service(
+            web::resource("/api/session")
+                .name("api_session")
+                .get(api_session),
+        )
+        .service(
+            web::resource("/api/counter/increment")
+                .name("api_counter")
+                .post(api_counter),
+        )
+        .service(
+            web::resource("/api/cart/{item}")
+                .name("api_cart_item")
+                .put(api_cart_put)
+                .delete(api_cart_delete),
+        )
+        .service(web::resource("/healthz").name("healthz").get(healthz));
+}
+
+/// `/healthz` (also on the cluster listener).
+pub async fn healthz(node: web::Data<NodeState>) -> HttpResponse {
+    if node.readiness.is_ready() {
+        HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "starting"}))
+    }
+}
+
+fn wants_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json"))
+}
+
+/// `303 See Other` to `/` (with `;sid=` in url mode).
+fn back_home(ws: &WebSession) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, ws.links().to("/")))
+        .finish()
+}
+
+// --- session data: a counter and a cart -------------------------------------
+
+fn counter(data: &Map<String, Value>) -> u64 {
+    data.get("counter").and_then(Value::as_u64).unwrap_or(0)
+}
+
+fn increment(data: &mut Map<String, Value>) -> u64 {
+    let n = counter(data).saturating_add(1);
+    data.insert("counter".into(), n.into());
+    n
+}
+
+fn cart_mut(data: &mut Map<String, Value>) -> &mut Map<String, Value> {
+    let cart = data
+        .entry("cart")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !cart.is_object() {
+        *cart = Value::Object(Map::new());
+    }
+    cart.as_object_mut().expect("made an object above")
+}
+
+fn cart_items(data: &Map<String, Value>) -> Vec<(String, u64)> {
+    data.get("cart")
+        .and_then(Value::as_object)
+        .map(|c| {
+            c.iter()
+                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn item_name(raw: &str) -> Result<String, NodeError> {
+    let item = raw.trim();
+    if item.is_empty() {
+        return Err(NodeError::BadRequest("item name is empty".into()));
+    }
+    Ok(item.to_owned())
+}
+
+// --- the page and its forms -------------------------------------------------
+
+fn render_page(
+    node: &NodeState,
+    ws: &WebSession,
+    message: Option<&str>,
+    status: actix_web::http::StatusCode,
+) -> HttpResponse {
+    let session = ws.get();
+    let data = session.as_ref().map(|s| s.data()).unwrap_or_default();
+    let links = ws.links();
+    let now = clock::now_ms();
+    let html = page::render(&PageView {
+        node_id: &node.id,
+        user: session.as_ref().and_then(|s| s.user.as_deref()),
+        id_prefix: session.as_ref().map(|s| s.id.short()),
+        tracking: node.policy.tracking.as_str(),
+        cookie_name: &node.policy.cookie.name,
+        persistent: data.get(REMEMBER_KEY).and_then(Value::as_bool) == Some(true),
+        counter: counter(&data),
+        cart: cart_items(&data),
+        data_json: session.as_ref().map(|s| s.data.get()),
+        expires_in_secs: session
+            .as_ref()
+            .map(|s| s.expires_at_ms().saturating_sub(now) / 1000),
+        users: node.users.names().collect(),
+        demo_password: node.users.is_demo().then_some(DEMO_PASSWORD),
+        message,
+        links: &links,
+    });
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(html)
+}
+
+async fn index(node: web::Data<NodeState>, ws: WebSession) -> HttpResponse {
+    render_page(&node, &ws, None, actix_web::http::StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+    #[serde(default)]
+    remember: Option<String>,
+}
+
+async fn login(
+    req: HttpRequest,
+    node: web::Data<NodeState>,
+    ws: WebSession,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, NodeError> {
+    let form = form.into_inner();
+    let remember = form
+        .remember
+        .as_deref()
+        .is_some_and(|v| matches!(v, "on" | "true" | "1" | "yes"));
+    let user = form.username.trim();
+    let ok = node.users.verify(user, &form.password).await;
+    node.metrics.login(ok);
+    if !ok {
+        tracing::info!(node = %node.id, "login failed");
+        if wants_json(&req) {
+            return Err(NodeError::BadCredentials);
+        }
+        return Ok(render_page(
+            &node,
+            &ws,
+            Some("Wrong user name or password."),
+            actix_web::http::StatusCode::UNAUTHORIZED,
+        ));
+    }
+    ws.login(user, remember);
+    if let Some(s) = ws.get() {
+        tracing::info!(node = %node.id, user, sid = s.id.short(), remember, "login");
+    }
+    if wants_json(&req) {
+        return Ok(HttpResponse::Ok().json(serde_json::json!({
+            "node_id": node.id,
+            "user": user,
+            "remember": remember,
+        })));
+    }
+    Ok(back_home(&ws))
+}
+
+async fn logout(req: HttpRequest, node: web::Data<NodeState>, ws: WebSession) -> HttpResponse {
+    let was = ws.user();
+    ws.logout();
+    tracing::info!(node = %node.id, user = was.as_deref().unwrap_or("-"), "logout");
+    if wants_json(&req) {
+        return HttpResponse::Ok().json(serde_json::json!({
+            "node_id": node.id,
+            "logged_out": true,
+        }));
+    }
+    back_home(&ws)
+}
+
+async fn counter_form(ws: WebSession) -> HttpResponse {
+    ws.update(increment);
+    back_home(&ws)
+}
+
+#[derive(Deserialize)]
+struct ItemForm {
+    item: String,
+}
+
+async fn cart_add(ws: WebSession, form: web::Form<ItemForm>) -> Result<HttpResponse, NodeError> {
+    let item = item_name(&form.item)?;
+    ws.update(|d| {
+        let cart = cart_mut(d);
+        let qty = cart.get(&item).and_then(Value::as_u64).unwrap_or(0);
+        cart.insert(item, (qty.saturating_add(1)).into());
+    });
+    Ok(back_home(&ws))
+}
+
+async fn cart_remove(ws: WebSession, form: web::Form<ItemForm>) -> HttpResponse {
+    if ws.get().is_some() {
+        ws.update(|d| cart_mut(d).remove(form.item.trim()));
+    }
+    back_home(&ws)
+}
+
+// --- the JSON API -----------------------------------------------------------
+
+/// The session as `GET /api/session` shows it. The data is written out as
+/// the stored JSON text, without parsing it.
+#[derive(Serialize)]
+struct SessionView<'a> {
+    id_prefix: &'a str,
+    user: Option<&'a str>,
+    data: &'a RawValue,
+    created_ms: u64,
+    last_access_ms: u64,
+    expires_at_ms: u64,
+    version: String,
+}
+
+#[derive(Serialize)]
+struct SessionReply<'a> {
+    node_id: &'a str,
+    session: Option<SessionView<'a>>,
+}
+
+impl<'a> SessionView<'a> {
+    fn of(s: &'a Session) -> Self {
+        SessionView {
+            id_prefix: s.id.short(),
+            user: s.user.as_deref(),
+            data: &s.data,
+            created_ms: s.created_ms,
+            last_access_ms: s.last_access_ms,
+            expires_at_ms: s.expires_at_ms(),
+            version: s.version.to_string(),
+        }
+    }
+}
+
+async fn api_session(node: web::Data<NodeState>, ws: WebSession) -> HttpResponse {
+    let session = ws.get();
+    let reply = SessionReply {
+        node_id: &node.id,
+        session: session.as_deref().map(SessionView::of),
+    };
+    HttpResponse::Ok().json(reply)
+}
+
+async fn api_counter(node: web::Data<NodeState>, ws: WebSession) -> HttpResponse {
+    let n = ws.update(increment);
+    HttpResponse::Ok().json(serde_json::json!({"node_id": node.id, "counter": n}))
+}
+
+#[derive(Deserialize)]
+struct QtyQuery {
+    qty: Option<u64>,
+}
+
+fn cart_reply(node: &NodeState, ws: &WebSession) -> HttpResponse {
+    let data = ws.data();
+    let cart = data
+        .get("cart")
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Map::new()));
+    HttpResponse::Ok().json(serde_json::json!({"node_id": node.id, "cart": cart}))
+}
+
+async fn api_cart_put(
+    node: web::Data<NodeState>,
+    ws: WebSession,
+    item: web::Path<String>,
+    q: web::Query<QtyQuery>,
+) -> Result<HttpResponse, NodeError> {
+    let item = item_name(&item)?;
+    let qty = q.qty.unwrap_or(1);
+    if !(1..=1_000_000).contains(&qty) {
+        return Err(NodeError::BadRequest("qty must be 1..=1000000".into()));
+    }
+    ws.update(|d| cart_mut(d).insert(item, qty.into()));
+    Ok(cart_reply(&node, &ws))
+}
+
+async fn api_cart_delete(
+    node: web::Data<NodeState>,
+    ws: WebSession,
+    item: web::Path<String>,
+) -> HttpResponse {
+    let has_item = ws
+        .get()
+        .is_some_and(|s| cart_items(&s.data()).iter().any(|(k, _)| *k == *item));
+    if has_item {
+        ws.update(|d| cart_mut(d).remove(item.as_str()));
+    }
+    cart_reply(&node, &ws)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_and_cart_helpers() {
+        let mut d = Map::new();
+        assert_eq!(increment(&mut d), 1);
+        assert_eq!(increment(&mut d), 2);
+        d.insert("cart".into(), Value::from("not an object"));
+        cart_mut(&mut d).insert("apple".into(), 3.into());
+        assert_eq!(cart_items(&d), vec![("apple".to_owned(), 3)]);
+        assert!(item_name("  ").is_err());
+        assert_eq!(item_name(" pear ").unwrap(), "pear");
+    }
+}

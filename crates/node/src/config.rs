@@ -1,0 +1,238 @@
+//! The node's configuration: every flag, in one place.
+//!
+//! Flags are declared once with clap's derive API and each can also come from
+//! an environment variable named `SESSIONLAB_<FLAG>` (so `--idle-timeout` is
+//! also `SESSIONLAB_IDLE_TIMEOUT`), which is what container setups and the
+//! `sessionlab` lab runner use. Values are validated while parsing, so a bad
+//! value stops the program before anything binds, with clap's message naming
+//! the flag and a non-zero exit status.
+//!
+//! Later features add their flags here (replication, Redis, JWT), next to the
+//! ones they change, and read them in [`crate::wiring`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// `sessionlab-node`: one web server of a sessionlab cluster.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "sessionlab-node", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Read a password from standard input and print its argon2 hash, the
+    /// form a `--users` file holds (`name:hash`).
+    HashPassword,
+}
+
+/// How the session id travels between browser and server.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tracking {
+    /// In a cookie (the default; what nearly every site does).
+    Cookie,
+    /// In the URL, as a `;sid=` path parameter (URL rewriting).
+    Url,
+}
+
+impl Tracking {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tracking::Cookie => "cookie",
+            Tracking::Url => "url",
+        }
+    }
+}
+
+/// Everything a node needs to start. `Config::default()` is what the binary
+/// runs with when given no flags (tests start from it and change fields).
+#[derive(Args, Debug, Clone)]
+pub struct Config {
+    /// This node's id: shown in `X-Served-By`, on the demo page, in versions
+    /// and (with --route-suffix) appended to the session id.
+    #[arg(long, env = "SESSIONLAB_ID", default_value = "node-1", value_parser = parse_node_id)]
+    pub id: String,
+
+    /// Address of the app listener (the port the load balancer forwards to).
+    #[arg(long, env = "SESSIONLAB_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+
+    /// Address of the internal listener: /healthz, /metrics, /admin/v1/*,
+    /// and (with replication) the peer protocol.
+    #[arg(
+        long,
+        env = "SESSIONLAB_CLUSTER_LISTEN",
+        default_value = "127.0.0.1:9081"
+    )]
+    pub cluster_listen: SocketAddr,
+
+    /// How the session id travels: in a cookie or in the URL.
+    #[arg(long, env = "SESSIONLAB_TRACKING", value_enum, default_value_t = Tracking::Cookie)]
+    pub tracking: Tracking,
+
+    /// Write the session id as `<id>.<node-id>` (Tomcat jvmRoute style) so
+    /// the load balancer's sticky-route strategy can read the owner.
+    #[arg(long, env = "SESSIONLAB_ROUTE_SUFFIX")]
+    pub route_suffix: bool,
+
+    /// Always mark the session cookie `Secure` (it is also set when the
+    /// request arrived over HTTPS, per `X-Forwarded-Proto: https`).
+    #[arg(long, env = "SESSIONLAB_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+
+    /// A session unused this long expires (e.g. 30m, 90s).
+    #[arg(long, env = "SESSIONLAB_IDLE_TIMEOUT", default_value = "30m", value_parser = parse_timeout)]
+    pub idle_timeout: Duration,
+
+    /// A session expires this long after it was created, however busy.
+    #[arg(long, env = "SESSIONLAB_ABSOLUTE_TIMEOUT", default_value = "8h", value_parser = parse_timeout)]
+    pub absolute_timeout: Duration,
+
+    /// A users file (`name:argon2-hash` lines) replacing the demo users.
+    #[arg(long, env = "SESSIONLAB_USERS")]
+    pub users: Option<PathBuf>,
+
+    /// Name of the session cookie.
+    #[arg(long, env = "SESSIONLAB_COOKIE_NAME", default_value = "SLSESSION", value_parser = parse_cookie_name)]
+    pub cookie_name: String,
+
+    /// Most sessions this node holds; new sessions past it get 503.
+    #[arg(long, env = "SESSIONLAB_MAX_SESSIONS", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_sessions: u64,
+
+    /// Most bytes of data one session may hold; writes past it get 413.
+    #[arg(long, env = "SESSIONLAB_MAX_SESSION_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(64..))]
+    pub max_session_bytes: u64,
+
+    /// Most bytes of a request body; larger bodies get 413.
+    #[arg(long, env = "SESSIONLAB_MAX_BODY_BYTES", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_body_bytes: u64,
+
+    /// Worker threads of the app listener (default: the number of cores).
+    #[arg(long, env = "SESSIONLAB_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
+
+    /// Log filter in tracing's EnvFilter syntax, e.g. `info` or
+    /// `sessionlab_node=debug` (debug shows one span per request).
+    #[arg(long, env = "SESSIONLAB_LOG", default_value = "info,actix_server=warn")]
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // The defaults are the ones clap would fill in for an empty command line.
+        Cli::parse_from(["sessionlab-node"]).config
+    }
+}
+
+impl Config {
+    /// App worker threads: the flag, or the number of cores.
+    pub fn workers(&self) -> usize {
+        match self.workers {
+            Some(n) => n as usize,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+
+    pub fn idle_timeout_ms(&self) -> u64 {
+        self.idle_timeout.as_millis() as u64
+    }
+
+    pub fn absolute_timeout_ms(&self) -> u64 {
+        self.absolute_timeout.as_millis() as u64
+    }
+}
+
+/// Node ids appear in headers, cookie values and URLs: keep them to a small,
+/// safe alphabet.
+fn parse_node_id(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("1 to 64 characters of A-Z, a-z, 0-9, '-' and '_'".into())
+    }
+}
+
+/// Cookie names are RFC 6265 tokens; allow the common safe subset.
+fn parse_cookie_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("1 to 64 characters of A-Z, a-z, 0-9, '-' and '_'".into())
+    }
+}
+
+/// A humantime duration of at least one second.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_secs(1) {
+        return Err("must be at least 1s".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_command_line_contract() {
+        let c = Config::default();
+        assert_eq!(c.id, "node-1");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8081");
+        assert_eq!(c.cluster_listen.to_string(), "127.0.0.1:9081");
+        assert_eq!(c.tracking, Tracking::Cookie);
+        assert_eq!(c.cookie_name, "SLSESSION");
+        assert_eq!(c.idle_timeout, Duration::from_secs(30 * 60));
+        assert_eq!(c.absolute_timeout, Duration::from_secs(8 * 3600));
+        assert!(!c.route_suffix && !c.secure_cookies);
+    }
+
+    #[test]
+    fn parses_flags() {
+        let c = Cli::try_parse_from([
+            "sessionlab-node",
+            "--id",
+            "node-2",
+            "--tracking",
+            "url",
+            "--route-suffix",
+            "--idle-timeout",
+            "90s",
+        ])
+        .unwrap()
+        .config;
+        assert_eq!(c.id, "node-2");
+        assert_eq!(c.tracking, Tracking::Url);
+        assert!(c.route_suffix);
+        assert_eq!(c.idle_timeout, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        for args in [
+            ["--idle-timeout", "soon"],
+            ["--id", "no spaces"],
+            ["--tracking", "ssl"],
+            ["--max-sessions", "0"],
+        ] {
+            let err = Cli::try_parse_from(["sessionlab-node", args[0], args[1]]).unwrap_err();
+            assert!(err.to_string().contains(args[0]), "{err}");
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Errors, and how each becomes an HTTP answer.
+//!
+//! A client that sent something wrong gets a status that says what (400, 401,
+//! 404, 413) and a JSON body `{"error": "<kind>", "detail": "<message>"}`, the
+//! same shape on every route, so scripts and the load tool can tell a full
+//! store (503) from a conflict (409) without parsing prose. Nothing a client
+//! sends may turn into a panic or a 500: the only 500 left is a store failing
+//! in a way it has no name for, and there is none today.
+//!
+//! Store errors map one to one: `TooLarge` -> 413, `Full` -> 503,
+//! `Conflict` -> 409, `Unavailable` -> 503.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use sessionlab_session::StoreError;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("request body is over the limit of {limit} bytes")]
+    BodyTooLarge { limit: u64 },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("wrong user name or password")]
+    BadCredentials,
+    #[error("no route for this path")]
+    NotFound,
+    #[error("the node is not ready yet")]
+    NotReady,
+}
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("users file {path}: {reason}")]
+    Users { path: String, reason: String },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    detail: String,
+}
+
+impl NodeError {
+    /// A short machine-readable name for the `error` field.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NodeError::Store(StoreError::TooLarge { .. }) => "session_too_large",
+            NodeError::Store(StoreError::Full { .. }) => "store_full",
+            NodeError::Store(StoreError::Conflict) => "conflict",
+            NodeError::Store(StoreError::Unavailable(_)) => "store_unavailable",
+            NodeError::BodyTooLarge { .. } => "body_too_large",
+            NodeError::BadRequest(_) => "bad_request",
+            NodeError::BadCredentials => "bad_credentials",
+            NodeError::NotFound => "not_found",
+            NodeError::NotReady => "not_ready",
+        }
+    }
+}
+
+impl ResponseError for NodeError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            NodeError::Store(StoreError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            NodeError::Store(StoreError::Full { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            NodeError::Store(StoreError::Conflict) => StatusCode::CONFLICT,
+            NodeError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            NodeError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            NodeError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            NodeError::BadCredentials => StatusCode::UNAUTHORIZED,
+            NodeError::NotFound => StatusCode::NOT_FOUND,
+            NodeError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).json(ErrorBody {
+            error: self.kind(),
+            detail: self.to_string(),
+        })
+    }
+}
+
+/// The app's fallback for unknown paths: a JSON 404 (which, like every
+/// response, gets `X-Served-By`).
+pub async fn not_found() -> NodeError {
+    NodeError::NotFound
+}
+
+impl actix_web::Responder for NodeError {
+    type Body = actix_web::body::BoxBody;
+    fn respond_to(self, _req: &actix_web::HttpRequest) -> HttpResponse {
+        self.error_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_map_to_statuses() {
+        let cases = [
+            (StoreError::TooLarge { size: 2, limit: 1 }, 413),
+            (StoreError::Full { limit: 1 }, 503),
+            (StoreError::Conflict, 409),
+            (StoreError::Unavailable("down".into()), 503),
+        ];
+        for (e, status) in cases {
+            assert_eq!(NodeError::from(e).status_code().as_u16(), status);
+        }
+        assert_eq!(NodeError::BodyTooLarge { limit: 1 }.status_code(), 413);
+    }
+}

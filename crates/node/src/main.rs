@@ -1,0 +1,60 @@
+//! `sessionlab-node`: parse the flags, set up logging, run the node.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use clap::Parser;
+use sessionlab_node::{Cli, Command, Listeners, run, shutdown_signal, users, wire};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::HashPassword) = cli.command {
+        let mut password = String::new();
+        if let Err(e) = std::io::stdin().read_to_string(&mut password) {
+            eprintln!("sessionlab-node: reading the password from stdin: {e}");
+            return ExitCode::FAILURE;
+        }
+        println!(
+            "{}",
+            users::hash_password(password.trim_end_matches(['\r', '\n']))
+        );
+        return ExitCode::SUCCESS;
+    }
+    let cfg = cli.config;
+    let filter = match tracing_subscriber::EnvFilter::try_new(&cfg.log) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("sessionlab-node: invalid value for '--log': {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sessionlab-node: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let listeners = Listeners::bind(&cfg)?;
+        let wiring = wire(&cfg).await?;
+        run(cfg, listeners, wiring, shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sessionlab-node: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Prometheus metrics: what the node counts, and the middleware that counts
+//! requests.
+//!
+//! Metrics are served as Prometheus text on the cluster listener's
+//! `/metrics`. Every series carries a `node` label with the node id, so a
+//! dashboard over several nodes can tell them apart. Counters and histograms
+//! are updated on the request path (an atomic add each); the store gauges
+//! (sessions held, bytes, expirations) are read from the store when scraped,
+//! so there is one source of truth for them.
+//!
+//! Request series are labelled by *route name* (`api_session`, `cart_item`),
+//! not by path: paths carry cart item names and `;sid=` values, which would
+//! make the number of series unbounded (and put credentials in metrics).
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use actix_web::Error;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use sessionlab_session::SessionStore;
+
+/// Route label for requests that matched no route (404s).
+pub const UNMATCHED: &str = "unmatched";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LoginLabels {
+    result: &'static str,
+}
+
+/// The node's metrics; see the module docs.
+pub struct Metrics {
+    registry: Registry,
+    /// Route names the request series may use (others count as `other`).
+    routes: &'static [&'static str],
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: Family<RouteLabels, Histogram>,
+    logins: Family<LoginLabels, Counter>,
+    pub sessions_created: Counter,
+    pub sessions_destroyed: Counter,
+    sessions: Gauge,
+    session_bytes: Gauge,
+    expired: Counter,
+}
+
+impl Metrics {
+    /// `routes`: the route names of the app (see [`crate::app::ROUTES`]).
+    pub fn new(node_id: &str, routes: &'static [&'static str]) -> Self {
+        let mut registry = Registry::with_prefix_and_labels(
+            "sessionlab",
+            [(Cow::Borrowed("node"), Cow::Owned(node_id.to_owned()))].into_iter(),
+        );
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route and status",
+            http_requests.clone(),
+        );
+        let http_duration = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            // 50 µs .. ~75 s.
+            Histogram::new(exponential_buckets(0.000_05, 2.5, 16))
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from request to response, by route",
+            http_duration.clone(),
+        );
+        let logins = Family::<LoginLabels, Counter>::default();
+        registry.register(
+            "logins",
+            "Login attempts, by result (ok, failed)",
+            logins.clone(),
+        );
+        let sessions_created = Counter::default();
+        registry.register(
+            "sessions_created",
+            "Sessions created by a first write",
+            sessions_created.clone(),
+        );
+        let sessions_destroyed = Counter::default();
+        registry.register(
+            "sessions_destroyed",
+            "Sessions deleted by logout",
+            sessions_destroyed.clone(),
+        );
+        let sessions = Gauge::default();
+        registry.register(
+            "sessions",
+            "Sessions held by this node's store",
+            sessions.clone(),
+        );
+        let session_bytes = Gauge::default();
+        registry.register(
+            "session_bytes",
+            "Approximate bytes of sessions held by this node's store",
+            session_bytes.clone(),
+        );
+        let expired = Counter::default();
+        registry.register(
+            "sessions_expired",
+            "Sessions removed by idle or absolute expiry",
+            expired.clone(),
+        );
+        Metrics {
+            registry,
+            routes,
+            http_requests,
+            http_duration,
+            logins,
+            sessions_created,
+            sessions_destroyed,
+            sessions,
+            session_bytes,
+            expired,
+        }
+    }
+
+    /// Count one answered request.
+    pub fn observe(&self, route_name: Option<&str>, status: u16, seconds: f64) {
+        let route = match route_name {
+            None => UNMATCHED,
+            Some(name) => self
+                .routes
+                .iter()
+                .copied()
+                .find(|r| *r == name)
+                .unwrap_or("other"),
+        };
+        self.http_requests
+            .get_or_create(&HttpLabels { route, status })
+            .inc();
+        self.http_duration
+            .get_or_create(&RouteLabels { route })
+            .observe(seconds);
+    }
+
+    /// Count one login attempt.
+    pub fn login(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.logins.get_or_create(&LoginLabels { result }).inc();
+    }
+
+    /// Read the store gauges and encode everything as Prometheus text.
+    pub async fn render(&self, store: &dyn SessionStore) -> String {
+        if let Ok(stats) = store.stats().await {
+            self.sessions.set(stats.sessions as i64);
+            self.session_bytes.set(stats.bytes as i64);
+            let seen = self.expired.get();
+            self.expired
+                .inc_by(stats.expired_total.saturating_sub(seen));
+        }
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Middleware: time and count every request by route and status.
+pub async fn track<B: MessageBody>(
+    metrics: &Metrics,
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, Error> {
+    let started = Instant::now();
+    let res = next.call(req).await?;
+    metrics.observe(
+        res.request().match_name(),
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sessionlab_session::{MemoryStore, MemoryStoreConfig};
+
+    #[tokio::test]
+    async fn renders_labelled_series() {
+        let m = Metrics::new("node-7", &["api_session"]);
+        m.observe(Some("api_session"), 200, 0.001);
+        m.observe(None, 404, 0.001);
+        m.login(false);
+        let store = MemoryStore::new(MemoryStoreConfig::default());
+        let text = m.render(&store).await;
+        assert!(
+            text.contains(
+                r#"sessionlab_http_requests_total{node="node-7",route="api_session",status="200"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"route="unmatched",status="404""#), "{text}");
+        assert!(text.contains(r#"sessionlab_logins_total{node="node-7",result="failed"} 1"#));
+        assert!(
+            text.contains(r#"sessionlab_sessions{node="node-7"} 0"#),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,244 @@
+//! Starting and stopping a node: two actix-web servers on bound listeners.
+//!
+//! [`run`] takes listeners that are *already bound* and a *shutdown future*.
+//! That shape is what makes the node testable: a test binds port 0, reads
+//! the port the OS picked, runs several nodes in one process, and stops
+//! each by completing its future. The binary binds the configured addresses
+//! ([`Listeners::bind`]) and passes [`shutdown_signal`] (SIGTERM or Ctrl-C).
+//!
+//! Two servers share one [`NodeState`]:
+//!
+//! - the **app** server (`--listen`, `--workers` threads): the demo app
+//!   ([`crate::app`]) inside three layers of middleware, outermost first:
+//!   `X-Served-By` on every answer (errors and 404s too), request metrics,
+//!   and the session middleware;
+//! - the **cluster** server (`--cluster-listen`, one thread): health,
+//!   metrics, admin ([`crate::admin`]) and whatever routes the store wiring
+//!   adds.
+//!
+//! Shutdown is graceful: both servers stop accepting, requests in flight
+//! finish (up to [`DRAIN_TIMEOUT`]), then `run` returns and the process
+//! exits 0.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::middleware::{DefaultHeaders, Next, from_fn};
+use actix_web::{App, HttpServer, ResponseError, web};
+
+use crate::config::Config;
+use crate::error::{NodeError, StartError};
+use crate::metrics::Metrics;
+use crate::state::NodeState;
+use crate::users::Users;
+use crate::websession::SessionPolicy;
+use crate::wiring::StoreWiring;
+use crate::{admin, app, metrics, session_mw};
+
+/// How long in-flight requests may take to finish at shutdown.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The response header naming the node that answered.
+pub const SERVED_BY: &str = "X-Served-By";
+
+/// The node's two bound listeners.
+pub struct Listeners {
+    pub app: TcpListener,
+    pub cluster: TcpListener,
+}
+
+impl Listeners {
+    /// Bind `--listen` and `--cluster-listen`.
+    pub fn bind(cfg: &Config) -> Result<Self, StartError> {
+        let bind = |addr, what: &str| {
+            TcpListener::bind(addr).map_err(|source| StartError::Io {
+                what: format!("cannot bind {what} {addr}"),
+                source,
+            })
+        };
+        Ok(Listeners {
+            app: bind(cfg.listen, "--listen")?,
+            cluster: bind(cfg.cluster_listen, "--cluster-listen")?,
+        })
+    }
+
+    /// Two listeners on free loopback ports (for tests).
+    pub fn ephemeral() -> std::io::Result<Self> {
+        Ok(Listeners {
+            app: TcpListener::bind("127.0.0.1:0")?,
+            cluster: TcpListener::bind("127.0.0.1:0")?,
+        })
+    }
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Build the shared state from the configuration and the store wiring.
+pub fn node_state(cfg: Config, wiring: &StoreWiring) -> Result<NodeState, StartError> {
+    let users = match &cfg.users {
+        Some(path) => Users::from_file(path)?,
+        None => Users::demo(),
+    };
+    Ok(NodeState {
+        id: cfg.id.clone(),
+        store: wiring.store.clone(),
+        readiness: wiring.readiness.clone(),
+        status: wiring.status.clone(),
+        users,
+        metrics: Metrics::new(&cfg.id, app::ROUTES),
+        policy: Arc::new(SessionPolicy::from_config(&cfg)),
+        started: Instant::now(),
+        config: cfg,
+    })
+}
+
+/// Map body-extractor errors to the JSON error shape (413 for too large).
+fn body_error(too_large: bool, detail: String, limit: u64) -> actix_web::Error {
+    let e = if too_large {
+        NodeError::BodyTooLarge { limit }
+    } else {
+        NodeError::BadRequest(detail)
+    };
+    actix_web::error::InternalError::from_response(e.to_string(), e.error_response()).into()
+}
+
+/// Run a node until `shutdown` completes; see the module docs.
+pub async fn run(
+    cfg: Config,
+    listeners: Listeners,
+    wiring: StoreWiring,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let node = web::Data::new(node_state(cfg, &wiring)?);
+    let io_err = |what: &str| {
+        let what = what.to_owned();
+        move |source| StartError::Io { what, source }
+    };
+    let app_addr = listeners.app.local_addr().map_err(io_err("app listener"))?;
+    let cluster_addr = listeners
+        .cluster
+        .local_addr()
+        .map_err(io_err("cluster listener"))?;
+
+    let limit = node.config.max_body_bytes;
+    let app_node = node.clone();
+    let app_server = HttpServer::new(move || {
+        let mw_node = app_node.clone();
+        let metrics_node = app_node.clone();
+        App::new()
+            .app_data(app_node.clone())
+            .app_data(web::PayloadConfig::new(limit as usize))
+            .app_data(
+                web::FormConfig::default()
+                    .limit(limit as usize)
+                    .error_handler(move |e, _| {
+                        let too_large =
+                            matches!(e, actix_web::error::UrlencodedError::Overflow { .. });
+                        body_error(too_large, e.to_string(), limit)
+                    }),
+            )
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(limit as usize)
+                    .error_handler(move |e, _| {
+                        let too_large = matches!(
+                            e,
+                            actix_web::error::JsonPayloadError::Overflow { .. }
+                                | actix_web::error::JsonPayloadError::OverflowKnownLength { .. }
+                        );
+                        body_error(too_large, e.to_string(), limit)
+                    }),
+            )
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(move |e, _| body_error(false, e.to_string(), limit)),
+            )
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(move |e, _| body_error(false, e.to_string(), limit)),
+            )
+            .configure(app::configure)
+            .default_service(web::to(crate::error::not_found))
+            .wrap(from_fn(move |req, next: Next<_>| {
+                let node = mw_node.clone();
+                async move { session_mw::handle(&node, req, next).await }
+            }))
+            .wrap(from_fn(move |req, next: Next<_>| {
+                let node = metrics_node.clone();
+                async move { metrics::track(&node.metrics, req, next).await }
+            }))
+            .wrap(DefaultHeaders::new().add((SERVED_BY, app_node.id.clone())))
+    })
+    .workers(node.config.workers())
+    .disable_signals()
+    .shutdown_timeout(DRAIN_TIMEOUT.as_secs())
+    .listen(listeners.app)
+    .map_err(io_err("app listener"))?
+    .run();
+
+    let cluster_node = node.clone();
+    let extra = wiring.cluster_routes.clone();
+    let cluster_server = HttpServer::new(move || {
+        let extra = extra.clone();
+        App::new()
+            .app_data(cluster_node.clone())
+            .configure(move |c| admin::configure(c, extra.as_ref()))
+            .default_service(web::to(crate::error::not_found))
+            .wrap(DefaultHeaders::new().add((SERVED_BY, cluster_node.id.clone())))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(DRAIN_TIMEOUT.as_secs())
+    .listen(listeners.cluster)
+    .map_err(io_err("cluster listener"))?
+    .run();
+
+    tracing::info!(
+        node = %node.id,
+        app = %app_addr,
+        cluster = %cluster_addr,
+        store = node.store.kind(),
+        tracking = node.policy.tracking.as_str(),
+        "node started: http://{app_addr}/"
+    );
+
+    let app_handle = app_server.handle();
+    let cluster_handle = cluster_server.handle();
+    let stopper = async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining requests in flight");
+        tokio::join!(app_handle.stop(true), cluster_handle.stop(true));
+    };
+    let (a, c, ()) = tokio::join!(app_server, cluster_server, stopper);
+    for task in wiring.background {
+        task.abort();
+    }
+    a.map_err(io_err("app server"))?;
+    c.map_err(io_err("cluster server"))?;
+    tracing::info!(node = %node.id, "node stopped");
+    Ok(())
+}

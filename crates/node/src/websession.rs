@@ -1,0 +1,413 @@
+//! `WebSession`: the session as a request handler sees it.
+//!
+//! A handler that needs the session takes a [`WebSession`] argument. On first
+//! use in a request it finds the id the client presented (the cookie, or the
+//! `;sid=` parameter in url mode), loads that session from the store, and
+//! keeps it for the rest of the request. Handlers then read it and record
+//! what should change:
+//!
+//! - [`WebSession::update`] changes the data, **creating** a session with a
+//!   fresh id if there is none. Only writes create sessions: a page view,
+//!   `/healthz`, or a bot fetching `/favicon.ico` never fills the store.
+//! - [`WebSession::login`] sets the user and **rotates the id**: the data is
+//!   copied to a brand-new id and the old one is deleted. If an attacker had
+//!   planted an id in the victim's browser (session *fixation*), it is worth
+//!   nothing after the victim logs in.
+//! - [`WebSession::logout`] **deletes** the session on the server, so the id
+//!   is dead even if someone copied it, and expires the cookie.
+//!
+//! Nothing is written while the handler runs. After it returns, the session
+//! middleware ([`crate::session_mw`]) calls [`finalize`], which does the one
+//! store operation the request needs: a `put` if the data changed (the
+//! handler's answer is replaced by an error if the store refuses it, e.g.
+//! 413 when the data is over the per-session limit, and the stored copy
+//! stays as it was); a `delete` at logout; otherwise just a `touch`, which
+//! moves the idle-expiry clock and is much cheaper than a `put`. Requests
+//! whose handler never asked for the session cost the store nothing.
+//!
+//! An id that is malformed, oversized, duplicated, expired or simply unknown
+//! reads as "no session"; the server never adopts an id it did not issue.
+
+use std::cell::{Ref, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use serde_json::{Map, Value};
+use sessionlab_session::store::ReplicationAck;
+use sessionlab_session::{Session, SessionId, clock};
+
+use crate::config::{Config, Tracking};
+use crate::cookie::{self, CookiePolicy, Presented, PresentedId};
+use crate::error::NodeError;
+use crate::state::NodeState;
+use crate::tracking::{Links, UrlSid};
+
+/// The data key that records "remember me" (a persistent cookie).
+pub const REMEMBER_KEY: &str = "remember_me";
+
+/// How this node tracks, times out and writes sessions.
+#[derive(Debug, Clone)]
+pub struct SessionPolicy {
+    pub tracking: Tracking,
+    pub cookie: CookiePolicy,
+    pub idle_timeout_ms: u64,
+    pub absolute_timeout_ms: u64,
+    pub node_id: String,
+}
+
+impl SessionPolicy {
+    pub fn from_config(cfg: &Config) -> Self {
+        SessionPolicy {
+            tracking: cfg.tracking,
+            cookie: CookiePolicy {
+                name: cfg.cookie_name.clone(),
+                secure_always: cfg.secure_cookies,
+                route: cfg.route_suffix.then(|| cfg.id.clone()),
+            },
+            idle_timeout_ms: cfg.idle_timeout_ms(),
+            absolute_timeout_ms: cfg.absolute_timeout_ms(),
+            node_id: cfg.id.clone(),
+        }
+    }
+
+    fn fresh(&self, now: u64) -> Session {
+        Session::new(
+            SessionId::generate(),
+            now,
+            self.idle_timeout_ms,
+            self.absolute_timeout_ms,
+        )
+    }
+
+    /// The id the request presented, by the tracking mode's rules, and
+    /// whether it carried anything at all under the session's name (a
+    /// malformed cookie is still expired at logout).
+    fn presented(&self, req: &HttpRequest) -> (Option<PresentedId>, bool) {
+        match self.tracking {
+            Tracking::Cookie => match cookie::find(req.headers(), &self.cookie.name) {
+                Presented::One(v) => (cookie::parse_value(v), true),
+                Presented::Duplicated => (None, true),
+                Presented::Absent => (None, false),
+            },
+            Tracking::Url => {
+                let p = req.extensions().get::<UrlSid>().and_then(|s| s.0.clone());
+                let any = p.is_some();
+                (p, any)
+            }
+        }
+    }
+}
+
+/// A change recorded by the handler, applied by [`finalize`].
+#[derive(Debug)]
+enum Pending {
+    Unchanged,
+    Write {
+        session: Session,
+        /// The id is new to the client (new session or rotation): send it.
+        new_id: bool,
+        /// Rotation: the old id, deleted after the new one is stored.
+        rotated_from: Option<SessionId>,
+    },
+    Delete,
+}
+
+#[derive(Debug)]
+struct State {
+    /// The client presented something under the session's name.
+    presented: bool,
+    /// The presented route suffix named another node (failover): re-send the
+    /// cookie so the balancer's sticky-route follows the session here.
+    reroute: bool,
+    loaded: Option<Session>,
+    pending: Pending,
+}
+
+/// The request's session; see the module docs. Cheap to clone.
+#[derive(Clone)]
+pub struct WebSession {
+    state: Rc<RefCell<State>>,
+    policy: Arc<SessionPolicy>,
+}
+
+/// What [`finalize`] asks the middleware to send.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CookieAction {
+    Keep,
+    Set {
+        id: SessionId,
+        max_age_secs: Option<u64>,
+    },
+    Expire,
+}
+
+/// The outcome of [`finalize`].
+#[derive(Debug)]
+pub struct Finalized {
+    pub cookie: CookieAction,
+    /// Set when the request wrote the session.
+    pub replication: Option<ReplicationAck>,
+}
+
+impl WebSession {
+    async fn load(req: HttpRequest) -> Result<WebSession, NodeError> {
+        if let Some(existing) = req.extensions().get::<WebSession>() {
+            return Ok(existing.clone());
+        }
+        let node = req
+            .app_data::<actix_web::web::Data<NodeState>>()
+            .ok_or(NodeError::NotReady)?
+            .clone();
+        let policy = node.policy.clone();
+        let (presented, presented_any) = policy.presented(&req);
+        let (loaded, reroute) = match &presented {
+            Some(p) => {
+                let loaded = node.store.get(&p.id).await?;
+                let reroute = loaded.is_some()
+                    && policy.cookie.route.is_some()
+                    && p.route.as_deref() != policy.cookie.route.as_deref();
+                (loaded, reroute)
+            }
+            None => (None, false),
+        };
+        if let Some(s) = &loaded {
+            tracing::Span::current().record("sid", s.id.short());
+        }
+        let ws = WebSession {
+            state: Rc::new(RefCell::new(State {
+                presented: presented_any,
+                reroute,
+                loaded,
+                pending: Pending::Unchanged,
+            })),
+            policy,
+        };
+        req.extensions_mut().insert(ws.clone());
+        Ok(ws)
+    }
+
+    /// The session as the handler has made it so far (`None`: no session).
+    pub fn get(&self) -> Option<Ref<'_, Session>> {
+        Ref::filter_map(self.state.borrow(), |st| match &st.pending {
+            Pending::Write { session, .. } => Some(session),
+            Pending::Delete => None,
+            Pending::Unchanged => st.loaded.as_ref(),
+        })
+        .ok()
+    }
+
+    /// The logged-in user, if any.
+    pub fn user(&self) -> Option<String> {
+        self.get().and_then(|s| s.user.clone())
+    }
+
+    /// The session's data (empty when there is no session).
+    pub fn data(&self) -> Map<String, Value> {
+        self.get().map(|s| s.data()).unwrap_or_default()
+    }
+
+    /// The value the client must present: `<id>` or `<id>.<node-id>`.
+    pub fn client_value(&self) -> Option<String> {
+        self.get().map(|s| self.policy.cookie.value(&s.id))
+    }
+
+    /// Links for pages and redirects (carry `;sid=` in url mode).
+    pub fn links(&self) -> Links {
+        Links::new(self.policy.tracking, self.client_value())
+    }
+
+    /// The working copy to change: the pending write, or a copy of the
+    /// loaded session, or a fresh one.
+    fn working_copy(&self, st: &mut State) -> (Session, bool, Option<SessionId>) {
+        match std::mem::replace(&mut st.pending, Pending::Unchanged) {
+            Pending::Write {
+                session,
+                new_id,
+                rotated_from,
+            } => (session, new_id, rotated_from),
+            Pending::Delete => {
+                let old = st.loaded.as_ref().map(|s| s.id.clone());
+                (self.policy.fresh(clock::now_ms()), true, old)
+            }
+            Pending::Unchanged => match &st.loaded {
+                Some(s) => (s.clone(), false, None),
+                None => (self.policy.fresh(clock::now_ms()), true, None),
+            },
+        }
+    }
+
+    /// Change the data with `f`, creating a session if there is none. A
+    /// change that leaves the data as it was is not written.
+    pub fn update<R>(&self, f: impl FnOnce(&mut Map<String, Value>) -> R) -> R {
+        let mut st = self.state.borrow_mut();
+        let (mut session, new_id, rotated_from) = self.working_copy(&mut st);
+        let mut data = session.data();
+        let out = f(&mut data);
+        session.set_data(&data);
+        let unchanged = !new_id
+            && rotated_from.is_none()
+            && st
+                .loaded
+                .as_ref()
+                .is_some_and(|l| l.data.get() == session.data.get() && l.user == session.user);
+        st.pending = if unchanged {
+            Pending::Unchanged
+        } else {
+            Pending::Write {
+                session,
+                new_id,
+                rotated_from,
+            }
+        };
+        out
+    }
+
+    /// Log `user` in: keep the data, set the user, move it all to a new id.
+    /// `remember` asks for a persistent cookie.
+    pub fn login(&self, user: &str, remember: bool) {
+        let mut st = self.state.borrow_mut();
+        let (mut session, _, rotated_from) = self.working_copy(&mut st);
+        let old = rotated_from.or_else(|| st.loaded.as_ref().map(|s| s.id.clone()));
+        let now = clock::now_ms();
+        let mut data = session.data();
+        if remember {
+            data.insert(REMEMBER_KEY.into(), Value::Bool(true));
+        } else {
+            data.remove(REMEMBER_KEY);
+        }
+        session.set_data(&data);
+        session.id = SessionId::generate();
+        session.user = Some(user.to_owned());
+        session.created_ms = now;
+        session.last_access_ms = now;
+        session.version = Default::default();
+        st.pending = Pending::Write {
+            session,
+            new_id: true,
+            rotated_from: old,
+        };
+    }
+
+    /// End the session: delete it on the server and expire the cookie.
+    pub fn logout(&self) {
+        self.state.borrow_mut().pending = Pending::Delete;
+    }
+}
+
+impl FromRequest for WebSession {
+    type Error = NodeError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        Box::pin(WebSession::load(req.clone()))
+    }
+}
+
+/// `Max-Age` for a session's cookie: none (a browser-session cookie) unless
+/// the user asked to be remembered, then the time left until the absolute
+/// timeout.
+fn max_age_secs(session: &Session, now: u64) -> Option<u64> {
+    let remember = session
+        .data()
+        .get(REMEMBER_KEY)
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    remember.then(|| {
+        session
+            .created_ms
+            .saturating_add(session.absolute_timeout_ms)
+            .saturating_sub(now)
+            / 1000
+    })
+}
+
+/// Apply what the handler recorded to the store; see the module docs.
+pub async fn finalize(node: &NodeState, ws: WebSession) -> Result<Finalized, NodeError> {
+    let State {
+        presented,
+        reroute,
+        loaded,
+        pending,
+    } = ws.state.replace(State {
+        presented: false,
+        reroute: false,
+        loaded: None,
+        pending: Pending::Unchanged,
+    });
+    let now = clock::now_ms();
+    match pending {
+        Pending::Unchanged => {
+            let Some(s) = loaded else {
+                return Ok(Finalized {
+                    cookie: CookieAction::Keep,
+                    replication: None,
+                });
+            };
+            if let Err(e) = node.store.touch(&s.id, now).await {
+                // The read worked; a lost touch only shortens idle expiry.
+                tracing::warn!(sid = s.id.short(), error = %e, "touch failed");
+            }
+            let cookie = if reroute {
+                CookieAction::Set {
+                    max_age_secs: max_age_secs(&s, now),
+                    id: s.id,
+                }
+            } else {
+                CookieAction::Keep
+            };
+            Ok(Finalized {
+                cookie,
+                replication: None,
+            })
+        }
+        Pending::Write {
+            session,
+            new_id,
+            rotated_from,
+        } => {
+            let id = session.id.clone();
+            let max_age = max_age_secs(&session, now);
+            let receipt = node.store.put(session).await?;
+            if let Some(old) = rotated_from {
+                if let Err(e) = node.store.delete(&old).await {
+                    tracing::warn!(sid = old.short(), error = %e, "deleting the pre-login id failed");
+                }
+            } else if new_id {
+                node.metrics.sessions_created.inc();
+            }
+            tracing::Span::current().record("sid", id.short());
+            let cookie = if new_id || reroute {
+                CookieAction::Set {
+                    id,
+                    max_age_secs: max_age,
+                }
+            } else {
+                CookieAction::Keep
+            };
+            Ok(Finalized {
+                cookie,
+                replication: Some(receipt.replication),
+            })
+        }
+        Pending::Delete => {
+            if let Some(s) = &loaded {
+                if node.store.delete(&s.id).await? {
+                    node.metrics.sessions_destroyed.inc();
+                }
+            }
+            let cookie = if loaded.is_some() || presented {
+                CookieAction::Expire
+            } else {
+                CookieAction::Keep
+            };
+            Ok(Finalized {
+                cookie,
+                replication: None,
+            })
+        }
+    }
+}
