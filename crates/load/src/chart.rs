@@ -1,0 +1,210 @@
+//! SVG charts of several runs side by side (plotters).
+//!
+//! Three pictures tell the comparison at a glance:
+//! - p99 latency over time, one line per mode, faults as vertical lines;
+//! - errors over time, the same way (a kill shows as a spike, then recovery);
+//! - bars of sessions lost, stale reads and lost updates per mode.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::report::LoadReport;
+
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+type ChartResult = Result<(), Box<dyn std::error::Error>>;
+/// A named figure of a run, for the bar chart.
+type Figure = (&'static str, fn(&LoadReport) -> u64);
+
+/// A value over time per run: `pick` takes a point to its y value.
+pub fn timeline_chart(
+    path: &Path,
+    title: &str,
+    y_label: &str,
+    runs: &[LoadReport],
+    pick: impl Fn(&crate::report::Point) -> f64,
+) -> ChartResult {
+    let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let x_max = runs
+        .iter()
+        .flat_map(|r| r.timeline.last().map(|p| p.t_s + 1.0))
+        .fold(1.0_f64, f64::max);
+    let y_max = runs
+        .iter()
+        .flat_map(|r| r.timeline.iter().map(&pick))
+        .fold(0.0_f64, f64::max)
+        .max(1e-3)
+        * 1.15;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .y_desc(y_label)
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    for (i, run) in runs.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        chart
+            .draw_series(LineSeries::new(
+                run.timeline.iter().map(|p| (p.t_s, pick(p))),
+                color.stroke_width(2),
+            ))?
+            .label(run.label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
+    }
+    // Faults: a dashed-looking vertical line per distinct mark.
+    let mut seen = Vec::new();
+    for m in runs.iter().flat_map(|r| r.marks.iter()) {
+        if seen
+            .iter()
+            .any(|(t, l): &(f64, String)| (*t - m.at_s).abs() < 0.5 && *l == m.label)
+        {
+            continue;
+        }
+        seen.push((m.at_s, m.label.clone()));
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(m.at_s, 0.0), (m.at_s, y_max)],
+            BLACK.mix(0.5).stroke_width(1),
+        )))?;
+        chart.draw_series(std::iter::once(Text::new(
+            m.label.clone(),
+            (m.at_s, y_max * 0.97),
+            ("sans-serif", 13).into_font().color(&BLACK),
+        )))?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// Grouped bars: for each run, sessions lost, stale reads, lost updates.
+pub fn losses_chart(path: &Path, runs: &[LoadReport]) -> ChartResult {
+    let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let series: [Figure; 3] = [
+        ("sessions lost", |r| r.sessions_lost),
+        ("stale reads", |r| r.stale_reads),
+        ("lost updates", |r| r.lost_updates),
+    ];
+    let y_max = runs
+        .iter()
+        .flat_map(|r| series.iter().map(move |(_, f)| f(r)))
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64
+        * 1.15;
+    let n = runs.len().max(1) as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("What each mode lost", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..n, 0.0..y_max)?;
+    let labels: Vec<String> = runs.iter().map(|r| r.label.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(runs.len().max(1) * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            if (x - x.floor() - 0.5).abs() < 0.26 {
+                labels.get(i).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc("count")
+        .draw()?;
+    for (k, (name, f)) in series.iter().enumerate() {
+        let color = PALETTE[(k + 3) % PALETTE.len()];
+        let w = 0.8 / series.len() as f64;
+        chart
+            .draw_series(runs.iter().enumerate().map(|(i, r)| {
+                let x0 = i as f64 + 0.1 + k as f64 * w;
+                Rectangle::new([(x0, 0.0), (x0 + w * 0.9, f(r) as f64)], color.filled())
+            }))?
+            .label(*name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LoadConfig;
+    use crate::report::{Mark, ServerCosts};
+    use crate::stats::Recorder;
+    use std::time::Duration;
+
+    fn report(label: &str, lost: u64) -> LoadReport {
+        let mut rec = Recorder::new(Duration::from_secs(1));
+        for t in 0..5 {
+            rec.answered(
+                Duration::from_secs(t),
+                Duration::from_millis(1 + t),
+                Some("node-1"),
+            );
+        }
+        let mut r = LoadReport::build(
+            label,
+            &LoadConfig::default(),
+            rec,
+            &[],
+            Duration::from_secs(5),
+            vec![Mark {
+                at_s: 2.0,
+                label: "kill node-1".into(),
+            }],
+            ServerCosts::default(),
+        );
+        r.sessions_lost = lost;
+        r
+    }
+
+    #[test]
+    fn charts_are_written_as_svg() {
+        let dir = std::env::temp_dir().join(format!("sl-chart-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let runs = [report("local", 9), report("sticky", 3)];
+        let p = dir.join("latency.svg");
+        timeline_chart(&p, "p99 latency", "ms", &runs, |p| p.p99_ms).unwrap();
+        let svg = std::fs::read_to_string(&p).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("kill node-1") && svg.contains("sticky"));
+        let b = dir.join("losses.svg");
+        losses_chart(&b, &runs).unwrap();
+        let svg = std::fs::read_to_string(&b).unwrap();
+        assert!(svg.contains("sessions lost") && svg.contains("<rect"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,126 @@
+//! What a load run does: how many users, how long, how fast, which mix.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// How users prove who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// `POST /login`, then the `SLSESSION` cookie.
+    Session,
+    /// `POST /auth/login`, then `Authorization: Bearer` with refresh.
+    Jwt,
+}
+
+/// Relative weights of the operations a user loops over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Mix {
+    pub read: u32,
+    pub increment: u32,
+    pub cart: u32,
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Mix {
+            read: 50,
+            increment: 35,
+            cart: 15,
+        }
+    }
+}
+
+impl FromStr for Mix {
+    type Err = String;
+    /// `read=50,increment=35,cart=15` (any subset; missing ones are 0).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut m = Mix {
+            read: 0,
+            increment: 0,
+            cart: 0,
+        };
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}`: expected name=weight"))?;
+            let v: u32 = v
+                .parse()
+                .map_err(|_| format!("`{part}`: the weight must be a whole number"))?;
+            match k {
+                "read" => m.read = v,
+                "increment" => m.increment = v,
+                "cart" => m.cart = v,
+                _ => {
+                    return Err(format!(
+                        "unknown operation `{k}` (valid: read, increment, cart)"
+                    ));
+                }
+            }
+        }
+        if m.read + m.increment + m.cart == 0 {
+            return Err("at least one weight must be above 0".into());
+        }
+        Ok(m)
+    }
+}
+
+/// A load run; see the crate docs.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadConfig {
+    /// The LB's base URL, e.g. `http://127.0.0.1:8080`.
+    pub target: String,
+    pub users: usize,
+    pub duration: Duration,
+    /// Total requests per second across all users (None: as fast as the
+    /// think time allows).
+    pub rate: Option<f64>,
+    /// Pause between one user's requests.
+    pub think: Duration,
+    pub mix: Mix,
+    /// A hard cap on requests, whatever the duration.
+    pub max_requests: u64,
+    pub timeout: Duration,
+    /// Width of a timeline bucket.
+    pub bucket: Duration,
+    pub auth: AuthMode,
+    /// Quiet time after the load before the final reads (lets replication
+    /// settle, so what is missing then is really lost).
+    pub settle: Duration,
+    pub seed: u64,
+}
+
+impl Default for LoadConfig {
+    fn default() -> Self {
+        LoadConfig {
+            target: "http://127.0.0.1:8080".into(),
+            users: 50,
+            duration: Duration::from_secs(30),
+            rate: None,
+            think: Duration::from_millis(50),
+            mix: Mix::default(),
+            max_requests: 10_000_000,
+            timeout: Duration::from_secs(2),
+            bucket: Duration::from_secs(1),
+            auth: AuthMode::Session,
+            settle: Duration::from_secs(1),
+            seed: 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mix_parses_and_refuses_nonsense() {
+        let m: Mix = "read=1, increment=2".parse().unwrap();
+        assert_eq!((m.read, m.increment, m.cart), (1, 2, 0));
+        assert!("read=x".parse::<Mix>().is_err());
+        assert!("write=1".parse::<Mix>().unwrap_err().contains("valid"));
+        assert!("read=0".parse::<Mix>().is_err());
+    }
+}

@@ -1,0 +1,33 @@
+//! # sessionlab-load: simulated users that measure instead of guessing
+//!
+//! A load tool usually reports throughput and latency. This one also knows
+//! what each user *should* see, because it remembers what the cluster told
+//! it: so it can count the failures that matter for sessions.
+//!
+//! - [`config`]: users, duration, rate, think time, the operation mix.
+//! - [`client`]: one simulated browser with its own cookie jar (or tokens).
+//! - [`model`]: the user's expectations; sessions lost, stale reads, lost
+//!   updates are decided here, as pure bookkeeping.
+//! - [`user`]: the loop of one user (log in, then reads and writes).
+//! - [`stats`]: per-user recorders with HdrHistogram latency and a timeline.
+//! - [`prom`]: scraping the servers' `/metrics` for what they paid.
+//! - [`run`]: a whole run; [`report`]: its figures, as JSON and a table;
+//!   [`chart`]: SVG charts of several runs side by side.
+//!
+//! The `sessionlab` command (crate `sessionlab-lab`) drives it: `load`
+//! against a running cluster with a fault timeline, and `compare` over
+//! every mode.
+
+pub mod chart;
+pub mod client;
+pub mod config;
+pub mod model;
+pub mod prom;
+pub mod report;
+pub mod run;
+pub mod stats;
+pub mod user;
+
+pub use config::{AuthMode, LoadConfig, Mix};
+pub use report::{LoadReport, Mark, ServerCosts};
+pub use run::{LoadRun, MetricsTargets, run};

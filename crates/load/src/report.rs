@@ -1,0 +1,297 @@
+//! The result of a run: figures a person can read and a program can check.
+//!
+//! A [`LoadReport`] holds every number of one run, measured, never looked up:
+//! what the users saw (requests, errors by kind, latency quantiles, sessions
+//! lost, stale reads, lost updates, which node served what), what the
+//! servers paid (replication messages and bytes, replication lag) and a
+//! timeline with the faults marked. It serializes to JSON (`--json`, and
+//! `report.json` in a comparison) and renders as a text table.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::LoadConfig;
+use crate::prom::Scrape;
+use crate::stats::{ErrorKind, Recorder, quantile_ms};
+use crate::user::UserResult;
+
+/// Metric names the nodes export (see the replication crate's metrics).
+pub mod metric_names {
+    pub const REPL_MESSAGES_SENT: &str = "sessionlab_replication_messages_sent_total";
+    pub const REPL_BYTES_SENT: &str = "sessionlab_replication_bytes_sent_total";
+    pub const REPL_LAG_SECONDS: &str = "sessionlab_replication_lag_seconds";
+}
+
+/// A fault (or any event) at a moment of the run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Mark {
+    pub at_s: f64,
+    pub label: String,
+}
+
+/// What the servers paid during the run (differences of their counters).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServerCosts {
+    pub replication_messages: f64,
+    pub replication_bytes: f64,
+    /// Replication lag quantiles over the whole run, from the nodes' histograms.
+    pub replication_lag_p50_ms: Option<f64>,
+    pub replication_lag_p99_ms: Option<f64>,
+    /// Resident memory per process at the end, when the caller knows the pids.
+    pub memory_bytes: BTreeMap<String, u64>,
+}
+
+impl ServerCosts {
+    /// Costs from node scrapes taken before and after (label, text).
+    pub fn from_scrapes(before: &[(String, String)], after: &[(String, String)]) -> ServerCosts {
+        use metric_names::*;
+        let b = crate::run::sum(before);
+        let a = crate::run::sum(after);
+        let d: Scrape = a.delta(&b);
+        // Lag: the quantile over all nodes' histograms at the end (counts
+        // since start; the run dominates a freshly started cluster).
+        let all_after: String = after
+            .iter()
+            .map(|(_, t)| t.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        ServerCosts {
+            replication_messages: d.get(REPL_MESSAGES_SENT).max(0.0),
+            replication_bytes: d.get(REPL_BYTES_SENT).max(0.0),
+            replication_lag_p50_ms: Scrape::histogram_quantile(&all_after, REPL_LAG_SECONDS, 0.5)
+                .map(|s| s * 1000.0),
+            replication_lag_p99_ms: Scrape::histogram_quantile(&all_after, REPL_LAG_SECONDS, 0.99)
+                .map(|s| s * 1000.0),
+            memory_bytes: BTreeMap::new(),
+        }
+    }
+}
+
+/// One timeline bucket, flattened for JSON and charts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Point {
+    pub t_s: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub sessions_lost: u64,
+    pub stale_reads: u64,
+    pub served_by: BTreeMap<String, u64>,
+}
+
+/// Every figure of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    pub label: String,
+    pub users: usize,
+    pub duration_s: f64,
+    pub requests: u64,
+    pub throughput_rps: f64,
+    pub errors: BTreeMap<ErrorKind, u64>,
+    pub error_total: u64,
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    pub latency_p999_ms: f64,
+    pub logins: u64,
+    pub sessions_lost: u64,
+    pub stale_reads: u64,
+    pub stale_writes: u64,
+    pub acked_increments: u64,
+    pub lost_increments: u64,
+    pub lost_cart_changes: u64,
+    /// `lost_increments + lost_cart_changes`.
+    pub lost_updates: u64,
+    /// Users logged in at the end whose final read failed.
+    pub unverified_users: u64,
+    pub served_by: BTreeMap<String, u64>,
+    pub node_switches: u64,
+    pub credential_bytes_per_request: f64,
+    pub server: ServerCosts,
+    pub replication_messages_per_request: f64,
+    pub replication_bytes_per_request: f64,
+    pub marks: Vec<Mark>,
+    pub timeline: Vec<Point>,
+}
+
+impl LoadReport {
+    pub fn build(
+        label: &str,
+        cfg: &LoadConfig,
+        total: Recorder,
+        users: &[UserResult],
+        wall: Duration,
+        marks: Vec<Mark>,
+        server: ServerCosts,
+    ) -> LoadReport {
+        let mut acked = 0;
+        let mut lost_inc = 0;
+        let mut lost_cart = 0;
+        let mut unverified = 0;
+        for u in users {
+            if let Some(r) = u.reckoning {
+                acked += r.acked_increments;
+                lost_inc += r.lost_increments;
+                lost_cart += r.lost_cart_changes;
+            }
+            unverified += u64::from(u.unverified);
+        }
+        let secs = wall.as_secs_f64().max(1e-9);
+        let bucket_s = cfg.bucket.as_secs_f64();
+        let timeline = total
+            .timeline
+            .iter()
+            .enumerate()
+            .map(|(i, b)| Point {
+                t_s: i as f64 * bucket_s,
+                requests: b.requests,
+                errors: b.errors.values().sum(),
+                p50_ms: quantile_ms(&b.latency_us, 0.5),
+                p99_ms: quantile_ms(&b.latency_us, 0.99),
+                sessions_lost: b.sessions_lost,
+                stale_reads: b.stale_reads,
+                served_by: b.served_by.clone(),
+            })
+            .collect();
+        let requests = total.requests.max(1) as f64;
+        LoadReport {
+            label: label.to_owned(),
+            users: cfg.users,
+            duration_s: secs,
+            requests: total.requests,
+            throughput_rps: total.requests as f64 / secs,
+            error_total: total.error_total(),
+            errors: total.errors.clone(),
+            latency_p50_ms: quantile_ms(&total.latency_us, 0.5),
+            latency_p99_ms: quantile_ms(&total.latency_us, 0.99),
+            latency_p999_ms: quantile_ms(&total.latency_us, 0.999),
+            logins: total.logins,
+            sessions_lost: total.sessions_lost,
+            stale_reads: total.stale_reads,
+            stale_writes: total.stale_writes,
+            acked_increments: acked,
+            lost_increments: lost_inc,
+            lost_cart_changes: lost_cart,
+            lost_updates: lost_inc + lost_cart,
+            unverified_users: unverified,
+            served_by: total.served_by.clone(),
+            node_switches: total.node_switches,
+            credential_bytes_per_request: total.credential_bytes as f64
+                / total.credentialed_requests.max(1) as f64,
+            replication_messages_per_request: server.replication_messages / requests,
+            replication_bytes_per_request: server.replication_bytes / requests,
+            server,
+            marks,
+            timeline,
+        }
+    }
+
+    /// A human-readable summary (the table `sessionlab load` prints).
+    pub fn to_table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "run: {}  ({} users, {:.1} s)",
+            self.label, self.users, self.duration_s
+        );
+        let row = |s: &mut String, k: &str, v: String| {
+            let _ = writeln!(s, "  {k:<34} {v}");
+        };
+        row(
+            &mut s,
+            "requests",
+            format!("{} ({:.0}/s)", self.requests, self.throughput_rps),
+        );
+        let errs = if self.errors.is_empty() {
+            "0".to_owned()
+        } else {
+            self.errors
+                .iter()
+                .map(|(k, v)| format!("{k:?}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        row(&mut s, "errors", format!("{} ({errs})", self.error_total));
+        row(
+            &mut s,
+            "latency p50 / p99 / p99.9",
+            format!(
+                "{:.2} / {:.2} / {:.2} ms",
+                self.latency_p50_ms, self.latency_p99_ms, self.latency_p999_ms
+            ),
+        );
+        row(&mut s, "logins", self.logins.to_string());
+        row(&mut s, "sessions lost", self.sessions_lost.to_string());
+        row(&mut s, "stale reads", self.stale_reads.to_string());
+        row(
+            &mut s,
+            "lost updates (increments + cart)",
+            format!(
+                "{} ({} of {} acked increments, {} cart)",
+                self.lost_updates,
+                self.lost_increments,
+                self.acked_increments,
+                self.lost_cart_changes
+            ),
+        );
+        row(&mut s, "stale writes", self.stale_writes.to_string());
+        row(
+            &mut s,
+            "served by",
+            self.served_by
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        row(
+            &mut s,
+            "node switches (user moved node)",
+            self.node_switches.to_string(),
+        );
+        row(
+            &mut s,
+            "credential bytes / request",
+            format!("{:.0}", self.credential_bytes_per_request),
+        );
+        row(
+            &mut s,
+            "replication msgs / bytes per request",
+            format!(
+                "{:.2} / {:.0}",
+                self.replication_messages_per_request, self.replication_bytes_per_request
+            ),
+        );
+        if let (Some(p50), Some(p99)) = (
+            self.server.replication_lag_p50_ms,
+            self.server.replication_lag_p99_ms,
+        ) {
+            row(
+                &mut s,
+                "replication lag p50 / p99",
+                format!("{p50:.2} / {p99:.2} ms"),
+            );
+        }
+        for (k, v) in &self.server.memory_bytes {
+            row(
+                &mut s,
+                &format!("memory {k}"),
+                format!("{:.1} MiB", *v as f64 / 1048576.0),
+            );
+        }
+        if self.unverified_users > 0 {
+            row(
+                &mut s,
+                "users not verified at the end",
+                self.unverified_users.to_string(),
+            );
+        }
+        for m in &self.marks {
+            row(&mut s, &format!("fault @ {:.1} s", m.at_s), m.label.clone());
+        }
+        s
+    }
+}
