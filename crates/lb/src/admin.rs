@@ -1,0 +1,243 @@
+//! The admin API, on its own listener (`--admin-listen`, default
+//! 127.0.0.1:8079), never on the public port.
+//!
+//! | method and path | what it does |
+//! |---|---|
+//! | `GET /healthz` | 200 `ok` (the LB itself is alive) |
+//! | `GET /metrics` | Prometheus text (`metrics.rs`) |
+//! | `GET /admin/v1/backends` | strategy and every backend's state, counters, latency, health history, requests/s history |
+//! | `POST /admin/v1/backends` | add `{"id":"node-4","addr":"127.0.0.1:8084"}` (201; 409 if the id exists) |
+//! | `DELETE /admin/v1/backends/{id}` | remove (200; 404 if unknown) |
+//! | `POST /admin/v1/backends/{id}/drain` | no new users; sticky users stay |
+//! | `POST /admin/v1/backends/{id}/undrain` | take new users again |
+//! | `GET /admin/v1/requests?limit=N` | the last N routing decisions, newest first (`recent.rs`) |
+//!
+//! With `--admin-token T`, every `/admin/...` call needs
+//! `Authorization: Bearer T` (compared in constant time); `/healthz` and
+//! `/metrics` stay open for probes and scrapers. Bad input gets a 4xx with
+//! a JSON body `{"error": "...", "detail": "..."}`; request bodies are
+//! capped at 64 KiB.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use crate::backend::{Backend, BackendSpec, TableError};
+use crate::balancer::Balancer;
+use crate::error::json_response;
+use crate::metrics;
+use crate::recent::CAPACITY;
+use crate::server::Handler;
+
+const MAX_ADMIN_BODY: usize = 64 * 1024;
+const DEFAULT_REQUESTS_LIMIT: usize = 100;
+
+pub struct Admin {
+    balancer: Arc<Balancer>,
+}
+
+type AdminResponse = Response<Full<Bytes>>;
+
+fn error(status: StatusCode, error: &str, detail: impl std::fmt::Display) -> AdminResponse {
+    json_response(
+        status,
+        &json!({ "error": error, "detail": detail.to_string() }),
+    )
+}
+
+/// The JSON view of one backend.
+pub fn backend_json(b: &Backend) -> Value {
+    json!({
+        "id": b.id(),
+        "addr": b.addr().to_string(),
+        "state": if b.is_up() { "up" } else { "down" },
+        "draining": b.is_draining(),
+        "in_flight": b.in_flight(),
+        "requests": b.requests(),
+        "errors": b.errors(),
+        "latency_ms_p50": b.latency_ms(0.5),
+        "latency_ms_p99": b.latency_ms(0.99),
+        "health_history": b.health_history(),
+        "requests_per_sec": b.rate_history(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddBackend {
+    id: String,
+    addr: String,
+}
+
+impl Admin {
+    pub fn new(balancer: Arc<Balancer>) -> Self {
+        Admin { balancer }
+    }
+
+    fn authorized(&self, req: &Request<Incoming>) -> bool {
+        let Some(token) = &self.balancer.admin_token else {
+            return true;
+        };
+        let presented = req
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+        presented.is_some_and(|p| p.ct_eq(token.as_bytes()).into())
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> AdminResponse {
+        let path = req.uri().path().to_string();
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match (req.method(), segments.as_slice()) {
+            (&Method::GET, ["healthz"]) => text(StatusCode::OK, "ok\n".into(), "text/plain"),
+            (&Method::GET, ["metrics"]) => text(
+                StatusCode::OK,
+                metrics::render(&self.balancer.registry),
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ),
+            (_, ["admin", ..]) if !self.authorized(&req) => error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "admin calls need Authorization: Bearer <admin token>",
+            ),
+            (&Method::GET, ["admin", "v1", "backends"]) => self.list(),
+            (&Method::POST, ["admin", "v1", "backends"]) => self.add(req).await,
+            (&Method::DELETE, ["admin", "v1", "backends", id]) => {
+                match self.balancer.remove_backend(id) {
+                    Ok(b) => json_response(StatusCode::OK, &backend_json(&b)),
+                    Err(e) => table_error(e),
+                }
+            }
+            (
+                &Method::POST,
+                [
+                    "admin",
+                    "v1",
+                    "backends",
+                    id,
+                    action @ ("drain" | "undrain"),
+                ],
+            ) => match self.balancer.backends.get(id) {
+                Some(b) => {
+                    b.set_draining(*action == "drain");
+                    tracing::info!(
+                        backend = b.id(),
+                        draining = b.is_draining(),
+                        "drain changed"
+                    );
+                    json_response(StatusCode::OK, &backend_json(&b))
+                }
+                None => table_error(TableError::NotFound(id.to_string())),
+            },
+            (&Method::GET, ["admin", "v1", "requests"]) => self.requests(req.uri().query()),
+            (_, ["healthz"] | ["metrics"] | ["admin", "v1", "requests"])
+            | (_, ["admin", "v1", "backends", ..]) => error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{} is not allowed on {path}", req.method()),
+            ),
+            _ => error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no route {path}"),
+            ),
+        }
+    }
+
+    fn list(&self) -> AdminResponse {
+        let snap = self.balancer.backends.snapshot();
+        let backends: Vec<Value> = snap.list.iter().map(|b| backend_json(b)).collect();
+        json_response(
+            StatusCode::OK,
+            &json!({ "strategy": self.balancer.strategy.as_str(), "backends": backends }),
+        )
+    }
+
+    async fn add(&self, req: Request<Incoming>) -> AdminResponse {
+        let body = match Limited::new(req.into_body(), MAX_ADMIN_BODY)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return error(StatusCode::PAYLOAD_TOO_LARGE, "bad_body", e),
+        };
+        let add: AddBackend = match serde_json::from_slice(&body) {
+            Ok(a) => a,
+            Err(e) => return error(StatusCode::BAD_REQUEST, "bad_json", e),
+        };
+        let spec = match BackendSpec::new(&add.id, &add.addr) {
+            Ok(s) => s,
+            Err(e) => return error(StatusCode::BAD_REQUEST, "bad_backend", e),
+        };
+        match self.balancer.add_backend(spec) {
+            Ok(b) => json_response(StatusCode::CREATED, &backend_json(&b)),
+            Err(e) => table_error(e),
+        }
+    }
+
+    fn requests(&self, query: Option<&str>) -> AdminResponse {
+        let limit = query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .find_map(|kv| kv.strip_prefix("limit="));
+        let limit = match limit.map(str::parse::<usize>) {
+            None => DEFAULT_REQUESTS_LIMIT,
+            Some(Ok(n)) if n <= CAPACITY => n,
+            Some(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_limit",
+                    format!("limit must be a number from 0 to {CAPACITY}"),
+                );
+            }
+        };
+        let requests: Vec<Value> = self
+            .balancer
+            .recent
+            .latest(limit)
+            .iter()
+            .map(|r| r.to_json())
+            .collect();
+        json_response(StatusCode::OK, &json!({ "requests": requests }))
+    }
+}
+
+fn table_error(e: TableError) -> AdminResponse {
+    let status = match e {
+        TableError::NotFound(_) => StatusCode::NOT_FOUND,
+        TableError::Duplicate(_) | TableError::Full => StatusCode::CONFLICT,
+    };
+    let kind = match e {
+        TableError::NotFound(_) => "not_found",
+        TableError::Duplicate(_) => "duplicate",
+        TableError::Full => "table_full",
+    };
+    error(status, kind, e)
+}
+
+fn text(status: StatusCode, body: String, content_type: &'static str) -> AdminResponse {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+impl Handler for Admin {
+    type Body = Full<Bytes>;
+    type Conn = ();
+
+    fn connect(&self, _peer: SocketAddr) {}
+
+    async fn call(&self, req: Request<Incoming>, _conn: &()) -> Option<AdminResponse> {
+        Some(self.route(req).await)
+    }
+}

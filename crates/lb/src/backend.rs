@@ -1,0 +1,455 @@
+//! Backends and the table that holds them.
+//!
+//! A [`Backend`] is one node the LB can forward to: an opaque id (`node-1`,
+//! the value of the sticky cookie, never an address), a socket address, and
+//! the live facts the other parts read and write: health state, draining
+//! flag, in-flight count, counters, a latency histogram.
+//!
+//! Everything read on the forwarding path is an atomic (`up`, `draining`,
+//! `in_flight`, `requests`), so choosing a backend takes no lock. The few
+//! mutexes (health history, latency histogram, rate history) are held for a
+//! few nanoseconds by one request or the health task, never across an await.
+//!
+//! The [`Backends`] table is *copy on write*: every request takes the
+//! current [`Snapshot`] (an `Arc` clone under a read lock) and works on that
+//! immutable list for its whole life, while the admin API builds a new
+//! snapshot to add or remove a backend. A request that started before a
+//! backend was removed can still finish on it; the next one will not see
+//! it. The consistent-hash ring is part of the snapshot, rebuilt on each
+//! change, so it always matches the list it indexes.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use http::HeaderValue;
+use http::uri::Authority;
+use parking_lot::{Mutex, RwLock};
+
+use crate::health::{HealthConfig, HealthMachine, Transition};
+use crate::ring::Ring;
+
+/// The sticky cookie the LB inserts (`SLROUTE=<backend-id>`).
+pub const ROUTE_COOKIE: &str = "SLROUTE";
+/// Backend ids are cookie values and route suffixes: keep them short and plain.
+pub const MAX_ID_LEN: usize = 64;
+/// A bound on the table, so the admin API cannot grow it without limit.
+pub const MAX_BACKENDS: usize = 1024;
+/// Seconds of requests-per-second history kept per backend.
+pub const RATE_HISTORY_LEN: usize = 60;
+
+/// A backend as configured: `node-1=127.0.0.1:8081`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendSpec {
+    pub id: String,
+    pub addr: SocketAddr,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SpecError {
+    #[error("expected ID=HOST:PORT, e.g. node-1=127.0.0.1:8081")]
+    Shape,
+    #[error("backend id must be 1-{} characters of A-Z a-z 0-9 _ -, got {:?}", MAX_ID_LEN, .0)]
+    Id(String),
+    #[error("backend address must be IP:PORT, got {0:?}")]
+    Addr(String),
+}
+
+impl BackendSpec {
+    pub fn new(id: &str, addr: &str) -> Result<Self, SpecError> {
+        let id_ok = !id.is_empty()
+            && id.len() <= MAX_ID_LEN
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !id_ok {
+            return Err(SpecError::Id(id.to_string()));
+        }
+        let addr = addr
+            .parse()
+            .map_err(|_| SpecError::Addr(addr.to_string()))?;
+        Ok(BackendSpec {
+            id: id.to_string(),
+            addr,
+        })
+    }
+}
+
+impl FromStr for BackendSpec {
+    type Err = SpecError;
+    fn from_str(s: &str) -> Result<Self, SpecError> {
+        let (id, addr) = s.split_once('=').ok_or(SpecError::Shape)?;
+        BackendSpec::new(id.trim(), addr.trim())
+    }
+}
+
+/// One backend and its live state.
+pub struct Backend {
+    id: Arc<str>,
+    addr: SocketAddr,
+    authority: Authority,
+    /// `SLROUTE=<id>; Path=/; HttpOnly; SameSite=Lax`, built once.
+    route_cookie: HeaderValue,
+    up: AtomicBool,
+    draining: AtomicBool,
+    removed: AtomicBool,
+    in_flight: AtomicUsize,
+    requests: AtomicU64,
+    errors: AtomicU64,
+    health: Mutex<HealthMachine>,
+    /// Response-header latency in microseconds (1 us .. 60 s, 2 digits).
+    latency: Mutex<Histogram<u64>>,
+    rates: Mutex<RateHistory>,
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Backend")
+            .field("id", &self.id)
+            .field("addr", &self.addr)
+            .field("up", &self.is_up())
+            .field("draining", &self.is_draining())
+            .finish()
+    }
+}
+
+impl Backend {
+    pub fn new(spec: BackendSpec, health: &HealthConfig) -> Self {
+        // Ids are validated to [A-Za-z0-9_-], and addresses are IP:PORT, so
+        // both conversions below cannot fail.
+        let authority = Authority::try_from(spec.addr.to_string().as_str())
+            .unwrap_or_else(|_| Authority::from_static("invalid"));
+        let cookie = format!("{ROUTE_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax", spec.id);
+        let route_cookie =
+            HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""));
+        let latency = Histogram::new_with_bounds(1, 60_000_000, 2)
+            .unwrap_or_else(|_| Histogram::new(2).expect("2 significant digits is valid"));
+        Backend {
+            id: spec.id.into(),
+            addr: spec.addr,
+            authority,
+            route_cookie,
+            up: AtomicBool::new(true),
+            draining: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            health: Mutex::new(HealthMachine::new(health.rise, health.fall)),
+            latency: Mutex::new(latency),
+            rates: Mutex::new(RateHistory::default()),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    pub fn shared_id(&self) -> Arc<str> {
+        self.id.clone()
+    }
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+    pub fn route_cookie(&self) -> &HeaderValue {
+        &self.route_cookie
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+    pub fn set_draining(&self, draining: bool) {
+        self.draining.store(draining, Ordering::Relaxed);
+    }
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Relaxed)
+    }
+    pub fn mark_removed(&self) {
+        self.removed.store(true, Ordering::Relaxed);
+    }
+
+    /// May new users be sent here?
+    pub fn takes_new_users(&self) -> bool {
+        self.is_up() && !self.is_draining()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    /// Count a request about to be sent; the guard decrements `in_flight`
+    /// when dropped (when the response body is done).
+    pub fn start_request(self: &Arc<Self>) -> InFlight {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    pub fn record_error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn record_latency(&self, latency: Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.latency.lock().saturating_record(us.max(1));
+    }
+
+    /// Latency quantile (0.0..=1.0) in milliseconds, or `None` before any request.
+    pub fn latency_ms(&self, quantile: f64) -> Option<f64> {
+        let h = self.latency.lock();
+        (!h.is_empty()).then(|| h.value_at_quantile(quantile) as f64 / 1000.0)
+    }
+
+    /// Record an active or passive check result.
+    pub fn record_check(&self, ok: bool) -> Transition {
+        let mut health = self.health.lock();
+        let transition = health.record(ok);
+        self.up.store(health.is_up(), Ordering::Relaxed);
+        match transition {
+            Transition::WentDown => tracing::warn!(backend = %self.id, "backend is down"),
+            Transition::WentUp => tracing::info!(backend = %self.id, "backend is up"),
+            Transition::Unchanged => {}
+        }
+        transition
+    }
+
+    pub fn health_history(&self) -> Vec<bool> {
+        self.health.lock().history()
+    }
+
+    /// Take one per-second sample of the request counter.
+    pub fn sample_rate(&self) {
+        let total = self.requests();
+        self.rates.lock().sample(total);
+    }
+
+    /// Requests per second over the last samples, oldest first.
+    pub fn rate_history(&self) -> Vec<u64> {
+        self.rates.lock().values()
+    }
+}
+
+/// Decrements the backend's in-flight count when dropped.
+pub struct InFlight(Arc<Backend>);
+
+impl InFlight {
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.0
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A fixed ring of per-second request counts.
+#[derive(Debug)]
+struct RateHistory {
+    last_total: Option<u64>,
+    samples: [u64; RATE_HISTORY_LEN],
+    next: usize,
+    len: usize,
+}
+
+impl Default for RateHistory {
+    fn default() -> Self {
+        RateHistory {
+            last_total: None,
+            samples: [0; RATE_HISTORY_LEN],
+            next: 0,
+            len: 0,
+        }
+    }
+}
+
+impl RateHistory {
+    fn sample(&mut self, total: u64) {
+        if let Some(last) = self.last_total {
+            self.samples[self.next] = total.saturating_sub(last);
+            self.next = (self.next + 1) % RATE_HISTORY_LEN;
+            self.len = (self.len + 1).min(RATE_HISTORY_LEN);
+        }
+        self.last_total = Some(total);
+    }
+
+    fn values(&self) -> Vec<u64> {
+        let start = (self.next + RATE_HISTORY_LEN - self.len) % RATE_HISTORY_LEN;
+        (0..self.len)
+            .map(|i| self.samples[(start + i) % RATE_HISTORY_LEN])
+            .collect()
+    }
+}
+
+/// An immutable view of the table, taken once per request.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub list: Vec<Arc<Backend>>,
+    pub ring: Ring,
+}
+
+impl Snapshot {
+    fn new(list: Vec<Arc<Backend>>) -> Self {
+        let ring = Ring::new(list.iter().map(|b| b.id()));
+        Snapshot { list, ring }
+    }
+
+    /// The position of the backend with this id.
+    pub fn position(&self, id: &[u8]) -> Option<usize> {
+        self.list.iter().position(|b| b.id().as_bytes() == id)
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TableError {
+    #[error("a backend with id {0:?} already exists")]
+    Duplicate(String),
+    #[error("no backend with id {0:?}")]
+    NotFound(String),
+    #[error("the table is full ({} backends)", MAX_BACKENDS)]
+    Full,
+}
+
+/// The copy-on-write backend table.
+#[derive(Debug)]
+pub struct Backends {
+    current: RwLock<Arc<Snapshot>>,
+    health: HealthConfig,
+}
+
+impl Backends {
+    pub fn new(health: HealthConfig) -> Self {
+        Backends {
+            current: RwLock::new(Arc::new(Snapshot::new(Vec::new()))),
+            health,
+        }
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.read().clone()
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Backend>> {
+        let snap = self.snapshot();
+        snap.position(id.as_bytes()).map(|i| snap.list[i].clone())
+    }
+
+    pub fn add(&self, spec: BackendSpec) -> Result<Arc<Backend>, TableError> {
+        let mut current = self.current.write();
+        if current.position(spec.id.as_bytes()).is_some() {
+            return Err(TableError::Duplicate(spec.id));
+        }
+        if current.list.len() >= MAX_BACKENDS {
+            return Err(TableError::Full);
+        }
+        let backend = Arc::new(Backend::new(spec, &self.health));
+        let mut list = current.list.clone();
+        list.push(backend.clone());
+        *current = Arc::new(Snapshot::new(list));
+        Ok(backend)
+    }
+
+    pub fn remove(&self, id: &str) -> Result<Arc<Backend>, TableError> {
+        let mut current = self.current.write();
+        let pos = current
+            .position(id.as_bytes())
+            .ok_or_else(|| TableError::NotFound(id.to_string()))?;
+        let mut list = current.list.clone();
+        let backend = list.remove(pos);
+        backend.mark_removed();
+        *current = Arc::new(Snapshot::new(list));
+        Ok(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_and_reject_bad_input() {
+        let spec: BackendSpec = "node-1=127.0.0.1:8081".parse().unwrap();
+        assert_eq!(spec.id, "node-1");
+        assert_eq!(spec.addr.port(), 8081);
+        assert_eq!("node-1".parse::<BackendSpec>(), Err(SpecError::Shape));
+        assert!(matches!(
+            "node.1=127.0.0.1:1".parse::<BackendSpec>(),
+            Err(SpecError::Id(_))
+        ));
+        assert!(matches!(
+            "node-1=localhost".parse::<BackendSpec>(),
+            Err(SpecError::Addr(_))
+        ));
+    }
+
+    #[test]
+    fn table_adds_removes_and_rejects_duplicates() {
+        let table = Backends::new(HealthConfig::default());
+        table.add("a=127.0.0.1:1".parse().unwrap()).unwrap();
+        let before = table.snapshot();
+        table.add("b=127.0.0.1:2".parse().unwrap()).unwrap();
+        assert_eq!(
+            table.add("a=127.0.0.1:3".parse().unwrap()).unwrap_err(),
+            TableError::Duplicate("a".into())
+        );
+        let removed = table.remove("a").unwrap();
+        assert!(removed.is_removed());
+        assert_eq!(before.list.len(), 1, "old snapshots are untouched");
+        assert_eq!(table.snapshot().list.len(), 1);
+        assert_eq!(
+            table.remove("a").unwrap_err(),
+            TableError::NotFound("a".into())
+        );
+    }
+
+    #[test]
+    fn backend_cookie_and_counters() {
+        let b = Arc::new(Backend::new(
+            "node-2=127.0.0.1:9".parse().unwrap(),
+            &HealthConfig::default(),
+        ));
+        assert_eq!(
+            b.route_cookie(),
+            "SLROUTE=node-2; Path=/; HttpOnly; SameSite=Lax"
+        );
+        let guard = b.start_request();
+        assert_eq!((b.in_flight(), b.requests()), (1, 1));
+        drop(guard);
+        assert_eq!(b.in_flight(), 0);
+        assert_eq!(b.latency_ms(0.5), None);
+        b.record_latency(Duration::from_millis(3));
+        let p50 = b.latency_ms(0.5).unwrap();
+        assert!((2.9..3.1).contains(&p50), "{p50}");
+    }
+
+    #[test]
+    fn rate_history_is_a_bounded_ring_of_deltas() {
+        let mut r = RateHistory::default();
+        r.sample(10);
+        r.sample(15);
+        r.sample(15);
+        assert_eq!(r.values(), vec![5, 0]);
+        for i in 0..100 {
+            r.sample(15 + i);
+        }
+        let v = r.values();
+        assert_eq!(v.len(), RATE_HISTORY_LEN);
+        assert_eq!(*v.last().unwrap(), 1);
+    }
+}

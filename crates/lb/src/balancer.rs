@@ -1,0 +1,169 @@
+//! The running load balancer: wires the parts together and runs them.
+//!
+//! [`run`] is the one entry point, used by `main.rs` and by the tests. It
+//! takes already-bound listeners and a shutdown future, builds the shared
+//! state ([`Balancer`]), and runs until shutdown:
+//!
+//! - the public listener, serving [`Proxy`] (`proxy.rs`);
+//! - the admin listener, serving the admin API (`admin.rs`);
+//! - one active health-check task per backend (`health.rs`), started when
+//!   the backend is added and ended when it is removed or at shutdown;
+//! - a once-a-second task sampling each backend's request counter into its
+//!   requests-per-second history (for the admin API and dashboard).
+//!
+//! Adding and removing backends goes through [`Balancer`] so that the table
+//! and the health tasks never disagree.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::admin::Admin;
+use crate::backend::{Backend, BackendSpec, Backends, TableError};
+use crate::config::Settings;
+use crate::health::{HealthConfig, HttpProbe, run_active_checks};
+use crate::metrics::{self, ProxyStats};
+use crate::proxy::Proxy;
+use crate::recent::RecentRequests;
+use crate::select::{Selector, Strategy};
+use crate::server;
+use crate::upstream::Upstream;
+
+/// The shared state behind both listeners.
+pub struct Balancer {
+    pub backends: Arc<Backends>,
+    pub recent: Arc<RecentRequests>,
+    pub registry: Registry,
+    pub strategy: Strategy,
+    pub admin_token: Option<String>,
+    health: HealthConfig,
+    probe: Arc<HttpProbe>,
+    stop_checks: watch::Receiver<bool>,
+}
+
+impl Balancer {
+    /// Add a backend and start checking its health.
+    pub fn add_backend(&self, spec: BackendSpec) -> Result<Arc<Backend>, TableError> {
+        let backend = self.backends.add(spec)?;
+        tokio::spawn(run_active_checks(
+            backend.clone(),
+            self.health.clone(),
+            self.probe.clone(),
+            self.stop_checks.clone(),
+        ));
+        tracing::info!(backend = backend.id(), addr = %backend.addr(), "backend added");
+        Ok(backend)
+    }
+
+    /// Remove a backend; its health task ends at its next tick. Requests
+    /// already on it finish normally.
+    pub fn remove_backend(&self, id: &str) -> Result<Arc<Backend>, TableError> {
+        let backend = self.backends.remove(id)?;
+        tracing::info!(backend = id, "backend removed");
+        Ok(backend)
+    }
+}
+
+/// The two listeners, bound before `run` is called.
+pub struct Listeners {
+    pub public: TcpListener,
+    pub admin: TcpListener,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{flag} {addr}: {source}")]
+pub struct BindError {
+    flag: &'static str,
+    addr: SocketAddr,
+    source: std::io::Error,
+}
+
+impl Listeners {
+    pub async fn bind(settings: &Settings) -> Result<Self, BindError> {
+        let bind = |flag, addr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| BindError { flag, addr, source })
+        };
+        Ok(Listeners {
+            public: bind("--listen", settings.listen).await?,
+            admin: bind("--admin-listen", settings.admin_listen).await?,
+        })
+    }
+}
+
+/// Run the load balancer until `shutdown` completes.
+pub async fn run(
+    settings: Settings,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), TableError> {
+    let backends = Arc::new(Backends::new(settings.health.clone()));
+    let recent = Arc::new(RecentRequests::default());
+    let stats = Arc::new(ProxyStats::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let balancer = Arc::new(Balancer {
+        backends: backends.clone(),
+        recent: recent.clone(),
+        registry: metrics::registry(backends.clone(), stats.clone()),
+        strategy: settings.strategy,
+        admin_token: settings.admin_token.clone(),
+        health: settings.health.clone(),
+        probe: Arc::new(HttpProbe::new(&settings.health.path)),
+        stop_checks: stop_rx.clone(),
+    });
+    for spec in settings.backends.iter().cloned() {
+        balancer.add_backend(spec)?;
+    }
+    let proxy = Arc::new(Proxy::new(
+        backends.clone(),
+        Selector::new(settings.strategy, 1 + usize::from(settings.retries)),
+        Upstream::new(&settings.upstream),
+        settings.body_limit,
+        recent,
+        stats,
+    ));
+    tokio::spawn(sample_rates(backends, stop_rx.clone()));
+    tracing::info!(
+        listen = %settings.listen,
+        admin = %settings.admin_listen,
+        strategy = settings.strategy.as_str(),
+        "sessionlab-lb started"
+    );
+
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    tokio::join!(
+        server::serve(listeners.public, proxy, stopped(stop_rx.clone())),
+        server::serve(
+            listeners.admin,
+            Arc::new(Admin::new(balancer)),
+            stopped(stop_rx.clone())
+        ),
+        async {
+            shutdown.await;
+            tracing::info!("shutting down");
+            let _ = stop_tx.send(true);
+        },
+    );
+    Ok(())
+}
+
+async fn sample_rates(backends: Arc<Backends>, mut stop: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.changed() => return,
+        }
+        for b in &backends.snapshot().list {
+            b.sample_rate();
+        }
+    }
+}

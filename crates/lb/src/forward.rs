@@ -1,0 +1,135 @@
+//! Proxy hygiene: the header rewrites every forwarded message gets.
+//!
+//! **Hop-by-hop headers** (RFC 9110 §7.6.1) describe one connection, not the
+//! message: `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`,
+//! `Trailer`, `Transfer-Encoding`, `Upgrade`, `Proxy-Authenticate`,
+//! `Proxy-Authorization`, plus any header that `Connection` itself names. A
+//! proxy terminates the connection, so it must drop them in both directions;
+//! forwarding them would let a client control the LB-to-backend connection
+//! (or smuggle a `Transfer-Encoding` past it). hyper then frames the message
+//! again for the next hop (`Content-Length` or chunked, keep-alive).
+//!
+//! **X-Forwarded-\*** tell the backend what the LB hid: `X-Forwarded-For`
+//! gets the client's address *appended* (as a new field line, which is
+//! equivalent to a comma-joined list and costs no allocation), so a chain of
+//! proxies stays visible; `X-Forwarded-Proto` and `X-Forwarded-Host` are
+//! *overwritten*, since this LB is the edge and the client's own claims about
+//! them are not to be trusted.
+//!
+//! The common case (no hop-by-hop header present) costs one pass over the
+//! header names and no allocation.
+
+use http::HeaderMap;
+use http::header::{self, HeaderName, HeaderValue};
+
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// The fixed hop-by-hop list.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    *name == header::CONNECTION
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::TE
+        || *name == header::TRAILER
+        || *name == header::UPGRADE
+        || *name == header::PROXY_AUTHENTICATE
+        || *name == header::PROXY_AUTHORIZATION
+        || *name == KEEP_ALIVE
+        || *name == PROXY_CONNECTION
+}
+
+/// Remove hop-by-hop headers, including those named by `Connection`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
+    // Headers listed in Connection (e.g. `Connection: close, X-Trace`).
+    let mut named: smallvec::SmallVec<[HeaderName; 4]> = smallvec::SmallVec::new();
+    for value in headers.get_all(header::CONNECTION) {
+        let Ok(value) = value.to_str() else { continue };
+        for token in value.split(',').map(str::trim) {
+            if token.eq_ignore_ascii_case("close") || token.eq_ignore_ascii_case("keep-alive") {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                if named.len() < 16 {
+                    named.push(name);
+                }
+            }
+        }
+    }
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::TE,
+        header::TRAILER,
+        header::UPGRADE,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// Add `X-Forwarded-For` (appended), `-Proto` and `-Host` (overwritten).
+/// `client_ip` is built once per client connection.
+pub fn add_forwarded(headers: &mut HeaderMap, client_ip: &HeaderValue) {
+    headers.append(X_FORWARDED_FOR, client_ip.clone());
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    match headers.get(header::HOST).cloned() {
+        Some(host) => {
+            headers.insert(X_FORWARDED_HOST, host);
+        }
+        None => {
+            headers.remove(X_FORWARDED_HOST);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_fixed_and_connection_named_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
+        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key(header::ACCEPT));
+    }
+
+    #[test]
+    fn forwarded_headers_append_and_overwrite() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("shop.example"));
+        h.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
+        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        add_forwarded(&mut h, &HeaderValue::from_static("127.0.0.1"));
+        let xff: Vec<_> = h.get_all(X_FORWARDED_FOR).iter().collect();
+        assert_eq!(xff, ["10.0.0.1", "127.0.0.1"]);
+        assert_eq!(h[X_FORWARDED_PROTO], "http");
+        assert_eq!(h[X_FORWARDED_HOST], "shop.example");
+    }
+}

@@ -1,0 +1,50 @@
+//! `sessionlab-lb`: parse flags, build the runtime, bind, run. The logic
+//! lives in the library (`sessionlab_lb::run`).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use sessionlab_lb::{Config, Listeners, run, server::shutdown_signal};
+
+fn main() -> ExitCode {
+    let settings = match Config::parse().resolve() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sessionlab-lb: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "sessionlab_lb=info".into()),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.threads)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sessionlab-lb: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let listeners = match Listeners::bind(&settings).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("sessionlab-lb: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        match run(settings, listeners, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sessionlab-lb: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
