@@ -281,7 +281,7 @@ pub fn render_up(report: &UpReport, run_dir: &std::path::Path) -> String {
         .collect();
     let victim = st.nodes.get(1).unwrap_or(&st.nodes[0]).id.clone();
     let mut out = format!(
-        "cluster up and healthy in {:.1} s: mode {}, {} nodes\n\
+        "cluster up and healthy in {:.2} s: mode {}, {} nodes\n\
          \x20 app     {app}  (log in as alice, bob or carol; password sessionlab)\n\
          \x20 admin   {admin}  (LB admin API /admin/v1/backends, /metrics)\n\
          \x20 nodes   {}\n\

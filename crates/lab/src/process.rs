@@ -212,11 +212,21 @@ mod tests {
         .unwrap()
     }
 
+    /// Waits (bounded) until the child wrote `expected` to its log.
+    fn wait_for_log(dir: &Path, expected: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::fs::read_to_string(dir.join("p.log")).unwrap_or_default() != expected {
+            assert!(Instant::now() < deadline, "child never wrote {expected:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     #[test]
-    fn terminate_stops_a_process_and_reaps_nothing_else() {
+    fn terminate_stops_a_process_and_its_output_is_in_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let (mut child, rec) = sleeper(dir.path(), "echo started; exec sleep 30");
         assert!(rec.is_alive());
+        wait_for_log(dir.path(), "started\n");
         // The starter reaps its own child, as `up` does while it waits.
         let reaper = std::thread::spawn(move || child.wait().unwrap());
         let left = terminate_all(&[rec], Duration::from_secs(5)).unwrap();
@@ -224,8 +234,6 @@ mod tests {
         let status = reaper.join().unwrap();
         assert_eq!(describe_exit(status), "killed by SIGTERM");
         assert!(!rec.is_alive());
-        let log = std::fs::read_to_string(dir.path().join("p.log")).unwrap();
-        assert_eq!(log, "started\n");
     }
 
     #[test]
@@ -235,12 +243,8 @@ mod tests {
             dir.path(),
             "trap '' TERM; echo ready; while :; do sleep 0.05; done",
         );
-        // Wait (bounded) for the trap to be installed before signalling.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::fs::read_to_string(dir.path().join("p.log")).unwrap_or_default() != "ready\n" {
-            assert!(Instant::now() < deadline, "child never started");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        // The trap is installed once "ready" is written.
+        wait_for_log(dir.path(), "ready\n");
         let reaper = std::thread::spawn(move || child.wait().unwrap());
         let left = terminate_all(&[rec], Duration::from_millis(300)).unwrap();
         assert!(left.is_empty());

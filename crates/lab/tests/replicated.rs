@@ -1,0 +1,210 @@
+//! End-to-end tests of the replicated modes with real processes: failover
+//! keeps the session, partition and heal converge, scale rolls the peers.
+//!
+//! Gated: each test first checks that `sessionlab-node --help` offers
+//! `--replication` and otherwise prints `SKIPPED ...` and returns.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use sessionlab_lab::sign;
+use support::*;
+
+/// The version of the session whose id starts with `prefix` on each node
+/// (`None`: the node does not hold it), read from `/admin/v1/sessions`.
+async fn versions(tc: &TestCluster, prefix: &str) -> Vec<(String, Option<String>)> {
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let secret = tc.run_folder().read_secret().unwrap();
+    let mut out = Vec::new();
+    for node in tc.state().nodes {
+        if !node.process.is_some_and(|p| p.is_alive()) {
+            continue;
+        }
+        let path = "/admin/v1/sessions";
+        let signed = sign::sign(secret.as_bytes(), "GET", path, b"").unwrap();
+        let mut req = http.get(format!("http://127.0.0.1:{}{path}", node.cluster_port));
+        for (k, v) in signed.pairs() {
+            req = req.header(k, v);
+        }
+        let body: serde_json::Value = req.send().await.unwrap().json().await.unwrap();
+        let version = body["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id_prefix"].as_str().is_some_and(|p| p == prefix))
+            .map(|s| s["version"].to_string());
+        out.push((node.id, version));
+    }
+    out
+}
+
+/// Waits until every running node holds the same version of the session.
+async fn converged(tc: &TestCluster, prefix: &str) -> String {
+    eventually(
+        Duration::from_secs(20),
+        "all copies to converge",
+        || async {
+            let v = versions(tc, prefix).await;
+            let first = v.first()?.1.clone()?;
+            v.iter()
+                .all(|(_, x)| x.as_ref() == Some(&first))
+                .then_some(first)
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sticky_replicated_fails_over_with_the_session_and_heals_after_a_partition() {
+    if !node_has_replication(
+        "sticky_replicated_fails_over_with_the_session_and_heals_after_a_partition",
+    ) {
+        return;
+    }
+    let started = Instant::now();
+    let tc = TestCluster::up("sticky-replicated", 3);
+    println!(
+        "sticky-replicated x3: `sessionlab up` to healthy took {:?}",
+        started.elapsed()
+    );
+    let base = tc.app_url();
+    let client = browser();
+    let who = login(&client, &base, "alice").await.by;
+    let c1 = increment(&client, &base).await;
+    assert_eq!(c1.by, who);
+    let counter = c1.body["counter"].as_u64().unwrap();
+    let s = session(&client, &base).await;
+    let prefix = s.body["session"]["id_prefix"].as_str().unwrap().to_string();
+    converged(&tc, &prefix).await;
+
+    // Kill the node that served alice: the next request lands elsewhere,
+    // with the same session.
+    tc.ok(&["kill", &who]);
+    let after = eventually(Duration::from_secs(10), "failover", || {
+        let (client, base, who) = (client.clone(), base.clone(), who.clone());
+        async move {
+            let s = session(&client, &base).await;
+            (s.status == 200 && !s.by.is_empty() && s.by != who).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(user_of(&after).as_deref(), Some("alice"), "{}", after.body);
+    assert_eq!(after.body["session"]["data"]["counter"], counter);
+    let survivor = after.by.clone();
+
+    // The killed node comes back with a snapshot: it holds alice's session.
+    tc.ok(&["restart", &who]);
+    converged(&tc, &prefix).await;
+
+    // Cut the survivor off from the others, write on it: the others keep
+    // the old version until the heal.
+    let out = tc.ok(&["partition", &survivor]);
+    assert!(
+        out.contains(&format!("partitioned {survivor} from")),
+        "{out}"
+    );
+    let status = tc.status();
+    let row = |id: &str| {
+        status["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["process"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(row(&survivor)["cut_from"].as_array().unwrap().len(), 2);
+    let w = increment(&client, &base).await;
+    assert_eq!(w.by, survivor, "the LB still reaches the partitioned node");
+    let split = versions(&tc, &prefix).await;
+    let mine = split
+        .iter()
+        .find(|(n, _)| n == &survivor)
+        .unwrap()
+        .1
+        .clone();
+    for (node, v) in &split {
+        if node != &survivor {
+            assert_ne!(v, &mine, "{node} got the write across the partition");
+        }
+    }
+    let out = tc.ok(&["heal"]);
+    assert!(out.contains("healed"), "{out}");
+    let v = converged(&tc, &prefix).await;
+    assert_eq!(Some(v), mine, "the newer write wins everywhere");
+    let status = tc.status();
+    for r in status["rows"].as_array().unwrap().iter().skip(1) {
+        assert!(r["cut_from"].as_array().unwrap().is_empty(), "{r}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicated_scale_rolls_the_peer_lists_and_new_nodes_get_the_sessions() {
+    if !node_has_replication("replicated_scale_rolls_the_peer_lists_and_new_nodes_get_the_sessions")
+    {
+        return;
+    }
+    let tc = TestCluster::up("replicated", 2);
+    let base = tc.app_url();
+    let client = browser();
+    login(&client, &base, "carol").await;
+    let s = session(&client, &base).await;
+    let prefix = s.body["session"]["id_prefix"].as_str().unwrap().to_string();
+    converged(&tc, &prefix).await;
+
+    tc.ok(&["scale", "--nodes", "3"]);
+    let st = tc.state();
+    assert_eq!(st.node_ids(), vec!["node-1", "node-2", "node-3"]);
+    for n in &st.nodes {
+        let peers = n.args.iter().filter(|a| *a == "--peer").count();
+        assert_eq!(peers, 2, "{} knows both others: {:?}", n.id, n.args);
+    }
+    converged(&tc, &prefix).await;
+    let held: Vec<_> = versions(&tc, &prefix).await;
+    assert_eq!(held.len(), 3);
+    eventually(
+        Duration::from_secs(15),
+        "every node to see 2 peers up",
+        || async {
+            let status = tc.status();
+            status["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .skip(1)
+                .all(|r| r["peers_up"] == 2 && r["peers"] == 2)
+                .then_some(())
+        },
+    )
+    .await;
+
+    tc.ok(&["scale", "--nodes", "2"]);
+    let st = tc.state();
+    assert_eq!(st.node_ids(), vec!["node-1", "node-2"]);
+    eventually(
+        Duration::from_secs(15),
+        "the survivors to know 1 peer",
+        || async {
+            let status = tc.status();
+            status["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .skip(1)
+                .all(|r| r["peers_up"] == 1 && r["peers"] == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    let s = session(&client, &base).await;
+    assert_eq!(user_of(&s).as_deref(), Some("carol"));
+
+    // Partition with --from: only that link is cut, both ways.
+    tc.ok(&["partition", "node-1", "--from", "node-2"]);
+    let st = tc.state();
+    assert_eq!(st.cuts.len(), 1);
+    let err = tc.fails(&["partition", "node-1", "--from", "node-1"]);
+    assert!(err.contains("from itself"), "{err}");
+    tc.ok(&["heal"]);
+}

@@ -1,0 +1,276 @@
+//! Shared pieces of the end-to-end tests: a `TestCluster` that drives the
+//! real `sessionlab` binary against the real node and LB binaries in a temp
+//! run folder on free ports, and stops everything it started when dropped.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use sessionlab_lab::cluster::help_has_flag;
+use sessionlab_lab::runfolder::{ClusterState, RunFolder};
+
+/// Where cargo put `sessionlab`, and so the node and LB binaries too.
+pub fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_sessionlab"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Panics with the build command if the node or LB binary is missing.
+pub fn require_binaries() {
+    for name in ["sessionlab-node", "sessionlab-lb"] {
+        assert!(
+            bin_dir().join(name).is_file(),
+            "{name} is missing from {}: build it first with \
+             `cargo build -p sessionlab-node -p sessionlab-lb --bins`",
+            bin_dir().display()
+        );
+    }
+}
+
+/// Whether the node binary has replication (`--replication`). Tests of
+/// replicated modes call this and skip, saying so, when it has not.
+pub fn node_has_replication(test: &str) -> bool {
+    require_binaries();
+    let out = Command::new(bin_dir().join("sessionlab-node"))
+        .arg("--help")
+        .output()
+        .expect("running sessionlab-node --help");
+    let yes = help_has_flag(&String::from_utf8_lossy(&out.stdout), "--replication");
+    if !yes {
+        println!(
+            "SKIPPED {test}: sessionlab-node has no --replication flag yet; \
+             this replicated-mode test runs once the node has replication"
+        );
+    }
+    yes
+}
+
+/// Runs a command with a deadline; kills it if it overruns.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning a command");
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().expect("waiting").is_some() {
+            return child.wait_with_output().expect("collecting output");
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("collecting output");
+            panic!(
+                "command {cmd:?} did not finish within {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A run folder of its own, and the `sessionlab` binary pointed at it.
+pub struct TestCluster {
+    pub dir: tempfile::TempDir,
+    pub run_dir: PathBuf,
+}
+
+impl TestCluster {
+    /// A fresh run folder, no cluster yet.
+    pub fn new() -> TestCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let run_dir = dir.path().join("run");
+        TestCluster { dir, run_dir }
+    }
+
+    /// `sessionlab up --mode MODE --nodes N` on free ports; panics on failure.
+    pub fn up(mode: &str, nodes: usize) -> TestCluster {
+        require_binaries();
+        let tc = TestCluster::new();
+        let n = nodes.to_string();
+        let out = tc.sessionlab(&["up", "--mode", mode, "--nodes", &n]);
+        assert!(out.status.success(), "up failed:\n{}", text(&out));
+        tc
+    }
+
+    /// Runs `sessionlab ARGS` (free ports for `up`); returns its output.
+    pub fn sessionlab(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessionlab"));
+        cmd.args(args)
+            .env("SESSIONLAB_RUN_DIR", &self.run_dir)
+            .env("SESSIONLAB_BIN_DIR", bin_dir())
+            .env("SESSIONLAB_LB_PORT", "0")
+            .env("SESSIONLAB_ADMIN_PORT", "0")
+            .env("SESSIONLAB_NODE_PORT", "0")
+            .env("SESSIONLAB_CLUSTER_PORT", "0")
+            .env("SESSIONLAB_GRACE", "3s");
+        run_bounded(&mut cmd, Duration::from_secs(180))
+    }
+
+    /// Runs `sessionlab ARGS`, panics unless it succeeds, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.sessionlab(args);
+        assert!(
+            out.status.success(),
+            "sessionlab {args:?} failed:\n{}",
+            text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `sessionlab ARGS`, panics if it succeeds, returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.sessionlab(args);
+        assert!(
+            !out.status.success(),
+            "sessionlab {args:?} should have failed:\n{}",
+            text(&out)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    pub fn run_folder(&self) -> RunFolder {
+        RunFolder::new(&self.run_dir)
+    }
+
+    pub fn state(&self) -> ClusterState {
+        self.run_folder().load_required().expect("cluster state")
+    }
+
+    pub fn app_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.state().lb.port)
+    }
+
+    pub fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.state().lb.admin_port)
+    }
+
+    pub fn cluster_url(&self, node: &str) -> String {
+        let st = self.state();
+        let n = st.node(node).expect("node");
+        format!("http://127.0.0.1:{}", n.cluster_port)
+    }
+
+    /// `sessionlab status --json`, parsed.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["status", "--json"])).expect("status json")
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        let Ok(Some(state)) = self.run_folder().load() else {
+            return;
+        };
+        let _ = self.sessionlab(&["down"]);
+        // Backstop: whatever is still recorded and alive gets SIGKILL.
+        for (_, p) in state.processes() {
+            let _ = p.signal(Signal::SIGKILL);
+        }
+    }
+}
+
+/// stdout and stderr of a command, for failure messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "status {}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A browser-like client: keeps cookies, does not follow redirects.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(5))
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+/// What one app request returned: the node that served it and the JSON body.
+pub struct Served {
+    pub by: String,
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+async fn served(resp: reqwest::Response) -> Served {
+    let by = resp
+        .headers()
+        .get("x-served-by")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let status = resp.status().as_u16();
+    let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+    Served { by, status, body }
+}
+
+/// Logs in as `user` through `base` (the LB); returns who served it.
+pub async fn login(client: &reqwest::Client, base: &str, user: &str) -> Served {
+    let resp = client
+        .post(format!("{base}/login"))
+        .header("accept", "application/json")
+        .form(&[("username", user), ("password", "sessionlab")])
+        .send()
+        .await
+        .expect("login request");
+    let s = served(resp).await;
+    assert_eq!(s.status, 200, "login: {}", s.body);
+    s
+}
+
+/// `GET /api/session`.
+pub async fn session(client: &reqwest::Client, base: &str) -> Served {
+    let resp = client
+        .get(format!("{base}/api/session"))
+        .send()
+        .await
+        .expect("session request");
+    served(resp).await
+}
+
+/// `POST /api/counter/increment`.
+pub async fn increment(client: &reqwest::Client, base: &str) -> Served {
+    let resp = client
+        .post(format!("{base}/api/counter/increment"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("increment request");
+    served(resp).await
+}
+
+/// The user of the session in a `/api/session` answer, if any.
+pub fn user_of(s: &Served) -> Option<String> {
+    s.body["session"]["user"].as_str().map(str::to_string)
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
