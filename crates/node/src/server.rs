@@ -25,6 +25,9 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::error::{JsonPayloadError, UrlencodedError};
 use actix_web::middleware::{DefaultHeaders, Next, from_fn};
 use actix_web::{App, HttpServer, ResponseError, web};
 
@@ -34,7 +37,7 @@ use crate::metrics::Metrics;
 use crate::state::NodeState;
 use crate::users::Users;
 use crate::websession::SessionPolicy;
-use crate::wiring::StoreWiring;
+use crate::wiring::{ClusterRoutes, StoreWiring};
 use crate::{admin, app, metrics, session_mw};
 
 /// How long in-flight requests may take to finish at shutdown.
@@ -126,6 +129,89 @@ fn body_error(too_large: bool, detail: String, limit: u64) -> actix_web::Error {
     actix_web::error::InternalError::from_response(e.to_string(), e.error_response()).into()
 }
 
+/// The app listener's application: routes, body limits, and the three
+/// middleware layers (outermost first: `X-Served-By`, metrics, session).
+/// Tests drive it directly with `actix_web::test` under a paused clock.
+pub fn app(
+    node: web::Data<NodeState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let limit = node.config.max_body_bytes;
+    let mw_node = node.clone();
+    let metrics_node = node.clone();
+    let served_by = node.id.clone();
+    App::new()
+        .app_data(node)
+        .app_data(web::PayloadConfig::new(limit as usize))
+        .app_data(
+            web::FormConfig::default()
+                .limit(limit as usize)
+                .error_handler(move |e, _| {
+                    let too_large = matches!(e, UrlencodedError::Overflow { .. });
+                    body_error(too_large, e.to_string(), limit)
+                }),
+        )
+        .app_data(
+            web::JsonConfig::default()
+                .limit(limit as usize)
+                .error_handler(move |e, _| {
+                    let too_large = matches!(
+                        e,
+                        JsonPayloadError::Overflow { .. }
+                            | JsonPayloadError::OverflowKnownLength { .. }
+                    );
+                    body_error(too_large, e.to_string(), limit)
+                }),
+        )
+        .app_data(
+            web::QueryConfig::default()
+                .error_handler(move |e, _| body_error(false, e.to_string(), limit)),
+        )
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(move |e, _| body_error(false, e.to_string(), limit)),
+        )
+        .configure(app::configure)
+        .default_service(web::to(crate::error::not_found))
+        .wrap(from_fn(move |req, next: Next<_>| {
+            let node = mw_node.clone();
+            async move { session_mw::handle(&node, req, next).await }
+        }))
+        .wrap(from_fn(move |req, next: Next<_>| {
+            let node = metrics_node.clone();
+            async move { metrics::track(&node.metrics, req, next).await }
+        }))
+        .wrap(DefaultHeaders::new().add((SERVED_BY, served_by)))
+}
+
+/// The cluster listener's application: [`admin`] routes plus `extra`.
+pub fn cluster_app(
+    node: web::Data<NodeState>,
+    extra: Option<ClusterRoutes>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let served_by = node.id.clone();
+    App::new()
+        .app_data(node)
+        .configure(move |c| admin::configure(c, extra.as_ref()))
+        .default_service(web::to(crate::error::not_found))
+        .wrap(DefaultHeaders::new().add((SERVED_BY, served_by)))
+}
+
 /// Run a node until `shutdown` completes; see the module docs.
 pub async fn run(
     cfg: Config,
@@ -144,78 +230,24 @@ pub async fn run(
         .local_addr()
         .map_err(io_err("cluster listener"))?;
 
-    let limit = node.config.max_body_bytes;
     let app_node = node.clone();
-    let app_server = HttpServer::new(move || {
-        let mw_node = app_node.clone();
-        let metrics_node = app_node.clone();
-        App::new()
-            .app_data(app_node.clone())
-            .app_data(web::PayloadConfig::new(limit as usize))
-            .app_data(
-                web::FormConfig::default()
-                    .limit(limit as usize)
-                    .error_handler(move |e, _| {
-                        let too_large =
-                            matches!(e, actix_web::error::UrlencodedError::Overflow { .. });
-                        body_error(too_large, e.to_string(), limit)
-                    }),
-            )
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(limit as usize)
-                    .error_handler(move |e, _| {
-                        let too_large = matches!(
-                            e,
-                            actix_web::error::JsonPayloadError::Overflow { .. }
-                                | actix_web::error::JsonPayloadError::OverflowKnownLength { .. }
-                        );
-                        body_error(too_large, e.to_string(), limit)
-                    }),
-            )
-            .app_data(
-                web::QueryConfig::default()
-                    .error_handler(move |e, _| body_error(false, e.to_string(), limit)),
-            )
-            .app_data(
-                web::PathConfig::default()
-                    .error_handler(move |e, _| body_error(false, e.to_string(), limit)),
-            )
-            .configure(app::configure)
-            .default_service(web::to(crate::error::not_found))
-            .wrap(from_fn(move |req, next: Next<_>| {
-                let node = mw_node.clone();
-                async move { session_mw::handle(&node, req, next).await }
-            }))
-            .wrap(from_fn(move |req, next: Next<_>| {
-                let node = metrics_node.clone();
-                async move { metrics::track(&node.metrics, req, next).await }
-            }))
-            .wrap(DefaultHeaders::new().add((SERVED_BY, app_node.id.clone())))
-    })
-    .workers(node.config.workers())
-    .disable_signals()
-    .shutdown_timeout(DRAIN_TIMEOUT.as_secs())
-    .listen(listeners.app)
-    .map_err(io_err("app listener"))?
-    .run();
+    let app_server = HttpServer::new(move || app(app_node.clone()))
+        .workers(node.config.workers())
+        .disable_signals()
+        .shutdown_timeout(DRAIN_TIMEOUT.as_secs())
+        .listen(listeners.app)
+        .map_err(io_err("app listener"))?
+        .run();
 
     let cluster_node = node.clone();
     let extra = wiring.cluster_routes.clone();
-    let cluster_server = HttpServer::new(move || {
-        let extra = extra.clone();
-        App::new()
-            .app_data(cluster_node.clone())
-            .configure(move |c| admin::configure(c, extra.as_ref()))
-            .default_service(web::to(crate::error::not_found))
-            .wrap(DefaultHeaders::new().add((SERVED_BY, cluster_node.id.clone())))
-    })
-    .workers(1)
-    .disable_signals()
-    .shutdown_timeout(DRAIN_TIMEOUT.as_secs())
-    .listen(listeners.cluster)
-    .map_err(io_err("cluster listener"))?
-    .run();
+    let cluster_server = HttpServer::new(move || cluster_app(cluster_node.clone(), extra.clone()))
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(DRAIN_TIMEOUT.as_secs())
+        .listen(listeners.cluster)
+        .map_err(io_err("cluster listener"))?
+        .run();
 
     tracing::info!(
         node = %node.id,

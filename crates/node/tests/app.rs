@@ -1,0 +1,371 @@
+//! The demo app over real HTTP: login, counter and cart, cookie policy,
+//! rotation at login, logout, url tracking mode.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use sessionlab_node::Tracking;
+
+#[tokio::test]
+async fn login_as_alice_and_wrong_password() {
+    let node = TestNode::start(config("node-1")).await;
+    let c = client();
+
+    // Wrong password: 401, JSON for API clients, the page for browsers.
+    let res = c
+        .post(format!("{}/login", node.app))
+        .header("accept", "application/json")
+        .form(&[("username", "alice"), ("password", "nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(session_cookie(res.headers()).is_none());
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "bad_credentials");
+    let res = c
+        .post(format!("{}/login", node.app))
+        .form(&[("username", "mallory"), ("password", "sessionlab")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("Wrong user name or password")
+    );
+
+    // Right password: redirect home with a session cookie, user is alice.
+    let res = login(&c, &node.app, "", "alice", false).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/");
+    let cookie = session_cookie(res.headers()).expect("login sets the session cookie");
+    let s = session(&c, &node.app, &cookie).await;
+    assert_eq!(s["node_id"], "node-1");
+    assert_eq!(s["session"]["user"], "alice");
+
+    // The page says who you are and which node answered.
+    let page = c
+        .get(&node.app)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("alice") && page.contains("node-1") && page.contains("log out"));
+
+    // JSON login answers with JSON.
+    let res = c
+        .post(format!("{}/login", node.app))
+        .header("accept", "application/json")
+        .form(&[("username", "bob"), ("password", "sessionlab")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["user"], "bob");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn counter_and_cart_persist_across_requests() {
+    let node = TestNode::start(config("node-1")).await;
+    let c = client();
+    let (n, h) = increment(&c, &node.app, "").await;
+    assert_eq!(n, 1);
+    let cookie = session_cookie(&h).expect("the first write creates a session");
+    for want in 2..=3 {
+        let (n, h) = increment(&c, &node.app, &cookie).await;
+        assert_eq!(n, want);
+        assert!(session_cookie(&h).is_none(), "the id is sent only once");
+    }
+    for (item, qty) in [("apple", "2"), ("pear", "1")] {
+        let res = c
+            .put(format!("{}/api/cart/{item}?qty={qty}", node.app))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let res = c
+        .delete(format!("{}/api/cart/pear", node.app))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["cart"], serde_json::json!({"apple": 2}));
+
+    // The page's forms work too (post/redirect/get), and item names are escaped.
+    let res = c
+        .post(format!("{}/cart/add", node.app))
+        .header("cookie", &cookie)
+        .form(&[("item", "<script>alert(1)</script>")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let res = c
+        .post(format!("{}/counter/increment", node.app))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+
+    let s = session(&c, &node.app, &cookie).await;
+    assert_eq!(s["session"]["data"]["counter"], 4);
+    assert_eq!(s["session"]["data"]["cart"]["apple"], 2);
+    let page = c
+        .get(&node.app)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("<script>alert(1)</script>"));
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn reading_never_creates_a_session() {
+    let node = TestNode::start(config("node-1")).await;
+    let c = client();
+    for path in ["/", "/api/session", "/healthz", "/favicon.ico"] {
+        let res = c.get(format!("{}{path}", node.app)).send().await.unwrap();
+        assert!(set_cookies(res.headers()).is_empty(), "{path}");
+    }
+    let status: Value = c
+        .get(format!("{}/admin/v1/status", node.cluster))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["sessions"], 0);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn cookie_attributes() {
+    let node = TestNode::start(config("node-1")).await;
+    let c = client();
+    let (_, h) = increment(&c, &node.app, "").await;
+    let set = set_cookies(&h);
+    assert_eq!(set.len(), 1);
+    let attrs: Vec<&str> = set[0].split("; ").collect();
+    assert!(attrs[0].starts_with("SLSESSION=") && attrs[0].len() == "SLSESSION=".len() + 32);
+    for a in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(attrs.contains(&a), "{a} in {set:?}");
+    }
+    assert!(!set[0].contains("Secure"), "plain HTTP: no Secure");
+    assert!(!set[0].contains("Max-Age"), "a browser-session cookie");
+
+    // Behind a TLS-terminating balancer: Secure.
+    let res = c
+        .post(format!("{}/api/counter/increment", node.app))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert!(set_cookies(res.headers())[0].contains("; Secure"));
+
+    // Remember me: a persistent cookie for the absolute timeout (8h).
+    let res = login(&c, &node.app, "", "alice", true).await;
+    let set = set_cookies(res.headers());
+    assert!(set[0].contains("Max-Age=28800"), "{set:?}");
+    let res = login(&c, &node.app, "", "alice", false).await;
+    assert!(!set_cookies(res.headers())[0].contains("Max-Age"));
+    node.stop().await;
+
+    // --secure-cookies: always Secure.
+    let node = TestNode::start(sessionlab_node::Config {
+        secure_cookies: true,
+        ..config("node-1")
+    })
+    .await;
+    let (_, h) = increment(&c, &node.app, "").await;
+    assert!(set_cookies(&h)[0].contains("; Secure"));
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn id_changes_at_login_and_data_is_kept() {
+    let node = TestNode::start(config("node-1")).await;
+    let c = client();
+    let (_, h) = increment(&c, &node.app, "").await;
+    let before = session_cookie(&h).unwrap();
+    c.put(format!("{}/api/cart/apple", node.app))
+        .header("cookie", &before)
+        .send()
+        .await
+        .unwrap();
+
+    let res = login(&c, &node.app, &before, "alice", false).await;
+    let after = session_cookie(res.headers()).expect("login sends the new id");
+    assert_ne!(before, after, "login rotates the id");
+    let s = session(&c, &node.app, &after).await;
+    assert_eq!(s["session"]["user"], "alice");
+    assert_eq!(s["session"]["data"]["counter"], 1);
+    assert_eq!(s["session"]["data"]["cart"]["apple"], 1);
+    // The pre-login id is dead: a planted id is worth nothing after login.
+    assert_eq!(
+        session(&c, &node.app, &before).await["session"],
+        Value::Null
+    );
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn logout_deletes_the_session_and_expires_the_cookie() {
+    let node = TestNode::start(config("node-1")).await;
+    let c = client();
+    let res = login(&c, &node.app, "", "carol", false).await;
+    let cookie = session_cookie(res.headers()).unwrap();
+    let res = c
+        .post(format!("{}/logout", node.app))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let set = set_cookies(res.headers());
+    assert_eq!(set.len(), 1);
+    assert!(set[0].starts_with("SLSESSION=;") && set[0].contains("Max-Age=0"));
+    // Even someone who kept a copy of the id gets nothing.
+    assert_eq!(
+        session(&c, &node.app, &cookie).await["session"],
+        Value::Null
+    );
+    let status: Value = c
+        .get(format!("{}/admin/v1/status", node.cluster))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["sessions"], 0);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn url_tracking_mode() {
+    let node = TestNode::start(sessionlab_node::Config {
+        tracking: Tracking::Url,
+        ..config("node-u")
+    })
+    .await;
+    let c = client();
+
+    // A form post creates the session; the redirect carries the id.
+    let res = c
+        .post(format!("{}/counter/increment", node.app))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(
+        set_cookies(res.headers()).is_empty(),
+        "no cookies in url mode"
+    );
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let sid = location
+        .strip_prefix("/;sid=")
+        .expect("redirect carries ;sid=");
+    assert_eq!(sid.len(), 32);
+
+    // The page's links and forms all carry it.
+    let page = c
+        .get(format!("{}{location}", node.app))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for action in ["/counter/increment", "/cart/add", "/login", "/api/session"] {
+        assert!(
+            page.contains(&format!("\"{action};sid={sid}\"")),
+            "{action}"
+        );
+    }
+    let s: Value = c
+        .get(format!("{}/api/session;sid={sid}", node.app))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["session"]["data"]["counter"], 1);
+
+    // A cookie carrying the same id is not read in url mode.
+    assert_eq!(
+        session(&c, &node.app, &format!("SLSESSION={sid}")).await["session"],
+        Value::Null
+    );
+
+    // An unknown (well-formed) ;sid= is no session, and is never adopted.
+    let unknown = "A".repeat(32);
+    let s: Value = c
+        .get(format!("{}/api/session;sid={unknown}", node.app))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["session"], Value::Null);
+    let res = c
+        .post(format!("{}/api/counter/increment;sid={unknown}", node.app))
+        .send()
+        .await
+        .unwrap();
+    let fresh = res.headers()["x-session-path-param"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(fresh.starts_with(";sid=") && !fresh.contains(&unknown));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["counter"], 1);
+
+    // Login rotates the id in the URL too.
+    let res = c
+        .post(format!("{}/login;sid={sid}", node.app))
+        .form(&[("username", "alice"), ("password", "sessionlab")])
+        .send()
+        .await
+        .unwrap();
+    let location = res.headers()["location"].to_str().unwrap();
+    assert!(location.starts_with("/;sid=") && !location.contains(sid));
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn route_suffix_names_the_node() {
+    let node = TestNode::start(sessionlab_node::Config {
+        route_suffix: true,
+        ..config("node-7")
+    })
+    .await;
+    let c = client();
+    let (_, h) = increment(&c, &node.app, "").await;
+    let cookie = session_cookie(&h).unwrap();
+    assert!(cookie.ends_with(".node-7"), "{cookie}");
+    let (n, h) = increment(&c, &node.app, &cookie).await;
+    assert_eq!(n, 2, "the suffixed value is accepted back");
+    assert!(session_cookie(&h).is_none());
+    node.stop().await;
+}

@@ -1,0 +1,147 @@
+//! Helpers for the node's integration tests: in-process nodes on port 0 and
+//! a reqwest client that shows raw cookies and redirects.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use sessionlab_node::{Config, Listeners, StoreWiring, run};
+use tokio::sync::oneshot;
+
+/// A node running in this process until dropped.
+pub struct TestNode {
+    pub app: String,
+    pub cluster: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestNode {
+    /// A node with `cfg` and the default (memory) store.
+    pub async fn start(cfg: Config) -> TestNode {
+        let wiring = StoreWiring::memory(&cfg);
+        TestNode::start_with(cfg, wiring).await
+    }
+
+    /// A node with `cfg` and the given store wiring.
+    pub async fn start_with(cfg: Config, wiring: StoreWiring) -> TestNode {
+        let listeners = Listeners::ephemeral().expect("bind loopback port 0");
+        let app = format!("http://{}", listeners.app.local_addr().unwrap());
+        let cluster = format!("http://{}", listeners.cluster.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            run(cfg, listeners, wiring, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("node runs");
+        });
+        TestNode {
+            app,
+            cluster,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stop the node and wait until it has shut down.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(15), task)
+                .await
+                .expect("node stops within 15 s")
+                .expect("node task did not panic");
+        }
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A small config for tests: two workers, test id.
+pub fn config(id: &str) -> Config {
+    Config {
+        id: id.to_owned(),
+        workers: Some(2),
+        ..Config::default()
+    }
+}
+
+/// A client without a cookie store and without following redirects, so
+/// tests see exactly what the node sends.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// All `Set-Cookie` headers of a response.
+pub fn set_cookies(h: &HeaderMap) -> Vec<String> {
+    h.get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The `SLSESSION=...` pair of the first session cookie set, as a `Cookie`
+/// header value.
+pub fn session_cookie(h: &HeaderMap) -> Option<String> {
+    set_cookies(h)
+        .into_iter()
+        .find(|c| c.starts_with("SLSESSION="))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+}
+
+/// `GET /api/session` with `cookie` (may be empty).
+pub async fn session(c: &reqwest::Client, base: &str, cookie: &str) -> Value {
+    let mut req = c.get(format!("{base}/api/session"));
+    if !cookie.is_empty() {
+        req = req.header("cookie", cookie);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+/// `POST /login` as `user` with the demo password; returns the response.
+pub async fn login(
+    c: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    user: &str,
+    remember: bool,
+) -> reqwest::Response {
+    let mut form = vec![("username", user), ("password", "sessionlab")];
+    if remember {
+        form.push(("remember", "on"));
+    }
+    let mut req = c.post(format!("{base}/login")).form(&form);
+    if !cookie.is_empty() {
+        req = req.header("cookie", cookie);
+    }
+    req.send().await.unwrap()
+}
+
+/// `POST /api/counter/increment`; returns (new value, response headers).
+pub async fn increment(c: &reqwest::Client, base: &str, cookie: &str) -> (u64, HeaderMap) {
+    let mut req = c.post(format!("{base}/api/counter/increment"));
+    if !cookie.is_empty() {
+        req = req.header("cookie", cookie);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let h = res.headers().clone();
+    let v: Value = res.json().await.unwrap();
+    (v["counter"].as_u64().unwrap(), h)
+}

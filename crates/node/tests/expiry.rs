@@ -1,0 +1,76 @@
+//! Idle and absolute expiry through the whole app, on tokio's paused clock
+//! (no sleeping: `tokio::time::advance` moves session time).
+
+use std::time::Duration;
+
+use actix_web::test::{TestRequest, call_service, init_service, read_body_json};
+use actix_web::web;
+use serde_json::Value;
+use sessionlab_node::{Config, StoreWiring, server};
+
+fn cfg() -> Config {
+    Config {
+        idle_timeout: Duration::from_secs(60),
+        absolute_timeout: Duration::from_secs(300),
+        ..Config::default()
+    }
+}
+
+fn cookie_of(res: &actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>) -> String {
+    res.headers()
+        .get("set-cookie")
+        .expect("a session cookie")
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_sessions_expire_and_use_keeps_them_alive_until_the_absolute_limit() {
+    let cfg = cfg();
+    let wiring = StoreWiring::memory(&cfg);
+    let node = web::Data::new(server::node_state(cfg, &wiring).unwrap());
+    let app = init_service(server::app(node)).await;
+
+    let incr = |cookie: Option<&str>| {
+        let mut r = TestRequest::post().uri("/api/counter/increment");
+        if let Some(c) = cookie {
+            r = r.insert_header(("cookie", c.to_owned()));
+        }
+        r.to_request()
+    };
+    let get = |cookie: &str| {
+        TestRequest::get()
+            .uri("/api/session")
+            .insert_header(("cookie", cookie.to_owned()))
+            .to_request()
+    };
+
+    let res = call_service(&app, incr(None)).await;
+    let busy = cookie_of(&res);
+    let res = call_service(&app, incr(None)).await;
+    let idle = cookie_of(&res);
+
+    // Every 40 s the busy user reads (a touch); the idle one does nothing.
+    for _ in 0..3 {
+        tokio::time::advance(Duration::from_secs(40)).await;
+        let v: Value = read_body_json(call_service(&app, get(&busy)).await).await;
+        assert_eq!(
+            v["session"]["data"]["counter"], 1,
+            "touched sessions live on"
+        );
+    }
+    let v: Value = read_body_json(call_service(&app, get(&idle)).await).await;
+    assert_eq!(v["session"], Value::Null, "120 s idle > 60 s idle timeout");
+
+    // Busy or not, the absolute timeout (300 s) ends it.
+    for _ in 0..5 {
+        tokio::time::advance(Duration::from_secs(40)).await;
+        let _ = call_service(&app, get(&busy)).await;
+    }
+    let v: Value = read_body_json(call_service(&app, get(&busy)).await).await;
+    assert_eq!(v["session"], Value::Null, "320 s after creation");
+}
