@@ -129,9 +129,10 @@ pub async fn run(
         stats,
     ));
     tokio::spawn(sample_rates(backends, stop_rx.clone()));
+    let local = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(
-        listen = %settings.listen,
-        admin = %settings.admin_listen,
+        listen = %local(&listeners.public),
+        admin = %local(&listeners.admin),
         strategy = settings.strategy.as_str(),
         "sessionlab-lb started"
     );

@@ -19,8 +19,10 @@
 //! | `?status=N` | answer with status N |
 //! | `?drop=1` | close the connection without answering |
 //! | `?set_route=X` | also send `Set-Cookie: SLROUTE=X` (tests the LB removes it) |
+//! | `?hop=1` | also send `X-Hop: 1` and `Connection: x-hop` (a hop-by-hop header) |
 //! | anything else | 200 with the body `<id>\n` |
 //!
+//! `--delay-ms` (or [`EchoState::with_delay`]) makes every answer slow.
 //! The body of an ordinary answer is built once at start-up; request bodies
 //! are read up to 1 MiB. [`EchoState`] counts requests so in-process tests
 //! can see where traffic went.
@@ -31,7 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, SET_COOKIE};
+use http::header::{CONNECTION, CONTENT_TYPE, HeaderName, HeaderValue, SET_COOKIE};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -51,16 +53,24 @@ pub struct EchoState {
     greeting: Bytes,
     healthy: AtomicBool,
     requests: AtomicU64,
+    /// Added to every answer (not health checks): a slow backend.
+    delay: Duration,
 }
 
 impl EchoState {
     pub fn new(id: &str) -> Arc<Self> {
+        Self::with_delay(id, Duration::ZERO)
+    }
+
+    /// A backend that waits `delay` before every answer.
+    pub fn with_delay(id: &str, delay: Duration) -> Arc<Self> {
         Arc::new(EchoState {
             id: id.to_string(),
             served_by: HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("echo")),
             greeting: Bytes::from(format!("{id}\n")),
             healthy: AtomicBool::new(true),
             requests: AtomicU64::new(0),
+            delay,
         })
     }
 
@@ -96,8 +106,9 @@ pub struct Echo(pub Arc<EchoState>);
 impl Echo {
     async fn answer(&self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
         let state = &self.0;
-        let path = req.uri().path();
-        let query = req.uri().query();
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path();
+        let query = parts.uri.query();
         if path == "/healthz" {
             let (status, body) = if state.healthy.load(Ordering::Relaxed) {
                 (StatusCode::OK, "ok\n")
@@ -107,6 +118,9 @@ impl Echo {
             return Ok(self.reply(status, Bytes::from_static(body.as_bytes())));
         }
         state.requests.fetch_add(1, Ordering::Relaxed);
+        if !state.delay.is_zero() {
+            tokio::time::sleep(state.delay).await;
+        }
         if let Some(ms) = param(query, "delay_ms").and_then(|v| v.parse::<u64>().ok()) {
             tokio::time::sleep(Duration::from_millis(ms.min(MAX_DELAY_MS))).await;
         }
@@ -126,7 +140,7 @@ impl Echo {
             }
             "/_echo/headers" => {
                 let mut text = String::new();
-                for (name, value) in req.headers() {
+                for (name, value) in &parts.headers {
                     text.push_str(name.as_str());
                     text.push_str(": ");
                     text.push_str(value.to_str().unwrap_or("<binary>"));
@@ -134,7 +148,7 @@ impl Echo {
                 }
                 Bytes::from(text)
             }
-            "/_echo/body" => match Limited::new(req.into_body(), MAX_BODY).collect().await {
+            "/_echo/body" => match Limited::new(body, MAX_BODY).collect().await {
                 Ok(body) => body.to_bytes(),
                 Err(_) => return Err(Dropped),
             },
@@ -143,6 +157,11 @@ impl Echo {
         let mut resp = self.reply(status, body);
         if let Some(cookie) = set_route {
             resp.headers_mut().append(SET_COOKIE, cookie);
+        }
+        if param(query, "hop") == Some("1") {
+            let h = resp.headers_mut();
+            h.insert("x-hop", HeaderValue::from_static("1"));
+            h.insert(CONNECTION, HeaderValue::from_static("x-hop"));
         }
         Ok(resp)
     }

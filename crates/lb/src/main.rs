@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
+        let shutdown = shutdown_signal();
         let listeners = match Listeners::bind(&settings).await {
             Ok(l) => l,
             Err(e) => {
@@ -39,7 +40,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        match run(settings, listeners, shutdown_signal()).await {
+        match run(settings, listeners, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("sessionlab-lb: {e}");

@@ -19,6 +19,10 @@ struct Args {
     /// Listen address (port 0 picks a free port).
     #[arg(long, env = "SESSIONLAB_ECHO_LISTEN", default_value = "127.0.0.1:0")]
     listen: SocketAddr,
+    /// Wait this many milliseconds before every answer (not /healthz).
+    #[arg(long, env = "SESSIONLAB_ECHO_DELAY_MS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    delay_ms: u64,
     /// Worker threads.
     #[arg(long, env = "SESSIONLAB_ECHO_THREADS", default_value_t = 1,
           value_parser = clap::value_parser!(u64).range(1..=64))]
@@ -43,6 +47,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+        let shutdown = shutdown_signal();
         match listener.local_addr() {
             Ok(addr) => println!("listening on {addr}"),
             Err(e) => {
@@ -50,7 +55,9 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
-        run(EchoState::new(&args.id), listener, shutdown_signal()).await;
+        let state =
+            EchoState::with_delay(&args.id, std::time::Duration::from_millis(args.delay_ms));
+        run(state, listener, shutdown).await;
         ExitCode::SUCCESS
     })
 }

@@ -1,0 +1,250 @@
+//! The admin API: list, add, remove, drain, undrain, requests log, metrics,
+//! bad input and the admin token.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Http, echo, eventually, lb};
+use http::Method;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_add_remove_and_route_to_new_backends() {
+    let (a, b) = (echo("node-1").await, echo("node-2").await);
+    let sa = a.spec();
+    let lb = lb(&["--backend", &sa, "--strategy", "sticky-cookie"]).await;
+    let http = Http::default();
+
+    let list = http.get(&lb.admin_url("/admin/v1/backends"), &[]).await;
+    assert_eq!(list.status, 200);
+    let list = list.json();
+    assert_eq!(list["strategy"], "sticky-cookie");
+    let node = &list["backends"][0];
+    assert_eq!(node["id"], "node-1");
+    assert_eq!(node["addr"], a.addr.to_string());
+    assert_eq!(node["state"], "up");
+    assert_eq!(node["draining"], false);
+    for field in [
+        "in_flight",
+        "requests",
+        "errors",
+        "latency_ms_p50",
+        "latency_ms_p99",
+        "health_history",
+        "requests_per_sec",
+    ] {
+        assert!(node.get(field).is_some(), "missing {field}: {node}");
+    }
+
+    // Scale out.
+    let body = format!(r#"{{"id":"node-2","addr":"{}"}}"#, b.addr);
+    let r = http
+        .send(
+            Method::POST,
+            &lb.admin_url("/admin/v1/backends"),
+            &[],
+            body.as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["id"], "node-2");
+    let r = http
+        .send(
+            Method::POST,
+            &lb.admin_url("/admin/v1/backends"),
+            &[],
+            body.as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+    assert_eq!(r.json()["error"], "duplicate");
+    eventually(
+        Duration::from_secs(5),
+        "new backend gets new users",
+        || async { http.get(&lb.url("/"), &[]).await.served_by() == "node-2" },
+    )
+    .await;
+
+    // Scale in.
+    let r = http
+        .send(
+            Method::DELETE,
+            &lb.admin_url("/admin/v1/backends/node-2"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let before = b.state.requests();
+    for _ in 0..4 {
+        assert_eq!(http.get(&lb.url("/"), &[]).await.served_by(), "node-1");
+    }
+    assert_eq!(b.state.requests(), before);
+    let r = http
+        .send(
+            Method::DELETE,
+            &lb.admin_url("/admin/v1/backends/node-2"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"], "not_found");
+    lb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_and_undrain() {
+    let (a, b) = (echo("node-1").await, echo("node-2").await);
+    let (sa, sb) = (a.spec(), b.spec());
+    let lb = lb(&["--backend", &sa, "--backend", &sb]).await;
+    let http = Http::default();
+
+    let r = http
+        .send(
+            Method::POST,
+            &lb.admin_url("/admin/v1/backends/node-1/drain"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(r.json()["draining"], true);
+    for _ in 0..4 {
+        assert_eq!(http.get(&lb.url("/"), &[]).await.served_by(), "node-2");
+    }
+    let r = http
+        .send(
+            Method::POST,
+            &lb.admin_url("/admin/v1/backends/node-1/undrain"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(r.json()["draining"], false);
+    let mut served = std::collections::HashSet::new();
+    for _ in 0..4 {
+        served.insert(http.get(&lb.url("/"), &[]).await.served_by().to_string());
+    }
+    assert!(served.contains("node-1"));
+    let r = http
+        .send(
+            Method::POST,
+            &lb.admin_url("/admin/v1/backends/node-9/drain"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    lb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_admin_input_is_a_4xx_with_json() {
+    let lb = lb(&[]).await;
+    let http = Http::default();
+    let post = |body: &'static str| {
+        let http = &http;
+        let url = lb.admin_url("/admin/v1/backends");
+        async move { http.send(Method::POST, &url, &[], body.as_bytes()).await }
+    };
+    for (body, error) in [
+        ("not json", "bad_json"),
+        (r#"{"id":"node-1"}"#, "bad_json"),
+        (
+            r#"{"id":"node-1","addr":"127.0.0.1:1","weight":3}"#,
+            "bad_json",
+        ),
+        (r#"{"id":"node 1","addr":"127.0.0.1:1"}"#, "bad_backend"),
+        (r#"{"id":"node-1","addr":"localhost"}"#, "bad_backend"),
+    ] {
+        let r = post(body).await;
+        assert_eq!(r.status, 400, "{body}");
+        assert_eq!(r.json()["error"], error, "{body}");
+    }
+    let r = http.get(&lb.admin_url("/admin/v1/nope"), &[]).await;
+    assert_eq!(r.status, 404);
+    let r = http
+        .send(Method::PUT, &lb.admin_url("/admin/v1/backends"), &[], b"")
+        .await;
+    assert_eq!(r.status, 405);
+    let r = http
+        .get(&lb.admin_url("/admin/v1/requests?limit=many"), &[])
+        .await;
+    assert_eq!(r.status, 400);
+    lb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_token_guards_admin_calls_only() {
+    let lb = lb(&["--admin-token", "s3cret"]).await;
+    let http = Http::default();
+    let url = lb.admin_url("/admin/v1/backends");
+    assert_eq!(http.get(&url, &[]).await.status, 401);
+    assert_eq!(
+        http.get(&url, &[("authorization", "Bearer wrong")])
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        http.get(&url, &[("authorization", "s3cret")]).await.status,
+        401
+    );
+    assert_eq!(
+        http.get(&url, &[("authorization", "Bearer s3cret")])
+            .await
+            .status,
+        200
+    );
+    let r = http
+        .send(
+            Method::POST,
+            &url,
+            &[],
+            br#"{"id":"x","addr":"127.0.0.1:1"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"], "unauthorized");
+    assert_eq!(http.get(&lb.admin_url("/healthz"), &[]).await.status, 200);
+    assert_eq!(http.get(&lb.admin_url("/metrics"), &[]).await.status, 200);
+    lb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_the_requests_log_reflect_traffic() {
+    let a = echo("node-1").await;
+    let sa = a.spec();
+    let lb = lb(&["--backend", &sa]).await;
+    let http = Http::default();
+    for path in ["/one", "/two?token=secret", "/three"] {
+        assert_eq!(http.get(&lb.url(path), &[]).await.status, 200);
+    }
+    let log = http
+        .get(&lb.admin_url("/admin/v1/requests?limit=2"), &[])
+        .await
+        .json();
+    let entries = log["requests"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["path"], "/three");
+    assert_eq!(entries[1]["path"], "/two", "query strings are not logged");
+    assert_eq!(entries[0]["backend"], "node-1");
+    assert_eq!(entries[0]["status"], 200);
+    assert_eq!(entries[0]["method"], "GET");
+    assert_eq!(entries[0]["failover"], false);
+
+    let metrics = http.get(&lb.admin_url("/metrics"), &[]).await.body;
+    assert!(
+        metrics.contains("sessionlab_lb_requests_total 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"sessionlab_lb_backend_requests_total{backend="node-1"} 3"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"sessionlab_lb_backend_up{backend="node-1"} 1"#),
+        "{metrics}"
+    );
+    lb.stop().await;
+}

@@ -1,0 +1,121 @@
+//! Proxy hygiene: hop-by-hop headers, X-Forwarded-*, body limit, timeouts.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Http, echo, lb};
+use http::Method;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hop_by_hop_headers_are_stripped_and_forwarded_headers_added() {
+    let node = echo("node-1").await;
+    let spec = node.spec();
+    let lb = lb(&["--backend", &spec]).await;
+    let http = Http::default();
+    let r = http
+        .get(
+            &lb.url("/_echo/headers"),
+            &[
+                ("connection", "keep-alive, x-secret"),
+                ("x-secret", "do-not-forward"),
+                ("keep-alive", "timeout=5"),
+                ("te", "trailers"),
+                ("proxy-authorization", "Basic Zm9vOmJhcg=="),
+                ("x-forwarded-for", "203.0.113.9"),
+                ("x-forwarded-proto", "https"),
+                ("x-app", "kept"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let seen = r.body.to_lowercase();
+    for gone in [
+        "x-secret",
+        "keep-alive:",
+        "\nte:",
+        "proxy-authorization",
+        "https",
+    ] {
+        assert!(!seen.contains(gone), "{gone} forwarded:\n{seen}");
+    }
+    assert!(seen.contains("x-app: kept"), "{seen}");
+    assert!(seen.contains("x-forwarded-for: 203.0.113.9\n"), "{seen}");
+    assert!(seen.contains("x-forwarded-for: 127.0.0.1\n"), "{seen}");
+    assert!(seen.contains("x-forwarded-proto: http\n"), "{seen}");
+    assert!(
+        seen.contains(&format!("x-forwarded-host: {}\n", lb.addr)),
+        "{seen}"
+    );
+    assert!(
+        seen.contains(&format!("host: {}\n", lb.addr)),
+        "Host passes through: {seen}"
+    );
+
+    // Response side: the header named by the backend's Connection is dropped,
+    // X-Served-By passes through.
+    let r = http.get(&lb.url("/?hop=1"), &[]).await;
+    assert!(r.headers.get("x-hop").is_none(), "{:?}", r.headers);
+    assert_eq!(r.served_by(), "node-1");
+    lb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_pass_through_up_to_the_limit_and_413_beyond() {
+    let node = echo("node-1").await;
+    let spec = node.spec();
+    let lb = lb(&["--backend", &spec, "--body-limit", "1024"]).await;
+    let http = Http::default();
+
+    let ok = vec![b'a'; 1024];
+    let r = http
+        .send(Method::POST, &lb.url("/_echo/body"), &[], &ok)
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 1024);
+
+    let big = vec![b'a'; 1025];
+    let r = http
+        .send(Method::POST, &lb.url("/_echo/body"), &[], &big)
+        .await;
+    assert_eq!(r.status, 413);
+    assert_eq!(r.json()["error"], "body_too_large");
+    assert_eq!(r.json()["origin"], "client");
+    assert_eq!(
+        node.state.requests(),
+        1,
+        "the oversized body never reached the backend"
+    );
+    lb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_backend_is_a_504_and_not_retried() {
+    let (a, b) = (echo("node-1").await, echo("node-2").await);
+    let (sa, sb) = (a.spec(), b.spec());
+    let lb = lb(&[
+        "--backend",
+        &sa,
+        "--backend",
+        &sb,
+        "--read-timeout",
+        "200ms",
+    ])
+    .await;
+    let http = Http::default();
+    let started = Instant::now();
+    let r = http.get(&lb.url("/?delay_ms=3000"), &[]).await;
+    assert_eq!(r.status, 504);
+    assert_eq!(r.json()["error"], "upstream_read_timeout");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        a.state.requests() + b.state.requests(),
+        1,
+        "a timeout is not retried"
+    );
+    lb.stop().await;
+}
