@@ -35,3 +35,22 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+# --- container end-to-end test (crates/lab/tests/docker.rs) -------------------
+# Needs a Docker engine: builds the image from the binaries just built (no
+# pull), then runs the compose test. Without an engine it is skipped, loudly.
+if docker info >/dev/null 2>&1; then
+  if ! command -v docker-compose >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker-compose >/dev/null
+  fi
+  SESSIONLAB_PROFILE=dev SESSIONLAB_IMAGE=sessionlab:test scripts/docker-up.sh build
+  if cargo nextest --version >/dev/null 2>&1; then
+    SESSIONLAB_DOCKER_IMAGE=sessionlab:test cargo nextest run -p sessionlab-lab --locked --test docker --run-ignored only
+  else
+    SESSIONLAB_DOCKER_IMAGE=sessionlab:test cargo test -p sessionlab-lab --locked --test docker -- --ignored
+  fi
+else
+  echo "test.sh: SKIPPED the container end-to-end test (crates/lab/tests/docker.rs): no Docker engine here (docker info failed)"
+fi

@@ -1,0 +1,253 @@
+//! The container end-to-end test: docker-compose.yml's `sticky-replicated`
+//! profile on a private Docker network, broken the Docker way.
+//!
+//! 1. compose up; log in through the LB;
+//! 2. `docker kill` the node that served the session: the next request is
+//!    served by another node, with the same session;
+//! 3. `docker network disconnect` a node, write, reconnect: every copy
+//!    converges to the new version;
+//! 4. compose down leaves no container and no network behind.
+//!
+//! Ignored by default (it needs a Docker engine and the image):
+//! `scripts/test.sh` runs it after `scripts/docker-up.sh build` when
+//! `docker info` works. The image is `$SESSIONLAB_DOCKER_IMAGE`
+//! (default `sessionlab:local`). It also skips, saying so, while the node
+//! has no replication.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use sessionlab_lab::sign;
+use support::*;
+
+const MODE: &str = "sticky-replicated";
+
+fn docker(args: &[&str]) -> String {
+    let out = run_bounded(Command::new("docker").args(args), Duration::from_secs(120));
+    assert!(out.status.success(), "docker {args:?}:\n{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A compose project of its own (name, ports, secrets); `down` on drop.
+struct Project {
+    name: String,
+    image: String,
+    secret: String,
+    token: String,
+    lb_port: u16,
+    admin_port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Project {
+    fn compose(&self, args: &[&str]) -> String {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+        let mut cmd = Command::new("docker-compose");
+        cmd.current_dir(root)
+            .args(["-p", &self.name])
+            .args(args)
+            .env("SESSIONLAB_IMAGE", &self.image)
+            .env("SESSIONLAB_CLUSTER_SECRET", &self.secret)
+            .env("SESSIONLAB_ADMIN_TOKEN", &self.token)
+            .env("SESSIONLAB_LB_PORT", self.lb_port.to_string())
+            .env("SESSIONLAB_ADMIN_PORT", self.admin_port.to_string());
+        let out = run_bounded(&mut cmd, Duration::from_secs(180));
+        assert!(
+            out.status.success(),
+            "docker-compose {args:?}:\n{}",
+            text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn down(&self) -> String {
+        self.compose(&[
+            "--profile",
+            "local",
+            "--profile",
+            "sticky",
+            "--profile",
+            "replicated",
+            "--profile",
+            MODE,
+            "down",
+            "--remove-orphans",
+            "--timeout",
+            "5",
+        ])
+    }
+
+    fn container(&self, node: &str) -> String {
+        self.compose(&["ps", "-q", &format!("{MODE}-{node}")])
+    }
+
+    fn network(&self) -> String {
+        format!("{}_lab", self.name)
+    }
+
+    /// The host address of a node's published cluster port.
+    fn cluster_addr(&self, node: &str) -> String {
+        self.compose(&["port", &format!("{MODE}-{node}"), "9081"])
+    }
+
+    fn leftovers(&self) -> (String, String) {
+        let label = format!("label=com.docker.compose.project={}", self.name);
+        (
+            docker(&["ps", "-aq", "--filter", &label]),
+            docker(&["network", "ls", "-q", "--filter", &label]),
+        )
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.down()));
+    }
+}
+
+/// The version of the session `prefix` on `node` (None: not held).
+async fn version_on(p: &Project, node: &str, prefix: &str) -> Option<String> {
+    let addr = p.cluster_addr(node);
+    let path = "/admin/v1/sessions";
+    let signed = sign::sign(p.secret.as_bytes(), "GET", path, b"").ok()?;
+    let mut req = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .ok()?
+        .get(format!("http://{addr}{path}"));
+    for (k, v) in signed.pairs() {
+        req = req.header(k, v);
+    }
+    let body: serde_json::Value = req.send().await.ok()?.json().await.ok()?;
+    body["sessions"]
+        .as_array()?
+        .iter()
+        .find(|s| s["id_prefix"].as_str() == Some(prefix))
+        .map(|s| s["version"].to_string())
+}
+
+async fn converged(p: &Project, nodes: &[&str], prefix: &str) -> String {
+    eventually(Duration::from_secs(30), "copies to converge", || async {
+        let mut seen = Vec::new();
+        for n in nodes {
+            seen.push(version_on(p, n, prefix).await?);
+        }
+        seen.windows(2)
+            .all(|w| w[0] == w[1])
+            .then(|| seen[0].clone())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker engine and the sessionlab image; scripts/test.sh runs it"]
+async fn compose_sticky_replicated_survives_kill_and_disconnect_and_down_cleans_up() {
+    if !node_has_replication(
+        "compose_sticky_replicated_survives_kill_and_disconnect_and_down_cleans_up",
+    ) {
+        return;
+    }
+    let image =
+        std::env::var("SESSIONLAB_DOCKER_IMAGE").unwrap_or_else(|_| "sessionlab:local".into());
+    docker(&["image", "inspect", "-f", "{{.Id}}", &image]);
+    let p = Project {
+        name: format!("sltest{}", std::process::id()),
+        image,
+        secret: sessionlab_lab::runfolder::generate_secret().unwrap(),
+        token: sessionlab_lab::runfolder::generate_secret().unwrap(),
+        lb_port: free_port(),
+        admin_port: free_port(),
+    };
+    let began = std::time::Instant::now();
+    p.compose(&["--profile", MODE, "up", "-d", "--no-build"]);
+    let base = format!("http://127.0.0.1:{}", p.lb_port);
+    let admin = format!("http://127.0.0.1:{}/admin/v1/backends", p.admin_port);
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "the LB to see 3 nodes up",
+        || async {
+            let view: serde_json::Value = http
+                .get(&admin)
+                .bearer_auth(&p.token)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let up = view["backends"]
+                .as_array()?
+                .iter()
+                .filter(|b| b["state"] == "up")
+                .count();
+            let app = http.get(format!("{base}/healthz")).send().await.ok()?;
+            (up == 3 && app.status().is_success()).then_some(())
+        },
+    )
+    .await;
+    println!("compose {MODE}: up to healthy in {:?}", began.elapsed());
+
+    // 1. Log in through the LB.
+    let client = browser();
+    let owner = login(&client, &base, "alice").await.by;
+    let counter = increment(&client, &base).await.body["counter"]
+        .as_u64()
+        .unwrap();
+    let s = session(&client, &base).await;
+    let prefix = s.body["session"]["id_prefix"].as_str().unwrap().to_string();
+    let all = ["node-1", "node-2", "node-3"];
+    converged(&p, &all, &prefix).await;
+
+    // 2. docker kill the owner: another node serves the same session.
+    docker(&["kill", &p.container(&owner)]);
+    let after = eventually(Duration::from_secs(15), "failover", || {
+        let (client, base, owner) = (client.clone(), base.clone(), owner.clone());
+        async move {
+            let s = session(&client, &base).await;
+            (s.status == 200 && !s.by.is_empty() && s.by != owner).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(user_of(&after).as_deref(), Some("alice"), "{}", after.body);
+    assert_eq!(after.body["session"]["data"]["counter"], counter);
+    let serving = after.by.clone();
+
+    // 3. Cut the third node off the network, write, reconnect: converge.
+    let cut = *all.iter().find(|n| **n != owner && **n != serving).unwrap();
+    let cid = p.container(cut);
+    docker(&["network", "disconnect", &p.network(), &cid]);
+    let w = increment(&client, &base).await;
+    assert_eq!(w.by, serving);
+    assert_eq!(w.body["counter"].as_u64(), Some(counter + 1));
+    let service_alias = format!("{MODE}-{cut}");
+    docker(&[
+        "network",
+        "connect",
+        "--alias",
+        cut,
+        "--alias",
+        &service_alias,
+        &p.network(),
+        &cid,
+    ]);
+    let v = converged(&p, &[serving.as_str(), cut], &prefix).await;
+    assert_eq!(version_on(&p, &serving, &prefix).await, Some(v));
+
+    // 4. Down leaves nothing behind.
+    p.down();
+    let (containers, networks) = p.leftovers();
+    assert!(containers.is_empty(), "containers left: {containers}");
+    assert!(networks.is_empty(), "networks left: {networks}");
+    println!("compose {MODE}: whole test took {:?}", began.elapsed());
+}
