@@ -188,12 +188,21 @@ impl MemoryStore {
     /// Apply a copy from a peer: stored only if its version is higher than
     /// the one held (last writer wins). Moves the Lamport clock past it.
     pub fn apply_if_newer(&self, s: Session) -> Applied {
+        let incoming = s.version.clone();
+        self.apply_with(s, |held| incoming > held.version)
+    }
+
+    /// Apply a copy from a peer if `wins(held)` says it beats the copy held
+    /// (always, if none is held). Deciding and writing happen under one
+    /// lock, so a replication layer can impose its own order of writes (for
+    /// example last-writer-wins with a tie-break) without a moment where
+    /// readers see neither copy. Moves the Lamport clock past its version.
+    pub fn apply_with(&self, s: Session, wins: impl FnOnce(&Session) -> bool) -> Applied {
         self.observe(&s.version);
         if let Err(e) = self.check_size(&s) {
             return Applied::Rejected(e);
         }
-        let incoming = s.version.clone();
-        match self.upsert_with(s, |existing| existing.is_none_or(|e| incoming > e.version)) {
+        match self.upsert_with(s, |existing| existing.is_none_or(wins)) {
             Ok(None) => Applied::Stored,
             Ok(Some(_)) => Applied::Overwrote,
             Err(None) => Applied::Stale,
@@ -474,6 +483,21 @@ mod tests {
         // 200 s after creation, touched every 40 s: the absolute limit ended it.
         assert!(st.get(&s.id).await.unwrap().is_none());
         assert_eq!(st.reap(clock::now_ms()).len(), 1);
+    }
+
+    #[test]
+    fn apply_with_lets_the_caller_order_copies() {
+        let st = store(10, 1024);
+        let mut a = session(0);
+        a.version = Version::new(3, "node-2");
+        assert_eq!(st.apply_with(a.clone(), |_| false), Applied::Stored);
+        let mut b = a.clone();
+        b.user = Some("bob".into());
+        let b_wins = |held: &Session| held.user.is_none();
+        assert_eq!(st.apply_with(b, b_wins), Applied::Overwrote);
+        assert_eq!(st.get_raw(&a.id).unwrap().user.as_deref(), Some("bob"));
+        assert_eq!(st.apply_with(a, b_wins), Applied::Stale);
+        assert_eq!(st.len(), 1);
     }
 
     #[test]

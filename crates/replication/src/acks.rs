@@ -1,0 +1,282 @@
+//! Acknowledgements: knowing when a write is safe on other nodes.
+//!
+//! With `--replication-ack none` the client is answered as soon as the write
+//! is in local memory; if this node dies before the batch leaves, the write
+//! is lost. That is Tomcat's `DeltaManager` in asynchronous mode, and the
+//! lab measures what it loses. With `all` (Tomcat's synchronous mode) or
+//! `quorum`, the client waits until enough peers confirm they applied it.
+//!
+//! The tracker is pure bookkeeping: the replica registers a write with the
+//! peers it was queued to, feeds in `Ack` messages, peers going down and
+//! ticks, and gets back completed writes with a [`ReplicationAck`]:
+//!
+//! - `all`: every peer that was up and got the write queued must ack. A peer
+//!   that goes down while the write waits is no longer waited for (it will
+//!   be repaired by resync). With no live peer the write completes at once.
+//! - `quorum`: a majority of the whole cluster, this node included, so
+//!   `cluster/2` peers. If too few peers are up to ever reach it, the write
+//!   fails at once instead of waiting for the timeout.
+//! - Either way, after `ack_timeout_ms` the write completes as `TimedOut`.
+//!
+//! At most `max_pending` writes wait at once; beyond that a write times out
+//! immediately (load shedding rather than unbounded memory).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sessionlab_session::store::ReplicationAck;
+
+use crate::config::AckMode;
+
+#[derive(Debug)]
+struct Pending {
+    waiting: BTreeSet<String>,
+    acked: usize,
+    required: usize,
+    deadline_ms: u64,
+}
+
+/// What registering a write yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckWait {
+    /// The mode is `none`: nothing to wait for.
+    Async,
+    /// Wait for [`AckTracker`] to complete this write id.
+    Pending(u64),
+    /// Already decided (no peer to wait for, or too many pending writes).
+    Done(ReplicationAck),
+}
+
+/// Writes waiting for acks; see the module docs.
+#[derive(Debug)]
+pub struct AckTracker {
+    mode: AckMode,
+    timeout_ms: u64,
+    max_pending: usize,
+    /// Cluster size (peers + this node), for quorum.
+    cluster: usize,
+    next_id: u64,
+    pending: BTreeMap<u64, Pending>,
+}
+
+impl AckTracker {
+    pub fn new(mode: AckMode, timeout_ms: u64, max_pending: usize, peers: usize) -> Self {
+        AckTracker {
+            mode,
+            timeout_ms,
+            max_pending,
+            cluster: peers + 1,
+            next_id: 1,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    pub fn mode(&self) -> AckMode {
+        self.mode
+    }
+
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Peers (besides this node) a quorum needs.
+    fn quorum_peers(&self) -> usize {
+        self.cluster / 2
+    }
+
+    /// The id the next write will carry in its `Upsert.ack`, if the mode
+    /// waits for acks at all.
+    pub fn next_write_id(&mut self) -> Option<u64> {
+        if self.mode == AckMode::None {
+            return None;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        Some(id)
+    }
+
+    /// Start waiting for write `id`, which was queued to `queued` peers.
+    pub fn register(&mut self, id: Option<u64>, queued: Vec<String>, now_ms: u64) -> AckWait {
+        let Some(id) = id else {
+            return AckWait::Async;
+        };
+        let required = match self.mode {
+            AckMode::None => return AckWait::Async,
+            AckMode::All => queued.len(),
+            AckMode::Quorum => self.quorum_peers(),
+        };
+        if required == 0 {
+            return AckWait::Done(ReplicationAck::Acked { peers: 0 });
+        }
+        if queued.len() < required || self.pending.len() >= self.max_pending {
+            return AckWait::Done(ReplicationAck::TimedOut {
+                acked: 0,
+                expected: required,
+            });
+        }
+        self.pending.insert(
+            id,
+            Pending {
+                waiting: queued.into_iter().collect(),
+                acked: 0,
+                required,
+                deadline_ms: now_ms.saturating_add(self.timeout_ms),
+            },
+        );
+        AckWait::Pending(id)
+    }
+
+    fn settle(&mut self, id: u64) -> Option<(u64, ReplicationAck)> {
+        let p = self.pending.get(&id)?;
+        let outcome = if p.acked >= p.required {
+            ReplicationAck::Acked { peers: p.acked }
+        } else if p.acked + p.waiting.len() < p.required {
+            // Not enough peers left to ever reach the requirement.
+            ReplicationAck::TimedOut {
+                acked: p.acked,
+                expected: p.required,
+            }
+        } else {
+            return None;
+        };
+        self.pending.remove(&id);
+        Some((id, outcome))
+    }
+
+    /// `peer` applied these writes. Unknown ids (already settled, or from a
+    /// previous incarnation) are ignored.
+    pub fn on_ack(&mut self, peer: &str, writes: &[u64]) -> Vec<(u64, ReplicationAck)> {
+        let mut done = Vec::new();
+        for &id in writes {
+            let counted = self.pending.get_mut(&id).is_some_and(|p| {
+                p.waiting.remove(peer) && {
+                    p.acked += 1;
+                    true
+                }
+            });
+            if counted {
+                done.extend(self.settle(id));
+            }
+        }
+        done
+    }
+
+    /// `peer` went down: stop waiting for it.
+    pub fn on_peer_down(&mut self, peer: &str) -> Vec<(u64, ReplicationAck)> {
+        let ids: Vec<u64> = self
+            .pending
+            .iter_mut()
+            .filter_map(|(id, p)| {
+                if p.waiting.remove(peer) {
+                    if self.mode == AckMode::All {
+                        // "every live peer": a dead one is no longer expected.
+                        p.required = p.required.saturating_sub(1);
+                    }
+                    Some(*id)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        ids.into_iter().filter_map(|id| self.settle(id)).collect()
+    }
+
+    /// Complete every write whose deadline has passed.
+    pub fn on_tick(&mut self, now_ms: u64) -> Vec<(u64, ReplicationAck)> {
+        let expired: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline_ms <= now_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        expired
+            .into_iter()
+            .filter_map(|id| {
+                let p = self.pending.remove(&id)?;
+                Some((
+                    id,
+                    ReplicationAck::TimedOut {
+                        acked: p.acked,
+                        expected: p.required,
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peers(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn all_waits_for_every_queued_peer_and_forgives_dead_ones() {
+        let mut t = AckTracker::new(AckMode::All, 100, 10, 2);
+        let id = t.next_write_id();
+        assert_eq!(t.register(id, peers(&["n2", "n3"]), 0), AckWait::Pending(1));
+        assert!(
+            t.on_ack("n2", &[1, 1, 99]).is_empty(),
+            "a repeated ack counts once"
+        );
+        assert_eq!(
+            t.on_peer_down("n3"),
+            vec![(1, ReplicationAck::Acked { peers: 1 })]
+        );
+        assert_eq!(t.pending(), 0);
+    }
+
+    #[test]
+    fn quorum_needs_a_majority_and_fails_fast_without_one() {
+        let mut t = AckTracker::new(AckMode::Quorum, 100, 10, 4); // cluster of 5
+        let id = t.next_write_id();
+        assert_eq!(
+            t.register(id, peers(&["n2"]), 0),
+            AckWait::Done(ReplicationAck::TimedOut {
+                acked: 0,
+                expected: 2
+            })
+        );
+        let id = t.next_write_id();
+        assert_eq!(
+            t.register(id, peers(&["n2", "n3", "n4"]), 0),
+            AckWait::Pending(2)
+        );
+        assert!(t.on_ack("n2", &[2]).is_empty());
+        assert_eq!(
+            t.on_ack("n4", &[2]),
+            vec![(2, ReplicationAck::Acked { peers: 2 })]
+        );
+    }
+
+    #[test]
+    fn deadlines_and_limits() {
+        let mut t = AckTracker::new(AckMode::All, 100, 1, 1);
+        assert_eq!(t.register(None, vec![], 0), AckWait::Async);
+        let a = t.next_write_id();
+        assert_eq!(t.register(a, peers(&["n2"]), 0), AckWait::Pending(1));
+        let b = t.next_write_id();
+        assert!(matches!(
+            t.register(b, peers(&["n2"]), 0),
+            AckWait::Done(ReplicationAck::TimedOut { .. })
+        ));
+        assert!(t.on_tick(99).is_empty());
+        assert_eq!(
+            t.on_tick(100),
+            vec![(
+                1,
+                ReplicationAck::TimedOut {
+                    acked: 0,
+                    expected: 1
+                }
+            )]
+        );
+        let c = t.next_write_id();
+        assert_eq!(
+            t.register(c, vec![], 0),
+            AckWait::Done(ReplicationAck::Acked { peers: 0 })
+        );
+    }
+}

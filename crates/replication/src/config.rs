@@ -1,0 +1,198 @@
+//! The protocol's knobs, and the acknowledgement modes.
+//!
+//! Every limit that bounds memory or time lives here, with a default that
+//! suits a lab on one machine. The same values drive the real runtime and
+//! the simulation (which shrinks the timers so a run takes milliseconds).
+//!
+//! [`ProtocolConfig::validate`] refuses combinations that would break the
+//! protocol's own guarantees, e.g. a queue too small to hold one repair round.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// When a local write is reported to the client.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AckMode {
+    /// Asynchronous: answer at once; the peers get it soon (`--replication-ack none`).
+    #[default]
+    None,
+    /// Every peer that is up when the write is made must apply it.
+    All,
+    /// A majority of the cluster (this node included) must hold it.
+    Quorum,
+}
+
+impl FromStr for AckMode {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "none" => Ok(AckMode::None),
+            "all" => Ok(AckMode::All),
+            "quorum" => Ok(AckMode::Quorum),
+            other => Err(ConfigError::Invalid(format!(
+                "replication ack mode must be none, all or quorum, not {other:?}"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for AckMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AckMode::None => "none",
+            AckMode::All => "all",
+            AckMode::Quorum => "quorum",
+        })
+    }
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid replication configuration: {0}")]
+    Invalid(String),
+}
+
+/// Timers (milliseconds) and limits of the protocol core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProtocolConfig {
+    pub ack_mode: AckMode,
+    /// How long a write waits for acks before it is reported as timed out.
+    pub ack_timeout_ms: u64,
+    /// Writes waiting for acks at once; beyond it a write times out at once.
+    pub max_pending_acks: usize,
+    /// How often a heartbeat goes to every peer.
+    pub heartbeat_interval_ms: u64,
+    /// A peer not heard from for this long is down.
+    pub peer_down_after_ms: u64,
+    /// How often coalesced touches are sent.
+    pub touch_flush_ms: u64,
+    /// How often a digest round runs with each peer (when not resyncing).
+    pub anti_entropy_interval_ms: u64,
+    /// Entries per digest message, and repairs per digest round.
+    pub digest_chunk: usize,
+    /// How long to wait for the reply to a snapshot or digest request, and
+    /// for a send result, before trying again.
+    pub request_timeout_ms: u64,
+    /// How long a starting replica waits to catch up before it reports
+    /// ready anyway (with a warning).
+    pub join_timeout_ms: u64,
+    /// How long a starting replica waits for a peer that reports itself
+    /// ready before it takes a snapshot from any live peer (a cold start).
+    pub join_grace_ms: u64,
+    /// Data messages queued per peer; overflow drops the queue and marks the
+    /// peer for resync.
+    pub queue_limit: usize,
+    /// Bytes of data messages queued per peer (same overflow rule).
+    pub queue_bytes_limit: usize,
+    /// Most messages in one batch.
+    pub batch_max_messages: usize,
+    /// Most approximate bytes in one batch.
+    pub batch_max_bytes: usize,
+    /// Most entries in one snapshot page.
+    pub snapshot_page_entries: usize,
+    /// Most approximate bytes in one snapshot page.
+    pub snapshot_page_bytes: usize,
+    /// How long a tombstone outlives the absolute expiry of the session it
+    /// deleted (covers clock differences between nodes).
+    pub tombstone_grace_ms: u64,
+    /// Most tombstones kept; beyond it the one closest to its end goes.
+    pub max_tombstones: usize,
+}
+
+impl Default for ProtocolConfig {
+    fn default() -> Self {
+        ProtocolConfig {
+            ack_mode: AckMode::None,
+            ack_timeout_ms: 1_000,
+            max_pending_acks: 10_000,
+            heartbeat_interval_ms: 250,
+            peer_down_after_ms: 1_500,
+            touch_flush_ms: 1_000,
+            anti_entropy_interval_ms: 2_000,
+            digest_chunk: 512,
+            request_timeout_ms: 2_000,
+            join_timeout_ms: 10_000,
+            join_grace_ms: 1_000,
+            queue_limit: 20_000,
+            queue_bytes_limit: 32 * 1024 * 1024,
+            batch_max_messages: 1_024,
+            batch_max_bytes: 1024 * 1024,
+            snapshot_page_entries: 1_024,
+            snapshot_page_bytes: 1024 * 1024,
+            tombstone_grace_ms: 60_000,
+            max_tombstones: 200_000,
+        }
+    }
+}
+
+impl ProtocolConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if self.heartbeat_interval_ms == 0
+            || self.peer_down_after_ms < 2 * self.heartbeat_interval_ms
+        {
+            return bad("peer_down_after_ms must be at least two heartbeat intervals");
+        }
+        if self.digest_chunk == 0 || self.digest_chunk > crate::message::MAX_LIST_ENTRIES {
+            return bad("digest_chunk must be between 1 and MAX_LIST_ENTRIES");
+        }
+        if self.queue_limit < 2 * self.digest_chunk {
+            return bad("queue_limit must hold at least two repair rounds (2 x digest_chunk)");
+        }
+        if self.batch_max_messages == 0
+            || self.batch_max_messages > crate::message::MAX_BATCH_MESSAGES
+        {
+            return bad("batch_max_messages must be between 1 and MAX_BATCH_MESSAGES");
+        }
+        if self.snapshot_page_entries == 0
+            || self.snapshot_page_entries > crate::message::MAX_LIST_ENTRIES
+        {
+            return bad("snapshot_page_entries must be between 1 and MAX_LIST_ENTRIES");
+        }
+        if self.request_timeout_ms == 0 || self.ack_timeout_ms == 0 {
+            return bad("timeouts must be positive");
+        }
+        if self.max_tombstones == 0 || self.max_pending_acks == 0 {
+            return bad("max_tombstones and max_pending_acks must be positive");
+        }
+        Ok(())
+    }
+
+    /// Timers shrunk for the simulation and for in-process tests: the same
+    /// ratios, tens of milliseconds instead of seconds.
+    pub fn fast() -> Self {
+        ProtocolConfig {
+            ack_timeout_ms: 500,
+            heartbeat_interval_ms: 50,
+            peer_down_after_ms: 300,
+            touch_flush_ms: 100,
+            anti_entropy_interval_ms: 200,
+            request_timeout_ms: 200,
+            join_timeout_ms: 3_000,
+            join_grace_ms: 200,
+            ..ProtocolConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_ack_modes_parse() {
+        ProtocolConfig::default().validate().unwrap();
+        ProtocolConfig::fast().validate().unwrap();
+        assert_eq!("quorum".parse::<AckMode>().unwrap(), AckMode::Quorum);
+        assert!("most".parse::<AckMode>().is_err());
+        let tiny_queue = ProtocolConfig {
+            queue_limit: 10,
+            ..ProtocolConfig::default()
+        };
+        assert!(tiny_queue.validate().is_err());
+    }
+}

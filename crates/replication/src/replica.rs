@@ -1,0 +1,1074 @@
+//! The replica: the protocol as a deterministic state machine.
+//!
+//! A [`Replica`] is one node's half of the replication protocol. It does no
+//! I/O and reads no clock. Everything that happens to it is a method call
+//! with the current time passed in:
+//!
+//! | input                     | when                                       |
+//! |---------------------------|--------------------------------------------|
+//! | [`upsert`](Replica::upsert), [`delete`](Replica::delete), [`touch`](Replica::touch) | a request on this node changed a session |
+//! | [`on_batch`](Replica::on_batch)         | a batch arrived from a peer          |
+//! | [`on_send_result`](Replica::on_send_result) | the transport finished sending a batch |
+//! | [`tick`](Replica::tick)                 | time passed (every few milliseconds) |
+//!
+//! and everything it wants done is an [`Output`] collected in its outbox
+//! ([`take_outputs`](Replica::take_outputs)): batches to send, writes whose
+//! acks completed, and events for logs and metrics. The store it holds is
+//! the node's [`MemoryStore`] (memory, not I/O): applying a change *is*
+//! writing the store.
+//!
+//! Because of this, the same code runs under the tokio runtime
+//! ([`crate::runtime`]) and under the simulation ([`crate::sim`]), where a
+//! seeded network drops, duplicates, delays and reorders batches and crashes
+//! nodes, and every run is reproducible from its seed. This is the design
+//! of toydb's Raft node, and the reason it is testable at all.
+//!
+//! ## The rules, in one place
+//!
+//! - **Versions** `(lamport, node)`: a local write takes the next Lamport
+//!   value of the store's clock; every version seen moves the clock past it.
+//! - **Last writer wins**: a copy replaces the held one only if its version
+//!   is higher (equal versions, possible only after a crash, are ordered by
+//!   a content digest: see [`crate::order`]). Every replica that sees the
+//!   same writes keeps the same one, whatever order they came in.
+//! - **Last access is a maximum**: touches, upserts and repairs all keep the
+//!   later last-access time, so idle expiry agrees everywhere.
+//! - **Deletes are final**: see [`crate::tombstones`].
+//! - **Expired copies are dropped** on arrival; expiry needs no message.
+//! - **Bounded everything**: see [`crate::peer`] (queues), [`crate::acks`]
+//!   (pending writes), [`crate::tombstones`], [`crate::antientropy`] and
+//!   [`crate::snapshot`] (chunked transfers).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use sessionlab_session::memory::Applied;
+use sessionlab_session::store::ReplicationAck;
+use sessionlab_session::{MemoryStore, Session, SessionId, StoreError, Version};
+
+use crate::acks::{AckTracker, AckWait};
+use crate::antientropy;
+use crate::config::ProtocolConfig;
+use crate::message::{Batch, Delete, DigestEntry, Message, Rejected, SnapshotEntry, Upsert};
+use crate::order;
+use crate::peer::{InFlight, Outstanding, Peer, ResyncReason};
+use crate::snapshot::{self, Join};
+use crate::tombstones::Tombstones;
+
+/// Something the replica wants done or reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send this batch to `batch.to`, then report with `on_send_result`.
+    Send(Batch),
+    /// A write waiting for acks is decided.
+    AckDone { write: u64, ack: ReplicationAck },
+    /// Something to log and count.
+    Event(Event),
+}
+
+/// What became of a data message applied here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new session.
+    Stored,
+    /// Replaced an older version (a last-writer-wins overwrite).
+    Overwrote,
+    /// The held version is the same or newer.
+    Stale,
+    /// The id is deleted here; the copy was dropped.
+    Tombstoned,
+    /// The copy had already expired; dropped.
+    Expired,
+    /// The store refused it (full, too large).
+    Rejected,
+    /// A delete removed the held copy.
+    Removed,
+    /// A delete for a copy not held here: only the tombstone is kept.
+    Recorded,
+    /// A touch moved the last access (or it was already later).
+    Touched,
+    /// A touch for a session not held here.
+    Unknown,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Stored => "stored",
+            Outcome::Overwrote => "overwrote",
+            Outcome::Stale => "stale",
+            Outcome::Tombstoned => "tombstoned",
+            Outcome::Expired => "expired",
+            Outcome::Rejected => "rejected",
+            Outcome::Removed => "removed",
+            Outcome::Recorded => "recorded",
+            Outcome::Touched => "touched",
+            Outcome::Unknown => "unknown",
+        }
+    }
+
+    /// Whether the sender may count the write as applied here.
+    fn acks(self) -> bool {
+        !matches!(self, Outcome::Rejected)
+    }
+}
+
+/// Events: the replication log, one readable line each (`Display`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A data message from `from` was applied on `to`.
+    Applied {
+        from: String,
+        to: String,
+        kind: &'static str,
+        id: SessionId,
+        version: Option<Version>,
+        outcome: Outcome,
+        /// Origin clock to apply, for fresh writes (not repairs).
+        lag_ms: Option<u64>,
+    },
+    PeerUp {
+        node: String,
+        peer: String,
+    },
+    PeerDown {
+        node: String,
+        peer: String,
+    },
+    PeerRestarted {
+        node: String,
+        peer: String,
+    },
+    ResyncNeeded {
+        node: String,
+        peer: String,
+        reason: ResyncReason,
+    },
+    ResyncDone {
+        node: String,
+        peer: String,
+    },
+    SnapshotServed {
+        node: String,
+        to: String,
+        entries: usize,
+    },
+    SnapshotReceived {
+        node: String,
+        from: String,
+        entries: usize,
+        last: bool,
+    },
+    Ready {
+        node: String,
+        caught_up: bool,
+        entries: u64,
+    },
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Applied {
+                from,
+                to,
+                kind,
+                id,
+                version,
+                outcome,
+                lag_ms,
+            } => {
+                write!(f, "{from} -> {to} {kind} {id}")?;
+                if let Some(v) = version {
+                    write!(f, " v={v}")?;
+                }
+                if lag_ms.is_none() && *kind != "touch" {
+                    write!(f, " (repair)")?;
+                }
+                write!(f, " {}", outcome.as_str())?;
+                if let Some(l) = lag_ms {
+                    write!(f, " lag={l}ms")?;
+                }
+                Ok(())
+            }
+            Event::PeerUp { node, peer } => write!(f, "{node}: peer {peer} up"),
+            Event::PeerDown { node, peer } => write!(f, "{node}: peer {peer} down"),
+            Event::PeerRestarted { node, peer } => write!(f, "{node}: peer {peer} restarted"),
+            Event::ResyncNeeded { node, peer, reason } => {
+                write!(f, "{node}: peer {peer} needs resync ({})", reason.as_str())
+            }
+            Event::ResyncDone { node, peer } => {
+                write!(f, "{node}: resync of {peer} complete (repairs queued)")
+            }
+            Event::SnapshotServed { node, to, entries } => {
+                write!(f, "{node}: served a snapshot page of {entries} to {to}")
+            }
+            Event::SnapshotReceived {
+                node,
+                from,
+                entries,
+                last,
+            } => write!(
+                f,
+                "{node}: snapshot page of {entries} from {from}{}",
+                if *last { " (last)" } else { "" }
+            ),
+            Event::Ready {
+                node,
+                caught_up,
+                entries,
+            } => {
+                if *caught_up {
+                    write!(f, "{node}: ready, caught up ({entries} entries copied)")
+                } else {
+                    write!(
+                        f,
+                        "{node}: ready WITHOUT catching up (join timeout; {entries} entries copied)"
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// A local write's result: the stamped version and what to wait for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalWrite {
+    pub version: Version,
+    pub ack: AckWait,
+}
+
+/// One peer as status pages show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PeerView {
+    pub id: String,
+    pub up: bool,
+    pub ready: bool,
+    pub queue_depth: usize,
+    pub needs_resync: bool,
+    pub last_heard_ms: Option<u64>,
+}
+
+/// One node's replication state machine; see the module docs.
+pub struct Replica {
+    id: String,
+    cfg: ProtocolConfig,
+    store: Arc<MemoryStore>,
+    boot: u64,
+    started_ms: u64,
+    peers: BTreeMap<String, Peer>,
+    tombstones: Tombstones,
+    /// Local touches not yet sent, coalesced per session (latest wins).
+    touches: BTreeMap<SessionId, u64>,
+    next_touch_flush_ms: u64,
+    next_heartbeat_ms: u64,
+    acks: AckTracker,
+    join: Join,
+    join_entries: u64,
+    next_seq: u64,
+    next_round: u64,
+    outputs: Vec<Output>,
+}
+
+impl Replica {
+    /// A replica for node `id` replicating to `peers`, starting (joining)
+    /// at `now_ms`. Without peers it is ready at once.
+    pub fn new(
+        id: impl Into<String>,
+        peers: impl IntoIterator<Item = String>,
+        cfg: ProtocolConfig,
+        store: Arc<MemoryStore>,
+        now_ms: u64,
+    ) -> Self {
+        let id = id.into();
+        let peers: BTreeMap<String, Peer> = peers
+            .into_iter()
+            .filter(|p| *p != id)
+            .map(|p| (p.clone(), Peer::new(p)))
+            .collect();
+        let acks = AckTracker::new(
+            cfg.ack_mode,
+            cfg.ack_timeout_ms,
+            cfg.max_pending_acks,
+            peers.len(),
+        );
+        let mut r = Replica {
+            tombstones: Tombstones::new(cfg.max_tombstones),
+            next_touch_flush_ms: now_ms + cfg.touch_flush_ms,
+            id,
+            cfg,
+            store,
+            boot: now_ms,
+            started_ms: now_ms,
+            peers,
+            touches: BTreeMap::new(),
+            next_heartbeat_ms: now_ms,
+            acks,
+            join: Join::Waiting { after: None },
+            join_entries: 0,
+            next_seq: 1,
+            next_round: 1,
+            outputs: Vec::new(),
+        };
+        if r.peers.is_empty() {
+            r.become_ready(true, now_ms);
+        }
+        r
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn store(&self) -> &Arc<MemoryStore> {
+        &self.store
+    }
+
+    pub fn config(&self) -> &ProtocolConfig {
+        &self.cfg
+    }
+
+    /// Whether this replica has caught up after starting (or gave up).
+    pub fn is_ready(&self) -> bool {
+        self.join == Join::Ready
+    }
+
+    pub fn join_state(&self) -> &Join {
+        &self.join
+    }
+
+    pub fn tombstones(&self) -> &Tombstones {
+        &self.tombstones
+    }
+
+    pub fn pending_acks(&self) -> usize {
+        self.acks.pending()
+    }
+
+    pub fn peers(&self) -> Vec<PeerView> {
+        self.peers
+            .values()
+            .map(|p| PeerView {
+                id: p.id.clone(),
+                up: p.up,
+                ready: p.ready,
+                queue_depth: p.queue_depth(),
+                needs_resync: p.needs_resync,
+                last_heard_ms: p.last_heard_ms,
+            })
+            .collect()
+    }
+
+    /// Take everything the replica wants done.
+    pub fn take_outputs(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.outputs)
+    }
+
+    fn event(&mut self, e: Event) {
+        self.outputs.push(Output::Event(e));
+    }
+
+    // ---- local changes ------------------------------------------------
+
+    /// A request on this node wrote `session`: store it with a new version
+    /// and queue it for every live peer.
+    ///
+    /// A write to a deleted id is refused with [`StoreError::Conflict`]
+    /// (it raced the logout, and the logout wins).
+    pub fn upsert(&mut self, mut session: Session, now_ms: u64) -> Result<LocalWrite, StoreError> {
+        if self.tombstones.contains(&session.id) {
+            return Err(StoreError::Conflict);
+        }
+        if let Some(held) = self.store.get_raw(&session.id) {
+            session.last_access_ms = session.last_access_ms.max(held.last_access_ms);
+        }
+        let stored = self.store.put_local(session)?;
+        let version = stored.version.clone();
+        let write = self.acks.next_write_id();
+        let queued = self.broadcast(Message::Upsert(Upsert {
+            session: stored,
+            origin_ms: Some(now_ms),
+            ack: write,
+        }));
+        let ack = self.acks.register(write, queued, now_ms);
+        self.flush(now_ms);
+        Ok(LocalWrite { version, ack })
+    }
+
+    /// A request on this node deleted the session (logout). Leaves a
+    /// tombstone and queues the delete. Returns whether it existed here.
+    pub fn delete(&mut self, id: &SessionId, now_ms: u64) -> bool {
+        let Some(old) = self.store.remove(id) else {
+            return false;
+        };
+        let version = self.store.next_version();
+        let expires_ms = old
+            .created_ms
+            .saturating_add(old.absolute_timeout_ms)
+            .saturating_add(self.cfg.tombstone_grace_ms);
+        self.tombstones
+            .insert(id.clone(), version.clone(), expires_ms);
+        self.touches.remove(id);
+        self.broadcast(Message::Delete(Delete {
+            id: id.clone(),
+            version,
+            expires_ms,
+            origin_ms: Some(now_ms),
+        }));
+        self.flush(now_ms);
+        true
+    }
+
+    /// A request on this node used the session at `at_ms`. The store is
+    /// updated at once; peers get the latest touch per session every
+    /// `touch_flush_ms` (coalesced: a busy user costs one message per
+    /// interval, not one per request).
+    pub fn touch(&mut self, id: &SessionId, at_ms: u64, now_ms: u64) -> bool {
+        if !self.store.touch_at(id, at_ms) {
+            return false;
+        }
+        let at = self.touches.entry(id.clone()).or_insert(at_ms);
+        *at = (*at).max(at_ms);
+        if self.touches.len() >= self.cfg.queue_limit / 2 {
+            self.flush_touches(now_ms);
+        }
+        true
+    }
+
+    fn flush_touches(&mut self, now_ms: u64) {
+        for (id, at_ms) in std::mem::take(&mut self.touches) {
+            self.broadcast(Message::Touch { id, at_ms });
+        }
+        self.flush(now_ms);
+    }
+
+    /// Queue a data message for every live peer; returns the peers it was
+    /// queued to. Peers that are down, or whose queue overflows, are marked
+    /// for resync instead.
+    fn broadcast(&mut self, msg: Message) -> Vec<String> {
+        let mut queued = Vec::new();
+        let mut missed = Vec::new();
+        for (pid, p) in self.peers.iter_mut() {
+            if !p.up {
+                if !p.needs_resync {
+                    missed.push((pid.clone(), ResyncReason::PeerDown));
+                }
+                continue;
+            }
+            match p.push_data(msg.clone(), &self.cfg) {
+                Ok(()) => queued.push(pid.clone()),
+                Err(_) => missed.push((pid.clone(), ResyncReason::QueueOverflow)),
+            }
+        }
+        for (pid, reason) in missed {
+            self.mark_resync(&pid, reason);
+        }
+        queued
+    }
+
+    fn mark_resync(&mut self, pid: &str, reason: ResyncReason) {
+        let Some(p) = self.peers.get_mut(pid) else {
+            return;
+        };
+        // Restart the pass: what was lost may lie before the cursor.
+        p.ae.cursor = None;
+        p.ae.outstanding = None;
+        p.ae.pass_is_resync = false;
+        if !p.needs_resync {
+            p.needs_resync = true;
+            let e = Event::ResyncNeeded {
+                node: self.id.clone(),
+                peer: pid.to_owned(),
+                reason,
+            };
+            self.event(e);
+        }
+    }
+
+    // ---- applying changes from peers ------------------------------------
+
+    fn apply_session(&mut self, s: Session, now_ms: u64) -> Outcome {
+        if self.tombstones.contains(&s.id) {
+            self.store.observe(&s.version);
+            return Outcome::Tombstoned;
+        }
+        if s.is_expired(now_ms) {
+            self.store.observe(&s.version);
+            return Outcome::Expired;
+        }
+        let id = s.id.clone();
+        let incoming_access = s.last_access_ms;
+        let version = s.version.clone();
+        let digest = order::content_digest(&s);
+        let mut held_access = None;
+        let applied = self.store.apply_with(s, |held| {
+            held_access = Some(held.last_access_ms);
+            order::beats(&version, digest, held)
+        });
+        match applied {
+            Applied::Stored => Outcome::Stored,
+            Applied::Overwrote => {
+                if let Some(a) = held_access.filter(|a| *a > incoming_access) {
+                    self.store.touch_at(&id, a);
+                }
+                Outcome::Overwrote
+            }
+            Applied::Stale => {
+                self.store.touch_at(&id, incoming_access);
+                Outcome::Stale
+            }
+            Applied::Rejected(e) => {
+                tracing::warn!(node = %self.id, id = %id, error = %e, "replicated session refused by the store");
+                Outcome::Rejected
+            }
+        }
+    }
+
+    fn apply_delete(&mut self, d: Delete, now_ms: u64) -> Outcome {
+        self.store.observe(&d.version);
+        let removed = self.store.remove(&d.id).is_some();
+        self.touches.remove(&d.id);
+        if d.expires_ms > now_ms {
+            self.tombstones.insert(d.id, d.version, d.expires_ms);
+        }
+        if removed {
+            Outcome::Removed
+        } else {
+            Outcome::Recorded
+        }
+    }
+
+    /// A batch arrived. Refused whole if it is misaddressed, from a stranger
+    /// or oversized; otherwise every message is applied in order.
+    pub fn on_batch(&mut self, batch: Batch, now_ms: u64) -> Result<(), Rejected> {
+        if batch.to != self.id {
+            return Err(Rejected::Misrouted(batch.to));
+        }
+        if !self.peers.contains_key(&batch.from) {
+            return Err(Rejected::UnknownPeer(batch.from));
+        }
+        batch.validate()?;
+        let from = batch.from;
+        self.heard(&from, now_ms);
+        for m in batch.messages {
+            self.on_message(&from, m, now_ms);
+        }
+        self.flush(now_ms);
+        Ok(())
+    }
+
+    fn heard(&mut self, from: &str, now_ms: u64) {
+        let Some(p) = self.peers.get_mut(from) else {
+            return;
+        };
+        p.last_heard_ms = Some(now_ms);
+        if !p.up {
+            p.up = true;
+            p.ae.next_round_ms = now_ms;
+            let e = Event::PeerUp {
+                node: self.id.clone(),
+                peer: from.to_owned(),
+            };
+            self.event(e);
+        }
+    }
+
+    fn applied(
+        &mut self,
+        from: &str,
+        kind: &'static str,
+        id: SessionId,
+        version: Option<Version>,
+        outcome: Outcome,
+        lag_ms: Option<u64>,
+    ) {
+        let e = Event::Applied {
+            from: from.to_owned(),
+            to: self.id.clone(),
+            kind,
+            id,
+            version,
+            outcome,
+            lag_ms,
+        };
+        self.event(e);
+    }
+
+    fn on_message(&mut self, from: &str, msg: Message, now_ms: u64) {
+        match msg {
+            Message::Upsert(u) => {
+                let id = u.session.id.clone();
+                let version = u.session.version.clone();
+                let outcome = self.apply_session(u.session, now_ms);
+                if let (Some(w), Some(p)) =
+                    (u.ack.filter(|_| outcome.acks()), self.peers.get_mut(from))
+                {
+                    p.push_ack(w);
+                }
+                let lag = u.origin_ms.map(|o| now_ms.saturating_sub(o));
+                self.applied(from, "upsert", id, Some(version), outcome, lag);
+            }
+            Message::Delete(d) => {
+                let id = d.id.clone();
+                let version = d.version.clone();
+                let lag = d.origin_ms.map(|o| now_ms.saturating_sub(o));
+                let outcome = self.apply_delete(d, now_ms);
+                self.applied(from, "delete", id, Some(version), outcome, lag);
+            }
+            Message::Touch { id, at_ms } => {
+                let outcome = if self.store.touch_at(&id, at_ms) {
+                    Outcome::Touched
+                } else {
+                    Outcome::Unknown
+                };
+                self.applied(from, "touch", id, None, outcome, None);
+            }
+            Message::Heartbeat { boot, ready } => {
+                let restarted = {
+                    let Some(p) = self.peers.get_mut(from) else {
+                        return;
+                    };
+                    let restarted = p.boot.is_some_and(|b| b != boot);
+                    p.boot = Some(boot);
+                    p.ready = ready;
+                    restarted
+                };
+                if restarted {
+                    let e = Event::PeerRestarted {
+                        node: self.id.clone(),
+                        peer: from.to_owned(),
+                    };
+                    self.event(e);
+                    for (w, ack) in self.acks.on_peer_down(from) {
+                        self.outputs.push(Output::AckDone { write: w, ack });
+                    }
+                    self.mark_resync(from, ResyncReason::PeerRestarted);
+                }
+            }
+            Message::Ack { writes } => {
+                for (w, ack) in self.acks.on_ack(from, &writes) {
+                    self.outputs.push(Output::AckDone { write: w, ack });
+                }
+            }
+            Message::SnapshotRequest { after } => {
+                let page = snapshot::page(
+                    &self.store,
+                    &self.tombstones,
+                    after,
+                    self.cfg.snapshot_page_entries,
+                    self.cfg.snapshot_page_bytes,
+                    now_ms,
+                );
+                let entries = match &page {
+                    Message::SnapshotPage { entries, .. } => entries.len(),
+                    _ => 0,
+                };
+                if let Some(p) = self.peers.get_mut(from) {
+                    p.push_control(page);
+                }
+                let e = Event::SnapshotServed {
+                    node: self.id.clone(),
+                    to: from.to_owned(),
+                    entries,
+                };
+                self.event(e);
+            }
+            Message::SnapshotPage {
+                after,
+                upto,
+                entries,
+            } => self.on_snapshot_page(from, after, upto, entries, now_ms),
+            Message::DigestRequest { round, after } => {
+                let (entries, upto) = antientropy::digest_page(
+                    &self.store,
+                    &self.tombstones,
+                    after.as_ref(),
+                    self.cfg.digest_chunk,
+                    now_ms,
+                );
+                if let Some(p) = self.peers.get_mut(from) {
+                    p.push_control(Message::Digest {
+                        round,
+                        after,
+                        upto,
+                        entries,
+                    });
+                }
+            }
+            Message::Digest {
+                round,
+                after,
+                upto,
+                entries,
+            } => self.on_digest(from, round, after, upto, entries, now_ms),
+        }
+    }
+
+    fn on_snapshot_page(
+        &mut self,
+        from: &str,
+        after: Option<SessionId>,
+        upto: Option<SessionId>,
+        entries: Vec<SnapshotEntry>,
+        now_ms: u64,
+    ) {
+        let expected = matches!(&self.join,
+            Join::Fetching { from: f, after: a, .. } if f == from && *a == after);
+        let n = entries.len();
+        // Entries are plain data: applying them is safe even when the page
+        // is a late duplicate.
+        for e in entries {
+            match e {
+                SnapshotEntry::Session(s) => {
+                    self.apply_session(s, now_ms);
+                }
+                SnapshotEntry::Tombstone(d) => {
+                    self.apply_delete(d, now_ms);
+                }
+            }
+        }
+        if !expected {
+            return;
+        }
+        self.join_entries += n as u64;
+        let e = Event::SnapshotReceived {
+            node: self.id.clone(),
+            from: from.to_owned(),
+            entries: n,
+            last: upto.is_none(),
+        };
+        self.event(e);
+        match upto {
+            None => self.become_ready(true, now_ms),
+            Some(next) => {
+                self.join = Join::Fetching {
+                    from: from.to_owned(),
+                    after: Some(next.clone()),
+                    requested_ms: now_ms,
+                };
+                if let Some(p) = self.peers.get_mut(from) {
+                    p.push_control(Message::SnapshotRequest { after: Some(next) });
+                }
+            }
+        }
+    }
+
+    fn on_digest(
+        &mut self,
+        from: &str,
+        round: u64,
+        after: Option<SessionId>,
+        upto: Option<SessionId>,
+        entries: Vec<DigestEntry>,
+        now_ms: u64,
+    ) {
+        let (room, horizon) = {
+            let Some(p) = self.peers.get_mut(from) else {
+                return;
+            };
+            let Some(o) = p.ae.outstanding.filter(|o| o.round == round) else {
+                return; // a late or duplicate reply
+            };
+            p.ae.outstanding = None;
+            (p.queue_room(&self.cfg), o.horizon)
+        };
+        let limit = self.cfg.digest_chunk.min(room).max(1);
+        let theirs = antientropy::TheirDigest {
+            after: after.as_ref(),
+            upto: upto.as_ref(),
+            entries: &entries,
+            horizon,
+        };
+        let r = antientropy::repairs(&self.store, &self.tombstones, theirs, limit, now_ms);
+        for m in r.messages {
+            let Some(p) = self.peers.get_mut(from) else {
+                return;
+            };
+            if p.push_data(m, &self.cfg).is_err() {
+                self.mark_resync(from, ResyncReason::QueueOverflow);
+                return;
+            }
+        }
+        let interval = self.cfg.anti_entropy_interval_ms;
+        let mut done = false;
+        if let Some(p) = self.peers.get_mut(from) {
+            if r.pass_done {
+                p.ae.cursor = None;
+                done = p.ae.pass_is_resync && p.needs_resync;
+                if done {
+                    p.needs_resync = false;
+                }
+                p.ae.pass_is_resync = false;
+                p.ae.next_round_ms = now_ms + interval;
+            } else {
+                p.ae.cursor = r.cursor;
+                // A resync runs its rounds back to back; a periodic pass
+                // takes one round per interval (cheap in the background).
+                p.ae.next_round_ms = if p.needs_resync {
+                    now_ms
+                } else {
+                    now_ms + interval
+                };
+            }
+        }
+        if done {
+            let e = Event::ResyncDone {
+                node: self.id.clone(),
+                peer: from.to_owned(),
+            };
+            self.event(e);
+        }
+        self.start_round(from, now_ms);
+    }
+
+    /// Ask `pid` for the next digest chunk, if a round is due and the queue
+    /// has room for its repairs.
+    fn start_round(&mut self, pid: &str, now_ms: u64) {
+        let Some(p) = self.peers.get_mut(pid) else {
+            return;
+        };
+        if !p.up || !p.ready || p.ae.outstanding.is_some() {
+            return;
+        }
+        let due = p.needs_resync || now_ms >= p.ae.next_round_ms;
+        if !due || p.queue_room(&self.cfg) < self.cfg.digest_chunk {
+            return;
+        }
+        if p.ae.cursor.is_none() {
+            p.ae.pass_is_resync = p.needs_resync;
+        }
+        let round = self.next_round;
+        self.next_round += 1;
+        p.ae.outstanding = Some(Outstanding {
+            round,
+            asked_ms: now_ms,
+            horizon: self.store.lamport(),
+        });
+        let after = p.ae.cursor.clone();
+        p.push_control(Message::DigestRequest { round, after });
+    }
+
+    // ---- sending ----------------------------------------------------------
+
+    /// Emit a batch for every peer that has queued messages and no batch in
+    /// flight.
+    pub fn flush(&mut self, now_ms: u64) {
+        for p in self.peers.values_mut() {
+            if p.in_flight.is_some() {
+                continue;
+            }
+            let messages = p.next_batch(&self.cfg);
+            if messages.is_empty() {
+                continue;
+            }
+            let batch = Batch {
+                from: self.id.clone(),
+                to: p.id.clone(),
+                seq: self.next_seq,
+                sent_ms: now_ms,
+                messages,
+            };
+            self.next_seq += 1;
+            p.in_flight = Some(InFlight {
+                seq: batch.seq,
+                sent_ms: now_ms,
+                has_data: batch.has_data(),
+            });
+            self.outputs.push(Output::Send(batch));
+        }
+    }
+
+    /// The transport finished sending batch `seq` to `peer`: `ok` if the
+    /// peer accepted it. A lost batch with data means the peer missed
+    /// writes: it is marked for resync. Lost requests are retried by their
+    /// timers.
+    pub fn on_send_result(&mut self, peer: &str, seq: u64, ok: bool, now_ms: u64) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        let Some(f) = p.in_flight.take_if(|f| f.seq == seq) else {
+            return; // not the batch in flight (a late result)
+        };
+        if !ok {
+            p.ae.outstanding = None;
+            if f.has_data {
+                self.mark_resync(peer, ResyncReason::SendFailed);
+            }
+            if let Join::Fetching { from, after, .. } = &self.join {
+                if from == peer {
+                    self.join = Join::Waiting {
+                        after: after.clone(),
+                    };
+                }
+            }
+        }
+        self.flush(now_ms);
+    }
+
+    // ---- time ---------------------------------------------------------------
+
+    /// Time passed: liveness, heartbeats, touches, tombstones, ack
+    /// deadlines, joining and anti-entropy; then flush.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.check_liveness(now_ms);
+        if now_ms >= self.next_heartbeat_ms {
+            let hb = Message::Heartbeat {
+                boot: self.boot,
+                ready: self.is_ready(),
+            };
+            for p in self.peers.values_mut() {
+                p.push_control(hb.clone());
+            }
+            self.next_heartbeat_ms = now_ms + self.cfg.heartbeat_interval_ms;
+        }
+        if now_ms >= self.next_touch_flush_ms {
+            self.next_touch_flush_ms = now_ms + self.cfg.touch_flush_ms;
+            if !self.touches.is_empty() {
+                self.flush_touches(now_ms);
+            }
+        }
+        self.tombstones.gc(now_ms);
+        for (w, ack) in self.acks.on_tick(now_ms) {
+            self.outputs.push(Output::AckDone { write: w, ack });
+        }
+        self.advance_join(now_ms);
+        let pids: Vec<String> = self.peers.keys().cloned().collect();
+        for pid in &pids {
+            if let Some(p) = self.peers.get_mut(pid) {
+                let lost = p.ae.outstanding.is_some_and(|o| {
+                    now_ms.saturating_sub(o.asked_ms) >= self.cfg.request_timeout_ms
+                });
+                if lost {
+                    p.ae.outstanding = None; // the request or its reply was lost
+                }
+            }
+            self.start_round(pid, now_ms);
+        }
+        self.flush(now_ms);
+    }
+
+    fn check_liveness(&mut self, now_ms: u64) {
+        let mut down = Vec::new();
+        let mut stuck = Vec::new();
+        for p in self.peers.values_mut() {
+            if p.up
+                && p.last_heard_ms
+                    .is_some_and(|t| now_ms.saturating_sub(t) >= self.cfg.peer_down_after_ms)
+            {
+                p.up = false;
+                p.clear_data();
+                down.push(p.id.clone());
+            }
+            // A transport that never reported back: treat the batch as lost.
+            if p.in_flight.as_ref().is_some_and(|f| {
+                now_ms.saturating_sub(f.sent_ms) >= 2 * self.cfg.request_timeout_ms
+            }) {
+                stuck.push((p.id.clone(), p.in_flight.as_ref().map_or(0, |f| f.seq)));
+            }
+        }
+        for pid in down {
+            let e = Event::PeerDown {
+                node: self.id.clone(),
+                peer: pid.clone(),
+            };
+            self.event(e);
+            for (w, ack) in self.acks.on_peer_down(&pid) {
+                self.outputs.push(Output::AckDone { write: w, ack });
+            }
+            self.mark_resync(&pid, ResyncReason::PeerDown);
+        }
+        for (pid, seq) in stuck {
+            self.on_send_result(&pid, seq, false, now_ms);
+        }
+    }
+
+    fn advance_join(&mut self, now_ms: u64) {
+        if self.join == Join::Ready {
+            return;
+        }
+        if now_ms.saturating_sub(self.started_ms) >= self.cfg.join_timeout_ms {
+            tracing::warn!(
+                node = %self.id,
+                timeout_ms = self.cfg.join_timeout_ms,
+                "could not catch up from a peer in time; reporting ready without a full snapshot"
+            );
+            self.become_ready(false, now_ms);
+            return;
+        }
+        if let Join::Fetching {
+            from,
+            after,
+            requested_ms,
+        } = &self.join
+        {
+            let peer_up = self.peers.get(from).is_some_and(|p| p.up);
+            if peer_up && now_ms.saturating_sub(*requested_ms) < self.cfg.request_timeout_ms {
+                return;
+            }
+            self.join = Join::Waiting {
+                after: after.clone(),
+            };
+        }
+        let Join::Waiting { after } = self.join.clone() else {
+            return;
+        };
+        let grace_over = now_ms.saturating_sub(self.started_ms) >= self.cfg.join_grace_ms;
+        let source = self
+            .peers
+            .values()
+            .find(|p| p.up && p.ready)
+            .or_else(|| self.peers.values().find(|p| p.up && grace_over))
+            .map(|p| p.id.clone());
+        let Some(source) = source else {
+            return;
+        };
+        if let Some(p) = self.peers.get_mut(&source) {
+            p.push_control(Message::SnapshotRequest {
+                after: after.clone(),
+            });
+        }
+        self.join = Join::Fetching {
+            from: source,
+            after,
+            requested_ms: now_ms,
+        };
+    }
+
+    fn become_ready(&mut self, caught_up: bool, now_ms: u64) {
+        self.join = Join::Ready;
+        // Tell the peers at once, so they start anti-entropy with us.
+        self.next_heartbeat_ms = now_ms;
+        let e = Event::Ready {
+            node: self.id.clone(),
+            caught_up,
+            entries: self.join_entries,
+        };
+        self.event(e);
+    }
+
+    // ---- inspection -------------------------------------------------------
+
+    /// This replica's digest of ids after `after` (for the inspection
+    /// endpoint and tests).
+    pub fn digest(
+        &self,
+        after: Option<&SessionId>,
+        limit: usize,
+        now_ms: u64,
+    ) -> (Vec<DigestEntry>, Option<SessionId>) {
+        antientropy::digest_page(&self.store, &self.tombstones, after, limit, now_ms)
+    }
+
+    /// A snapshot page of ids after `after` (for the inspection endpoint).
+    pub fn snapshot_page(&self, after: Option<SessionId>, now_ms: u64) -> Message {
+        snapshot::page(
+            &self.store,
+            &self.tombstones,
+            after,
+            self.cfg.snapshot_page_entries,
+            self.cfg.snapshot_page_bytes,
+            now_ms,
+        )
+    }
+}

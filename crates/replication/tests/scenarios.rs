@@ -1,0 +1,283 @@
+//! Scripted scenarios on the simulated cluster, kept as golden files.
+//!
+//! Each file in `tests/scripts/` is a goldenscript (the format toydb's Raft
+//! tests use): commands, and under `---` the trace they produced. The trace
+//! is the protocol's own account of what happened, one line per event, so a
+//! change in behaviour shows up as a readable diff. To accept new output
+//! after an intended change, run with `UPDATE_GOLDENFILES=1` and review the
+//! diff before committing.
+//!
+//! Commands:
+//!
+//! ```text
+//! cluster nodes=3 [ack=none|all|quorum] [queue_limit=N] [digest_chunk=N]
+//!         [page=N] [quiet=false]       a new cluster, run until all are ready
+//! trace [heartbeats=B] [acks=B] [digests=B]   which control messages show
+//! network [delay=LO..HI] [drop=P] [dup=P]     the network's behaviour
+//! upsert NODE NAME [VALUE]             a client write on NODE
+//! delete NODE NAME                     a client logout on NODE
+//! touch NODE NAME                      a client request that only reads
+//! run MS                               let MS of simulated time pass
+//! stabilize [max=MS]                   run until the network is empty
+//! crash NODE / restart NODE            lose a node's memory / start it again
+//! partition NODE...                    cut NODEs off from the rest
+//! heal                                 restore every link
+//! sessions [NODE...]                   what each node holds
+//! peers NODE                           what NODE knows of its peers
+//! converged                            whether all live nodes agree
+//! ```
+
+use std::error::Error;
+use std::fmt::Write as _;
+
+use goldenscript::{Command, Runner};
+use sessionlab_replication::AckMode;
+use sessionlab_replication::sim::{
+    EPOCH_MS, NetworkFaults, Sim, SimConfig, TraceFilter, session_id,
+};
+
+struct Scenario {
+    sim: Option<Sim>,
+}
+
+type Res = Result<String, Box<dyn Error>>;
+
+impl Scenario {
+    fn sim(&mut self) -> Result<&mut Sim, Box<dyn Error>> {
+        self.sim
+            .as_mut()
+            .ok_or_else(|| "no cluster yet: start with `cluster`".into())
+    }
+
+    fn flush_trace(&mut self) -> Res {
+        let mut out = String::new();
+        for line in self.sim()?.take_trace() {
+            writeln!(out, "{line}")?;
+        }
+        Ok(out)
+    }
+
+    fn cluster(&mut self, command: &Command) -> Res {
+        let mut args = command.consume_args();
+        let nodes: usize = args.lookup_parse("nodes")?.unwrap_or(3);
+        let mut cfg = SimConfig::new(nodes, 1);
+        if let Some(ack) = args.lookup_parse::<String>("ack")? {
+            cfg.protocol.ack_mode = ack.parse::<AckMode>()?;
+        }
+        if let Some(q) = args.lookup_parse("queue_limit")? {
+            cfg.protocol.queue_limit = q;
+        }
+        if let Some(c) = args.lookup_parse("digest_chunk")? {
+            cfg.protocol.digest_chunk = c;
+        }
+        if let Some(p) = args.lookup_parse("page")? {
+            cfg.protocol.snapshot_page_entries = p;
+        }
+        let quiet: bool = args.lookup_parse("quiet")?.unwrap_or(true);
+        args.reject_rest()?;
+        cfg.protocol.validate()?;
+        let mut sim = Sim::new(cfg);
+        sim.set_tracing(!quiet, TraceFilter::default());
+        for _ in 0..100 {
+            if sim.node_ids().iter().all(|n| sim.is_ready(n)) {
+                break;
+            }
+            sim.run_for(10)?;
+        }
+        sim.run_for(10)?;
+        let mut out = String::new();
+        for line in sim.take_trace() {
+            writeln!(out, "{line}")?;
+        }
+        let ready: Vec<String> = sim
+            .node_ids()
+            .into_iter()
+            .filter(|n| sim.is_ready(n))
+            .collect();
+        writeln!(out, "ready: {}", ready.join(" "))?;
+        sim.set_tracing(true, TraceFilter::default());
+        self.sim = Some(sim);
+        Ok(out)
+    }
+
+    fn sessions(&mut self, nodes: Vec<String>) -> Res {
+        let sim = self.sim()?;
+        let nodes = if nodes.is_empty() {
+            sim.node_ids()
+        } else {
+            nodes
+        };
+        let mut out = String::new();
+        for n in nodes {
+            if !sim.is_up(&n) {
+                writeln!(out, "{n}: down")?;
+                continue;
+            }
+            let held = sim.sessions(&n);
+            if held.is_empty() {
+                writeln!(out, "{n}: (none)")?;
+            }
+            for s in held.values() {
+                writeln!(
+                    out,
+                    "{n}: {} v={} data={} last_access=+{}ms",
+                    s.id,
+                    s.version,
+                    s.data.get(),
+                    s.last_access_ms - EPOCH_MS
+                )?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Runner for Scenario {
+    fn run(&mut self, command: &Command) -> Res {
+        let pos = |i: usize| -> Result<String, Box<dyn Error>> {
+            command
+                .args
+                .iter()
+                .filter(|a| a.key.is_none())
+                .nth(i)
+                .map(|a| a.value.clone())
+                .ok_or_else(|| format!("{}: argument {} missing", command.name, i + 1).into())
+        };
+        let positional: Vec<String> = command
+            .args
+            .iter()
+            .filter(|a| a.key.is_none())
+            .map(|a| a.value.clone())
+            .collect();
+        match command.name.as_str() {
+            "cluster" => return self.cluster(command),
+            "trace" => {
+                let mut args = command.consume_args();
+                let f = TraceFilter {
+                    heartbeats: args.lookup_parse("heartbeats")?.unwrap_or(false),
+                    acks: args.lookup_parse("acks")?.unwrap_or(false),
+                    digests: args.lookup_parse("digests")?.unwrap_or(false),
+                };
+                args.reject_rest()?;
+                self.sim()?.set_tracing(true, f);
+            }
+            "network" => {
+                let mut args = command.consume_args();
+                let mut n = NetworkFaults::none();
+                if let Some(d) = args.lookup_parse::<String>("delay")? {
+                    let (lo, hi) = d.split_once("..").unwrap_or((&d, &d));
+                    n.min_delay_ms = lo.parse()?;
+                    n.max_delay_ms = hi.parse()?;
+                }
+                n.drop_rate = args.lookup_parse("drop")?.unwrap_or(0.0);
+                n.duplicate_rate = args.lookup_parse("dup")?.unwrap_or(0.0);
+                args.reject_rest()?;
+                self.sim()?.set_network(n);
+            }
+            "upsert" => {
+                let (node, name) = (pos(0)?, pos(1)?);
+                let value = pos(2).unwrap_or_else(|_| "x".into());
+                self.sim()?.upsert(&node, &session_id(&name), &value)?;
+            }
+            "delete" => {
+                let (node, name) = (pos(0)?, pos(1)?);
+                if !self.sim()?.delete(&node, &session_id(&name))? {
+                    return Ok(format!("{node}: no session {name}\n"));
+                }
+            }
+            "touch" => {
+                let (node, name) = (pos(0)?, pos(1)?);
+                let ok = self.sim()?.touch(&node, &session_id(&name))?;
+                let now = self.sim()?.now_ms() - EPOCH_MS;
+                let mut out = self.flush_trace()?;
+                writeln!(
+                    out,
+                    "{node}: touch {name} at=+{now}ms {}",
+                    if ok { "ok" } else { "unknown" }
+                )?;
+                return Ok(out);
+            }
+            "run" => {
+                let ms: u64 = pos(0)?.parse()?;
+                self.sim()?.run_for(ms)?;
+            }
+            "stabilize" => {
+                let mut args = command.consume_args();
+                let max: u64 = args.lookup_parse("max")?.unwrap_or(2_000);
+                args.reject_rest()?;
+                self.sim()?.stabilize(max)?;
+            }
+            "crash" => self.sim()?.crash(&pos(0)?)?,
+            "restart" => self.sim()?.restart(&pos(0)?)?,
+            "partition" => self.sim()?.partition(&positional),
+            "heal" => self.sim()?.heal(),
+            "sessions" => {
+                let mut out = self.flush_trace()?;
+                out.push_str(&self.sessions(positional)?);
+                return Ok(out);
+            }
+            "peers" => {
+                let node = pos(0)?;
+                let mut out = self.flush_trace()?;
+                for p in self.sim()?.peers(&node) {
+                    writeln!(
+                        out,
+                        "{node} sees {}: up={} ready={} queue={} needs_resync={}",
+                        p.id, p.up, p.ready, p.queue_depth, p.needs_resync
+                    )?;
+                }
+                return Ok(out);
+            }
+            "converged" => {
+                let mut out = self.flush_trace()?;
+                match self.sim()?.check_converged() {
+                    Ok(()) => writeln!(out, "converged")?,
+                    Err(e) => writeln!(out, "NOT converged: {e}")?,
+                }
+                return Ok(out);
+            }
+            other => return Err(format!("unknown command {other}").into()),
+        }
+        self.flush_trace()
+    }
+}
+
+fn run(name: &str) {
+    let path = format!("{}/tests/scripts/{name}", env!("CARGO_MANIFEST_DIR"));
+    goldenscript::run(&mut Scenario { sim: None }, path).expect("golden script");
+}
+
+#[test]
+fn write_and_replicate() {
+    run("write_and_replicate");
+}
+
+#[test]
+fn concurrent_writes_lww() {
+    run("concurrent_writes_lww");
+}
+
+#[test]
+fn delete_beats_late_upsert() {
+    run("delete_beats_late_upsert");
+}
+
+#[test]
+fn partition_and_heal() {
+    run("partition_and_heal");
+}
+
+#[test]
+fn queue_overflow_resync() {
+    run("queue_overflow_resync");
+}
+
+#[test]
+fn join_by_snapshot() {
+    run("join_by_snapshot");
+}
+
+#[test]
+fn acks_all_and_quorum() {
+    run("acks_all_and_quorum");
+}
