@@ -267,6 +267,7 @@ impl Lab {
             log: self.rf.log_path("lb"),
             check: Check::Lb {
                 admin: addr(state.lb.admin_port),
+                app: addr(state.lb.port),
                 backends: ids,
             },
         }
@@ -374,6 +375,7 @@ impl Lab {
             log,
             check: Check::Lb {
                 admin: addr(state.lb.admin_port),
+                app: addr(state.lb.port),
                 backends: state.node_ids(),
             },
         });
@@ -499,6 +501,7 @@ impl Lab {
         let current = state.nodes.len();
         let preset = state.mode.preset();
         let admin = addr(state.lb.admin_port);
+        let lb = running_lb(&state)?;
         if target > current {
             let in_use = state
                 .nodes
@@ -539,7 +542,6 @@ impl Lab {
                     .lb_add_backend(&admin, &n.id, &addr(n.app_port))
                     .await?;
             }
-            let lb = running_lb(&state)?;
             let mut waiting = vec![self.lb_waiting(&state, lb, new_ids)];
             health::wait_healthy(&self.api, &mut waiting, self.health_timeout).await?;
         } else if target < current {

@@ -6,9 +6,9 @@
 //!   port's `/healthz` answer 200. The cluster port says 503 while a
 //!   replicated node is still pulling its snapshot from a peer, so a
 //!   restarted node is not reported healthy with an empty store;
-//! - the LB is healthy when its admin `/healthz` answers and its own health
-//!   checks report every expected backend `up`, i.e. requests sent to the
-//!   app URL right now will be forwarded.
+//! - the LB is healthy when its admin `/healthz` answers, its own health
+//!   checks report every expected backend `up`, and a `/healthz` sent to
+//!   the app URL comes back 200 through it: requests are being forwarded.
 //!
 //! While waiting, the starter keeps the [`Child`] handles (or, for a process
 //! an earlier command started, its [`ProcRecord`]), so a process that dies
@@ -32,6 +32,8 @@ pub enum Check {
     },
     Lb {
         admin: String,
+        /// The public (app) address of the LB.
+        app: String,
         /// Backend ids that must be `up` in the LB's view.
         backends: Vec<String>,
     },
@@ -83,7 +85,11 @@ async fn pending_reason(api: &Api, check: &Check) -> Option<String> {
                 None
             }
         }
-        Check::Lb { admin, backends } => {
+        Check::Lb {
+            admin,
+            app,
+            backends,
+        } => {
             if !api.healthy(admin).await {
                 return Some(format!("admin port {admin} not answering /healthz"));
             }
@@ -101,10 +107,12 @@ async fn pending_reason(api: &Api, check: &Check) -> Option<String> {
                 })
                 .map(String::as_str)
                 .collect();
-            if not_up.is_empty() {
-                None
-            } else {
+            if !not_up.is_empty() {
                 Some(format!("LB does not see {} up yet", not_up.join(", ")))
+            } else if !api.healthy(app).await {
+                Some(format!("app port {app} does not forward /healthz yet"))
+            } else {
+                None
             }
         }
     }
