@@ -259,6 +259,18 @@ impl Lab {
         Ok((starting, record))
     }
 
+    /// SIGTERM, then SIGKILL after the grace period (on a blocking thread:
+    /// it polls); returns the processes that survived even that.
+    async fn stop(&self, records: Vec<ProcRecord>) -> Result<Vec<ProcRecord>> {
+        let grace = self.grace;
+        tokio::task::spawn_blocking(move || process::terminate_all(&records, grace))
+            .await
+            .map_err(|e| LabError::Io {
+                what: "stopping processes".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+    }
+
     /// Waiting for the running LB to see backends `ids` up.
     fn lb_waiting(&self, state: &ClusterState, record: ProcRecord, ids: Vec<String>) -> Starting {
         Starting {
@@ -339,11 +351,7 @@ impl Lab {
                 progress("start-up failed; stopping what was started");
                 let procs: Vec<ProcRecord> =
                     state.processes().into_iter().map(|(_, p)| p).collect();
-                let grace = self.grace;
-                let survivors =
-                    tokio::task::spawn_blocking(move || process::terminate_all(&procs, grace))
-                        .await
-                        .map_err(|j| LabError::InvalidArgument(j.to_string()))??;
+                let survivors = self.stop(procs).await?;
                 if survivors.is_empty() {
                     self.rf.clear()?;
                 }
@@ -397,11 +405,7 @@ impl Lab {
         };
         let procs = state.processes();
         let records: Vec<ProcRecord> = procs.iter().map(|(_, p)| *p).collect();
-        let grace = self.grace;
-        let survivors =
-            tokio::task::spawn_blocking(move || process::terminate_all(&records, grace))
-                .await
-                .map_err(|j| LabError::InvalidArgument(j.to_string()))??;
+        let survivors = self.stop(records).await?;
         if !survivors.is_empty() {
             let names: Vec<String> = procs
                 .iter()
@@ -454,11 +458,7 @@ impl Lab {
             .position(|n| n.id == id)
             .expect("checked by caller");
         if let Some(record) = state.nodes[i].process {
-            let grace = self.grace;
-            let left =
-                tokio::task::spawn_blocking(move || process::terminate_all(&[record], grace))
-                    .await
-                    .map_err(|j| LabError::InvalidArgument(j.to_string()))??;
+            let left = self.stop(vec![record]).await?;
             if !left.is_empty() {
                 return Err(LabError::Survivors(format!("{id} (pid {})", record.pid)));
             }
@@ -552,12 +552,10 @@ impl Lab {
                 self.api.lb_remove_backend(&admin, &n.id).await?;
             }
             let records: Vec<ProcRecord> = removed.iter().filter_map(|n| n.process).collect();
-            let grace = self.grace;
-            let left = tokio::task::spawn_blocking(move || process::terminate_all(&records, grace))
-                .await
-                .map_err(|j| LabError::InvalidArgument(j.to_string()))??;
+            let left = self.stop(records).await?;
             if !left.is_empty() {
-                return Err(LabError::Survivors(format!("{left:?}")));
+                let pids: Vec<String> = left.iter().map(|p| p.pid.to_string()).collect();
+                return Err(LabError::Survivors(format!("pids {}", pids.join(", "))));
             }
             state
                 .cuts
