@@ -28,15 +28,25 @@
 
 pub mod acks;
 pub mod antientropy;
+pub mod auth;
 pub mod config;
+pub mod faults;
+pub mod http;
 pub mod message;
+pub mod metrics;
 pub mod order;
 pub mod peer;
 pub mod replica;
+pub mod runtime;
 pub mod sim;
 pub mod snapshot;
+pub mod store;
 pub mod tombstones;
+pub mod transport;
 
 pub use config::{AckMode, ConfigError, ProtocolConfig};
+pub use faults::FaultSet;
 pub use message::{Batch, Message};
 pub use replica::{Event, Output, Replica};
+pub use runtime::{PeerStatus, Replication, ReplicationConfig, ReplicationHandle, StartError};
+pub use store::ReplicatedStore;

@@ -1,0 +1,287 @@
+//! The cluster listener's replication endpoints (actix-web).
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /cluster/v1/batch` | a [`Batch`] from a peer: the whole protocol travels here |
+//! | `GET /cluster/v1/digest?after=ID&limit=N` | this node's digest page (inspection, tests) |
+//! | `GET /cluster/v1/snapshot?after=ID` | a snapshot page (inspection, tests) |
+//! | `POST /admin/v1/faults` | replace the fault set ([`crate::faults`]) |
+//! | `GET /admin/v1/faults` | the current fault set |
+//!
+//! Every route is signed ([`crate::auth`]). The checks run cheapest first,
+//! and each refusal has its status, a JSON body `{"error": ...}` and a
+//! counter (`replication_rejected_total{reason}`):
+//!
+//! | check | status | reason |
+//! |---|---|---|
+//! | body over the limit | 413 | `oversized` |
+//! | missing / malformed / stale / forged / replayed signature | 401 | `unsigned`, `malformed`, `stale`, `forged`, `replay` |
+//! | body is not a valid batch | 400 | `bad_json` |
+//! | signer is not the batch's sender | 401 | `sender_mismatch` |
+//! | too many messages or entries | 413 | `oversized` |
+//! | not addressed to this node / not a peer | 400 / 403 | `misrouted`, `unknown_peer` |
+//!
+//! A refused request changes nothing: the body is parsed only after the
+//! signature is checked, and applied only after everything else passed.
+//! Traffic from a peer in the fault set's `drop` list is answered with 503
+//! after authentication, before it reaches the replica.
+//!
+//! The routes are mounted as resources, not as a scope, so the node's own
+//! `/admin/v1/...` routes can live beside `/admin/v1/faults`, provided they
+//! are resources too (an actix scope for `/admin/v1` registered first would
+//! hide this one).
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::CONTENT_LENGTH;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+use sessionlab_session::{SessionId, clock};
+
+use crate::auth::{self, PresentedHeaders};
+use crate::faults::FaultSet;
+use crate::message::{Batch, MAX_LIST_ENTRIES, Rejected};
+use crate::metrics::Direction;
+use crate::runtime::Shared;
+
+/// Mount the routes; see the module docs.
+pub(crate) fn configure(cfg: &mut web::ServiceConfig, shared: Arc<Shared>) {
+    let data = web::Data::from(shared);
+    cfg.service(
+        web::resource("/cluster/v1/batch")
+            .app_data(data.clone())
+            .route(web::post().to(receive_batch)),
+    )
+    .service(
+        web::resource("/cluster/v1/digest")
+            .app_data(data.clone())
+            .route(web::get().to(get_digest)),
+    )
+    .service(
+        web::resource("/cluster/v1/snapshot")
+            .app_data(data.clone())
+            .route(web::get().to(get_snapshot)),
+    )
+    .service(
+        web::resource("/admin/v1/faults")
+            .app_data(data)
+            .route(web::post().to(set_faults))
+            .route(web::get().to(get_faults)),
+    );
+}
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": message.to_string() }))
+}
+
+fn refuse(
+    shared: &Shared,
+    status: StatusCode,
+    reason: &'static str,
+    message: impl std::fmt::Display,
+) -> HttpResponse {
+    shared.metrics.on_rejected(reason);
+    tracing::debug!(node = %shared.node_id, %status, reason, "refused a cluster request");
+    error(status, message)
+}
+
+/// Read the body (bounded), then check the signature. Returns the body and
+/// the signer, or the refusal to send.
+async fn authenticate(
+    shared: &Shared,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<(web::Bytes, String), HttpResponse> {
+    let limit = shared.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(refuse(
+            shared,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "oversized",
+            format!("body over {limit} bytes"),
+        ));
+    }
+    let body = match payload.to_bytes_limited(limit).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return Err(refuse(shared, StatusCode::BAD_REQUEST, "bad_body", e)),
+        Err(_) => {
+            return Err(refuse(
+                shared,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "oversized",
+                format!("body over {limit} bytes"),
+            ));
+        }
+    };
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let presented = PresentedHeaders {
+        node: header(auth::HEADER_NODE),
+        timestamp: header(auth::HEADER_TIMESTAMP),
+        nonce: header(auth::HEADER_NONCE),
+        signature: header(auth::HEADER_SIGNATURE),
+    };
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.path(), |p| p.as_str());
+    match auth::verify_request(
+        &shared.secret,
+        req.method().as_str(),
+        path,
+        &body,
+        &presented,
+        clock::now_ms(),
+        &shared.replays,
+    ) {
+        Ok(node) => Ok((body, node)),
+        Err(e) => Err(refuse(shared, StatusCode::UNAUTHORIZED, e.reason(), e)),
+    }
+}
+
+async fn receive_batch(
+    req: HttpRequest,
+    payload: web::Payload,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    let (body, signer) = match authenticate(&shared, &req, payload).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let batch: Batch = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return refuse(&shared, StatusCode::BAD_REQUEST, "bad_json", e),
+    };
+    if signer != batch.from {
+        return refuse(
+            &shared,
+            StatusCode::UNAUTHORIZED,
+            "sender_mismatch",
+            format!("signed by {signer} but sent as {}", batch.from),
+        );
+    }
+    if shared.faults.drops(&batch.from) {
+        shared
+            .metrics
+            .on_fault_drop(&batch.from, Direction::Received);
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "dropped by fault injection",
+        );
+    }
+    if let Some(d) = shared.faults.delay() {
+        tokio::time::sleep(d).await;
+    }
+    let from = batch.from.clone();
+    let messages = batch.messages.len();
+    match shared.with_replica(|r, now| r.on_batch(batch, now)) {
+        Ok(()) => {
+            shared.metrics.on_received(&from, messages, body.len());
+            HttpResponse::NoContent().finish()
+        }
+        Err(e) => {
+            let status = match e {
+                Rejected::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                Rejected::Misrouted(_) => StatusCode::BAD_REQUEST,
+                Rejected::UnknownPeer(_) => StatusCode::FORBIDDEN,
+            };
+            refuse(&shared, status, e.reason(), e)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+fn parse_page(req: &HttpRequest) -> Result<(Option<SessionId>, usize), String> {
+    let q = web::Query::<PageQuery>::from_query(req.query_string())
+        .map_err(|e| e.to_string())?
+        .into_inner();
+    let after = match q.after {
+        Some(a) => Some(SessionId::parse(&a).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    Ok((
+        after,
+        q.limit
+            .unwrap_or(MAX_LIST_ENTRIES)
+            .clamp(1, MAX_LIST_ENTRIES),
+    ))
+}
+
+async fn get_digest(
+    req: HttpRequest,
+    payload: web::Payload,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    if let Err(resp) = authenticate(&shared, &req, payload).await {
+        return resp;
+    }
+    let (after, limit) = match parse_page(&req) {
+        Ok(x) => x,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let (entries, upto) = shared
+        .replica
+        .lock()
+        .digest(after.as_ref(), limit, clock::now_ms());
+    HttpResponse::Ok().json(json!({ "node": shared.node_id, "entries": entries, "upto": upto }))
+}
+
+async fn get_snapshot(
+    req: HttpRequest,
+    payload: web::Payload,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    if let Err(resp) = authenticate(&shared, &req, payload).await {
+        return resp;
+    }
+    let (after, _) = match parse_page(&req) {
+        Ok(x) => x,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let page = shared.replica.lock().snapshot_page(after, clock::now_ms());
+    HttpResponse::Ok().json(page)
+}
+
+async fn set_faults(
+    req: HttpRequest,
+    payload: web::Payload,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    let (body, signer) = match authenticate(&shared, &req, payload).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let set: FaultSet = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => return refuse(&shared, StatusCode::BAD_REQUEST, "bad_json", e),
+    };
+    match shared.faults.set(set) {
+        Ok(applied) => {
+            tracing::info!(node = %shared.node_id, by = %signer, drop = ?applied.drop, delay_ms = applied.delay_ms, "fault set replaced");
+            HttpResponse::Ok().json(applied)
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn get_faults(
+    req: HttpRequest,
+    payload: web::Payload,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    if let Err(resp) = authenticate(&shared, &req, payload).await {
+        return resp;
+    }
+    HttpResponse::Ok().json(shared.faults.get())
+}

@@ -1,0 +1,312 @@
+//! What replication costs and how far behind it is, as Prometheus metrics.
+//!
+//! Registered under `replication_` in the node's registry (the node adds its
+//! own `sessionlab_` prefix and `node` label), so `/metrics` on the cluster
+//! port shows, per node:
+//!
+//! | metric | what it tells |
+//! |---|---|
+//! | `replication_lag_seconds{origin}` | origin's write to apply here (ms resolution) |
+//! | `replication_messages_total{peer,direction}` | messages sent / received per peer |
+//! | `replication_bytes_total{peer,direction}` | request body bytes sent / received |
+//! | `replication_batches_total{peer,direction}` | HTTP requests (messages per batch = the batching win) |
+//! | `replication_send_failures_total{peer}` | batches that did not arrive |
+//! | `replication_queue_depth{peer}` | data messages waiting for a peer |
+//! | `replication_peer_up{peer}`, `replication_peer_needs_resync{peer}` | liveness and repair state |
+//! | `replication_resyncs_total{peer}` | times a peer had to be resynchronised |
+//! | `replication_lww_overwrites_total` | copies replaced by a newer version |
+//! | `replication_applied_total{kind,outcome}` | what became of each data message |
+//! | `replication_rejected_total{reason}` | refused requests: unsigned, forged, stale, replay, malformed, oversized, ... |
+//! | `replication_fault_dropped_total{peer,direction}` | batches dropped by injected faults |
+//! | `replication_acks_total{result}` | synchronous writes acked / timed out |
+//! | `replication_ready`, `replication_tombstones` | joined and caught up; tombstones held |
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use sessionlab_session::store::ReplicationAck;
+
+use crate::replica::{Event, Outcome, PeerView};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerLabels {
+    peer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OriginLabels {
+    origin: String,
+}
+
+/// Which way traffic went.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Direction {
+    Sent,
+    Received,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TrafficLabels {
+    peer: String,
+    direction: Direction,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AppliedLabels {
+    kind: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+/// The replication metrics; cheap to update from any thread.
+#[derive(Debug)]
+pub struct Metrics {
+    lag: Family<OriginLabels, Histogram>,
+    messages: Family<TrafficLabels, Counter>,
+    bytes: Family<TrafficLabels, Counter>,
+    batches: Family<TrafficLabels, Counter>,
+    send_failures: Family<PeerLabels, Counter>,
+    queue_depth: Family<PeerLabels, Gauge>,
+    peer_up: Family<PeerLabels, Gauge>,
+    needs_resync: Family<PeerLabels, Gauge>,
+    resyncs: Family<PeerLabels, Counter>,
+    lww_overwrites: Counter,
+    applied: Family<AppliedLabels, Counter>,
+    rejected: Family<ReasonLabels, Counter>,
+    fault_dropped: Family<TrafficLabels, Counter>,
+    acks: Family<ResultLabels, Counter>,
+    ready: Gauge,
+    tombstones: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            // 0.5 ms .. ~8 s.
+            lag: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0005, 2.0, 15))
+            }),
+            messages: Family::default(),
+            bytes: Family::default(),
+            batches: Family::default(),
+            send_failures: Family::default(),
+            queue_depth: Family::default(),
+            peer_up: Family::default(),
+            needs_resync: Family::default(),
+            resyncs: Family::default(),
+            lww_overwrites: Counter::default(),
+            applied: Family::default(),
+            rejected: Family::default(),
+            fault_dropped: Family::default(),
+            acks: Family::default(),
+            ready: Gauge::default(),
+            tombstones: Gauge::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// Add the metrics to `registry` (see the module docs for the names).
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("replication");
+        r.register(
+            "lag_seconds",
+            "Replication lag: origin write to apply here, by origin node",
+            self.lag.clone(),
+        );
+        r.register(
+            "messages",
+            "Replication messages, by peer and direction",
+            self.messages.clone(),
+        );
+        r.register(
+            "bytes",
+            "Replication request body bytes, by peer and direction",
+            self.bytes.clone(),
+        );
+        r.register(
+            "batches",
+            "Replication requests (batches), by peer and direction",
+            self.batches.clone(),
+        );
+        r.register(
+            "send_failures",
+            "Batches that did not reach the peer",
+            self.send_failures.clone(),
+        );
+        r.register(
+            "queue_depth",
+            "Data messages queued for the peer",
+            self.queue_depth.clone(),
+        );
+        r.register(
+            "peer_up",
+            "Whether the peer is up (heard from recently)",
+            self.peer_up.clone(),
+        );
+        r.register(
+            "peer_needs_resync",
+            "Whether the peer is marked for resync",
+            self.needs_resync.clone(),
+        );
+        r.register(
+            "resyncs",
+            "Times the peer was marked for resync",
+            self.resyncs.clone(),
+        );
+        r.register(
+            "lww_overwrites",
+            "Copies replaced by a newer version (last writer wins)",
+            self.lww_overwrites.clone(),
+        );
+        r.register(
+            "applied",
+            "Data messages applied, by kind and outcome",
+            self.applied.clone(),
+        );
+        r.register(
+            "rejected",
+            "Refused replication requests, by reason",
+            self.rejected.clone(),
+        );
+        r.register(
+            "fault_dropped",
+            "Batches dropped by injected faults",
+            self.fault_dropped.clone(),
+        );
+        r.register(
+            "acks",
+            "Synchronous writes by ack result (acked, timed_out)",
+            self.acks.clone(),
+        );
+        r.register(
+            "ready",
+            "1 once the node has caught up after starting",
+            self.ready.clone(),
+        );
+        r.register(
+            "tombstones",
+            "Tombstones held (deleted sessions remembered)",
+            self.tombstones.clone(),
+        );
+    }
+
+    /// Count a replica event.
+    pub fn on_event(&self, e: &Event) {
+        match e {
+            Event::Applied {
+                from,
+                kind,
+                outcome,
+                lag_ms,
+                ..
+            } => {
+                self.applied
+                    .get_or_create(&AppliedLabels {
+                        kind,
+                        outcome: outcome.as_str(),
+                    })
+                    .inc();
+                if *outcome == Outcome::Overwrote {
+                    self.lww_overwrites.inc();
+                }
+                if let Some(ms) = lag_ms {
+                    self.lag
+                        .get_or_create(&OriginLabels {
+                            origin: from.clone(),
+                        })
+                        .observe(*ms as f64 / 1000.0);
+                }
+            }
+            Event::ResyncNeeded { peer, .. } => {
+                self.resyncs
+                    .get_or_create(&PeerLabels { peer: peer.clone() })
+                    .inc();
+            }
+            Event::Ready { .. } => {
+                self.ready.set(1);
+            }
+            _ => {}
+        }
+    }
+
+    pub fn on_sent(&self, peer: &str, messages: usize, bytes: usize, ok: bool) {
+        let l = TrafficLabels {
+            peer: peer.to_owned(),
+            direction: Direction::Sent,
+        };
+        self.batches.get_or_create(&l).inc();
+        self.messages.get_or_create(&l).inc_by(messages as u64);
+        self.bytes.get_or_create(&l).inc_by(bytes as u64);
+        if !ok {
+            self.send_failures
+                .get_or_create(&PeerLabels {
+                    peer: peer.to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    pub fn on_received(&self, peer: &str, messages: usize, bytes: usize) {
+        let l = TrafficLabels {
+            peer: peer.to_owned(),
+            direction: Direction::Received,
+        };
+        self.batches.get_or_create(&l).inc();
+        self.messages.get_or_create(&l).inc_by(messages as u64);
+        self.bytes.get_or_create(&l).inc_by(bytes as u64);
+    }
+
+    pub fn on_rejected(&self, reason: &'static str) {
+        self.rejected.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    pub fn on_fault_drop(&self, peer: &str, direction: Direction) {
+        self.fault_dropped
+            .get_or_create(&TrafficLabels {
+                peer: peer.to_owned(),
+                direction,
+            })
+            .inc();
+    }
+
+    pub fn on_ack(&self, ack: &ReplicationAck) {
+        let result = match ack {
+            ReplicationAck::Acked { .. } => "acked",
+            ReplicationAck::TimedOut { .. } => "timed_out",
+            _ => return,
+        };
+        self.acks.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    /// Refresh the gauges from the replica's view.
+    pub fn set_gauges(&self, peers: &[PeerView], ready: bool, tombstones: usize) {
+        for p in peers {
+            let l = PeerLabels { peer: p.id.clone() };
+            self.queue_depth.get_or_create(&l).set(p.queue_depth as i64);
+            self.peer_up.get_or_create(&l).set(i64::from(p.up));
+            self.needs_resync
+                .get_or_create(&l)
+                .set(i64::from(p.needs_resync));
+        }
+        self.ready.set(i64::from(ready));
+        self.tombstones.set(tombstones as i64);
+    }
+
+    /// Refusals counted for `reason` so far (for tests and status pages).
+    pub fn rejected_count(&self, reason: &'static str) -> u64 {
+        self.rejected.get_or_create(&ReasonLabels { reason }).get()
+    }
+}

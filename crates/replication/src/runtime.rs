@@ -1,0 +1,427 @@
+//! The runtime: a replica wired to the clock, the network and the node.
+//!
+//! The protocol core ([`Replica`]) only computes. This module gives it a
+//! life inside a node, and stays thin on purpose:
+//!
+//! - **Time**: every call passes [`clock::now_ms`], and a driver task calls
+//!   [`Replica::tick`] every `tick` (10 ms by default).
+//! - **Calls in**: the node's handlers (through [`ReplicatedStore`]) and the
+//!   cluster listener's handlers ([`crate::http`]) call the replica under a
+//!   mutex; each call is short (microseconds), so a plain lock is fine.
+//! - **Outputs**: after each call the outputs are dispatched at once: events
+//!   to the log and the [`Metrics`], finished acks to the waiting `put`, and
+//!   batches to the driver, which sends each one as an HTTP request
+//!   ([`crate::transport`]). The replica allows one batch in flight per
+//!   peer, so the driver's channel never holds more than one per peer.
+//!
+//! Sending from the driver (never from the handler that produced the batch)
+//! keeps every pooled connection on one runtime, the node's, whatever
+//! thread the request that caused it ran on.
+//!
+//! The entry point for the node is [`Replication::start`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use sessionlab_session::store::ReplicationAck;
+use sessionlab_session::{MemoryStore, clock};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+
+use crate::auth::{self, ReplayCache};
+use crate::config::{ConfigError, ProtocolConfig};
+use crate::faults::{FaultError, FaultSet, Faults};
+use crate::message::Batch;
+use crate::metrics::Metrics;
+use crate::replica::{Event, Output, Replica};
+use crate::store::ReplicatedStore;
+use crate::transport;
+
+/// How a node replicates; see [`ReplicationConfig::new`] for the defaults.
+#[derive(Clone)]
+pub struct ReplicationConfig {
+    /// This node's id (`--id`); must match the memory store's node id.
+    pub node_id: String,
+    /// The other nodes and their cluster listeners (`--peer id=addr`).
+    pub peers: Vec<(String, SocketAddr)>,
+    /// The cluster secret (`--cluster-secret`), at least 32 bytes.
+    pub secret: Vec<u8>,
+    /// Timers, limits and the ack mode (`--replication-ack`).
+    pub protocol: ProtocolConfig,
+    /// How often the replica is ticked.
+    pub tick: Duration,
+    /// Largest request body the cluster endpoints accept (413 beyond).
+    pub max_body_bytes: usize,
+}
+
+impl ReplicationConfig {
+    /// Defaults: [`ProtocolConfig::default`], a 10 ms tick, 16 MiB bodies.
+    pub fn new(
+        node_id: impl Into<String>,
+        peers: Vec<(String, SocketAddr)>,
+        secret: impl Into<Vec<u8>>,
+    ) -> Self {
+        ReplicationConfig {
+            node_id: node_id.into(),
+            peers,
+            secret: secret.into(),
+            protocol: ProtocolConfig::default(),
+            tick: Duration::from_millis(10),
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.secret.len() < auth::MIN_SECRET_LEN {
+            return bad(format!(
+                "the cluster secret must be at least {} bytes (got {})",
+                auth::MIN_SECRET_LEN,
+                self.secret.len()
+            ));
+        }
+        if self.node_id.is_empty() {
+            return bad("the node id must not be empty".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (id, _) in &self.peers {
+            if *id == self.node_id {
+                return bad(format!("peer {id} is this node itself"));
+            }
+            if !seen.insert(id) {
+                return bad(format!("peer {id} is given twice"));
+            }
+        }
+        if self.tick.is_zero()
+            || self.tick > Duration::from_millis(self.protocol.heartbeat_interval_ms)
+        {
+            return bad(
+                "the tick must be positive and no longer than the heartbeat interval".into(),
+            );
+        }
+        if self.max_body_bytes
+            < self
+                .protocol
+                .batch_max_bytes
+                .max(self.protocol.snapshot_page_bytes)
+                * 2
+        {
+            return bad("max_body_bytes must hold twice the largest batch or snapshot page".into());
+        }
+        self.protocol.validate()
+    }
+}
+
+/// Never print the secret.
+impl fmt::Debug for ReplicationConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplicationConfig")
+            .field("node_id", &self.node_id)
+            .field("peers", &self.peers)
+            .field("secret", &format_args!("<{} bytes>", self.secret.len()))
+            .field("protocol", &self.protocol)
+            .field("tick", &self.tick)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
+/// Why replication could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("the memory store stamps versions as {store}, but this node is {node}")]
+    NodeMismatch { store: String, node: String },
+    #[error("could not build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// One peer as `/admin/v1/status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PeerStatus {
+    pub id: String,
+    pub addr: String,
+    pub up: bool,
+    pub queue_depth: u64,
+    pub needs_resync: bool,
+}
+
+/// State shared by the store, the handlers and the driver.
+pub(crate) struct Shared {
+    pub node_id: String,
+    pub secret: Vec<u8>,
+    pub store: Arc<MemoryStore>,
+    pub replica: Mutex<Replica>,
+    pub addrs: BTreeMap<String, SocketAddr>,
+    pub faults: Faults,
+    pub metrics: Metrics,
+    pub replays: ReplayCache,
+    pub max_body_bytes: usize,
+    pub ack_timeout: Duration,
+    waiters: Mutex<HashMap<u64, oneshot::Sender<ReplicationAck>>>,
+    outbox: mpsc::Sender<Batch>,
+    ready: watch::Sender<bool>,
+}
+
+impl Shared {
+    /// Call the replica with the current time, then dispatch its outputs.
+    pub fn with_replica<T>(&self, f: impl FnOnce(&mut Replica, u64) -> T) -> T {
+        let (value, outputs) = {
+            let mut r = self.replica.lock();
+            let value = f(&mut r, clock::now_ms());
+            (value, r.take_outputs())
+        };
+        self.dispatch(outputs);
+        value
+    }
+
+    /// Wait for write `write` to be acked; register under the replica lock
+    /// (see [`ReplicatedStore`]) so the result cannot be missed.
+    pub fn register_waiter(&self, write: u64) -> oneshot::Receiver<ReplicationAck> {
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().insert(write, tx);
+        rx
+    }
+
+    pub fn forget_waiter(&self, write: u64) {
+        self.waiters.lock().remove(&write);
+    }
+
+    fn dispatch(&self, outputs: Vec<Output>) {
+        for out in outputs {
+            match out {
+                Output::Send(batch) => {
+                    if let Err(e) = self.outbox.try_send(batch) {
+                        // Cannot happen while the driver runs (one batch per
+                        // peer in flight). The replica treats a batch that
+                        // never reports back as lost after its timeout.
+                        tracing::warn!(node = %self.node_id, error = %e, "replication driver is not taking batches");
+                    }
+                }
+                Output::AckDone { write, ack } => {
+                    self.metrics.on_ack(&ack);
+                    if let Some(tx) = self.waiters.lock().remove(&write) {
+                        let _ = tx.send(ack);
+                    }
+                }
+                Output::Event(e) => {
+                    self.metrics.on_event(&e);
+                    log_event(&e);
+                    if matches!(e, Event::Ready { .. }) {
+                        self.ready.send_replace(true);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One line per replication event: data at debug, the rest at info/warn.
+fn log_event(e: &Event) {
+    match e {
+        Event::Applied { .. } => tracing::debug!("{e}"),
+        Event::ResyncNeeded { .. } | Event::PeerDown { .. } | Event::PeerRestarted { .. } => {
+            tracing::warn!("{e}")
+        }
+        Event::Ready {
+            caught_up: false, ..
+        } => tracing::warn!("{e}"),
+        Event::SnapshotServed { .. } | Event::SnapshotReceived { .. } => tracing::debug!("{e}"),
+        _ => tracing::info!("{e}"),
+    }
+}
+
+/// The node's handle on its running replication; cheap to clone.
+#[derive(Clone)]
+pub struct ReplicationHandle {
+    shared: Arc<Shared>,
+    ready: watch::Receiver<bool>,
+    stop: watch::Sender<bool>,
+    driver: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+/// Starting replication: see [`Replication::start`].
+pub struct Replication;
+
+impl Replication {
+    /// Start replicating `store` (the node's memory store) with the peers in
+    /// `cfg`. Spawns the driver task, so call it inside the node's tokio
+    /// runtime. Returns the store for the node's handlers and the handle
+    /// for the rest of the node (readiness, status, routes, metrics).
+    pub fn start(
+        cfg: ReplicationConfig,
+        store: Arc<MemoryStore>,
+    ) -> Result<(Arc<ReplicatedStore>, ReplicationHandle), StartError> {
+        cfg.validate()?;
+        if store.config().node_id != cfg.node_id {
+            return Err(StartError::NodeMismatch {
+                store: store.config().node_id.clone(),
+                node: cfg.node_id.clone(),
+            });
+        }
+        let timeout = Duration::from_millis(cfg.protocol.request_timeout_ms);
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(2)
+            .tcp_nodelay(true)
+            .build()?;
+        let peer_ids: Vec<String> = cfg.peers.iter().map(|(id, _)| id.clone()).collect();
+        let replica = Replica::new(
+            cfg.node_id.clone(),
+            peer_ids.clone(),
+            cfg.protocol.clone(),
+            store.clone(),
+            clock::now_ms(),
+        );
+        let (outbox, batches) = mpsc::channel(2 * cfg.peers.len() + 2);
+        let (ready_tx, ready_rx) = watch::channel(replica.is_ready());
+        let shared = Arc::new(Shared {
+            node_id: cfg.node_id.clone(),
+            secret: cfg.secret.clone(),
+            store,
+            replica: Mutex::new(replica),
+            addrs: cfg.peers.iter().cloned().collect(),
+            faults: Faults::new(peer_ids),
+            metrics: Metrics::default(),
+            replays: ReplayCache::default(),
+            max_body_bytes: cfg.max_body_bytes,
+            ack_timeout: Duration::from_millis(cfg.protocol.ack_timeout_ms),
+            waiters: Mutex::new(HashMap::new()),
+            outbox,
+            ready: ready_tx,
+        });
+        // Events from construction (ready at once without peers).
+        shared.with_replica(|_, _| ());
+        let (stop, stopped) = watch::channel(false);
+        let driver = tokio::spawn(drive(shared.clone(), batches, client, cfg.tick, stopped));
+        tracing::info!(node = %cfg.node_id, peers = cfg.peers.len(), ack = %cfg.protocol.ack_mode, "replication started");
+        let handle = ReplicationHandle {
+            shared: shared.clone(),
+            ready: ready_rx,
+            stop,
+            driver: Arc::new(Mutex::new(Some(driver))),
+        };
+        Ok((Arc::new(ReplicatedStore::new(shared)), handle))
+    }
+}
+
+/// The driver: ticks the replica and sends its batches until stopped.
+async fn drive(
+    shared: Arc<Shared>,
+    mut batches: mpsc::Receiver<Batch>,
+    client: reqwest::Client,
+    tick: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut sends = JoinSet::new();
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = ticker.tick() => {
+                shared.with_replica(|r, now| r.tick(now));
+                ticks += 1;
+                if ticks % 10 == 0 {
+                    let (peers, ready, tombstones) = {
+                        let r = shared.replica.lock();
+                        (r.peers(), r.is_ready(), r.tombstones().len())
+                    };
+                    shared.metrics.set_gauges(&peers, ready, tombstones);
+                }
+            }
+            Some(batch) = batches.recv() => {
+                sends.spawn(transport::send(shared.clone(), client.clone(), batch));
+            }
+            Some(_) = sends.join_next(), if !sends.is_empty() => {}
+        }
+    }
+    sends.abort_all();
+    tracing::info!(node = %shared.node_id, "replication stopped");
+}
+
+impl ReplicationHandle {
+    pub fn node_id(&self) -> &str {
+        &self.shared.node_id
+    }
+
+    /// Whether the node has caught up after starting (for `/healthz`).
+    pub fn ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// Wait until [`ready`](Self::ready) (bounded by the join timeout).
+    pub async fn wait_ready(&self) {
+        let mut rx = self.ready.clone();
+        let _ = rx.wait_for(|r| *r).await;
+    }
+
+    /// The peers for `/admin/v1/status`.
+    pub fn peer_status(&self) -> Vec<PeerStatus> {
+        let views = self.shared.replica.lock().peers();
+        views
+            .into_iter()
+            .map(|p| PeerStatus {
+                addr: self
+                    .shared
+                    .addrs
+                    .get(&p.id)
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
+                id: p.id,
+                up: p.up,
+                queue_depth: p.queue_depth as u64,
+                needs_resync: p.needs_resync,
+            })
+            .collect()
+    }
+
+    /// Mount the cluster endpoints (`/cluster/v1/...`, `/admin/v1/faults`)
+    /// on the cluster listener's app. See [`crate::http`].
+    pub fn configure(&self, cfg: &mut actix_web::web::ServiceConfig) {
+        crate::http::configure(cfg, self.shared.clone());
+    }
+
+    /// Add the replication metrics to the node's registry.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.shared.metrics.register(registry);
+    }
+
+    pub fn faults(&self) -> FaultSet {
+        self.shared.faults.get()
+    }
+
+    pub fn set_faults(&self, set: FaultSet) -> Result<FaultSet, FaultError> {
+        self.shared.faults.set(set)
+    }
+
+    /// Requests refused for `reason` (`unsigned`, `forged`, `stale`,
+    /// `replay`, `malformed`, `bad_json`, `oversized`, ...).
+    pub fn rejected_count(&self, reason: &'static str) -> u64 {
+        self.shared.metrics.rejected_count(reason)
+    }
+
+    /// Stop the driver (no more ticks or sends); the store keeps working
+    /// locally. The stop is signalled when this is called; await the
+    /// returned future to wait for the driver to finish. Idempotent.
+    pub fn shutdown(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.stop.send_replace(true);
+        let driver = self.driver.lock().take();
+        async move {
+            if let Some(d) = driver {
+                let _ = d.await;
+            }
+        }
+    }
+}

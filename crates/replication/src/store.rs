@@ -1,0 +1,120 @@
+//! `ReplicatedStore`: the `SessionStore` of the replicated modes.
+//!
+//! The node's handlers are written against [`SessionStore`] and do not know
+//! whether sessions are replicated. This store makes the difference
+//! invisible to them:
+//!
+//! - reads go straight to the local [`MemoryStore`] (every node holds every
+//!   session, so a read never leaves the node: that is the point of
+//!   all-to-all replication, and why it reads stale data under lag);
+//! - writes, deletes and touches go through the [`Replica`](crate::Replica),
+//!   which stores them locally and queues them for the peers;
+//! - `put` answers according to the ack mode: at once with
+//!   [`ReplicationAck::Async`] (`none`), or after the peers confirmed (or
+//!   the ack timeout passed) with `Acked` / `TimedOut` (`all`, `quorum`).
+//!   The node puts that in its `X-Replication-Ack` header.
+//!
+//! A write to a session deleted elsewhere (a request racing a logout) is
+//! refused with [`StoreError::Conflict`]: the logout wins.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sessionlab_session::store::{PutReceipt, ReplicationAck, StoreStats};
+use sessionlab_session::{
+    MemoryStore, Session, SessionId, SessionMeta, SessionStore, StoreError, clock,
+};
+
+use crate::acks::AckWait;
+use crate::runtime::Shared;
+
+/// The replicated session store; see the module docs.
+pub struct ReplicatedStore {
+    shared: Arc<Shared>,
+}
+
+impl ReplicatedStore {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        ReplicatedStore { shared }
+    }
+
+    /// The local copy underneath.
+    pub fn memory(&self) -> &Arc<MemoryStore> {
+        &self.shared.store
+    }
+}
+
+enum Wait {
+    Now(ReplicationAck),
+    Later(u64, tokio::sync::oneshot::Receiver<ReplicationAck>, usize),
+}
+
+#[async_trait]
+impl SessionStore for ReplicatedStore {
+    fn kind(&self) -> &'static str {
+        "replicated"
+    }
+
+    async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        Ok(self.shared.store.get_live(id, clock::now_ms()))
+    }
+
+    async fn put(&self, session: Session) -> Result<PutReceipt, StoreError> {
+        let shared = &self.shared;
+        let (version, wait) = shared.with_replica(|r, now| {
+            let w = r.upsert(session, now)?;
+            let wait = match w.ack {
+                AckWait::Async => Wait::Now(ReplicationAck::Async),
+                AckWait::Done(a) => Wait::Now(a),
+                // Registered under the replica lock: the ack cannot be
+                // dispatched before the waiter exists.
+                AckWait::Pending(id) => {
+                    Wait::Later(id, shared.register_waiter(id), r.peers().len())
+                }
+            };
+            Ok::<_, StoreError>((w.version, wait))
+        })?;
+        let replication = match wait {
+            Wait::Now(a) => a,
+            Wait::Later(id, rx, peers) => {
+                // The replica settles every write by its deadline; the extra
+                // second only guards against a stopped driver.
+                let limit = shared.ack_timeout + std::time::Duration::from_secs(1);
+                match tokio::time::timeout(limit, rx).await {
+                    Ok(Ok(a)) => a,
+                    _ => {
+                        shared.forget_waiter(id);
+                        ReplicationAck::TimedOut {
+                            acked: 0,
+                            expected: peers,
+                        }
+                    }
+                }
+            }
+        };
+        Ok(PutReceipt {
+            version,
+            replication,
+        })
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+        Ok(self.shared.with_replica(|r, now| r.delete(id, now)))
+    }
+
+    async fn touch(&self, id: &SessionId, at_ms: u64) -> Result<bool, StoreError> {
+        Ok(self.shared.with_replica(|r, now| r.touch(id, at_ms, now)))
+    }
+
+    async fn list(&self, limit: usize) -> Result<Vec<SessionMeta>, StoreError> {
+        Ok(self.shared.store.list_meta(limit))
+    }
+
+    async fn count(&self) -> Result<usize, StoreError> {
+        Ok(self.shared.store.len())
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.shared.store.stats().await
+    }
+}

@@ -1,0 +1,99 @@
+//! Sending one batch to a peer: HTTP + JSON, signed, on pooled connections.
+//!
+//! A batch is one `POST /cluster/v1/batch` to the peer's cluster listener,
+//! its body the [`Batch`] as JSON and the four signature headers of
+//! [`crate::auth`]. The client is shared: reqwest keeps idle keep-alive
+//! connections per peer, and since the replica keeps one batch in flight
+//! per peer, one connection per peer is normally all that is used.
+//!
+//! Any answer but 2xx, a timeout or a refused connection is a failed send:
+//! the replica decides what that means (see [`Replica::on_send_result`]).
+//! Injected faults apply here on the way out: a dropped peer's batches fail
+//! without leaving the node, and a delay holds every batch back.
+//!
+//! [`Replica::on_send_result`]: crate::replica::Replica::on_send_result
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use reqwest::header::CONTENT_TYPE;
+use sessionlab_session::clock;
+
+use crate::auth;
+use crate::message::Batch;
+use crate::metrics::Direction;
+use crate::runtime::Shared;
+
+/// The path batches are posted to.
+pub const BATCH_PATH: &str = "/cluster/v1/batch";
+
+/// Last time a refused batch was logged at warn level (to keep a wrong
+/// secret from flooding the log at heartbeat rate).
+static LAST_REFUSAL_WARNING_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Send `batch` and report the result to the replica.
+pub(crate) async fn send(shared: Arc<Shared>, client: reqwest::Client, batch: Batch) {
+    let peer = batch.to.clone();
+    let seq = batch.seq;
+    let messages = batch.messages.len();
+    let (ok, bytes) = deliver(&shared, &client, batch).await;
+    shared.metrics.on_sent(&peer, messages, bytes, ok);
+    shared.with_replica(|r, now| r.on_send_result(&peer, seq, ok, now));
+}
+
+async fn deliver(shared: &Shared, client: &reqwest::Client, batch: Batch) -> (bool, usize) {
+    let peer = &batch.to;
+    if shared.faults.drops(peer) {
+        shared.metrics.on_fault_drop(peer, Direction::Sent);
+        return (false, 0);
+    }
+    if let Some(d) = shared.faults.delay() {
+        tokio::time::sleep(d).await;
+    }
+    let Some(addr) = shared.addrs.get(peer) else {
+        return (false, 0);
+    };
+    let body = match serde_json::to_vec(&batch) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "could not encode a batch");
+            return (false, 0);
+        }
+    };
+    let bytes = body.len();
+    let signed = auth::sign_request(
+        &shared.secret,
+        &shared.node_id,
+        "POST",
+        BATCH_PATH,
+        &body,
+        clock::now_ms(),
+    );
+    let mut req = client
+        .post(format!("http://{addr}{BATCH_PATH}"))
+        .header(CONTENT_TYPE, "application/json");
+    for (name, value) in signed.pairs() {
+        req = req.header(name, value);
+    }
+    match req.body(body).send().await {
+        Ok(resp) if resp.status().is_success() => (true, bytes),
+        Ok(resp) => {
+            let status = resp.status();
+            if status.is_client_error() {
+                let now = clock::now_ms();
+                let last = LAST_REFUSAL_WARNING_MS.load(Ordering::Relaxed);
+                if now.saturating_sub(last) >= 10_000 {
+                    LAST_REFUSAL_WARNING_MS.store(now, Ordering::Relaxed);
+                    tracing::warn!(%peer, %status, "peer refused a batch (is the cluster secret the same on every node?)");
+                }
+            } else {
+                tracing::debug!(%peer, %status, "batch not accepted");
+            }
+            (false, bytes)
+        }
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "batch not delivered");
+            (false, bytes)
+        }
+    }
+}

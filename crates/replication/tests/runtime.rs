@@ -1,0 +1,539 @@
+//! The runtime in one process: real actix servers on loopback port 0, real
+//! HTTP between them, each node with its own memory store and replication.
+//!
+//! [`TestCluster`] starts N nodes and stops them all when dropped. Waiting
+//! is always a bounded poll of an observable condition (a session appears,
+//! a peer is seen down), never a blind sleep: protocol timing itself is
+//! tested deterministically in the simulation.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpServer, dev::ServerHandle};
+use sessionlab_replication::auth::{self, sign_request};
+use sessionlab_replication::message::{Batch, Message, Upsert};
+use sessionlab_replication::{
+    AckMode, ProtocolConfig, ReplicatedStore, Replication, ReplicationConfig, ReplicationHandle,
+};
+use sessionlab_session::store::ReplicationAck;
+use sessionlab_session::{MemoryStore, MemoryStoreConfig, Session, SessionId, SessionStore, clock};
+
+const SECRET: &[u8] = b"test-cluster-secret-of-32-bytes!!";
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn protocol(ack: AckMode) -> ProtocolConfig {
+    ProtocolConfig {
+        ack_mode: ack,
+        ack_timeout_ms: 2_000,
+        heartbeat_interval_ms: 50,
+        peer_down_after_ms: 600,
+        touch_flush_ms: 100,
+        anti_entropy_interval_ms: 300,
+        request_timeout_ms: 1_000,
+        join_timeout_ms: 8_000,
+        join_grace_ms: 300,
+        batch_max_bytes: 64 * 1024,
+        snapshot_page_bytes: 64 * 1024,
+        ..ProtocolConfig::default()
+    }
+}
+
+struct TestNode {
+    id: String,
+    addr: SocketAddr,
+    store: Arc<ReplicatedStore>,
+    handle: ReplicationHandle,
+    server: ServerHandle,
+}
+
+/// N replicating nodes on loopback; stopped on drop.
+struct TestCluster {
+    nodes: Vec<Option<TestNode>>,
+    addrs: Vec<SocketAddr>,
+    ack: AckMode,
+    http: reqwest::Client,
+}
+
+const MAX_BODY: usize = 256 * 1024;
+
+fn start_node(i: usize, listener: TcpListener, addrs: &[SocketAddr], ack: AckMode) -> TestNode {
+    let id = format!("node-{}", i + 1);
+    let peers = addrs
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != i)
+        .map(|(j, a)| (format!("node-{}", j + 1), *a))
+        .collect();
+    let mut cfg = ReplicationConfig::new(id.clone(), peers, SECRET);
+    cfg.protocol = protocol(ack);
+    cfg.max_body_bytes = MAX_BODY;
+    let memory = Arc::new(MemoryStore::new(MemoryStoreConfig {
+        node_id: id.clone(),
+        ..MemoryStoreConfig::default()
+    }));
+    let (store, handle) = Replication::start(cfg, memory).expect("replication starts");
+    let h = handle.clone();
+    let server = HttpServer::new(move || {
+        let h = h.clone();
+        App::new().configure(move |c| h.configure(c))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .expect("listen")
+    .run();
+    let server_handle = server.handle();
+    tokio::spawn(server);
+    TestNode {
+        id,
+        addr: addrs[i],
+        store,
+        handle,
+        server: server_handle,
+    }
+}
+
+impl TestCluster {
+    async fn start(n: usize, ack: AckMode) -> Self {
+        let listeners: Vec<TcpListener> = (0..n)
+            .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind port 0"))
+            .collect();
+        let addrs: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+        let nodes = listeners
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| Some(start_node(i, l, &addrs, ack)))
+            .collect();
+        let c = TestCluster {
+            nodes,
+            addrs,
+            ack,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        };
+        for n in c.nodes.iter().flatten() {
+            tokio::time::timeout(DEADLINE, n.handle.wait_ready())
+                .await
+                .unwrap_or_else(|_| panic!("{} did not get ready", n.id));
+        }
+        c
+    }
+
+    fn node(&self, i: usize) -> &TestNode {
+        self.nodes[i].as_ref().expect("node is running")
+    }
+
+    /// Stop node `i` (its memory is gone with it).
+    async fn stop(&mut self, i: usize) {
+        if let Some(n) = self.nodes[i].take() {
+            n.server.stop(false).await;
+            n.handle.shutdown().await;
+        }
+    }
+
+    /// Start node `i` again, empty, on the same address.
+    fn restart(&mut self, i: usize) {
+        let listener = TcpListener::bind(self.addrs[i]).expect("rebind the node's port");
+        self.nodes[i] = Some(start_node(i, listener, &self.addrs, self.ack));
+    }
+
+    /// A signed request to node `i`, signed as `signer`.
+    async fn signed(
+        &self,
+        i: usize,
+        signer: &str,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        let h = sign_request(SECRET, signer, method, path, &body, clock::now_ms());
+        let url = format!("http://{}{path}", self.node(i).addr);
+        let mut req = match method {
+            "GET" => self.http.get(url),
+            _ => self.http.post(url),
+        };
+        for (k, v) in h.pairs() {
+            req = req.header(k, v);
+        }
+        req.body(body).send().await.expect("request")
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for n in self.nodes.iter().flatten() {
+            // Both signal at once; the futures only wait for completion.
+            drop(n.server.stop(false));
+            drop(n.handle.shutdown());
+        }
+    }
+}
+
+/// Poll `cond` every 10 ms until it holds or `DEADLINE` passes.
+async fn eventually<F, Fut>(what: &str, mut cond: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    for _ in 0..(DEADLINE.as_millis() / 10) {
+        if cond().await {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+fn new_session() -> Session {
+    Session::new(
+        SessionId::generate(),
+        clock::now_ms(),
+        30 * 60_000,
+        8 * 3_600_000,
+    )
+}
+
+async fn holds(store: &ReplicatedStore, id: &SessionId) -> bool {
+    store.get(id).await.unwrap().is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_one_node_is_read_on_the_others() {
+    let c = TestCluster::start(3, AckMode::None).await;
+    let s = new_session();
+    let receipt = c.node(0).store.put(s.clone()).await.unwrap();
+    assert_eq!(receipt.replication, ReplicationAck::Async);
+    let took = eventually("node-3 holds the session", || {
+        holds(&c.node(2).store, &s.id)
+    })
+    .await;
+    eventually("node-2 holds the session", || {
+        holds(&c.node(1).store, &s.id)
+    })
+    .await;
+    let copy = c.node(2).store.get(&s.id).await.unwrap().unwrap();
+    assert_eq!(copy.version, receipt.version);
+    println!("write on node-1 readable on node-3 after {took:?}");
+
+    // Status shows every peer up, nothing queued.
+    let peers = c.node(0).handle.peer_status();
+    assert_eq!(peers.len(), 2);
+    assert!(peers.iter().all(|p| p.up && !p.needs_resync), "{peers:?}");
+    assert_eq!(peers[0].addr, c.node(1).addr.to_string());
+
+    // A logout on node-3 removes it everywhere.
+    assert!(c.node(2).store.delete(&s.id).await.unwrap());
+    eventually("node-1 dropped the session", || async {
+        !holds(&c.node(0).store, &s.id).await
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_all_waits_for_every_live_peer() {
+    let c = TestCluster::start(3, AckMode::All).await;
+    let receipt = c.node(1).store.put(new_session()).await.unwrap();
+    assert_eq!(receipt.replication, ReplicationAck::Acked { peers: 2 });
+}
+
+fn batch_json(from: &str, to: &str, s: &Session) -> Vec<u8> {
+    let mut s = s.clone();
+    s.version = sessionlab_session::Version::new(1, from);
+    serde_json::to_vec(&Batch {
+        from: from.into(),
+        to: to.into(),
+        seq: 1,
+        sent_ms: clock::now_ms(),
+        messages: vec![Message::Upsert(Upsert {
+            session: s,
+            origin_ms: Some(clock::now_ms()),
+            ack: None,
+        })],
+    })
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_forged_stale_replayed_and_bad_requests_are_refused_and_change_nothing() {
+    let c = TestCluster::start(2, AckMode::None).await;
+    let n1 = c.node(0);
+    let path = "/cluster/v1/batch";
+    let url = format!("http://{}{path}", n1.addr);
+    let s = new_session();
+    let body = batch_json("node-2", "node-1", &s);
+    let post = |headers: Vec<(&'static str, String)>, body: Vec<u8>| {
+        let mut req = c.http.post(url.clone());
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req.body(body).send()
+    };
+    let headers = |h: auth::SignedHeaders| -> Vec<(&'static str, String)> {
+        h.pairs().iter().map(|(k, v)| (*k, v.to_string())).collect()
+    };
+
+    let unsigned = post(vec![], body.clone()).await.unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let err: serde_json::Value = unsigned.json().await.unwrap();
+    assert!(err["error"].as_str().unwrap().contains("missing header"));
+
+    let forged = sign_request(
+        b"not-the-cluster-secret-not-at-all",
+        "node-2",
+        "POST",
+        path,
+        &body,
+        clock::now_ms(),
+    );
+    assert_eq!(
+        post(headers(forged), body.clone()).await.unwrap().status(),
+        401
+    );
+
+    let stale = sign_request(
+        SECRET,
+        "node-2",
+        "POST",
+        path,
+        &body,
+        clock::now_ms() - 31_000,
+    );
+    assert_eq!(
+        post(headers(stale), body.clone()).await.unwrap().status(),
+        401
+    );
+
+    let other_body = batch_json("node-2", "node-1", &new_session());
+    let tampered = sign_request(SECRET, "node-2", "POST", path, &other_body, clock::now_ms());
+    assert_eq!(
+        post(headers(tampered), body.clone())
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
+    assert!(
+        !holds(&n1.store, &s.id).await,
+        "nothing refused was applied"
+    );
+    for reason in ["unsigned", "forged", "stale"] {
+        assert!(n1.handle.rejected_count(reason) >= 1, "{reason} counted");
+    }
+
+    // The genuine request is applied once; its replay is refused.
+    let good = sign_request(SECRET, "node-2", "POST", path, &body, clock::now_ms());
+    assert_eq!(
+        post(headers(good.clone()), body.clone())
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert!(holds(&n1.store, &s.id).await);
+    assert_eq!(
+        post(headers(good), body.clone()).await.unwrap().status(),
+        401
+    );
+    assert_eq!(n1.handle.rejected_count("replay"), 1);
+
+    // Signed, but not JSON: 400. Signed by one node, sent as another: 401.
+    let resp = c
+        .signed(0, "node-2", "POST", path, b"{not json".to_vec())
+        .await;
+    assert_eq!(resp.status(), 400);
+    let s2 = new_session();
+    let resp = c
+        .signed(
+            0,
+            "node-3",
+            "POST",
+            path,
+            batch_json("node-2", "node-1", &s2),
+        )
+        .await;
+    assert_eq!(resp.status(), 401);
+    // From a node that is not a peer: 403. Misaddressed: 400.
+    let resp = c
+        .signed(
+            0,
+            "node-9",
+            "POST",
+            path,
+            batch_json("node-9", "node-1", &s2),
+        )
+        .await;
+    assert_eq!(resp.status(), 403);
+    let resp = c
+        .signed(
+            0,
+            "node-2",
+            "POST",
+            path,
+            batch_json("node-2", "node-5", &s2),
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    assert!(!holds(&n1.store, &s2.id).await);
+
+    // Oversized: refused before the body is read (413), also when it is
+    // sent without a length.
+    let huge = vec![b' '; MAX_BODY + 1];
+    assert_eq!(
+        c.signed(0, "node-2", "POST", path, huge.clone())
+            .await
+            .status(),
+        413
+    );
+    let stream = futures::stream::iter(
+        huge.chunks(8192)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let resp = c
+        .http
+        .post(url.clone())
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    assert!(n1.handle.rejected_count("oversized") >= 2);
+
+    // The inspection and fault endpoints are signed too.
+    let resp = c
+        .http
+        .get(format!("http://{}/cluster/v1/digest", n1.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = c
+        .http
+        .post(format!("http://{}/admin/v1/faults", n1.addr))
+        .body(r#"{"drop":["node-2"]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(n1.handle.faults().drop.is_empty());
+    let resp = c
+        .signed(0, "lab", "GET", "/cluster/v1/digest", vec![])
+        .await;
+    assert_eq!(resp.status(), 200);
+    let digest: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(digest["entries"].as_array().unwrap().len(), 1);
+}
+
+async fn set_faults(c: &TestCluster, i: usize, json: &str) -> reqwest::StatusCode {
+    c.signed(
+        i,
+        "lab",
+        "POST",
+        "/admin/v1/faults",
+        json.as_bytes().to_vec(),
+    )
+    .await
+    .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_by_fault_injection_heals_and_converges() {
+    let c = TestCluster::start(3, AckMode::None).await;
+    assert_eq!(
+        set_faults(&c, 2, r#"{"drop":["node-1","node-2"],"delay_ms":0}"#).await,
+        200
+    );
+    assert_eq!(
+        set_faults(&c, 2, r#"{"drop":["node-7"]}"#).await,
+        400,
+        "unknown peer"
+    );
+    let current: serde_json::Value = c
+        .signed(2, "lab", "GET", "/admin/v1/faults", vec![])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        current,
+        serde_json::json!({"drop": ["node-1", "node-2"], "delay_ms": 0})
+    );
+
+    // Both sides see the cut.
+    let seen_down = |i: usize, peer: &'static str| {
+        let h = c.node(i).handle.clone();
+        move || {
+            let h = h.clone();
+            async move { h.peer_status().iter().any(|p| p.id == peer && !p.up) }
+        }
+    };
+    eventually("node-1 sees node-3 down", seen_down(0, "node-3")).await;
+    eventually("node-3 sees node-1 down", seen_down(2, "node-1")).await;
+
+    // Writes on both sides of the cut.
+    let left = new_session();
+    let right = new_session();
+    c.node(0).store.put(left.clone()).await.unwrap();
+    c.node(2).store.put(right.clone()).await.unwrap();
+    eventually("node-2 gets the write from node-1", || {
+        holds(&c.node(1).store, &left.id)
+    })
+    .await;
+    assert!(
+        !holds(&c.node(2).store, &left.id).await,
+        "node-3 is cut off"
+    );
+    assert!(
+        !holds(&c.node(0).store, &right.id).await,
+        "node-1 is cut off"
+    );
+
+    // Heal: no new writes, anti-entropy brings both sides together.
+    assert_eq!(set_faults(&c, 2, r#"{"drop":[],"delay_ms":0}"#).await, 200);
+    for i in 0..3 {
+        eventually("every node holds both writes", || async {
+            holds(&c.node(i).store, &left.id).await && holds(&c.node(i).store, &right.id).await
+        })
+        .await;
+    }
+    // The digests agree (versions and last access included).
+    let mut digests = Vec::new();
+    for i in 0..3 {
+        let d: serde_json::Value = c
+            .signed(i, "lab", "GET", "/cluster/v1/digest", vec![])
+            .await
+            .json()
+            .await
+            .unwrap();
+        digests.push(d["entries"].clone());
+    }
+    assert_eq!(digests[0], digests[1]);
+    assert_eq!(digests[1], digests[2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_catches_up_before_it_is_ready() {
+    let mut c = TestCluster::start(3, AckMode::None).await;
+    c.stop(1).await;
+    let mut ids = Vec::new();
+    for _ in 0..50 {
+        let s = new_session();
+        c.node(0).store.put(s.clone()).await.unwrap();
+        ids.push(s.id);
+    }
+    c.restart(1);
+    let restarted = c.node(1);
+    assert!(
+        !restarted.handle.ready(),
+        "an empty node is not ready at once"
+    );
+    tokio::time::timeout(DEADLINE, restarted.handle.wait_ready())
+        .await
+        .expect("ready");
+    // Ready means caught up: every session is there already.
+    for id in &ids {
+        assert!(holds(&restarted.store, id).await, "{id} after the snapshot");
+    }
+}
