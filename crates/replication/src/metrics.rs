@@ -21,7 +21,7 @@
 //! | `replication_acks_total{result}` | synchronous writes acked / timed out |
 //! | `replication_ready`, `replication_tombstones` | joined and caught up; tombstones held |
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -42,16 +42,25 @@ struct OriginLabels {
 }
 
 /// Which way traffic went.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Direction {
     Sent,
     Received,
 }
 
+impl Direction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Direction::Sent => "sent",
+            Direction::Received => "received",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TrafficLabels {
     peer: String,
-    direction: Direction,
+    direction: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -245,7 +254,7 @@ impl Metrics {
     pub fn on_sent(&self, peer: &str, messages: usize, bytes: usize, ok: bool) {
         let l = TrafficLabels {
             peer: peer.to_owned(),
-            direction: Direction::Sent,
+            direction: Direction::Sent.as_str(),
         };
         self.batches.get_or_create(&l).inc();
         self.messages.get_or_create(&l).inc_by(messages as u64);
@@ -262,7 +271,7 @@ impl Metrics {
     pub fn on_received(&self, peer: &str, messages: usize, bytes: usize) {
         let l = TrafficLabels {
             peer: peer.to_owned(),
-            direction: Direction::Received,
+            direction: Direction::Received.as_str(),
         };
         self.batches.get_or_create(&l).inc();
         self.messages.get_or_create(&l).inc_by(messages as u64);
@@ -277,7 +286,7 @@ impl Metrics {
         self.fault_dropped
             .get_or_create(&TrafficLabels {
                 peer: peer.to_owned(),
-                direction,
+                direction: direction.as_str(),
             })
             .inc();
     }

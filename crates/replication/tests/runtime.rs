@@ -537,3 +537,77 @@ async fn a_restarted_node_catches_up_before_it_is_ready() {
         assert!(holds(&restarted.store, id).await, "{id} after the snapshot");
     }
 }
+
+/// The value of one sample line of a Prometheus text exposition.
+fn sample(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_writes_is_batched_and_counted() {
+    let c = TestCluster::start(3, AckMode::None).await;
+    let mut registry = prometheus_client::registry::Registry::default();
+    c.node(0).handle.register_metrics(&mut registry);
+    let mut receiver = prometheus_client::registry::Registry::default();
+    c.node(2).handle.register_metrics(&mut receiver);
+
+    const WRITES: usize = 2_000;
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut ids = Vec::new();
+    for _ in 0..WRITES {
+        let s = new_session();
+        ids.push(s.id.clone());
+        let store = c.node(0).store.clone();
+        tasks.spawn(async move { store.put(s).await.map(|_| ()) });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap().unwrap();
+    }
+    let written = start.elapsed();
+    let last = ids.last().unwrap().clone();
+    eventually("node-3 holds the last write", || {
+        holds(&c.node(2).store, &last)
+    })
+    .await;
+    eventually("node-3 holds every write", || async {
+        c.node(2).store.count().await.unwrap() == WRITES
+    })
+    .await;
+    let replicated = start.elapsed();
+
+    let encode = || {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        text
+    };
+    let sent = r#"replication_messages_total{peer="node-3",direction="sent"}"#;
+    let batches = r#"replication_batches_total{peer="node-3",direction="sent"}"#;
+    // A send is counted when its response is back.
+    eventually("every message to node-3 is counted", || {
+        let text = encode();
+        async move { sample(&text, sent) >= WRITES as f64 }
+    })
+    .await;
+    let text = encode();
+    let (messages, batches) = (sample(&text, sent), sample(&text, batches));
+    println!(
+        "{WRITES} writes in {written:?}, on node-3 after {replicated:?}; \
+         {messages} messages in {batches} batches to node-3"
+    );
+    assert!(
+        messages >= WRITES as f64,
+        "every write was sent: {messages}"
+    );
+    assert!(
+        messages / batches >= 4.0,
+        "a burst travels in batches, not one request per write: {messages} / {batches}"
+    );
+    // node-3 measured the lag of every write from node-1.
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &receiver).unwrap();
+    let lagged = sample(&text, r#"replication_lag_seconds_count{origin="node-1"}"#);
+    assert_eq!(lagged, WRITES as f64, "{text}");
+}
