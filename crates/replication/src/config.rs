@@ -49,6 +49,58 @@ impl fmt::Display for AckMode {
     }
 }
 
+/// `--replication off|all-to-all`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplicationMode {
+    #[default]
+    Off,
+    AllToAll,
+}
+
+impl FromStr for ReplicationMode {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "off" => Ok(ReplicationMode::Off),
+            "all-to-all" => Ok(ReplicationMode::AllToAll),
+            other => Err(ConfigError::Invalid(format!(
+                "replication must be off or all-to-all, not {other:?}"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for ReplicationMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReplicationMode::Off => "off",
+            ReplicationMode::AllToAll => "all-to-all",
+        })
+    }
+}
+
+/// Parse one `--peer` value: `node-2=127.0.0.1:9082`.
+pub fn parse_peer(spec: &str) -> Result<(String, std::net::SocketAddr), ConfigError> {
+    let bad = || {
+        ConfigError::Invalid(format!(
+            "--peer must look like node-2=127.0.0.1:9082, not {spec:?}"
+        ))
+    };
+    let (id, addr) = spec.split_once('=').ok_or_else(bad)?;
+    let id = id.trim();
+    let valid_id = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if !valid_id {
+        return Err(bad());
+    }
+    let addr = addr.trim().parse().map_err(|_| bad())?;
+    Ok((id.to_owned(), addr))
+}
+
 /// A configuration that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -194,5 +246,26 @@ mod tests {
             ..ProtocolConfig::default()
         };
         assert!(tiny_queue.validate().is_err());
+    }
+
+    #[test]
+    fn flags_parse() {
+        assert_eq!(
+            parse_peer("node-2=127.0.0.1:9082").unwrap(),
+            ("node-2".to_owned(), "127.0.0.1:9082".parse().unwrap())
+        );
+        for bad in [
+            "node-2",
+            "=127.0.0.1:1",
+            "node-2=localhost",
+            "a b=127.0.0.1:1",
+        ] {
+            assert!(parse_peer(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            "all-to-all".parse::<ReplicationMode>().unwrap(),
+            ReplicationMode::AllToAll
+        );
+        assert!("all".parse::<ReplicationMode>().is_err());
     }
 }

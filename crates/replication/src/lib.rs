@@ -44,7 +44,7 @@ pub mod store;
 pub mod tombstones;
 pub mod transport;
 
-pub use config::{AckMode, ConfigError, ProtocolConfig};
+pub use config::{AckMode, ConfigError, ProtocolConfig, ReplicationMode, parse_peer};
 pub use faults::FaultSet;
 pub use message::{Batch, Message};
 pub use replica::{Event, Output, Replica};
