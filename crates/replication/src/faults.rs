@@ -16,7 +16,9 @@
 //!   a network partition: no heartbeats, the link goes down, writes are
 //!   missed, and after the heal, resync repairs them.
 //! - `delay_ms`: every outgoing batch waits this long before it is sent and
-//!   every incoming batch before it is applied (a slow link).
+//!   every incoming batch before it is applied (a slow link). A delay near
+//!   the request timeout makes batches time out, as on a real slow link:
+//!   the peer is then marked for resync again and again.
 //!
 //! A request *replaces* the whole set; `{"drop": [], "delay_ms": 0}` clears
 //! it. `GET /admin/v1/faults` returns the current set. Faults live in memory

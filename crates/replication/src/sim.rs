@@ -788,6 +788,53 @@ mod tests {
     }
 
     #[test]
+    fn a_quiet_healthy_cluster_stays_in_sync_without_resyncs() {
+        let mut sim = Sim::new(SimConfig::new(3, 9));
+        sim.run_for(1_000).unwrap();
+        let settled = sim.events().len();
+        for i in 0..50 {
+            sim.upsert("node-2", &session_id(&format!("q{i}")), "v")
+                .unwrap();
+            sim.run_for(100).unwrap();
+        }
+        let later = &sim.events()[settled..];
+        assert!(
+            !later
+                .iter()
+                .any(|e| matches!(e, Event::ResyncNeeded { .. } | Event::PeerDown { .. })),
+            "{later:?}"
+        );
+        // Every write was applied once per peer, none needed a repair.
+        let applied = later
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::Applied {
+                        lag_ms: Some(_),
+                        ..
+                    }
+                )
+            })
+            .count();
+        let repairs = later
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::Applied {
+                        lag_ms: None,
+                        kind: "upsert",
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!((applied, repairs), (100, 0));
+        sim.check_converged().unwrap();
+    }
+
+    #[test]
     fn a_write_reaches_every_node() {
         let mut sim = Sim::new(SimConfig::new(3, 1));
         sim.run_for(500).unwrap();
