@@ -5,8 +5,8 @@
 //! curl (DESIGN.md and the cross-component contract):
 //!
 //! - node cluster listener: `GET /healthz`, `GET /admin/v1/status`,
-//!   `POST /admin/v1/faults` (signed with the cluster secret, see
-//!   [`crate::sign`]);
+//!   `POST /admin/v1/faults` (signed with the cluster secret like peer
+//!   traffic, as [`sign`] describes; the lab signs as `lab`);
 //! - LB admin listener: `GET /healthz`, `GET /admin/v1/backends`,
 //!   `POST /admin/v1/backends`, `DELETE /admin/v1/backends/{id}`,
 //!   `POST /admin/v1/backends/{id}/drain|undrain`.
@@ -17,9 +17,23 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sessionlab_replication::auth;
 
 use crate::error::{LabError, Result};
-use crate::sign;
+
+/// The sender name the lab signs cluster requests as.
+pub const LAB_NODE: &str = "lab";
+
+/// Signs a request to a node's cluster listener now, as [`LAB_NODE`]
+/// (`x-sl-*` headers: HMAC-SHA256 with the cluster secret over timestamp,
+/// nonce, method, path and body; the replication crate's format).
+pub fn sign(secret: &str, method: &str, path: &str, body: &[u8]) -> auth::SignedHeaders {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    auth::sign_request(secret.as_bytes(), LAB_NODE, method, path, body, now_ms)
+}
 
 /// `GET /admin/v1/status` of a node.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -152,7 +166,7 @@ impl Api {
             target: cluster_addr.into(),
             detail: e.to_string(),
         })?;
-        let signed = sign::sign(secret.as_bytes(), "POST", path, &body)?;
+        let signed = sign(secret, "POST", path, &body);
         let mut req = self
             .http
             .post(format!("http://{cluster_addr}{path}"))

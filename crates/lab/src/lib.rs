@@ -13,8 +13,8 @@
 //!   SIGTERM-then-SIGKILL.
 //! - [`ports`]: the well-known ports, or free ones for tests.
 //! - [`health`]: what "healthy" means and waiting for it.
-//! - [`api`]: the HTTP client for the node and LB admin APIs.
-//! - [`sign`]: signing requests to the node's cluster port.
+//! - [`api`]: the HTTP client for the node and LB admin APIs, and signing
+//!   requests to the node's cluster port.
 //! - [`cluster`]: `up`, `down`, `kill`, `restart`, `drain`, `scale`.
 //! - [`faults`]: `partition` and `heal`.
 //! - [`status`]: the status table.
@@ -34,7 +34,6 @@ pub mod ports;
 pub mod preset;
 pub mod process;
 pub mod runfolder;
-pub mod sign;
 pub mod status;
 
 pub use error::{LabError, Result};

@@ -8,7 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use sessionlab_lab::sign;
+use sessionlab_lab::api::sign;
 use support::*;
 
 /// The version of the session whose id starts with `prefix` on each node
@@ -22,7 +22,7 @@ async fn versions(tc: &TestCluster, prefix: &str) -> Vec<(String, Option<String>
             continue;
         }
         let path = "/admin/v1/sessions";
-        let signed = sign::sign(secret.as_bytes(), "GET", path, b"").unwrap();
+        let signed = sign(&secret, "GET", path, b"");
         let mut req = http.get(format!("http://127.0.0.1:{}{path}", node.cluster_port));
         for (k, v) in signed.pairs() {
             req = req.header(k, v);
