@@ -63,6 +63,8 @@ pub fn backend_json(b: &Backend) -> Value {
         "in_flight": b.in_flight(),
         "requests": b.requests(),
         "errors": b.errors(),
+        "connects": b.connects(),
+        "idle_connections": b.pool().idle_count(),
         "latency_ms_p50": b.latency_ms(0.5),
         "latency_ms_p99": b.latency_ms(0.99),
         "health_history": b.health_history(),

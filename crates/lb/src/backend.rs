@@ -3,7 +3,8 @@
 //! A [`Backend`] is one node the LB can forward to: an opaque id (`node-1`,
 //! the value of the sticky cookie, never an address), a socket address, and
 //! the live facts the other parts read and write: health state, draining
-//! flag, in-flight count, counters, a latency histogram.
+//! flag, in-flight count, counters, a latency histogram, and its pool of
+//! idle keep-alive connections (`pool.rs`).
 //!
 //! Everything read on the forwarding path is an atomic (`up`, `draining`,
 //! `in_flight`, `requests`), so choosing a backend takes no lock. The few
@@ -31,6 +32,7 @@ use http::uri::Authority;
 use parking_lot::{Mutex, RwLock};
 
 use crate::health::{HealthConfig, HealthMachine, Transition};
+use crate::pool::{Pool, PoolLimits};
 use crate::ring::Ring;
 
 /// The sticky cookie the LB inserts (`SLROUTE=<backend-id>`).
@@ -100,6 +102,8 @@ pub struct Backend {
     in_flight: AtomicUsize,
     requests: AtomicU64,
     errors: AtomicU64,
+    connects: AtomicU64,
+    pool: Arc<Pool>,
     health: Mutex<HealthMachine>,
     /// Response-header latency in microseconds (1 us .. 60 s, 2 digits).
     latency: Mutex<Histogram<u64>>,
@@ -119,6 +123,10 @@ impl fmt::Debug for Backend {
 
 impl Backend {
     pub fn new(spec: BackendSpec, health: &HealthConfig) -> Self {
+        Self::with_pool(spec, health, PoolLimits::default())
+    }
+
+    pub fn with_pool(spec: BackendSpec, health: &HealthConfig, limits: PoolLimits) -> Self {
         // Ids are validated to [A-Za-z0-9_-], and addresses are IP:PORT, so
         // both conversions below cannot fail.
         let authority = Authority::try_from(spec.addr.to_string().as_str())
@@ -139,6 +147,8 @@ impl Backend {
             in_flight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            connects: AtomicU64::new(0),
+            pool: Pool::new(limits),
             health: Mutex::new(HealthMachine::new(health.rise, health.fall)),
             latency: Mutex::new(latency),
             rates: Mutex::new(RateHistory::default()),
@@ -198,6 +208,19 @@ impl Backend {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(self.clone())
+    }
+
+    /// The backend's idle keep-alive connections.
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
+    /// Count a new upstream connection (pooling works when this stays low).
+    pub fn count_connect(&self) {
+        self.connects.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn connects(&self) -> u64 {
+        self.connects.load(Ordering::Relaxed)
     }
 
     pub fn record_error(&self) {
@@ -331,13 +354,19 @@ pub enum TableError {
 pub struct Backends {
     current: RwLock<Arc<Snapshot>>,
     health: HealthConfig,
+    pool: PoolLimits,
 }
 
 impl Backends {
     pub fn new(health: HealthConfig) -> Self {
+        Self::with_pool_limits(health, PoolLimits::default())
+    }
+
+    pub fn with_pool_limits(health: HealthConfig, pool: PoolLimits) -> Self {
         Backends {
             current: RwLock::new(Arc::new(Snapshot::new(Vec::new()))),
             health,
+            pool,
         }
     }
 
@@ -358,7 +387,7 @@ impl Backends {
         if current.list.len() >= MAX_BACKENDS {
             return Err(TableError::Full);
         }
-        let backend = Arc::new(Backend::new(spec, &self.health));
+        let backend = Arc::new(Backend::with_pool(spec, &self.health, self.pool));
         let mut list = current.list.clone();
         list.push(backend.clone());
         *current = Arc::new(Snapshot::new(list));

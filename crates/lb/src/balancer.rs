@@ -103,7 +103,10 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), TableError> {
-    let backends = Arc::new(Backends::new(settings.health.clone()));
+    let backends = Arc::new(Backends::with_pool_limits(
+        settings.health.clone(),
+        settings.pool,
+    ));
     let recent = Arc::new(RecentRequests::default());
     let stats = Arc::new(ProxyStats::default());
     let (stop_tx, stop_rx) = watch::channel(false);

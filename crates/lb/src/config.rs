@@ -24,6 +24,7 @@ use serde::Deserialize;
 
 use crate::backend::BackendSpec;
 use crate::health::HealthConfig;
+use crate::pool::PoolLimits;
 use crate::select::Strategy;
 use crate::upstream::UpstreamConfig;
 
@@ -104,6 +105,11 @@ pub struct Config {
     #[arg(long, env = "SESSIONLAB_LB_POOL_IDLE", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(0..=65536))]
     pub pool_idle: u64,
 
+    /// Close pooled connections unused for this long (keep it below the
+    /// backends' own keep-alive timeout).
+    #[arg(long, env = "SESSIONLAB_LB_POOL_IDLE_TIMEOUT", default_value = "4s", value_parser = parse_duration)]
+    pub pool_idle_timeout: Duration,
+
     /// Worker threads (0 = one per CPU).
     #[arg(long, env = "SESSIONLAB_LB_THREADS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=256))]
     pub threads: u64,
@@ -119,6 +125,7 @@ pub struct Settings {
     pub strategy: Strategy,
     pub health: HealthConfig,
     pub upstream: UpstreamConfig,
+    pub pool: PoolLimits,
     pub retries: u8,
     pub body_limit: usize,
     pub threads: usize,
@@ -199,8 +206,10 @@ impl Config {
             upstream: UpstreamConfig {
                 connect_timeout: self.connect_timeout,
                 read_timeout: self.read_timeout,
-                max_idle_per_backend: self.pool_idle as usize,
-                idle_timeout: Duration::from_secs(60),
+            },
+            pool: PoolLimits {
+                max_idle: self.pool_idle as usize,
+                idle_timeout: self.pool_idle_timeout,
             },
             retries: self.retries,
             body_limit: self.body_limit as usize,

@@ -12,7 +12,8 @@
 //! proxy.rs     read body (bounded) ──> select.rs: ordered candidates
 //!    |                                    (strategy, cookie.rs, ring.rs)
 //!    |         rewrite headers (forward.rs), drop SLROUTE
-//!    |         try candidates in order ──> upstream.rs (pooled keep-alive)
+//!    |         try candidates in order ──> upstream.rs + pool.rs (keep-alive,
+//!    |                                         driven in this task)
 //!    |              failure? error.rs says whether a retry is safe;
 //!    |              connect errors/timeouts feed health (passive)
 //!    |         answer: strip hop-by-hop, insert/rewrite SLROUTE
@@ -37,6 +38,7 @@ pub mod error;
 pub mod forward;
 pub mod health;
 pub mod metrics;
+pub mod pool;
 pub mod proxy;
 pub mod recent;
 pub mod ring;

@@ -20,11 +20,16 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "sessionlab_lb=info".into()),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(settings.threads)
-        .enable_all()
-        .build()
-    {
+    // One thread: the single-threaded scheduler (no work-stealing
+    // bookkeeping), like HAProxy's `nbthread 1`.
+    let mut builder = if settings.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(settings.threads);
+        b
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("sessionlab-lb: cannot start the runtime: {e}");

@@ -13,7 +13,7 @@
 //! - `sessionlab_lb_requests_total`, `sessionlab_lb_failovers_total`,
 //!   `sessionlab_lb_redispatches_total`, `sessionlab_lb_error_responses_total`
 //! - per backend, label `backend`: `sessionlab_lb_backend_requests_total`,
-//!   `sessionlab_lb_backend_errors_total`, `sessionlab_lb_backend_in_flight`,
+//!   `sessionlab_lb_backend_errors_total`, `sessionlab_lb_backend_connects_total`, `sessionlab_lb_backend_in_flight`,
 //!   `sessionlab_lb_backend_up`, `sessionlab_lb_backend_draining`,
 //!   `sessionlab_lb_backend_latency_seconds{quantile="0.5"|"0.99"}`
 
@@ -104,6 +104,12 @@ impl Collector for LbCollector {
             "sessionlab_lb_backend_requests",
             "Requests sent to the backend",
             &|b| b.requests(),
+        )?;
+        per_backend_counter(
+            &mut enc,
+            "sessionlab_lb_backend_connects",
+            "New upstream connections opened",
+            &|b| b.connects(),
         )?;
         per_backend_counter(
             &mut enc,

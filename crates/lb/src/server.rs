@@ -69,6 +69,7 @@ pub async fn serve<H: Handler>(
     let mut builder = http1::Builder::new();
     builder
         .keep_alive(true)
+        .writev(false)
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(MAX_HEAD_BYTES);

@@ -119,3 +119,33 @@ async fn slow_backend_is_a_504_and_not_retried() {
     );
     lb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let node = echo("node-1").await;
+    let spec = node.spec();
+    let lb = lb(&["--backend", &spec]).await;
+    let http = Http::default();
+    for (method, path) in [
+        (Method::GET, "/"),
+        (Method::HEAD, "/"),
+        (Method::GET, "/?status=204"),
+        (Method::POST, "/_echo/body"),
+        (Method::GET, "/_echo/headers"),
+    ] {
+        for _ in 0..10 {
+            let r = http.send(method.clone(), &lb.url(path), &[], b"x").await;
+            assert!(r.status.is_success(), "{method} {path}: {}", r.status);
+        }
+    }
+    let list = http
+        .get(&lb.admin_url("/admin/v1/backends"), &[])
+        .await
+        .json();
+    assert_eq!(
+        list["backends"][0]["connects"], 1,
+        "one connection for 50 sequential requests: {list}"
+    );
+    assert_eq!(list["backends"][0]["idle_connections"], 1);
+    lb.stop().await;
+}

@@ -1,0 +1,177 @@
+//! Idle keep-alive connections to one backend, and the lease that drives a
+//! busy one.
+//!
+//! A general-purpose HTTP client (hyper-util's pooled `Client`) runs every
+//! upstream connection as its own task and talks to it through channels:
+//! per request, a message to the connection task, a oneshot back, a task
+//! spawned to return the connection to the pool, and two cross-task
+//! wake-ups. A proxy can do better, because HTTP/1.1 is strictly one
+//! request at a time per connection and the proxy already has a task for
+//! the *client* connection: it can drive the upstream connection *inside
+//! that task* (pingora's design). Here, a [`Lease`] is an upstream
+//! connection (hyper's low-level `SendRequest` + `Connection` pair) checked
+//! out of the backend's [`Pool`]; the request future polls it while waiting
+//! for the response head, and the response body polls it while streaming.
+//! When the body ends, the connection is idle again and goes back on the
+//! pool. No extra task, no channel hop.
+//!
+//! The pool is a LIFO stack (the most recently used connection is the one
+//! most likely still open, and keeping the hot set small lets old ones time
+//! out), bounded at `max_idle` connections, each dropped after
+//! `idle_timeout` unused. A connection taken from the pool is polled once
+//! before use, so one the backend has closed is noticed and discarded
+//! instead of failing a request.
+
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::client::conn::http1::{Connection, SendRequest};
+use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
+use tokio::net::TcpStream;
+
+type Conn = Connection<TokioIo<TcpStream>, Full<Bytes>>;
+
+/// Limits of each backend's pool.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolLimits {
+    pub max_idle: usize,
+    pub idle_timeout: Duration,
+}
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        PoolLimits {
+            max_idle: 1024,
+            idle_timeout: Duration::from_secs(4),
+        }
+    }
+}
+
+/// An upstream HTTP/1.1 connection, driven by whoever holds it.
+pub struct Lease {
+    pub(crate) sender: SendRequest<Full<Bytes>>,
+    conn: Conn,
+    /// Came from the pool (it may have been closed by the backend meanwhile).
+    pub(crate) reused: bool,
+    pool: Arc<Pool>,
+}
+
+impl Lease {
+    pub(crate) fn new(sender: SendRequest<Full<Bytes>>, conn: Conn, pool: Arc<Pool>) -> Self {
+        Lease {
+            sender,
+            conn,
+            reused: false,
+            pool,
+        }
+    }
+
+    /// Drive the connection's I/O. `Ready` means the connection is finished
+    /// (closed by the peer, or failed) and must not be reused.
+    pub fn poll_conn(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.conn).poll(cx).map(|_| ())
+    }
+
+    /// Poll the connection once without waiting: is it still usable?
+    pub async fn is_usable(&mut self) -> bool {
+        poll_fn(|cx| Poll::Ready(self.poll_conn(cx).is_pending())).await && self.sender.is_ready()
+    }
+
+    /// The exchange is over: let the connection settle, then pool it if it
+    /// is ready for another request (otherwise it is dropped and closed).
+    pub fn release(mut self, cx: &mut Context<'_>) {
+        if self.poll_conn(cx).is_pending() && self.sender.is_ready() {
+            let pool = self.pool.clone();
+            pool.put(self);
+        }
+    }
+}
+
+struct Idle {
+    lease: Lease,
+    since: Instant,
+}
+
+/// One backend's idle connections.
+pub struct Pool {
+    idle: Mutex<VecDeque<Idle>>,
+    limits: PoolLimits,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("idle", &self.idle.lock().len())
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl Pool {
+    pub fn new(limits: PoolLimits) -> Arc<Self> {
+        Arc::new(Pool {
+            idle: Mutex::new(VecDeque::new()),
+            limits,
+        })
+    }
+
+    /// The most recently pooled connection that has not timed out.
+    pub fn take(&self) -> Option<Lease> {
+        let (found, stale) = {
+            let mut idle = self.idle.lock();
+            match idle.pop_back() {
+                Some(entry) if entry.since.elapsed() < self.limits.idle_timeout => {
+                    (Some(entry.lease), VecDeque::new())
+                }
+                // Timed out, and everything below it is older still.
+                Some(entry) => {
+                    let mut stale = std::mem::take(&mut *idle);
+                    stale.push_back(entry);
+                    (None, stale)
+                }
+                None => (None, VecDeque::new()),
+            }
+        };
+        drop(stale); // close sockets outside the lock
+        found.map(|mut lease| {
+            lease.reused = true;
+            lease
+        })
+    }
+
+    fn put(&self, lease: Lease) {
+        let now = Instant::now();
+        let expired = {
+            let mut idle = self.idle.lock();
+            // Expire from the old end, a few at a time, so closing is cheap.
+            let mut expired = Vec::new();
+            while expired.len() < 4
+                && idle
+                    .front()
+                    .is_some_and(|e| now.duration_since(e.since) >= self.limits.idle_timeout)
+            {
+                expired.extend(idle.pop_front());
+            }
+            let rejected = if idle.len() < self.limits.max_idle {
+                idle.push_back(Idle { lease, since: now });
+                None
+            } else {
+                Some(lease)
+            };
+            (expired, rejected)
+        };
+        drop(expired); // close sockets outside the lock
+    }
+
+    /// Idle connections right now.
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().len()
+    }
+}

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Benchmark: sessionlab-lb (sticky-cookie) against HAProxy (cookie SRV insert
+# indirect nocache) in front of the same three backends, driven by wrk with
+# the same threads, connections and duration, the cookie pinned to one
+# backend. Prints requests/s and p50/p99 side by side with the ratio
+# sessionlab-lb / HAProxy. A benchmark, not a test: figures depend on the
+# machine (see docs/performance.md).
+#
+#   scripts/bench-lb.sh                 # threads 1 and 2, 8 s per run
+#   THREADS="1" DURATION=5s CONNECTIONS=64 scripts/bench-lb.sh
+#
+# Backends are sessionlab-echo (a test tool in crates/lb: answers every
+# request with X-Served-By and a small body) so the backends cost little and
+# the proxies are what is measured. Everything listens on 127.0.0.1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+THREADS=${THREADS:-"1 2"}
+DURATION=${DURATION:-8s}
+WARMUP=${WARMUP:-2s}
+CONNECTIONS=${CONNECTIONS:-64}
+HAPROXY_PORT=${HAPROXY_PORT:-18090}
+LB_PORT=${LB_PORT:-18091}
+LB_ADMIN_PORT=${LB_ADMIN_PORT:-18092}
+PINNED=node-2
+
+# --- tools: the same Debian packages as scripts/test.sh ----------------------
+missing=()
+command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "bench-lb: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+cargo build --release --quiet -p sessionlab-lb --bins
+BIN=${CARGO_TARGET_DIR:-target}/release
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in "$HAPROXY_PORT" "$LB_PORT" "$LB_ADMIN_PORT"; do
+  port_free "$p" || { echo "bench-lb: port $p is busy (set HAPROXY_PORT/LB_PORT/LB_ADMIN_PORT)"; exit 2; }
+done
+
+# Wait (bounded) until a URL answers 200.
+wait_ready() {
+  for _ in $(seq 1 100); do
+    if { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null; then
+      printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3
+      if head -1 <&3 | grep -q ' 200 '; then exec 3<&-; return 0; fi
+      exec 3<&-
+    fi
+    sleep 0.1
+  done
+  echo "bench-lb: nothing answered on port $1; server log:"; cat "$WORK"/haproxy.log "$WORK"/lb.log 2>/dev/null | tail -20; exit 1
+}
+
+# --- three backends on free ports ---------------------------------------------
+declare -A BACKEND
+for id in node-1 node-2 node-3; do
+  "$BIN/sessionlab-echo" --id "$id" --listen 127.0.0.1:0 --threads 1 >"$WORK/$id.out" &
+  PIDS+=($!)
+done
+for id in node-1 node-2 node-3; do
+  for _ in $(seq 1 100); do grep -q 'listening on' "$WORK/$id.out" && break; sleep 0.05; done
+  BACKEND[$id]=$(sed -n 's/^listening on //p' "$WORK/$id.out")
+  [ -n "${BACKEND[$id]}" ] || { echo "bench-lb: $id did not start"; exit 1; }
+done
+
+haproxy_cfg() { # $1 = threads
+  cat <<EOF
+global
+    nbthread $1
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+    option http-keep-alive
+frontend public
+    bind 127.0.0.1:$HAPROXY_PORT
+    default_backend nodes
+backend nodes
+    balance roundrobin
+    cookie SRV insert indirect nocache
+    option forwardfor
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    option httpchk GET /healthz
+EOF
+  for id in node-1 node-2 node-3; do
+    echo "    server $id ${BACKEND[$id]} cookie $id check inter 1s rise 2 fall 3"
+  done
+}
+
+start_haproxy() { # $1 = threads
+  haproxy_cfg "$1" >"$WORK/haproxy.cfg"
+  haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
+  SERVER_PID=$!; PIDS+=("$SERVER_PID")
+  wait_ready "$HAPROXY_PORT"
+}
+
+start_lb() { # $1 = threads
+  "$BIN/sessionlab-lb" --threads "$1" --strategy sticky-cookie \
+    --listen "127.0.0.1:$LB_PORT" --admin-listen "127.0.0.1:$LB_ADMIN_PORT" \
+    --backend "node-1=${BACKEND[node-1]}" --backend "node-2=${BACKEND[node-2]}" \
+    --backend "node-3=${BACKEND[node-3]}" >"$WORK/lb.log" 2>&1 &
+  SERVER_PID=$!; PIDS+=("$SERVER_PID")
+  wait_ready "$LB_PORT"
+}
+
+stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
+
+# wrk with --latency; prints "rps p50_ms p99_ms".
+measure() { # $1 = port, $2 = cookie, $3 = threads
+  local url="http://127.0.0.1:$1/"
+  # Check the pinning: the response must come from $PINNED.
+  local served
+  served=$(exec 3<>"/dev/tcp/127.0.0.1/$1"; printf 'GET / HTTP/1.0\r\nCookie: %s\r\n\r\n' "$2" >&3; grep -i '^x-served-by' <&3 | tr -d '\r' | awk '{print $2}')
+  [ "$served" = "$PINNED" ] || { echo "bench-lb: cookie did not pin to $PINNED (got '$served')" >&2; exit 1; }
+  wrk -t "$3" -c "$CONNECTIONS" -d "$WARMUP" -H "Cookie: $2" "$url" >/dev/null
+  wrk -t "$3" -c "$CONNECTIONS" -d "$DURATION" --latency -H "Cookie: $2" "$url" >"$WORK/wrk.out"
+  if grep -q 'Non-2xx\|Socket errors' "$WORK/wrk.out"; then
+    echo "bench-lb: errors during the run:" >&2; grep 'Non-2xx\|Socket errors' "$WORK/wrk.out" >&2
+  fi
+  awk '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /Requests\/sec:/ { rps = $2 }
+    $1 == "50%" { p50 = ms($2) }
+    $1 == "99%" { p99 = ms($2) }
+    END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }' "$WORK/wrk.out" >"$WORK/result"
+}
+
+echo "backends: node-1=${BACKEND[node-1]} node-2=${BACKEND[node-2]} node-3=${BACKEND[node-3]}"
+echo "wrk: $CONNECTIONS connections, ${DURATION} per run after ${WARMUP} warm-up, cookie pinned to $PINNED"
+echo "haproxy: $(haproxy -v | head -1)"
+echo
+printf '%-8s | %-26s | %-26s | %-6s %-6s\n' "threads" "HAProxy rps  p50ms  p99ms" "sessionlab-lb rps p50 p99" "rps x" "p99 x"
+for t in $THREADS; do
+  start_haproxy "$t"; measure "$HAPROXY_PORT" "SRV=$PINNED" "$t"; stop_server
+  read -r h_rps h_p50 h_p99 <"$WORK/result"
+  start_lb "$t"; measure "$LB_PORT" "SLROUTE=$PINNED" "$t"; stop_server
+  read -r l_rps l_p50 l_p99 <"$WORK/result"
+  awk -v t="$t" -v hr="$h_rps" -v h5="$h_p50" -v h9="$h_p99" -v lr="$l_rps" -v l5="$l_p50" -v l9="$l_p99" \
+    'BEGIN { printf "%-8s | %8s %7s %8s | %8s %7s %8s | %5.2fx %5.2fx\n", t, hr, h5, h9, lr, l5, l9, lr / hr, l9 / h9 }'
+done
