@@ -223,6 +223,7 @@ pub(crate) fn repairs(
                     messages.push(Message::Upsert(Upsert {
                         session: s,
                         origin_ms: None,
+                        origin_us: None,
                         ack: None,
                     }));
                 }
@@ -237,6 +238,7 @@ pub(crate) fn repairs(
                 _ => messages.push(Message::Upsert(Upsert {
                     session: s,
                     origin_ms: None,
+                    origin_us: None,
                     ack: None,
                 })),
             }

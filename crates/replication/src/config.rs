@@ -12,6 +12,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::addr::{BadPeerAddr, PeerAddr};
+
 /// When a local write is reported to the client.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -80,14 +82,15 @@ impl fmt::Display for ReplicationMode {
     }
 }
 
-/// Parse one `--peer` value: `node-2=127.0.0.1:9082`.
-pub fn parse_peer(spec: &str) -> Result<(String, std::net::SocketAddr), ConfigError> {
-    let bad = || {
+/// Parse one `--peer` value: `node-2=127.0.0.1:9082`, or with a host name
+/// (`node-2=node-2:9081`, resolved when connecting; see [`PeerAddr`]).
+pub fn parse_peer(spec: &str) -> Result<(String, PeerAddr), ConfigError> {
+    let bad = |why: &str| {
         ConfigError::Invalid(format!(
-            "--peer must look like node-2=127.0.0.1:9082, not {spec:?}"
+            "--peer must look like node-2=127.0.0.1:9082 or node-2=node-2:9081, not {spec:?}: {why}"
         ))
     };
-    let (id, addr) = spec.split_once('=').ok_or_else(bad)?;
+    let (id, addr) = spec.split_once('=').ok_or_else(|| bad("no '='"))?;
     let id = id.trim();
     let valid_id = !id.is_empty()
         && id.len() <= 64
@@ -95,9 +98,12 @@ pub fn parse_peer(spec: &str) -> Result<(String, std::net::SocketAddr), ConfigEr
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
     if !valid_id {
-        return Err(bad());
+        return Err(bad("the id must be 1 to 64 of A-Z a-z 0-9 - _ ."));
     }
-    let addr = addr.trim().parse().map_err(|_| bad())?;
+    let addr = addr
+        .trim()
+        .parse()
+        .map_err(|e: BadPeerAddr| bad(&e.to_string()))?;
     Ok((id.to_owned(), addr))
 }
 
@@ -252,12 +258,20 @@ mod tests {
     fn flags_parse() {
         assert_eq!(
             parse_peer("node-2=127.0.0.1:9082").unwrap(),
-            ("node-2".to_owned(), "127.0.0.1:9082".parse().unwrap())
+            (
+                "node-2".to_owned(),
+                PeerAddr::Socket("127.0.0.1:9082".parse().unwrap())
+            )
+        );
+        assert_eq!(
+            parse_peer("node-2=node-2:9081").unwrap().1.to_string(),
+            "node-2:9081"
         );
         for bad in [
             "node-2",
             "=127.0.0.1:1",
             "node-2=localhost",
+            "node-2=127.0.0.1",
             "a b=127.0.0.1:1",
         ] {
             assert!(parse_peer(bad).is_err(), "{bad}");

@@ -27,6 +27,7 @@
 //! The full protocol is specified in `docs/protocol.md`.
 
 pub mod acks;
+pub mod addr;
 pub mod antientropy;
 pub mod auth;
 pub mod config;
@@ -44,6 +45,7 @@ pub mod store;
 pub mod tombstones;
 pub mod transport;
 
+pub use addr::PeerAddr;
 pub use config::{AckMode, ConfigError, ProtocolConfig, ReplicationMode, parse_peer};
 pub use faults::FaultSet;
 pub use message::{Batch, Message};

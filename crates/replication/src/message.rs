@@ -115,6 +115,11 @@ pub struct Upsert {
     /// repairs (anti-entropy, snapshot), whose age says nothing about lag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin_ms: Option<u64>,
+    /// The same instant in microseconds, when the origin has a lag clock
+    /// ([`Replica::set_lag_clock`](crate::Replica::set_lag_clock)): only for
+    /// the lag histogram, which needs finer steps than whole milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_us: Option<u64>,
     /// Set when the origin waits for acknowledgements of this write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ack: Option<u64>,
@@ -131,6 +136,9 @@ pub struct Delete {
     pub expires_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin_ms: Option<u64>,
+    /// See [`Upsert::origin_us`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_us: Option<u64>,
 }
 
 /// One entry of a snapshot page.
@@ -339,6 +347,7 @@ mod tests {
         let m = Message::Upsert(Upsert {
             session: s,
             origin_ms: Some(1_000),
+            origin_us: None,
             ack: Some(3),
         });
         let json = serde_json::to_string(&m).unwrap();

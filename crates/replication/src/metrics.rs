@@ -6,7 +6,7 @@
 //!
 //! | metric | what it tells |
 //! |---|---|
-//! | `replication_lag_seconds{origin}` | origin's write to apply here (ms resolution) |
+//! | `replication_lag_seconds{origin}` | origin's write to apply here (µs clock, buckets 0.1 ms .. 10 s with 5 ms as an edge) |
 //! | `replication_messages_total{peer,direction}` | messages sent / received per peer |
 //! | `replication_bytes_total{peer,direction}` | request body bytes sent / received |
 //! | `replication_batches_total{peer,direction}` | HTTP requests (messages per batch = the batching win) |
@@ -25,7 +25,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use sessionlab_session::store::ReplicationAck;
 
@@ -79,6 +79,14 @@ struct ResultLabels {
     result: &'static str,
 }
 
+/// Upper bounds of the lag histogram, in seconds: fine steps below 10 ms,
+/// where loopback and LAN lag lives, with 5 ms as an edge so "p99 under
+/// 5 ms" can be read off the buckets without interpolation.
+pub const LAG_BUCKETS: [f64; 18] = [
+    0.000_1, 0.000_25, 0.000_5, 0.000_75, 0.001, 0.001_5, 0.002, 0.003, 0.004, 0.005, 0.007_5,
+    0.01, 0.025, 0.05, 0.1, 0.5, 2.0, 10.0,
+];
+
 /// The replication metrics; cheap to update from any thread.
 #[derive(Debug)]
 pub struct Metrics {
@@ -103,10 +111,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            // 0.5 ms .. ~8 s.
-            lag: Family::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.0005, 2.0, 15))
-            }),
+            lag: Family::new_with_constructor(|| Histogram::new(LAG_BUCKETS.iter().copied())),
             messages: Family::default(),
             bytes: Family::default(),
             batches: Family::default(),
@@ -220,6 +225,7 @@ impl Metrics {
                 kind,
                 outcome,
                 lag_ms,
+                lag_us,
                 ..
             } => {
                 self.applied
@@ -231,12 +237,19 @@ impl Metrics {
                 if *outcome == Outcome::Overwrote {
                     self.lww_overwrites.inc();
                 }
-                if let Some(ms) = lag_ms {
+                // Microseconds when both ends stamp them (the runtime
+                // does), else the protocol's whole milliseconds.
+                let seconds = match (lag_us, lag_ms) {
+                    (Some(us), _) => Some(*us as f64 / 1e6),
+                    (None, Some(ms)) => Some(*ms as f64 / 1e3),
+                    (None, None) => None,
+                };
+                if let Some(s) = seconds {
                     self.lag
                         .get_or_create(&OriginLabels {
                             origin: from.clone(),
                         })
-                        .observe(*ms as f64 / 1000.0);
+                        .observe(s);
                 }
             }
             Event::ResyncNeeded { peer, .. } => {
@@ -317,5 +330,55 @@ impl Metrics {
     /// Refusals counted for `reason` so far (for tests and status pages).
     pub fn rejected_count(&self, reason: &'static str) -> u64 {
         self.rejected.get_or_create(&ReasonLabels { reason }).get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replica::Outcome;
+    use sessionlab_session::SessionId;
+
+    fn applied(lag_ms: Option<u64>, lag_us: Option<u64>) -> Event {
+        Event::Applied {
+            from: "node-2".into(),
+            to: "node-1".into(),
+            kind: "upsert",
+            id: SessionId::parse(&"a".repeat(32)).unwrap(),
+            version: None,
+            outcome: Outcome::Stored,
+            lag_ms,
+            lag_us,
+        }
+    }
+
+    /// The lag is observed in microseconds when stamped, so a 4.8 ms lag
+    /// lands under the 5 ms edge, where whole milliseconds could not say.
+    #[test]
+    fn lag_prefers_microseconds_and_has_a_5ms_edge() {
+        let m = Metrics::default();
+        let mut registry = Registry::with_prefix("sessionlab");
+        m.register(&mut registry);
+        m.on_event(&applied(Some(4), Some(4_800)));
+        m.on_event(&applied(Some(6), None));
+        m.on_event(&applied(None, None));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let bucket = |le: &str| {
+            let prefix = format!(
+                r#"sessionlab_replication_lag_seconds_bucket{{le="{le}",origin="node-2"}} "#
+            );
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .unwrap_or_else(|| panic!("no bucket {le} in {text}"))
+                .to_owned()
+        };
+        assert_eq!(bucket("0.004"), "0");
+        assert_eq!(bucket("0.005"), "1");
+        assert_eq!(bucket("0.0075"), "2");
+        assert!(
+            text.contains(r#"sessionlab_replication_lag_seconds_count{origin="node-2"} 2"#),
+            "{text}"
+        );
     }
 }

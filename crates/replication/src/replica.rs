@@ -127,6 +127,8 @@ pub enum Event {
         outcome: Outcome,
         /// Origin clock to apply, for fresh writes (not repairs).
         lag_ms: Option<u64>,
+        /// The same in microseconds, when both ends have a lag clock.
+        lag_us: Option<u64>,
     },
     PeerUp {
         node: String,
@@ -178,6 +180,7 @@ impl fmt::Display for Event {
                 version,
                 outcome,
                 lag_ms,
+                ..
             } => {
                 write!(f, "{from} -> {to} {kind} {id}")?;
                 if let Some(v) = version {
@@ -269,6 +272,9 @@ pub struct Replica {
     next_seq: u64,
     next_round: u64,
     outputs: Vec<Output>,
+    /// Microseconds since the epoch, for the lag histogram only; see
+    /// [`Replica::set_lag_clock`].
+    lag_clock: Option<fn() -> u64>,
 }
 
 impl Replica {
@@ -310,6 +316,7 @@ impl Replica {
             next_seq: 1,
             next_round: 1,
             outputs: Vec::new(),
+            lag_clock: None,
         };
         if r.peers.is_empty() {
             r.become_ready(true, now_ms);
@@ -319,6 +326,25 @@ impl Replica {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Give the replica a microsecond wall clock, used for one thing only:
+    /// stamping fresh writes with `origin_us` and measuring the lag of the
+    /// ones received. Whole milliseconds (the protocol's time) are too
+    /// coarse for a lag that is mostly below one. The protocol itself never
+    /// reads this clock, so the simulation (which leaves it unset) stays
+    /// deterministic.
+    pub fn set_lag_clock(&mut self, now_us: fn() -> u64) {
+        self.lag_clock = Some(now_us);
+    }
+
+    fn lag_stamp(&self) -> Option<u64> {
+        self.lag_clock.map(|now_us| now_us())
+    }
+
+    fn lag_since(&self, origin_us: Option<u64>) -> Option<u64> {
+        let now_us = self.lag_clock?;
+        origin_us.map(|o| now_us().saturating_sub(o))
     }
 
     pub fn store(&self) -> &Arc<MemoryStore> {
@@ -389,6 +415,7 @@ impl Replica {
         let queued = self.broadcast(Message::Upsert(Upsert {
             session: stored,
             origin_ms: Some(now_ms),
+            origin_us: self.lag_stamp(),
             ack: write,
         }));
         let ack = self.acks.register(write, queued, now_ms);
@@ -415,6 +442,7 @@ impl Replica {
             version,
             expires_ms,
             origin_ms: Some(now_ms),
+            origin_us: self.lag_stamp(),
         }));
         self.flush(now_ms);
         true
@@ -581,7 +609,7 @@ impl Replica {
         id: SessionId,
         version: Option<Version>,
         outcome: Outcome,
-        lag_ms: Option<u64>,
+        lag: Option<(u64, Option<u64>)>,
     ) {
         let e = Event::Applied {
             from: from.to_owned(),
@@ -590,7 +618,8 @@ impl Replica {
             id,
             version,
             outcome,
-            lag_ms,
+            lag_ms: lag.map(|(ms, _)| ms),
+            lag_us: lag.and_then(|(_, us)| us),
         };
         self.event(e);
     }
@@ -606,13 +635,17 @@ impl Replica {
                 {
                     p.push_ack(w);
                 }
-                let lag = u.origin_ms.map(|o| now_ms.saturating_sub(o));
+                let lag = u
+                    .origin_ms
+                    .map(|o| (now_ms.saturating_sub(o), self.lag_since(u.origin_us)));
                 self.applied(from, "upsert", id, Some(version), outcome, lag);
             }
             Message::Delete(d) => {
                 let id = d.id.clone();
                 let version = d.version.clone();
-                let lag = d.origin_ms.map(|o| now_ms.saturating_sub(o));
+                let lag = d
+                    .origin_ms
+                    .map(|o| (now_ms.saturating_sub(o), self.lag_since(d.origin_us)));
                 let outcome = self.apply_delete(d, now_ms);
                 self.applied(from, "delete", id, Some(version), outcome, lag);
             }

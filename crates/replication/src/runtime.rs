@@ -22,7 +22,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +33,7 @@ use sessionlab_session::{MemoryStore, clock};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
+use crate::addr::PeerAddr;
 use crate::auth::{self, ReplayCache};
 use crate::config::{ConfigError, ProtocolConfig};
 use crate::faults::{FaultError, FaultSet, Faults};
@@ -49,7 +49,7 @@ pub struct ReplicationConfig {
     /// This node's id (`--id`); must match the memory store's node id.
     pub node_id: String,
     /// The other nodes and their cluster listeners (`--peer id=addr`).
-    pub peers: Vec<(String, SocketAddr)>,
+    pub peers: Vec<(String, PeerAddr)>,
     /// The cluster secret (`--cluster-secret`), at least 32 bytes.
     pub secret: Vec<u8>,
     /// Timers, limits and the ack mode (`--replication-ack`).
@@ -64,7 +64,7 @@ impl ReplicationConfig {
     /// Defaults: [`ProtocolConfig::default`], a 10 ms tick, 16 MiB bodies.
     pub fn new(
         node_id: impl Into<String>,
-        peers: Vec<(String, SocketAddr)>,
+        peers: Vec<(String, PeerAddr)>,
         secret: impl Into<Vec<u8>>,
     ) -> Self {
         ReplicationConfig {
@@ -159,7 +159,7 @@ pub(crate) struct Shared {
     pub secret: Vec<u8>,
     pub store: Arc<MemoryStore>,
     pub replica: Mutex<Replica>,
-    pub addrs: BTreeMap<String, SocketAddr>,
+    pub addrs: BTreeMap<String, PeerAddr>,
     pub faults: Faults,
     pub metrics: Metrics,
     pub replays: ReplayCache,
@@ -276,13 +276,14 @@ impl Replication {
             .tcp_nodelay(true)
             .build()?;
         let peer_ids: Vec<String> = cfg.peers.iter().map(|(id, _)| id.clone()).collect();
-        let replica = Replica::new(
+        let mut replica = Replica::new(
             cfg.node_id.clone(),
             peer_ids.clone(),
             cfg.protocol.clone(),
             store.clone(),
             clock::now_ms(),
         );
+        replica.set_lag_clock(clock::now_us);
         let (outbox, batches) = mpsc::channel(2 * cfg.peers.len() + 2);
         let (ready_tx, ready_rx) = watch::channel(replica.is_ready());
         let shared = Arc::new(Shared {

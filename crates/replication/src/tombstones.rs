@@ -112,6 +112,7 @@ impl Tombstones {
             version: v.clone(),
             expires_ms: *exp,
             origin_ms: None,
+            origin_us: None,
         })
     }
 

@@ -37,6 +37,7 @@ fn upsert(id: u8, lamport: u64, node: u8) -> Message {
     Message::Upsert(Upsert {
         session: s,
         origin_ms: Some(NOW),
+        origin_us: None,
         ack: None,
     })
 }
@@ -47,6 +48,7 @@ fn delete(id: u8, lamport: u64, node: u8) -> Message {
         version: Version::new(lamport, format!("node-{node}")),
         expires_ms: NOW + 10_000_000,
         origin_ms: Some(NOW),
+        origin_us: None,
     })
 }
 

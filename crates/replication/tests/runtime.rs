@@ -64,7 +64,7 @@ fn start_node(i: usize, listener: TcpListener, addrs: &[SocketAddr], ack: AckMod
         .iter()
         .enumerate()
         .filter(|(j, _)| *j != i)
-        .map(|(j, a)| (format!("node-{}", j + 1), *a))
+        .map(|(j, a)| (format!("node-{}", j + 1), (*a).into()))
         .collect();
     let mut cfg = ReplicationConfig::new(id.clone(), peers, SECRET);
     cfg.protocol = protocol(ack);
@@ -254,6 +254,7 @@ fn batch_json(from: &str, to: &str, s: &Session) -> Vec<u8> {
         messages: vec![Message::Upsert(Upsert {
             session: s,
             origin_ms: Some(clock::now_ms()),
+            origin_us: None,
             ack: None,
         })],
     })

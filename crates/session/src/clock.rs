@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 struct Anchor {
-    wall_ms: u64,
+    wall_us: u64,
     instant: std::time::Instant,
 }
 
@@ -21,9 +21,9 @@ static ANCHOR: OnceLock<Anchor> = OnceLock::new();
 
 fn anchor() -> &'static Anchor {
     ANCHOR.get_or_init(|| Anchor {
-        wall_ms: SystemTime::now()
+        wall_us: SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
+            .map(|d| d.as_micros() as u64)
             .unwrap_or(0),
         instant: tokio::time::Instant::now().into_std(),
     })
@@ -31,10 +31,17 @@ fn anchor() -> &'static Anchor {
 
 /// Milliseconds since the Unix epoch, following tokio's clock (paused in tests).
 pub fn now_ms() -> u64 {
+    now_us() / 1_000
+}
+
+/// Microseconds since the Unix epoch, on the same clock as [`now_ms`]. For
+/// measuring short spans between machines (replication lag), where whole
+/// milliseconds are too coarse.
+pub fn now_us() -> u64 {
     let a = anchor();
     let now = tokio::time::Instant::now().into_std();
     let elapsed = now.saturating_duration_since(a.instant);
-    a.wall_ms + elapsed.as_millis() as u64
+    a.wall_us + elapsed.as_micros() as u64
 }
 
 #[cfg(test)]
