@@ -31,26 +31,35 @@ use sessionlab_session::SessionId;
 pub enum Presented<'a> {
     Absent,
     One(&'a str),
-    /// The name appeared more than once: treated as absent.
-    Duplicated,
+    /// The name appeared more than once (or with a value that is not even
+    /// text): treated as no session.
+    Unusable,
 }
 
 /// Find the value of cookie `name` in the request's `Cookie` headers.
+/// Works on bytes: no allocation, one pass over each header.
 pub fn find<'a>(headers: &'a HeaderMap, name: &str) -> Presented<'a> {
+    let name = name.as_bytes();
     let mut found = Presented::Absent;
     for value in headers.get_all(header::COOKIE) {
-        // Non-ASCII bytes in a Cookie header: ignore that header.
-        let Ok(text) = value.to_str() else { continue };
-        for pair in text.split(';') {
-            let Some((k, v)) = pair.split_once('=') else {
+        for pair in value.as_bytes().split(|b| *b == b';') {
+            let Some(eq) = pair.iter().position(|b| *b == b'=') else {
                 continue;
             };
-            if k.trim() == name {
-                if found != Presented::Absent {
-                    return Presented::Duplicated;
-                }
-                found = Presented::One(v.trim().trim_matches('"'));
+            if pair[..eq].trim_ascii() != name {
+                continue;
             }
+            if found != Presented::Absent {
+                return Presented::Unusable;
+            }
+            // Ids are ASCII; a value that is not UTF-8 cannot be one.
+            let v = pair[eq + 1..].trim_ascii();
+            let v = v.strip_prefix(b"\"").unwrap_or(v);
+            let v = v.strip_suffix(b"\"").unwrap_or(v);
+            found = match std::str::from_utf8(v) {
+                Ok(v) => Presented::One(v),
+                Err(_) => Presented::Unusable,
+            };
         }
     }
     found
@@ -155,11 +164,11 @@ mod tests {
         assert_eq!(find(&headers(&["a=1"]), "SLSESSION"), Presented::Absent);
         assert_eq!(
             find(&headers(&["SLSESSION=a; SLSESSION=b"]), "SLSESSION"),
-            Presented::Duplicated
+            Presented::Unusable
         );
         assert_eq!(
             find(&headers(&["SLSESSION=a", "SLSESSION=b"]), "SLSESSION"),
-            Presented::Duplicated
+            Presented::Unusable
         );
         assert_eq!(
             find(&headers(&["garbage;;==;"]), "SLSESSION"),

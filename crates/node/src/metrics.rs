@@ -1,10 +1,10 @@
-//! Prometheus metrics: what the node counts, and the middleware that counts
-//! requests.
+//! Prometheus metrics: what the node counts.
 //!
 //! Metrics are served as Prometheus text on the cluster listener's
 //! `/metrics`. Every series carries a `node` label with the node id, so a
 //! dashboard over several nodes can tell them apart. Counters and histograms
-//! are updated on the request path (an atomic add each); the store gauges
+//! are updated on the request path (an atomic add each, by the session
+//! middleware, [`crate::session_mw`]); the store gauges
 //! (sessions held, bytes, expirations) are read from the store when scraped,
 //! so there is one source of truth for them.
 //!
@@ -13,12 +13,7 @@
 //! make the number of series unbounded (and put credentials in metrics).
 
 use std::borrow::Cow;
-use std::time::Instant;
 
-use actix_web::Error;
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -46,11 +41,19 @@ struct LoginLabels {
     result: &'static str,
 }
 
+/// One route's series, looked up once at start so that counting a request
+/// on the hot path is a string comparison and two atomic adds.
+struct RouteSeries {
+    name: &'static str,
+    duration: Histogram,
+    ok: Counter,
+}
+
 /// The node's metrics; see the module docs.
 pub struct Metrics {
     registry: Registry,
-    /// Route names the request series may use (others count as `other`).
-    routes: &'static [&'static str],
+    /// The app's routes (others count as `other`).
+    routes: Vec<RouteSeries>,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<RouteLabels, Histogram>,
     logins: Family<LoginLabels, Counter>,
@@ -119,6 +122,21 @@ impl Metrics {
             "Sessions removed by idle or absolute expiry",
             expired.clone(),
         );
+        let routes = routes
+            .iter()
+            .map(|&name| RouteSeries {
+                name,
+                duration: http_duration
+                    .get_or_create(&RouteLabels { route: name })
+                    .clone(),
+                ok: http_requests
+                    .get_or_create(&HttpLabels {
+                        route: name,
+                        status: 200,
+                    })
+                    .clone(),
+            })
+            .collect();
         Metrics {
             registry,
             routes,
@@ -135,21 +153,27 @@ impl Metrics {
 
     /// Count one answered request.
     pub fn observe(&self, route_name: Option<&str>, status: u16, seconds: f64) {
-        let route = match route_name {
-            None => UNMATCHED,
-            Some(name) => self
-                .routes
-                .iter()
-                .copied()
-                .find(|r| *r == name)
-                .unwrap_or("other"),
+        let known = route_name.and_then(|n| self.routes.iter().find(|r| r.name == n));
+        if let Some(r) = known {
+            r.duration.observe(seconds);
+            if status == 200 {
+                r.ok.inc();
+                return;
+            }
+        }
+        let route = match (known, route_name) {
+            (Some(r), _) => r.name,
+            (None, None) => UNMATCHED,
+            (None, Some(_)) => "other",
         };
+        if known.is_none() {
+            self.http_duration
+                .get_or_create(&RouteLabels { route })
+                .observe(seconds);
+        }
         self.http_requests
             .get_or_create(&HttpLabels { route, status })
             .inc();
-        self.http_duration
-            .get_or_create(&RouteLabels { route })
-            .observe(seconds);
     }
 
     /// Count one login attempt.
@@ -172,22 +196,6 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
-}
-
-/// Middleware: time and count every request by route and status.
-pub async fn track<B: MessageBody>(
-    metrics: &Metrics,
-    req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<B>, Error> {
-    let started = Instant::now();
-    let res = next.call(req).await?;
-    metrics.observe(
-        res.request().match_name(),
-        res.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
-    Ok(res)
 }
 
 #[cfg(test)]

@@ -9,9 +9,9 @@
 //! Two servers share one [`NodeState`]:
 //!
 //! - the **app** server (`--listen`, `--workers` threads): the demo app
-//!   ([`crate::app`]) inside three layers of middleware, outermost first:
-//!   `X-Served-By` on every answer (errors and 404s too), request metrics,
-//!   and the session middleware;
+//!   ([`crate::app`]) inside the session middleware ([`crate::session_mw`]),
+//!   which also puts `X-Served-By` on every answer (errors and 404s too) and
+//!   counts requests for the metrics;
 //! - the **cluster** server (`--cluster-listen`, one thread): health,
 //!   metrics, admin ([`crate::admin`]) and whatever routes the store wiring
 //!   adds.
@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, UrlencodedError};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::{DefaultHeaders, Next, from_fn};
 use actix_web::{App, HttpServer, ResponseError, web};
 
@@ -38,13 +39,13 @@ use crate::state::NodeState;
 use crate::users::Users;
 use crate::websession::SessionPolicy;
 use crate::wiring::{ClusterRoutes, StoreWiring};
-use crate::{admin, app, metrics, session_mw};
+use crate::{admin, app, session_mw};
 
 /// How long in-flight requests may take to finish at shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The response header naming the node that answered.
-pub const SERVED_BY: &str = "X-Served-By";
+pub const SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
 
 /// The node's two bound listeners.
 pub struct Listeners {
@@ -108,6 +109,7 @@ pub fn node_state(cfg: Config, wiring: &StoreWiring) -> Result<NodeState, StartE
     };
     Ok(NodeState {
         id: cfg.id.clone(),
+        served_by: HeaderValue::from_str(&cfg.id).expect("node ids are validated as header-safe"),
         store: wiring.store.clone(),
         readiness: wiring.readiness.clone(),
         status: wiring.status.clone(),
@@ -129,8 +131,9 @@ fn body_error(too_large: bool, detail: String, limit: u64) -> actix_web::Error {
     actix_web::error::InternalError::from_response(e.to_string(), e.error_response()).into()
 }
 
-/// The app listener's application: routes, body limits, and the three
-/// middleware layers (outermost first: `X-Served-By`, metrics, session).
+/// The app listener's application: routes, body limits, and one middleware
+/// layer ([`session_mw`]: session write-back, `X-Served-By`, request
+/// metrics).
 /// Tests drive it directly with `actix_web::test` under a paused clock.
 pub fn app(
     node: web::Data<NodeState>,
@@ -145,8 +148,6 @@ pub fn app(
 > {
     let limit = node.config.max_body_bytes;
     let mw_node = node.clone();
-    let metrics_node = node.clone();
-    let served_by = node.id.clone();
     App::new()
         .app_data(node)
         .app_data(web::PayloadConfig::new(limit as usize))
@@ -184,11 +185,6 @@ pub fn app(
             let node = mw_node.clone();
             async move { session_mw::handle(&node, req, next).await }
         }))
-        .wrap(from_fn(move |req, next: Next<_>| {
-            let node = metrics_node.clone();
-            async move { metrics::track(&node.metrics, req, next).await }
-        }))
-        .wrap(DefaultHeaders::new().add((SERVED_BY, served_by)))
 }
 
 /// The cluster listener's application: [`admin`] routes plus `extra`.
@@ -204,7 +200,7 @@ pub fn cluster_app(
         InitError = (),
     >,
 > {
-    let served_by = node.id.clone();
+    let served_by = node.served_by.clone();
     App::new()
         .app_data(node)
         .configure(move |c| admin::configure(c, extra.as_ref()))

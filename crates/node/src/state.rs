@@ -18,6 +18,8 @@ use crate::wiring::{Readiness, StatusProvider};
 
 pub struct NodeState {
     pub id: String,
+    /// `id` as the value of the `X-Served-By` header.
+    pub served_by: actix_web::http::header::HeaderValue,
     pub config: Config,
     pub store: Arc<dyn SessionStore>,
     pub readiness: Readiness,

@@ -22,7 +22,8 @@
 //! handler's answer is replaced by an error if the store refuses it, e.g.
 //! 413 when the data is over the per-session limit, and the stored copy
 //! stays as it was); a `delete` at logout; otherwise just a `touch`, which
-//! moves the idle-expiry clock and is much cheaper than a `put`. Requests
+//! moves the idle-expiry clock and is much cheaper than a `put` (and is
+//! skipped if the last one was under [`TOUCH_INTERVAL_MS`] ago). Requests
 //! whose handler never asked for the session cost the store nothing.
 //!
 //! An id that is malformed, oversized, duplicated, expired or simply unknown
@@ -32,10 +33,9 @@ use std::cell::{Ref, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
 
 use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use serde_json::{Map, Value};
 use sessionlab_session::store::ReplicationAck;
 use sessionlab_session::{Session, SessionId, clock};
@@ -45,6 +45,12 @@ use crate::cookie::{self, CookiePolicy, Presented, PresentedId};
 use crate::error::NodeError;
 use crate::state::NodeState;
 use crate::tracking::{Links, UrlSid};
+
+/// A session read without changes is *touched* (its last access moved to
+/// now) at most this often. Idle timeouts are minutes long, so a second of
+/// imprecision is invisible, and a busy user's burst of requests costs one
+/// store write instead of one per request (with replication, one message).
+pub const TOUCH_INTERVAL_MS: u64 = 1000;
 
 /// The data key that records "remember me" (a persistent cookie).
 pub const REMEMBER_KEY: &str = "remember_me";
@@ -90,7 +96,7 @@ impl SessionPolicy {
         match self.tracking {
             Tracking::Cookie => match cookie::find(req.headers(), &self.cookie.name) {
                 Presented::One(v) => (cookie::parse_value(v), true),
-                Presented::Duplicated => (None, true),
+                Presented::Unusable => (None, true),
                 Presented::Absent => (None, false),
             },
             Tracking::Url => {
@@ -131,7 +137,7 @@ struct State {
 #[derive(Clone)]
 pub struct WebSession {
     state: Rc<RefCell<State>>,
-    policy: Arc<SessionPolicy>,
+    node: web::Data<NodeState>,
 }
 
 /// What [`finalize`] asks the middleware to send.
@@ -159,10 +165,10 @@ impl WebSession {
             return Ok(existing.clone());
         }
         let node = req
-            .app_data::<actix_web::web::Data<NodeState>>()
+            .app_data::<web::Data<NodeState>>()
             .ok_or(NodeError::NotReady)?
             .clone();
-        let policy = node.policy.clone();
+        let policy = &node.policy;
         let (presented, presented_any) = policy.presented(&req);
         let (loaded, reroute) = match &presented {
             Some(p) => {
@@ -175,7 +181,7 @@ impl WebSession {
             None => (None, false),
         };
         if let Some(s) = &loaded {
-            tracing::Span::current().record("sid", s.id.short());
+            record_sid(&s.id);
         }
         let ws = WebSession {
             state: Rc::new(RefCell::new(State {
@@ -184,10 +190,15 @@ impl WebSession {
                 loaded,
                 pending: Pending::Unchanged,
             })),
-            policy,
+            node,
         };
         req.extensions_mut().insert(ws.clone());
         Ok(ws)
+    }
+
+    /// The node serving this request (saves handlers a second extractor).
+    pub fn node(&self) -> &NodeState {
+        &self.node
     }
 
     /// The session as the handler has made it so far (`None`: no session).
@@ -212,12 +223,12 @@ impl WebSession {
 
     /// The value the client must present: `<id>` or `<id>.<node-id>`.
     pub fn client_value(&self) -> Option<String> {
-        self.get().map(|s| self.policy.cookie.value(&s.id))
+        self.get().map(|s| self.node.policy.cookie.value(&s.id))
     }
 
     /// Links for pages and redirects (carry `;sid=` in url mode).
     pub fn links(&self) -> Links {
-        Links::new(self.policy.tracking, self.client_value())
+        Links::new(self.node.policy.tracking, self.client_value())
     }
 
     /// The working copy to change: the pending write, or a copy of the
@@ -231,11 +242,11 @@ impl WebSession {
             } => (session, new_id, rotated_from),
             Pending::Delete => {
                 let old = st.loaded.as_ref().map(|s| s.id.clone());
-                (self.policy.fresh(clock::now_ms()), true, old)
+                (self.node.policy.fresh(clock::now_ms()), true, old)
             }
             Pending::Unchanged => match &st.loaded {
                 Some(s) => (s.clone(), false, None),
-                None => (self.policy.fresh(clock::now_ms()), true, None),
+                None => (self.node.policy.fresh(clock::now_ms()), true, None),
             },
         }
     }
@@ -307,6 +318,13 @@ impl FromRequest for WebSession {
     }
 }
 
+/// Put the id's prefix on the request span (only if request spans are on).
+fn record_sid(id: &SessionId) {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        tracing::Span::current().record("sid", id.short());
+    }
+}
+
 /// `Max-Age` for a session's cookie: none (a browser-session cookie) unless
 /// the user asked to be remembered, then the time left until the absolute
 /// timeout.
@@ -347,9 +365,11 @@ pub async fn finalize(node: &NodeState, ws: WebSession) -> Result<Finalized, Nod
                     replication: None,
                 });
             };
-            if let Err(e) = node.store.touch(&s.id, now).await {
-                // The read worked; a lost touch only shortens idle expiry.
-                tracing::warn!(sid = s.id.short(), error = %e, "touch failed");
+            if now.saturating_sub(s.last_access_ms) >= TOUCH_INTERVAL_MS {
+                if let Err(e) = node.store.touch(&s.id, now).await {
+                    // The read worked; a lost touch only shortens idle expiry.
+                    tracing::warn!(sid = s.id.short(), error = %e, "touch failed");
+                }
             }
             let cookie = if reroute {
                 CookieAction::Set {
@@ -379,7 +399,7 @@ pub async fn finalize(node: &NodeState, ws: WebSession) -> Result<Finalized, Nod
             } else if new_id {
                 node.metrics.sessions_created.inc();
             }
-            tracing::Span::current().record("sid", id.short());
+            record_sid(&id);
             let cookie = if new_id || reroute {
                 CookieAction::Set {
                     id,
