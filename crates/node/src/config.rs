@@ -7,14 +7,24 @@
 //! value stops the program before anything binds, with clap's message naming
 //! the flag and a non-zero exit status.
 //!
-//! Later features add their flags here (replication, Redis, JWT), next to the
-//! ones they change, and read them in [`crate::wiring`].
+//! A few rules span several flags (replication needs a cluster secret; a
+//! peer cannot be the node itself). Clap checks one value at a time, so
+//! those are in [`Config::validate`], which `main` runs right after parsing
+//! and reports in clap's format, naming the flag.
+//!
+//! Later features add their flags here (Redis, JWT), next to the ones they
+//! change, and read them in [`crate::wiring`].
 
+use std::collections::BTreeSet;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use sessionlab_replication::auth::MIN_SECRET_LEN;
+use sessionlab_replication::{AckMode, PeerAddr, ReplicationMode, parse_peer};
 
 /// `sessionlab-node`: one web server of a sessionlab cluster.
 #[derive(Parser, Debug, Clone)]
@@ -119,6 +129,61 @@ pub struct Config {
     #[arg(long, env = "SESSIONLAB_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: Option<u16>,
 
+    /// Keep sessions in this node's memory only (`off`), or copy every
+    /// session to every peer (`all-to-all`, needs --cluster-secret).
+    #[arg(
+        long,
+        env = "SESSIONLAB_REPLICATION",
+        value_name = "MODE",
+        default_value = "off",
+        value_parser = replication_mode_parser()
+    )]
+    pub replication: ReplicationMode,
+
+    /// A peer's cluster listener, `ID=HOST:PORT` (repeat for each peer):
+    /// `node-2=127.0.0.1:9082`, or a host name resolved when connecting,
+    /// `node-2=node-2:9081`. The env var takes a comma-separated list.
+    #[arg(
+        long = "peer",
+        env = "SESSIONLAB_PEER",
+        value_name = "ID=HOST:PORT",
+        value_delimiter = ',',
+        value_parser = parse_peer_flag
+    )]
+    pub peers: Vec<(String, PeerAddr)>,
+
+    /// The secret that signs all cluster traffic (HMAC-SHA256): the same on
+    /// every node, at least 32 bytes. Required with replication.
+    #[arg(
+        long,
+        env = "SESSIONLAB_CLUSTER_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub cluster_secret: Option<ClusterSecret>,
+
+    /// With replication, when a write is answered (its X-Replication-Ack
+    /// header says what happened).
+    #[arg(
+        long,
+        env = "SESSIONLAB_REPLICATION_ACK",
+        value_name = "ACK",
+        default_value = "none",
+        value_parser = ack_mode_parser()
+    )]
+    pub replication_ack: AckMode,
+
+    /// With --replication-ack all|quorum: how long a write waits for acks
+    /// before it is answered anyway, marked `timeout` (it is not undone).
+    #[arg(
+        long,
+        env = "SESSIONLAB_REPLICATION_ACK_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "1s",
+        value_parser = parse_ack_timeout
+    )]
+    pub replication_ack_timeout: Duration,
+
     /// Log filter in tracing's EnvFilter syntax, e.g. `info` or
     /// `sessionlab_node=debug` (debug shows one span per request).
     #[arg(long, env = "SESSIONLAB_LOG", default_value = "info,actix_server=warn")]
@@ -148,6 +213,118 @@ impl Config {
     pub fn absolute_timeout_ms(&self) -> u64 {
         self.absolute_timeout.as_millis() as u64
     }
+
+    /// The rules that span several flags; see the module docs. The message
+    /// names the flag to fix.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let bad = |m: String| Err(InvalidConfig(m));
+        if self.replication == ReplicationMode::Off {
+            if !self.peers.is_empty() {
+                return bad(
+                    "--peer needs --replication all-to-all (without it the node replicates to nobody)"
+                        .into(),
+                );
+            }
+            return Ok(());
+        }
+        match &self.cluster_secret {
+            None => {
+                return bad(format!(
+                    "--cluster-secret is required with --replication {} (at least {MIN_SECRET_LEN} bytes, the same on every node)",
+                    self.replication
+                ));
+            }
+            Some(s) if s.len() < MIN_SECRET_LEN => {
+                return bad(format!(
+                    "--cluster-secret must be at least {MIN_SECRET_LEN} bytes (got {})",
+                    s.len()
+                ));
+            }
+            Some(_) => {}
+        }
+        let mut seen = BTreeSet::new();
+        for (id, _) in &self.peers {
+            if *id == self.id {
+                return bad(format!("--peer {id} is this node's own --id"));
+            }
+            if !seen.insert(id) {
+                return bad(format!("--peer {id} is given twice"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A combination of flags that cannot work; the message names the flag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidConfig(pub String);
+
+/// The cluster secret. Kept out of `Debug` output and logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterSecret(String);
+
+impl ClusterSecret {
+    pub fn new(s: impl Into<String>) -> Self {
+        ClusterSecret(s.into())
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<String> for ClusterSecret {
+    fn from(s: String) -> Self {
+        ClusterSecret(s)
+    }
+}
+
+impl fmt::Debug for ClusterSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ClusterSecret(<{} bytes>)", self.0.len())
+    }
+}
+
+fn replication_mode_parser() -> impl TypedValueParser<Value = ReplicationMode> {
+    PossibleValuesParser::new([
+        PossibleValue::new("off").help("sessions stay in this node's memory"),
+        PossibleValue::new("all-to-all").help("every session is copied to every --peer"),
+    ])
+    .try_map(|s| s.parse::<ReplicationMode>())
+}
+
+fn ack_mode_parser() -> impl TypedValueParser<Value = AckMode> {
+    PossibleValuesParser::new([
+        PossibleValue::new("none").help("answer at once; peers get the write soon (async)"),
+        PossibleValue::new("all").help("answer once every live peer applied the write"),
+        PossibleValue::new("quorum").help("answer once a majority of the cluster holds it"),
+    ])
+    .try_map(|s| s.parse::<AckMode>())
+}
+
+/// One `--peer ID=HOST:PORT`.
+fn parse_peer_flag(s: &str) -> Result<(String, PeerAddr), String> {
+    parse_peer(s).map_err(|e| match e {
+        sessionlab_replication::ConfigError::Invalid(m) => m,
+    })
+}
+
+/// A humantime duration between 1 ms and 60 s.
+fn parse_ack_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_millis(1) || d > Duration::from_secs(60) {
+        return Err("must be between 1ms and 60s".into());
+    }
+    Ok(d)
 }
 
 /// Node ids appear in headers, cookie values and URLs: keep them to a small,
@@ -233,6 +410,119 @@ mod tests {
         ] {
             let err = Cli::try_parse_from(["sessionlab-node", args[0], args[1]]).unwrap_err();
             assert!(err.to_string().contains(args[0]), "{err}");
+        }
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        Cli::try_parse_from(std::iter::once("sessionlab-node").chain(args.iter().copied()))
+            .map(|c| c.config)
+    }
+
+    #[test]
+    fn replication_flags_parse() {
+        let c = parse(&[
+            "--id",
+            "node-1",
+            "--replication",
+            "all-to-all",
+            "--peer",
+            "node-2=127.0.0.1:9082",
+            "--peer",
+            "node-3=node-3:9081",
+            "--cluster-secret",
+            SECRET,
+            "--replication-ack",
+            "all",
+            "--replication-ack-timeout",
+            "500ms",
+        ])
+        .unwrap();
+        assert_eq!(c.replication, ReplicationMode::AllToAll);
+        assert_eq!(c.replication_ack, AckMode::All);
+        assert_eq!(c.replication_ack_timeout, Duration::from_millis(500));
+        let peers: Vec<String> = c.peers.iter().map(|(id, a)| format!("{id}={a}")).collect();
+        assert_eq!(peers, ["node-2=127.0.0.1:9082", "node-3=node-3:9081"]);
+        c.validate().unwrap();
+        assert!(
+            !format!("{c:?}").contains(SECRET),
+            "the secret leaks into Debug"
+        );
+    }
+
+    #[test]
+    fn replication_is_off_by_default() {
+        let c = Config::default();
+        assert_eq!(c.replication, ReplicationMode::Off);
+        assert_eq!(c.replication_ack, AckMode::None);
+        assert_eq!(c.replication_ack_timeout, Duration::from_secs(1));
+        assert!(c.peers.is_empty() && c.cluster_secret.is_none());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn bad_replication_values_name_the_flag() {
+        for args in [
+            ["--replication", "all"],
+            ["--peer", "node-2"],
+            ["--peer", "node-2=node-2"],
+            ["--replication-ack", "most"],
+            ["--replication-ack-timeout", "0s"],
+            ["--replication-ack-timeout", "2m"],
+        ] {
+            let err = parse(&args).unwrap_err();
+            assert!(err.to_string().contains(args[0]), "{err}");
+        }
+    }
+
+    #[test]
+    fn flag_combinations_that_cannot_work_name_the_flag() {
+        let cases: [(&[&str], &str); 5] = [
+            (
+                &["--replication", "all-to-all"],
+                "--cluster-secret is required",
+            ),
+            (
+                &["--replication", "all-to-all", "--cluster-secret", "short"],
+                "--cluster-secret must be at least 32 bytes (got 5)",
+            ),
+            (
+                &["--peer", "node-2=127.0.0.1:9082"],
+                "--peer needs --replication",
+            ),
+            (
+                &[
+                    "--replication",
+                    "all-to-all",
+                    "--cluster-secret",
+                    SECRET,
+                    "--peer",
+                    "node-1=127.0.0.1:9",
+                ],
+                "--peer node-1 is this node's own --id",
+            ),
+            (
+                &[
+                    "--replication",
+                    "all-to-all",
+                    "--cluster-secret",
+                    SECRET,
+                    "--peer",
+                    "node-2=127.0.0.1:9",
+                    "--peer",
+                    "node-2=127.0.0.1:10",
+                ],
+                "--peer node-2 is given twice",
+            ),
+        ];
+        for (args, want) in cases {
+            let err = parse(args).unwrap().validate().unwrap_err();
+            assert!(err.to_string().contains(want), "{args:?}: {err}");
+            assert!(
+                !err.to_string().contains("short"),
+                "the secret is echoed: {err}"
+            );
         }
     }
 }

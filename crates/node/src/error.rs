@@ -35,6 +35,10 @@ pub enum NodeError {
 /// Why the node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::InvalidConfig),
+    #[error("replication: {0}")]
+    Replication(#[from] sessionlab_replication::StartError),
     #[error("users file {path}: {reason}")]
     Users { path: String, reason: String },
     #[error("{what}: {source}")]

@@ -44,4 +44,7 @@ pub mod wiring;
 pub use config::{Cli, Command, Config, Tracking};
 pub use error::{NodeError, StartError};
 pub use server::{Listeners, run, shutdown_signal};
-pub use wiring::{ClusterRoutes, PeerStatus, Readiness, StatusProvider, StoreWiring, wire};
+pub use wiring::{
+    ClusterRoutes, MetricsHook, PeerStatus, Readiness, ShutdownHook, StatusProvider, StoreWiring,
+    wire,
+};

@@ -3,7 +3,8 @@
 use std::io::Read;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use sessionlab_node::{Cli, Command, Listeners, run, shutdown_signal, users, wire};
 
 fn main() -> ExitCode {
@@ -21,6 +22,9 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let cfg = cli.config;
+    if let Err(e) = cfg.validate() {
+        Cli::command().error(ErrorKind::ValueValidation, e).exit();
+    }
     let filter = match tracing_subscriber::EnvFilter::try_new(&cfg.log) {
         Ok(f) => f,
         Err(e) => {

@@ -176,6 +176,12 @@ impl Metrics {
             .inc();
     }
 
+    /// The registry, for a store that adds series of its own (replication,
+    /// see [`crate::wiring::MetricsHook`]).
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     /// Count one login attempt.
     pub fn login(&self, ok: bool) {
         let result = if ok { "ok" } else { "failed" };

@@ -107,6 +107,10 @@ pub fn node_state(cfg: Config, wiring: &StoreWiring) -> Result<NodeState, StartE
         Some(path) => Users::from_file(path)?,
         None => Users::demo(),
     };
+    let mut metrics = Metrics::new(&cfg.id, app::ROUTES);
+    if let Some(register) = &wiring.metrics {
+        register(metrics.registry_mut());
+    }
     Ok(NodeState {
         id: cfg.id.clone(),
         served_by: HeaderValue::from_str(&cfg.id).expect("node ids are validated as header-safe"),
@@ -114,7 +118,7 @@ pub fn node_state(cfg: Config, wiring: &StoreWiring) -> Result<NodeState, StartE
         readiness: wiring.readiness.clone(),
         status: wiring.status.clone(),
         users,
-        metrics: Metrics::new(&cfg.id, app::ROUTES),
+        metrics,
         policy: Arc::new(SessionPolicy::from_config(&cfg)),
         started: Instant::now(),
         config: cfg,
@@ -262,6 +266,9 @@ pub async fn run(
         tokio::join!(app_handle.stop(true), cluster_handle.stop(true));
     };
     let (a, c, ()) = tokio::join!(app_server, cluster_server, stopper);
+    if let Some(stop) = wiring.shutdown {
+        stop().await;
+    }
     for task in wiring.background {
         task.abort();
     }

@@ -12,19 +12,30 @@
 //! - extra routes for the cluster listener ([`ClusterRoutes`]; the
 //!   replication protocol's `/cluster/v1/...` endpoints);
 //! - a [`StatusProvider`] that adds its peers to `/admin/v1/status`;
-//! - background tasks to stop at shutdown (the expiry reaper).
+//! - series of its own for `/metrics` ([`MetricsHook`]);
+//! - background tasks to stop at shutdown (the expiry reaper), and a
+//!   [`ShutdownHook`] to run once the servers have drained.
 //!
-//! Today only the memory store exists; the replicated and Redis stores add a
-//! `match` arm here and nothing else in the node changes.
+//! Two stores exist: the memory store (`--replication off`: the `local` and
+//! `sticky` modes) and the replicated store (`--replication all-to-all`),
+//! which is the same memory store wrapped by `sessionlab-replication`: every
+//! write also goes to every peer. A Redis store will add one more arm to
+//! [`wire`] and nothing else in the node changes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use std::future::Future;
+use std::pin::Pin;
+
+use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
+use sessionlab_replication::{Replication, ReplicationConfig, ReplicationHandle, ReplicationMode};
 use sessionlab_session::{MemoryStore, MemoryStoreConfig, SessionStore};
 
 use crate::config::Config;
+use crate::error::StartError;
 
 /// How often the memory store removes expired sessions. Reads already treat
 /// expired sessions as gone; the reaper frees their memory and counts them.
@@ -32,6 +43,13 @@ pub const REAP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Extra route configuration for the cluster listener.
 pub type ClusterRoutes = Arc<dyn Fn(&mut actix_web::web::ServiceConfig) + Send + Sync>;
+
+/// Adds a store's own series to the node's metrics registry (which gives
+/// them the `sessionlab_` prefix and the `node` label).
+pub type MetricsHook = Arc<dyn Fn(&mut Registry) + Send + Sync>;
+
+/// Run once at shutdown, after both servers have drained.
+pub type ShutdownHook = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
 /// Whether the node may take traffic. Cheap to clone and to read.
 #[derive(Clone, Debug)]
@@ -79,8 +97,10 @@ pub struct StoreWiring {
     pub readiness: Readiness,
     pub cluster_routes: Option<ClusterRoutes>,
     pub status: Option<Arc<dyn StatusProvider>>,
+    pub metrics: Option<MetricsHook>,
     /// Aborted when the node shuts down.
     pub background: Vec<tokio::task::JoinHandle<()>>,
+    pub shutdown: Option<ShutdownHook>,
 }
 
 impl StoreWiring {
@@ -94,8 +114,71 @@ impl StoreWiring {
             readiness: Readiness::ready(),
             cluster_routes: None,
             status: None,
+            metrics: None,
             background: vec![reaper],
+            shutdown: None,
         }
+    }
+
+    /// The memory store replicated all-to-all to `--peer`s: the
+    /// `replicated` and `sticky-replicated` modes. The node reports ready
+    /// only once replication has caught up (pulled a snapshot from a live
+    /// peer), mounts the protocol's routes on the cluster listener, shows
+    /// its peers in the status, its `sessionlab_replication_*` series in
+    /// the metrics, and stops its driver at shutdown. Must be called inside
+    /// a tokio runtime.
+    pub fn replicated(cfg: &Config) -> Result<Self, StartError> {
+        cfg.validate()?;
+        let secret = cfg
+            .cluster_secret
+            .as_ref()
+            .map_or(&[][..], |s| s.as_bytes());
+        let mut rc = ReplicationConfig::new(cfg.id.clone(), cfg.peers.clone(), secret);
+        rc.protocol.ack_mode = cfg.replication_ack;
+        rc.protocol.ack_timeout_ms = cfg.replication_ack_timeout.as_millis() as u64;
+        let memory = Arc::new(MemoryStore::new(memory_config(cfg)));
+        let reaper = memory.spawn_reaper(REAP_INTERVAL);
+        let (store, handle) = Replication::start(rc, memory)?;
+
+        let readiness = Readiness::not_ready();
+        let waiter = {
+            let (handle, readiness) = (handle.clone(), readiness.clone());
+            tokio::spawn(async move {
+                handle.wait_ready().await;
+                readiness.set_ready(true);
+            })
+        };
+        let routes = handle.clone();
+        let metrics = handle.clone();
+        let stop = handle.clone();
+        Ok(StoreWiring {
+            store,
+            readiness,
+            cluster_routes: Some(Arc::new(move |c| routes.configure(c))),
+            status: Some(Arc::new(ReplicationStatus(handle))),
+            metrics: Some(Arc::new(move |r| metrics.register_metrics(r))),
+            background: vec![reaper, waiter],
+            shutdown: Some(Box::new(move || Box::pin(stop.shutdown()))),
+        })
+    }
+}
+
+/// The replication peers, as `/admin/v1/status` shows them.
+struct ReplicationStatus(ReplicationHandle);
+
+impl StatusProvider for ReplicationStatus {
+    fn peers(&self) -> Vec<PeerStatus> {
+        self.0
+            .peer_status()
+            .into_iter()
+            .map(|p| PeerStatus {
+                id: p.id,
+                addr: p.addr,
+                up: p.up,
+                queue_depth: p.queue_depth,
+                needs_resync: p.needs_resync,
+            })
+            .collect()
     }
 }
 
@@ -109,13 +192,18 @@ pub fn memory_config(cfg: &Config) -> MemoryStoreConfig {
 }
 
 /// Build the session store the configuration asks for.
-pub async fn wire(cfg: &Config) -> Result<StoreWiring, crate::error::StartError> {
-    Ok(StoreWiring::memory(cfg))
+pub async fn wire(cfg: &Config) -> Result<StoreWiring, StartError> {
+    cfg.validate()?;
+    match cfg.replication {
+        ReplicationMode::Off => Ok(StoreWiring::memory(cfg)),
+        ReplicationMode::AllToAll => StoreWiring::replicated(cfg),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     #[test]
     fn readiness_is_shared_between_clones() {
@@ -139,5 +227,70 @@ mod tests {
         assert_eq!(w.background.len(), 1);
         let mc = memory_config(&cfg);
         assert_eq!((mc.max_sessions, mc.max_session_bytes), (7, 100));
+    }
+
+    fn replicated_config(peers: &[&str]) -> Config {
+        let mut args = vec![
+            "sessionlab-node",
+            "--replication",
+            "all-to-all",
+            "--cluster-secret",
+            "0123456789abcdef0123456789abcdef",
+        ];
+        for p in peers {
+            args.extend(["--peer", p]);
+        }
+        crate::Cli::try_parse_from(args).unwrap().config
+    }
+
+    #[tokio::test]
+    async fn replicated_wiring_without_peers_is_ready_and_adds_its_parts() {
+        let w = wire(&replicated_config(&[])).await.unwrap();
+        assert_eq!(w.store.kind(), "replicated");
+        assert!(w.cluster_routes.is_some() && w.metrics.is_some() && w.shutdown.is_some());
+        assert!(w.status.as_ref().unwrap().peers().is_empty());
+        // Alone, it has caught up with nobody at once.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !w.readiness.is_ready() {
+            assert!(tokio::time::Instant::now() < deadline, "never ready");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut registry = Registry::default();
+        (w.metrics.as_ref().unwrap())(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains("replication_ready"), "{text}");
+        (w.shutdown.unwrap())().await;
+    }
+
+    #[tokio::test]
+    async fn replicated_wiring_waits_for_its_peers_and_lists_them() {
+        // Port 9 (discard) on loopback: nothing answers there.
+        let w = wire(&replicated_config(&[
+            "node-2=127.0.0.1:9",
+            "node-3=node-3:9081",
+        ]))
+        .await
+        .unwrap();
+        assert!(!w.readiness.is_ready(), "ready before any peer was heard");
+        let peers = w.status.as_ref().unwrap().peers();
+        let shown: Vec<(String, String, bool)> =
+            peers.into_iter().map(|p| (p.id, p.addr, p.up)).collect();
+        assert_eq!(
+            shown,
+            [
+                ("node-2".into(), "127.0.0.1:9".into(), false),
+                ("node-3".into(), "node-3:9081".into(), false)
+            ]
+        );
+        (w.shutdown.unwrap())().await;
+    }
+
+    #[tokio::test]
+    async fn invalid_replication_flags_are_refused() {
+        let mut cfg = replicated_config(&[]);
+        cfg.cluster_secret = None;
+        let err = wire(&cfg).await.err().expect("refused");
+        assert!(err.to_string().contains("--cluster-secret"), "{err}");
     }
 }
