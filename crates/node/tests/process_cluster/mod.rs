@@ -1,0 +1,394 @@
+//! `TestCluster`: real `sessionlab-node` processes replicating to each
+//! other on loopback, for the tests that kill nodes.
+//!
+//! Ports are picked free by the OS before the nodes start (each node must
+//! be told its peers' cluster ports up front), and kept for a restart so the
+//! peers find the node again. Every process is SIGKILLed when the cluster is
+//! dropped, so a failing test leaves nothing running. Each node's log goes
+//! to a file in a temporary directory; failure messages quote its tail.
+//!
+//! Signed requests to the cluster port (faults, digests) use the crate's
+//! own signer, [`sessionlab_replication::auth::sign_request`], as the lab
+//! does.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use sessionlab_replication::auth;
+use sessionlab_session::clock;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sessionlab-node");
+pub const SECRET: &str = "test-cluster-secret-0123456789abcdef";
+
+/// One node: its id, ports, and the running process (if any).
+pub struct ProcNode {
+    pub id: String,
+    pub app_port: u16,
+    pub cluster_port: u16,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl ProcNode {
+    pub fn app(&self) -> String {
+        format!("http://127.0.0.1:{}", self.app_port)
+    }
+
+    pub fn cluster(&self) -> String {
+        format!("http://127.0.0.1:{}", self.cluster_port)
+    }
+}
+
+/// Real node processes; see the module docs.
+pub struct TestCluster {
+    pub nodes: Vec<ProcNode>,
+    extra: Vec<String>,
+    _dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+/// `n` distinct free loopback ports (all held until all are picked).
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("a bound address").port())
+        .collect()
+}
+
+impl TestCluster {
+    /// Start `n` replicating nodes (`node-1` ..) with `extra` flags each,
+    /// and wait until all report ready.
+    pub async fn start(n: usize, extra: &[&str]) -> TestCluster {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let ports = free_ports(2 * n);
+        let nodes = (1..=n)
+            .map(|i| ProcNode {
+                id: format!("node-{i}"),
+                app_port: ports[2 * i - 2],
+                cluster_port: ports[2 * i - 1],
+                child: None,
+                log: dir.path().join(format!("node-{i}.log")),
+            })
+            .collect();
+        let mut c = TestCluster {
+            nodes,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            _dir: dir,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+        };
+        for i in 0..n {
+            c.spawn(i);
+        }
+        for i in 0..n {
+            c.wait_ready(i, Duration::from_secs(30)).await;
+        }
+        c
+    }
+
+    pub fn node(&self, i: usize) -> &ProcNode {
+        &self.nodes[i]
+    }
+
+    /// Start node `i`'s process (again) on its ports.
+    pub fn spawn(&mut self, i: usize) {
+        let me = &self.nodes[i];
+        let mut args: Vec<String> = vec![
+            "--id".into(),
+            me.id.clone(),
+            "--listen".into(),
+            format!("127.0.0.1:{}", me.app_port),
+            "--cluster-listen".into(),
+            format!("127.0.0.1:{}", me.cluster_port),
+            "--workers".into(),
+            "1".into(),
+            "--replication".into(),
+            "all-to-all".into(),
+        ];
+        for p in self.nodes.iter().filter(|p| p.id != me.id) {
+            args.push("--peer".into());
+            args.push(format!("{}=127.0.0.1:{}", p.id, p.cluster_port));
+        }
+        args.extend(self.extra.iter().cloned());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&me.log)
+            .expect("open the node's log file");
+        let child = Command::new(BIN)
+            .args(&args)
+            .env("SESSIONLAB_CLUSTER_SECRET", SECRET)
+            .env("SESSIONLAB_LOG", "info,actix_server=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn sessionlab-node");
+        self.nodes[i].child = Some(child);
+    }
+
+    /// SIGKILL node `i` and reap it.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM node `i` and wait (bounded) for it to exit.
+    pub fn terminate(&mut self, i: usize, within: Duration) -> Option<ExitStatus> {
+        let mut child = self.nodes[i].child.take()?;
+        // SAFETY: kill(2) on the pid of a child this cluster started and has
+        // not reaped yet.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The last lines of node `i`'s log, for failure messages.
+    pub fn log_tail(&self, i: usize) -> String {
+        let text = std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(30);
+        format!(
+            "--- {} log ---\n{}",
+            self.nodes[i].id,
+            lines[from..].join("\n")
+        )
+    }
+
+    /// The status of `GET /healthz` on node `i`'s cluster listener (0 if it
+    /// does not answer).
+    pub async fn health(&self, i: usize) -> u16 {
+        match self
+            .http
+            .get(format!("{}/healthz", self.nodes[i].cluster()))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+        {
+            Ok(r) => r.status().as_u16(),
+            Err(_) => 0,
+        }
+    }
+
+    /// Poll node `i` until it reports ready.
+    pub async fn wait_ready(&self, i: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.health(i).await != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "node-{} not ready within {within:?}\n{}",
+                i + 1,
+                self.log_tail(i)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// A signed request to node `i`'s cluster listener, as `signer`.
+    pub async fn signed(
+        &self,
+        i: usize,
+        method: reqwest::Method,
+        path: &str,
+        body: Vec<u8>,
+        secret: &str,
+    ) -> reqwest::Response {
+        let h = auth::sign_request(
+            secret.as_bytes(),
+            "lab",
+            method.as_str(),
+            path,
+            &body,
+            clock::now_ms(),
+        );
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.nodes[i].cluster()))
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in h.pairs() {
+            req = req.header(k, v);
+        }
+        req.send().await.expect("the cluster listener answers")
+    }
+
+    /// Replace node `i`'s fault set (signed, as the lab does).
+    pub async fn set_faults(&self, i: usize, drop: &[&str]) {
+        let body = serde_json::to_vec(&serde_json::json!({"drop": drop, "delay_ms": 0})).unwrap();
+        let res = self
+            .signed(i, reqwest::Method::POST, "/admin/v1/faults", body, SECRET)
+            .await;
+        assert_eq!(res.status(), 200, "faults on node-{}", i + 1);
+    }
+
+    /// Node `i`'s signed digest: every live session and tombstone as
+    /// `id -> (version, deleted, content digest)`.
+    pub async fn digest(&self, i: usize) -> BTreeMap<String, (String, bool, u64)> {
+        let res = self
+            .signed(
+                i,
+                reqwest::Method::GET,
+                "/cluster/v1/digest?limit=100000",
+                Vec::new(),
+                SECRET,
+            )
+            .await;
+        assert_eq!(res.status(), 200, "digest of node-{}", i + 1);
+        let v: Value = res.json().await.unwrap();
+        assert!(v["upto"].is_null(), "digest did not fit one page: {v}");
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let version = e["version"].to_string();
+                (
+                    e["id"].as_str().unwrap().to_owned(),
+                    (
+                        version,
+                        e["deleted"].as_bool().unwrap_or(false),
+                        e["content"].as_u64().unwrap_or(0),
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// Poll until every running node in `nodes` holds the same digest.
+    pub async fn wait_converged(
+        &self,
+        nodes: &[usize],
+        within: Duration,
+    ) -> BTreeMap<String, (String, bool, u64)> {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut digests = Vec::new();
+            for &i in nodes {
+                digests.push(self.digest(i).await);
+            }
+            if digests.windows(2).all(|w| w[0] == w[1]) {
+                return digests.swap_remove(0);
+            }
+            if Instant::now() > deadline {
+                let sizes: Vec<usize> = digests.iter().map(|d| d.len()).collect();
+                let logs: Vec<String> = nodes.iter().map(|&i| self.log_tail(i)).collect();
+                panic!(
+                    "nodes {nodes:?} did not converge within {within:?} (sizes {sizes:?})\n{}",
+                    logs.join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `POST /api/counter/increment` on node `i` with `cookie` (may be
+    /// empty: a new session). Returns (counter, cookie to use next, headers).
+    pub async fn increment(&self, i: usize, cookie: &str) -> (u64, String, HeaderMap) {
+        increment(&self.http, &self.nodes[i].app(), cookie).await
+    }
+
+    /// The counter of the session `cookie` as node `i` serves it (`None`:
+    /// no such session there).
+    pub async fn counter(&self, i: usize, cookie: &str) -> Option<u64> {
+        let res = self
+            .http
+            .get(format!("{}/api/session", self.nodes[i].app()))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("the app answers");
+        assert_eq!(res.status(), 200);
+        let v: Value = res.json().await.unwrap();
+        v["session"]["data"]["counter"].as_u64()
+    }
+
+    /// `GET /admin/v1/status` of node `i`.
+    pub async fn status(&self, i: usize) -> Value {
+        self.http
+            .get(format!("{}/admin/v1/status", self.nodes[i].cluster()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /metrics` of node `i`.
+    pub async fn metrics(&self, i: usize) -> String {
+        self.http
+            .get(format!("{}/metrics", self.nodes[i].cluster()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// `POST /api/counter/increment` at `app` with `cookie` (may be empty: a
+/// new session). Returns (counter, cookie to use next, headers).
+pub async fn increment(
+    http: &reqwest::Client,
+    app: &str,
+    cookie: &str,
+) -> (u64, String, HeaderMap) {
+    let mut req = http.post(format!("{app}/api/counter/increment"));
+    if !cookie.is_empty() {
+        req = req.header("cookie", cookie);
+    }
+    let res = req.send().await.expect("the app answers");
+    assert_eq!(res.status(), 200, "increment at {app}");
+    let headers = res.headers().clone();
+    let cookie = session_cookie(&headers).unwrap_or_else(|| cookie.to_owned());
+    let v: Value = res.json().await.unwrap();
+    (v["counter"].as_u64().unwrap(), cookie, headers)
+}
+
+/// The session id in a `SLSESSION=<id>` cookie.
+pub fn cookie_id(cookie: &str) -> &str {
+    cookie.trim_start_matches("SLSESSION=")
+}
+
+/// The `SLSESSION=...` pair a response set, as a `Cookie` header value.
+pub fn session_cookie(h: &HeaderMap) -> Option<String> {
+    h.get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("SLSESSION="))
+        .map(|c| c.split(';').next().unwrap_or_default().to_owned())
+}
