@@ -64,7 +64,7 @@ pub fn backend_json(b: &Backend) -> Value {
         "requests": b.requests(),
         "errors": b.errors(),
         "connects": b.connects(),
-        "idle_connections": b.pool().idle_count(),
+        "idle_connections": b.idle_connections(),
         "latency_ms_p50": b.latency_ms(0.5),
         "latency_ms_p99": b.latency_ms(0.99),
         "health_history": b.health_history(),

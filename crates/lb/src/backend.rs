@@ -103,7 +103,9 @@ pub struct Backend {
     requests: AtomicU64,
     errors: AtomicU64,
     connects: AtomicU64,
-    pool: Arc<Pool>,
+    /// One pool per worker thread: a connection belongs to the runtime
+    /// that opened it (`server.rs`).
+    pools: Box<[Arc<Pool>]>,
     health: Mutex<HealthMachine>,
     /// Response-header latency in microseconds (1 us .. 60 s, 2 digits).
     latency: Mutex<Histogram<u64>>,
@@ -148,7 +150,9 @@ impl Backend {
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             connects: AtomicU64::new(0),
-            pool: Pool::new(limits),
+            pools: (0..limits.shards.max(1))
+                .map(|_| Pool::new(limits))
+                .collect(),
             health: Mutex::new(HealthMachine::new(health.rise, health.fall)),
             latency: Mutex::new(latency),
             rates: Mutex::new(RateHistory::default()),
@@ -210,9 +214,14 @@ impl Backend {
         InFlight(self.clone())
     }
 
-    /// The backend's idle keep-alive connections.
+    /// This worker thread's idle keep-alive connections to the backend.
     pub fn pool(&self) -> &Arc<Pool> {
-        &self.pool
+        &self.pools[crate::server::worker_index() % self.pools.len()]
+    }
+
+    /// Idle connections over all worker threads.
+    pub fn idle_connections(&self) -> usize {
+        self.pools.iter().map(|p| p.idle_count()).sum()
     }
 
     /// Count a new upstream connection (pooling works when this stays low).

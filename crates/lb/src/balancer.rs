@@ -144,7 +144,12 @@ pub async fn run(
         let _ = rx.wait_for(|stop| *stop).await;
     };
     tokio::join!(
-        server::serve(listeners.public, proxy, stopped(stop_rx.clone())),
+        server::serve_on_threads(
+            listeners.public,
+            proxy,
+            settings.threads,
+            stopped(stop_rx.clone()),
+        ),
         server::serve(
             listeners.admin,
             Arc::new(Admin::new(balancer)),

@@ -110,7 +110,8 @@ pub struct Config {
     #[arg(long, env = "SESSIONLAB_LB_POOL_IDLE_TIMEOUT", default_value = "4s", value_parser = parse_duration)]
     pub pool_idle_timeout: Duration,
 
-    /// Worker threads (0 = one per CPU).
+    /// Threads serving the public listener, each with its own
+    /// single-threaded runtime (0 = one per CPU).
     #[arg(long, env = "SESSIONLAB_LB_THREADS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=256))]
     pub threads: u64,
 }
@@ -210,6 +211,7 @@ impl Config {
             pool: PoolLimits {
                 max_idle: self.pool_idle as usize,
                 idle_timeout: self.pool_idle_timeout,
+                shards: threads,
             },
             retries: self.retries,
             body_limit: self.body_limit as usize,

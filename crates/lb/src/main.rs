@@ -20,16 +20,12 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "sessionlab_lb=info".into()),
         )
         .init();
-    // One thread: the single-threaded scheduler (no work-stealing
-    // bookkeeping), like HAProxy's `nbthread 1`.
-    let mut builder = if settings.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(settings.threads);
-        b
-    };
-    let runtime = match builder.enable_all().build() {
+    // A single-threaded runtime: with --threads N the LB starts N - 1 more,
+    // one per worker thread (see `server::serve_on_threads`).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("sessionlab-lb: cannot start the runtime: {e}");

@@ -41,8 +41,11 @@ type Conn = Connection<TokioIo<TcpStream>, Full<Bytes>>;
 /// Limits of each backend's pool.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolLimits {
+    /// Per backend and worker thread.
     pub max_idle: usize,
     pub idle_timeout: Duration,
+    /// Worker threads, each with its own pool per backend.
+    pub shards: usize,
 }
 
 impl Default for PoolLimits {
@@ -50,45 +53,49 @@ impl Default for PoolLimits {
         PoolLimits {
             max_idle: 1024,
             idle_timeout: Duration::from_secs(4),
+            shards: 1,
         }
     }
 }
 
 /// An upstream HTTP/1.1 connection, driven by whoever holds it.
-pub struct Lease {
-    pub(crate) sender: SendRequest<Full<Bytes>>,
+///
+/// Boxed once per connection (not per request): hyper's connection state
+/// is about a kilobyte, and request futures that hold a lease stay small
+/// and cheap to move.
+pub struct Lease(Box<Leased>);
+
+struct Leased {
+    sender: SendRequest<Full<Bytes>>,
     conn: Conn,
-    /// Came from the pool (it may have been closed by the backend meanwhile).
-    pub(crate) reused: bool,
     pool: Arc<Pool>,
 }
 
 impl Lease {
     pub(crate) fn new(sender: SendRequest<Full<Bytes>>, conn: Conn, pool: Arc<Pool>) -> Self {
-        Lease {
-            sender,
-            conn,
-            reused: false,
-            pool,
-        }
+        Lease(Box::new(Leased { sender, conn, pool }))
+    }
+
+    pub(crate) fn sender(&mut self) -> &mut SendRequest<Full<Bytes>> {
+        &mut self.0.sender
     }
 
     /// Drive the connection's I/O. `Ready` means the connection is finished
     /// (closed by the peer, or failed) and must not be reused.
     pub fn poll_conn(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.conn).poll(cx).map(|_| ())
+        Pin::new(&mut self.0.conn).poll(cx).map(|_| ())
     }
 
     /// Poll the connection once without waiting: is it still usable?
     pub async fn is_usable(&mut self) -> bool {
-        poll_fn(|cx| Poll::Ready(self.poll_conn(cx).is_pending())).await && self.sender.is_ready()
+        poll_fn(|cx| Poll::Ready(self.poll_conn(cx).is_pending())).await && self.0.sender.is_ready()
     }
 
     /// The exchange is over: let the connection settle, then pool it if it
     /// is ready for another request (otherwise it is dropped and closed).
     pub fn release(mut self, cx: &mut Context<'_>) {
-        if self.poll_conn(cx).is_pending() && self.sender.is_ready() {
-            let pool = self.pool.clone();
+        if self.poll_conn(cx).is_pending() && self.0.sender.is_ready() {
+            let pool = self.0.pool.clone();
             pool.put(self);
         }
     }
@@ -140,10 +147,7 @@ impl Pool {
             }
         };
         drop(stale); // close sockets outside the lock
-        found.map(|mut lease| {
-            lease.reused = true;
-            lease
-        })
+        found
     }
 
     fn put(&self, lease: Lease) {

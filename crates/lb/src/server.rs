@@ -14,7 +14,11 @@
 //! Shutdown: when the `shutdown` future completes, the loop stops accepting,
 //! asks every open connection to finish its current request and close
 //! (hyper's graceful shutdown), and waits up to [`DRAIN_TIMEOUT`] for them.
+//!
+//! Threads: the public listener can be served by several threads, each a
+//! single-threaded runtime that owns its connections ([`serve_on_threads`]).
 
+use std::cell::Cell;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,7 +31,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// The largest request head (request line + headers) accepted.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -59,20 +64,56 @@ pub trait Handler: Send + Sync + 'static {
 #[error("connection dropped without a response")]
 pub struct NoResponse;
 
-/// Serve `handler` on `listener` until `shutdown` completes.
+thread_local! {
+    static WORKER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The index of the worker thread this code runs on (0 for the main one).
+/// Per-thread state, like each backend's connection pool, is sharded by it.
+pub fn worker_index() -> usize {
+    WORKER.with(Cell::get)
+}
+
+/// Connections accepted and waiting to be handed to a worker thread.
+const HANDOFF_QUEUE: usize = 1024;
+
+/// Serve `handler` on `listener` until `shutdown` completes, on this task's
+/// runtime only.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let graceful = GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
-    builder
-        .keep_alive(true)
-        .writev(false)
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_HEAD_BYTES);
+    serve_on_threads(listener, handler, 1, shutdown).await;
+}
+
+/// Serve `handler` on `listener` with `threads` threads, thread-per-core
+/// style (HAProxy's `nbthread`, pingora's and nginx's workers): this task
+/// accepts and hands connections round-robin to `threads - 1` worker
+/// threads, each running its own single-threaded runtime, and keeps every
+/// `threads`-th connection itself. A connection then lives on one thread
+/// for its whole life, with its upstream connections, so no request ever
+/// crosses threads, and no lock or wake-up is shared between them.
+pub async fn serve_on_threads<H: Handler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    threads: usize,
+    shutdown: impl Future<Output = ()>,
+) {
+    let local = ConnServer::new(handler.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let workers: Vec<Worker> = (1..threads.max(1))
+        .filter_map(
+            |index| match Worker::spawn(index, handler.clone(), stop_rx.clone()) {
+                Ok(worker) => Some(worker),
+                Err(e) => {
+                    tracing::warn!(error = %e, index, "could not start a worker thread");
+                    None
+                }
+            },
+        )
+        .collect();
+    let mut turn = 0usize;
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -89,27 +130,129 @@ pub async fn serve<H: Handler>(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let conn = Arc::new(handler.connect(peer));
-        let handler = handler.clone();
+        turn = turn.wrapping_add(1);
+        match workers.get(turn % (workers.len() + 1)) {
+            None => local.spawn(stream, peer),
+            Some(worker) => worker.hand_off(stream, peer).await,
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    local.drain().await;
+    for worker in workers {
+        worker.join().await;
+    }
+}
+
+/// Serves accepted connections on the current runtime.
+struct ConnServer<H> {
+    handler: Arc<H>,
+    builder: http1::Builder,
+    graceful: GracefulShutdown,
+}
+
+impl<H: Handler> ConnServer<H> {
+    fn new(handler: Arc<H>) -> Self {
+        let mut builder = http1::Builder::new();
+        builder
+            .keep_alive(true)
+            // Small responses: one copy into the head buffer and one
+            // write() beat a writev() of two slices.
+            .writev(false)
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(MAX_HEAD_BYTES);
+        ConnServer {
+            handler,
+            builder,
+            graceful: GracefulShutdown::new(),
+        }
+    }
+
+    fn spawn(&self, stream: TcpStream, peer: SocketAddr) {
+        let conn = Arc::new(self.handler.connect(peer));
+        let handler = self.handler.clone();
         let service = service_fn(move |req| {
             let handler = handler.clone();
             let conn = conn.clone();
             async move { handler.call(req, &conn).await.ok_or(NoResponse) }
         });
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let connection = self.builder.serve_connection(TokioIo::new(stream), service);
+        let connection = self.graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
         });
     }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing");
+
+    /// Ask open connections to finish their current request, and wait.
+    async fn drain(self) {
+        if tokio::time::timeout(DRAIN_TIMEOUT, self.graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing");
+        }
+    }
+}
+
+/// A worker thread with its own single-threaded runtime.
+struct Worker {
+    handoff: mpsc::Sender<(std::net::TcpStream, SocketAddr)>,
+    done: oneshot::Receiver<()>,
+}
+
+impl Worker {
+    fn spawn<H: Handler>(
+        index: usize,
+        handler: Arc<H>,
+        mut stop: watch::Receiver<bool>,
+    ) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (handoff, mut incoming) =
+            mpsc::channel::<(std::net::TcpStream, SocketAddr)>(HANDOFF_QUEUE);
+        let (done_tx, done) = oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("lb-worker-{index}"))
+            .spawn(move || {
+                WORKER.with(|w| w.set(index));
+                runtime.block_on(async move {
+                    let server = ConnServer::new(handler);
+                    loop {
+                        tokio::select! {
+                            next = incoming.recv() => match next {
+                                Some((stream, peer)) => match TcpStream::from_std(stream) {
+                                    Ok(stream) => server.spawn(stream, peer),
+                                    Err(e) => tracing::warn!(error = %e, "could not adopt a connection"),
+                                },
+                                None => break,
+                            },
+                            _ = stop.wait_for(|stop| *stop) => break,
+                        }
+                    }
+                    server.drain().await;
+                });
+                let _ = done_tx.send(());
+            })?;
+        Ok(Worker { handoff, done })
+    }
+
+    /// Move a connection to this worker's runtime (waits if its queue is full).
+    async fn hand_off(&self, stream: TcpStream, peer: SocketAddr) {
+        match stream.into_std() {
+            Ok(stream) => {
+                let _ = self.handoff.send((stream, peer)).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "could not hand a connection off"),
+        }
+    }
+
+    async fn join(self) {
+        drop(self.handoff);
+        let _ = self.done.await;
     }
 }
 

@@ -102,7 +102,9 @@ impl Upstream {
                 Err(other) => return Err(self.failed(backend, other)),
             }
         }
-        let mut lease = self.connect(backend).await?;
+        // Boxed: connecting is the rare path, and keeping its state out of
+        // this future keeps every request's future small (cheap to move).
+        let mut lease = Box::pin(self.connect(backend)).await?;
         match exchange(&mut lease, req, deadline).await {
             Ok(resp) => Ok((resp, lease)),
             // A brand-new connection that is not ready never sent anything.
@@ -163,7 +165,7 @@ async fn exchange(
     req: Request<Full<Bytes>>,
     deadline: Instant,
 ) -> Result<Response<Incoming>, Failure> {
-    let mut response = pin!(lease.sender.try_send_request(req));
+    let mut response = pin!(lease.sender().try_send_request(req));
     let drive = poll_fn(|cx| {
         // Drive the connection first (write the request, read the answer),
         // then see whether the answer has arrived.

@@ -124,7 +124,8 @@ async fn slow_backend_is_a_504_and_not_retried() {
 async fn upstream_connections_are_kept_alive_and_reused() {
     let node = echo("node-1").await;
     let spec = node.spec();
-    let lb = lb(&["--backend", &spec]).await;
+    // One worker thread: each thread keeps its own pool.
+    let lb = lb(&["--backend", &spec, "--threads", "1"]).await;
     let http = Http::default();
     for (method, path) in [
         (Method::GET, "/"),
