@@ -149,8 +149,20 @@ async fn replicated_scale_rolls_the_peer_lists_and_new_nodes_get_the_sessions() 
     let base = tc.app_url();
     let client = browser();
     login(&client, &base, "carol").await;
-    let s = session(&client, &base).await;
-    let prefix = s.body["session"]["id_prefix"].as_str().unwrap().to_string();
+    // Round-robin: the next request may reach the other node before the
+    // copy does (asynchronous replication), so ask until one answers with it.
+    let prefix = eventually(
+        Duration::from_secs(10),
+        "the session to be readable",
+        || {
+            let (client, base) = (client.clone(), base.clone());
+            async move {
+                let s = session(&client, &base).await;
+                s.body["session"]["id_prefix"].as_str().map(str::to_string)
+            }
+        },
+    )
+    .await;
     converged(&tc, &prefix).await;
 
     tc.ok(&["scale", "--nodes", "3"]);
