@@ -39,6 +39,29 @@ async fn versions(tc: &TestCluster, prefix: &str) -> Vec<(String, Option<String>
     out
 }
 
+/// A node's fault set (`GET /admin/v1/faults`, signed): the peers it drops.
+async fn drops_of(tc: &TestCluster, node: &str) -> Vec<String> {
+    let secret = tc.run_folder().read_secret().unwrap();
+    let path = "/admin/v1/faults";
+    let mut req = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("{}{path}", tc.cluster_url(node)));
+    for (k, v) in sign(&secret, "GET", path, b"").pairs() {
+        req = req.header(k, v);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    body["drop"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
 /// Waits until every running node holds the same version of the session.
 async fn converged(tc: &TestCluster, prefix: &str) -> String {
     eventually(
@@ -212,11 +235,20 @@ async fn replicated_scale_rolls_the_peer_lists_and_new_nodes_get_the_sessions() 
     let s = session(&client, &base).await;
     assert_eq!(user_of(&s).as_deref(), Some("carol"));
 
-    // Partition with --from: only that link is cut, both ways.
+    // Partition with --from: only that link is cut, both ways, and a
+    // restarted node is put back behind its cut.
     tc.ok(&["partition", "node-1", "--from", "node-2"]);
-    let st = tc.state();
-    assert_eq!(st.cuts.len(), 1);
+    assert_eq!(tc.state().cuts.len(), 1);
+    assert_eq!(drops_of(&tc, "node-1").await, vec!["node-2"]);
+    assert_eq!(drops_of(&tc, "node-2").await, vec!["node-1"]);
+    tc.ok(&["restart", "node-1"]);
+    assert_eq!(drops_of(&tc, "node-1").await, vec!["node-2"]);
     let err = tc.fails(&["partition", "node-1", "--from", "node-1"]);
     assert!(err.contains("from itself"), "{err}");
+    let err = tc.fails(&["partition", "node-1", "--from", "node-5"]);
+    assert!(err.contains("unknown node `node-5`"), "{err}");
     tc.ok(&["heal"]);
+    assert!(drops_of(&tc, "node-1").await.is_empty());
+    assert!(drops_of(&tc, "node-2").await.is_empty());
+    assert!(tc.state().cuts.is_empty());
 }
