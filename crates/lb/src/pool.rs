@@ -35,6 +35,7 @@ use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 type Conn = Connection<TokioIo<TcpStream>, Full<Bytes>>;
 
@@ -68,12 +69,32 @@ pub struct Lease(Box<Leased>);
 struct Leased {
     sender: SendRequest<Full<Bytes>>,
     conn: Conn,
+    /// The read-timeout timer, made once per connection and pushed forward
+    /// for each request: moving a tokio timer to a *later* deadline is an
+    /// atomic store, where a fresh timer per request costs a wheel insert
+    /// and removal under a lock.
+    timer: Pin<Box<Sleep>>,
     pool: Arc<Pool>,
 }
 
 impl Lease {
     pub(crate) fn new(sender: SendRequest<Full<Bytes>>, conn: Conn, pool: Arc<Pool>) -> Self {
-        Lease(Box::new(Leased { sender, conn, pool }))
+        Lease(Box::new(Leased {
+            sender,
+            conn,
+            timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+            pool,
+        }))
+    }
+
+    /// Set the deadline for the next response head.
+    pub(crate) fn arm(&mut self, deadline: tokio::time::Instant) {
+        self.0.timer.as_mut().reset(deadline);
+    }
+
+    /// Has the deadline passed?
+    pub(crate) fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.timer.as_mut().poll(cx)
     }
 
     pub(crate) fn sender(&mut self) -> &mut SendRequest<Full<Bytes>> {

@@ -34,7 +34,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, timeout};
 
 use crate::backend::Backend;
 use crate::error::ProxyError;
@@ -165,8 +165,9 @@ async fn exchange(
     req: Request<Full<Bytes>>,
     deadline: Instant,
 ) -> Result<Response<Incoming>, Failure> {
+    lease.arm(deadline);
     let mut response = pin!(lease.sender().try_send_request(req));
-    let drive = poll_fn(|cx| {
+    poll_fn(|cx| {
         // Drive the connection first (write the request, read the answer),
         // then see whether the answer has arrived.
         let closed = lease.poll_conn(cx).is_ready();
@@ -177,10 +178,8 @@ async fn exchange(
                 None => Failure::Sent(e.into_error().to_string()),
             })),
             Poll::Pending if closed => Poll::Ready(Err(Failure::Closed)),
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => lease.poll_timer(cx).map(|()| Err(Failure::TimedOut)),
         }
-    });
-    timeout_at(deadline, drive)
-        .await
-        .unwrap_or(Err(Failure::TimedOut))
+    })
+    .await
 }
