@@ -42,20 +42,27 @@ pub fn find<'a>(headers: &'a HeaderMap, name: &str) -> Presented<'a> {
     let name = name.as_bytes();
     let mut found = Presented::Absent;
     for value in headers.get_all(header::COOKIE) {
-        for pair in value.as_bytes().split(|b| *b == b';') {
-            let Some(eq) = pair.iter().position(|b| *b == b'=') else {
+        let mut rest = value.as_bytes();
+        while !rest.is_empty() {
+            let end = rest.iter().position(|&b| b == b';').unwrap_or(rest.len());
+            let pair = rest[..end].trim_ascii_start();
+            rest = rest.get(end + 1..).unwrap_or_default();
+            // `name`, optional spaces, `=`: anything else is another cookie.
+            let Some(after) = pair.strip_prefix(name) else {
                 continue;
             };
-            if pair[..eq].trim_ascii() != name {
+            let Some(v) = after.trim_ascii_start().strip_prefix(b"=") else {
                 continue;
-            }
+            };
             if found != Presented::Absent {
                 return Presented::Unusable;
             }
-            // Ids are ASCII; a value that is not UTF-8 cannot be one.
-            let v = pair[eq + 1..].trim_ascii();
-            let v = v.strip_prefix(b"\"").unwrap_or(v);
-            let v = v.strip_suffix(b"\"").unwrap_or(v);
+            let v = v.trim_ascii();
+            let v = v
+                .strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""))
+                .unwrap_or(v);
+            // Ids are ASCII; a value that is not even UTF-8 cannot be one.
             found = match std::str::from_utf8(v) {
                 Ok(v) => Presented::One(v),
                 Err(_) => Presented::Unusable,
@@ -173,6 +180,14 @@ mod tests {
         assert_eq!(
             find(&headers(&["garbage;;==;"]), "SLSESSION"),
             Presented::Absent
+        );
+        assert_eq!(
+            find(&headers(&["SLSESSIONX=1; XSLSESSION=2"]), "SLSESSION"),
+            Presented::Absent
+        );
+        assert_eq!(
+            find(&headers(&[" SLSESSION = \"abc\" ;x=1"]), "SLSESSION"),
+            Presented::One("abc")
         );
     }
 

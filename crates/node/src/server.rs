@@ -29,7 +29,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, UrlencodedError};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::{DefaultHeaders, Next, from_fn};
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, ResponseError, web};
 
 use crate::config::Config;
@@ -185,10 +185,7 @@ pub fn app(
         )
         .configure(app::configure)
         .default_service(web::to(crate::error::not_found))
-        .wrap(from_fn(move |req, next: Next<_>| {
-            let node = mw_node.clone();
-            async move { session_mw::handle(&node, req, next).await }
-        }))
+        .wrap(session_mw::SessionLayer::new(mw_node))
 }
 
 /// The cluster listener's application: [`admin`] routes plus `extra`.

@@ -13,9 +13,11 @@
 //!    credential). At the default log level the span is disabled and
 //!    skipped entirely.
 //!
-//! It is one layer rather than three because every layer costs an
+//! It is one layer rather than three, and written out as a `Transform` with
+//! its own future rather than with `from_fn`, because every layer costs an
 //! allocation and an indirect call per request, and this path is measured
-//! against a bare handler (`scripts/bench-node.sh`).
+//! against a bare handler (`scripts/bench-node.sh`): a plain read passes
+//! through without allocating anything.
 //!
 //! It does not load the session: a handler that wants it asks for a
 //! [`WebSession`], which loads it on demand. After the handler, if a session
@@ -37,13 +39,15 @@
 //! leaving this layer gets `X-Served-By: <node-id>`, 404s and errors too.
 
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, ResponseError};
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use tracing::Instrument;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::{Error, HttpMessage, ResponseError, web};
+use tracing::Span;
 
 use crate::config::Tracking;
 use crate::server::SERVED_BY;
@@ -56,62 +60,190 @@ pub const SESSION_PATH_PARAM: HeaderName = HeaderName::from_static("x-session-pa
 /// `X-Replication-Ack`: what a write's replication did.
 pub const REPLICATION_ACK: HeaderName = HeaderName::from_static("x-replication-ack");
 
-/// The middleware function (wrapped with `actix_web::middleware::from_fn`).
-pub async fn handle<B: MessageBody>(
-    node: &NodeState,
-    mut req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<EitherBody<B>>, Error> {
-    let started = Instant::now();
-    if node.policy.tracking == Tracking::Url {
-        let sid = tracking::strip_from_request(&mut req);
-        req.extensions_mut().insert(sid);
+/// The middleware: `App::new().wrap(SessionLayer::new(node))`.
+pub struct SessionLayer {
+    node: web::Data<NodeState>,
+}
+
+impl SessionLayer {
+    pub fn new(node: web::Data<NodeState>) -> Self {
+        SessionLayer { node }
     }
-    let span = tracing::debug_span!(
-        "request",
-        node = %node.id,
-        method = %req.method(),
-        // The path after stripping, so `;sid=` never reaches the logs.
-        path = %req.path(),
-        sid = tracing::field::Empty,
-    );
-    // A disabled span (the default log level) costs nothing to skip.
-    let mut res = if span.is_disabled() {
-        serve(node, req, next).await
-    } else {
-        serve(node, req, next).instrument(span).await
-    };
-    if let Ok(res) = &mut res {
-        res.headers_mut().insert(SERVED_BY, node.served_by.clone());
-        node.metrics.observe(
-            res.request().match_name(),
-            res.status().as_u16(),
-            started.elapsed().as_secs_f64(),
+}
+
+impl<S, B> Transform<S, ServiceRequest> for SessionLayer
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    S::Future: Unpin + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = SessionService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(SessionService {
+            service,
+            node: self.node.clone(),
+        }))
+    }
+}
+
+/// The middleware's service (one per worker).
+pub struct SessionService<S> {
+    service: S,
+    node: web::Data<NodeState>,
+}
+
+impl<S, B> Service<ServiceRequest> for SessionService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    S::Future: Unpin + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = LayerFuture<S::Future, B>;
+
+    forward_ready!(service);
+
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        let started = Instant::now();
+        let node = &self.node;
+        if node.policy.tracking == Tracking::Url {
+            let sid = tracking::strip_from_request(&mut req);
+            req.extensions_mut().insert(sid);
+        }
+        let span = tracing::debug_span!(
+            "request",
+            node = %node.id,
+            method = %req.method(),
+            // The path after stripping, so `;sid=` never reaches the logs.
+            path = %req.path(),
+            sid = tracing::field::Empty,
         );
+        // A disabled span (the default log level) is dropped at once and
+        // costs nothing further.
+        let span = (!span.is_disabled()).then_some(span);
+        let inner = {
+            let _entered = span.as_ref().map(Span::enter);
+            self.service.call(req)
+        };
+        LayerFuture {
+            stage: Stage::Inner(inner),
+            node: self.node.clone(),
+            started,
+            span,
+        }
     }
+}
+
+/// The future of one request through the layer. A read that leaves nothing
+/// to write back completes without any allocation of its own; a request
+/// whose session has work to do continues in a boxed `write_back` future.
+pub struct LayerFuture<F, B> {
+    stage: Stage<F, B>,
+    node: web::Data<NodeState>,
+    started: Instant,
+    span: Option<Span>,
+}
+
+type BoxedWriteBack<B> = Pin<Box<dyn Future<Output = ServiceResponse<EitherBody<B>>>>>;
+
+enum Stage<F, B> {
+    Inner(F),
+    WriteBack(BoxedWriteBack<B>),
+    Done,
+}
+
+impl<F, B> Future for LayerFuture<F, B>
+where
+    F: Future<Output = Result<ServiceResponse<B>, Error>> + Unpin,
+    B: MessageBody + 'static,
+{
+    type Output = Result<ServiceResponse<EitherBody<B>>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let _entered = this.span.as_ref().map(Span::enter);
+        loop {
+            match &mut this.stage {
+                Stage::Inner(inner) => {
+                    let res = match Pin::new(inner).poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(e)) => {
+                            this.stage = Stage::Done;
+                            return Poll::Ready(Err(e));
+                        }
+                        Poll::Ready(Ok(res)) => res,
+                    };
+                    let ws = res.request().extensions_mut().remove::<WebSession>();
+                    match ws {
+                        None => {
+                            this.stage = Stage::Done;
+                            return Poll::Ready(Ok(finish(
+                                &this.node,
+                                this.started,
+                                res.map_into_left_body(),
+                            )));
+                        }
+                        Some(ws) => {
+                            let node = this.node.clone();
+                            this.stage = Stage::WriteBack(Box::pin(async move {
+                                write_back(&node, res, ws).await
+                            }));
+                        }
+                    }
+                }
+                Stage::WriteBack(fut) => {
+                    let res = match fut.as_mut().poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(res) => res,
+                    };
+                    this.stage = Stage::Done;
+                    return Poll::Ready(Ok(finish(&this.node, this.started, res)));
+                }
+                Stage::Done => panic!("LayerFuture polled after completion"),
+            }
+        }
+    }
+}
+
+/// Every answer leaving the layer: `X-Served-By`, and one count in the
+/// request metrics (after the write-back, so a refused write counts as the
+/// 413 the client saw).
+fn finish<B>(
+    node: &NodeState,
+    started: Instant,
+    mut res: ServiceResponse<B>,
+) -> ServiceResponse<B> {
+    res.headers_mut().insert(SERVED_BY, node.served_by.clone());
+    node.metrics.observe(
+        res.request().match_name(),
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     res
 }
 
-/// Call the app, then write back the session the handler used (if any).
-async fn serve<B: MessageBody>(
+/// Apply the session change the handler recorded; on a refused write,
+/// replace the handler's answer with the error's.
+async fn write_back<B: MessageBody>(
     node: &NodeState,
-    req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<EitherBody<B>>, Error> {
-    let mut res = next.call(req).await?;
-    let ws = res.request().extensions_mut().remove::<WebSession>();
-    let Some(ws) = ws else {
-        return Ok(res.map_into_left_body());
-    };
+    mut res: ServiceResponse<B>,
+    ws: WebSession,
+) -> ServiceResponse<EitherBody<B>> {
     match websession::finalize(node, ws).await {
         Ok(done) => {
             write_headers(node, &mut res, done);
-            Ok(res.map_into_left_body())
+            res.map_into_left_body()
         }
         Err(e) => {
             tracing::debug!(error = %e, "session write refused");
             let (req, _) = res.into_parts();
-            Ok(ServiceResponse::new(req, e.error_response()).map_into_right_body())
+            ServiceResponse::new(req, e.error_response()).map_into_right_body()
         }
     }
 }

@@ -16,9 +16,11 @@
 //! - [`WebSession::logout`] **deletes** the session on the server, so the id
 //!   is dead even if someone copied it, and expires the cookie.
 //!
-//! Nothing is written while the handler runs. After it returns, the session
-//! middleware ([`crate::session_mw`]) calls [`finalize`], which does the one
-//! store operation the request needs: a `put` if the data changed (the
+//! Nothing is written while the handler runs. A session with something to
+//! do (a change, or a touch that is due) registers itself in the request;
+//! after the handler returns, the session middleware ([`crate::session_mw`])
+//! calls [`finalize`] on it, which does the one store operation the request
+//! needs: a `put` if the data changed (the
 //! handler's answer is replaced by an error if the store refuses it, e.g.
 //! 413 when the data is over the per-session limit, and the stored copy
 //! stays as it was); a `delete` at logout; otherwise just a `touch`, which
@@ -28,6 +30,9 @@
 //!
 //! An id that is malformed, oversized, duplicated, expired or simply unknown
 //! reads as "no session"; the server never adopts an id it did not issue.
+//!
+//! A handler takes one `WebSession` argument; the session is loaded once per
+//! extraction.
 
 use std::cell::{Ref, RefCell};
 use std::future::Future;
@@ -131,6 +136,8 @@ struct State {
     reroute: bool,
     loaded: Option<Session>,
     pending: Pending,
+    /// Put in the request's extensions, so the middleware finalizes it.
+    registered: bool,
 }
 
 /// The request's session; see the module docs. Cheap to clone.
@@ -138,6 +145,7 @@ struct State {
 pub struct WebSession {
     state: Rc<RefCell<State>>,
     node: web::Data<NodeState>,
+    req: HttpRequest,
 }
 
 /// What [`finalize`] asks the middleware to send.
@@ -180,6 +188,9 @@ impl WebSession {
             }
             None => (None, false),
         };
+        let touch_due = loaded
+            .as_ref()
+            .is_some_and(|s| clock::now_ms().saturating_sub(s.last_access_ms) >= TOUCH_INTERVAL_MS);
         if let Some(s) = &loaded {
             record_sid(&s.id);
         }
@@ -189,11 +200,27 @@ impl WebSession {
                 reroute,
                 loaded,
                 pending: Pending::Unchanged,
+                registered: false,
             })),
             node,
+            req,
         };
-        req.extensions_mut().insert(ws.clone());
+        if touch_due || reroute {
+            ws.register();
+        }
         Ok(ws)
+    }
+
+    /// Hand the session to the middleware for [`finalize`]. Only sessions
+    /// with something to do are registered: a plain read of a recently
+    /// touched session (the common case) costs no bookkeeping at all.
+    fn register(&self) {
+        let mut st = self.state.borrow_mut();
+        if !st.registered {
+            st.registered = true;
+            drop(st);
+            self.req.extensions_mut().insert(self.clone());
+        }
     }
 
     /// The node serving this request (saves handlers a second extractor).
@@ -274,6 +301,10 @@ impl WebSession {
                 rotated_from,
             }
         };
+        drop(st);
+        if !unchanged {
+            self.register();
+        }
         out
     }
 
@@ -301,11 +332,14 @@ impl WebSession {
             new_id: true,
             rotated_from: old,
         };
+        drop(st);
+        self.register();
     }
 
     /// End the session: delete it on the server and expire the cookie.
     pub fn logout(&self) {
         self.state.borrow_mut().pending = Pending::Delete;
+        self.register();
     }
 }
 
@@ -350,11 +384,13 @@ pub async fn finalize(node: &NodeState, ws: WebSession) -> Result<Finalized, Nod
         reroute,
         loaded,
         pending,
+        ..
     } = ws.state.replace(State {
         presented: false,
         reroute: false,
         loaded: None,
         pending: Pending::Unchanged,
+        registered: true,
     });
     let now = clock::now_ms();
     match pending {
