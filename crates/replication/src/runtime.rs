@@ -160,6 +160,8 @@ pub(crate) struct Shared {
     pub store: Arc<MemoryStore>,
     pub replica: Mutex<Replica>,
     pub addrs: BTreeMap<String, PeerAddr>,
+    /// Each peer's batch URL, parsed once (not per request).
+    pub batch_urls: BTreeMap<String, reqwest::Url>,
     pub faults: Faults,
     pub metrics: Metrics,
     pub replays: ReplayCache,
@@ -276,6 +278,15 @@ impl Replication {
             .tcp_nodelay(true)
             .build()?;
         let peer_ids: Vec<String> = cfg.peers.iter().map(|(id, _)| id.clone()).collect();
+        let batch_urls = cfg
+            .peers
+            .iter()
+            .map(|(id, addr)| {
+                reqwest::Url::parse(&format!("http://{addr}{}", transport::BATCH_PATH))
+                    .map(|url| (id.clone(), url))
+                    .map_err(|e| ConfigError::Invalid(format!("peer {id} at {addr}: {e}")))
+            })
+            .collect::<Result<BTreeMap<_, _>, _>>()?;
         let mut replica = Replica::new(
             cfg.node_id.clone(),
             peer_ids.clone(),
@@ -292,6 +303,7 @@ impl Replication {
             store,
             replica: Mutex::new(replica),
             addrs: cfg.peers.iter().cloned().collect(),
+            batch_urls,
             faults: Faults::new(peer_ids),
             metrics: Metrics::default(),
             replays: ReplayCache::default(),

@@ -50,7 +50,7 @@ async fn deliver(shared: &Shared, client: &reqwest::Client, batch: Batch) -> (bo
     if let Some(d) = shared.faults.delay() {
         tokio::time::sleep(d).await;
     }
-    let Some(addr) = shared.addrs.get(peer) else {
+    let Some(url) = shared.batch_urls.get(peer) else {
         return (false, 0);
     };
     let body = match serde_json::to_vec(&batch) {
@@ -70,7 +70,7 @@ async fn deliver(shared: &Shared, client: &reqwest::Client, batch: Batch) -> (bo
         clock::now_ms(),
     );
     let mut req = client
-        .post(format!("http://{addr}{BATCH_PATH}"))
+        .post(url.clone())
         .header(CONTENT_TYPE, "application/json");
     for (name, value) in signed.pairs() {
         req = req.header(name, value);
