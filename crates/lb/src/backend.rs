@@ -11,14 +11,19 @@
 //! mutexes (health history, latency histogram, rate history) are held for a
 //! few nanoseconds by one request or the health task, never across an await.
 //!
+//! Counters that every request bumps are sharded per worker thread
+//! (`shard.rs`) and summed when read.
+//!
 //! The [`Backends`] table is *copy on write*: every request takes the
-//! current [`Snapshot`] (an `Arc` clone under a read lock) and works on that
+//! current [`Snapshot`] (each thread keeps its own copy, refreshed when a
+//! version number changes, so this touches nothing shared) and works on that
 //! immutable list for its whole life, while the admin API builds a new
 //! snapshot to add or remove a backend. A request that started before a
 //! backend was removed can still finish on it; the next one will not see
 //! it. The consistent-hash ring is part of the snapshot, rebuilt on each
 //! change, so it always matches the list it indexes.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -34,6 +39,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::health::{HealthConfig, HealthMachine, Transition};
 use crate::pool::{Pool, PoolLimits};
 use crate::ring::Ring;
+use crate::shard::Sharded;
 
 /// The sticky cookie the LB inserts (`SLROUTE=<backend-id>`).
 pub const ROUTE_COOKIE: &str = "SLROUTE";
@@ -99,17 +105,28 @@ pub struct Backend {
     up: AtomicBool,
     draining: AtomicBool,
     removed: AtomicBool,
-    in_flight: AtomicUsize,
-    requests: AtomicU64,
-    errors: AtomicU64,
     connects: AtomicU64,
-    /// One pool per worker thread: a connection belongs to the runtime
-    /// that opened it (`server.rs`).
-    pools: Box<[Arc<Pool>]>,
+    /// Per worker thread: counters, latency and the connection pool
+    /// (`shard.rs`; a connection belongs to the runtime that opened it).
+    shards: Sharded<Shard>,
     health: Mutex<HealthMachine>,
+    rates: Mutex<RateHistory>,
+}
+
+/// What one worker thread records about a backend.
+#[derive(Debug)]
+struct Shard {
+    requests: AtomicU64,
+    in_flight: AtomicUsize,
+    errors: AtomicU64,
     /// Response-header latency in microseconds (1 us .. 60 s, 2 digits).
     latency: Mutex<Histogram<u64>>,
-    rates: Mutex<RateHistory>,
+    pool: Arc<Pool>,
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 2)
+        .unwrap_or_else(|_| Histogram::new(2).expect("2 significant digits is valid"))
 }
 
 impl fmt::Debug for Backend {
@@ -136,8 +153,6 @@ impl Backend {
         let cookie = format!("{ROUTE_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax", spec.id);
         let route_cookie =
             HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""));
-        let latency = Histogram::new_with_bounds(1, 60_000_000, 2)
-            .unwrap_or_else(|_| Histogram::new(2).expect("2 significant digits is valid"));
         Backend {
             id: spec.id.into(),
             addr: spec.addr,
@@ -146,15 +161,15 @@ impl Backend {
             up: AtomicBool::new(true),
             draining: AtomicBool::new(false),
             removed: AtomicBool::new(false),
-            in_flight: AtomicUsize::new(0),
-            requests: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
             connects: AtomicU64::new(0),
-            pools: (0..limits.shards.max(1))
-                .map(|_| Pool::new(limits))
-                .collect(),
+            shards: Sharded::new(limits.shards, || Shard {
+                requests: AtomicU64::new(0),
+                in_flight: AtomicUsize::new(0),
+                errors: AtomicU64::new(0),
+                latency: Mutex::new(new_histogram()),
+                pool: Pool::new(limits),
+            }),
             health: Mutex::new(HealthMachine::new(health.rise, health.fall)),
-            latency: Mutex::new(latency),
             rates: Mutex::new(RateHistory::default()),
         }
     }
@@ -197,31 +212,41 @@ impl Backend {
     }
 
     pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
+        self.shards
+            .iter()
+            .map(|s| s.in_flight.load(Ordering::Relaxed))
+            .sum()
     }
     pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+        self.shards
+            .iter()
+            .map(|s| s.requests.load(Ordering::Relaxed))
+            .sum()
     }
     pub fn errors(&self) -> u64 {
-        self.errors.load(Ordering::Relaxed)
+        self.shards
+            .iter()
+            .map(|s| s.errors.load(Ordering::Relaxed))
+            .sum()
     }
 
-    /// Count a request about to be sent; the guard decrements `in_flight`
-    /// when dropped (when the response body is done).
-    pub fn start_request(self: &Arc<Self>) -> InFlight {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.clone())
+    /// Count a request about to be sent on this thread.
+    fn begin(&self) -> usize {
+        let shard = self.shards.local_index();
+        let s = self.shards.get(shard);
+        s.requests.fetch_add(1, Ordering::Relaxed);
+        s.in_flight.fetch_add(1, Ordering::Relaxed);
+        shard
     }
 
     /// This worker thread's idle keep-alive connections to the backend.
     pub fn pool(&self) -> &Arc<Pool> {
-        &self.pools[crate::server::worker_index() % self.pools.len()]
+        &self.shards.local().pool
     }
 
     /// Idle connections over all worker threads.
     pub fn idle_connections(&self) -> usize {
-        self.pools.iter().map(|p| p.idle_count()).sum()
+        self.shards.iter().map(|s| s.pool.idle_count()).sum()
     }
 
     /// Count a new upstream connection (pooling works when this stays low).
@@ -233,18 +258,26 @@ impl Backend {
     }
 
     pub fn record_error(&self) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.shards.local().errors.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn record_latency(&self, latency: Duration) {
         let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.latency.lock().saturating_record(us.max(1));
+        self.shards
+            .local()
+            .latency
+            .lock()
+            .saturating_record(us.max(1));
     }
 
-    /// Latency quantile (0.0..=1.0) in milliseconds, or `None` before any request.
+    /// Latency quantile (0.0..=1.0) in milliseconds over all threads, or
+    /// `None` before any request.
     pub fn latency_ms(&self, quantile: f64) -> Option<f64> {
-        let h = self.latency.lock();
-        (!h.is_empty()).then(|| h.value_at_quantile(quantile) as f64 / 1000.0)
+        let mut merged = new_histogram();
+        for shard in self.shards.iter() {
+            let _ = merged.add(&*shard.latency.lock());
+        }
+        (!merged.is_empty()).then(|| merged.value_at_quantile(quantile) as f64 / 1000.0)
     }
 
     /// Record an active or passive check result.
@@ -276,18 +309,30 @@ impl Backend {
     }
 }
 
-/// Decrements the backend's in-flight count when dropped.
-pub struct InFlight(Arc<Backend>);
+/// A request in flight to one backend: decrements the in-flight count (on
+/// the shard that counted it) when dropped, i.e. when the response body is
+/// done. Holds the thread's snapshot, not the backend, so creating one
+/// touches no reference count shared with other threads.
+pub struct InFlight {
+    snapshot: Arc<Snapshot>,
+    index: usize,
+    shard: usize,
+}
 
 impl InFlight {
     pub fn backend(&self) -> &Arc<Backend> {
-        &self.0
+        &self.snapshot.list[self.index]
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let backend = &self.snapshot.list[self.index];
+        backend
+            .shards
+            .get(self.shard)
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -330,7 +375,7 @@ impl RateHistory {
 }
 
 /// An immutable view of the table, taken once per request.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Snapshot {
     pub list: Vec<Arc<Backend>>,
     pub ring: Ring,
@@ -345,6 +390,16 @@ impl Snapshot {
     /// The position of the backend with this id.
     pub fn position(&self, id: &[u8]) -> Option<usize> {
         self.list.iter().position(|b| b.id().as_bytes() == id)
+    }
+
+    /// Count a request about to be sent to backend `index`.
+    pub fn start_request(self: &Arc<Self>, index: usize) -> InFlight {
+        let shard = self.list[index].begin();
+        InFlight {
+            snapshot: self.clone(),
+            index,
+            shard,
+        }
     }
 }
 
@@ -362,9 +417,21 @@ pub enum TableError {
 #[derive(Debug)]
 pub struct Backends {
     current: RwLock<Arc<Snapshot>>,
+    /// Bumped on every change, so threads know when their copy is stale.
+    version: AtomicU64,
+    /// Tells tables apart in the per-thread cache (tests run several LBs).
+    instance: u64,
     health: HealthConfig,
     pool: PoolLimits,
 }
+
+thread_local! {
+    /// Each thread's own copy of recent snapshots: (table, version, copy).
+    static LOCAL_SNAPSHOTS: RefCell<Vec<(u64, u64, Arc<Snapshot>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How many tables a thread caches snapshots for.
+const LOCAL_SNAPSHOT_SLOTS: usize = 8;
 
 impl Backends {
     pub fn new(health: HealthConfig) -> Self {
@@ -372,15 +439,45 @@ impl Backends {
     }
 
     pub fn with_pool_limits(health: HealthConfig, pool: PoolLimits) -> Self {
+        static INSTANCES: AtomicU64 = AtomicU64::new(0);
         Backends {
             current: RwLock::new(Arc::new(Snapshot::new(Vec::new()))),
+            version: AtomicU64::new(0),
+            instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
             health,
             pool,
         }
     }
 
+    /// The current table, as this thread's own copy: taking it clones an
+    /// `Arc` that no other thread touches. A thread copies the shared
+    /// snapshot only when the version has changed since its last look.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.current.read().clone()
+        let version = self.version.load(Ordering::Acquire);
+        LOCAL_SNAPSHOTS.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if let Some(entry) = cache.iter_mut().find(|e| e.0 == self.instance) {
+                if entry.1 != version {
+                    *entry = (self.instance, version, self.copy_current());
+                }
+                return entry.2.clone();
+            }
+            if cache.len() >= LOCAL_SNAPSHOT_SLOTS {
+                cache.remove(0);
+            }
+            let copy = self.copy_current();
+            cache.push((self.instance, version, copy.clone()));
+            copy
+        })
+    }
+
+    fn copy_current(&self) -> Arc<Snapshot> {
+        Arc::new(Snapshot::clone(&self.current.read()))
+    }
+
+    fn publish(&self, current: &mut Arc<Snapshot>, next: Snapshot) {
+        *current = Arc::new(next);
+        self.version.fetch_add(1, Ordering::Release);
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Backend>> {
@@ -399,7 +496,7 @@ impl Backends {
         let backend = Arc::new(Backend::with_pool(spec, &self.health, self.pool));
         let mut list = current.list.clone();
         list.push(backend.clone());
-        *current = Arc::new(Snapshot::new(list));
+        self.publish(&mut current, Snapshot::new(list));
         Ok(backend)
     }
 
@@ -411,7 +508,7 @@ impl Backends {
         let mut list = current.list.clone();
         let backend = list.remove(pos);
         backend.mark_removed();
-        *current = Arc::new(Snapshot::new(list));
+        self.publish(&mut current, Snapshot::new(list));
         Ok(backend)
     }
 }
@@ -446,6 +543,11 @@ mod tests {
             table.add("a=127.0.0.1:3".parse().unwrap()).unwrap_err(),
             TableError::Duplicate("a".into())
         );
+        assert_eq!(
+            table.snapshot().list.len(),
+            2,
+            "this thread sees the change"
+        );
         let removed = table.remove("a").unwrap();
         assert!(removed.is_removed());
         assert_eq!(before.list.len(), 1, "old snapshots are untouched");
@@ -466,9 +568,12 @@ mod tests {
             b.route_cookie(),
             "SLROUTE=node-2; Path=/; HttpOnly; SameSite=Lax"
         );
-        let guard = b.start_request();
+        let shard = b.begin();
         assert_eq!((b.in_flight(), b.requests()), (1, 1));
-        drop(guard);
+        b.shards
+            .get(shard)
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
         assert_eq!(b.in_flight(), 0);
         assert_eq!(b.latency_ms(0.5), None);
         b.record_latency(Duration::from_millis(3));

@@ -107,8 +107,8 @@ pub async fn run(
         settings.health.clone(),
         settings.pool,
     ));
-    let recent = Arc::new(RecentRequests::default());
-    let stats = Arc::new(ProxyStats::default());
+    let recent = Arc::new(RecentRequests::new(settings.threads));
+    let stats = Arc::new(ProxyStats::new(settings.threads));
     let (stop_tx, stop_rx) = watch::channel(false);
     let balancer = Arc::new(Balancer {
         backends: backends.clone(),
@@ -125,7 +125,11 @@ pub async fn run(
     }
     let proxy = Arc::new(Proxy::new(
         backends.clone(),
-        Selector::new(settings.strategy, 1 + usize::from(settings.retries)),
+        Selector::new(
+            settings.strategy,
+            1 + usize::from(settings.retries),
+            settings.threads,
+        ),
         Upstream::new(&settings.upstream),
         settings.body_limit,
         recent,

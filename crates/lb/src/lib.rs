@@ -24,7 +24,8 @@
 //! Beside it: `backend.rs` (the copy-on-write backend table and each
 //! backend's counters), `health.rs` (rise/fall state machine and the active
 //! checker), `admin.rs` + `metrics.rs` (the admin listener), `config.rs`
-//! (flags, env, TOML), and `balancer.rs`, which wires it all together in
+//! (flags, env, TOML), `shard.rs` (per-thread counters), and `balancer.rs`,
+//! which wires it all together in
 //! [`run`]. `echo.rs` is a test tool: a tiny backend for tests and the
 //! benchmark. `docs/lb.md` is the guided tour.
 
@@ -44,6 +45,7 @@ pub mod recent;
 pub mod ring;
 pub mod select;
 pub mod server;
+pub mod shard;
 pub mod upstream;
 
 pub use balancer::{Listeners, run};

@@ -49,7 +49,7 @@ use crate::backend::{Backends, InFlight, ROUTE_COOKIE, Snapshot};
 use crate::cookie;
 use crate::error::ProxyError;
 use crate::forward;
-use crate::metrics::ProxyStats;
+use crate::metrics::{ProxyStats, Stat};
 use crate::pool::Lease;
 use crate::recent::{RecentRequests, RequestRecord};
 use crate::select::{Selection, Selector, Strategy};
@@ -172,12 +172,12 @@ impl Proxy {
     /// Proxy one request. Never fails: errors become JSON responses.
     pub async fn handle(&self, req: Request<Incoming>, client: &ClientInfo) -> Response<ProxyBody> {
         let started = Instant::now();
-        ProxyStats::incr(&self.stats.requests);
+        self.stats.incr(Stat::Requests);
         let mut record = RequestRecord::new(req.method(), req.uri().path());
         let resp = match self.forward(req, client, &mut record).await {
             Ok(resp) => resp,
             Err(e) => {
-                ProxyStats::incr(&self.stats.error_responses);
+                self.stats.incr(Stat::ErrorResponses);
                 record.error = Some(e.kind());
                 tracing::debug!(error = %e, "request failed");
                 e.to_response().map(ProxyBody::Local)
@@ -228,19 +228,19 @@ impl Proxy {
                     &body,
                 )
             };
-            let in_flight = backend.start_request();
+            let in_flight = snapshot.start_request(idx);
             let sent_at = Instant::now();
             match self.upstream.send(backend, build, idempotent).await {
                 Ok((resp, lease)) => {
                     backend.record_latency(sent_at.elapsed());
-                    record.backend = Some(backend.shared_id());
+                    record.set_backend(backend.id());
                     record.attempts = attempt as u8 + 1;
                     if attempt > 0 {
-                        ProxyStats::incr(&self.stats.failovers);
+                        self.stats.incr(Stat::Failovers);
                     }
                     if selection.sticky_target.is_some_and(|t| t != idx) {
                         record.redispatch = true;
-                        ProxyStats::incr(&self.stats.redispatches);
+                        self.stats.incr(Stat::Redispatches);
                     }
                     // A response without a body (204, 304, HEAD, length 0) is
                     // never polled for one: the connection is free already.

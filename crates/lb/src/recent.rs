@@ -11,12 +11,14 @@
 //! allocation (the path is copied into a fixed inline buffer, truncated;
 //! the query string is left out because it can carry tokens).
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::Method;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
+
+use crate::backend::MAX_ID_LEN;
+use crate::shard::Sharded;
 
 /// How many decisions are kept.
 pub const CAPACITY: usize = 1024;
@@ -30,7 +32,9 @@ pub struct RequestRecord {
     pub method: Method,
     path: [u8; PATH_MAX],
     path_len: u8,
-    pub backend: Option<Arc<str>>,
+    /// The backend id, copied inline (ids are at most 64 bytes).
+    backend: [u8; MAX_ID_LEN],
+    backend_len: u8,
     pub status: u16,
     pub latency: Duration,
     pub attempts: u8,
@@ -52,7 +56,8 @@ impl RequestRecord {
             method: method.clone(),
             path: buf,
             path_len: len as u8,
-            backend: None,
+            backend: [0; MAX_ID_LEN],
+            backend_len: 0,
             status: 0,
             latency: Duration::ZERO,
             attempts: 0,
@@ -63,6 +68,18 @@ impl RequestRecord {
 
     pub fn path(&self) -> &str {
         std::str::from_utf8(&self.path[..self.path_len as usize]).unwrap_or("")
+    }
+
+    pub fn set_backend(&mut self, id: &str) {
+        let len = id.len().min(MAX_ID_LEN);
+        self.backend[..len].copy_from_slice(&id.as_bytes()[..len]);
+        self.backend_len = len as u8;
+    }
+
+    /// The backend that served the request, if any.
+    pub fn backend(&self) -> Option<&str> {
+        (self.backend_len > 0)
+            .then(|| std::str::from_utf8(&self.backend[..self.backend_len as usize]).unwrap_or(""))
     }
 
     /// More than one backend was tried.
@@ -80,7 +97,7 @@ impl RequestRecord {
             "time_ms": ms,
             "method": self.method.as_str(),
             "path": self.path(),
-            "backend": self.backend.as_deref(),
+            "backend": self.backend(),
             "status": self.status,
             "latency_ms": self.latency.as_secs_f64() * 1000.0,
             "attempts": self.attempts,
@@ -91,10 +108,11 @@ impl RequestRecord {
     }
 }
 
-/// The bounded ring of recent decisions.
+/// The bounded ring of recent decisions, one per worker thread
+/// (`shard.rs`), merged by time when read.
 #[derive(Debug)]
 pub struct RecentRequests {
-    ring: Mutex<Ring>,
+    rings: Sharded<Mutex<Ring>>,
 }
 
 #[derive(Debug)]
@@ -105,19 +123,25 @@ struct Ring {
 
 impl Default for RecentRequests {
     fn default() -> Self {
-        RecentRequests {
-            ring: Mutex::new(Ring {
-                slots: vec![None; CAPACITY],
-                next: 0,
-            }),
-        }
+        Self::new(1)
     }
 }
 
 impl RecentRequests {
+    pub fn new(threads: usize) -> Self {
+        RecentRequests {
+            rings: Sharded::new(threads, || {
+                Mutex::new(Ring {
+                    slots: vec![None; CAPACITY],
+                    next: 0,
+                })
+            }),
+        }
+    }
+
     pub fn push(&self, record: RequestRecord) {
         let old = {
-            let mut ring = self.ring.lock();
+            let mut ring = self.rings.local().lock();
             let at = ring.next;
             ring.next = (at + 1) % CAPACITY;
             ring.slots[at].replace(record)
@@ -125,13 +149,21 @@ impl RecentRequests {
         drop(old); // outside the lock
     }
 
-    /// Up to `limit` records, newest first.
+    /// Up to `limit` records, newest first, over all threads.
     pub fn latest(&self, limit: usize) -> Vec<RequestRecord> {
-        let ring = self.ring.lock();
-        (1..=CAPACITY.min(limit))
-            .map(|back| (ring.next + CAPACITY - back) % CAPACITY)
-            .map_while(|i| ring.slots[i].clone())
-            .collect()
+        let limit = CAPACITY.min(limit);
+        let mut all: Vec<RequestRecord> = Vec::new();
+        for ring in self.rings.iter() {
+            let ring = ring.lock();
+            all.extend(
+                (1..=limit)
+                    .map(|back| (ring.next + CAPACITY - back) % CAPACITY)
+                    .map_while(|i| ring.slots[i].clone()),
+            );
+        }
+        all.sort_by_key(|r| std::cmp::Reverse(r.at));
+        all.truncate(limit);
+        all
     }
 }
 

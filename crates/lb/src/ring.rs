@@ -22,7 +22,7 @@
 /// Points per backend on the ring.
 pub const VIRTUAL_NODES: u32 = 160;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Ring {
     /// (point, backend index), sorted by point.
     points: Vec<(u64, u32)>,

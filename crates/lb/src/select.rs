@@ -23,8 +23,8 @@
 //! | `round-robin` | next in turn | the rest, in table order |
 //! | `random` | a random backend | the rest, in table order |
 //! | `least-conn` | fewest in-flight requests | the rest, in table order |
-//! | `sticky-cookie` | the `SLROUTE` backend | round-robin |
-//! | `sticky-route` | the `SLSESSION` route suffix backend | round-robin |
+//! | `sticky-cookie` | the `SLROUTE` backend | the next in table order (no cookie, or its backend is down: round-robin) |
+//! | `sticky-route` | the `SLSESSION` route suffix backend | as `sticky-cookie` |
 //! | `consistent-hash` | the ring owner of `SLSESSION` | the next owners on the ring (no cookie: round-robin) |
 //!
 //! What happens to the cookie afterwards (set it, keep it, rewrite it) is
@@ -39,6 +39,7 @@ use smallvec::SmallVec;
 use crate::backend::{ROUTE_COOKIE, Snapshot};
 use crate::cookie::{self, SESSION_COOKIE};
 use crate::error::NoBackend;
+use crate::shard::Sharded;
 
 /// How the first choice is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -98,14 +99,17 @@ impl Selection {
 pub struct Selector {
     strategy: Strategy,
     max_candidates: usize,
+    /// One turn counter for all threads, so round-robin is exact.
     turn: AtomicUsize,
-    rng: AtomicU64,
+    /// Per worker thread (`shard.rs`): random needs no shared order.
+    rng: Sharded<AtomicU64>,
 }
 
 impl Selector {
-    /// `max_candidates` bounds the list: 1 + the number of retries.
-    pub fn new(strategy: Strategy, max_candidates: usize) -> Self {
-        let seed = std::time::SystemTime::now()
+    /// `max_candidates` bounds the list: 1 + the number of retries;
+    /// `threads` is the number of worker threads.
+    pub fn new(strategy: Strategy, max_candidates: usize, threads: usize) -> Self {
+        let mut seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0x5eed);
@@ -113,7 +117,10 @@ impl Selector {
             strategy,
             max_candidates: max_candidates.max(1),
             turn: AtomicUsize::new(0),
-            rng: AtomicU64::new(seed),
+            rng: Sharded::new(threads, || {
+                seed = seed.wrapping_mul(0x2545_f491_4f6c_dd1d).wrapping_add(1);
+                AtomicU64::new(seed)
+            }),
         }
     }
 
@@ -140,10 +147,17 @@ impl Selector {
                 };
                 sel.had_affinity = target.is_some();
                 sel.sticky_target = target.and_then(|id| snapshot.position(id));
-                if let Some(t) = sel.sticky_target.filter(|&t| snapshot.list[t].is_up()) {
-                    sel.candidates.push(t);
+                match sel.sticky_target.filter(|&t| snapshot.list[t].is_up()) {
+                    // A sticky hit: fall back in table order after it,
+                    // without touching the shared turn counter (the hot
+                    // path stays free of shared writes).
+                    Some(t) => {
+                        sel.candidates.push(t);
+                        self.fill_from(snapshot, t + 1, &mut sel.candidates);
+                    }
+                    // New user or redispatch: round-robin.
+                    None => self.fill_round_robin(snapshot, &mut sel.candidates),
                 }
-                self.fill_round_robin(snapshot, &mut sel.candidates);
             }
             Strategy::ConsistentHash => match cookie::find(headers, SESSION_COOKIE) {
                 Some(session) => {
@@ -219,6 +233,7 @@ impl Selector {
     fn next_random(&self) -> u64 {
         let mut z = self
             .rng
+            .local()
             .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
             .wrapping_add(0x9e37_79b9_7f4a_7c15);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -269,7 +284,7 @@ mod tests {
     fn round_robin_takes_turns_and_lists_fallbacks() {
         let t = table(3);
         let snap = t.snapshot();
-        let sel = Selector::new(Strategy::RoundRobin, 3);
+        let sel = Selector::new(Strategy::RoundRobin, 3, 1);
         let firsts: Vec<usize> = (0..6)
             .map(|_| sel.select(&snap, &HeaderMap::new()).candidates[0])
             .collect();
@@ -283,7 +298,7 @@ mod tests {
     #[test]
     fn candidate_list_is_bounded_by_retries() {
         let t = table(5);
-        let sel = Selector::new(Strategy::RoundRobin, 2);
+        let sel = Selector::new(Strategy::RoundRobin, 2, 1);
         assert_eq!(
             sel.select(&t.snapshot(), &HeaderMap::new())
                 .candidates
@@ -296,7 +311,7 @@ mod tests {
     fn random_spreads_roughly_evenly() {
         let t = table(3);
         let snap = t.snapshot();
-        let sel = Selector::new(Strategy::Random, 3);
+        let sel = Selector::new(Strategy::Random, 3, 1);
         for c in first_counts(&sel, &snap, &HeaderMap::new(), 3_000) {
             assert!((800..1_200).contains(&c), "{c}");
         }
@@ -306,11 +321,8 @@ mod tests {
     fn least_conn_prefers_the_idle_backend() {
         let t = table(3);
         let snap = t.snapshot();
-        let _busy: Vec<_> = [0, 0, 2]
-            .iter()
-            .map(|&i| snap.list[i].start_request())
-            .collect();
-        let sel = Selector::new(Strategy::LeastConn, 3);
+        let _busy: Vec<_> = [0, 0, 2].iter().map(|&i| snap.start_request(i)).collect();
+        let sel = Selector::new(Strategy::LeastConn, 3, 1);
         assert_eq!(
             first_counts(&sel, &snap, &HeaderMap::new(), 10),
             vec![0, 10, 0]
@@ -324,7 +336,7 @@ mod tests {
         mark_down(&snap, 0);
         snap.list[1].set_draining(true);
         for strategy in [Strategy::RoundRobin, Strategy::Random, Strategy::LeastConn] {
-            let sel = Selector::new(strategy, 3);
+            let sel = Selector::new(strategy, 3, 1);
             let s = sel.select(&snap, &HeaderMap::new());
             assert_eq!(s.candidates.as_slice(), &[2], "{strategy:?}");
         }
@@ -334,7 +346,7 @@ mod tests {
     fn sticky_cookie_rules() {
         let t = table(3);
         let snap = t.snapshot();
-        let sel = Selector::new(Strategy::StickyCookie, 3);
+        let sel = Selector::new(Strategy::StickyCookie, 3, 1);
 
         // No cookie: round-robin, no target.
         let s = sel.select(&snap, &HeaderMap::new());
@@ -373,7 +385,7 @@ mod tests {
     fn sticky_route_reads_the_session_suffix() {
         let t = table(3);
         let snap = t.snapshot();
-        let sel = Selector::new(Strategy::StickyRoute, 3);
+        let sel = Selector::new(Strategy::StickyRoute, 3, 1);
         let s = sel.select(&snap, &with_cookie("SLSESSION=abc123.node-3"));
         assert_eq!((s.sticky_target, s.candidates[0]), (Some(2), 2));
         let s = sel.select(&snap, &with_cookie("SLSESSION=abc123"));
@@ -387,7 +399,7 @@ mod tests {
     fn consistent_hash_is_stable_and_fails_over_along_the_ring() {
         let t = table(3);
         let snap = t.snapshot();
-        let sel = Selector::new(Strategy::ConsistentHash, 3);
+        let sel = Selector::new(Strategy::ConsistentHash, 3, 1);
         let h = with_cookie("SLSESSION=user-42");
         let first = sel.select(&snap, &h);
         for _ in 0..10 {
@@ -432,7 +444,7 @@ mod tests {
         let snap: Arc<Snapshot> = t.snapshot();
         snap.list[0].set_draining(true);
         mark_down(&snap, 1);
-        let sel = Selector::new(Strategy::RoundRobin, 3);
+        let sel = Selector::new(Strategy::RoundRobin, 3, 1);
         assert!(sel.select(&snap, &HeaderMap::new()).candidates.is_empty());
         assert_eq!(Selection::why_empty(&snap), NoBackend::AllDraining);
         mark_down(&snap, 0);
