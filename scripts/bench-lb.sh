@@ -6,8 +6,13 @@
 # sessionlab-lb / HAProxy. A benchmark, not a test: figures depend on the
 # machine (see docs/performance.md).
 #
-#   scripts/bench-lb.sh                 # threads 1 and 2, 8 s per run
-#   THREADS="1" DURATION=5s CONNECTIONS=64 scripts/bench-lb.sh
+#   scripts/bench-lb.sh                 # threads 1 and 2, 3 rounds of 8 s
+#   THREADS="1" DURATION=5s ROUNDS=1 CONNECTIONS=64 RAW=1 scripts/bench-lb.sh
+#
+# Besides requests/s and latency it prints the proxy's CPU time per request
+# (user + system, from /proc): on a machine shared with other work, the
+# throughput of a run depends on what else is running, the CPU cost of a
+# request much less.
 #
 # Backends are sessionlab-echo (a test tool in crates/lb: answers every
 # request with X-Served-By and a small body) so the backends cost little and
@@ -18,6 +23,7 @@ cd "$(dirname "$0")/.."
 THREADS=${THREADS:-"1 2"}
 DURATION=${DURATION:-8s}
 WARMUP=${WARMUP:-2s}
+ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 HAPROXY_PORT=${HAPROXY_PORT:-18090}
 LB_PORT=${LB_PORT:-18091}
@@ -121,36 +127,58 @@ start_lb() { # $1 = threads
 
 stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
 
-# wrk with --latency; prints "rps p50_ms p99_ms".
-measure() { # $1 = port, $2 = cookie, $3 = threads
+# One wrk run against the server started last; appends
+# "rps p50_ms p99_ms cpu_us_per_request" to $WORK/<name>.t<threads>.
+measure() { # $1 = port, $2 = cookie, $3 = threads, $4 = name
   local url="http://127.0.0.1:$1/"
   # Check the pinning: the response must come from $PINNED.
   local served
   served=$(exec 3<>"/dev/tcp/127.0.0.1/$1"; printf 'GET / HTTP/1.0\r\nCookie: %s\r\n\r\n' "$2" >&3; grep -i '^x-served-by' <&3 | tr -d '\r' | awk '{print $2}')
   [ "$served" = "$PINNED" ] || { echo "bench-lb: cookie did not pin to $PINNED (got '$served')" >&2; exit 1; }
   wrk -t "$3" -c "$CONNECTIONS" -d "$WARMUP" -H "Cookie: $2" "$url" >/dev/null
+  # CPU time of the proxy process (user + system, in clock ticks).
+  local ticks0 ticks1
+  ticks0=$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")
   wrk -t "$3" -c "$CONNECTIONS" -d "$DURATION" --latency -H "Cookie: $2" "$url" >"$WORK/wrk.out"
+  ticks1=$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")
   if grep -q 'Non-2xx\|Socket errors' "$WORK/wrk.out"; then
     echo "bench-lb: errors during the run:" >&2; grep 'Non-2xx\|Socket errors' "$WORK/wrk.out" >&2
   fi
-  awk '
+  awk -v ticks=$((ticks1 - ticks0)) -v hz="$(getconf CLK_TCK)" '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /requests in/ { n = $1 }
     /Requests\/sec:/ { rps = $2 }
     $1 == "50%" { p50 = ms($2) }
     $1 == "99%" { p99 = ms($2) }
-    END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }' "$WORK/wrk.out" >"$WORK/result"
+    END { printf "%.0f %.3f %.3f %.2f\n", rps, p50, p99, ticks * 1e6 / hz / n }' "$WORK/wrk.out" >>"$WORK/$4.t$3"
 }
+
+# The median of column $2 in file $1.
+median() { awk -v c="$2" '{print $c}' "$1" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
 echo "backends: node-1=${BACKEND[node-1]} node-2=${BACKEND[node-2]} node-3=${BACKEND[node-3]}"
 echo "wrk: $CONNECTIONS connections, ${DURATION} per run after ${WARMUP} warm-up, cookie pinned to $PINNED"
+echo "rounds: $ROUNDS per configuration, alternating HAProxy and sessionlab-lb; medians shown"
 echo "haproxy: $(haproxy -v | head -1)"
-echo
-printf '%-8s | %-26s | %-26s | %-6s %-6s\n' "threads" "HAProxy rps  p50ms  p99ms" "sessionlab-lb rps p50 p99" "rps x" "p99 x"
 for t in $THREADS; do
-  start_haproxy "$t"; measure "$HAPROXY_PORT" "SRV=$PINNED" "$t"; stop_server
-  read -r h_rps h_p50 h_p99 <"$WORK/result"
-  start_lb "$t"; measure "$LB_PORT" "SLROUTE=$PINNED" "$t"; stop_server
-  read -r l_rps l_p50 l_p99 <"$WORK/result"
-  awk -v t="$t" -v hr="$h_rps" -v h5="$h_p50" -v h9="$h_p99" -v lr="$l_rps" -v l5="$l_p50" -v l9="$l_p99" \
-    'BEGIN { printf "%-8s | %8s %7s %8s | %8s %7s %8s | %5.2fx %5.2fx\n", t, hr, h5, h9, lr, l5, l9, lr / hr, l9 / h9 }'
+  for round in $(seq 1 "$ROUNDS"); do
+    start_haproxy "$t"; measure "$HAPROXY_PORT" "SRV=$PINNED" "$t" haproxy; stop_server
+    start_lb "$t"; measure "$LB_PORT" "SLROUTE=$PINNED" "$t" lb; stop_server
+  done
 done
+echo
+printf '%-7s | %-34s | %-34s | %-15s\n' "" "HAProxy" "sessionlab-lb" "lb / HAProxy"
+printf '%-7s | %8s %7s %7s %9s | %8s %7s %7s %9s | %6s %8s\n' threads "req/s" "p50 ms" "p99 ms" "cpu us/r" "req/s" "p50 ms" "p99 ms" "cpu us/r" "req/s" "p99"
+for t in $THREADS; do
+  h_rps=$(median "$WORK/haproxy.t$t" 1); h_p50=$(median "$WORK/haproxy.t$t" 2)
+  h_p99=$(median "$WORK/haproxy.t$t" 3); h_cpu=$(median "$WORK/haproxy.t$t" 4)
+  l_rps=$(median "$WORK/lb.t$t" 1); l_p50=$(median "$WORK/lb.t$t" 2)
+  l_p99=$(median "$WORK/lb.t$t" 3); l_cpu=$(median "$WORK/lb.t$t" 4)
+  awk -v t="$t" -v hr="$h_rps" -v h5="$h_p50" -v h9="$h_p99" -v hc="$h_cpu" \
+      -v lr="$l_rps" -v l5="$l_p50" -v l9="$l_p99" -v lc="$l_cpu" \
+    'BEGIN { printf "%-7s | %8s %7s %7s %9s | %8s %7s %7s %9s | %5.2fx %7.2fx\n", t, hr, h5, h9, hc, lr, l5, l9, lc, lr / hr, l9 / h9 }'
+done
+if [ -n "${RAW:-}" ]; then
+  echo; echo "raw runs (rps p50 p99 cpu_us_per_request):"
+  for f in "$WORK"/*.t*; do echo "$(basename "$f"):"; sed 's/^/  /' "$f"; done
+fi
