@@ -150,3 +150,26 @@ async fn upstream_connections_are_kept_alive_and_reused() {
     assert_eq!(list["backends"][0]["idle_connections"], 1);
     lb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_stream_both_ways_and_the_connection_is_reused() {
+    let node = echo("node-1").await;
+    let spec = node.spec();
+    let lb = lb(&["--backend", &spec, "--threads", "1"]).await;
+    let http = Http::default();
+    let body: Vec<u8> = (0..900_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    for _ in 0..3 {
+        let r = http
+            .send(Method::POST, &lb.url("/_echo/body"), &[], &body)
+            .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body.len(), body.len());
+        assert!(r.body.as_bytes() == body.as_slice(), "body corrupted");
+    }
+    let list = http
+        .get(&lb.admin_url("/admin/v1/backends"), &[])
+        .await
+        .json();
+    assert_eq!(list["backends"][0]["connects"], 1, "{list}");
+    lb.stop().await;
+}
