@@ -152,6 +152,7 @@ pub async fn run(
             listeners.public,
             proxy,
             settings.threads,
+            settings.max_connections,
             stopped(stop_rx.clone()),
         ),
         server::serve(

@@ -110,6 +110,10 @@ pub struct Config {
     #[arg(long, env = "SESSIONLAB_LB_POOL_IDLE_TIMEOUT", default_value = "4s", value_parser = parse_duration)]
     pub pool_idle_timeout: Duration,
 
+    /// Open client connections at most (more wait in the kernel's backlog).
+    #[arg(long, env = "SESSIONLAB_LB_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+
     /// Threads serving the public listener, each with its own
     /// single-threaded runtime (0 = one per CPU).
     #[arg(long, env = "SESSIONLAB_LB_THREADS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=256))]
@@ -129,6 +133,7 @@ pub struct Settings {
     pub pool: PoolLimits,
     pub retries: u8,
     pub body_limit: usize,
+    pub max_connections: usize,
     pub threads: usize,
 }
 
@@ -215,6 +220,7 @@ impl Config {
             },
             retries: self.retries,
             body_limit: self.body_limit as usize,
+            max_connections: self.max_connections as usize,
             threads,
         })
     }

@@ -27,7 +27,7 @@ use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -35,7 +35,7 @@ use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 type Conn = Connection<TokioIo<TcpStream>, Full<Bytes>>;
 
@@ -82,13 +82,13 @@ impl Lease {
         Lease(Box::new(Leased {
             sender,
             conn,
-            timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+            timer: Box::pin(tokio::time::sleep_until(Instant::now())),
             pool,
         }))
     }
 
     /// Set the deadline for the next response head.
-    pub(crate) fn arm(&mut self, deadline: tokio::time::Instant) {
+    pub(crate) fn arm(&mut self, deadline: Instant) {
         self.0.timer.as_mut().reset(deadline);
     }
 
@@ -198,5 +198,69 @@ impl Pool {
     /// Idle connections right now.
     pub fn idle_count(&self) -> usize {
         self.idle.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper_util::rt::TokioIo;
+    use tokio::net::TcpListener;
+
+    /// A real (idle) HTTP/1.1 connection to a listener that never answers.
+    async fn lease(pool: &Arc<Pool>, listener: &TcpListener) -> Lease {
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        Lease::new(sender, conn, pool.clone())
+    }
+
+    async fn release(lease: Lease) {
+        let mut lease = Some(lease);
+        poll_fn(|cx| {
+            if let Some(l) = lease.take() {
+                l.release(cx);
+            }
+            Poll::Ready(())
+        })
+        .await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_connections_expire_after_the_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pool = Pool::new(PoolLimits {
+            max_idle: 8,
+            idle_timeout: Duration::from_secs(4),
+            shards: 1,
+        });
+        release(lease(&pool, &listener).await).await;
+        assert_eq!(pool.idle_count(), 1);
+
+        tokio::time::advance(Duration::from_secs(3)).await;
+        let again = pool.take().expect("still fresh after 3 s");
+        release(again).await;
+
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(pool.take().is_none(), "expired after 4 s idle");
+        assert_eq!(pool.idle_count(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pool_is_bounded() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pool = Pool::new(PoolLimits {
+            max_idle: 2,
+            idle_timeout: Duration::from_secs(4),
+            shards: 1,
+        });
+        for _ in 0..3 {
+            let l = lease(&pool, &listener).await;
+            release(l).await;
+        }
+        assert_eq!(pool.idle_count(), 2, "the third was closed, not pooled");
     }
 }

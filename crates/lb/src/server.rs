@@ -32,7 +32,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 /// The largest request head (request line + headers) accepted.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -76,6 +76,10 @@ pub fn worker_index() -> usize {
 
 /// Connections accepted and waiting to be handed to a worker thread.
 const HANDOFF_QUEUE: usize = 1024;
+/// Open connections per listener unless told otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+type Handoff = (std::net::TcpStream, SocketAddr, OwnedSemaphorePermit);
 
 /// Serve `handler` on `listener` until `shutdown` completes, on this task's
 /// runtime only.
@@ -84,7 +88,7 @@ pub async fn serve<H: Handler>(
     handler: Arc<H>,
     shutdown: impl Future<Output = ()>,
 ) {
-    serve_on_threads(listener, handler, 1, shutdown).await;
+    serve_on_threads(listener, handler, 1, DEFAULT_MAX_CONNECTIONS, shutdown).await;
 }
 
 /// Serve `handler` on `listener` with `threads` threads, thread-per-core
@@ -94,12 +98,17 @@ pub async fn serve<H: Handler>(
 /// `threads`-th connection itself. A connection then lives on one thread
 /// for its whole life, with its upstream connections, so no request ever
 /// crosses threads, and no lock or wake-up is shared between them.
+///
+/// At most `max_connections` are open at once; beyond that the loop stops
+/// accepting (the kernel's backlog holds the rest) until one closes.
 pub async fn serve_on_threads<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
     threads: usize,
+    max_connections: usize,
     shutdown: impl Future<Output = ()>,
 ) {
+    let open = Arc::new(Semaphore::new(max_connections.max(1)));
     let local = ConnServer::new(handler.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let workers: Vec<Worker> = (1..threads.max(1))
@@ -116,6 +125,13 @@ pub async fn serve_on_threads<H: Handler>(
     let mut turn = 0usize;
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            permit = open.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -132,8 +148,8 @@ pub async fn serve_on_threads<H: Handler>(
         let _ = stream.set_nodelay(true);
         turn = turn.wrapping_add(1);
         match workers.get(turn % (workers.len() + 1)) {
-            None => local.spawn(stream, peer),
-            Some(worker) => worker.hand_off(stream, peer).await,
+            None => local.spawn(stream, peer, permit),
+            Some(worker) => worker.hand_off(stream, peer, permit).await,
         }
     }
     drop(listener);
@@ -169,7 +185,7 @@ impl<H: Handler> ConnServer<H> {
         }
     }
 
-    fn spawn(&self, stream: TcpStream, peer: SocketAddr) {
+    fn spawn(&self, stream: TcpStream, peer: SocketAddr, permit: OwnedSemaphorePermit) {
         let conn = Arc::new(self.handler.connect(peer));
         let handler = self.handler.clone();
         let service = service_fn(move |req| {
@@ -183,6 +199,7 @@ impl<H: Handler> ConnServer<H> {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
+            drop(permit);
         });
     }
 
@@ -199,7 +216,7 @@ impl<H: Handler> ConnServer<H> {
 
 /// A worker thread with its own single-threaded runtime.
 struct Worker {
-    handoff: mpsc::Sender<(std::net::TcpStream, SocketAddr)>,
+    handoff: mpsc::Sender<Handoff>,
     done: oneshot::Receiver<()>,
 }
 
@@ -212,8 +229,7 @@ impl Worker {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let (handoff, mut incoming) =
-            mpsc::channel::<(std::net::TcpStream, SocketAddr)>(HANDOFF_QUEUE);
+        let (handoff, mut incoming) = mpsc::channel::<Handoff>(HANDOFF_QUEUE);
         let (done_tx, done) = oneshot::channel();
         std::thread::Builder::new()
             .name(format!("lb-worker-{index}"))
@@ -224,8 +240,8 @@ impl Worker {
                     loop {
                         tokio::select! {
                             next = incoming.recv() => match next {
-                                Some((stream, peer)) => match TcpStream::from_std(stream) {
-                                    Ok(stream) => server.spawn(stream, peer),
+                                Some((stream, peer, permit)) => match TcpStream::from_std(stream) {
+                                    Ok(stream) => server.spawn(stream, peer, permit),
                                     Err(e) => tracing::warn!(error = %e, "could not adopt a connection"),
                                 },
                                 None => break,
@@ -241,10 +257,10 @@ impl Worker {
     }
 
     /// Move a connection to this worker's runtime (waits if its queue is full).
-    async fn hand_off(&self, stream: TcpStream, peer: SocketAddr) {
+    async fn hand_off(&self, stream: TcpStream, peer: SocketAddr, permit: OwnedSemaphorePermit) {
         match stream.into_std() {
             Ok(stream) => {
-                let _ = self.handoff.send((stream, peer)).await;
+                let _ = self.handoff.send((stream, peer, permit)).await;
             }
             Err(e) => tracing::warn!(error = %e, "could not hand a connection off"),
         }

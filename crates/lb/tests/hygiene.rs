@@ -173,3 +173,42 @@ async fn large_bodies_stream_both_ways_and_the_connection_is_reused() {
     assert_eq!(list["backends"][0]["connects"], 1, "{list}");
     lb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_connections_are_bounded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let node = echo("node-1").await;
+    let spec = node.spec();
+    let lb = lb(&[
+        "--backend",
+        &spec,
+        "--max-connections",
+        "1",
+        "--threads",
+        "1",
+    ])
+    .await;
+    let request = b"GET / HTTP/1.1\r\nHost: lb\r\n\r\n";
+    async fn read_some(s: &mut tokio::net::TcpStream) -> String {
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    let mut first = tokio::net::TcpStream::connect(lb.addr).await.unwrap();
+    first.write_all(request).await.unwrap();
+    assert!(read_some(&mut first).await.starts_with("HTTP/1.1 200"));
+
+    // The second connection waits in the backlog while the first is open.
+    let mut second = tokio::net::TcpStream::connect(lb.addr).await.unwrap();
+    second.write_all(request).await.unwrap();
+    let early = tokio::time::timeout(Duration::from_millis(300), read_some(&mut second)).await;
+    assert!(early.is_err(), "served beyond --max-connections: {early:?}");
+
+    drop(first);
+    let answer = tokio::time::timeout(Duration::from_secs(5), read_some(&mut second))
+        .await
+        .expect("served once the first connection closed");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    lb.stop().await;
+}
