@@ -45,7 +45,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
-use crate::backend::{Backends, InFlight, ROUTE_COOKIE, Snapshot};
+use crate::backend::{Backends, InFlight, ROUTE_COOKIE};
 use crate::cookie;
 use crate::error::ProxyError;
 use crate::forward;
@@ -242,27 +242,13 @@ impl Proxy {
                         record.redispatch = true;
                         self.stats.incr(Stat::Redispatches);
                     }
-                    // A response without a body (204, 304, HEAD, length 0) is
-                    // never polled for one: the connection is free already.
-                    let mut lease = Some(lease);
-                    if resp.body().is_end_stream() {
-                        poll_fn(|cx| {
-                            if let Some(l) = lease.take() {
-                                l.release(cx);
-                            }
-                            Poll::Ready(())
-                        })
-                        .await;
-                    }
-                    return Ok(self.respond(
-                        resp,
-                        lease,
-                        in_flight,
-                        &selection,
-                        idx,
-                        &snapshot,
-                        sticky_cookie,
-                    ));
+                    let lease = release_if_bodiless(&resp, lease).await;
+                    // `insert`: set the cookie unless the client's already
+                    // named the backend that served (first visit, invalid
+                    // cookie, redispatch and failover all land here).
+                    let set_cookie = (sticky_cookie && selection.sticky_target != Some(idx))
+                        .then(|| backend.route_cookie().clone());
+                    return Ok(respond(resp, lease, in_flight, sticky_cookie, set_cookie));
                 }
                 Err(e) => {
                     backend.record_error();
@@ -281,37 +267,50 @@ impl Proxy {
         }
         Err(last_error.unwrap_or(ProxyError::NoBackend(Selection::why_empty(&snapshot))))
     }
+}
 
-    #[allow(clippy::too_many_arguments)]
-    fn respond(
-        &self,
-        resp: Response<Incoming>,
-        lease: Option<Lease>,
-        in_flight: InFlight,
-        selection: &Selection,
-        served: usize,
-        snapshot: &Snapshot,
-        sticky_cookie: bool,
-    ) -> Response<ProxyBody> {
-        let (mut parts, body) = resp.into_parts();
-        forward::strip_hop_by_hop(&mut parts.headers);
-        if sticky_cookie {
-            remove_backend_route_cookie(&mut parts.headers);
-            if selection.sticky_target != Some(served) {
-                let cookie = snapshot.list[served].route_cookie().clone();
-                parts.headers.append(header::SET_COOKIE, cookie);
-                mark_private(&mut parts.headers);
+/// A response without a body (204, 304, HEAD, length 0) is never polled for
+/// one, so its connection is free at once: pool it now.
+async fn release_if_bodiless(resp: &Response<Incoming>, lease: Lease) -> Option<Lease> {
+    let mut lease = Some(lease);
+    if resp.body().is_end_stream() {
+        poll_fn(|cx| {
+            if let Some(l) = lease.take() {
+                l.release(cx);
             }
-        }
-        Response::from_parts(
-            parts,
-            ProxyBody::Upstream {
-                body,
-                lease,
-                _in_flight: in_flight,
-            },
-        )
+            Poll::Ready(())
+        })
+        .await;
     }
+    lease
+}
+
+/// The client's response: the backend's, minus hop-by-hop headers, with the
+/// route cookie rules applied when the LB owns `SLROUTE`.
+fn respond(
+    resp: Response<Incoming>,
+    lease: Option<Lease>,
+    in_flight: InFlight,
+    owns_route_cookie: bool,
+    set_cookie: Option<HeaderValue>,
+) -> Response<ProxyBody> {
+    let (mut parts, body) = resp.into_parts();
+    forward::strip_hop_by_hop(&mut parts.headers);
+    if owns_route_cookie {
+        remove_backend_route_cookie(&mut parts.headers);
+    }
+    if let Some(cookie) = set_cookie {
+        parts.headers.append(header::SET_COOKIE, cookie);
+        mark_private(&mut parts.headers);
+    }
+    Response::from_parts(
+        parts,
+        ProxyBody::Upstream {
+            body,
+            lease,
+            _in_flight: in_flight,
+        },
+    )
 }
 
 impl Handler for Proxy {
