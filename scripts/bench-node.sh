@@ -5,7 +5,8 @@
 #    cookie on the node (1 worker), and against a bare actix-web handler
 #    (crates/node/examples/bare.rs, 1 worker) in the same run. Prints both
 #    requests/s and the ratio (target >= 0.85). Each server is run ROUNDS
-#    times, alternating, and the best round counts (the machine may be busy).
+#    times, alternating, and the medians are reported (the machine may be
+#    busy).
 #    Also prints requests per CPU-second of each server process, which other
 #    load on the machine disturbs far less than wall-clock requests/s.
 # 2. Memory: RSS growth per session for 100,000 sessions of ~200 bytes of
@@ -96,29 +97,31 @@ node_pid=${pids[0]} bare_pid=${pids[1]}
 measure "$node_pid" "$NODE_URL/api/session" "Cookie: $cookie" >/dev/null
 measure "$bare_pid" "$BARE_URL/api/session" >/dev/null
 
-best_node=0 best_bare=0 best_node_cpu=0 best_bare_cpu=0
-max() { awk -v a="$1" -v b="$2" 'BEGIN{print (b>a)?b:a}'; }
+rows=()
 for r in $(seq 1 "$ROUNDS"); do
   read -r n ncpu < <(measure "$node_pid" "$NODE_URL/api/session" "Cookie: $cookie")
   read -r b bcpu < <(measure "$bare_pid" "$BARE_URL/api/session")
   echo "round $r: node $n req/s ($ncpu req per CPU-s), bare $b req/s ($bcpu req per CPU-s)"
-  best_node=$(max "$best_node" "$n"); best_bare=$(max "$best_bare" "$b")
-  best_node_cpu=$(max "$best_node_cpu" "$ncpu"); best_bare_cpu=$(max "$best_bare_cpu" "$bcpu")
+  rows+=("$n $ncpu $b $bcpu")
 done
+
+# median COLUMN_EXPR: the median over the rounds of an awk expression.
+median() {
+  printf '%s\n' "${rows[@]}" | awk "{print $1}" | sort -g | awk '{v[NR]=$1} END {
+    if (NR % 2) printf "%.3f", v[(NR+1)/2]; else printf "%.3f", (v[NR/2]+v[NR/2+1])/2 }'
+}
 
 # The session was read, not rewritten: its version is still the one the cart wrote.
 echo "session after the runs: $(curl -s -H "Cookie: $cookie" "$NODE_URL/api/session" | grep -o '"version":"[^"]*"')"
 
-ratio=$(awk -v n="$best_node" -v b="$best_bare" 'BEGIN{printf "%.3f", n/b}')
-cpu_ratio=$(awk -v n="$best_node_cpu" -v b="$best_bare_cpu" 'BEGIN{printf "%.3f", n/b}')
 echo
-echo "GET /api/session, 1 worker, wrk -t1 -c$CONNS -d${DURATION}s, best of $ROUNDS:"
+echo "GET /api/session, 1 worker, wrk -t1 -c$CONNS -d${DURATION}s, median of $ROUNDS rounds:"
 echo "                   req/s (wall)   req per CPU-second of the server"
-printf "  sessionlab-node: %-14s %s\n" "$best_node" "$best_node_cpu"
-printf "  bare actix-web:  %-14s %s\n" "$best_bare" "$best_bare_cpu"
-printf "  ratio:           %-14s %s   (target >= 0.85)\n" "$ratio" "$cpu_ratio"
-echo "  (on a busy machine the wall ratio is noisy; the CPU ratio is what a"
-echo "   saturated single worker would reach on an idle one)"
+printf "  sessionlab-node: %-14.0f %.0f\n" "$(median '$1')" "$(median '$2')"
+printf "  bare actix-web:  %-14.0f %.0f\n" "$(median '$3')" "$(median '$4')"
+printf "  ratio:           %-14s %s   (target >= 0.85)\n" "$(median '$1/$3')" "$(median '$2/$4')"
+echo "  (ratios are medians of the per-round ratios; on a busy machine the"
+echo "   wall ratio is noisy, the CPU ratio much less so)"
 echo
 echo "Memory per session (MemoryStore, 100000 sessions):"
 "$MEM" 100000 | sed 's/^/  /'

@@ -16,7 +16,7 @@ struct View {
     created_ms: u64,
     last_access_ms: u64,
     expires_at_ms: u64,
-    version: String,
+    version: &'static str,
 }
 
 #[derive(Serialize)]
@@ -43,7 +43,7 @@ async fn handler() -> HttpResponse {
             created_ms: 1_796_000_000_000,
             last_access_ms: 1_796_000_000_000,
             expires_at_ms: 1_796_001_800_000,
-            version: format!("{}@{}", 3, "node-1"),
+            version: "3@node-1",
         }),
     })
 }
