@@ -11,7 +11,8 @@ use http::Method;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_failure_moves_to_the_next_candidate_for_any_method() {
-    let dead = format!("node-1={}", dead_addr().await);
+    let dead_socket = dead_addr();
+    let dead = format!("node-1={}", dead_socket.addr);
     let live = echo("node-2").await;
     let live_spec = live.spec();
     // A long health interval: only the failover path is under test here.
@@ -156,7 +157,8 @@ async fn no_backends_is_a_503_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_failures_mark_a_backend_down_passively() {
-    let dead = format!("node-1={}", dead_addr().await);
+    let dead_socket = dead_addr();
+    let dead = format!("node-1={}", dead_socket.addr);
     let live = echo("node-2").await;
     let live_spec = live.spec();
     // Active checks every minute: any flip within the test is passive.

@@ -48,10 +48,20 @@ pub async fn echo(id: &str) -> Echo {
     }
 }
 
-/// An address where nothing listens (bound, then released).
-pub async fn dead_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
+/// An address where nothing listens: a socket bound but never listening
+/// (connects are refused), kept so no other test can take the port.
+pub struct DeadAddr {
+    pub addr: SocketAddr,
+    _socket: tokio::net::TcpSocket,
+}
+
+pub fn dead_addr() -> DeadAddr {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    DeadAddr {
+        addr: socket.local_addr().unwrap(),
+        _socket: socket,
+    }
 }
 
 pub struct Lb {
