@@ -58,6 +58,12 @@ pub struct ReplicationConfig {
     pub tick: Duration,
     /// Largest request body the cluster endpoints accept (413 beyond).
     pub max_body_bytes: usize,
+    /// Coalescing under load (see [`crate::transport`]): a batch of at least
+    /// this many messages is held back [`coalesce_delay`](Self::coalesce_delay)
+    /// before it is sent, so the next batch to that peer carries more. 0
+    /// turns it off.
+    pub coalesce_from: usize,
+    pub coalesce_delay: Duration,
 }
 
 impl ReplicationConfig {
@@ -74,6 +80,8 @@ impl ReplicationConfig {
             protocol: ProtocolConfig::default(),
             tick: Duration::from_millis(10),
             max_body_bytes: 16 * 1024 * 1024,
+            coalesce_from: 8,
+            coalesce_delay: Duration::from_millis(1),
         }
     }
 
@@ -128,6 +136,8 @@ impl fmt::Debug for ReplicationConfig {
             .field("protocol", &self.protocol)
             .field("tick", &self.tick)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("coalesce_from", &self.coalesce_from)
+            .field("coalesce_delay", &self.coalesce_delay)
             .finish()
     }
 }
@@ -167,6 +177,8 @@ pub(crate) struct Shared {
     pub replays: ReplayCache,
     pub max_body_bytes: usize,
     pub ack_timeout: Duration,
+    /// [`ReplicationConfig::coalesce_from`] and `coalesce_delay`.
+    pub coalesce: Option<(usize, Duration)>,
     waiters: Mutex<HashMap<u64, oneshot::Sender<ReplicationAck>>>,
     outbox: mpsc::Sender<Batch>,
     ready: watch::Sender<bool>,
@@ -309,6 +321,8 @@ impl Replication {
             replays: ReplayCache::default(),
             max_body_bytes: cfg.max_body_bytes,
             ack_timeout: Duration::from_millis(cfg.protocol.ack_timeout_ms),
+            coalesce: (cfg.coalesce_from > 0 && !cfg.coalesce_delay.is_zero())
+                .then_some((cfg.coalesce_from, cfg.coalesce_delay)),
             waiters: Mutex::new(HashMap::new()),
             outbox,
             ready: ready_tx,

@@ -6,6 +6,17 @@
 //! connections per peer, and since the replica keeps one batch in flight
 //! per peer, one connection per peer is normally all that is used.
 //!
+//! **Coalescing under load.** A batch of at least
+//! [`ReplicationConfig::coalesce_from`](crate::ReplicationConfig::coalesce_from)
+//! messages waits `coalesce_delay` (1 ms) before it is sent. A full-ish
+//! batch means writes are streaming in; since the replica emits the next
+//! batch only when this one is done, the wait lets the next one carry more.
+//! Each request costs the sender far more CPU than a message in it (HTTP
+//! client, syscalls, and on loopback the kernel delivering to the peer on
+//! the sender's CPU), so under a saturating load this cuts the origin's CPU
+//! per write by about half, for about a millisecond of lag. A quiet stream
+//! (small batches) is never delayed.
+//!
 //! Any answer but 2xx, a timeout or a refused connection is a failed send:
 //! the replica decides what that means (see [`Replica::on_send_result`]).
 //! Injected faults apply here on the way out: a dropped peer's batches fail
@@ -36,6 +47,11 @@ pub(crate) async fn send(shared: Arc<Shared>, client: reqwest::Client, batch: Ba
     let peer = batch.to.clone();
     let seq = batch.seq;
     let messages = batch.messages.len();
+    if let Some((from, delay)) = shared.coalesce {
+        if messages >= from {
+            tokio::time::sleep(delay).await;
+        }
+    }
     let (ok, bytes) = deliver(&shared, &client, batch).await;
     shared.metrics.on_sent(&peer, messages, bytes, ok);
     shared.with_replica(|r, now| r.on_send_result(&peer, seq, ok, now));
