@@ -20,13 +20,18 @@
 //! do (a change, or a touch that is due) registers itself in the request;
 //! after the handler returns, the session middleware ([`crate::session_mw`])
 //! calls [`finalize`] on it, which does the one store operation the request
-//! needs: a `put` if the data changed (the
-//! handler's answer is replaced by an error if the store refuses it, e.g.
-//! 413 when the data is over the per-session limit, and the stored copy
-//! stays as it was); a `delete` at logout; otherwise just a `touch`, which
-//! moves the idle-expiry clock and is much cheaper than a `put` (and is
-//! skipped if the last one was under [`TOUCH_INTERVAL_MS`] ago). Requests
-//! whose handler never asked for the session cost the store nothing.
+//! needs:
+//!
+//! - a `put` if the data changed. If the store refuses it (413 for data over
+//!   the per-session limit, 503 for a full store), the handler's answer is
+//!   replaced by the error and the stored copy stays as it was;
+//! - a `delete` at logout;
+//! - otherwise a `touch`, which moves the idle-expiry clock and is much
+//!   cheaper than a `put`, at most once per [`TOUCH_INTERVAL_MS`].
+//!
+//! Requests whose handler never asked for the session cost the store
+//! nothing, and a plain read of a recently touched session costs it one
+//! `get`.
 //!
 //! An id that is malformed, oversized, duplicated, expired or simply unknown
 //! reads as "no session"; the server never adopts an id it did not issue.
