@@ -16,13 +16,13 @@
 //! It is one layer rather than three, and written out as a `Transform` with
 //! its own future rather than with `from_fn`, because every layer costs an
 //! allocation and an indirect call per request, and this path is measured
-//! against a bare handler (`scripts/bench-node.sh`): a plain read passes
-//! through without allocating anything.
+//! against a bare handler (`scripts/bench-node.sh`): for a request that
+//! leaves nothing to write back, the layer itself allocates nothing.
 //!
 //! It does not load the session: a handler that wants it asks for a
-//! [`WebSession`], which loads it on demand. After the handler, if a session
-//! was used, it applies the recorded change ([`websession::finalize`]) and
-//! writes the answer's session headers:
+//! [`WebSession`], which loads it on demand. After the handler, if the
+//! session registered work (a change, or a touch that is due), it applies it
+//! ([`websession::finalize`]) and writes the answer's session headers:
 //!
 //! - cookie mode: `Set-Cookie` for a new or rotated id (attributes from
 //!   [`CookiePolicy`](crate::cookie::CookiePolicy)), or an expired cookie at
