@@ -7,10 +7,11 @@
 //! | `GET /cluster/v1/snapshot?after=ID` | a snapshot page (inspection, tests) |
 //! | `POST /admin/v1/faults` | replace the fault set ([`crate::faults`]) |
 //! | `GET /admin/v1/faults` | the current fault set |
+//! | `GET /admin/v1/replication?since=SEQ&limit=N` | recent events and this node's links ([`crate::events`]; unsigned, like the node's own admin views) |
 //!
-//! Every route is signed ([`crate::auth`]). The checks run cheapest first,
-//! and each refusal has its status, a JSON body `{"error": ...}` and a
-//! counter (`replication_rejected_total{reason}`):
+//! Every route except the event view is signed ([`crate::auth`]). The
+//! checks run cheapest first, and each refusal has its status, a JSON body
+//! `{"error": ...}` and a counter (`replication_rejected_total{reason}`):
 //!
 //! | check | status | reason |
 //! |---|---|---|
@@ -48,6 +49,7 @@ use crate::runtime::Shared;
 
 /// Mount the routes; see the module docs.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig, shared: Arc<Shared>) {
+    crate::events::configure(cfg, shared.clone());
     let data = web::Data::from(shared);
     cfg.service(
         web::resource("/cluster/v1/batch")

@@ -20,7 +20,8 @@
 //! 3. **The runtime**: [`runtime::Replication::start`] wires a replica to
 //!    the node: a tokio driver that ticks it and sends its batches over
 //!    HTTP + JSON ([`transport`]), signed per [`auth`], with [`faults`]
-//!    injected on request, counted in [`metrics`]; the [`http`] handlers for
+//!    injected on request, counted in [`metrics`] and kept for watching in
+//!    [`events`]; the [`http`] handlers for
 //!    the cluster listener; and [`store::ReplicatedStore`], the
 //!    `SessionStore` the node's handlers use unchanged.
 //!
@@ -31,6 +32,7 @@ pub mod addr;
 pub mod antientropy;
 pub mod auth;
 pub mod config;
+pub mod events;
 pub mod faults;
 pub mod http;
 pub mod message;

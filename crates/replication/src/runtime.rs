@@ -9,10 +9,11 @@
 //!   cluster listener's handlers ([`crate::http`]) call the replica under a
 //!   mutex; each call is short (microseconds), so a plain lock is fine.
 //! - **Outputs**: after each call the outputs are dispatched at once: events
-//!   to the log and the [`Metrics`], finished acks to the waiting `put`, and
-//!   batches to the driver, which sends each one as an HTTP request
-//!   ([`crate::transport`]). The replica allows one batch in flight per
-//!   peer, so the driver's channel never holds more than one per peer.
+//!   to the log, the [`Metrics`] and the [`EventLog`], finished acks to the
+//!   waiting `put`, and batches to the driver, which sends each one as an
+//!   HTTP request ([`crate::transport`]). The replica allows one batch in
+//!   flight per peer, so the driver's channel never holds more than one per
+//!   peer.
 //!
 //! Sending from the driver (never from the handler that produced the batch)
 //! keeps every pooled connection on one runtime, the node's, whatever
@@ -36,6 +37,7 @@ use tokio::task::JoinSet;
 use crate::addr::PeerAddr;
 use crate::auth::{self, ReplayCache};
 use crate::config::{ConfigError, ProtocolConfig};
+use crate::events::EventLog;
 use crate::faults::{FaultError, FaultSet, Faults};
 use crate::message::Batch;
 use crate::metrics::Metrics;
@@ -174,6 +176,8 @@ pub(crate) struct Shared {
     pub batch_urls: BTreeMap<String, reqwest::Url>,
     pub faults: Faults,
     pub metrics: Metrics,
+    /// The last events, for the dashboard ([`crate::events`]).
+    pub events: EventLog,
     pub replays: ReplayCache,
     pub max_body_bytes: usize,
     pub ack_timeout: Duration,
@@ -231,6 +235,7 @@ impl Shared {
                     if matches!(e, Event::Ready { .. }) {
                         self.ready.send_replace(true);
                     }
+                    self.events.push(e);
                 }
             }
         }
@@ -318,6 +323,7 @@ impl Replication {
             batch_urls,
             faults: Faults::new(peer_ids),
             metrics: Metrics::default(),
+            events: EventLog::default(),
             replays: ReplayCache::default(),
             max_body_bytes: cfg.max_body_bytes,
             ack_timeout: Duration::from_millis(cfg.protocol.ack_timeout_ms),

@@ -614,3 +614,61 @@ async fn a_burst_of_writes_is_batched_and_counted() {
     let lagged = sample(&text, r#"replication_lag_seconds_count{origin="node-1"}"#);
     assert_eq!(lagged, WRITES as f64, "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_view_shows_applied_writes_lag_and_cut_links_unsigned() {
+    let c = TestCluster::start(2, AckMode::None).await;
+    let s = new_session();
+    c.node(0).store.put(s.clone()).await.unwrap();
+    eventually("node-2 holds the session", || {
+        holds(&c.node(1).store, &s.id)
+    })
+    .await;
+    let view = |i: usize, query: &'static str| {
+        let url = format!("http://{}/admin/v1/replication{query}", c.node(i).addr);
+        let http = c.http.clone();
+        async move {
+            let resp = http.get(url).send().await.expect("request");
+            assert_eq!(resp.status(), 200, "unsigned GET is allowed");
+            resp.json::<serde_json::Value>().await.expect("json")
+        }
+    };
+    let v = view(1, "").await;
+    assert_eq!(v["node_id"], "node-2");
+    let applied = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "upsert" && e["session"] == s.id.short())
+        .unwrap_or_else(|| panic!("no upsert of the session in {v}"))
+        .clone();
+    assert_eq!(applied["peer"], "node-1");
+    assert_eq!(applied["outcome"], "stored");
+    assert!(applied["lag_ms"].as_f64().is_some(), "{applied}");
+    let text = applied["text"].as_str().unwrap();
+    assert!(!text.contains(s.id.as_str()), "a whole id in {text}");
+    let link = &v["links"][0];
+    assert_eq!(link["peer"], "node-1");
+    assert_eq!(link["cut"], false);
+    assert!(link["lag_ms"].as_f64().is_some(), "{link}");
+
+    // `since` returns only newer events.
+    let next = v["next_seq"].as_u64().unwrap();
+    let since = format!("?since={}", next - 1);
+    let url = format!("http://{}/admin/v1/replication{since}", c.node(1).addr);
+    let newer: serde_json::Value = c.http.get(url).send().await.unwrap().json().await.unwrap();
+    assert!(
+        newer["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["seq"].as_u64().unwrap() >= next),
+        "{newer}"
+    );
+
+    // A cut link says so.
+    assert_eq!(set_faults(&c, 1, r#"{"drop":["node-1"]}"#).await, 200);
+    let v = view(1, "?limit=5").await;
+    assert_eq!(v["links"][0]["cut"], true);
+    assert!(v["events"].as_array().unwrap().len() <= 5);
+}
