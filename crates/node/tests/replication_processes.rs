@@ -394,3 +394,44 @@ async fn ack_all_waits_for_both_peers_and_times_out_without_one() {
         assert!(Instant::now() < deadline, "still {}", ack_header(&h));
     }
 }
+
+#[test]
+fn the_binary_refuses_replication_flags_that_cannot_work() {
+    let short = "too-short-secret";
+    for (args, secret, expect) in [
+        (
+            &["--replication", "all-to-all"][..],
+            None,
+            "--cluster-secret is required",
+        ),
+        (
+            &["--replication", "all-to-all"][..],
+            Some(short),
+            "--cluster-secret must be at least 32 bytes",
+        ),
+        (
+            &["--peer", "node-2=127.0.0.1:9082"][..],
+            Some(SECRET),
+            "--peer needs --replication all-to-all",
+        ),
+        (&["--peer", "node-2:9082"][..], None, "--peer"),
+        (
+            &["--replication-ack", "some"][..],
+            None,
+            "--replication-ack",
+        ),
+    ] {
+        let mut cmd = std::process::Command::new(process_cluster::BIN);
+        cmd.args(["--listen", "127.0.0.1:0", "--cluster-listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("SESSIONLAB_CLUSTER_SECRET");
+        if let Some(s) = secret {
+            cmd.env("SESSIONLAB_CLUSTER_SECRET", s);
+        }
+        let out = cmd.output().expect("run sessionlab-node");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expect), "{args:?}: {stderr}");
+        assert!(!stderr.contains(short), "the secret is echoed: {stderr}");
+    }
+}
