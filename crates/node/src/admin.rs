@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `GET /healthz` | 200 `{"status":"ok"}`, 503 `{"status":"starting"}` until ready |
 //! | `GET /metrics` | Prometheus text ([`crate::metrics`]) |
-//! | `GET /admin/v1/status` | node id, store, modes, readiness, counts, uptime, peers |
+//! | `GET /admin/v1/status` | node id, store, modes, readiness, counts, uptime, memory (`memory_rss_bytes`), peers |
 //! | `GET /admin/v1/sessions?limit=N` | up to N (default 100, at most 10000) sessions' metadata |
 //!
 //! Features that need more routes here (the replication protocol) pass them
@@ -56,6 +56,9 @@ pub struct Status {
     pub sessions: u64,
     pub session_bytes: u64,
     pub uptime_ms: u64,
+    /// Resident memory of the node process ([`crate::process_memory`]).
+    #[serde(default)]
+    pub memory_rss_bytes: Option<u64>,
     pub peers: Vec<PeerStatus>,
 }
 
@@ -70,6 +73,7 @@ async fn status(node: web::Data<NodeState>) -> Result<HttpResponse, NodeError> {
         sessions: stats.sessions,
         session_bytes: stats.bytes,
         uptime_ms: node.started.elapsed().as_millis() as u64,
+        memory_rss_bytes: crate::process_memory::resident_bytes(),
         peers: node.status.as_ref().map(|s| s.peers()).unwrap_or_default(),
     }))
 }

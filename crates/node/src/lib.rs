@@ -21,7 +21,7 @@
 //! - [`wiring`]: which [`SessionStore`](sessionlab_session::SessionStore)
 //!   holds the sessions, decided in one place.
 //! - [`admin`] and [`metrics`]: the cluster listener's health, metrics and
-//!   admin views.
+//!   admin views ([`process_memory`]: the memory the status reports).
 //! - [`error`]: every failure as an HTTP status and a JSON body.
 //!
 //! `main.rs` only parses flags and calls [`server::run`].
@@ -33,6 +33,7 @@ pub mod cookie;
 pub mod error;
 pub mod metrics;
 pub mod page;
+pub mod process_memory;
 pub mod server;
 pub mod session_mw;
 pub mod state;

@@ -65,6 +65,9 @@ async fn metrics_and_admin_live_on_the_cluster_port_only() {
     assert_eq!(status["sessions"], 1);
     assert!(status["session_bytes"].as_u64().unwrap() > 0);
     assert!(status["uptime_ms"].is_u64());
+    if cfg!(target_os = "linux") {
+        assert!(status["memory_rss_bytes"].as_u64().unwrap() > 0, "{status}");
+    }
     assert_eq!(status["peers"], serde_json::json!([]));
 
     let res = c
