@@ -53,6 +53,7 @@ impl Browser {
             .connect_timeout(timeout)
             .pool_max_idle_per_host(1)
             .tcp_nodelay(true)
+            .no_proxy()
             .build()
             .expect("a plain HTTP client always builds");
         Browser {

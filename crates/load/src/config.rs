@@ -79,6 +79,11 @@ pub struct LoadConfig {
     pub rate: Option<f64>,
     /// Pause between one user's requests.
     pub think: Duration,
+    /// Pause after a successful login instead of `think` (None: `think`).
+    /// A person reads the page after logging in; a separate pause keeps
+    /// "the next request came before the login reached that node" apart
+    /// from "the next request came before the last change did".
+    pub login_pause: Option<Duration>,
     pub mix: Mix,
     /// A hard cap on requests, whatever the duration.
     pub max_requests: u64,
@@ -100,6 +105,7 @@ impl Default for LoadConfig {
             duration: Duration::from_secs(30),
             rate: None,
             think: Duration::from_millis(50),
+            login_pause: None,
             mix: Mix::default(),
             max_requests: 10_000_000,
             timeout: Duration::from_secs(2),

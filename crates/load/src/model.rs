@@ -17,8 +17,18 @@
 //!   writer wins over whole sessions: a write based on a stale copy
 //!   overwrites a newer one.
 //! - **Stale write**: an increment answered with a value not above the last
-//!   acknowledged one: the node incremented an old copy. Reported on its
-//!   own because it predicts lost updates before the final count.
+//!   acknowledged one (the node incremented an old copy), or a cart change
+//!   whose answer shows the cart without an earlier acknowledged change.
+//!   Reported on its own because it predicts lost updates before the final
+//!   count.
+//!
+//! Stale reads and stale writes count each acknowledged change once: the
+//! first read (or write) that shows it missing counts, later ones that
+//! still miss the same change do not. A change lost for good (a cart item
+//! acknowledged by a node that died before its copy went out) would
+//! otherwise be counted again at every read until the end, and the figure
+//! would say more about how often the user reads than about the cluster;
+//! it is counted once as a stale read, and at the end as a lost update.
 //!
 //! This module is pure bookkeeping (no I/O), unit-tested below; `user.rs`
 //! feeds it the answers.
@@ -51,6 +61,57 @@ pub struct Expectations {
     acked_increments: u64,
     /// Cart items whose addition (true) or removal (false) was acknowledged last.
     cart: std::collections::BTreeMap<String, bool>,
+    /// What reads already reported missing.
+    read_reported: Reported,
+    /// What writes already reported missing.
+    write_reported: Reported,
+}
+
+/// Acknowledged changes already reported missing (see the module docs).
+#[derive(Debug, Clone, Default)]
+struct Reported {
+    /// Counter values up to this one were reported missing.
+    counter_upto: i64,
+    /// Items reported wrong since their last acknowledged change.
+    items: BTreeSet<String>,
+}
+
+impl Expectations {
+    /// Whether an answer showing the counter at `counter` (the copy's value
+    /// before any change this request made) and the cart `cart` reveals an
+    /// acknowledged change not reported missing before. `except` is an item
+    /// the request itself changed.
+    fn newly_missing(
+        &mut self,
+        by_write: bool,
+        counter: Option<i64>,
+        cart: Option<&BTreeSet<String>>,
+        except: Option<&str>,
+    ) -> bool {
+        let reported = if by_write {
+            &mut self.write_reported
+        } else {
+            &mut self.read_reported
+        };
+        let mut new = false;
+        if counter.is_some_and(|c| c < self.last_told) && self.last_told > reported.counter_upto {
+            reported.counter_upto = self.last_told;
+            new = true;
+        }
+        if let Some(cart) = cart {
+            for (item, want) in &self.cart {
+                if except == Some(item.as_str()) {
+                    continue;
+                }
+                if cart.contains(item) != *want {
+                    new |= reported.items.insert(item.clone());
+                } else {
+                    reported.items.remove(item);
+                }
+            }
+        }
+        new
+    }
 }
 
 /// The end-of-run reckoning for one epoch.
@@ -92,11 +153,7 @@ impl Expectations {
                 ..Default::default()
             };
         }
-        let cart_stale = self
-            .cart
-            .iter()
-            .any(|(item, present)| seen.cart.contains(item) != *present);
-        let stale = seen.counter < self.last_told || cart_stale;
+        let stale = self.newly_missing(false, Some(seen.counter), Some(&seen.cart), None);
         self.last_told = self.last_told.max(seen.counter);
         Findings {
             stale_read: stale,
@@ -118,7 +175,7 @@ impl Expectations {
                 ..Default::default()
             };
         }
-        let stale_write = value <= self.last_told;
+        let stale_write = self.newly_missing(true, Some(value - 1), None, None);
         self.acked_increments += 1;
         self.last_told = self.last_told.max(value);
         Findings {
@@ -127,8 +184,18 @@ impl Expectations {
         }
     }
 
-    /// A cart change was acknowledged.
-    pub fn on_cart(&mut self, item: &str, present: bool, user_present: bool) -> Findings {
+    /// A cart change was acknowledged; `reply` is the cart the answer
+    /// showed after the change, when it showed one. A reply that disagrees
+    /// with an earlier acknowledged change (an item back, or missing) means
+    /// the change was applied to an old copy: a stale write, as for
+    /// increments.
+    pub fn on_cart(
+        &mut self,
+        item: &str,
+        present: bool,
+        user_present: bool,
+        reply: Option<&BTreeSet<String>>,
+    ) -> Findings {
         if !self.logged_in {
             return Findings::default();
         }
@@ -139,8 +206,14 @@ impl Expectations {
                 ..Default::default()
             };
         }
+        let stale_write = self.newly_missing(true, None, reply, Some(item));
         self.cart.insert(item.to_owned(), present);
-        Findings::default()
+        self.read_reported.items.remove(item);
+        self.write_reported.items.remove(item);
+        Findings {
+            stale_write,
+            ..Default::default()
+        }
     }
 
     /// Compare the final state with everything acknowledged in this epoch.
@@ -170,6 +243,10 @@ impl Expectations {
 mod tests {
     use super::*;
 
+    fn cart(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
     fn seen(user: bool, counter: i64, cart: &[&str]) -> Observed {
         Observed {
             user: user.then(|| "alice".to_owned()),
@@ -184,7 +261,10 @@ mod tests {
         e.on_login(0);
         assert_eq!(e.on_increment(1, true), Findings::default());
         assert_eq!(e.on_increment(2, true), Findings::default());
-        e.on_cart("apple", true, true);
+        assert_eq!(
+            e.on_cart("apple", true, true, Some(&cart(&["apple"]))),
+            Findings::default()
+        );
         assert_eq!(e.on_read(&seen(true, 2, &["apple"])), Findings::default());
         let r = e.reckon(&seen(true, 2, &["apple"])).unwrap();
         assert_eq!(
@@ -200,7 +280,7 @@ mod tests {
         e.on_increment(1, true);
         e.on_increment(2, true);
         assert!(e.on_read(&seen(true, 1, &[])).stale_read);
-        e.on_cart("pear", true, true);
+        e.on_cart("pear", true, true, None);
         assert!(
             e.on_read(&seen(true, 2, &[])).stale_read,
             "acked cart item missing"
@@ -217,6 +297,38 @@ mod tests {
         assert!(f.stale_write);
         let r = e.reckon(&seen(true, 1, &[])).unwrap();
         assert_eq!(r.lost_increments, 1, "two acknowledged, one counted");
+    }
+
+    #[test]
+    fn a_cart_reply_from_an_old_copy_is_a_stale_write() {
+        let mut e = Expectations::default();
+        e.on_login(0);
+        e.on_cart("fig", true, true, Some(&cart(&["fig"])));
+        // The next change lands on a node whose copy has no fig yet.
+        let f = e.on_cart("kiwi", true, true, Some(&cart(&["kiwi"])));
+        assert!(f.stale_write);
+        // A removal whose reply still shows the other items is fine.
+        let f = e.on_cart("kiwi", false, true, Some(&cart(&["fig"])));
+        assert!(!f.stale_write);
+    }
+
+    #[test]
+    fn a_change_lost_for_good_is_one_stale_read_and_one_lost_update() {
+        let mut e = Expectations::default();
+        e.on_login(0);
+        e.on_cart("fig", true, true, Some(&cart(&["fig"])));
+        e.on_increment(1, true);
+        // The node that acknowledged both died before its copy went out.
+        assert!(e.on_read(&seen(true, 0, &[])).stale_read);
+        assert!(!e.on_read(&seen(true, 0, &[])).stale_read, "reported once");
+        // The next increment lands on the old copy: one stale write...
+        assert!(e.on_increment(1, true).stale_write);
+        // ...and the one after it reveals nothing new.
+        assert!(!e.on_increment(2, true).stale_write);
+        // A change acknowledged later and then missed is a new stale read.
+        assert!(e.on_read(&seen(true, 1, &[])).stale_read);
+        let r = e.reckon(&seen(true, 2, &[])).unwrap();
+        assert_eq!((r.lost_increments, r.lost_cart_changes), (1, 1));
     }
 
     #[test]
@@ -237,8 +349,8 @@ mod tests {
     fn an_undone_removal_counts_as_a_lost_cart_change() {
         let mut e = Expectations::default();
         e.on_login(0);
-        e.on_cart("fig", true, true);
-        e.on_cart("fig", false, true);
+        e.on_cart("fig", true, true, None);
+        e.on_cart("fig", false, true, None);
         let r = e.reckon(&seen(true, 0, &["fig"])).unwrap();
         assert_eq!(r.lost_cart_changes, 1);
     }

@@ -18,11 +18,20 @@ use crate::prom::Scrape;
 use crate::stats::{ErrorKind, Recorder, quantile_ms};
 use crate::user::UserResult;
 
-/// Metric names the nodes export (see the replication crate's metrics).
+/// Metric names the nodes export on their cluster listener's `/metrics`
+/// (the replication crate registers them under `replication_`, the node
+/// adds its `sessionlab_` prefix and a `node` label).
 pub mod metric_names {
-    pub const REPL_MESSAGES_SENT: &str = "sessionlab_replication_messages_sent_total";
-    pub const REPL_BYTES_SENT: &str = "sessionlab_replication_bytes_sent_total";
+    /// Counter `{node, peer, direction="sent"|"received"}`: every message,
+    /// heartbeats included.
+    pub const REPL_MESSAGES: &str = "sessionlab_replication_messages_total";
+    /// Counter `{node, peer, direction}`: request body bytes.
+    pub const REPL_BYTES: &str = "sessionlab_replication_bytes_total";
+    /// Histogram `{node, origin}`: a write on `origin` to its apply here.
     pub const REPL_LAG_SECONDS: &str = "sessionlab_replication_lag_seconds";
+    /// The label value of what a node sent (each message is counted once
+    /// as sent by its origin and once as received by its peer).
+    pub const SENT: (&str, &str) = ("direction", "sent");
 }
 
 /// A fault (or any event) at a moment of the run.
@@ -32,39 +41,34 @@ pub struct Mark {
     pub label: String,
 }
 
-/// What the servers paid during the run (differences of their counters).
+/// What the servers paid during the run (growth of their counters).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ServerCosts {
+    /// Replication messages sent by every node, heartbeats included.
     pub replication_messages: f64,
     pub replication_bytes: f64,
-    /// Replication lag quantiles over the whole run, from the nodes' histograms.
+    /// Replication lag quantiles of the writes applied during the run.
     pub replication_lag_p50_ms: Option<f64>,
     pub replication_lag_p99_ms: Option<f64>,
-    /// Resident memory per process at the end, when the caller knows the pids.
+    /// Resident memory (VmRSS) per process at the end, when the caller
+    /// knows the pids.
     pub memory_bytes: BTreeMap<String, u64>,
 }
 
 impl ServerCosts {
-    /// Costs from node scrapes taken before and after (label, text).
-    pub fn from_scrapes(before: &[(String, String)], after: &[(String, String)]) -> ServerCosts {
+    /// Costs from the growth of the nodes' counters over the run.
+    pub fn from_growth(grown: &Scrape) -> ServerCosts {
         use metric_names::*;
-        let b = crate::run::sum(before);
-        let a = crate::run::sum(after);
-        let d: Scrape = a.delta(&b);
-        // Lag: the quantile over all nodes' histograms at the end (counts
-        // since start; the run dominates a freshly started cluster).
-        let all_after: String = after
-            .iter()
-            .map(|(_, t)| t.as_str())
-            .collect::<Vec<_>>()
-            .join("\n");
+        let lag = |q| {
+            grown
+                .histogram_quantile(REPL_LAG_SECONDS, q)
+                .map(|s| s * 1000.0)
+        };
         ServerCosts {
-            replication_messages: d.get(REPL_MESSAGES_SENT).max(0.0),
-            replication_bytes: d.get(REPL_BYTES_SENT).max(0.0),
-            replication_lag_p50_ms: Scrape::histogram_quantile(&all_after, REPL_LAG_SECONDS, 0.5)
-                .map(|s| s * 1000.0),
-            replication_lag_p99_ms: Scrape::histogram_quantile(&all_after, REPL_LAG_SECONDS, 0.99)
-                .map(|s| s * 1000.0),
+            replication_messages: grown.sum(REPL_MESSAGES, &[SENT]),
+            replication_bytes: grown.sum(REPL_BYTES, &[SENT]),
+            replication_lag_p50_ms: lag(0.5),
+            replication_lag_p99_ms: lag(0.99),
             memory_bytes: BTreeMap::new(),
         }
     }

@@ -1,12 +1,15 @@
-//! A whole run: start the users, wait, merge what they saw.
+//! A whole run: start the users, sample the nodes' counters while they
+//! run, wait, merge what they saw.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::LoadConfig;
-use crate::prom::Scrape;
+use crate::prom::{Growth, Scrape};
 use crate::report::{LoadReport, Mark, ServerCosts};
 use crate::stats::Recorder;
 use crate::user::{Progress, Shared, run_user};
@@ -18,45 +21,78 @@ pub struct MetricsTargets {
     pub lb: Option<String>,
 }
 
-async fn scrape(http: &reqwest::Client, url: &str) -> Option<String> {
+/// How often the nodes are scraped during a run (see [`crate::prom`]: a
+/// node killed mid-run keeps the growth seen until its last answer).
+const SCRAPE_EVERY: Duration = Duration::from_secs(1);
+
+async fn scrape(http: &reqwest::Client, url: &str) -> Option<Scrape> {
     let resp = http.get(url).send().await.ok()?;
     if !resp.status().is_success() {
         return None;
     }
-    resp.text().await.ok()
+    resp.text().await.ok().map(|t| Scrape::parse(&t))
 }
 
 /// Scrape every node (a dead node simply contributes nothing).
-async fn scrape_nodes(http: &reqwest::Client, targets: &MetricsTargets) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for (label, url) in &targets.nodes {
-        if let Some(text) = scrape(http, url).await {
-            out.push((label.clone(), text));
+async fn scrape_nodes(http: &reqwest::Client, targets: &MetricsTargets) -> Vec<(String, Scrape)> {
+    let all = targets
+        .nodes
+        .iter()
+        .map(|(label, url)| async move { scrape(http, url).await.map(|s| (label.clone(), s)) });
+    futures::future::join_all(all)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Scrapes the nodes every [`SCRAPE_EVERY`] until told to stop, then once
+/// more, and hands back what grew.
+async fn sample(
+    http: reqwest::Client,
+    targets: MetricsTargets,
+    mut growth: Growth,
+    mut stop: watch::Receiver<bool>,
+) -> Growth {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SCRAPE_EVERY) => {}
+            _ = stop.changed() => break,
+        }
+        for (label, s) in scrape_nodes(&http, &targets).await {
+            growth.observe(&label, s);
         }
     }
-    out
+    for (label, s) in scrape_nodes(&http, &targets).await {
+        growth.observe(&label, s);
+    }
+    growth
 }
+
+type UsersTask = tokio::task::JoinHandle<(Recorder, Vec<crate::user::UserResult>)>;
 
 /// A handle on a running load: its start time (so faults can be scheduled
 /// against the same clock) and its live counters.
 pub struct LoadRun {
     pub start: Instant,
     pub progress: Arc<Progress>,
-    task: tokio::task::JoinHandle<(Recorder, Vec<crate::user::UserResult>)>,
+    users: UsersTask,
+    sampler: tokio::task::JoinHandle<Growth>,
+    stop_sampler: watch::Sender<bool>,
     cfg: LoadConfig,
-    targets: MetricsTargets,
-    before: Vec<(String, String)>,
-    http: reqwest::Client,
 }
 
 impl LoadRun {
     /// Scrape the "before" metrics and start every user.
     pub async fn start(cfg: LoadConfig, targets: MetricsTargets) -> LoadRun {
         let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(2))
+            .timeout(Duration::from_secs(2))
+            .no_proxy()
             .build()
             .expect("a plain HTTP client always builds");
-        let before = scrape_nodes(&http, &targets).await;
+        let growth = Growth::baseline(scrape_nodes(&http, &targets).await);
+        let (stop_sampler, stop) = watch::channel(false);
+        let sampler = tokio::spawn(sample(http, targets, growth, stop));
         let progress = Arc::new(Progress::default());
         let start = Instant::now();
         let shared = Arc::new(Shared {
@@ -66,7 +102,7 @@ impl LoadRun {
             budget: AtomicU64::new(cfg.max_requests),
             progress: progress.clone(),
         });
-        let task = tokio::spawn(async move {
+        let users = tokio::spawn(async move {
             let users: Vec<_> = (0..shared.cfg.users)
                 .map(|i| tokio::spawn(run_user(i, shared.clone())))
                 .collect();
@@ -83,24 +119,24 @@ impl LoadRun {
         LoadRun {
             start,
             progress,
-            task,
+            users,
+            sampler,
+            stop_sampler,
             cfg,
-            targets,
-            before,
-            http,
         }
     }
 
     pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
+        self.users.is_finished()
     }
 
-    /// Wait for every user, scrape the "after" metrics, and build the report.
+    /// Wait for every user, take the last scrape, and build the report.
     pub async fn finish(self, label: &str, marks: Vec<Mark>) -> LoadReport {
-        let (total, results) = self.task.await.expect("the load task does not panic");
+        let (total, results) = self.users.await.expect("the load task does not panic");
         let wall = self.start.elapsed();
-        let after = scrape_nodes(&self.http, &self.targets).await;
-        let server = ServerCosts::from_scrapes(&self.before, &after);
+        let _ = self.stop_sampler.send(true);
+        let growth = self.sampler.await.expect("the sampler does not panic");
+        let server = ServerCosts::from_growth(&growth.total());
         LoadReport::build(label, &self.cfg, total, &results, wall, marks, server)
     }
 }
@@ -111,13 +147,4 @@ pub async fn run(cfg: LoadConfig, targets: MetricsTargets, label: &str) -> LoadR
         .await
         .finish(label, Vec::new())
         .await
-}
-
-/// Parse a scrape pair list into one summed scrape.
-pub fn sum(scrapes: &[(String, String)]) -> Scrape {
-    let mut total = Scrape::default();
-    for (_, text) in scrapes {
-        total.add(&Scrape::parse(text));
-    }
-    total
 }

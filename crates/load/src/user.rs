@@ -258,7 +258,12 @@ impl User {
                     return;
                 };
                 let present = a.status != 401 && !a.new_session_id;
-                let f = self.exp.on_cart(item, add, present);
+                let reply = a
+                    .json
+                    .as_ref()
+                    .and_then(|j| j["cart"].as_object())
+                    .map(|c| c.keys().cloned().collect::<BTreeSet<_>>());
+                let f = self.exp.on_cart(item, add, present, reply.as_ref());
                 self.note(shared, f);
             }
         }
@@ -347,13 +352,16 @@ pub async fn run_user(id: usize, shared: Arc<Shared>) -> UserResult {
     tokio::time::sleep(jitter).await;
     let mut next = Instant::now();
     while Instant::now() < shared.deadline && shared.take_budget() {
+        let mut pause = pace.unwrap_or(cfg.think);
         if user.exp.logged_in() {
             let op = user.pick(&shared);
             user.step(&shared, op).await;
         } else {
             user.login(&shared).await;
+            if user.exp.logged_in() {
+                pause = cfg.login_pause.unwrap_or(pause);
+            }
         }
-        let pause = pace.unwrap_or(cfg.think);
         next += pause;
         let now = Instant::now();
         if next < now {
