@@ -101,7 +101,7 @@ pub struct Config {
     #[arg(long, env = "SESSIONLAB_LB_BODY_LIMIT", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(0..=1024 * 1024 * 1024))]
     pub body_limit: u64,
 
-    /// Idle keep-alive connections kept per backend.
+    /// Idle keep-alive connections kept per backend and worker thread.
     #[arg(long, env = "SESSIONLAB_LB_POOL_IDLE", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(0..=65536))]
     pub pool_idle: u64,
 
