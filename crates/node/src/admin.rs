@@ -8,9 +8,9 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /healthz` | 200 `{"status":"ok"}`, 503 `{"status":"starting"}` until ready |
+//! | `GET /healthz` | 200 `{"status":"ok"}` (`"degraded"` while Redis is unreachable), 503 `{"status":"starting"}` until ready |
 //! | `GET /metrics` | Prometheus text ([`crate::metrics`]) |
-//! | `GET /admin/v1/status` | node id, store, modes, readiness, counts, uptime, memory (`memory_rss_bytes`), peers |
+//! | `GET /admin/v1/status` | node id, store (and `store_ok`), modes, readiness, counts, uptime, memory (`memory_rss_bytes`), peers |
 //! | `GET /admin/v1/sessions?limit=N` | up to N (default 100, at most 10000) sessions' metadata |
 //!
 //! Features that need more routes here (the replication protocol) pass them
@@ -53,6 +53,12 @@ pub struct Status {
     pub auth: String,
     pub tracking: String,
     pub ready: bool,
+    /// False while the store cannot be reached (the node is degraded).
+    #[serde(default = "yes")]
+    pub store_ok: bool,
+    /// Why, when `store_ok` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_problem: Option<String>,
     pub sessions: u64,
     pub session_bytes: u64,
     pub uptime_ms: u64,
@@ -62,14 +68,29 @@ pub struct Status {
     pub peers: Vec<PeerStatus>,
 }
 
+fn yes() -> bool {
+    true
+}
+
 async fn status(node: web::Data<NodeState>) -> Result<HttpResponse, NodeError> {
-    let stats = node.store.stats().await?;
+    // A store that cannot be reached still gets a status page: that is
+    // when it is needed most.
+    let mut store_problem = node.store_problem();
+    let stats = match node.store.stats().await {
+        Ok(stats) => stats,
+        Err(e) => {
+            store_problem.get_or_insert_with(|| e.to_string());
+            Default::default()
+        }
+    };
     Ok(HttpResponse::Ok().json(Status {
         node_id: node.id.clone(),
         store: node.store.kind().to_owned(),
-        auth: "session".to_owned(),
+        auth: node.config.auth.as_str().to_owned(),
         tracking: node.policy.tracking.as_str().to_owned(),
         ready: node.readiness.is_ready(),
+        store_ok: store_problem.is_none(),
+        store_problem,
         sessions: stats.sessions,
         session_bytes: stats.bytes,
         uptime_ms: node.started.elapsed().as_millis() as u64,

@@ -10,7 +10,7 @@
 //! | `POST /api/counter/increment` | `{"counter": n}`, the new value |
 //! | `PUT /api/cart/{item}?qty=N` | set an item's quantity (default 1) |
 //! | `DELETE /api/cart/{item}` | remove an item |
-//! | `GET /healthz` | 200 `{"status":"ok"}`, or 503 `{"status":"starting"}` |
+//! | `GET /healthz` | 200 `{"status":"ok"}` (or `"degraded"` while Redis is unreachable), or 503 `{"status":"starting"}` |
 //!
 //! `POST /login` and `POST /logout` answer with a redirect to `/` (what a
 //! browser wants) or, when the request says `Accept: application/json`, with
@@ -47,6 +47,9 @@ pub const ROUTES: &[&str] = &[
     "api_counter",
     "api_cart_item",
     "healthz",
+    "auth_login",
+    "auth_refresh",
+    "auth_logout",
 ];
 
 /// Register the app's routes. The router tries them in order, so the
@@ -85,12 +88,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/healthz").name("healthz").get(healthz));
 }
 
-/// `/healthz` (also on the cluster listener).
+/// `/healthz` (also on the cluster listener). A node whose shared store is
+/// unreachable answers 200 `degraded`, not 503: see
+/// [`crate::redis_wiring`] for why.
 pub async fn healthz(node: web::Data<NodeState>) -> HttpResponse {
-    if node.readiness.is_ready() {
-        HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
-    } else {
-        HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "starting"}))
+    if !node.readiness.is_ready() {
+        return HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "starting"}));
+    }
+    match node.store_problem() {
+        None => HttpResponse::Ok().json(serde_json::json!({"status": "ok"})),
+        Some(problem) => {
+            HttpResponse::Ok().json(serde_json::json!({"status": "degraded", "store": problem}))
+        }
     }
 }
 
@@ -179,13 +188,19 @@ fn render_page(
         message,
         links: &links,
     });
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(html)
+    let mut res = HttpResponse::build(status);
+    res.content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"));
+    if let Some(policy) = node.config.referrer_policy.header_value() {
+        res.insert_header((header::REFERRER_POLICY, policy));
+    }
+    res.body(html)
 }
 
 async fn index(node: web::Data<NodeState>, ws: WebSession) -> HttpResponse {
+    if node.tokens.is_some() {
+        return crate::jwt_page::page(&node);
+    }
     render_page(&node, &ws, None, actix_web::http::StatusCode::OK)
 }
 
@@ -203,6 +218,11 @@ async fn login(
     ws: WebSession,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, NodeError> {
+    if node.tokens.is_some() {
+        return Err(NodeError::BadRequest(
+            "this node runs --auth jwt: log in with POST /auth/login".into(),
+        ));
+    }
     let form = form.into_inner();
     let remember = form
         .remember
@@ -262,17 +282,18 @@ struct ItemForm {
 
 async fn cart_add(ws: WebSession, form: web::Form<ItemForm>) -> Result<HttpResponse, NodeError> {
     let item = item_name(&form.item)?;
-    ws.update(|d| {
+    ws.update(move |d| {
         let cart = cart_mut(d);
         let qty = cart.get(&item).and_then(Value::as_u64).unwrap_or(0);
-        cart.insert(item, (qty.saturating_add(1)).into());
+        cart.insert(item.clone(), (qty.saturating_add(1)).into());
     });
     Ok(back_home(&ws))
 }
 
 async fn cart_remove(ws: WebSession, form: web::Form<ItemForm>) -> HttpResponse {
     if ws.get().is_some() {
-        ws.update(|d| cart_mut(d).remove(form.item.trim()));
+        let item = form.into_inner().item.trim().to_owned();
+        ws.update(move |d| cart_mut(d).remove(&item));
     }
     back_home(&ws)
 }
@@ -356,7 +377,12 @@ async fn api_session(ws: WebSession) -> HttpResponse {
 
 async fn api_counter(node: web::Data<NodeState>, ws: WebSession) -> HttpResponse {
     let n = ws.update(increment);
-    HttpResponse::Ok().json(serde_json::json!({"node_id": node.id, "counter": n}))
+    ws.rebuild_reply_with(|node_id, data| counter_reply(node_id, counter(data)));
+    counter_reply(&node.id, n)
+}
+
+fn counter_reply(node_id: &str, n: u64) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"node_id": node_id, "counter": n}))
 }
 
 #[derive(Deserialize)]
@@ -365,12 +391,16 @@ struct QtyQuery {
 }
 
 fn cart_reply(node: &NodeState, ws: &WebSession) -> HttpResponse {
-    let data = ws.data();
+    ws.rebuild_reply_with(cart_reply_from);
+    cart_reply_from(&node.id, &ws.data())
+}
+
+fn cart_reply_from(node_id: &str, data: &Map<String, Value>) -> HttpResponse {
     let cart = data
         .get("cart")
         .cloned()
         .unwrap_or_else(|| Value::Object(Map::new()));
-    HttpResponse::Ok().json(serde_json::json!({"node_id": node.id, "cart": cart}))
+    HttpResponse::Ok().json(serde_json::json!({"node_id": node_id, "cart": cart}))
 }
 
 async fn api_cart_put(
@@ -384,7 +414,7 @@ async fn api_cart_put(
     if !(1..=1_000_000).contains(&qty) {
         return Err(NodeError::BadRequest("qty must be 1..=1000000".into()));
     }
-    ws.update(|d| cart_mut(d).insert(item, qty.into()));
+    ws.update(move |d| cart_mut(d).insert(item.clone(), qty.into()));
     Ok(cart_reply(&node, &ws))
 }
 
@@ -397,7 +427,8 @@ async fn api_cart_delete(
         .get()
         .is_some_and(|s| cart_items(&s.data()).iter().any(|(k, _)| *k == *item));
     if has_item {
-        ws.update(|d| cart_mut(d).remove(item.as_str()));
+        let item = item.into_inner();
+        ws.update(move |d| cart_mut(d).remove(item.as_str()));
     }
     cart_reply(&node, &ws)
 }

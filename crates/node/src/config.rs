@@ -12,8 +12,11 @@
 //! those are in [`Config::validate`], which `main` runs right after parsing
 //! and reports in clap's format, naming the flag.
 //!
-//! Later features add their flags here (Redis, JWT), next to the ones they
-//! change, and read them in [`crate::wiring`].
+//! The store flags (`--store redis`, `--redis-*`) are read in
+//! [`crate::wiring`]; the token flags (`--auth jwt`, `--jwt-*`, `--*-ttl`) in
+//! [`crate::token_auth`]. Flags of one feature given without the feature
+//! (`--jwt-secret` without `--auth jwt`) are refused rather than ignored, so
+//! a typo in a mode never silently runs another mode.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -57,6 +60,86 @@ impl Tracking {
         match self {
             Tracking::Cookie => "cookie",
             Tracking::Url => "url",
+        }
+    }
+}
+
+/// Where sessions live (`--store`).
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// This node's memory (replicated with --replication all-to-all).
+    Memory,
+    /// One Redis server shared by every node.
+    Redis,
+}
+
+impl StoreKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Memory => "memory",
+            StoreKind::Redis => "redis",
+        }
+    }
+}
+
+/// A switch written `on` or `off`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+impl OnOff {
+    pub fn is_on(self) -> bool {
+        self == OnOff::On
+    }
+}
+
+/// How users authenticate (`--auth`).
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// A server-side session; the client carries its id.
+    Session,
+    /// Signed JWT access and refresh tokens in `Authorization: Bearer`.
+    Jwt,
+}
+
+impl Auth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Auth::Session => "session",
+            Auth::Jwt => "jwt",
+        }
+    }
+}
+
+/// What a session is bound to (`--bind-session`).
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindSession {
+    /// Nothing: whoever presents the id is the user.
+    None,
+    /// The User-Agent header it was created with.
+    UserAgent,
+}
+
+/// The demo page's `Referrer-Policy` (`--referrer-policy`).
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferrerPolicy {
+    /// Send no `Referer` at all from the page.
+    NoReferrer,
+    /// Send the whole URL, `;sid=` included, to every site (the leak).
+    UnsafeUrl,
+    /// Send no header; the browser's default policy applies.
+    Unset,
+}
+
+impl ReferrerPolicy {
+    /// The header value, or `None` for [`ReferrerPolicy::Unset`].
+    pub fn header_value(self) -> Option<&'static str> {
+        match self {
+            ReferrerPolicy::NoReferrer => Some("no-referrer"),
+            ReferrerPolicy::UnsafeUrl => Some("unsafe-url"),
+            ReferrerPolicy::Unset => None,
         }
     }
 }
@@ -184,6 +267,77 @@ pub struct Config {
     )]
     pub replication_ack_timeout: Duration,
 
+    /// Where sessions live: this node's memory (optionally replicated), or
+    /// one Redis server shared by every node (`redis`).
+    #[arg(long, env = "SESSIONLAB_STORE", value_enum, default_value_t = StoreKind::Memory)]
+    pub store: StoreKind,
+
+    /// With --store redis: the Redis server, `redis://HOST:PORT[/DB]`.
+    #[arg(
+        long,
+        env = "SESSIONLAB_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
+    pub redis_url: String,
+
+    /// With --store redis: compare-and-set writes on the session version
+    /// (`on`: a write based on a stale read is retried, then refused with
+    /// 409) or blind overwrites (`off`: shows lost updates).
+    #[arg(long, env = "SESSIONLAB_REDIS_CAS", value_enum, default_value_t = OnOff::On)]
+    pub redis_cas: OnOff,
+
+    /// With --store redis: how long one Redis command may take before the
+    /// request gets 503 (e.g. 500ms).
+    #[arg(long, env = "SESSIONLAB_REDIS_TIMEOUT", default_value = "500ms", value_parser = parse_redis_timeout)]
+    pub redis_timeout: Duration,
+
+    /// How users authenticate: a server-side session behind a cookie (or
+    /// URL), or signed JWT access and refresh tokens (`jwt`).
+    #[arg(long, env = "SESSIONLAB_AUTH", value_enum, default_value_t = Auth::Session)]
+    pub auth: Auth,
+
+    /// With --auth jwt: the HS256 signing secret, the same on every node, at
+    /// least 32 bytes.
+    #[arg(
+        long,
+        env = "SESSIONLAB_JWT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub jwt_secret: Option<ClusterSecret>,
+
+    /// With --auth jwt, instead of --jwt-secret: an Ed25519 private key (PEM)
+    /// that signs tokens (EdDSA); needs --jwt-public-key.
+    #[arg(long, env = "SESSIONLAB_JWT_PRIVATE_KEY", value_name = "FILE")]
+    pub jwt_private_key: Option<PathBuf>,
+
+    /// With --jwt-private-key: the matching public key (PEM) that verifies them.
+    #[arg(long, env = "SESSIONLAB_JWT_PUBLIC_KEY", value_name = "FILE")]
+    pub jwt_public_key: Option<PathBuf>,
+
+    /// With --auth jwt: lifetime of an access token.
+    #[arg(long, env = "SESSIONLAB_ACCESS_TTL", default_value = "5m", value_parser = parse_timeout)]
+    pub access_ttl: Duration,
+
+    /// With --auth jwt: lifetime of a refresh token (each refresh issues a
+    /// new one; the login ends at --absolute-timeout however often refreshed).
+    #[arg(long, env = "SESSIONLAB_REFRESH_TTL", default_value = "1h", value_parser = parse_timeout)]
+    pub refresh_ttl: Duration,
+
+    /// Bind a session to a client fingerprint: with `user-agent`, a session
+    /// presented with another User-Agent than the one it was created with
+    /// is treated as no session (and the event logged and counted).
+    #[arg(long, env = "SESSIONLAB_BIND_SESSION", value_enum, default_value_t = BindSession::None)]
+    pub bind_session: BindSession,
+
+    /// The `Referrer-Policy` header on the demo page: `no-referrer` keeps a
+    /// `;sid=` in the page URL (url tracking) out of the `Referer` sent to
+    /// other sites; `unsafe-url` shows the leak; `unset` sends no header
+    /// (the browser's default applies).
+    #[arg(long, env = "SESSIONLAB_REFERRER_POLICY", value_enum, default_value_t = ReferrerPolicy::NoReferrer)]
+    pub referrer_policy: ReferrerPolicy,
+
     /// Log filter in tracing's EnvFilter syntax, e.g. `info` or
     /// `sessionlab_node=debug` (debug shows one span per request).
     #[arg(long, env = "SESSIONLAB_LOG", default_value = "info,actix_server=warn")]
@@ -218,6 +372,7 @@ impl Config {
     /// names the flag to fix.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
         let bad = |m: String| Err(InvalidConfig(m));
+        self.validate_store_and_auth()?;
         if self.replication == ReplicationMode::Off {
             if !self.peers.is_empty() {
                 return bad(
@@ -252,6 +407,55 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The rules of --store, --auth and their flags; the message names the flag.
+    fn validate_store_and_auth(&self) -> Result<(), InvalidConfig> {
+        let bad = |m: &str| Err(InvalidConfig(m.to_owned()));
+        if self.store == StoreKind::Redis && self.replication != ReplicationMode::Off {
+            return bad(
+                "--replication all-to-all cannot be combined with --store redis (every node already shares the one Redis)",
+            );
+        }
+        let keys = (&self.jwt_private_key, &self.jwt_public_key);
+        if self.auth == Auth::Session {
+            if self.jwt_secret.is_some() {
+                return bad("--jwt-secret needs --auth jwt");
+            }
+            if keys.0.is_some() || keys.1.is_some() {
+                return bad("--jwt-private-key and --jwt-public-key need --auth jwt");
+            }
+            return Ok(());
+        }
+        if self.tracking == Tracking::Url {
+            return bad(
+                "--tracking url needs --auth session (with --auth jwt the token travels in Authorization: Bearer)",
+            );
+        }
+        if self.bind_session != BindSession::None {
+            return bad("--bind-session needs --auth session");
+        }
+        match (&self.jwt_secret, keys) {
+            (Some(_), (Some(_), _) | (_, Some(_))) => bad(
+                "--jwt-secret and --jwt-private-key/--jwt-public-key exclude each other: choose HS256 or EdDSA",
+            ),
+            (Some(s), _) if s.len() < sessionlab_session::jwt::MIN_SECRET_BYTES => {
+                Err(InvalidConfig(format!(
+                    "--jwt-secret must be at least {} bytes (got {})",
+                    sessionlab_session::jwt::MIN_SECRET_BYTES,
+                    s.len()
+                )))
+            }
+            (Some(_), _) => Ok(()),
+            (None, (Some(_), Some(_))) => Ok(()),
+            (None, (Some(_), None)) => bad("--jwt-public-key is required with --jwt-private-key"),
+            (None, (None, Some(_))) => bad("--jwt-private-key is required with --jwt-public-key"),
+            (None, (None, None)) => bad(
+                "--auth jwt needs --jwt-secret (at least 32 bytes, the same on every node) or --jwt-private-key and --jwt-public-key",
+            ),
+        }
     }
 }
 
@@ -352,6 +556,11 @@ fn parse_cookie_name(s: &str) -> Result<String, String> {
     } else {
         Err("1 to 64 characters of A-Z, a-z, 0-9, '-' and '_'".into())
     }
+}
+
+/// A humantime duration between 1 ms and 60 s.
+fn parse_redis_timeout(s: &str) -> Result<Duration, String> {
+    parse_ack_timeout(s)
 }
 
 /// A humantime duration of at least one second.

@@ -8,7 +8,10 @@
 //! in a way it has no name for, and there is none today.
 //!
 //! Store errors map one to one: `TooLarge` -> 413, `Full` -> 503,
-//! `Conflict` -> 409, `Unavailable` -> 503.
+//! `Conflict` -> 409, `Unavailable` -> 503. In jwt mode a refused token is
+//! 401 with a `reason` field (`expired`, `bad_signature`, `wrong_algorithm`,
+//! `wrong_type`, `revoked`, `refresh_reuse_detected`, `missing_token`, ...)
+//! and a `WWW-Authenticate: Bearer` header.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -30,6 +33,23 @@ pub enum NodeError {
     NotFound,
     #[error("the node is not ready yet")]
     NotReady,
+    /// jwt mode: a bearer or refresh token was refused (401 with the reason).
+    #[error("{0}")]
+    Token(sessionlab_session::jwt::TokenError),
+    /// jwt mode: the request needs a login and carried no token (401).
+    #[error("this needs a login: POST /auth/login, then send Authorization: Bearer <access_token>")]
+    LoginRequired,
+}
+
+impl From<sessionlab_session::jwt::TokenError> for NodeError {
+    /// A token store that failed is the store's error (503, 409), not the
+    /// token's: the client's token may be fine.
+    fn from(e: sessionlab_session::jwt::TokenError) -> Self {
+        match e {
+            sessionlab_session::jwt::TokenError::Store(s) => NodeError::Store(s),
+            other => NodeError::Token(other),
+        }
+    }
 }
 
 /// Why the node could not start.
@@ -52,6 +72,9 @@ pub enum StartError {
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
+    /// Why a token was refused (`expired`, `bad_signature`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
     detail: String,
 }
 
@@ -68,6 +91,17 @@ impl NodeError {
             NodeError::BadCredentials => "bad_credentials",
             NodeError::NotFound => "not_found",
             NodeError::NotReady => "not_ready",
+            NodeError::Token(_) => "invalid_token",
+            NodeError::LoginRequired => "unauthorized",
+        }
+    }
+
+    /// The machine-readable reason of a 401 in jwt mode.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            NodeError::Token(e) => Some(e.reason()),
+            NodeError::LoginRequired => Some("missing_token"),
+            _ => None,
         }
     }
 }
@@ -84,12 +118,24 @@ impl ResponseError for NodeError {
             NodeError::BadCredentials => StatusCode::UNAUTHORIZED,
             NodeError::NotFound => StatusCode::NOT_FOUND,
             NodeError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            NodeError::Token(_) | NodeError::LoginRequired => StatusCode::UNAUTHORIZED,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(ErrorBody {
+        let mut res = HttpResponse::build(self.status_code());
+        match self {
+            NodeError::Token(_) => {
+                res.insert_header(("www-authenticate", "Bearer error=\"invalid_token\""));
+            }
+            NodeError::LoginRequired => {
+                res.insert_header(("www-authenticate", "Bearer"));
+            }
+            _ => {}
+        }
+        res.json(ErrorBody {
             error: self.kind(),
+            reason: self.reason(),
             detail: self.to_string(),
         })
     }

@@ -19,7 +19,13 @@
 //! - [`app`] and [`page`]: the demo app's routes and its HTML page.
 //! - [`users`]: argon2 password checks.
 //! - [`wiring`]: which [`SessionStore`](sessionlab_session::SessionStore)
-//!   holds the sessions, decided in one place.
+//!   holds the sessions, decided in one place ([`redis_wiring`] for the
+//!   shared Redis store, with [`cas`] replaying a change after a
+//!   compare-and-set conflict).
+//! - [`token_auth`] and [`auth_routes`]: jwt mode, where a signed bearer
+//!   token says who the user is; [`jwt_page`] is its demo page.
+//! - [`binding`]: `--bind-session user-agent`, a weak defence against a
+//!   stolen id, shown as one.
 //! - [`admin`] and [`metrics`]: the cluster listener's health, metrics and
 //!   admin views ([`process_memory`]: the memory the status reports).
 //! - [`error`]: every failure as an HTTP status and a JSON body.
@@ -28,21 +34,29 @@
 
 pub mod admin;
 pub mod app;
+pub mod auth_routes;
+pub mod binding;
+pub mod cas;
 pub mod config;
 pub mod cookie;
 pub mod error;
+pub mod jwt_page;
 pub mod metrics;
 pub mod page;
 pub mod process_memory;
+pub mod redis_wiring;
 pub mod server;
 pub mod session_mw;
 pub mod state;
+pub mod token_auth;
 pub mod tracking;
 pub mod users;
 pub mod websession;
 pub mod wiring;
 
-pub use config::{Cli, Command, Config, Tracking};
+pub use config::{
+    Auth, BindSession, Cli, Command, Config, OnOff, ReferrerPolicy, StoreKind, Tracking,
+};
 pub use error::{NodeError, StartError};
 pub use server::{Listeners, run, shutdown_signal};
 pub use wiring::{

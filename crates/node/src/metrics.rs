@@ -62,6 +62,18 @@ pub struct Metrics {
     sessions: Gauge,
     session_bytes: Gauge,
     expired: Counter,
+    /// Writes re-read and re-applied after a compare-and-set conflict.
+    pub write_retries: Counter,
+    /// Writes answered 409 because conflicts outlasted the retries.
+    pub write_conflicts: Counter,
+    /// Sessions presented with another client fingerprint (`--bind-session`).
+    pub binding_refused: Counter,
+    tokens_refused: Family<ReasonLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
 }
 
 impl Metrics {
@@ -122,6 +134,30 @@ impl Metrics {
             "Sessions removed by idle or absolute expiry",
             expired.clone(),
         );
+        let write_retries = Counter::default();
+        registry.register(
+            "session_write_retries",
+            "Session writes re-read and re-applied after a compare-and-set conflict",
+            write_retries.clone(),
+        );
+        let write_conflicts = Counter::default();
+        registry.register(
+            "session_write_conflicts",
+            "Session writes answered 409: still conflicting after every retry",
+            write_conflicts.clone(),
+        );
+        let binding_refused = Counter::default();
+        registry.register(
+            "session_binding_refused",
+            "Sessions presented with another User-Agent than they were bound to, treated as none",
+            binding_refused.clone(),
+        );
+        let tokens_refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "tokens_refused",
+            "Bearer and refresh tokens refused (401), by reason",
+            tokens_refused.clone(),
+        );
         let routes = routes
             .iter()
             .map(|&name| RouteSeries {
@@ -148,7 +184,18 @@ impl Metrics {
             sessions,
             session_bytes,
             expired,
+            write_retries,
+            write_conflicts,
+            binding_refused,
+            tokens_refused,
         }
+    }
+
+    /// Count one refused token (`reason` as in the 401 body).
+    pub fn token_refused(&self, reason: &'static str) {
+        self.tokens_refused
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     /// Count one answered request.

@@ -17,6 +17,11 @@ use std::fmt::Write;
 
 use crate::tracking::Links;
 
+/// The link to another site the page shows in url tracking mode: following
+/// it sends this page's URL, `;sid=` included, in `Referer` unless the
+/// page's `Referrer-Policy` (`--referrer-policy`) stops it.
+pub const EXTERNAL_LINK: &str = "https://example.org/";
+
 /// Escape text for HTML element content and quoted attribute values.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -213,6 +218,15 @@ pub fn render(v: &PageView<'_>) -> String {
              <small>JSON API: <a href=\"{}\">GET /api/session</a></small></section>",
             escape(json),
             escape(&l.to("/api/session")),
+        );
+    }
+    if v.tracking == "url" {
+        let _ = write!(
+            h,
+            "<section><h2>Another site</h2><a href=\"{EXTERNAL_LINK}\">example.org</a> \
+             <small>this page's address carries your session id; a browser following this link \
+             sends that address in <code>Referer</code> unless the page's <code>Referrer-Policy</code> \
+             says otherwise (see <code>sessionlab attack fixation</code>)</small></section>"
         );
     }
     h.push_str("</body></html>");

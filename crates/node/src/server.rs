@@ -36,10 +36,11 @@ use crate::config::Config;
 use crate::error::{NodeError, StartError};
 use crate::metrics::Metrics;
 use crate::state::NodeState;
+use crate::token_auth::TokenAuth;
 use crate::users::Users;
 use crate::websession::SessionPolicy;
 use crate::wiring::{ClusterRoutes, StoreWiring};
-use crate::{admin, app, session_mw};
+use crate::{admin, app, auth_routes, session_mw};
 
 /// How long in-flight requests may take to finish at shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -121,6 +122,7 @@ pub fn node_state(cfg: Config, wiring: &StoreWiring) -> Result<NodeState, StartE
         metrics,
         policy: Arc::new(SessionPolicy::from_config(&cfg)),
         started: Instant::now(),
+        tokens: TokenAuth::from_config(&cfg, wiring.store.clone())?.map(Arc::new),
         config: cfg,
     })
 }
@@ -184,6 +186,7 @@ pub fn app(
                 .error_handler(move |e, _| body_error(false, e.to_string(), limit)),
         )
         .configure(app::configure)
+        .configure(auth_routes::configure)
         .default_service(web::to(crate::error::not_found))
         .wrap(session_mw::SessionLayer::new(mw_node))
 }

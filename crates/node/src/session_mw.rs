@@ -34,7 +34,10 @@
 //!   node (`none` for the memory store).
 //!
 //! If the store refuses the write, the handler's answer is replaced by the
-//! error's (413 for data over the per-session limit, 503 for a full store).
+//! error's (413 for data over the per-session limit, 503 for a full store or
+//! an unreachable Redis, 409 for a compare-and-set conflict that outlasted
+//! its retries). A write replayed after a conflict ([`crate::cas`]) gets the
+//! answer rebuilt from the data really stored.
 //! Errors become responses here rather than propagating, and every response
 //! leaving this layer gets `X-Served-By: <node-id>`, 404s and errors too.
 
@@ -236,10 +239,20 @@ async fn write_back<B: MessageBody>(
     ws: WebSession,
 ) -> ServiceResponse<EitherBody<B>> {
     match websession::finalize(node, ws).await {
-        Ok(done) => {
-            write_headers(node, &mut res, done);
-            res.map_into_left_body()
-        }
+        Ok(mut done) => match done.rebuilt.take() {
+            None => {
+                write_headers(node, &mut res, done);
+                res.map_into_left_body()
+            }
+            Some(answer) => {
+                // The write was replayed after a conflict: answer from the
+                // data really stored (crate::cas).
+                let (req, _) = res.into_parts();
+                let mut res = ServiceResponse::new(req, answer);
+                write_headers(node, &mut res, done);
+                res.map_into_right_body()
+            }
+        },
         Err(e) => {
             tracing::debug!(error = %e, "session write refused");
             let (req, _) = res.into_parts();

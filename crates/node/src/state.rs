@@ -12,6 +12,7 @@ use sessionlab_session::SessionStore;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::token_auth::TokenAuth;
 use crate::users::Users;
 use crate::websession::SessionPolicy;
 use crate::wiring::{Readiness, StatusProvider};
@@ -28,4 +29,14 @@ pub struct NodeState {
     pub metrics: Metrics,
     pub policy: Arc<SessionPolicy>,
     pub started: Instant,
+    /// jwt mode (`--auth jwt`): the token service; `None` in session mode.
+    pub tokens: Option<Arc<TokenAuth>>,
+}
+
+impl NodeState {
+    /// Why the store cannot be reached now, if it cannot (the node is then
+    /// *degraded*; see [`crate::redis_wiring`]).
+    pub fn store_problem(&self) -> Option<String> {
+        self.status.as_ref().and_then(|s| s.store_problem())
+    }
 }

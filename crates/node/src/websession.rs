@@ -45,12 +45,15 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value};
+use sessionlab_session::jwt::Claims;
 use sessionlab_session::store::ReplicationAck;
-use sessionlab_session::{Session, SessionId, clock};
+use sessionlab_session::{Session, SessionId, StoreError, clock};
 
-use crate::config::{Config, Tracking};
+use crate::binding;
+use crate::cas::{self, Op, ReplyBuilder};
+use crate::config::{Auth, BindSession, Config, Tracking};
 use crate::cookie::{self, CookiePolicy, Presented, PresentedId};
 use crate::error::NodeError;
 use crate::state::NodeState;
@@ -73,6 +76,11 @@ pub struct SessionPolicy {
     pub idle_timeout_ms: u64,
     pub absolute_timeout_ms: u64,
     pub node_id: String,
+    /// `--auth`: in jwt mode the "session" is the login's data record,
+    /// found through the bearer token, and no cookie is ever sent.
+    pub auth: Auth,
+    /// `--bind-session user-agent`.
+    pub bind_user_agent: bool,
 }
 
 impl SessionPolicy {
@@ -87,6 +95,8 @@ impl SessionPolicy {
             idle_timeout_ms: cfg.idle_timeout_ms(),
             absolute_timeout_ms: cfg.absolute_timeout_ms(),
             node_id: cfg.id.clone(),
+            auth: cfg.auth,
+            bind_user_agent: cfg.bind_session == BindSession::UserAgent,
         }
     }
 
@@ -132,7 +142,6 @@ enum Pending {
     Delete,
 }
 
-#[derive(Debug)]
 struct State {
     /// The client presented something under the session's name.
     presented: bool,
@@ -143,6 +152,28 @@ struct State {
     pending: Pending,
     /// Put in the request's extensions, so the middleware finalizes it.
     registered: bool,
+    /// The changes [`WebSession::update`] made, in order, to replay on a
+    /// fresh copy after a compare-and-set conflict ([`crate::cas`]).
+    ops: Vec<Op>,
+    /// Rebuilds the handler's answer after a replay.
+    rebuild: Option<ReplyBuilder>,
+    /// jwt mode: the verified access token's claims.
+    claims: Option<Box<Claims>>,
+}
+
+impl State {
+    fn new(presented: bool, reroute: bool, loaded: Option<Session>) -> State {
+        State {
+            presented,
+            reroute,
+            loaded,
+            pending: Pending::Unchanged,
+            registered: false,
+            ops: Vec::new(),
+            rebuild: None,
+            claims: None,
+        }
+    }
 }
 
 /// The request's session; see the module docs. Cheap to clone.
@@ -170,6 +201,9 @@ pub struct Finalized {
     pub cookie: CookieAction,
     /// Set when the request wrote the session.
     pub replication: Option<ReplicationAck>,
+    /// The handler's answer rebuilt from the stored data, when the write
+    /// was replayed after a conflict ([`crate::cas`]).
+    pub rebuilt: Option<HttpResponse>,
 }
 
 impl WebSession {
@@ -181,6 +215,23 @@ impl WebSession {
             .app_data::<web::Data<NodeState>>()
             .ok_or(NodeError::NotReady)?
             .clone();
+        if node.tokens.is_some() {
+            let (loaded, claims) = crate::token_auth::authenticate(&node, &req).await?;
+            let touch_due = loaded.as_ref().is_some_and(|s| {
+                clock::now_ms().saturating_sub(s.last_access_ms) >= TOUCH_INTERVAL_MS
+            });
+            let mut st = State::new(false, false, loaded);
+            st.claims = claims.map(Box::new);
+            let ws = WebSession {
+                state: Rc::new(RefCell::new(st)),
+                node,
+                req,
+            };
+            if touch_due {
+                ws.register();
+            }
+            return Ok(ws);
+        }
         let policy = &node.policy;
         let (presented, presented_any) = policy.presented(&req);
         let (loaded, reroute) = match &presented {
@@ -193,6 +244,11 @@ impl WebSession {
             }
             None => (None, false),
         };
+        let loaded = if policy.bind_user_agent {
+            binding::check(&node, &req, loaded)
+        } else {
+            loaded
+        };
         let touch_due = loaded
             .as_ref()
             .is_some_and(|s| clock::now_ms().saturating_sub(s.last_access_ms) >= TOUCH_INTERVAL_MS);
@@ -200,13 +256,7 @@ impl WebSession {
             record_sid(&s.id);
         }
         let ws = WebSession {
-            state: Rc::new(RefCell::new(State {
-                presented: presented_any,
-                reroute,
-                loaded,
-                pending: Pending::Unchanged,
-                registered: false,
-            })),
+            state: Rc::new(RefCell::new(State::new(presented_any, reroute, loaded))),
             node,
             req,
         };
@@ -284,12 +334,17 @@ impl WebSession {
     }
 
     /// Change the data with `f`, creating a session if there is none. A
-    /// change that leaves the data as it was is not written.
-    pub fn update<R>(&self, f: impl FnOnce(&mut Map<String, Value>) -> R) -> R {
+    /// change that leaves the data as it was is not written. `f` is kept:
+    /// if the store refuses the write because the session changed
+    /// meanwhile, it is applied again to the fresh copy ([`crate::cas`]).
+    pub fn update<R>(&self, f: impl Fn(&mut Map<String, Value>) -> R + 'static) -> R {
         let mut st = self.state.borrow_mut();
         let (mut session, new_id, rotated_from) = self.working_copy(&mut st);
         let mut data = session.data();
         let out = f(&mut data);
+        st.ops.push(Rc::new(move |d: &mut Map<String, Value>| {
+            f(d);
+        }));
         session.set_data(&data);
         let unchanged = !new_id
             && rotated_from.is_none()
@@ -311,6 +366,19 @@ impl WebSession {
             self.register();
         }
         out
+    }
+
+    /// If this request's write has to be replayed after a conflict, answer
+    /// with `build(node_id, stored data)` instead of the handler's answer,
+    /// which was computed from the copy that lost ([`crate::cas`]).
+    pub fn rebuild_reply_with(&self, build: ReplyBuilder) {
+        self.state.borrow_mut().rebuild = Some(build);
+    }
+
+    /// jwt mode: the claims of the verified access token (`None` without
+    /// one, and always in session mode).
+    pub fn claims(&self) -> Option<Claims> {
+        self.state.borrow().claims.as_deref().cloned()
     }
 
     /// Log `user` in: keep the data, set the user, move it all to a new id.
@@ -388,15 +456,39 @@ pub async fn finalize(node: &NodeState, ws: WebSession) -> Result<Finalized, Nod
         presented,
         reroute,
         loaded,
-        pending,
+        mut pending,
+        ops,
+        rebuild,
         ..
-    } = ws.state.replace(State {
-        presented: false,
-        reroute: false,
-        loaded: None,
-        pending: Pending::Unchanged,
-        registered: true,
-    });
+    } = ws.state.replace(State::new(false, false, None));
+    if let Pending::Write {
+        session, new_id, ..
+    } = &mut pending
+    {
+        if *new_id && node.policy.auth == Auth::Jwt {
+            // No token, so nowhere to keep the id of a new record.
+            return Err(NodeError::LoginRequired);
+        }
+        if *new_id && node.policy.bind_user_agent {
+            binding::bind(session, &ws.req);
+        }
+    }
+    let mut done = write(node, presented, reroute, loaded, pending, &ops, rebuild).await?;
+    if node.policy.auth == Auth::Jwt {
+        done.cookie = CookieAction::Keep;
+    }
+    Ok(done)
+}
+
+async fn write(
+    node: &NodeState,
+    presented: bool,
+    reroute: bool,
+    loaded: Option<Session>,
+    pending: Pending,
+    ops: &[Op],
+    rebuild: Option<ReplyBuilder>,
+) -> Result<Finalized, NodeError> {
     let now = clock::now_ms();
     match pending {
         Pending::Unchanged => {
@@ -404,6 +496,7 @@ pub async fn finalize(node: &NodeState, ws: WebSession) -> Result<Finalized, Nod
                 return Ok(Finalized {
                     cookie: CookieAction::Keep,
                     replication: None,
+                    rebuilt: None,
                 });
             };
             if now.saturating_sub(s.last_access_ms) >= TOUCH_INTERVAL_MS {
@@ -423,6 +516,7 @@ pub async fn finalize(node: &NodeState, ws: WebSession) -> Result<Finalized, Nod
             Ok(Finalized {
                 cookie,
                 replication: None,
+                rebuilt: None,
             })
         }
         Pending::Write {
@@ -432,7 +526,16 @@ pub async fn finalize(node: &NodeState, ws: WebSession) -> Result<Finalized, Nod
         } => {
             let id = session.id.clone();
             let max_age = max_age_secs(&session, now);
-            let receipt = node.store.put(session).await?;
+            let replayable = !new_id && rotated_from.is_none() && !ops.is_empty();
+            let mut rebuilt = None;
+            let receipt = match node.store.put(session).await {
+                Err(StoreError::Conflict) if replayable => {
+                    let (receipt, stored) = cas::replay(node, &id, ops).await?;
+                    rebuilt = rebuild.map(|build| build(&node.id, &stored.data()));
+                    receipt
+                }
+                other => other?,
+            };
             if let Some(old) = rotated_from {
                 if let Err(e) = node.store.delete(&old).await {
                     tracing::warn!(sid = old.short(), error = %e, "deleting the pre-login id failed");
@@ -452,6 +555,7 @@ pub async fn finalize(node: &NodeState, ws: WebSession) -> Result<Finalized, Nod
             Ok(Finalized {
                 cookie,
                 replication: Some(receipt.replication),
+                rebuilt,
             })
         }
         Pending::Delete => {
@@ -468,6 +572,7 @@ pub async fn finalize(node: &NodeState, ws: WebSession) -> Result<Finalized, Nod
             Ok(Finalized {
                 cookie,
                 replication: None,
+                rebuilt: None,
             })
         }
     }

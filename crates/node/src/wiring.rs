@@ -16,11 +16,12 @@
 //! - background tasks to stop at shutdown (the expiry reaper), and a
 //!   [`ShutdownHook`] to run once the servers have drained.
 //!
-//! Two stores exist: the memory store (`--replication off`: the `local` and
-//! `sticky` modes) and the replicated store (`--replication all-to-all`),
+//! Three stores exist: the memory store (`--replication off`: the `local` and
+//! `sticky` modes), the replicated store (`--replication all-to-all`),
 //! which is the same memory store wrapped by `sessionlab-replication`: every
-//! write also goes to every peer. A Redis store will add one more arm to
-//! [`wire`] and nothing else in the node changes.
+//! write also goes to every peer, and the Redis store (`--store redis`, in
+//! [`crate::redis_wiring`]: one store shared by all nodes, with a health
+//! flag that makes the node *degraded* while Redis is unreachable).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use sessionlab_replication::{Replication, ReplicationConfig, ReplicationHandle, ReplicationMode};
 use sessionlab_session::{MemoryStore, MemoryStoreConfig, SessionStore};
 
-use crate::config::Config;
+use crate::config::{Config, StoreKind};
 use crate::error::StartError;
 
 /// How often the memory store removes expired sessions. Reads already treat
@@ -89,6 +90,13 @@ pub struct PeerStatus {
 pub trait StatusProvider: Send + Sync + 'static {
     /// The peers this node replicates to (empty when not replicating).
     fn peers(&self) -> Vec<PeerStatus>;
+
+    /// Why the store cannot be reached right now (`None`: it can). A node
+    /// whose store is unreachable is *degraded*: see `/healthz` in
+    /// [`crate::redis_wiring`].
+    fn store_problem(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The store and what it needs from the node; see the module docs.
@@ -194,9 +202,10 @@ pub fn memory_config(cfg: &Config) -> MemoryStoreConfig {
 /// Build the session store the configuration asks for.
 pub async fn wire(cfg: &Config) -> Result<StoreWiring, StartError> {
     cfg.validate()?;
-    match cfg.replication {
-        ReplicationMode::Off => Ok(StoreWiring::memory(cfg)),
-        ReplicationMode::AllToAll => StoreWiring::replicated(cfg),
+    match (cfg.store, cfg.replication) {
+        (StoreKind::Redis, _) => StoreWiring::redis(cfg),
+        (StoreKind::Memory, ReplicationMode::Off) => Ok(StoreWiring::memory(cfg)),
+        (StoreKind::Memory, ReplicationMode::AllToAll) => StoreWiring::replicated(cfg),
     }
 }
 
