@@ -280,6 +280,16 @@ impl Backend {
         (!merged.is_empty()).then(|| merged.value_at_quantile(quantile) as f64 / 1000.0)
     }
 
+    /// The latency histogram (microseconds, since start) over all threads;
+    /// the dashboard's history subtracts two of them for a window.
+    pub fn latency_histogram(&self) -> Histogram<u64> {
+        let mut merged = new_histogram();
+        for shard in self.shards.iter() {
+            let _ = merged.add(&*shard.latency.lock());
+        }
+        merged
+    }
+
     /// Record an active or passive check result.
     pub fn record_check(&self, ok: bool) -> Transition {
         let mut health = self.health.lock();

@@ -186,12 +186,14 @@ impl<H: Handler> ConnServer<H> {
     }
 
     fn spawn(&self, stream: TcpStream, peer: SocketAddr, permit: OwnedSemaphorePermit) {
-        let conn = Arc::new(self.handler.connect(peer));
-        let handler = self.handler.clone();
+        // One allocation per connection holds both the handler and the
+        // connection's context; a request clones only this `Arc`, whose
+        // count no other thread touches (the handler's own is shared by all
+        // workers).
+        let state = Arc::new((self.handler.clone(), self.handler.connect(peer)));
         let service = service_fn(move |req| {
-            let handler = handler.clone();
-            let conn = conn.clone();
-            async move { handler.call(req, &conn).await.ok_or(NoResponse) }
+            let state = state.clone();
+            async move { state.0.call(req, &state.1).await.ok_or(NoResponse) }
         });
         let connection = self.builder.serve_connection(TokioIo::new(stream), service);
         let connection = self.graceful.watch(connection);
