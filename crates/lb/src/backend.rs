@@ -63,8 +63,40 @@ pub enum SpecError {
     Shape,
     #[error("backend id must be 1-{} characters of A-Z a-z 0-9 _ -, got {:?}", MAX_ID_LEN, .0)]
     Id(String),
-    #[error("backend address must be IP:PORT, got {0:?}")]
+    #[error("backend address must be IP:PORT or HOST:PORT, got {0:?}")]
     Addr(String),
+    #[error("backend host {0:?} does not resolve: {1}")]
+    Resolve(String, String),
+}
+
+/// `IP:PORT` as is; `HOST:PORT` (e.g. a docker-compose service name) resolved
+/// once, here, to its first address (IPv4 preferred). The LB then routes by
+/// address: a backend that moves to another address is re-added through the
+/// admin API, as a real LB's server entry would be updated.
+fn resolve(addr: &str) -> Result<SocketAddr, SpecError> {
+    if let Ok(a) = addr.parse() {
+        return Ok(a);
+    }
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| SpecError::Addr(addr.to_string()))?;
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+    if !host_ok || port.parse::<u16>().is_err() {
+        return Err(SpecError::Addr(addr.to_string()));
+    }
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(addr)
+        .map_err(|e| SpecError::Resolve(host.to_string(), e.to_string()))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| SpecError::Resolve(host.to_string(), "no addresses".into()))
 }
 
 impl BackendSpec {
@@ -77,9 +109,7 @@ impl BackendSpec {
         if !id_ok {
             return Err(SpecError::Id(id.to_string()));
         }
-        let addr = addr
-            .parse()
-            .map_err(|_| SpecError::Addr(addr.to_string()))?;
+        let addr = resolve(addr)?;
         Ok(BackendSpec {
             id: id.to_string(),
             addr,
@@ -539,6 +569,18 @@ mod tests {
         ));
         assert!(matches!(
             "node-1=localhost".parse::<BackendSpec>(),
+            Err(SpecError::Addr(_))
+        ));
+        // Host names (docker-compose service names) resolve once.
+        let spec: BackendSpec = "node-1=localhost:8081".parse().unwrap();
+        assert!(spec.addr.ip().is_loopback());
+        assert_eq!(spec.addr.port(), 8081);
+        assert!(matches!(
+            "node-1=no-such-host.invalid:80".parse::<BackendSpec>(),
+            Err(SpecError::Resolve(..))
+        ));
+        assert!(matches!(
+            "node-1=bad host:80".parse::<BackendSpec>(),
             Err(SpecError::Addr(_))
         ));
     }

@@ -49,7 +49,8 @@ pub struct Config {
     #[arg(long, env = "SESSIONLAB_LB_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
-    /// A backend, ID=IP:PORT (repeat the flag; in the env var, comma-separated).
+    /// A backend, ID=IP:PORT or ID=HOST:PORT (a host name is resolved once at
+    /// start; repeat the flag; in the env var, comma-separated).
     #[arg(
         long = "backend",
         env = "SESSIONLAB_LB_BACKENDS",
