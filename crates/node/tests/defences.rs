@@ -1,0 +1,80 @@
+//! The node's optional defences against a stolen or leaked id:
+//! `--bind-session user-agent` and the demo page's `--referrer-policy`.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use sessionlab_node::{BindSession, ReferrerPolicy, Tracking};
+
+async fn read_as(c: &reqwest::Client, base: &str, cookie: &str, ua: &str) -> Value {
+    c.get(format!("{base}/api/session"))
+        .header("cookie", cookie)
+        .header("user-agent", ua)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_bound_session_presented_with_another_user_agent_is_no_session() {
+    let mut cfg = config("node-b");
+    cfg.bind_session = BindSession::UserAgent;
+    let node = TestNode::start(cfg).await;
+    let c = client();
+    let res = c
+        .post(format!("{}/login", node.app))
+        .header("user-agent", "Firefox/140")
+        .form(&[("username", "alice"), ("password", "sessionlab")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = session_cookie(res.headers()).unwrap();
+    let v = read_as(&c, &node.app, &cookie, "Firefox/140").await;
+    assert_eq!(v["session"]["user"], "alice");
+
+    // The thief's client has its own User-Agent: refused, counted.
+    let v = read_as(&c, &node.app, &cookie, "curl/8.5").await;
+    assert_eq!(v["session"], Value::Null);
+    let metrics = c
+        .get(format!("{}/metrics", node.cluster))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"sessionlab_session_binding_refused_total{node="node-b"} 1"#),
+        "{metrics}"
+    );
+    // A thief who copies the header too gets in: a weak defence.
+    let v = read_as(&c, &node.app, &cookie, "Firefox/140").await;
+    assert_eq!(v["session"]["user"], "alice");
+}
+
+#[tokio::test]
+async fn url_mode_pages_link_out_and_say_no_referrer_unless_told_otherwise() {
+    for (policy, header) in [
+        (ReferrerPolicy::NoReferrer, Some("no-referrer")),
+        (ReferrerPolicy::UnsafeUrl, Some("unsafe-url")),
+        (ReferrerPolicy::Unset, None),
+    ] {
+        let mut cfg = config("node-u");
+        cfg.tracking = Tracking::Url;
+        cfg.referrer_policy = policy;
+        let node = TestNode::start(cfg).await;
+        let res = client().get(format!("{}/", node.app)).send().await.unwrap();
+        assert_eq!(
+            res.headers()
+                .get("referrer-policy")
+                .map(|v| v.to_str().unwrap()),
+            header
+        );
+        let html = res.text().await.unwrap();
+        assert!(html.contains(sessionlab_node::page::EXTERNAL_LINK));
+    }
+}
