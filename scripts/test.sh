@@ -47,9 +47,9 @@ if docker info >/dev/null 2>&1; then
   fi
   SESSIONLAB_PROFILE=dev SESSIONLAB_IMAGE=sessionlab:test scripts/docker-up.sh build
   if cargo nextest --version >/dev/null 2>&1; then
-    SESSIONLAB_DOCKER_IMAGE=sessionlab:test cargo nextest run -p sessionlab-lab --locked --test docker --run-ignored only
+    SESSIONLAB_DOCKER_IMAGE=sessionlab:test cargo nextest run -p sessionlab-lab --locked --test docker --run-ignored only --no-capture
   else
-    SESSIONLAB_DOCKER_IMAGE=sessionlab:test cargo test -p sessionlab-lab --locked --test docker -- --ignored
+    SESSIONLAB_DOCKER_IMAGE=sessionlab:test cargo test -p sessionlab-lab --locked --test docker -- --ignored --nocapture
   fi
 else
   echo "test.sh: SKIPPED the container end-to-end test (crates/lab/tests/docker.rs): no Docker engine here (docker info failed)"
