@@ -84,6 +84,11 @@ pub struct LoadConfig {
     /// "the next request came before the login reached that node" apart
     /// from "the next request came before the last change did".
     pub login_pause: Option<Duration>,
+    /// The users' first requests are spread evenly over this time, so a
+    /// run does not begin with every user logging in at once (password
+    /// hashing is slow on purpose; a login storm saturates the CPUs and
+    /// says more about the storm than about the mode).
+    pub ramp_up: Duration,
     pub mix: Mix,
     /// A hard cap on requests, whatever the duration.
     pub max_requests: u64,
@@ -106,6 +111,7 @@ impl Default for LoadConfig {
             rate: None,
             think: Duration::from_millis(50),
             login_pause: None,
+            ramp_up: Duration::from_secs(1),
             mix: Mix::default(),
             max_requests: 10_000_000,
             timeout: Duration::from_secs(2),

@@ -29,6 +29,10 @@ pub mod metric_names {
     pub const REPL_BYTES: &str = "sessionlab_replication_bytes_total";
     /// Histogram `{node, origin}`: a write on `origin` to its apply here.
     pub const REPL_LAG_SECONDS: &str = "sessionlab_replication_lag_seconds";
+    /// Gauge `{node}`: sessions in the node's store.
+    pub const SESSIONS: &str = "sessionlab_sessions";
+    /// Gauge `{node}`: approximate bytes of those sessions.
+    pub const SESSION_BYTES: &str = "sessionlab_session_bytes";
     /// The label value of what a node sent (each message is counted once
     /// as sent by its origin and once as received by its peer).
     pub const SENT: (&str, &str) = ("direction", "sent");
@@ -50,14 +54,20 @@ pub struct ServerCosts {
     /// Replication lag quantiles of the writes applied during the run.
     pub replication_lag_p50_ms: Option<f64>,
     pub replication_lag_p99_ms: Option<f64>,
+    /// Sessions held by all running nodes at the end (a replicated
+    /// session counts once per copy).
+    pub sessions_held: f64,
+    /// Their approximate bytes, all copies.
+    pub session_bytes_held: f64,
     /// Resident memory (VmRSS) per process at the end, when the caller
     /// knows the pids.
     pub memory_bytes: BTreeMap<String, u64>,
 }
 
 impl ServerCosts {
-    /// Costs from the growth of the nodes' counters over the run.
-    pub fn from_growth(grown: &Scrape) -> ServerCosts {
+    /// Costs from the growth of the nodes' counters over the run, and the
+    /// gauges of the last scrape of the nodes still running (`at_end`).
+    pub fn from_growth(grown: &Scrape, at_end: &Scrape) -> ServerCosts {
         use metric_names::*;
         let lag = |q| {
             grown
@@ -69,6 +79,8 @@ impl ServerCosts {
             replication_bytes: grown.sum(REPL_BYTES, &[SENT]),
             replication_lag_p50_ms: lag(0.5),
             replication_lag_p99_ms: lag(0.99),
+            sessions_held: at_end.sum(SESSIONS, &[]),
+            session_bytes_held: at_end.sum(SESSION_BYTES, &[]),
             memory_bytes: BTreeMap::new(),
         }
     }
@@ -202,7 +214,7 @@ impl LoadReport {
             self.label, self.users, self.duration_s
         );
         let row = |s: &mut String, k: &str, v: String| {
-            let _ = writeln!(s, "  {k:<34} {v}");
+            let _ = writeln!(s, "  {k:<38} {v}");
         };
         row(
             &mut s,
@@ -279,6 +291,15 @@ impl LoadReport {
                 format!("{p50:.2} / {p99:.2} ms"),
             );
         }
+        row(
+            &mut s,
+            "sessions held at the end (all copies)",
+            format!(
+                "{:.0} ({:.1} KiB)",
+                self.server.sessions_held,
+                self.server.session_bytes_held / 1024.0
+            ),
+        );
         for (k, v) in &self.server.memory_bytes {
             row(
                 &mut s,

@@ -47,13 +47,14 @@ async fn scrape_nodes(http: &reqwest::Client, targets: &MetricsTargets) -> Vec<(
 }
 
 /// Scrapes the nodes every [`SCRAPE_EVERY`] until told to stop, then once
-/// more, and hands back what grew.
+/// more; hands back what grew, and the last scrape of the nodes that
+/// answered it, as one.
 async fn sample(
     http: reqwest::Client,
     targets: MetricsTargets,
     mut growth: Growth,
     mut stop: watch::Receiver<bool>,
-) -> Growth {
+) -> (Growth, Scrape) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(SCRAPE_EVERY) => {}
@@ -63,10 +64,16 @@ async fn sample(
             growth.observe(&label, s);
         }
     }
+    let mut at_end = Scrape::default();
     for (label, s) in scrape_nodes(&http, &targets).await {
+        for (key, sample) in &s.series {
+            at_end
+                .series
+                .insert(format!("{label}/{key}"), sample.clone());
+        }
         growth.observe(&label, s);
     }
-    growth
+    (growth, at_end)
 }
 
 type UsersTask = tokio::task::JoinHandle<(Recorder, Vec<crate::user::UserResult>)>;
@@ -77,7 +84,7 @@ pub struct LoadRun {
     pub start: Instant,
     pub progress: Arc<Progress>,
     users: UsersTask,
-    sampler: tokio::task::JoinHandle<Growth>,
+    sampler: tokio::task::JoinHandle<(Growth, Scrape)>,
     stop_sampler: watch::Sender<bool>,
     cfg: LoadConfig,
 }
@@ -135,8 +142,8 @@ impl LoadRun {
         let (total, results) = self.users.await.expect("the load task does not panic");
         let wall = self.start.elapsed();
         let _ = self.stop_sampler.send(true);
-        let growth = self.sampler.await.expect("the sampler does not panic");
-        let server = ServerCosts::from_growth(&growth.total());
+        let (growth, at_end) = self.sampler.await.expect("the sampler does not panic");
+        let server = ServerCosts::from_growth(&growth.total(), &at_end);
         LoadReport::build(label, &self.cfg, total, &results, wall, marks, server)
     }
 }

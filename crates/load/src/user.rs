@@ -342,14 +342,15 @@ pub async fn run_user(id: usize, shared: Arc<Shared>) -> UserResult {
         last_node: None,
         refresh_token: None,
     };
-    // Spread the users' start over the first think time so they do not
-    // arrive in lockstep.
+    // Spread the users' start evenly over the ramp-up, plus up to one
+    // think time, so they do not arrive in lockstep.
     let pace = cfg
         .rate
         .filter(|r| *r > 0.0)
         .map(|r| Duration::from_secs_f64(cfg.users as f64 / r));
     let jitter = pace.unwrap_or(cfg.think).mul_f64(user.rng.random::<f64>());
-    tokio::time::sleep(jitter).await;
+    let ramp = cfg.ramp_up.mul_f64(id as f64 / cfg.users.max(1) as f64);
+    tokio::time::sleep((ramp + jitter).min(cfg.duration)).await;
     let mut next = Instant::now();
     while Instant::now() < shared.deadline && shared.take_budget() {
         let mut pause = pace.unwrap_or(cfg.think);
