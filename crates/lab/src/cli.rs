@@ -97,6 +97,9 @@ pub enum Command {
     },
     /// List the modes: LB strategy, where sessions live, what each teaches.
     Modes,
+    /// Simulated users against the cluster, with faults on a timeline:
+    /// latency, errors, sessions lost, stale reads, lost updates, costs.
+    Load(crate::load::LoadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -252,6 +255,7 @@ async fn run_async(lab: &Lab, command: Command) -> Result<()> {
             logs::show(&lab.rf, &opts, &mut std::io::stdout().lock())?;
         }
         Command::Modes => say(render_modes().trim_end().to_string()),
+        Command::Load(a) => say(crate::load::run(lab, a).await?),
     }
     Ok(())
 }

@@ -331,6 +331,7 @@ impl Lab {
             lb,
             nodes,
             cuts: Default::default(),
+            delay_ms: 0,
         };
         state.refresh_args();
 

@@ -15,6 +15,14 @@
 //! a restarted node, which forgets its faults, be put back behind its cuts.
 //! `heal` clears every node's fault set; anti-entropy then converges the
 //! copies without new writes.
+//!
+//! A *delay* (`sessionlab load --fault delay:50ms@0s`) slows every
+//! replication link instead of cutting some: each node waits that long
+//! before sending a batch and again before applying one, so a write
+//! reaches a peer about twice the delay later. It makes the replication lag
+//! long enough to see what async replication does to a user whose
+//! requests come faster than their copies. It is part of the same fault
+//! set (kept in the run folder with the cuts); `heal` removes it too.
 
 use std::collections::BTreeSet;
 
@@ -61,7 +69,7 @@ fn require_replication(state: &ClusterState, verb: &str) -> Result<()> {
         return Ok(());
     }
     Err(LabError::InvalidArgument(format!(
-        "`{verb}` cuts replication traffic, and mode {} has none (each node keeps its own \
+        "`{verb}` acts on replication traffic, and mode {} has none (each node keeps its own \
          sessions); use `sessionlab kill` to lose a node, or a replicated mode",
         state.mode
     )))
@@ -80,7 +88,7 @@ async fn push(api: &Api, state: &ClusterState, secret: &str, id: &str) -> Result
         secret,
         &Faults {
             drop: &drop,
-            delay_ms: 0,
+            delay_ms: state.delay_ms,
         },
     )
     .await
@@ -125,13 +133,30 @@ pub async fn partition(
     Ok(from.iter().map(|o| link(node, o)).collect())
 }
 
-/// `sessionlab heal`: clears the fault set of every running node.
+/// Delays every replication link by `delay` (zero removes the delay), on
+/// every running node; the cuts stay as they are.
+pub async fn delay(api: &Api, rf: &RunFolder, delay: std::time::Duration) -> Result<()> {
+    let _lock = rf.lock(std::time::Duration::from_secs(120))?;
+    let mut state = rf.load_required()?;
+    require_replication(&state, "delay")?;
+    state.delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+    rf.save(&state)?;
+    let secret = rf.read_secret()?;
+    for id in state.node_ids() {
+        push(api, &state, &secret, &id).await?;
+    }
+    Ok(())
+}
+
+/// `sessionlab heal`: clears the fault set of every running node (cuts
+/// and delay).
 pub async fn heal(api: &Api, rf: &RunFolder) -> Result<usize> {
     let _lock = rf.lock(std::time::Duration::from_secs(120))?;
     let mut state = rf.load_required()?;
     require_replication(&state, "heal")?;
     let healed = state.cuts.len();
     state.cuts.clear();
+    state.delay_ms = 0;
     rf.save(&state)?;
     let secret = rf.read_secret()?;
     for id in state.node_ids() {
@@ -140,9 +165,10 @@ pub async fn heal(api: &Api, rf: &RunFolder) -> Result<usize> {
     Ok(healed)
 }
 
-/// Puts a restarted node back behind the cuts it is part of (if any).
+/// Puts a restarted node back behind the cuts it is part of and the
+/// delay (if any).
 pub async fn reapply(api: &Api, rf: &RunFolder, state: &ClusterState, id: &str) -> Result<()> {
-    if drop_set(&state.cuts, id).is_empty() {
+    if drop_set(&state.cuts, id).is_empty() && state.delay_ms == 0 {
         return Ok(());
     }
     push(api, state, &rf.read_secret()?, id).await

@@ -19,6 +19,8 @@
 //! - [`faults`]: `partition` and `heal`.
 //! - [`status`]: the status table.
 //! - [`logs`]: per-process logs, `--follow`.
+//! - [`workload`], [`faultplan`], [`load`], [`memory`]: `load`, simulated
+//!   users (crate `sessionlab-load`) with faults on a timeline.
 //! - [`cli`]: the flags and what each command prints.
 //!
 //! `docs/lab.md` walks through how these fit together.
@@ -27,13 +29,17 @@ pub mod api;
 pub mod cli;
 pub mod cluster;
 pub mod error;
+pub mod faultplan;
 pub mod faults;
 pub mod health;
+pub mod load;
 pub mod logs;
+pub mod memory;
 pub mod ports;
 pub mod preset;
 pub mod process;
 pub mod runfolder;
 pub mod status;
+pub mod workload;
 
 pub use error::{LabError, Result};

@@ -53,6 +53,10 @@ pub struct ClusterState {
     /// Replication links cut by `partition`, each pair sorted.
     #[serde(default)]
     pub cuts: BTreeSet<(String, String)>,
+    /// Delay on every replication link, in ms (`load --fault delay:..`);
+    /// 0 = none. Kept, like the cuts, because a fault set is sent whole.
+    #[serde(default)]
+    pub delay_ms: u64,
 }
 
 /// The load balancer process.
@@ -313,6 +317,7 @@ mod tests {
                 args: vec!["--id".into(), "node-1".into()],
             }],
             cuts: BTreeSet::new(),
+            delay_ms: 0,
         }
     }
 

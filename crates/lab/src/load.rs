@@ -1,0 +1,172 @@
+//! `sessionlab load`: simulated users against the running cluster, with a
+//! fault timeline, and what they saw.
+//!
+//! The measuring is done by `sessionlab-load` (users that remember what the
+//! cluster acknowledged, so they can count lost sessions, stale reads and
+//! lost updates, not only latency). This module connects it to a cluster
+//! of the run folder: the users go to the LB's public port, the nodes'
+//! `/metrics` (cluster listener) give what replication cost, the faults
+//! are applied on time by the lab itself ([`crate::faultplan`]), and the
+//! resident memory of every process is read at the end
+//! ([`crate::memory`]). [`measure`] is the part `compare` runs once per
+//! mode.
+//!
+//! While it runs, a progress bar shows the live counts, only when stderr is
+//! a terminal (logs and CI output get the fault lines and nothing else).
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use sessionlab_load::report::LoadReport;
+use sessionlab_load::run::{LoadRun, MetricsTargets};
+use sessionlab_load::{LoadConfig, user::Progress};
+
+use crate::cluster::Lab;
+use crate::error::{LabError, Result};
+use crate::faultplan::{self, FaultRunner, LabSettings, Say, Scheduled};
+use crate::memory;
+use crate::runfolder::ClusterState;
+use crate::workload::{self, DEFAULT_USERS, WorkloadArgs};
+
+/// `sessionlab load`.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// How long the users run.
+    #[arg(long, env = "SESSIONLAB_DURATION", default_value = "30s",
+          value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// Print the whole report as JSON (timeline included) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The LB URL the users go to.
+pub fn target(state: &ClusterState) -> String {
+    format!("http://127.0.0.1:{}", state.lb.port)
+}
+
+/// Where each node's counters are: its cluster listener's `/metrics`.
+pub fn metrics_targets(state: &ClusterState) -> MetricsTargets {
+    MetricsTargets {
+        nodes: state
+            .nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.id.clone(),
+                    format!("http://127.0.0.1:{}/metrics", n.cluster_port),
+                )
+            })
+            .collect(),
+        lb: Some(format!("http://127.0.0.1:{}/metrics", state.lb.admin_port)),
+    }
+}
+
+/// Runs `sessionlab load`; returns what to print.
+pub async fn run(lab: &Lab, args: LoadArgs) -> Result<String> {
+    let state = lab.rf.load_required()?;
+    let cfg = args.workload.config(
+        target(&state),
+        args.duration,
+        DEFAULT_USERS,
+        workload::auth_of(state.mode.preset()),
+    )?;
+    let plan = faultplan::schedule(&args.workload.faults, args.duration, &state)?;
+    let report = measure(lab, state.mode.name(), cfg, plan).await?;
+    if args.json {
+        serde_json::to_string_pretty(&report)
+            .map_err(|e| LabError::InvalidArgument(format!("the report does not serialize: {e}")))
+    } else {
+        Ok(report.to_table().trim_end().to_string())
+    }
+}
+
+/// One load run against the cluster of `lab`'s run folder, with `plan`
+/// applied on time; the report carries the faults' marks and every
+/// process's memory at the end.
+pub async fn measure(
+    lab: &Lab,
+    label: &str,
+    cfg: LoadConfig,
+    plan: Vec<Scheduled>,
+) -> Result<LoadReport> {
+    let state = lab.rf.load_required()?;
+    if !state.lb.process.is_some_and(|p| p.is_alive()) {
+        return Err(LabError::InvalidArgument(
+            "the LB of this cluster is not running; bring the cluster down and up again".into(),
+        ));
+    }
+    let live = LiveBar::new(label, cfg.duration);
+    let runner = FaultRunner::start(LabSettings::of(lab), plan, live.sayer()).await?;
+    let run = LoadRun::start(cfg, metrics_targets(&state)).await;
+    runner.go(run.start.into_std());
+    while !run.is_finished() {
+        live.update(run.start.elapsed(), &run.progress);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let marks = runner.finish().await;
+    let mut report = run.finish(label, marks).await;
+    live.done();
+    // Read again: the faults may have killed or restarted processes.
+    let state = lab.rf.load_required()?;
+    report.server.memory_bytes = memory::cluster_rss(&state);
+    Ok(report)
+}
+
+/// The progress bar (or nothing, when stderr is not a terminal).
+struct LiveBar {
+    bar: Option<ProgressBar>,
+    label: String,
+}
+
+impl LiveBar {
+    fn new(label: &str, duration: Duration) -> LiveBar {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(duration.as_millis() as u64);
+            let style = ProgressStyle::with_template("{prefix:>24} [{bar:28}] {elapsed:>4}  {msg}")
+                .map(|s| s.progress_chars("=> "))
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_prefix(format!("{label} ({:.0} s)", duration.as_secs_f64()));
+            bar
+        });
+        LiveBar {
+            bar,
+            label: label.to_string(),
+        }
+    }
+
+    /// Prints a line above the bar (or to stderr without one).
+    fn sayer(&self) -> Say {
+        let bar = self.bar.clone();
+        let label = self.label.clone();
+        Box::new(move |line: String| match &bar {
+            Some(b) => b.println(format!("{label}: {line}")),
+            None => eprintln!("sessionlab: {label}: {line}"),
+        })
+    }
+
+    fn update(&self, elapsed: Duration, p: &Progress) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Some(b) = &self.bar {
+            b.set_position(elapsed.as_millis() as u64);
+            b.set_message(format!(
+                "{} requests, {} errors, {} sessions lost, {} stale reads",
+                p.requests.load(Relaxed),
+                p.errors.load(Relaxed),
+                p.sessions_lost.load(Relaxed),
+                p.stale_reads.load(Relaxed)
+            ));
+        }
+    }
+
+    fn done(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! What the cluster's processes hold in memory, from `/proc`.
+//!
+//! Keeping sessions on the servers costs memory, and keeping a copy of
+//! every session on every node costs it N times; the comparison shows it
+//! next to the other costs. The figure is the resident set size (`VmRSS`
+//! in `/proc/<pid>/status`): the pages the process really occupies, shared
+//! libraries included, which is what a machine's operator sees in `top`.
+
+use std::collections::BTreeMap;
+
+use crate::process::ProcRecord;
+use crate::runfolder::ClusterState;
+
+/// `VmRSS` from the text of a `/proc/<pid>/status` file, in bytes.
+pub fn parse_vm_rss(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let mut parts = line["VmRSS:".len()..].split_whitespace();
+    let value: u64 = parts.next()?.parse().ok()?;
+    match parts.next() {
+        Some("kB") | None => Some(value * 1024),
+        Some(_) => None,
+    }
+}
+
+/// The resident memory of a process that is still the one recorded.
+pub fn rss_bytes(record: &ProcRecord) -> Option<u64> {
+    if !record.is_alive() {
+        return None;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", record.pid)).ok()?;
+    parse_vm_rss(&status)
+}
+
+/// Resident memory of every running process of the cluster (`lb`,
+/// `node-1`, ...); stopped or killed ones are left out.
+pub fn cluster_rss(state: &ClusterState) -> BTreeMap<String, u64> {
+    state
+        .processes()
+        .into_iter()
+        .filter_map(|(name, record)| rss_bytes(&record).map(|b| (name, b)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_vm_rss_in_bytes() {
+        let status =
+            "Name:\tsessionlab-node\nVmPeak:\t  900 kB\nVmRSS:\t   12345 kB\nThreads:\t4\n";
+        assert_eq!(parse_vm_rss(status), Some(12345 * 1024));
+        assert_eq!(parse_vm_rss("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn this_process_has_resident_memory() {
+        let me = ProcRecord::of(std::process::id());
+        let rss = rss_bytes(&me).expect("our own /proc status");
+        assert!(rss > 1024 * 1024, "{rss}");
+    }
+}
