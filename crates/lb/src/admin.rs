@@ -11,6 +11,11 @@
 //! | `POST /admin/v1/backends/{id}/drain` | no new users; sticky users stay |
 //! | `POST /admin/v1/backends/{id}/undrain` | take new users again |
 //! | `GET /admin/v1/requests?limit=N` | the last N routing decisions, newest first (`recent.rs`) |
+//! | `GET /`, `/dashboard`, `/admin/v1/cluster`, `/admin/v1/history`, `POST /admin/v1/lab/...` | the live dashboard (`dashboard.rs`) |
+//!
+//! The add call may name the node's cluster listener too,
+//! `{"id":"node-4","addr":"127.0.0.1:8084","admin":"127.0.0.1:9084"}`, for
+//! the dashboard (as `--node-admin` does at start).
 //!
 //! With `--admin-token T`, every `/admin/...` call needs
 //! `Authorization: Bearer T` (compared in constant time); `/healthz` and
@@ -32,6 +37,7 @@ use subtle::ConstantTimeEq;
 
 use crate::backend::{Backend, BackendSpec, TableError};
 use crate::balancer::Balancer;
+use crate::dashboard::Dashboard;
 use crate::error::json_response;
 use crate::metrics;
 use crate::recent::CAPACITY;
@@ -42,6 +48,7 @@ const DEFAULT_REQUESTS_LIMIT: usize = 100;
 
 pub struct Admin {
     balancer: Arc<Balancer>,
+    dashboard: Dashboard,
 }
 
 type AdminResponse = Response<Full<Bytes>>;
@@ -77,11 +84,17 @@ pub fn backend_json(b: &Backend) -> Value {
 struct AddBackend {
     id: String,
     addr: String,
+    /// The node's cluster listener (for the dashboard).
+    #[serde(default)]
+    admin: Option<String>,
 }
 
 impl Admin {
-    pub fn new(balancer: Arc<Balancer>) -> Self {
-        Admin { balancer }
+    pub fn new(balancer: Arc<Balancer>, dashboard: Dashboard) -> Self {
+        Admin {
+            balancer,
+            dashboard,
+        }
     }
 
     fn authorized(&self, req: &Request<Incoming>) -> bool {
@@ -98,6 +111,11 @@ impl Admin {
     async fn route(&self, req: Request<Incoming>) -> AdminResponse {
         let path = req.uri().path().to_string();
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        if req.method() == Method::GET {
+            if let Some(page) = Dashboard::asset(&path) {
+                return page;
+            }
+        }
         match (req.method(), segments.as_slice()) {
             (&Method::GET, ["healthz"]) => text(StatusCode::OK, "ok\n".into(), "text/plain"),
             (&Method::GET, ["metrics"]) => text(
@@ -110,11 +128,15 @@ impl Admin {
                 "unauthorized",
                 "admin calls need Authorization: Bearer <admin token>",
             ),
+            (_, s) if Dashboard::handles(s) => self.dashboard.route(&req, s).await,
             (&Method::GET, ["admin", "v1", "backends"]) => self.list(),
             (&Method::POST, ["admin", "v1", "backends"]) => self.add(req).await,
             (&Method::DELETE, ["admin", "v1", "backends", id]) => {
                 match self.balancer.remove_backend(id) {
-                    Ok(b) => json_response(StatusCode::OK, &backend_json(&b)),
+                    Ok(b) => {
+                        self.dashboard.set_node_admin(id, None);
+                        json_response(StatusCode::OK, &backend_json(&b))
+                    }
                     Err(e) => table_error(e),
                 }
             }
@@ -179,8 +201,24 @@ impl Admin {
             Ok(s) => s,
             Err(e) => return error(StatusCode::BAD_REQUEST, "bad_backend", e),
         };
+        let node_admin = match add.admin.as_deref().map(str::parse::<SocketAddr>) {
+            None => None,
+            Some(Ok(a)) => Some(a),
+            Some(Err(_)) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_backend",
+                    "admin must be the node's cluster listener as IP:PORT",
+                );
+            }
+        };
         match self.balancer.add_backend(spec) {
-            Ok(b) => json_response(StatusCode::CREATED, &backend_json(&b)),
+            Ok(b) => {
+                if node_admin.is_some() {
+                    self.dashboard.set_node_admin(b.id(), node_admin);
+                }
+                json_response(StatusCode::CREATED, &backend_json(&b))
+            }
             Err(e) => table_error(e),
         }
     }

@@ -9,7 +9,8 @@
 //! - one active health-check task per backend (`health.rs`), started when
 //!   the backend is added and ended when it is removed or at shutdown;
 //! - a once-a-second task sampling each backend's request counter into its
-//!   requests-per-second history (for the admin API and dashboard).
+//!   requests-per-second history (for the admin API and dashboard);
+//! - the dashboard's own once-a-second sampler (`history.rs`).
 //!
 //! Adding and removing backends goes through [`Balancer`] so that the table
 //! and the health tasks never disagree.
@@ -26,6 +27,7 @@ use tokio::sync::watch;
 use crate::admin::Admin;
 use crate::backend::{Backend, BackendSpec, Backends, TableError};
 use crate::config::Settings;
+use crate::dashboard::Dashboard;
 use crate::health::{HealthConfig, HttpProbe, run_active_checks};
 use crate::metrics::{self, ProxyStats};
 use crate::proxy::Proxy;
@@ -147,6 +149,8 @@ pub async fn run(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    let dashboard = Dashboard::start(balancer.clone(), &settings, stop_rx.clone());
+    let admin = Arc::new(Admin::new(balancer, dashboard));
     tokio::join!(
         server::serve_on_threads(
             listeners.public,
@@ -155,11 +159,7 @@ pub async fn run(
             settings.max_connections,
             stopped(stop_rx.clone()),
         ),
-        server::serve(
-            listeners.admin,
-            Arc::new(Admin::new(balancer)),
-            stopped(stop_rx.clone())
-        ),
+        server::serve(listeners.admin, admin, stopped(stop_rx.clone())),
         async {
             shutdown.await;
             tracing::info!("shutting down");

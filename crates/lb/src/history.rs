@@ -1,0 +1,287 @@
+//! The last five minutes of each backend's traffic, for the dashboard's
+//! charts: requests per second and the 99th-percentile response latency.
+//!
+//! The backend counters (`backend.rs`) are totals since start: a request
+//! counter and a latency histogram. A chart wants *windows*: how many
+//! requests in this second, how slow was the slowest 1% of *them*. So a
+//! sampler task ([`run`]) reads every backend once per [`INTERVAL`] and
+//! keeps the differences:
+//!
+//! - requests/s = (requests now - requests at the last sample) / elapsed;
+//! - p99 = the 99th percentile of (histogram now - histogram at the last
+//!   sample), HdrHistogram's `subtract`. Percentiles cannot be averaged or
+//!   differenced, but histograms can, so this is the true p99 of the
+//!   requests answered in that window, not an approximation. A window
+//!   without requests has no p99 (a gap in the line, not a zero).
+//!
+//! Memory is bounded: [`SAMPLES`] points per backend, and a backend that
+//! leaves the table leaves the history at the next sample. A backend that
+//! is removed and added again under the same id starts from zero counters;
+//! a counter that went backwards is read as such a restart.
+//!
+//! The sampling costs one histogram merge per backend per second (a few
+//! tens of kilobytes copied), off the forwarding path.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::backend::{Backend, Backends};
+
+/// Time between samples.
+pub const INTERVAL: Duration = Duration::from_secs(1);
+/// Points kept per backend: five minutes at one per second.
+pub const SAMPLES: usize = 300;
+
+/// One window of one backend.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    /// End of the window, Unix milliseconds.
+    pub at_ms: u64,
+    pub requests_per_sec: f64,
+    /// `None` when no request was answered in the window.
+    pub p99_ms: Option<f64>,
+}
+
+struct Series {
+    last_requests: u64,
+    last_latency: Histogram<u64>,
+    points: VecDeque<Point>,
+}
+
+struct Inner {
+    series: BTreeMap<Arc<str>, Series>,
+    last_sample: Option<Instant>,
+}
+
+/// Per-backend windows, newest last.
+pub struct History {
+    inner: Mutex<Inner>,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History {
+            inner: Mutex::new(Inner {
+                series: BTreeMap::new(),
+                last_sample: None,
+            }),
+        }
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl History {
+    /// Take one sample of every backend in `list`, `now` being the
+    /// monotonic time and `at_ms` the wall clock of the sample.
+    pub fn sample(&self, list: &[Arc<Backend>], now: Instant, at_ms: u64) {
+        let readings: Vec<(Arc<str>, u64, Histogram<u64>)> = list
+            .iter()
+            .map(|b| (b.shared_id(), b.requests(), b.latency_histogram()))
+            .collect();
+        let mut inner = self.inner.lock();
+        let elapsed = inner
+            .last_sample
+            .map_or(INTERVAL, |last| now.saturating_duration_since(last));
+        inner.last_sample = Some(now);
+        inner
+            .series
+            .retain(|id, _| readings.iter().any(|(r, _, _)| r == id));
+        for (id, requests, latency) in readings {
+            let Some(series) = inner.series.get_mut(&id) else {
+                // The first sample of a backend only sets the baseline.
+                inner.series.insert(
+                    id,
+                    Series {
+                        last_requests: requests,
+                        last_latency: latency,
+                        points: VecDeque::with_capacity(SAMPLES),
+                    },
+                );
+                continue;
+            };
+            series.push(requests, latency, elapsed, at_ms);
+        }
+    }
+
+    /// The series of every backend: `{"interval_ms", "backends": [{"id",
+    /// "points": [[at_ms, requests_per_sec, p99_ms|null], ...]}]}`.
+    pub fn to_json(&self) -> Value {
+        let inner = self.inner.lock();
+        let backends: Vec<Value> = inner
+            .series
+            .iter()
+            .map(|(id, s)| {
+                let points: Vec<Value> = s
+                    .points
+                    .iter()
+                    .map(|p| json!([p.at_ms, round2(p.requests_per_sec), p.p99_ms.map(round2)]))
+                    .collect();
+                json!({ "id": &**id, "points": points })
+            })
+            .collect();
+        json!({
+            "interval_ms": INTERVAL.as_millis() as u64,
+            "now_ms": unix_ms(),
+            "backends": backends,
+        })
+    }
+
+    /// The points of one backend, oldest first (for tests).
+    pub fn points(&self, id: &str) -> Vec<Point> {
+        self.inner
+            .lock()
+            .series
+            .get(id)
+            .map(|s| s.points.iter().copied().collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Series {
+    fn push(&mut self, requests: u64, latency: Histogram<u64>, elapsed: Duration, at_ms: u64) {
+        // Counters that went backwards belong to a new backend of the same
+        // id: everything it counted is new.
+        let restarted = requests < self.last_requests;
+        let delta = if restarted {
+            requests
+        } else {
+            requests - self.last_requests
+        };
+        let mut window = latency.clone();
+        if restarted || window.subtract(&self.last_latency).is_err() {
+            window = latency.clone();
+        }
+        let secs = elapsed.as_secs_f64().max(0.001);
+        let point = Point {
+            at_ms,
+            requests_per_sec: delta as f64 / secs,
+            p99_ms: (!window.is_empty()).then(|| window.value_at_quantile(0.99) as f64 / 1000.0),
+        };
+        if self.points.len() == SAMPLES {
+            self.points.pop_front();
+        }
+        self.points.push_back(point);
+        self.last_requests = requests;
+        self.last_latency = latency;
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Sample every [`INTERVAL`] until `stop` turns true.
+pub async fn run(history: Arc<History>, backends: Arc<Backends>, mut stop: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        history.sample(&backends.snapshot().list, Instant::now(), unix_ms());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::BackendSpec;
+    use crate::health::HealthConfig;
+
+    /// A table with these backends, as the LB holds it.
+    fn table(ids: &[&str]) -> Backends {
+        let t = Backends::new(HealthConfig::default());
+        for id in ids {
+            t.add(BackendSpec::new(id, "127.0.0.1:1").unwrap()).unwrap();
+        }
+        t
+    }
+
+    /// Count `n` requests of `latency` on backend `index`, as the proxy does.
+    fn serve(t: &Backends, index: usize, n: usize, latency: Duration) {
+        let snap = t.snapshot();
+        for _ in 0..n {
+            drop(snap.start_request(index));
+            snap.list[index].record_latency(latency);
+        }
+    }
+
+    #[test]
+    fn windows_are_differences_of_the_totals() {
+        let h = History::default();
+        let t = table(&["node-1"]);
+        let t0 = Instant::now();
+        serve(&t, 0, 50, Duration::from_millis(100));
+        h.sample(&t.snapshot().list, t0, 1_000);
+        assert!(
+            h.points("node-1").is_empty(),
+            "the first sample is the baseline"
+        );
+
+        // 20 fast requests in the next two seconds: the slow ones before
+        // the baseline must not show in this window's p99.
+        serve(&t, 0, 20, Duration::from_millis(2));
+        h.sample(&t.snapshot().list, t0 + Duration::from_secs(2), 3_000);
+        let p = h.points("node-1")[0];
+        assert_eq!(p.at_ms, 3_000);
+        assert!((p.requests_per_sec - 10.0).abs() < 1e-9, "{p:?}");
+        let p99 = p.p99_ms.unwrap();
+        assert!((1.9..2.1).contains(&p99), "{p99}");
+
+        // A quiet second: zero requests and no p99 (a gap, not a zero).
+        h.sample(&t.snapshot().list, t0 + Duration::from_secs(3), 4_000);
+        let p = h.points("node-1")[1];
+        assert_eq!((p.requests_per_sec, p.p99_ms), (0.0, None));
+    }
+
+    #[test]
+    fn bounded_and_forgets_removed_backends() {
+        let h = History::default();
+        let t = table(&["node-1", "node-2"]);
+        let t0 = Instant::now();
+        for i in 0..(SAMPLES as u64 + 20) {
+            serve(&t, 0, 1, Duration::from_millis(1));
+            h.sample(&t.snapshot().list, t0 + Duration::from_secs(i), i * 1000);
+        }
+        assert_eq!(h.points("node-1").len(), SAMPLES);
+        assert_eq!(h.points("node-2").len(), SAMPLES);
+        t.remove("node-2").unwrap();
+        h.sample(&t.snapshot().list, t0 + Duration::from_secs(400), 400_000);
+        assert!(h.points("node-2").is_empty());
+        let json = h.to_json();
+        assert_eq!(json["backends"].as_array().unwrap().len(), 1);
+        assert_eq!(json["backends"][0]["id"], "node-1");
+    }
+
+    #[test]
+    fn a_backend_added_again_under_the_same_id_starts_from_zero() {
+        let h = History::default();
+        let t0 = Instant::now();
+        let t = table(&["node-1"]);
+        serve(&t, 0, 100, Duration::from_millis(5));
+        h.sample(&t.snapshot().list, t0, 0);
+        t.remove("node-1").unwrap();
+        t.add(BackendSpec::new("node-1", "127.0.0.1:1").unwrap())
+            .unwrap();
+        serve(&t, 0, 3, Duration::from_millis(1));
+        h.sample(&t.snapshot().list, t0 + Duration::from_secs(1), 1_000);
+        let p = h.points("node-1")[0];
+        assert_eq!(p.requests_per_sec, 3.0);
+        assert!(p.p99_ms.unwrap() < 2.0);
+    }
+}
