@@ -100,6 +100,9 @@ pub enum Command {
     /// Simulated users against the cluster, with faults on a timeline:
     /// latency, errors, sessions lost, stale reads, lost updates, costs.
     Load(crate::load::LoadArgs),
+    /// The same workload and faults against every mode (a fresh cluster
+    /// each); writes report.md, report.json and SVG charts.
+    Compare(crate::compare::CompareArgs),
 }
 
 #[derive(Debug, Args)]
@@ -256,6 +259,7 @@ async fn run_async(lab: &Lab, command: Command) -> Result<()> {
         }
         Command::Modes => say(render_modes().trim_end().to_string()),
         Command::Load(a) => say(crate::load::run(lab, a).await?),
+        Command::Compare(a) => say(crate::compare::run(a, lab.health_timeout, lab.grace).await?),
     }
     Ok(())
 }

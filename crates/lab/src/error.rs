@@ -81,6 +81,9 @@ pub enum LabError {
     /// An admin API call (node or LB) failed.
     #[error("{target}: {detail}")]
     Api { target: String, detail: String },
+    /// Ctrl-C during a command that cleans up after itself (`compare`).
+    #[error("interrupted (Ctrl-C); the cluster it had started was stopped")]
+    Interrupted,
     /// The run folder's state file could not be read or written.
     #[error("run folder state {path}: {detail}")]
     State { path: PathBuf, detail: String },

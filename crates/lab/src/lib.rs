@@ -21,6 +21,8 @@
 //! - [`logs`]: per-process logs, `--follow`.
 //! - [`workload`], [`faultplan`], [`load`], [`memory`]: `load`, simulated
 //!   users (crate `sessionlab-load`) with faults on a timeline.
+//! - [`compare`], [`compare_report`]: `compare`, every mode under the same
+//!   workload, one report with a table and charts.
 //! - [`cli`]: the flags and what each command prints.
 //!
 //! `docs/lab.md` walks through how these fit together.
@@ -28,6 +30,8 @@
 pub mod api;
 pub mod cli;
 pub mod cluster;
+pub mod compare;
+pub mod compare_report;
 pub mod error;
 pub mod faultplan;
 pub mod faults;

@@ -1,0 +1,472 @@
+//! `sessionlab compare`: the same workload and the same faults against
+//! every mode, one report.
+//!
+//! Each way of keeping users logged in across servers loses something
+//! different, and the only fair way to show it is to run them side by side
+//! under identical conditions. For every mode (a row of the modes matrix,
+//! optionally with a variant such as `replicated+ack-all`) `compare`:
+//!
+//! 1. brings a fresh cluster up in a run folder of its own on free ports
+//!    (the same code as `sessionlab up`);
+//! 2. runs the same simulated users (same count, pace, mix and seed) with
+//!    the same fault timeline ([`crate::load::measure`]; by default node-2
+//!    is killed halfway);
+//! 3. tears it down (`sessionlab down`) and forgets the run folder (kept,
+//!    with its logs, if the mode failed).
+//!
+//! Then it writes the report ([`crate::compare_report`]). Modes the build
+//! can't start are skipped with the reason printed and recorded: a node
+//! binary without the mode's flags, a Redis mode without `redis-server`, a
+//! fault that needs replication in a mode without it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::cluster::{Binaries, Lab, UpOptions, help_has_flag};
+use crate::compare_report::{self, Comparison, Outcome, Settings};
+use crate::error::{LabError, Result};
+use crate::faultplan::{self, FaultSpec, When};
+use crate::load;
+use crate::ports::PortBases;
+use crate::preset::{Mode, PRESETS, mode_names};
+use crate::runfolder::RunFolder;
+use crate::workload::{self, WorkloadArgs};
+
+/// Duration and users of `--quick` (and of the defaults without it).
+const QUICK: (Duration, usize) = (Duration::from_secs(8), 20);
+const FULL: (Duration, usize) = (Duration::from_secs(20), workload::DEFAULT_USERS);
+
+/// `sessionlab compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// Modes to run, in order, comma separated [default: every mode of
+    /// `sessionlab modes`]. `MODE+ack-all` is a replicated mode whose nodes
+    /// answer a write only after every peer applied it (--replication-ack all).
+    #[arg(long, env = "SESSIONLAB_COMPARE_MODES", value_delimiter = ',')]
+    pub modes: Vec<Variant>,
+    /// Nodes per cluster.
+    #[arg(long, env = "SESSIONLAB_NODES", default_value_t = 3)]
+    pub nodes: usize,
+    /// How long each mode runs [default: 20s; --quick: 8s].
+    #[arg(long, env = "SESSIONLAB_DURATION", value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// Run without faults (without --fault, node-2 is killed halfway).
+    #[arg(long, conflicts_with = "faults")]
+    pub no_faults: bool,
+    /// The whole comparison in about a minute: 8 s per mode, 20 users
+    /// (explicit --duration and --users still win).
+    #[arg(long)]
+    pub quick: bool,
+    /// Where report.md, report.json and the SVG charts are written.
+    #[arg(
+        long,
+        env = "SESSIONLAB_COMPARE_OUT",
+        default_value = "sessionlab-compare"
+    )]
+    pub out: PathBuf,
+    /// Folder with sessionlab-node and sessionlab-lb (default: next to this binary).
+    #[arg(long, env = "SESSIONLAB_BIN_DIR")]
+    pub bin_dir: Option<PathBuf>,
+    /// An extra flag for every node of every mode (repeatable).
+    #[arg(long = "node-arg", allow_hyphen_values = true)]
+    pub node_args: Vec<String>,
+    /// An extra flag for the LB of every mode (repeatable).
+    #[arg(long = "lb-arg", allow_hyphen_values = true)]
+    pub lb_args: Vec<String>,
+}
+
+/// A mode as `compare` runs it: a row of the matrix, maybe with a variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Variant {
+    pub mode: Mode,
+    /// `+ack-all`: the nodes get `--replication-ack=all`.
+    pub ack_all: bool,
+}
+
+impl Variant {
+    pub fn plain(mode: Mode) -> Variant {
+        Variant {
+            mode,
+            ack_all: false,
+        }
+    }
+
+    /// The label in the report (`replicated+ack-all`).
+    pub fn label(&self) -> String {
+        self.to_string()
+    }
+
+    /// The node flags the variant adds to the mode's own.
+    pub fn node_args(&self) -> Vec<String> {
+        if self.ack_all {
+            vec!["--replication-ack=all".to_string()]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.mode.name())?;
+        if self.ack_all {
+            f.write_str("+ack-all")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Variant {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let mut parts = s.trim().split('+');
+        let name = parts.next().unwrap_or_default();
+        let valid = || {
+            format!(
+                "valid: {}, and +ack-all after a replicated mode (replicated+ack-all)",
+                mode_names()
+            )
+        };
+        let mode = PRESETS
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.mode)
+            .ok_or_else(|| format!("unknown mode `{name}`; {}", valid()))?;
+        let mut v = Variant::plain(mode);
+        for extra in parts {
+            match extra {
+                "ack-all" if mode.preset().replication => v.ack_all = true,
+                "ack-all" => {
+                    return Err(format!(
+                        "`{s}`: mode {name} does not replicate, so it has no acks to wait for"
+                    ));
+                }
+                other => return Err(format!("unknown variant `+{other}`; {}", valid())),
+            }
+        }
+        Ok(v)
+    }
+}
+
+/// Whether `program` is an executable file in a folder of `PATH`.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            let p = dir.join(program);
+            p.is_file()
+                && std::fs::metadata(&p)
+                    .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+                    .unwrap_or(false)
+        })
+    })
+}
+
+/// Why `v` can't run with these binaries and faults, if it can't.
+fn skip_reason(v: &Variant, bins: &Binaries, faults: &[FaultSpec]) -> Option<String> {
+    let preset = v.mode.preset();
+    if let Err(e) = bins.check_supports(preset) {
+        return Some(e.to_string());
+    }
+    if preset.needs_redis && !on_path("redis-server") {
+        return Some(format!(
+            "mode {} needs a Redis server, and redis-server is not on PATH",
+            preset.name
+        ));
+    }
+    if v.ack_all {
+        let help = std::process::Command::new(&bins.node)
+            .arg("--help")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        if !help_has_flag(&help, "--replication-ack") {
+            return Some("the node binary has no --replication-ack flag".into());
+        }
+    }
+    fault_mismatch(v.mode, faults)
+}
+
+/// A fault that needs replication, in a mode without it.
+fn fault_mismatch(mode: Mode, faults: &[FaultSpec]) -> Option<String> {
+    let preset = mode.preset();
+    if preset.replication {
+        return None;
+    }
+    faults
+        .iter()
+        .find(|f| f.action.needs_replication())
+        .map(|f| {
+            format!(
+                "fault `{}` acts on replication traffic, and mode {} has none",
+                f.action, preset.name
+            )
+        })
+}
+
+/// The faults of the comparison: the given ones, none, or node-2 killed
+/// halfway.
+pub fn fault_specs(args: &CompareArgs) -> Vec<FaultSpec> {
+    if args.no_faults {
+        Vec::new()
+    } else if !args.workload.faults.is_empty() {
+        args.workload.faults.clone()
+    } else if args.nodes >= 2 {
+        vec![FaultSpec {
+            action: faultplan::FaultAction::Kill("node-2".into()),
+            when: When::Share(0.5),
+        }]
+    } else {
+        Vec::new()
+    }
+}
+
+/// A fresh run folder for one mode.
+fn run_dir_for(label: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "sessionlab-compare-{}-{}",
+        std::process::id(),
+        label.replace('+', "-")
+    ))
+}
+
+/// Runs `sessionlab compare`; returns what to print (the table).
+pub async fn run(args: CompareArgs, health_timeout: Duration, grace: Duration) -> Result<String> {
+    let (default_duration, default_users) = if args.quick { QUICK } else { FULL };
+    let duration = args.duration.unwrap_or(default_duration);
+    let variants: Vec<Variant> = if args.modes.is_empty() {
+        PRESETS.iter().map(|p| Variant::plain(p.mode)).collect()
+    } else {
+        args.modes.clone()
+    };
+    let bins = Binaries::locate(args.bin_dir.as_deref())?;
+    let faults = fault_specs(&args);
+    // Check the workload flags once, before any cluster starts.
+    args.workload.config(
+        "http://127.0.0.1:1".into(),
+        duration,
+        default_users,
+        sessionlab_load::AuthMode::Session,
+    )?;
+    std::fs::create_dir_all(&args.out).map_err(LabError::io(format!(
+        "creating the output folder {}",
+        args.out.display()
+    )))?;
+
+    let mut outcomes = Vec::new();
+    for v in &variants {
+        let label = v.label();
+        if let Some(reason) = skip_reason(v, &bins, &faults) {
+            eprintln!("sessionlab: compare: skipping {label}: {reason}");
+            outcomes.push(Outcome::Skipped {
+                mode: label,
+                reason,
+            });
+            continue;
+        }
+        eprintln!("sessionlab: compare: {label}");
+        let run_dir = run_dir_for(&label);
+        let outcome = match one_mode(
+            &args,
+            v,
+            &bins,
+            &faults,
+            duration,
+            default_users,
+            &run_dir,
+            health_timeout,
+            grace,
+        )
+        .await
+        {
+            Ok(report) => {
+                eprintln!(
+                    "sessionlab: compare: {label}: {} requests, {} errors, {} sessions lost, \
+                     {} stale reads, {} lost updates",
+                    report.requests,
+                    report.error_total,
+                    report.sessions_lost,
+                    report.stale_reads,
+                    report.lost_updates
+                );
+                let _ = std::fs::remove_dir_all(&run_dir);
+                Outcome::Ran(Box::new(report))
+            }
+            Err(e) => {
+                let reason = format!("{e} (run folder and logs kept in {})", run_dir.display());
+                eprintln!("sessionlab: compare: {label} failed: {reason}");
+                if matches!(e, LabError::Interrupted) {
+                    return Err(e);
+                }
+                Outcome::Failed {
+                    mode: label,
+                    reason,
+                }
+            }
+        };
+        outcomes.push(outcome);
+    }
+
+    let cfg = args.workload.config(
+        "http://127.0.0.1".into(),
+        duration,
+        default_users,
+        sessionlab_load::AuthMode::Session,
+    )?;
+    let comparison = Comparison {
+        settings: Settings::new(&cfg, args.nodes, &faults, args.quick, &bins.dir),
+        outcomes,
+    };
+    compare_report::write(&args.out, &comparison)?;
+    let failed: Vec<&str> = comparison
+        .outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Failed { mode, .. } => Some(mode.as_str()),
+            _ => None,
+        })
+        .collect();
+    let written = format!(
+        "report: {} (and report.json, latency_p99.svg, errors.svg, losses.svg)",
+        args.out.join("report.md").display()
+    );
+    if !failed.is_empty() {
+        return Err(LabError::InvalidArgument(format!(
+            "{} of {} modes failed ({}); {written}",
+            failed.len(),
+            variants.len(),
+            failed.join(", ")
+        )));
+    }
+    Ok(format!(
+        "{}\n{written}",
+        compare_report::table(&comparison).trim_end()
+    ))
+}
+
+/// Up, measure, down for one mode. The cluster goes down whatever
+/// happened (also on Ctrl-C: its processes are in their own process
+/// group, so the terminal's SIGINT does not reach them).
+#[allow(clippy::too_many_arguments)]
+async fn one_mode(
+    args: &CompareArgs,
+    v: &Variant,
+    bins: &Binaries,
+    faults: &[FaultSpec],
+    duration: Duration,
+    default_users: usize,
+    run_dir: &Path,
+    health_timeout: Duration,
+    grace: Duration,
+) -> Result<sessionlab_load::LoadReport> {
+    if run_dir.exists() {
+        std::fs::remove_dir_all(run_dir).map_err(LabError::io(format!(
+            "removing the old run folder {}",
+            run_dir.display()
+        )))?;
+    }
+    let mut lab = Lab::new(RunFolder::new(run_dir))?;
+    lab.health_timeout = health_timeout;
+    lab.grace = grace;
+    let label = v.label();
+    let work = async {
+        let mut node_args = v.node_args();
+        node_args.extend(args.node_args.iter().cloned());
+        lab.up(&UpOptions {
+            mode: v.mode,
+            nodes: args.nodes,
+            ports: PortBases {
+                lb: 0,
+                admin: 0,
+                node: 0,
+                cluster: 0,
+            },
+            bin_dir: Some(bins.dir.clone()),
+            node_args,
+            lb_args: args.lb_args.clone(),
+        })
+        .await?;
+        let state = lab.rf.load_required()?;
+        let cfg = args.workload.config(
+            load::target(&state),
+            duration,
+            default_users,
+            workload::auth_of(v.mode.preset()),
+        )?;
+        let plan = faultplan::schedule(faults, duration, &state)?;
+        load::measure(&lab, &label, cfg, plan).await
+    };
+    let result = tokio::select! {
+        r = work => r,
+        _ = tokio::signal::ctrl_c() => Err(LabError::Interrupted),
+    };
+    let down = lab.down().await;
+    let report = result?;
+    down?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        c: CompareArgs,
+    }
+
+    #[test]
+    fn variants_parse_and_refuse_nonsense() {
+        let v: Variant = "replicated+ack-all".parse().unwrap();
+        assert_eq!(v.mode, Mode::Replicated);
+        assert!(v.ack_all);
+        assert_eq!(v.label(), "replicated+ack-all");
+        assert_eq!(v.node_args(), vec!["--replication-ack=all"]);
+        assert_eq!(
+            "sticky".parse::<Variant>().unwrap(),
+            Variant::plain(Mode::Sticky)
+        );
+        let err = "local+ack-all".parse::<Variant>().unwrap_err();
+        assert!(err.contains("does not replicate"), "{err}");
+        let err = "nope".parse::<Variant>().unwrap_err();
+        assert!(err.contains("valid: local, sticky"), "{err}");
+        let err = "replicated+fast".parse::<Variant>().unwrap_err();
+        assert!(err.contains("unknown variant `+fast`"), "{err}");
+    }
+
+    #[test]
+    fn default_faults_kill_node_2_halfway_and_can_be_replaced_or_dropped() {
+        let t = T::try_parse_from(["t", "--modes", "local,sticky-replicated"]).unwrap();
+        assert_eq!(t.c.modes.len(), 2);
+        let f = fault_specs(&t.c);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].action.to_string(), "kill node-2");
+        assert_eq!(f[0].when, When::Share(0.5));
+        let t = T::try_parse_from(["t", "--fault", "delay:20ms@0s"]).unwrap();
+        assert_eq!(fault_specs(&t.c)[0].action.to_string(), "delay 20ms");
+        let t = T::try_parse_from(["t", "--no-faults"]).unwrap();
+        assert!(fault_specs(&t.c).is_empty());
+        let t = T::try_parse_from(["t", "--nodes", "1"]).unwrap();
+        assert!(fault_specs(&t.c).is_empty(), "no node-2 to kill");
+        assert!(T::try_parse_from(["t", "--no-faults", "--fault", "heal@1s"]).is_err());
+    }
+
+    #[test]
+    fn a_fault_on_replication_skips_the_modes_without_it() {
+        let delay = vec!["delay:5ms@0s".parse::<FaultSpec>().unwrap()];
+        let reason = fault_mismatch(Mode::Local, &delay).unwrap();
+        assert!(reason.contains("mode local has none"), "{reason}");
+        assert_eq!(fault_mismatch(Mode::Replicated, &delay), None);
+        let kill = vec!["kill:node-2@1s".parse::<FaultSpec>().unwrap()];
+        assert_eq!(fault_mismatch(Mode::Local, &kill), None);
+    }
+}

@@ -1,0 +1,178 @@
+//! `sessionlab compare` end to end: two real clusters, one after the other,
+//! the same users and the same kill, and a report whose figures show what
+//! the modes must show.
+//!
+//! - `local` (round-robin, no replication) logs users out without any
+//!   fault: the next request lands on a node that never saw the login.
+//! - `sticky-replicated` keeps every session through the kill of node-2:
+//!   the users it served move to a node that has a copy.
+//!
+//! Gated like the other replicated-mode tests: without `--replication` in
+//! the node binary it prints `SKIPPED ...`.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use sessionlab_lab::runfolder::RunFolder;
+use support::*;
+
+/// Stops whatever a compare left running under `tmp` (if the test failed
+/// half way; a successful compare leaves nothing).
+struct Leftovers<'a>(&'a Path);
+
+impl Drop for Leftovers<'_> {
+    fn drop(&mut self) {
+        for dir in leftover_run_dirs(self.0) {
+            if let Ok(Some(state)) = RunFolder::new(&dir).load() {
+                for (_, p) in state.processes() {
+                    let _ = p.signal(Signal::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+fn leftover_run_dirs(tmp: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(tmp)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("sessionlab-compare-"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn local_loses_sessions_and_sticky_replicated_keeps_them_through_a_kill() {
+    if !node_has_replication("compare") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let _cleanup = Leftovers(tmp.path());
+    let out_dir = tmp.path().join("report");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessionlab"));
+    cmd.args([
+        "compare",
+        "--modes",
+        "local,sticky-replicated",
+        "--duration",
+        "5s",
+        "--users",
+        "12",
+        "--ramp-up",
+        "500ms",
+        "--out",
+    ])
+    .arg(&out_dir)
+    .env("SESSIONLAB_BIN_DIR", bin_dir())
+    .env("SESSIONLAB_GRACE", "3s")
+    .env("TMPDIR", tmp.path());
+    let out = run_bounded(&mut cmd, Duration::from_secs(50));
+    assert!(out.status.success(), "compare failed:\n{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("| local |") && stdout.contains("| sticky-replicated |"));
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["settings"]["users"], 12);
+    assert_eq!(json["settings"]["faults"][0], "kill node-2 at 2.5 s");
+    let runs = json["outcomes"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{json}");
+    let (local, sr) = (&runs[0], &runs[1]);
+    assert_eq!(
+        (local["label"].as_str(), sr["label"].as_str()),
+        (Some("local"), Some("sticky-replicated"))
+    );
+    for run in runs {
+        assert_eq!(run["outcome"], "ran");
+        let mark = &run["marks"][0];
+        assert_eq!(mark["label"], "kill node-2", "{}: {mark}", run["label"]);
+        let at = mark["at_s"].as_f64().unwrap();
+        assert!((2.4..3.5).contains(&at), "kill applied at {at} s");
+        assert!(run["requests"].as_u64().unwrap() > 100, "{}", run["label"]);
+    }
+
+    // local: logged out before any fault.
+    let kill_at = local["marks"][0]["at_s"].as_f64().unwrap();
+    let lost_before_kill: u64 = local["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["t_s"].as_f64().unwrap() + 1.0 <= kill_at)
+        .map(|p| p["sessions_lost"].as_u64().unwrap())
+        .sum();
+    assert!(
+        lost_before_kill > 0,
+        "local lost no session before the kill: {local}"
+    );
+    assert!(local["sessions_lost"].as_u64().unwrap() > 0);
+
+    // sticky-replicated: node-2 served users, died, and none was logged out.
+    assert!(sr["served_by"]["node-2"].as_u64().unwrap_or(0) > 0, "{sr}");
+    assert_eq!(sr["sessions_lost"], 0, "{sr}");
+    assert!(
+        sr["node_switches"].as_u64().unwrap() > 0,
+        "node-2's users moved to another node: {sr}"
+    );
+    let after_kill_on_node_2: u64 = sr["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["t_s"].as_f64().unwrap() >= kill_at.ceil())
+        .map(|p| p["served_by"]["node-2"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(after_kill_on_node_2, 0, "node-2 served after it was killed");
+    assert!(sr["server"]["replication_messages"].as_f64().unwrap() > 0.0);
+    assert_eq!(local["server"]["replication_messages"].as_f64(), Some(0.0));
+
+    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(md.contains("| local |") && md.contains("| sticky-replicated |"));
+    for svg in ["latency_p99.svg", "errors.svg", "losses.svg"] {
+        let text = std::fs::read_to_string(out_dir.join(svg)).unwrap();
+        assert!(
+            text.starts_with("<svg") && text.contains("sticky-replicated"),
+            "{svg}"
+        );
+    }
+    // Both clusters were torn down and their run folders removed.
+    assert!(leftover_run_dirs(tmp.path()).is_empty());
+}
+
+#[test]
+fn a_bad_fault_or_mode_is_refused_before_anything_starts() {
+    require_binaries();
+    let tmp = tempfile::tempdir().unwrap();
+    for (args, want) in [
+        (
+            vec!["compare", "--fault", "kill:node-2"],
+            "valid forms: kill:NODE@T",
+        ),
+        (
+            vec!["compare", "--modes", "local+ack-all"],
+            "does not replicate",
+        ),
+        (
+            vec!["load", "--fault", "explode@1s"],
+            "unknown action `explode`",
+        ),
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessionlab"));
+        cmd.args(&args)
+            .env("SESSIONLAB_RUN_DIR", tmp.path().join("run"))
+            .env("TMPDIR", tmp.path());
+        let out = run_bounded(&mut cmd, Duration::from_secs(20));
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    assert!(leftover_run_dirs(tmp.path()).is_empty());
+}
