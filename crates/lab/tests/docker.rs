@@ -11,8 +11,8 @@
 //! Ignored by default (it needs a Docker engine and the image):
 //! `scripts/test.sh` runs it after `scripts/docker-up.sh build` when
 //! `docker info` works. The image is `$SESSIONLAB_DOCKER_IMAGE`
-//! (default `sessionlab:local`). It also skips, saying so, while the node
-//! has no replication or the node or LB accept no host names.
+//! (default `sessionlab:local`). Nodes find their peers and the LB its
+//! backends by compose service name (`node-2:9081`).
 
 mod support;
 
@@ -28,38 +28,6 @@ fn docker(args: &[&str]) -> String {
     let out = run_bounded(Command::new("docker").args(args), Duration::from_secs(120));
     assert!(out.status.success(), "docker {args:?}:\n{}", text(&out));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Whether `binary ARGS --help` accepts ARGS: clap parses (and refuses)
-/// the values before it gets to `--help`.
-fn accepts(binary: &str, args: &[&str]) -> bool {
-    Command::new(bin_dir().join(binary))
-        .args(args)
-        .arg("--help")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// The compose topology names peers and backends by service name
-/// (`node-2:9081`); skip, saying so, while the node or the LB take IP:PORT only.
-fn binaries_accept_service_names(test: &str) -> bool {
-    let lb = accepts("sessionlab-lb", &["--backend", "node-1=node-1:8081"]);
-    let node = accepts(
-        "sessionlab-node",
-        &[
-            "--replication",
-            "all-to-all",
-            "--peer",
-            "node-2=node-2:9081",
-        ],
-    );
-    if !(lb && node) {
-        println!(
-            "SKIPPED {test}: docker-compose.yml names peers and backends by service name, \
-             but sessionlab-lb --backend accepts host names: {lb}, sessionlab-node --peer: {node}"
-        );
-    }
-    lb && node
 }
 
 /// A compose project of its own (name, ports, secrets); `down` on drop.
@@ -184,10 +152,6 @@ async fn converged(p: &Project, nodes: &[&str], prefix: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a Docker engine and the sessionlab image; scripts/test.sh runs it"]
 async fn compose_sticky_replicated_survives_kill_and_disconnect_and_down_cleans_up() {
-    let test = "compose_sticky_replicated_survives_kill_and_disconnect_and_down_cleans_up";
-    if !node_has_replication(test) || !binaries_accept_service_names(test) {
-        return;
-    }
     let image =
         std::env::var("SESSIONLAB_DOCKER_IMAGE").unwrap_or_else(|_| "sessionlab:local".into());
     docker(&["image", "inspect", "-f", "{{.Id}}", &image]);

@@ -1,8 +1,5 @@
 //! End-to-end tests of the replicated modes with real processes: failover
 //! keeps the session, partition and heal converge, scale rolls the peers.
-//!
-//! Gated: each test first checks that `sessionlab-node --help` offers
-//! `--replication` and otherwise prints `SKIPPED ...` and returns.
 
 mod support;
 
@@ -80,11 +77,6 @@ async fn converged(tc: &TestCluster, prefix: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sticky_replicated_fails_over_with_the_session_and_heals_after_a_partition() {
-    if !node_has_replication(
-        "sticky_replicated_fails_over_with_the_session_and_heals_after_a_partition",
-    ) {
-        return;
-    }
     let started = Instant::now();
     let tc = TestCluster::up("sticky-replicated", 3);
     println!(
@@ -164,10 +156,6 @@ async fn sticky_replicated_fails_over_with_the_session_and_heals_after_a_partiti
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicated_scale_rolls_the_peer_lists_and_new_nodes_get_the_sessions() {
-    if !node_has_replication("replicated_scale_rolls_the_peer_lists_and_new_nodes_get_the_sessions")
-    {
-        return;
-    }
     let tc = TestCluster::up("replicated", 2);
     let base = tc.app_url();
     let client = browser();
