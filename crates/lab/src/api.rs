@@ -44,6 +44,8 @@ pub struct NodeStatus {
     pub auth: String,
     pub tracking: String,
     pub ready: bool,
+    /// Set while the node cannot reach its store (redis mode: degraded).
+    pub store_problem: Option<String>,
     pub sessions: u64,
     pub session_bytes: u64,
     pub uptime_ms: u64,

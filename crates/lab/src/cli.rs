@@ -61,9 +61,10 @@ pub enum Command {
     },
     /// Stop everything (SIGTERM, then SIGKILL after --grace).
     Down,
-    /// SIGKILL one node, as in a crash.
+    /// SIGKILL one node, as in a crash (or `redis`, the redis mode's Redis).
     Kill { node: String },
-    /// Stop a node (if running) and start it again with the same flags.
+    /// Stop a node (if running) and start it again with the same flags
+    /// (or `redis`: start the redis mode's Redis again, empty).
     Restart { node: String },
     /// Cut a node's replication traffic to and from other nodes (all by
     /// default). The LB still reaches it.
@@ -128,6 +129,10 @@ pub struct UpArgs {
     /// First node cluster port; node-i gets this + i - 1 (0 = any free ports).
     #[arg(long, env = "SESSIONLAB_CLUSTER_PORT", default_value_t = PortBases::default().cluster)]
     pub cluster_port: u16,
+    /// Mode redis: use this Redis (redis://HOST:PORT) instead of starting a
+    /// redis-server of the lab's own.
+    #[arg(long, env = "SESSIONLAB_REDIS_URL")]
+    pub redis_url: Option<String>,
     /// An extra flag for every node, e.g. --node-arg=--replication-ack=all (repeatable).
     #[arg(long = "node-arg", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
@@ -164,7 +169,10 @@ pub fn run(cli: Cli) -> Result<()> {
 async fn run_async(lab: &Lab, command: Command) -> Result<()> {
     let say = |text: String| println!("{text}");
     match command {
-        Command::Up(a) => {
+        Command::Up(mut a) => {
+            if let Some(url) = a.redis_url.take() {
+                a.node_args.push(format!("--redis-url={url}"));
+            }
             let opts = UpOptions {
                 mode: a.mode,
                 nodes: a.nodes,
@@ -308,6 +316,16 @@ pub fn render_up(report: &UpReport, run_dir: &std::path::Path) -> String {
         run_dir.display(),
     );
     let steps: Vec<String> = match (preset.lb_strategy, preset.replication) {
+        _ if preset.needs_redis => vec![
+            "reload a few times: every node serves you, all read the one Redis".into(),
+            format!("sessionlab kill {victim}   and reload: still logged in (nodes keep nothing)"),
+            "sessionlab kill redis   and reload: every node answers 503 (degraded); sessionlab restart redis".into(),
+        ],
+        _ if preset.jwt => vec![
+            "log in on the page: it keeps the tokens in the tab and shows the decoded payload".into(),
+            format!("sessionlab kill {victim}   and call the API again: the token still works on any node"),
+            "sessionlab attack hijack --auth jwt   (logout vs a stolen token)".into(),
+        ],
         ("round-robin", false) => vec![
             "reload a few times: other nodes never saw your login, so you are logged out".into(),
         ],
@@ -349,7 +367,9 @@ mod tests {
         let err = Cli::try_parse_from(["sessionlab", "up", "--mode", "nope"]).unwrap_err();
         let text = err.to_string();
         assert!(
-            text.contains("[possible values: local, sticky, replicated, sticky-replicated]"),
+            text.contains(
+                "[possible values: local, sticky, replicated, sticky-replicated, redis, jwt]"
+            ),
             "{text}"
         );
     }

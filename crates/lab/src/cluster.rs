@@ -40,6 +40,7 @@ use crate::health::{self, Check, Starting, Watch};
 use crate::ports::{PortAllocator, PortBases};
 use crate::preset::{Mode, PRESETS, Preset};
 use crate::process::{self, Launch, ProcRecord};
+use crate::redis;
 use crate::runfolder::{ClusterState, LbState, NodeState, RunFolder, SECRET_ENV, generate_secret};
 
 /// The largest cluster the lab starts (each node is a real process).
@@ -227,13 +228,21 @@ impl Lab {
         })
     }
 
-    /// The environment a node gets: the cluster secret in replicated modes.
+    /// The environment a node gets: the cluster secret in replicated modes,
+    /// the token key in the jwt mode (never on the command line, where `ps`
+    /// would show them).
     fn node_env(&self, preset: &Preset) -> Result<Vec<(String, String)>> {
-        if preset.replication {
-            Ok(vec![(SECRET_ENV.to_string(), self.rf.read_secret()?)])
-        } else {
-            Ok(Vec::new())
+        let mut env = Vec::new();
+        if preset.replication || preset.jwt {
+            let secret = self.rf.read_secret()?;
+            if preset.jwt {
+                env.push((JWT_SECRET_ENV.to_string(), jwt_secret(&secret)));
+            }
+            if preset.replication {
+                env.push((SECRET_ENV.to_string(), secret));
+            }
         }
+        Ok(env)
     }
 
     fn spawn_node(&self, state: &ClusterState, i: usize) -> Result<(Starting, ProcRecord)> {
@@ -309,6 +318,11 @@ impl Lab {
         }
         let bins = Binaries::locate(opts.bin_dir.as_deref())?;
         bins.check_supports(preset)?;
+        // The redis mode brings its own Redis unless told where one runs.
+        let own_redis = preset.needs_redis && !redis::given_url(&opts.node_args);
+        if own_redis {
+            redis::find_server()?;
+        }
 
         let mut alloc = PortAllocator::new([]);
         let lb = LbState {
@@ -321,6 +335,13 @@ impl Lab {
         for i in 1..=opts.nodes {
             nodes.push(new_node(&mut alloc, &opts.ports, i)?);
         }
+        let redis = match own_redis {
+            true => Some(redis::RedisState {
+                port: alloc.port(0, 0, "Redis")?,
+                process: None,
+            }),
+            false => None,
+        };
         let mut state = ClusterState {
             mode: opts.mode,
             bin_dir: bins.dir.clone(),
@@ -330,6 +351,7 @@ impl Lab {
             lb_extra_args: opts.lb_args.clone(),
             lb,
             nodes,
+            redis,
             cuts: Default::default(),
             delay_ms: 0,
         };
@@ -362,6 +384,12 @@ impl Lab {
     }
 
     async fn start_all(&self, state: &mut ClusterState) -> Result<()> {
+        if let Some(port) = state.redis.as_ref().map(|r| r.port) {
+            let (_child, started) = redis::start(&self.rf, port, self.health_timeout)?;
+            progress(format!("started redis-server on port {port}"));
+            state.redis = Some(started);
+            self.rf.save(state)?;
+        }
         let mut starting = Vec::new();
         for i in 0..state.nodes.len() {
             let (s, record) = self.spawn_node(state, i)?;
@@ -420,9 +448,13 @@ impl Lab {
     }
 
     /// `sessionlab kill NODE`: SIGKILL, no goodbye, as in a crash.
+    /// `kill redis` kills the redis mode's Redis server.
     pub async fn kill(&self, id: &str) -> Result<u32> {
         let _lock = self.rf.lock(LOCK_WAIT)?;
         let mut state = self.rf.load_required()?;
+        if id == redis::NAME {
+            return self.kill_redis(&mut state);
+        }
         let node = state.node_mut(id)?;
         let record = running(node)?;
         record.signal(Signal::SIGKILL)?;
@@ -441,6 +473,9 @@ impl Lab {
     pub async fn restart(&self, id: &str) -> Result<()> {
         let _lock = self.rf.lock(LOCK_WAIT)?;
         let mut state = self.rf.load_required()?;
+        if id == redis::NAME {
+            return self.restart_redis(&mut state);
+        }
         state.node(id)?;
         self.restart_node(&mut state, id, false).await
     }
@@ -479,6 +514,38 @@ impl Lab {
             self.api.lb_drain(&admin, id, false).await?;
         }
         faults::reapply(&self.api, &self.rf, state, id).await
+    }
+
+    /// SIGKILL the lab's Redis: every node turns degraded at once.
+    fn kill_redis(&self, state: &mut ClusterState) -> Result<u32> {
+        let r = state.redis.as_mut().ok_or_else(no_own_redis)?;
+        let record = r.process.filter(|p| p.is_alive()).ok_or_else(|| {
+            LabError::InvalidArgument(
+                "redis is not running; start it with `sessionlab restart redis`".into(),
+            )
+        })?;
+        record.signal(Signal::SIGKILL)?;
+        if !process::wait_all_exit(&[record], Duration::from_secs(5)).is_empty() {
+            return Err(LabError::Survivors(format!("redis (pid {})", record.pid)));
+        }
+        r.process = None;
+        self.rf.save(state)?;
+        Ok(record.pid)
+    }
+
+    /// Start the lab's Redis again on its port (empty: it keeps nothing).
+    fn restart_redis(&self, state: &mut ClusterState) -> Result<()> {
+        let r = state.redis.as_ref().ok_or_else(no_own_redis)?;
+        if let Some(p) = r.process.filter(|p| p.is_alive()) {
+            p.signal(Signal::SIGTERM)?;
+            if !process::wait_all_exit(&[p], self.grace).is_empty() {
+                p.signal(Signal::SIGKILL)?;
+                process::wait_all_exit(&[p], Duration::from_secs(5));
+            }
+        }
+        let (_child, started) = redis::start(&self.rf, r.port, self.health_timeout)?;
+        state.redis = Some(started);
+        self.rf.save(state)
     }
 
     /// `sessionlab drain NODE` / `undrain NODE`.
@@ -586,6 +653,29 @@ fn running_lb(state: &ClusterState) -> Result<ProcRecord> {
     })
 }
 
+fn no_own_redis() -> LabError {
+    LabError::InvalidArgument(
+        "this cluster has no Redis of its own (not the redis mode, or up --redis-url)".into(),
+    )
+}
+
+/// The environment variable that hands the token key to a jwt-mode node.
+pub const JWT_SECRET_ENV: &str = "SESSIONLAB_JWT_SECRET";
+
+/// The jwt mode's signing key, derived from the cluster secret with
+/// HMAC-SHA256 over a fixed label: a different key from the one that signs
+/// replication traffic, without a second secret file to keep.
+pub fn jwt_secret(cluster_secret: &str) -> String {
+    sessionlab_replication::auth::signature(
+        cluster_secret.as_bytes(),
+        0,
+        "sessionlab",
+        "DERIVE",
+        "/jwt-secret",
+        b"",
+    )
+}
+
 /// A node that is running, or an error saying it is not.
 fn running(node: &NodeState) -> Result<ProcRecord> {
     match node.process {
@@ -624,6 +714,9 @@ impl ClusterState {
         let nodes = self.nodes.clone();
         for n in &mut self.nodes {
             n.args = node_args(preset, n, &nodes, &self.node_extra_args);
+            if let Some(r) = &self.redis {
+                n.args.extend(["--redis-url".to_string(), r.url()]);
+            }
         }
         self.lb.args = lb_args(preset, &self.lb, &self.nodes, &self.lb_extra_args);
     }

@@ -19,6 +19,7 @@
 //! - [`faults`]: `partition` and `heal`.
 //! - [`status`]: the status table.
 //! - [`logs`]: per-process logs, `--follow`.
+//! - [`redis`]: the Redis server beside a `redis`-mode cluster.
 //! - [`workload`], [`faultplan`], [`load`], [`memory`]: `load`, simulated
 //!   users (crate `sessionlab-load`) with faults on a timeline.
 //! - [`compare`], [`compare_report`]: `compare`, every mode under the same
@@ -42,6 +43,7 @@ pub mod memory;
 pub mod ports;
 pub mod preset;
 pub mod process;
+pub mod redis;
 pub mod runfolder;
 pub mod status;
 pub mod workload;

@@ -6,8 +6,16 @@
 //! scaling) is the same for every mode. Keeping the matrix in one table means
 //! `up`, `status`, the docs and, later, `compare` (which runs the same
 //! workload against every row) all read the same facts, and adding a mode
-//! (e.g. `redis`, `jwt`) is adding a row: its LB strategy, its node flags and
-//! whether it needs a Redis server next to the nodes.
+//! is adding a row: its LB strategy, its node flags and whether it needs a
+//! Redis server next to the nodes or a token key.
+//!
+//! The last two rows are the other answers to "where does the login live":
+//! `redis` keeps sessions in one shared Redis (stateless nodes; the store is
+//! the new single point of failure), and `jwt` keeps the identity in signed
+//! tokens. The `jwt` row replicates its store all-to-all because tokens are
+//! stateless only until logout and refresh: the refresh families, the logout
+//! deny-list and the app's per-login data live in the store and must reach
+//! every node.
 //!
 //! The node flags are per-mode constants; the per-cluster flags (ids,
 //! addresses, peers, the cluster secret) are added by [`crate::cluster`].
@@ -41,15 +49,21 @@ pub enum Mode {
     Replicated,
     /// Sticky cookie plus all-to-all replication: the classic session cluster.
     StickyReplicated,
+    /// Round-robin, sessions in one shared Redis.
+    Redis,
+    /// Round-robin, JWT access and refresh tokens (families and deny-list replicated).
+    Jwt,
 }
 
 impl Mode {
     /// Every mode, in the order of the matrix.
-    pub const ALL: [Mode; 4] = [
+    pub const ALL: [Mode; 6] = [
         Mode::Local,
         Mode::Sticky,
         Mode::Replicated,
         Mode::StickyReplicated,
+        Mode::Redis,
+        Mode::Jwt,
     ];
 
     /// The mode's name as typed on the command line.
@@ -87,9 +101,12 @@ pub struct Preset {
     /// Whether nodes replicate to each other: they then get `--peer` for
     /// every other node and the cluster secret, and `partition`/`heal` apply.
     pub replication: bool,
-    /// Whether the mode needs a Redis server beside the nodes. No mode of the
-    /// current matrix does; the `redis` row will.
+    /// Whether the mode needs a Redis server beside the nodes: `up` starts
+    /// one ([`crate::redis`]) unless given `--redis-url`.
     pub needs_redis: bool,
+    /// Whether nodes sign tokens (`--auth jwt`): they then get a token key
+    /// in their environment, the same on every node.
+    pub jwt: bool,
     /// Where the sessions live, for `status` and `up`'s banner.
     pub sessions_live: &'static str,
     /// What the mode teaches, one line.
@@ -97,7 +114,7 @@ pub struct Preset {
 }
 
 /// The modes matrix (DESIGN.md, "Modes").
-pub static PRESETS: [Preset; 4] = [
+pub static PRESETS: [Preset; 6] = [
     Preset {
         mode: Mode::Local,
         name: "local",
@@ -105,6 +122,7 @@ pub static PRESETS: [Preset; 4] = [
         node_flags: &[],
         replication: false,
         needs_redis: false,
+        jwt: false,
         sessions_live: "each node's memory, no replication",
         teaches: "why sessions break behind a plain LB: the next request lands on a node that never saw your login",
     },
@@ -115,6 +133,7 @@ pub static PRESETS: [Preset; 4] = [
         node_flags: &[],
         replication: false,
         needs_redis: false,
+        jwt: false,
         sessions_live: "each node's memory",
         teaches: "works until a node dies; then its users are logged out",
     },
@@ -125,6 +144,7 @@ pub static PRESETS: [Preset; 4] = [
         node_flags: &["--replication", "all-to-all"],
         replication: true,
         needs_redis: false,
+        jwt: false,
         sessions_live: "memory, copied to every node",
         teaches: "survives node loss; stale reads and lost updates under replication lag",
     },
@@ -135,8 +155,31 @@ pub static PRESETS: [Preset; 4] = [
         node_flags: &["--replication", "all-to-all"],
         replication: true,
         needs_redis: false,
+        jwt: false,
         sessions_live: "memory, copied to every node",
         teaches: "the classic session cluster (Tomcat DeltaManager + mod_jk): sticky for speed, copies for failover",
+    },
+    Preset {
+        mode: Mode::Redis,
+        name: "redis",
+        lb_strategy: "round-robin",
+        node_flags: &["--store", "redis"],
+        replication: false,
+        needs_redis: true,
+        jwt: false,
+        sessions_live: "one shared Redis",
+        teaches: "stateless nodes; one more network hop per request; Redis is the new single point of failure",
+    },
+    Preset {
+        mode: Mode::Jwt,
+        name: "jwt",
+        lb_strategy: "round-robin",
+        node_flags: &["--auth", "jwt", "--replication", "all-to-all"],
+        replication: true,
+        needs_redis: false,
+        jwt: true,
+        sessions_live: "nowhere for identity (signed tokens); refresh families, deny-list and app data in memory, copied to every node",
+        teaches: "no session lookup to know who you are, until logout and refresh need storage again; a token can't be taken back before it expires",
     },
 ];
 
@@ -152,6 +195,12 @@ impl Preset {
             .collect();
         if self.replication {
             flags.extend(["--peer", "--cluster-secret"]);
+        }
+        if self.needs_redis {
+            flags.push("--redis-url");
+        }
+        if self.jwt {
+            flags.push("--jwt-secret");
         }
         flags
     }
@@ -193,6 +242,11 @@ mod tests {
         assert!(!Mode::Sticky.preset().replication);
         assert!(Mode::Replicated.preset().replication);
         assert!(Mode::StickyReplicated.preset().replication);
+        assert_eq!(strat(Mode::Redis), "round-robin");
+        assert_eq!(strat(Mode::Jwt), "round-robin");
+        assert!(Mode::Redis.preset().needs_redis && !Mode::Redis.preset().replication);
+        assert!(Mode::Jwt.preset().jwt && Mode::Jwt.preset().replication);
+        assert!(PRESETS.iter().filter(|p| p.needs_redis).count() == 1);
     }
 
     #[test]
@@ -200,5 +254,19 @@ mod tests {
         let flags = Mode::StickyReplicated.preset().required_node_flags();
         assert_eq!(flags, vec!["--replication", "--peer", "--cluster-secret"]);
         assert!(Mode::Local.preset().required_node_flags().is_empty());
+        assert_eq!(
+            Mode::Redis.preset().required_node_flags(),
+            vec!["--store", "--redis-url"]
+        );
+        assert_eq!(
+            Mode::Jwt.preset().required_node_flags(),
+            vec![
+                "--auth",
+                "--replication",
+                "--peer",
+                "--cluster-secret",
+                "--jwt-secret"
+            ]
+        );
     }
 }

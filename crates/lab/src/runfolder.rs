@@ -32,6 +32,7 @@ use crate::error::{LabError, Result};
 use crate::ports::PortBases;
 use crate::preset::Mode;
 use crate::process::ProcRecord;
+use crate::redis::RedisState;
 
 /// The environment variable that hands the cluster secret to a node.
 pub const SECRET_ENV: &str = "SESSIONLAB_CLUSTER_SECRET";
@@ -50,6 +51,9 @@ pub struct ClusterState {
     pub lb_extra_args: Vec<String>,
     pub lb: LbState,
     pub nodes: Vec<NodeState>,
+    /// The Redis server `up` started for the `redis` mode, if it did.
+    #[serde(default)]
+    pub redis: Option<RedisState>,
     /// Replication links cut by `partition`, each pair sorted.
     #[serde(default)]
     pub cuts: BTreeSet<(String, String)>,
@@ -112,7 +116,12 @@ impl ClusterState {
             .nodes
             .iter()
             .filter_map(|n| n.process.map(|p| (n.id.clone(), p)));
-        lb.into_iter().chain(nodes).collect()
+        let redis = self
+            .redis
+            .as_ref()
+            .and_then(|r| r.process)
+            .map(|p| (crate::redis::NAME.to_string(), p));
+        lb.into_iter().chain(nodes).chain(redis).collect()
     }
 
     /// Whether any recorded process still runs.
@@ -316,6 +325,7 @@ mod tests {
                 process: None,
                 args: vec!["--id".into(), "node-1".into()],
             }],
+            redis: None,
             cuts: BTreeSet::new(),
             delay_ms: 0,
         }

@@ -30,7 +30,8 @@ pub struct Row {
     pub port: u16,
     /// Cluster port (nodes) or admin port (LB).
     pub admin_port: u16,
-    /// `ok`, `starting` or `-` (not answering).
+    /// `ok`, `degraded` (its store is unreachable), `starting` or `-` (not
+    /// answering).
     pub health: String,
     /// The LB's view of this node: `up`, `down`, `draining`, `absent`.
     pub lb: Option<String>,
@@ -62,12 +63,15 @@ async fn node_row(api: &Api, state: &ClusterState, i: usize, lb: Option<&Backend
             api.healthy(&cluster),
             api.node_status(&cluster)
         );
+        let status = status.ok();
+        let degraded = status.as_ref().is_some_and(|s| s.store_problem.is_some());
         let health = match (app_ok, cluster_ok) {
+            (true, true) if degraded => "degraded",
             (true, true) => "ok",
             (true, false) => "starting",
             _ => "-",
         };
-        (health.to_string(), status.ok())
+        (health.to_string(), status)
     } else {
         ("-".to_string(), None)
     };
@@ -126,6 +130,23 @@ pub async fn gather(api: &Api, rf: &RunFolder) -> Result<Status> {
     let nodes =
         join_all((0..state.nodes.len()).map(|i| node_row(api, &state, i, backends.as_ref()))).await;
     rows.extend(nodes);
+    if let Some(r) = &state.redis {
+        let alive = r.process.is_some_and(|p| p.is_alive());
+        let answers = alive && std::net::TcpStream::connect(("127.0.0.1", r.port)).is_ok();
+        rows.push(Row {
+            process: crate::redis::NAME.into(),
+            pid: r.process.filter(|_| alive).map(|p| p.pid),
+            state: if alive { "running" } else { "stopped" }.into(),
+            port: r.port,
+            admin_port: 0,
+            health: if answers { "ok" } else { "-" }.into(),
+            lb: None,
+            sessions: None,
+            peers_up: None,
+            peers: None,
+            cut_from: Vec::new(),
+        });
+    }
     Ok(Status {
         mode: state.mode.to_string(),
         strategy: state.mode.preset().lb_strategy.to_string(),
@@ -149,7 +170,10 @@ pub fn render(status: &Status) -> String {
             r.pid.map_or_else(dash, |p| p.to_string()),
             r.state.clone(),
             r.port.to_string(),
-            r.admin_port.to_string(),
+            match r.admin_port {
+                0 => dash(),
+                p => p.to_string(),
+            },
             r.health.clone(),
             r.lb.clone().unwrap_or_else(dash),
             r.sessions.map_or_else(dash, |s| s.to_string()),
