@@ -128,9 +128,17 @@ impl Api {
         self.get_json(admin_addr, "/admin/v1/backends").await
     }
 
-    /// Adds a backend to the LB's pool.
-    pub async fn lb_add_backend(&self, admin_addr: &str, id: &str, addr: &str) -> Result<()> {
-        let body = serde_json::json!({ "id": id, "addr": addr }).to_string();
+    /// Adds a backend to the LB, with its node's cluster listener (for the
+    /// dashboard).
+    pub async fn lb_add_backend(
+        &self,
+        admin_addr: &str,
+        id: &str,
+        addr: &str,
+        cluster_addr: &str,
+    ) -> Result<()> {
+        let body =
+            serde_json::json!({ "id": id, "addr": addr, "admin": cluster_addr }).to_string();
         let req = self
             .http
             .post(format!("http://{admin_addr}/admin/v1/backends"))

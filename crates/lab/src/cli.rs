@@ -299,7 +299,7 @@ pub fn render_up(report: &UpReport, run_dir: &std::path::Path) -> String {
     let mut out = format!(
         "cluster up and healthy in {:.2} s: mode {}, {} nodes\n\
          \x20 app     {app}  (log in as alice, bob or carol; password sessionlab)\n\
-         \x20 admin   {admin}  (LB admin API /admin/v1/backends, /metrics)\n\
+         \x20 admin   {admin}  (the live dashboard; LB admin API /admin/v1/backends, /metrics)\n\
          \x20 nodes   {}\n\
          \x20 mode    LB {}; sessions live in {}\n\
          \x20         {}\n\

@@ -195,6 +195,16 @@ pub fn node_args(
     args
 }
 
+/// `--lab-dir <absolute run folder>` for the LB (its dashboard runs
+/// `sessionlab` there, from its own working directory).
+fn lab_dir_arg(run_dir: &Path) -> Result<Vec<String>> {
+    let abs = std::path::absolute(run_dir).map_err(LabError::io(format!(
+        "resolving the run folder {}",
+        run_dir.display()
+    )))?;
+    Ok(vec!["--lab-dir".into(), abs.to_string_lossy().into_owned()])
+}
+
 /// The command line of the LB.
 pub fn lb_args(
     preset: &Preset,
@@ -213,6 +223,11 @@ pub fn lb_args(
     for n in nodes {
         args.push("--backend".into());
         args.push(format!("{}={}", n.id, addr(n.app_port)));
+    }
+    // The dashboard reads sessions, memory and replication from each node.
+    for n in nodes {
+        args.push("--node-admin".into());
+        args.push(format!("{}={}", n.id, addr(n.cluster_port)));
     }
     args.extend(extra.iter().cloned());
     args
@@ -348,7 +363,9 @@ impl Lab {
             started_at_unix_ms: unix_ms(),
             ports: opts.ports,
             node_extra_args: opts.node_args.clone(),
-            lb_extra_args: opts.lb_args.clone(),
+            // The dashboard's kill/restart/partition/heal buttons run
+            // `sessionlab --run-dir <this run folder> ...`.
+            lb_extra_args: [lab_dir_arg(self.rf.root())?, opts.lb_args.clone()].concat(),
             lb,
             nodes,
             redis,
@@ -607,7 +624,7 @@ impl Lab {
                 .collect();
             for n in &state.nodes[current..] {
                 self.api
-                    .lb_add_backend(&admin, &n.id, &addr(n.app_port))
+                    .lb_add_backend(&admin, &n.id, &addr(n.app_port), &addr(n.cluster_port))
                     .await?;
             }
             let mut waiting = vec![self.lb_waiting(&state, lb, new_ids)];
