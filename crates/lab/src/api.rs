@@ -137,8 +137,7 @@ impl Api {
         addr: &str,
         cluster_addr: &str,
     ) -> Result<()> {
-        let body =
-            serde_json::json!({ "id": id, "addr": addr, "admin": cluster_addr }).to_string();
+        let body = serde_json::json!({ "id": id, "addr": addr, "admin": cluster_addr }).to_string();
         let req = self
             .http
             .post(format!("http://{admin_addr}/admin/v1/backends"))
