@@ -98,6 +98,12 @@ pub enum Command {
     },
     /// List the modes: LB strategy, where sessions live, what each teaches.
     Modes,
+    /// Scripted attacks on nodes of their own, each step saying what
+    /// happened and why: `hijack` (and each defence), `fixation`.
+    Attack {
+        #[command(subcommand)]
+        attack: crate::attack::Attack,
+    },
     /// Simulated users against the cluster, with faults on a timeline:
     /// latency, errors, sessions lost, stale reads, lost updates, costs.
     Load(crate::load::LoadArgs),
@@ -266,6 +272,7 @@ async fn run_async(lab: &Lab, command: Command) -> Result<()> {
             logs::show(&lab.rf, &opts, &mut std::io::stdout().lock())?;
         }
         Command::Modes => say(render_modes().trim_end().to_string()),
+        Command::Attack { attack } => say(crate::attack::run(attack).await?),
         Command::Load(a) => say(crate::load::run(lab, a).await?),
         Command::Compare(a) => say(crate::compare::run(a, lab.health_timeout, lab.grace).await?),
     }

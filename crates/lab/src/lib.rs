@@ -20,6 +20,7 @@
 //! - [`status`]: the status table.
 //! - [`logs`]: per-process logs, `--follow`.
 //! - [`redis`]: the Redis server beside a `redis`-mode cluster.
+//! - [`attack`]: `attack hijack` and `attack fixation`, the hijacking lab.
 //! - [`workload`], [`faultplan`], [`load`], [`memory`]: `load`, simulated
 //!   users (crate `sessionlab-load`) with faults on a timeline.
 //! - [`compare`], [`compare_report`]: `compare`, every mode under the same
@@ -29,6 +30,7 @@
 //! `docs/lab.md` walks through how these fit together.
 
 pub mod api;
+pub mod attack;
 pub mod cli;
 pub mod cluster;
 pub mod compare;
