@@ -130,12 +130,12 @@ TICK=$(getconf CLK_TCK)
 cpu_ticks() { local s=0 p; for p in "$@"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$s"; }
 
 # writes APP COOKIES DURATION CONNS DELAY_MS: one wrk run; prints
-# "REQUESTS REQ_PER_S NON_2XX".
+# "REQUESTS REQ_PER_S NON_2XX P99_LATENCY".
 writes() {
   local out
-  out=$(SL_COOKIES=$2 SL_DELAY_MS=$5 wrk -t1 -c"$4" -d"${3}s" -s "$tmp/writes.lua" "$1/api/counter/increment")
-  awk '/ requests in / {n = $1} /Requests\/sec/ {rps = $2} /Non-2xx/ {bad = $NF}
-       END {printf "%d %.0f %d\n", n, rps, bad}' <<<"$out"
+  out=$(SL_COOKIES=$2 SL_DELAY_MS=$5 wrk --latency -t1 -c"$4" -d"${3}s" -s "$tmp/writes.lua" "$1/api/counter/increment")
+  awk '/ requests in / {n = $1} /Requests\/sec/ {rps = $2} /Non-2xx/ {bad = $NF} $1 == "99%" {p99 = $2}
+       END {printf "%d %.0f %d %s\n", n, rps, bad + 0, p99}' <<<"$out"
 }
 
 # metric URL REGEX: the sum of every series of URL/metrics whose name and
@@ -186,16 +186,17 @@ writes "$APP_off_1" "$tmp/cookies-off" 1 "$CONNS" 0 >/dev/null # warm up
 writes "$APP_rep_1" "$tmp/cookies-rep" 1 "$CONNS" 0 >/dev/null
 best_off=0 best_rep=0 cpu_off=0 cpu_rep=0
 lag_buckets "$CLU_rep_2" "$CLU_rep_3" >"$tmp/sat0"
+r0=$(metric "$CLU_rep_1" 'replication_resyncs_total')
 for r in $(seq 1 "$ROUNDS"); do
   c0=$(cpu_ticks "$PID_off_1" "$PID_off_2" "$PID_off_3")
-  read -r n_off rps_off bad_off < <(writes "$APP_off_1" "$tmp/cookies-off" "$DURATION" "$CONNS" 0)
+  read -r n_off rps_off bad_off _ < <(writes "$APP_off_1" "$tmp/cookies-off" "$DURATION" "$CONNS" 0)
   c1=$(cpu_ticks "$PID_off_1" "$PID_off_2" "$PID_off_3")
   m0=$(metric "$CLU_rep_1" 'replication_messages_total.*direction="sent"')
   b0=$(metric "$CLU_rep_1" 'replication_bytes_total.*direction="sent"')
   h0=$(metric "$CLU_rep_1" 'replication_batches_total.*direction="sent"')
   a0=$(( $(metric "$CLU_rep_2" 'replication_applied_total.*kind="upsert"') + $(metric "$CLU_rep_3" 'replication_applied_total.*kind="upsert"') ))
   c2=$(cpu_ticks "$PID_rep_1" "$PID_rep_2" "$PID_rep_3")
-  read -r n_rep rps_rep bad_rep < <(writes "$APP_rep_1" "$tmp/cookies-rep" "$DURATION" "$CONNS" 0)
+  read -r n_rep rps_rep bad_rep _ < <(writes "$APP_rep_1" "$tmp/cookies-rep" "$DURATION" "$CONNS" 0)
   c3=$(cpu_ticks "$PID_rep_1" "$PID_rep_2" "$PID_rep_3")
   [ "$bad_off$bad_rep" = 00 ] || { echo "bench-replication.sh: non-2xx answers ($bad_off, $bad_rep)" >&2; exit 1; }
   cpu_o=$(awk -v t="$((c1 - c0))" -v n="$n_off" -v hz="$TICK" 'BEGIN{printf "%.0f", 1e6 * t / hz / n}')
@@ -219,7 +220,8 @@ echo "  last round on node-1: $(awk -v m=$((m1 - m0)) -v n="$n_rep" 'BEGIN{print
   "$(awk -v h=$((h1 - h0)) -v n="$n_rep" 'BEGIN{printf "%.3f", h / n}') HTTP batches per write;" \
   "upserts applied on the peers per write: $(awk -v a=$((a1 - a0)) -v n="$n_rep" 'BEGIN{printf "%.2f", a / n}')"
 lag_buckets "$CLU_rep_2" "$CLU_rep_3" >"$tmp/sat1"
-echo "  lag while saturated (all rounds; includes the 1 ms coalescing delay):"
+echo "  lag while saturated (all rounds; includes the 1 ms coalescing delay;" \
+  "peer queues overflowed into a resync $(( $(metric "$CLU_rep_1" 'replication_resyncs_total') - r0 )) times):"
 lag_report "$tmp/sat0" "$tmp/sat1"
 stop_cluster off 3
 
@@ -227,10 +229,11 @@ echo
 echo "== 2. replication lag at ~2,000 writes/s (node-1 -> node-2, node-3; async acks)"
 LAG_CONNS=${BENCH_LAG_CONNECTIONS:-5} LAG_DELAY=${BENCH_LAG_DELAY_MS:-2} LAG_SECONDS=${BENCH_LAG_SECONDS:-10}
 lag_buckets "$CLU_rep_2" "$CLU_rep_3" >"$tmp/lag0"
-read -r n rps bad < <(writes "$APP_rep_1" "$tmp/cookies-rep" "$LAG_SECONDS" "$LAG_CONNS" "$LAG_DELAY")
+read -r n rps bad p99 < <(writes "$APP_rep_1" "$tmp/cookies-rep" "$LAG_SECONDS" "$LAG_CONNS" "$LAG_DELAY")
 sleep 1
 lag_buckets "$CLU_rep_2" "$CLU_rep_3" >"$tmp/lag1"
 echo "  load: wrk -t1 -c$LAG_CONNS -d${LAG_SECONDS}s with a ${LAG_DELAY} ms pause per request: $rps writes/s ($n writes, $bad non-2xx)"
+echo "  node-1's own answer time p99 (wrk): $p99; a stalled machine shows here and in the lag alike"
 echo "  (target p99 < 5 ms)"
 lag_report "$tmp/lag0" "$tmp/lag1"
 stop_cluster rep 3
@@ -245,7 +248,7 @@ for n in 2 3 5 8; do
   sum_all() { local s=0 i u; for i in $(seq 1 "$n"); do u="CLU_c${n}_$i"; s=$((s + $(metric "${!u}" "$1"))); done; echo "$s"; }
   a0=$(sum_all 'replication_applied_total.*kind="upsert"') m0=$(sum_all 'replication_messages_total.*direction="sent"')
   b0=$(sum_all 'replication_bytes_total.*direction="sent"') h0=$(metric "${!clu1}" 'replication_batches_total.*direction="sent"')
-  read -r w rps bad < <(writes "${!app}" "$tmp/cookies-c$n" 3 "$LAG_CONNS" "$LAG_DELAY")
+  read -r w rps bad _ < <(writes "${!app}" "$tmp/cookies-c$n" 3 "$LAG_CONNS" "$LAG_DELAY")
   sleep 1
   a1=$(sum_all 'replication_applied_total.*kind="upsert"') m1=$(sum_all 'replication_messages_total.*direction="sent"')
   b1=$(sum_all 'replication_bytes_total.*direction="sent"') h1=$(metric "${!clu1}" 'replication_batches_total.*direction="sent"')
