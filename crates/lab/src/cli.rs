@@ -221,9 +221,13 @@ async fn run_async(lab: &Lab, command: Command) -> Result<()> {
         }
         Command::Restart { node } => {
             lab.restart(&node).await?;
-            say(format!(
-                "restarted {node}; it is healthy and back in the LB"
-            ));
+            if node == crate::redis::NAME {
+                say("restarted redis (empty: it keeps nothing on disk); the nodes reconnect by themselves".into());
+            } else {
+                say(format!(
+                    "restarted {node}; it is healthy and back in the LB"
+                ));
+            }
         }
         Command::Partition { node, from } => {
             let cut = faults::partition(&lab.api, &lab.rf, &node, &from).await?;

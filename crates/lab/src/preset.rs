@@ -178,7 +178,7 @@ pub static PRESETS: [Preset; 6] = [
         replication: true,
         needs_redis: false,
         jwt: true,
-        sessions_live: "nowhere for identity (signed tokens); refresh families, deny-list and app data in memory, copied to every node",
+        sessions_live: "signed tokens (who you are); refresh families, deny-list and app data in memory, copied to every node",
         teaches: "no session lookup to know who you are, until logout and refresh need storage again; a token can't be taken back before it expires",
     },
 ];
