@@ -263,8 +263,9 @@ pub fn write(dir: &Path, c: &Comparison) -> Result<()> {
     chart::timeline_chart(
         &dir.join("latency_p99.svg"),
         "p99 latency per second (faults marked)",
-        "p99 latency (ms)",
+        "p99 latency (ms, log scale)",
         &runs,
+        chart::Scale::Log,
         |p| p.p99_ms,
     )
     .map_err(|e| chart_error("latency_p99.svg", e))?;
@@ -273,6 +274,7 @@ pub fn write(dir: &Path, c: &Comparison) -> Result<()> {
         "errors per second (faults marked)",
         "errors",
         &runs,
+        chart::Scale::Linear,
         |p| p.errors as f64,
     )
     .map_err(|e| chart_error("errors.svg", e))?;

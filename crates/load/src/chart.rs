@@ -9,7 +9,10 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::report::LoadReport;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::report::{LoadReport, Point};
 
 const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
@@ -26,13 +29,25 @@ type ChartResult = Result<(), Box<dyn std::error::Error>>;
 /// A named figure of a run, for the bar chart.
 type Figure = (&'static str, fn(&LoadReport) -> u64);
 
+/// How the y axis grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    Linear,
+    /// For latency: one slow mode (seconds) and fast ones (sub-ms) on one
+    /// chart stay readable.
+    Log,
+}
+
 /// A value over time per run: `pick` takes a point to its y value.
+/// Intervals without a request are left out (a line dropping to 0 there
+/// would be a measurement of nothing).
 pub fn timeline_chart(
     path: &Path,
     title: &str,
     y_label: &str,
     runs: &[LoadReport],
-    pick: impl Fn(&crate::report::Point) -> f64,
+    scale: Scale,
+    pick: impl Fn(&Point) -> f64,
 ) -> ChartResult {
     let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -40,18 +55,66 @@ pub fn timeline_chart(
         .iter()
         .flat_map(|r| r.timeline.last().map(|p| p.t_s + 1.0))
         .fold(1.0_f64, f64::max);
-    let y_max = runs
-        .iter()
-        .flat_map(|r| r.timeline.iter().map(&pick))
-        .fold(0.0_f64, f64::max)
-        .max(1e-3)
-        * 1.15;
-    let mut chart = ChartBuilder::on(&root)
+    let values = || {
+        runs.iter()
+            .flat_map(|r| r.timeline.iter().filter(|p| p.requests > 0).map(&pick))
+    };
+    let y_max = values().fold(0.0_f64, f64::max).max(1e-3);
+    match scale {
+        Scale::Linear => draw_timeline(
+            &root,
+            title,
+            y_label,
+            runs,
+            &pick,
+            x_max,
+            0.0..y_max * 1.15,
+            (0.0, y_max * 1.15),
+        ),
+        Scale::Log => {
+            let lo = values()
+                .filter(|v| *v > 0.0)
+                .fold(f64::INFINITY, f64::min)
+                .min(y_max)
+                * 0.7;
+            let hi = y_max * 2.0;
+            draw_timeline(
+                &root,
+                title,
+                y_label,
+                runs,
+                &|p: &Point| pick(p).max(lo),
+                x_max,
+                (lo..hi).log_scale(),
+                (lo, hi),
+            )
+        }
+    }?;
+    root.present()?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn draw_timeline<Y>(
+    root: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    title: &str,
+    y_label: &str,
+    runs: &[LoadReport],
+    pick: &dyn Fn(&Point) -> f64,
+    x_max: f64,
+    y_range: Y,
+    (y_lo, y_hi): (f64, f64),
+) -> ChartResult
+where
+    Y: AsRangedCoord<Value = f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(56)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+        .build_cartesian_2d(0.0..x_max, y_range)?;
     chart
         .configure_mesh()
         .x_desc("time (s)")
@@ -62,7 +125,10 @@ pub fn timeline_chart(
         let color = PALETTE[i % PALETTE.len()];
         chart
             .draw_series(LineSeries::new(
-                run.timeline.iter().map(|p| (p.t_s, pick(p))),
+                run.timeline
+                    .iter()
+                    .filter(|p| p.requests > 0)
+                    .map(|p| (p.t_s, pick(p))),
                 color.stroke_width(2),
             ))?
             .label(run.label.clone())
@@ -70,7 +136,7 @@ pub fn timeline_chart(
                 PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
             });
     }
-    // Faults: a dashed-looking vertical line per distinct mark.
+    // Faults: a vertical line per distinct mark.
     let mut seen = Vec::new();
     for m in runs.iter().flat_map(|r| r.marks.iter()) {
         if seen
@@ -81,12 +147,12 @@ pub fn timeline_chart(
         }
         seen.push((m.at_s, m.label.clone()));
         chart.draw_series(std::iter::once(PathElement::new(
-            vec![(m.at_s, 0.0), (m.at_s, y_max)],
+            vec![(m.at_s, y_lo), (m.at_s, y_hi)],
             BLACK.mix(0.5).stroke_width(1),
         )))?;
         chart.draw_series(std::iter::once(Text::new(
             m.label.clone(),
-            (m.at_s, y_max * 0.97),
+            (m.at_s, y_hi),
             ("sans-serif", 13).into_font().color(&BLACK),
         )))?;
     }
@@ -96,7 +162,6 @@ pub fn timeline_chart(
         .border_style(BLACK.mix(0.3))
         .position(SeriesLabelPosition::UpperRight)
         .draw()?;
-    root.present()?;
     Ok(())
 }
 
@@ -148,6 +213,18 @@ pub fn losses_chart(path: &Path, runs: &[LoadReport]) -> ChartResult {
             }))?
             .label(*name)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+        // The count over each bar: a 3 next to a 300 is still readable.
+        chart.draw_series(runs.iter().enumerate().map(|(i, r)| {
+            let x0 = i as f64 + 0.1 + k as f64 * w;
+            Text::new(
+                f(r).to_string(),
+                (x0 + w * 0.45, f(r) as f64 + y_max * 0.01),
+                ("sans-serif", 12)
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Center, VPos::Bottom)),
+            )
+        }))?;
     }
     chart
         .configure_series_labels()
@@ -198,13 +275,23 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let runs = [report("local", 9), report("sticky", 3)];
         let p = dir.join("latency.svg");
-        timeline_chart(&p, "p99 latency", "ms", &runs, |p| p.p99_ms).unwrap();
+        timeline_chart(&p, "p99 latency", "ms", &runs, Scale::Log, |p| p.p99_ms).unwrap();
         let svg = std::fs::read_to_string(&p).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("kill node-1") && svg.contains("sticky"));
         let b = dir.join("losses.svg");
         losses_chart(&b, &runs).unwrap();
         let svg = std::fs::read_to_string(&b).unwrap();
         assert!(svg.contains("sessions lost") && svg.contains("<rect"));
+        assert!(
+            svg.lines().any(|l| l.trim() == "9"),
+            "the count over the bar"
+        );
+        let e = dir.join("errors.svg");
+        timeline_chart(&e, "errors", "errors", &runs, Scale::Linear, |p| {
+            p.errors as f64
+        })
+        .unwrap();
+        assert!(std::fs::read_to_string(&e).unwrap().contains("local"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
