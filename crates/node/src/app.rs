@@ -257,17 +257,28 @@ async fn login(
     Ok(back_home(&ws))
 }
 
-async fn logout(req: HttpRequest, node: web::Data<NodeState>, ws: WebSession) -> HttpResponse {
+async fn logout(
+    req: HttpRequest,
+    node: web::Data<NodeState>,
+    ws: WebSession,
+) -> Result<HttpResponse, NodeError> {
+    if node.tokens.is_some() {
+        // Deleting the data would leave the token valid: /auth/logout also
+        // deny-lists it.
+        return Err(NodeError::BadRequest(
+            "this node runs --auth jwt: log out with POST /auth/logout".into(),
+        ));
+    }
     let was = ws.user();
     ws.logout();
     tracing::info!(node = %node.id, user = was.as_deref().unwrap_or("-"), "logout");
     if wants_json(&req) {
-        return HttpResponse::Ok().json(serde_json::json!({
+        return Ok(HttpResponse::Ok().json(serde_json::json!({
             "node_id": node.id,
             "logged_out": true,
-        }));
+        })));
     }
-    back_home(&ws)
+    Ok(back_home(&ws))
 }
 
 async fn counter_form(ws: WebSession) -> HttpResponse {

@@ -167,6 +167,17 @@ async fn login_then_the_api_answers_as_in_session_mode() {
     assert_eq!(res.status(), 401);
     let res = login(&c, &node.app, "", "alice", false).await;
     assert_eq!(res.status(), 400);
+    let res = c
+        .post(format!("{}/logout", node.app))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        400,
+        "the form logout would not deny the token"
+    );
     // The demo page is the script page, showing the decoded payload.
     let page = c.get(format!("{}/", node.app)).send().await.unwrap();
     assert_eq!(page.headers()["referrer-policy"], "no-referrer");
