@@ -12,7 +12,7 @@ const TOKEN_KEY = 'sessionlab.adminToken';
 const MAX_EVENTS = 300;
 const SHOWN_EVENTS = 150;
 const SHOWN_SESSIONS = 40;
-const SHOWN_REQUESTS = 16;
+const SHOWN_REQUESTS = 22;
 const STRIP_REQUESTS = 60;
 const CONFIRM_MS = 4000;
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -221,7 +221,7 @@ function renderTopology(c) {
   const nodeY = 150;
   const R = 34;
   const arcTop = nodeY + R;
-  const depth = (span) => 30 + 26 * (span - 1);
+  const depth = (span) => 28 + 44 * (span - 1);
   const maxDepth = n > 1 ? depth(n - 1) : 0;
   const H = Math.max(230, arcTop + maxDepth + 30);
   box.setAttribute('viewBox', '0 0 ' + W + ' ' + H);
@@ -321,7 +321,7 @@ function drawLink(box, nodes, a, b, xs, y0, depth, l, back, aIsFirst) {
   const unknown = nodeState(nodes[a]) !== 'up' && nodeState(nodes[b]) !== 'up';
   let stroke = '#2a9d6a';
   let dash = null;
-  let label = lag === null ? 'in sync' : 'lag ' + fmtNum(lag, lag < 10 ? 1 : 0) + ' ms';
+  let label = lag === null ? 'up' : 'lag ' + fmtNum(lag, lag < 10 ? 1 : 0) + ' ms';
   if (cut) { stroke = '#c53030'; dash = '7 5'; label = 'cut'; }
   else if (down || unknown) { stroke = '#9aa5b1'; dash = '4 4'; label = 'down'; }
   else if (resync) { stroke = '#b7791f'; label = 'resync'; }
@@ -381,7 +381,7 @@ function makeCard(id) {
       el('div', {}, f.drain, ' ', f.state)),
     f.addr,
     el('dl', { class: 'stats' },
-      stat('sessions'), stat('memory'), stat('req/s'), stat('p99'), stat('in flight'), stat('peers up')),
+      stat('sessions'), stat('memory'), stat('req/s'), stat('p99 since start'), stat('in flight'), stat('peers up')),
     el('div', { class: 'actions' },
       button('drain', 'drain'), button('partition', 'partition'), button('heal', 'heal'),
       button('kill', 'kill', 'danger'), button('restart', 'restart')));
@@ -408,13 +408,13 @@ function renderCards(c) {
     f.state.setAttribute('data-state', s);
     f.drain.hidden = !nd.lb.draining;
     card.root.classList.toggle('is-down', s !== 'up');
-    const cluster = nd.admin_addr ? ' · cluster ' + nd.admin_addr : ' · no --node-admin';
-    f.addr.textContent = nd.lb.addr + cluster;
+    f.addr.textContent = addresses(nd.lb.addr, nd.admin_addr);
+    f.addr.title = 'app ' + nd.lb.addr + (nd.admin_addr ? ', cluster listener ' + nd.admin_addr : '');
     const st = nd.status;
     f['sessions'].textContent = st ? String(st.sessions) : '–';
     f['memory'].textContent = st ? fmtBytes(st.memory_rss_bytes) : '–';
     f['req/s'].textContent = fmtNum(lastRate(nd));
-    f['p99'].textContent = nd.lb.latency_ms_p99 === null ? '–' : fmtNum(nd.lb.latency_ms_p99) + ' ms';
+    f['p99 since start'].textContent = nd.lb.latency_ms_p99 === null ? '–' : fmtNum(nd.lb.latency_ms_p99) + ' ms';
     f['in flight'].textContent = String(nd.lb.in_flight);
     const peers = st && st.peers ? st.peers : [];
     f['peers up'].textContent = peers.length ? peers.filter((p) => p.up).length + '/' + peers.length : '–';
@@ -449,6 +449,19 @@ function renderCards(c) {
       cards.delete(id);
     }
   }
+}
+
+// "127.0.0.1 · app :8081 · cluster :9081" (hosts written once when equal).
+function addresses(app, cluster) {
+  const split = (a) => {
+    const i = String(a).lastIndexOf(':');
+    return i < 0 ? [String(a), ''] : [a.slice(0, i), a.slice(i + 1)];
+  };
+  const [host, port] = split(app);
+  if (!cluster) return 'app ' + app + ' · no --node-admin, so no node data';
+  const [chost, cport] = split(cluster);
+  if (host !== chost) return 'app ' + app + ' · cluster ' + cluster;
+  return (host === '127.0.0.1' ? '' : host + ' ') + 'app :' + port + ' · cluster :' + cport;
 }
 
 function setButton(btn, text, busy, whyNot, help) {
@@ -533,13 +546,13 @@ function renderRequests() {
   const rows = reqs.slice(0, SHOWN_REQUESTS).map((r) => el('tr', { 'data-backend': r.backend || '' },
     el('td', { text: fmtTime(r.time_ms, true) }),
     el('td', {}, r.backend ? el('span', { class: 'chip node', node: r.backend, text: r.backend }) : el('span', { class: 'chip', text: 'none' })),
-    el('td', { class: 'req', title: r.method + ' ' + r.path, text: r.method + ' ' + r.path }),
-    el('td', { class: r.status >= 400 ? 'status-bad' : null, text: String(r.status) }),
-    el('td', { class: 'num', text: fmtNum(r.latency_ms) }),
-    el('td', {},
+    el('td', { class: 'req', title: r.method + ' ' + r.path },
+      el('span', { class: 'path', text: r.method + ' ' + r.path }),
       r.failover ? el('span', { class: 'flag failover', title: 'a candidate failed; the next one answered', text: 'failover' }) : null,
-      r.redispatch ? el('span', { class: 'flag redispatch', title: 'the sticky node was gone; sent elsewhere', text: 'redispatch' }) : null)));
-  if (!rows.length) rows.push(el('tr', { class: 'empty' }, el('td', { colspan: 6, text: 'no requests yet' })));
+      r.redispatch ? el('span', { class: 'flag redispatch', title: 'the sticky node was gone; sent elsewhere', text: 'redispatch' }) : null),
+    el('td', { class: r.status >= 400 ? 'status-bad' : null, text: String(r.status) }),
+    el('td', { class: 'num', text: fmtNum(r.latency_ms) })));
+  if (!rows.length) rows.push(el('tr', { class: 'empty' }, el('td', { colspan: 5, text: 'no requests yet' })));
   $('#requests').tBodies[0].replaceChildren(...rows);
 }
 
@@ -578,8 +591,13 @@ function drawCharts() {
   const now = h.now_ms;
   const span = 5 * 60 * 1000;
   const series = h.backends.map((b) => ({ id: b.id, points: b.points }));
-  drawChart($('#chart-rps'), series, 1, now, span, (v) => fmtNum(v, v >= 10 ? 0 : 1));
-  drawChart($('#chart-p99'), series, 2, now, span, (v) => fmtNum(v, v >= 10 ? 0 : 1));
+  drawChart($('#chart-rps'), series, 1, now, span, fmtTick);
+  drawChart($('#chart-p99'), series, 2, now, span, fmtTick);
+}
+
+function fmtTick(v) {
+  if (Number.isInteger(v)) return String(v);
+  return v.toFixed(2).replace(/\.?0+$/, '');
 }
 
 function niceMax(x) {
@@ -623,12 +641,13 @@ function drawChart(canvas, series, field, now, span, fmt) {
     g.stroke();
     g.fillText(fmt((max * i) / 4), left - 6, y);
   }
-  g.textAlign = 'center';
   g.textBaseline = 'top';
   for (let m = 0; m <= 5; m++) {
     const x = left + pw - (pw * m) / 5;
+    g.textAlign = m === 0 ? 'right' : m === 5 ? 'left' : 'center';
     g.fillText(m === 0 ? 'now' : '-' + m + ' min', x, top + ph + 5);
   }
+  g.textAlign = 'center';
   const X = (t) => left + pw - ((now - t) / span) * pw;
   const Y = (v) => top + ph - (v / max) * ph;
   if (!series.some((s) => s.points.length)) {
