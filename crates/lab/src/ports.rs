@@ -70,8 +70,20 @@ impl PortAllocator {
     }
 
     fn free_port(&mut self, purpose: &str) -> Result<u16> {
-        // The OS rarely hands out the same ephemeral port twice in a row;
-        // a few tries make a collision with our own picks impossible in practice.
+        // Pick at random below the kernel's ephemeral range (32768-60999 on
+        // Linux): a port the OS hands out with bind(0) is also a candidate
+        // for the client side of any outgoing connection, which can take it
+        // between this check and the server binding it. Below the range only
+        // another lab picking at random can collide, and the random spread
+        // plus the bind check make that rare; the OS's own pick is the
+        // fallback.
+        for _ in 0..64 {
+            let port = rand::random_range(FREE_PORT_RANGE);
+            if !self.taken.contains(&port) && is_free(port) {
+                self.taken.insert(port);
+                return Ok(port);
+            }
+        }
         for _ in 0..16 {
             let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
                 .map_err(LabError::io(format!("finding a free port for {purpose}")))?;
@@ -88,6 +100,9 @@ impl PortAllocator {
         )))
     }
 }
+
+/// Where "any free port" is looked for: below Linux's ephemeral range.
+const FREE_PORT_RANGE: std::ops::Range<u16> = 20_000..32_000;
 
 /// Whether nothing listens on 127.0.0.1:`port` (we can bind it).
 pub fn is_free(port: u16) -> bool {
