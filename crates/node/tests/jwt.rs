@@ -3,6 +3,7 @@
 //! bad token refused with its reason, and the key flags.
 
 mod common;
+mod free_port;
 mod redis_server;
 
 use base64::Engine;

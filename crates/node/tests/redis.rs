@@ -3,6 +3,7 @@
 //! get lost), and a Redis that dies and returns is survived.
 
 mod common;
+mod free_port;
 mod redis_server;
 
 use std::time::{Duration, Instant};

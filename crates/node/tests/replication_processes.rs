@@ -3,6 +3,7 @@
 //! it reports ready, a partition that heals, refused unsigned messages, and
 //! synchronous acks. See `process_cluster` for the helper.
 
+mod free_port;
 mod process_cluster;
 
 use std::sync::Arc;

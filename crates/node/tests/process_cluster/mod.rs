@@ -13,7 +13,6 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -53,22 +52,12 @@ pub struct TestCluster {
     pub http: reqwest::Client,
 }
 
-/// `n` distinct free loopback ports (all held until all are picked).
-fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().expect("a bound address").port())
-        .collect()
-}
-
 impl TestCluster {
     /// Start `n` replicating nodes (`node-1` ..) with `extra` flags each,
     /// and wait until all report ready.
     pub async fn start(n: usize, extra: &[&str]) -> TestCluster {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let ports = free_ports(2 * n);
+        let ports = crate::free_port::free_ports(2 * n);
         let nodes = (1..=n)
             .map(|i| ProcNode {
                 id: format!("node-{i}"),

@@ -15,12 +15,7 @@ pub struct RedisServer {
 impl RedisServer {
     /// Start on a free port.
     pub fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        RedisServer::start_on(port)
+        RedisServer::start_on(crate::free_port::free_port())
     }
 
     /// Start on `port` (to bring a killed server back where nodes expect it).
