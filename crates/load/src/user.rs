@@ -290,7 +290,15 @@ impl User {
                 unverified: false,
             };
         }
-        let answer = self.browser.send(Method::GET, "/api/session", None).await;
+        let mut answer = self.browser.send(Method::GET, "/api/session", None).await;
+        // An access token may expire during the settle time: refresh it as
+        // any request would, so the reckoning sees the login, not the clock.
+        if shared.cfg.auth == AuthMode::Jwt
+            && matches!(&answer, Ok(a) if a.status == 401)
+            && self.reauthenticate(shared).await
+        {
+            answer = self.browser.send(Method::GET, "/api/session", None).await;
+        }
         let (reckoning, unverified) = match answer {
             Ok(a) if a.status == 200 => {
                 let seen = a.json.as_ref().map(observed).unwrap_or_default();
