@@ -59,12 +59,23 @@ pub struct PageView<'a> {
     pub links: &'a Links,
 }
 
-/// A stable hue for a node id, so each node has its own colour.
-fn hue(node_id: &str) -> u32 {
-    node_id
-        .bytes()
-        .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32))
-        % 360
+/// The node colours, the same as the LB dashboard's (`crates/lb/assets/
+/// dashboard.js`), so `node-2` is the same orange on the page and there.
+const PALETTE: [&str; 8] = [
+    "#2f6fd0", "#e0862b", "#2a9d6a", "#c2457a", "#7a5cc7", "#2fa7b8", "#b5562d", "#5f6b7a",
+];
+
+/// A stable colour for a node id: by its trailing number (`node-3` is the
+/// third colour), else by a hash of the id.
+fn node_colour(node_id: &str) -> &'static str {
+    let digits = node_id.len() - node_id.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    let index = match node_id[node_id.len() - digits..].parse::<usize>() {
+        Ok(n) if digits > 0 => n + PALETTE.len() - 1,
+        _ => node_id
+            .bytes()
+            .fold(7usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize)),
+    };
+    PALETTE[index % PALETTE.len()]
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#222;background:#fafafa}\
@@ -87,9 +98,9 @@ pub fn render(v: &PageView<'_>) -> String {
         "<!doctype html><html lang=en><head><meta charset=utf-8>\
          <meta name=viewport content=\"width=device-width,initial-scale=1\">\
          <title>sessionlab · {node}</title><style>{STYLE}</style></head><body>\
-         <header><span class=node style=\"background:hsl({hue},55%,42%)\">{node}</span>\
+         <header><span class=node style=\"background:{colour}\">{node}</span>\
          <div>served this request<br><small>sessionlab demo app</small></div></header>",
-        hue = hue(v.node_id),
+        colour = node_colour(v.node_id),
     );
     if let Some(m) = v.message {
         let _ = write!(h, "<p class=msg>{}</p>", escape(m));
@@ -237,6 +248,15 @@ pub fn render(v: &PageView<'_>) -> String {
 mod tests {
     use super::*;
     use crate::config::Tracking;
+
+    #[test]
+    fn node_colours_match_the_dashboard() {
+        assert_eq!(node_colour("node-1"), "#2f6fd0");
+        assert_eq!(node_colour("node-2"), "#e0862b");
+        assert_eq!(node_colour("node-9"), "#2f6fd0", "the palette wraps");
+        assert!(PALETTE.contains(&node_colour("alpha")));
+        assert!(PALETTE.contains(&node_colour("")));
+    }
 
     fn view<'a>(links: &'a Links) -> PageView<'a> {
         PageView {
