@@ -117,7 +117,8 @@ pub async fn measure(
     Ok(report)
 }
 
-/// The progress bar (or nothing, when stderr is not a terminal).
+/// The progress bar (or nothing, when stderr is not a terminal): requests,
+/// errors, sessions lost and stale reads so far, cut to the terminal's width.
 struct LiveBar {
     bar: Option<ProgressBar>,
     label: String,
@@ -127,7 +128,7 @@ impl LiveBar {
     fn new(label: &str, duration: Duration) -> LiveBar {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(duration.as_millis() as u64);
-            let style = ProgressStyle::with_template("{prefix:>24} [{bar:28}] {elapsed:>4}  {msg}")
+            let style = ProgressStyle::with_template("{prefix} [{bar:20}] {elapsed:>3} {wide_msg}")
                 .map(|s| s.progress_chars("=> "))
                 .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
@@ -155,7 +156,7 @@ impl LiveBar {
         if let Some(b) = &self.bar {
             b.set_position(elapsed.as_millis() as u64);
             b.set_message(format!(
-                "{} requests, {} errors, {} sessions lost, {} stale reads",
+                "{} req, {} err, {} lost, {} stale",
                 p.requests.load(Relaxed),
                 p.errors.load(Relaxed),
                 p.sessions_lost.load(Relaxed),
