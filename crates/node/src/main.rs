@@ -8,6 +8,7 @@ use clap::{CommandFactory, Parser};
 use sessionlab_node::{Cli, Command, Listeners, run, shutdown_signal, users, wire};
 
 fn main() -> ExitCode {
+    sessionlab_node::process_memory::release_large_blocks();
     let cli = Cli::parse();
     if let Some(Command::HashPassword) = cli.command {
         let mut password = String::new();
@@ -50,9 +51,11 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        // Signal handlers first, so a SIGTERM during start-up drains too.
+        let shutdown = shutdown_signal();
         let listeners = Listeners::bind(&cfg)?;
         let wiring = wire(&cfg).await?;
-        run(cfg, listeners, wiring, shutdown_signal()).await
+        run(cfg, listeners, wiring, shutdown).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
