@@ -16,6 +16,10 @@ missing=()
 for bin in "${!PKG[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("${PKG[$bin]}")
 done
+# The container test drives docker-compose, when there is an engine to use.
+if docker info >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then
+  missing+=(docker-compose)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "test.sh: installing ${missing[*]}"
@@ -40,11 +44,6 @@ fi
 # Needs a Docker engine: builds the image from the binaries just built (no
 # pull), then runs the compose test. Without an engine it is skipped, loudly.
 if docker info >/dev/null 2>&1; then
-  if ! command -v docker-compose >/dev/null 2>&1; then
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker-compose >/dev/null
-  fi
   SESSIONLAB_PROFILE=dev SESSIONLAB_IMAGE=sessionlab:test scripts/docker-up.sh build
   if cargo nextest --version >/dev/null 2>&1; then
     SESSIONLAB_DOCKER_IMAGE=sessionlab:test cargo nextest run -p sessionlab-lab --locked --test docker --run-ignored only --no-capture
