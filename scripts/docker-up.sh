@@ -13,18 +13,26 @@
 # are copied back out of the image and compared with the host's, so the image
 # is known to hold exactly what this machine built.
 #
-# Secrets (cluster secret, LB admin token) are generated once into
-# .sessionlab/docker.env (mode 0600) and reused by later runs.
+# Modes: local, sticky, replicated, sticky-replicated, redis, jwt. For
+# `redis` the Redis service's image is made the same way from this machine's
+# redis-server (apt-get install redis-server) and its shared libraries,
+# unless SESSIONLAB_REDIS_IMAGE names one (e.g. redis:7-alpine, if you can
+# pull it). `build` makes the sessionlab image only.
+#
+# Secrets (cluster secret, LB admin token, JWT signing secret) are generated
+# once into .sessionlab/docker.env (mode 0600) and reused by later runs.
 #
 # Environment: SESSIONLAB_PROFILE (release), SESSIONLAB_IMAGE (sessionlab:local),
+# SESSIONLAB_REDIS_IMAGE (made here: sessionlab-redis:local),
 # SESSIONLAB_COMPOSE_PROJECT (sessionlab), SESSIONLAB_LB_PORT (8080),
 # SESSIONLAB_ADMIN_PORT (8079).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MODES="local sticky replicated sticky-replicated"
+MODES="local sticky replicated sticky-replicated redis jwt"
 image=${SESSIONLAB_IMAGE:-sessionlab:local}
 base=${image%%:*}-base:local
+redis_image=${image%%:*}-redis:local
 project=${SESSIONLAB_COMPOSE_PROJECT:-sessionlab}
 profile=${SESSIONLAB_PROFILE:-release}
 case "$profile" in
@@ -41,22 +49,23 @@ die() { say "$*"; exit 1; }
 compose() { docker-compose -p "$project" "$@"; }
 all_profiles() { for m in $MODES; do printf -- '--profile %s ' "$m"; done; }
 
-build_base() {
-  # A runtime root file system: the dynamic loader and every library the
-  # binaries load, a passwd/group with `nobody`, /tmp, and nsswitch.conf so
-  # service names resolve through Docker's DNS.
-  local root; root=$(mktemp -d)
+root_fs() {
+  # root_fs ROOT BINARY...: a runtime root file system in ROOT: the dynamic
+  # loader and every library the binaries load, a passwd/group with
+  # `nobody`, /tmp, and nsswitch.conf so service names resolve through
+  # Docker's DNS. Prints the number of libraries.
+  local root=$1; shift
   mkdir -p "$root/etc" "$root/tmp" "$root/usr/local/bin"
   chmod 1777 "$root/tmp"
   local libs
-  libs=$(for b in $BINS; do ldd "$stage/$b"; done | grep -o '/[^ ]*' | sort -u)
+  libs=$(for b in "$@"; do ldd "$b"; done | grep -o '/[^ ]*' | sort -u)
   for lib in $libs; do
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
   done
   # The loader path the binaries ask for, e.g. /lib64/ld-linux-x86-64.so.2.
   local interp
-  interp=$(readelf -l "$stage/sessionlab-node" | sed -n 's/.*interpreter: \(.*\)]/\1/p')
+  interp=$(readelf -l "$1" | sed -n 's/.*interpreter: \(.*\)]/\1/p')
   if [ -n "$interp" ] && [ ! -e "$root$interp" ]; then
     mkdir -p "$root$(dirname "$interp")"
     cp -L "$interp" "$root$interp"
@@ -64,9 +73,40 @@ build_base() {
   printf 'root:x:0:0:root:/:/nonexistent\nnobody:x:65534:65534:nobody:/:/nonexistent\n' >"$root/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
   printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
+  echo "$libs" | wc -w
+}
+
+build_base() {
+  local root n; root=$(mktemp -d)
+  n=$(root_fs "$root" $(for b in $BINS; do echo "$stage/$b"; done))
   tar -C "$root" -c . | docker import - "$base" >/dev/null
   rm -rf "$root"
-  say "base image $base: $(echo "$libs" | wc -w) shared libraries from this machine"
+  say "base image $base: $n shared libraries from this machine"
+}
+
+build_redis() {
+  # The redis mode's store: this machine's redis-server alone on the same
+  # kind of base (no shell, no redis-cli), run as nobody. Copied by content
+  # under its own name: Debian's /usr/bin/redis-server is a symlink, and
+  # Redis picks what it runs from argv[0].
+  local server; server=$(command -v redis-server || true)
+  [ -n "$server" ] || die "mode redis: redis-server is not installed here (apt-get install redis-server), or set SESSIONLAB_REDIS_IMAGE to an image you have (e.g. redis:7-alpine)"
+  local old; old=$(docker image inspect -f '{{.Id}}' "$redis_image" 2>/dev/null || true)
+  local root n; root=$(mktemp -d)
+  n=$(root_fs "$root" "$server")
+  cp -L "$server" "$root/usr/local/bin/redis-server"
+  tar -C "$root" -c . | docker import --change 'USER 65534:65534' --change 'CMD ["redis-server"]' - "$redis_image" >/dev/null
+  rm -rf "$root"
+  # Verified by running it: the image's redis-server answers like the host's.
+  local want got
+  want=$("$server" --version)
+  got=$(docker run --rm --network none "$redis_image" redis-server --version) \
+    || die "$redis_image: redis-server does not start"
+  [ "$got" = "$want" ] || die "$redis_image: redis-server says '$got', the host's '$want'"
+  if [ -n "$old" ] && [ "$old" != "$(docker image inspect -f '{{.Id}}' "$redis_image")" ]; then
+    docker rmi "$old" >/dev/null 2>&1 || true
+  fi
+  say "redis image $redis_image: this machine's redis-server and $n shared libraries (${got%% sha=*})"
 }
 
 build() {
@@ -108,12 +148,14 @@ verify() {
 secrets() {
   mkdir -p .sessionlab && chmod 700 .sessionlab
   local env=.sessionlab/docker.env
-  if [ ! -s "$env" ]; then
-    (umask 077; {
-      echo "SESSIONLAB_CLUSTER_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
-      echo "SESSIONLAB_ADMIN_TOKEN=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
-    } >"$env")
-  fi
+  # Each secret once; one missing from an older file is added.
+  (umask 077; touch "$env")
+  local name bytes
+  for name in SESSIONLAB_CLUSTER_SECRET:32 SESSIONLAB_ADMIN_TOKEN:16 SESSIONLAB_JWT_SECRET:32; do
+    bytes=${name#*:}; name=${name%%:*}
+    grep -q "^$name=" "$env" \
+      || echo "$name=$(od -An -tx1 -N"$bytes" /dev/urandom | tr -d ' \n')" >>"$env"
+  done
   set -a; . "$env"; set +a
 }
 
@@ -121,6 +163,10 @@ up() {
   local mode=${1:-sticky-replicated}
   case " $MODES " in *" $mode "*) ;; *) die "unknown mode '$mode'; modes: $MODES" ;; esac
   build
+  if [ "$mode" = redis ] && [ -z "${SESSIONLAB_REDIS_IMAGE:-}" ]; then
+    build_redis
+    export SESSIONLAB_REDIS_IMAGE=$redis_image
+  fi
   secrets
   export SESSIONLAB_IMAGE=$image
   local began=$SECONDS
@@ -132,12 +178,17 @@ up() {
     [ $SECONDS -lt $deadline ] || { compose --profile "$mode" logs --tail 20 >&2; die "not healthy after 60 s"; }
     sleep 0.5
   done
+  local login="log in as alice, bob or carol; password sessionlab"
+  [ "$mode" != jwt ] || login="POST /auth/login username=alice&password=sessionlab for tokens"
   cat <<EOF
 containers up and healthy in $((SECONDS - began)) s: mode $mode, 3 nodes (compose project $project)
-  app     http://$lb/  (log in as alice, bob or carol; password sessionlab)
+  app     http://$lb/  ($login)
   admin   http://$admin/  (Authorization: Bearer \$SESSIONLAB_ADMIN_TOKEN from .sessionlab/docker.env)
   try     docker-compose -p $project ps
           docker-compose -p $project kill $mode-node-2          # a node dies
+EOF
+  [ "$mode" != redis ] || echo "          docker-compose -p $project kill redis                 # the shared store dies"
+  cat <<EOF
           docker network disconnect ${project}_lab ${project}_$mode-node-3_1   # cut a node off
           scripts/docker-up.sh down
 EOF
@@ -154,6 +205,6 @@ case "${1:-up}" in
   up) shift || true; up "$@" ;;
   build) build ;;
   down) down ;;
-  local|sticky|replicated|sticky-replicated) up "$1" ;;
+  local|sticky|replicated|sticky-replicated|redis|jwt) up "$1" ;;
   *) die "usage: scripts/docker-up.sh [up] [MODE] | build | down  (modes: $MODES)" ;;
 esac
