@@ -147,18 +147,42 @@ async fn authenticate(
     }
 }
 
+/// A signed request's JSON body, who signed it, and its size on the wire.
+struct Signed<T> {
+    value: T,
+    signer: String,
+    bytes: usize,
+}
+
+/// [`authenticate`], then the body as JSON of type `T` (400 if it is not).
+async fn signed_json<T: serde::de::DeserializeOwned>(
+    shared: &Shared,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Signed<T>, HttpResponse> {
+    let (body, signer) = authenticate(shared, req, payload).await?;
+    match serde_json::from_slice(&body) {
+        Ok(value) => Ok(Signed {
+            value,
+            signer,
+            bytes: body.len(),
+        }),
+        Err(e) => Err(refuse(shared, StatusCode::BAD_REQUEST, "bad_json", e)),
+    }
+}
+
 async fn receive_batch(
     req: HttpRequest,
     payload: web::Payload,
     shared: web::Data<Shared>,
 ) -> HttpResponse {
-    let (body, signer) = match authenticate(&shared, &req, payload).await {
+    let Signed {
+        value: batch,
+        signer,
+        bytes,
+    } = match signed_json::<Batch>(&shared, &req, payload).await {
         Ok(x) => x,
         Err(resp) => return resp,
-    };
-    let batch: Batch = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(e) => return refuse(&shared, StatusCode::BAD_REQUEST, "bad_json", e),
     };
     if signer != batch.from {
         return refuse(
@@ -184,7 +208,7 @@ async fn receive_batch(
     let messages = batch.messages.len();
     match shared.with_replica(|r, now| r.on_batch(batch, now)) {
         Ok(()) => {
-            shared.metrics.on_received(&from, messages, body.len());
+            shared.metrics.on_received(&from, messages, bytes);
             HttpResponse::NoContent().finish()
         }
         Err(e) => {
@@ -260,13 +284,11 @@ async fn set_faults(
     payload: web::Payload,
     shared: web::Data<Shared>,
 ) -> HttpResponse {
-    let (body, signer) = match authenticate(&shared, &req, payload).await {
+    let Signed {
+        value: set, signer, ..
+    } = match signed_json::<FaultSet>(&shared, &req, payload).await {
         Ok(x) => x,
         Err(resp) => return resp,
-    };
-    let set: FaultSet = match serde_json::from_slice(&body) {
-        Ok(s) => s,
-        Err(e) => return refuse(&shared, StatusCode::BAD_REQUEST, "bad_json", e),
     };
     match shared.faults.set(set) {
         Ok(applied) => {

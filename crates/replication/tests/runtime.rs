@@ -612,7 +612,13 @@ async fn a_burst_of_writes_is_batched_and_counted() {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &receiver).unwrap();
     let lagged = sample(&text, r#"replication_lag_seconds_count{origin="node-1"}"#);
-    assert_eq!(lagged, WRITES as f64, "{text}");
+    // Delivery is at least once: a batch whose answer was lost to a timeout
+    // (a loaded CI machine) is sent again, and its second arrival is
+    // measured too. So at least one measurement per write, not exactly one.
+    assert!(
+        lagged >= WRITES as f64,
+        "every write's lag measured: {text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
