@@ -145,14 +145,7 @@ async fn reading_never_creates_a_session() {
         let res = c.get(format!("{}{path}", node.app)).send().await.unwrap();
         assert!(set_cookies(res.headers()).is_empty(), "{path}");
     }
-    let status: Value = c
-        .get(format!("{}/admin/v1/status", node.cluster))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = status(&c, &node).await;
     assert_eq!(status["sessions"], 0);
     node.stop().await;
 }
@@ -248,14 +241,7 @@ async fn logout_deletes_the_session_and_expires_the_cookie() {
         session(&c, &node.app, &cookie).await["session"],
         Value::Null
     );
-    let status: Value = c
-        .get(format!("{}/admin/v1/status", node.cluster))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = status(&c, &node).await;
     assert_eq!(status["sessions"], 0);
     node.stop().await;
 }

@@ -49,14 +49,7 @@ async fn metrics_and_admin_live_on_the_cluster_port_only() {
         );
     }
 
-    let status: Value = c
-        .get(format!("{}/admin/v1/status", node.cluster))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = status(&c, &node).await;
     assert_eq!(status["node_id"], "node-1");
     assert_eq!(status["store"], "memory");
     assert_eq!(status["auth"], "session");
@@ -155,14 +148,7 @@ async fn store_wiring_hooks_readiness_routes_and_peers() {
         .unwrap();
     assert_eq!(res.status(), 404, "cluster routes are not on the app port");
 
-    let status: Value = c
-        .get(format!("{}/admin/v1/status", node.cluster))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = status(&c, &node).await;
     assert_eq!(status["peers"][0]["id"], "node-2");
     assert_eq!(status["peers"][0]["queue_depth"], 3);
     node.stop().await;

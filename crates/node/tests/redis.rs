@@ -89,14 +89,7 @@ async fn two_nodes_sharing_one_redis_see_the_same_session() {
     assert_eq!(session(&c, &a.app, &cookie).await["session"], Value::Null);
 
     // The admin view lists Redis's sessions (none left) and says redis.
-    let st: Value = c
-        .get(format!("{}/admin/v1/status", a.cluster))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let st = status(&c, &a).await;
     assert_eq!(st["store"], "redis");
     assert_eq!(st["sessions"], 0);
     wait_health(&c, &a, "ok").await;
@@ -223,14 +216,7 @@ async fn redis_down_is_503_json_the_node_stays_up_and_recovers() {
     assert_eq!(res.status(), 200);
     let h = wait_health(&c, &node, "degraded").await;
     assert_eq!(h["store"], "redis unreachable");
-    let st: Value = c
-        .get(format!("{}/admin/v1/status", node.cluster))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let st = status(&c, &node).await;
     assert_eq!(st["store_ok"], false, "{st}");
     assert_eq!(st["store_problem"], "redis unreachable");
     assert_eq!(metric(&c, &node, "sessionlab_redis_up").await, 0);

@@ -103,6 +103,17 @@ pub fn session_cookie(h: &HeaderMap) -> Option<String> {
         .map(|c| c.split(';').next().unwrap().to_owned())
 }
 
+/// `GET /admin/v1/status` on the node's cluster listener.
+pub async fn status(c: &reqwest::Client, node: &TestNode) -> Value {
+    c.get(format!("{}/admin/v1/status", node.cluster))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// `GET /api/session` with `cookie` (may be empty).
 pub async fn session(c: &reqwest::Client, base: &str, cookie: &str) -> Value {
     let mut req = c.get(format!("{base}/api/session"));
