@@ -6,9 +6,6 @@
 //!   fault: the next request lands on a node that never saw the login.
 //! - `sticky-replicated` keeps every session through the kill of node-2:
 //!   the users it served move to a node that has a copy.
-//!
-//! Gated like the other replicated-mode tests: without `--replication` in
-//! the node binary it prints `SKIPPED ...`.
 
 mod support;
 
@@ -52,9 +49,6 @@ fn leftover_run_dirs(tmp: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn local_loses_sessions_and_sticky_replicated_keeps_them_through_a_kill() {
-    if !node_has_replication("compare") {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let _cleanup = Leftovers(tmp.path());
     let out_dir = tmp.path().join("report");

@@ -8,8 +8,7 @@
 //! Screenshots of both pages go to `target/test-output/dashboard/`.
 //!
 //! Needs Chromium (`scripts/test.sh` installs Debian's `chromium`); without
-//! it the test prints `SKIPPED ...` and passes. Also skipped, saying so,
-//! when the node binary has no replication.
+//! it the test prints `SKIPPED ...` and passes.
 
 mod browser;
 mod support;
@@ -55,9 +54,6 @@ async fn click(page: &mut Page, what: &str, selector: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_alices_node_from_the_dashboard_keeps_her_logged_in() {
-    if !node_has_replication("dashboard browser test") {
-        return;
-    }
     let Some(chromium) = find_chromium() else {
         println!(
             "SKIPPED dashboard browser test: no chromium on PATH (scripts/test.sh installs \

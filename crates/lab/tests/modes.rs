@@ -10,25 +10,8 @@ use std::time::Duration;
 use serde_json::Value;
 use support::*;
 
-/// Whether the node binary has the flags of issue 6; skip (saying so) if not.
-fn node_has(flag: &str, test: &str) -> bool {
-    require_binaries();
-    let out = Command::new(bin_dir().join("sessionlab-node"))
-        .arg("--help")
-        .output()
-        .expect("sessionlab-node --help");
-    let yes = sessionlab_lab::cluster::help_has_flag(&String::from_utf8_lossy(&out.stdout), flag);
-    if !yes {
-        println!("SKIPPED {test}: sessionlab-node has no {flag} flag (rebuild it)");
-    }
-    yes
-}
-
 #[tokio::test]
 async fn redis_mode_starts_its_redis_and_survives_a_node_but_not_redis() {
-    if !node_has("--store", "redis_mode") {
-        return;
-    }
     let tc = TestCluster::up("redis", 2);
     let st = tc.state();
     let redis = st.redis.clone().expect("the lab started a Redis");
@@ -146,9 +129,6 @@ fn redis_mode_uses_a_given_redis_or_says_what_is_missing() {
     );
     assert!(tc.run_folder().load().unwrap().is_none());
 
-    if !node_has("--store", "redis_mode_uses_a_given_redis") {
-        return;
-    }
     // --redis-url: the lab starts no Redis and the nodes use the given one.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -208,9 +188,6 @@ async fn bearer_get(c: &reqwest::Client, url: String, token: &str) -> (u16, Stri
 
 #[tokio::test]
 async fn jwt_mode_logs_in_through_the_lb_and_survives_a_node() {
-    if !node_has("--auth", "jwt_mode") || !node_has_replication("jwt_mode") {
-        return;
-    }
     let tc = TestCluster::up("jwt", 2);
     let st = tc.state();
     for n in &st.nodes {

@@ -9,7 +9,6 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use sessionlab_lab::cluster::help_has_flag;
 use sessionlab_lab::runfolder::{ClusterState, RunFolder};
 
 /// Where cargo put `sessionlab`, and so the node and LB binaries too.
@@ -30,24 +29,6 @@ pub fn require_binaries() {
             bin_dir().display()
         );
     }
-}
-
-/// Whether the node binary has replication (`--replication`). Tests of
-/// replicated modes call this and skip, saying so, when it has not.
-pub fn node_has_replication(test: &str) -> bool {
-    require_binaries();
-    let out = Command::new(bin_dir().join("sessionlab-node"))
-        .arg("--help")
-        .output()
-        .expect("running sessionlab-node --help");
-    let yes = help_has_flag(&String::from_utf8_lossy(&out.stdout), "--replication");
-    if !yes {
-        println!(
-            "SKIPPED {test}: sessionlab-node has no --replication flag yet; \
-             this replicated-mode test runs once the node has replication"
-        );
-    }
-    yes
 }
 
 /// Runs a command with a deadline; kills it if it overruns.
