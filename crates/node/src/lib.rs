@@ -32,34 +32,22 @@
 //!
 //! `main.rs` only parses flags and calls [`server::run`].
 
-pub mod admin;
 pub mod app;
-pub mod auth_routes;
-pub mod binding;
-pub mod cas;
+pub mod auth;
 pub mod config;
-pub mod cookie;
 pub mod error;
-pub mod jwt_page;
-pub mod metrics;
-pub mod page;
-pub mod process_memory;
-pub mod redis_wiring;
+pub mod ops;
 pub mod server;
-pub mod session_mw;
+pub mod session;
 pub mod state;
-pub mod token_auth;
-pub mod tracking;
-pub mod users;
-pub mod websession;
-pub mod wiring;
+pub mod store;
 
 pub use config::{
     Auth, BindSession, Cli, Command, Config, OnOff, ReferrerPolicy, StoreKind, Tracking,
 };
 pub use error::{NodeError, StartError};
 pub use server::{Listeners, run, shutdown_signal};
-pub use wiring::{
+pub use store::wiring::{
     ClusterRoutes, MetricsHook, PeerStatus, Readiness, ShutdownHook, StatusProvider, StoreWiring,
     wire,
 };

@@ -5,10 +5,11 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
-use sessionlab_node::{Cli, Command, Listeners, run, shutdown_signal, users, wire};
+use sessionlab_node::auth::users;
+use sessionlab_node::{Cli, Command, Listeners, run, shutdown_signal, wire};
 
 fn main() -> ExitCode {
-    sessionlab_node::process_memory::release_large_blocks();
+    sessionlab_node::ops::process_memory::release_large_blocks();
     let cli = Cli::parse();
     if let Some(Command::HashPassword) = cli.command {
         let mut password = String::new();

@@ -9,11 +9,11 @@
 //! Two servers share one [`NodeState`]:
 //!
 //! - the **app** server (`--listen`, `--workers` threads): the demo app
-//!   ([`crate::app`]) inside the session middleware ([`crate::session_mw`]),
+//!   ([`crate::app::routes`]) inside the session middleware ([`crate::session::middleware`]),
 //!   which also puts `X-Served-By` on every answer (errors and 404s too) and
 //!   counts requests for the metrics;
 //! - the **cluster** server (`--cluster-listen`, one thread): health,
-//!   metrics, admin ([`crate::admin`]) and whatever routes the store wiring
+//!   metrics, admin ([`crate::ops::admin`]) and whatever routes the store wiring
 //!   adds.
 //!
 //! Shutdown is graceful: both servers stop accepting, requests in flight
@@ -32,15 +32,18 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, ResponseError, web};
 
+use crate::app::routes as app;
+use crate::auth::routes as auth_routes;
+use crate::auth::tokens::TokenAuth;
+use crate::auth::users::Users;
 use crate::config::Config;
 use crate::error::{NodeError, StartError};
-use crate::metrics::Metrics;
+use crate::ops::admin;
+use crate::ops::metrics::Metrics;
+use crate::session::middleware as session_mw;
+use crate::session::websession::SessionPolicy;
 use crate::state::NodeState;
-use crate::token_auth::TokenAuth;
-use crate::users::Users;
-use crate::websession::SessionPolicy;
-use crate::wiring::{ClusterRoutes, StoreWiring};
-use crate::{admin, app, auth_routes, session_mw};
+use crate::store::wiring::{ClusterRoutes, StoreWiring};
 
 /// How long in-flight requests may take to finish at shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);

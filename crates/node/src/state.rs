@@ -10,12 +10,12 @@ use std::time::Instant;
 
 use sessionlab_session::SessionStore;
 
+use crate::auth::tokens::TokenAuth;
+use crate::auth::users::Users;
 use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::token_auth::TokenAuth;
-use crate::users::Users;
-use crate::websession::SessionPolicy;
-use crate::wiring::{Readiness, StatusProvider};
+use crate::ops::metrics::Metrics;
+use crate::session::websession::SessionPolicy;
+use crate::store::wiring::{Readiness, StatusProvider};
 
 pub struct NodeState {
     pub id: String,
@@ -35,7 +35,7 @@ pub struct NodeState {
 
 impl NodeState {
     /// Why the store cannot be reached now, if it cannot (the node is then
-    /// *degraded*; see [`crate::redis_wiring`]).
+    /// *degraded*; see [`crate::store::redis`]).
     pub fn store_problem(&self) -> Option<String> {
         self.status.as_ref().and_then(|s| s.store_problem())
     }

@@ -75,6 +75,6 @@ async fn url_mode_pages_link_out_and_say_no_referrer_unless_told_otherwise() {
             header
         );
         let html = res.text().await.unwrap();
-        assert!(html.contains(sessionlab_node::page::EXTERNAL_LINK));
+        assert!(html.contains(sessionlab_node::app::page::EXTERNAL_LINK));
     }
 }

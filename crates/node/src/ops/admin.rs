@@ -9,7 +9,7 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /healthz` | 200 `{"status":"ok"}` (`"degraded"` while Redis is unreachable), 503 `{"status":"starting"}` until ready |
-//! | `GET /metrics` | Prometheus text ([`crate::metrics`]) |
+//! | `GET /metrics` | Prometheus text ([`crate::ops::metrics`]) |
 //! | `GET /admin/v1/status` | node id, store (and `store_ok`), modes, readiness, counts, uptime, memory (`memory_rss_bytes`), peers |
 //! | `GET /admin/v1/sessions?limit=N` | up to N (default 100, at most 10000) sessions' metadata |
 //!
@@ -22,14 +22,14 @@ use sessionlab_session::SessionMeta;
 
 use crate::error::NodeError;
 use crate::state::NodeState;
-use crate::wiring::{ClusterRoutes, PeerStatus};
+use crate::store::wiring::{ClusterRoutes, PeerStatus};
 
 /// Most sessions one `/admin/v1/sessions` answer lists.
 pub const MAX_LIST: usize = 10_000;
 
 /// Register the cluster listener's routes, then the caller's extra ones.
 pub fn configure(cfg: &mut web::ServiceConfig, extra: Option<&ClusterRoutes>) {
-    cfg.route("/healthz", web::get().to(crate::app::healthz))
+    cfg.route("/healthz", web::get().to(crate::app::routes::healthz))
         .route("/metrics", web::get().to(metrics))
         .route("/admin/v1/status", web::get().to(status))
         .route("/admin/v1/sessions", web::get().to(sessions));
@@ -62,7 +62,7 @@ pub struct Status {
     pub sessions: u64,
     pub session_bytes: u64,
     pub uptime_ms: u64,
-    /// Resident memory of the node process ([`crate::process_memory`]).
+    /// Resident memory of the node process ([`crate::ops::process_memory`]).
     #[serde(default)]
     pub memory_rss_bytes: Option<u64>,
     pub peers: Vec<PeerStatus>,
@@ -94,7 +94,7 @@ async fn status(node: web::Data<NodeState>) -> Result<HttpResponse, NodeError> {
         sessions: stats.sessions,
         session_bytes: stats.bytes,
         uptime_ms: node.started.elapsed().as_millis() as u64,
-        memory_rss_bytes: crate::process_memory::resident_bytes(),
+        memory_rss_bytes: crate::ops::process_memory::resident_bytes(),
         peers: node.status.as_ref().map(|s| s.peers()).unwrap_or_default(),
     }))
 }

@@ -25,7 +25,7 @@
 use actix_web::HttpResponse;
 use actix_web::http::header;
 
-use crate::page::escape;
+use crate::app::page::escape;
 use crate::state::NodeState;
 
 /// The page's HTML; `{NODE}` is replaced by the (escaped) node id.

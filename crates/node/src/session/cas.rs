@@ -10,7 +10,7 @@
 //!
 //! A refusal alone would push the problem to the user as an error. But the
 //! node knows *what* the request wanted to change, not just the result:
-//! [`WebSession::update`](crate::websession::WebSession::update) records each
+//! [`WebSession::update`](crate::session::websession::WebSession::update) records each
 //! change as an [`Op`], a closure over the session data ("add one to the
 //! counter", "put 2 apples in the cart"). On a conflict, [`replay`] re-reads
 //! the session, applies the same ops to the fresh copy and writes again,

@@ -13,8 +13,8 @@
 //! and reports in clap's format, naming the flag.
 //!
 //! The store flags (`--store redis`, `--redis-*`) are read in
-//! [`crate::wiring`]; the token flags (`--auth jwt`, `--jwt-*`, `--*-ttl`) in
-//! [`crate::token_auth`]. Flags of one feature given without the feature
+//! [`crate::store::wiring`]; the token flags (`--auth jwt`, `--jwt-*`, `--*-ttl`) in
+//! [`crate::auth::tokens`]. Flags of one feature given without the feature
 //! (`--jwt-secret` without `--auth jwt`) are refused rather than ignored, so
 //! a typo in a mode never silently runs another mode.
 

@@ -18,7 +18,7 @@
 //!
 //! Nothing is written while the handler runs. A session with something to
 //! do (a change, or a touch that is due) registers itself in the request;
-//! after the handler returns, the session middleware ([`crate::session_mw`])
+//! after the handler returns, the session middleware ([`crate::session::middleware`])
 //! calls [`finalize`] on it, which does the one store operation the request
 //! needs:
 //!
@@ -51,13 +51,13 @@ use sessionlab_session::jwt::Claims;
 use sessionlab_session::store::ReplicationAck;
 use sessionlab_session::{Session, SessionId, StoreError, clock};
 
-use crate::binding;
-use crate::cas::{self, Op, ReplyBuilder};
 use crate::config::{Auth, BindSession, Config, Tracking};
-use crate::cookie::{self, CookiePolicy, Presented, PresentedId};
 use crate::error::NodeError;
+use crate::session::binding;
+use crate::session::cas::{self, Op, ReplyBuilder};
+use crate::session::cookie::{self, CookiePolicy, Presented, PresentedId};
+use crate::session::tracking::{Links, UrlSid};
 use crate::state::NodeState;
-use crate::tracking::{Links, UrlSid};
 
 /// A session read without changes is *touched* (its last access moved to
 /// now) at most this often. Idle timeouts are minutes long, so a second of
@@ -153,7 +153,7 @@ struct State {
     /// Put in the request's extensions, so the middleware finalizes it.
     registered: bool,
     /// The changes [`WebSession::update`] made, in order, to replay on a
-    /// fresh copy after a compare-and-set conflict ([`crate::cas`]).
+    /// fresh copy after a compare-and-set conflict ([`crate::session::cas`]).
     ops: Vec<Op>,
     /// Rebuilds the handler's answer after a replay.
     rebuild: Option<ReplyBuilder>,
@@ -202,7 +202,7 @@ pub struct Finalized {
     /// Set when the request wrote the session.
     pub replication: Option<ReplicationAck>,
     /// The handler's answer rebuilt from the stored data, when the write
-    /// was replayed after a conflict ([`crate::cas`]).
+    /// was replayed after a conflict ([`crate::session::cas`]).
     pub rebuilt: Option<HttpResponse>,
 }
 
@@ -216,7 +216,7 @@ impl WebSession {
             .ok_or(NodeError::NotReady)?
             .clone();
         if node.tokens.is_some() {
-            let (loaded, claims) = crate::token_auth::authenticate(&node, &req).await?;
+            let (loaded, claims) = crate::auth::tokens::authenticate(&node, &req).await?;
             let touch_due = loaded.as_ref().is_some_and(|s| {
                 clock::now_ms().saturating_sub(s.last_access_ms) >= TOUCH_INTERVAL_MS
             });
@@ -336,7 +336,7 @@ impl WebSession {
     /// Change the data with `f`, creating a session if there is none. A
     /// change that leaves the data as it was is not written. `f` is kept:
     /// if the store refuses the write because the session changed
-    /// meanwhile, it is applied again to the fresh copy ([`crate::cas`]).
+    /// meanwhile, it is applied again to the fresh copy ([`crate::session::cas`]).
     pub fn update<R>(&self, f: impl Fn(&mut Map<String, Value>) -> R + 'static) -> R {
         let mut st = self.state.borrow_mut();
         let (mut session, new_id, rotated_from) = self.working_copy(&mut st);
@@ -370,7 +370,7 @@ impl WebSession {
 
     /// If this request's write has to be replayed after a conflict, answer
     /// with `build(node_id, stored data)` instead of the handler's answer,
-    /// which was computed from the copy that lost ([`crate::cas`]).
+    /// which was computed from the copy that lost ([`crate::session::cas`]).
     pub fn rebuild_reply_with(&self, build: ReplyBuilder) {
         self.state.borrow_mut().rebuild = Some(build);
     }

@@ -2,7 +2,7 @@
 //!
 //! | route | what it does |
 //! |---|---|
-//! | `GET /` | the demo page ([`crate::page`]) |
+//! | `GET /` | the demo page ([`crate::app::page`]) |
 //! | `POST /login` | form `username`, `password`, `remember=on`; rotates the id |
 //! | `POST /logout` | deletes the session, expires the cookie |
 //! | `POST /counter/increment`, `/cart/add`, `/cart/remove` | the page's forms (redirect to `/`) |
@@ -17,10 +17,10 @@
 //! JSON (what scripts want). A wrong password is 401 either way.
 //!
 //! The handlers only describe changes to the session
-//! ([`WebSession`](crate::websession::WebSession)); storing them, and turning
+//! ([`WebSession`](crate::session::websession::WebSession)); storing them, and turning
 //! a refused write into an error response, happens after the handler returns.
 //! Session contents and admin views are never served here, only on the
-//! cluster listener ([`crate::admin`]).
+//! cluster listener ([`crate::ops::admin`]).
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -29,11 +29,11 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sessionlab_session::{Session, Version, clock};
 
+use crate::app::page::{self, PageView};
+use crate::auth::users::DEMO_PASSWORD;
 use crate::error::NodeError;
-use crate::page::{self, PageView};
+use crate::session::websession::{REMEMBER_KEY, WebSession};
 use crate::state::NodeState;
-use crate::users::DEMO_PASSWORD;
-use crate::websession::{REMEMBER_KEY, WebSession};
 
 /// Route names, used as the `route` label of the request metrics.
 pub const ROUTES: &[&str] = &[
@@ -90,7 +90,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// `/healthz` (also on the cluster listener). A node whose shared store is
 /// unreachable answers 200 `degraded`, not 503: see
-/// [`crate::redis_wiring`] for why.
+/// [`crate::store::redis`] for why.
 pub async fn healthz(node: web::Data<NodeState>) -> HttpResponse {
     if !node.readiness.is_ready() {
         return HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "starting"}));
@@ -199,7 +199,7 @@ fn render_page(
 
 async fn index(node: web::Data<NodeState>, ws: WebSession) -> HttpResponse {
     if node.tokens.is_some() {
-        return crate::jwt_page::page(&node);
+        return crate::app::jwt_page::page(&node);
     }
     render_page(&node, &ws, None, actix_web::http::StatusCode::OK)
 }

@@ -3,11 +3,11 @@
 //!
 //! Before the handler runs it does three cheap things:
 //!
-//! 1. notes the time, for the request metrics ([`crate::metrics`]), which
+//! 1. notes the time, for the request metrics ([`crate::ops::metrics`]), which
 //!    it records after the session is written back (so a refused write
 //!    counts as the 413 the client saw);
 //! 2. in url tracking mode, takes the `;sid=` parameter off the path before
-//!    the router sees it ([`crate::tracking`]);
+//!    the router sees it ([`crate::session::tracking`]);
 //! 3. opens a tracing span for the request (node id, method, path, and
 //!    later the session id's *prefix*: never the whole id, it is a
 //!    credential). At the default log level the span is disabled and
@@ -25,7 +25,7 @@
 //! ([`websession::finalize`]) and writes the answer's session headers:
 //!
 //! - cookie mode: `Set-Cookie` for a new or rotated id (attributes from
-//!   [`CookiePolicy`](crate::cookie::CookiePolicy)), or an expired cookie at
+//!   [`CookiePolicy`](crate::session::cookie::CookiePolicy)), or an expired cookie at
 //!   logout;
 //! - url mode: no cookies at all; a new or rotated id is announced in
 //!   `X-Session-Path-Param: ;sid=<value>` for API clients (pages and
@@ -36,7 +36,7 @@
 //! If the store refuses the write, the handler's answer is replaced by the
 //! error's (413 for data over the per-session limit, 503 for a full store or
 //! an unreachable Redis, 409 for a compare-and-set conflict that outlasted
-//! its retries). A write replayed after a conflict ([`crate::cas`]) gets the
+//! its retries). A write replayed after a conflict ([`crate::session::cas`]) gets the
 //! answer rebuilt from the data really stored.
 //! Errors become responses here rather than propagating, and every response
 //! leaving this layer gets `X-Served-By: <node-id>`, 404s and errors too.
@@ -54,9 +54,9 @@ use tracing::Span;
 
 use crate::config::Tracking;
 use crate::server::SERVED_BY;
+use crate::session::tracking::{self, SID_PARAM};
+use crate::session::websession::{self, CookieAction, WebSession};
 use crate::state::NodeState;
-use crate::tracking::{self, SID_PARAM};
-use crate::websession::{self, CookieAction, WebSession};
 
 /// `X-Session-Path-Param`: the `;sid=` value of a new id in url mode.
 pub const SESSION_PATH_PARAM: HeaderName = HeaderName::from_static("x-session-path-param");
@@ -246,7 +246,7 @@ async fn write_back<B: MessageBody>(
             }
             Some(answer) => {
                 // The write was replayed after a conflict: answer from the
-                // data really stored (crate::cas).
+                // data really stored (crate::session::cas).
                 let (req, _) = res.into_parts();
                 let mut res = ServiceResponse::new(req, answer);
                 write_headers(node, &mut res, done);

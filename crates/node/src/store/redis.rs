@@ -26,7 +26,7 @@
 //! - **Metrics.** `sessionlab_redis_up`, and `sessionlab_redis_conflicts_total`
 //!   (compare-and-set writes refused because another writer got there
 //!   first); the retries they cause are counted by the node as
-//!   `sessionlab_session_write_retries_total` ([`crate::cas`]).
+//!   `sessionlab_session_write_retries_total` ([`crate::session::cas`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,7 +40,7 @@ use sessionlab_session::{RedisStore, RedisStoreConfig};
 
 use crate::config::{Config, InvalidConfig};
 use crate::error::StartError;
-use crate::wiring::{PeerStatus, Readiness, StatusProvider, StoreWiring};
+use crate::store::wiring::{PeerStatus, Readiness, StatusProvider, StoreWiring};
 
 /// How often the node pings Redis for its health flag.
 pub const HEALTH_INTERVAL: Duration = Duration::from_secs(1);

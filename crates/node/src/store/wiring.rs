@@ -20,7 +20,7 @@
 //! `sticky` modes), the replicated store (`--replication all-to-all`),
 //! which is the same memory store wrapped by `sessionlab-replication`: every
 //! write also goes to every peer, and the Redis store (`--store redis`, in
-//! [`crate::redis_wiring`]: one store shared by all nodes, with a health
+//! [`crate::store::redis`]: one store shared by all nodes, with a health
 //! flag that makes the node *degraded* while Redis is unreachable).
 
 use std::sync::Arc;
@@ -93,7 +93,7 @@ pub trait StatusProvider: Send + Sync + 'static {
 
     /// Why the store cannot be reached right now (`None`: it can). A node
     /// whose store is unreachable is *degraded*: see `/healthz` in
-    /// [`crate::redis_wiring`].
+    /// [`crate::store::redis`].
     fn store_problem(&self) -> Option<String> {
         None
     }

@@ -4,7 +4,7 @@
 //! `/metrics`. Every series carries a `node` label with the node id, so a
 //! dashboard over several nodes can tell them apart. Counters and histograms
 //! are updated on the request path (an atomic add each, by the session
-//! middleware, [`crate::session_mw`]); the store gauges
+//! middleware, [`crate::session::middleware`]); the store gauges
 //! (sessions held, bytes, expirations) are read from the store when scraped,
 //! so there is one source of truth for them.
 //!
@@ -77,7 +77,7 @@ struct ReasonLabels {
 }
 
 impl Metrics {
-    /// `routes`: the route names of the app (see [`crate::app::ROUTES`]).
+    /// `routes`: the route names of the app (see [`crate::app::routes::ROUTES`]).
     pub fn new(node_id: &str, routes: &'static [&'static str]) -> Self {
         let mut registry = Registry::with_prefix_and_labels(
             "sessionlab",
@@ -224,7 +224,7 @@ impl Metrics {
     }
 
     /// The registry, for a store that adds series of its own (replication,
-    /// see [`crate::wiring::MetricsHook`]).
+    /// see [`crate::store::wiring::MetricsHook`]).
     pub fn registry_mut(&mut self) -> &mut Registry {
         &mut self.registry
     }

@@ -20,10 +20,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::auth::tokens::TokenAuth;
 use crate::error::NodeError;
+use crate::session::websession::WebSession;
 use crate::state::NodeState;
-use crate::token_auth::TokenAuth;
-use crate::websession::WebSession;
 
 /// Register the token routes (see the module docs).
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -11,11 +11,11 @@
 //! session's JSON) goes through [`escape`] before it lands in the HTML; an
 //! item called `<script>` is shown as text, not run (cross-site scripting).
 //! In url tracking mode every link and form action comes from
-//! [`Links`](crate::tracking::Links) and carries `;sid=`.
+//! [`Links`](crate::session::tracking::Links) and carries `;sid=`.
 
 use std::fmt::Write;
 
-use crate::tracking::Links;
+use crate::session::tracking::Links;
 
 /// The link to another site the page shows in url tracking mode: following
 /// it sends this page's URL, `;sid=` included, in `Referer` unless the

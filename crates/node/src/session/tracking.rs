@@ -21,7 +21,7 @@ use actix_web::http::Uri;
 use actix_web::http::uri::PathAndQuery;
 
 use crate::config::Tracking;
-use crate::cookie::{self, PresentedId};
+use crate::session::cookie::{self, PresentedId};
 
 /// The path parameter's spelling.
 pub const SID_PARAM: &str = ";sid=";

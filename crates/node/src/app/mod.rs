@@ -1,0 +1,3 @@
+pub mod jwt_page;
+pub mod page;
+pub mod routes;

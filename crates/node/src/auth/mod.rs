@@ -1,0 +1,3 @@
+pub mod routes;
+pub mod tokens;
+pub mod users;

@@ -1,0 +1,3 @@
+mod flags;
+
+pub use flags::*;

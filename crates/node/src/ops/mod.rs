@@ -1,0 +1,3 @@
+pub mod admin;
+pub mod metrics;
+pub mod process_memory;
