@@ -1,0 +1,30 @@
+//! What every sessionlab process agrees on, in one place.
+//!
+//! The node, the load balancer, the lab and the load tool are separate
+//! programs that talk over HTTP. Whatever one writes and another reads is a
+//! contract, and a contract kept in two copies drifts: the copies end up
+//! disagreeing on duplicates, on which dot separates a route, on a field
+//! name. This crate holds the one copy of each:
+//!
+//! - [`cookie`]: the cookie names and the one `Cookie` header parser;
+//! - [`route`]: the `<session-id>.<node-id>` route suffix;
+//! - [`status`]: the `/admin/v1/status` answer a node serves and the lab reads;
+//! - [`metrics`]: the Prometheus metric names producers register and readers scrape;
+//! - [`signer`]: the HMAC-SHA256 request signature of cluster traffic;
+//! - [`keys`]: keys derived from the cluster secret (HKDF);
+//! - [`clock`] and [`rss`]: the wall clock in ms and a process's resident memory.
+//!
+//! It has no HTTP server or client in it (and no async runtime): the lab and
+//! the load tool can depend on it without pulling in a web framework.
+
+pub mod clock;
+pub mod cookie;
+pub mod keys;
+pub mod metrics;
+pub mod route;
+pub mod rss;
+pub mod signer;
+pub mod status;
+
+pub use cookie::{Presented, ROUTE_COOKIE, SESSION_COOKIE};
+pub use status::{NodeStatus, PeerStatus};

@@ -1,0 +1,105 @@
+//! `GET /admin/v1/status`: what a node says about itself.
+//!
+//! The node serves it on its cluster listener; the lab (`sessionlab
+//! status`, health waits) and the dashboard read it. One type for both
+//! ends, so a field renamed on one side cannot silently read as missing on
+//! the other.
+//!
+//! Reading is lenient (`#[serde(default)]`): a node that reports less than
+//! the full contract (an older build) still gives a status, with the
+//! missing fields at their defaults (`store_ok` defaults to true).
+
+use serde::{Deserialize, Serialize};
+
+/// A node's status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeStatus {
+    pub node_id: String,
+    /// `memory`, `replicated` or `redis`.
+    pub store: String,
+    /// `session` or `jwt`.
+    pub auth: String,
+    /// `cookie` or `url`.
+    pub tracking: String,
+    /// Whether the node serves traffic (replicated: caught up after start).
+    pub ready: bool,
+    /// False while the store cannot be reached (the node is degraded).
+    pub store_ok: bool,
+    /// Why, when `store_ok` is false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_problem: Option<String>,
+    /// Sessions held by this node's store.
+    pub sessions: u64,
+    /// Their approximate bytes.
+    pub session_bytes: u64,
+    pub uptime_ms: u64,
+    /// Resident memory of the node process ([`crate::rss`]), when the OS tells.
+    pub memory_rss_bytes: Option<u64>,
+    /// Replication peers (empty when not replicating).
+    pub peers: Vec<PeerStatus>,
+}
+
+impl Default for NodeStatus {
+    fn default() -> Self {
+        NodeStatus {
+            node_id: String::new(),
+            store: String::new(),
+            auth: String::new(),
+            tracking: String::new(),
+            ready: false,
+            store_ok: true,
+            store_problem: None,
+            sessions: 0,
+            session_bytes: 0,
+            uptime_ms: 0,
+            memory_rss_bytes: None,
+            peers: Vec::new(),
+        }
+    }
+}
+
+/// One replication peer as a node sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PeerStatus {
+    pub id: String,
+    /// Its cluster listener (`host:port`).
+    pub addr: String,
+    /// Heard from recently.
+    pub up: bool,
+    /// Data messages queued for it.
+    pub queue_depth: u64,
+    /// Marked for a full resync (it missed more than the queue holds).
+    pub needs_resync: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_reads_partial_answers() {
+        let s = NodeStatus {
+            node_id: "node-1".into(),
+            store: "replicated".into(),
+            ready: true,
+            sessions: 3,
+            peers: vec![PeerStatus {
+                id: "node-2".into(),
+                addr: "127.0.0.1:9082".into(),
+                up: true,
+                queue_depth: 1,
+                needs_resync: false,
+            }],
+            ..NodeStatus::default()
+        };
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(!text.contains("store_problem"), "{text}");
+        assert_eq!(serde_json::from_str::<NodeStatus>(&text).unwrap(), s);
+
+        let partial: NodeStatus = serde_json::from_str(r#"{"node_id":"node-3"}"#).unwrap();
+        assert_eq!(partial.node_id, "node-3");
+        assert!(partial.store_ok && partial.peers.is_empty());
+    }
+}
