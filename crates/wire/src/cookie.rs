@@ -29,6 +29,16 @@ pub const SESSION_COOKIE: &str = "SLSESSION";
 /// The load balancer's own sticky cookie (`sticky-cookie`: the backend id).
 pub const ROUTE_COOKIE: &str = "SLROUTE";
 
+/// Whether `name` is a cookie name every process accepts: 1 to 64
+/// characters of `A-Z a-z 0-9 - _` (a safe subset of RFC 6265 tokens).
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// What a request presented under one cookie name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Presented<'a> {
@@ -140,7 +150,17 @@ mod tests {
         let raw: [&[u8]; 1] = [b"SLSESSION=\xff\xfe"];
         assert_eq!(find(raw, "SLSESSION"), Presented::Unusable);
         assert_eq!(find(raw, "SLSESSION").value(), None);
-        assert_eq!(find(&["SLROUTE=node-2"], ROUTE_COOKIE).value(), Some("node-2"));
+        assert_eq!(
+            find(&["SLROUTE=node-2"], ROUTE_COOKIE).value(),
+            Some("node-2")
+        );
+    }
+
+    #[test]
+    fn cookie_names_are_safe_tokens() {
+        assert!(is_valid_name(SESSION_COOKIE) && is_valid_name("my_app-1"));
+        assert!(!is_valid_name("") && !is_valid_name("a=b") && !is_valid_name("a;b"));
+        assert!(!is_valid_name(&"x".repeat(65)));
     }
 
     #[test]

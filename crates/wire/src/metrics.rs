@@ -114,12 +114,17 @@ mod tests {
 
     #[test]
     fn scraped_names_are_what_the_producers_register() {
-        let repl = |name: &str, suffix: &str| {
-            format!("{PREFIX}_{}_{name}{suffix}", replication::PREFIX)
-        };
-        assert_eq!(scraped::REPL_MESSAGES, repl(replication::MESSAGES, "_total"));
+        let repl =
+            |name: &str, suffix: &str| format!("{PREFIX}_{}_{name}{suffix}", replication::PREFIX);
+        assert_eq!(
+            scraped::REPL_MESSAGES,
+            repl(replication::MESSAGES, "_total")
+        );
         assert_eq!(scraped::REPL_BYTES, repl(replication::BYTES, "_total"));
-        assert_eq!(scraped::REPL_LAG_SECONDS, repl(replication::LAG_SECONDS, ""));
+        assert_eq!(
+            scraped::REPL_LAG_SECONDS,
+            repl(replication::LAG_SECONDS, "")
+        );
         assert_eq!(scraped::SESSIONS, format!("{PREFIX}_{}", node::SESSIONS));
         assert_eq!(
             scraped::SESSION_BYTES,
