@@ -30,49 +30,25 @@
 //!
 //! Nothing here knows about HTTP frameworks: inputs are the method, the
 //! path (with its query string, if any), the body bytes, the secret and the
-//! header values, so the lab's command and the node's server share it.
+//! header values. The signature itself (the headers, the MAC and its
+//! constant-time check) is the contract every component shares and lives
+//! in [`sessionlab_wire::signer`]; this module adds the server's checks.
 
 use std::collections::{BTreeSet, HashMap};
 
-use hmac::{Hmac, Mac};
 use parking_lot::Mutex;
-use sha2::Sha256;
-
-pub const HEADER_NODE: &str = "x-sl-node";
-pub const HEADER_TIMESTAMP: &str = "x-sl-timestamp";
-pub const HEADER_NONCE: &str = "x-sl-nonce";
-pub const HEADER_SIGNATURE: &str = "x-sl-signature";
+pub use sessionlab_wire::signer::{
+    HEADER_NODE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, MIN_SECRET_LEN, SignedHeaders,
+    sign_request, signature,
+};
+use sessionlab_wire::signer::{NONCE_BYTES, SIGNATURE_BYTES, verify_signature};
 
 /// How far a request's timestamp may be from the receiver's clock.
 pub const MAX_SKEW_MS: u64 = 30_000;
-/// The shortest cluster secret accepted (`--cluster-secret`).
-pub const MIN_SECRET_LEN: usize = 32;
 /// Nonces remembered by default (about 4 MB at most).
 pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
 
-const NONCE_BYTES: usize = 16;
 const MAX_NODE_LEN: usize = 64;
-
-/// The four headers of a signed request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedHeaders {
-    pub node: String,
-    pub timestamp: String,
-    pub nonce: String,
-    pub signature: String,
-}
-
-impl SignedHeaders {
-    /// `(name, value)` pairs, ready to set on a request.
-    pub fn pairs(&self) -> [(&'static str, &str); 4] {
-        [
-            (HEADER_NODE, &self.node),
-            (HEADER_TIMESTAMP, &self.timestamp),
-            (HEADER_NONCE, &self.nonce),
-            (HEADER_SIGNATURE, &self.signature),
-        ]
-    }
-}
 
 /// The header values as a request presented them (`None`: absent, or not
 /// valid text).
@@ -112,65 +88,6 @@ impl AuthError {
     }
 }
 
-fn mac(
-    secret: &[u8],
-    timestamp: u64,
-    nonce: &str,
-    method: &str,
-    path: &str,
-    body: &[u8],
-) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts keys of any length");
-    mac.update(
-        format!(
-            "{timestamp}.{nonce}.{}.{path}.",
-            method.to_ascii_uppercase()
-        )
-        .as_bytes(),
-    );
-    mac.update(body);
-    mac
-}
-
-/// The signature over one request, given its timestamp and nonce.
-pub fn signature(
-    secret: &[u8],
-    timestamp_ms: u64,
-    nonce: &str,
-    method: &str,
-    path: &str,
-    body: &[u8],
-) -> String {
-    hex::encode(
-        mac(secret, timestamp_ms, nonce, method, path, body)
-            .finalize()
-            .into_bytes(),
-    )
-}
-
-/// Sign a request made by `node` at `now_ms`, with a fresh random nonce.
-///
-/// # Panics
-/// Only if the operating system cannot provide randomness.
-pub fn sign_request(
-    secret: &[u8],
-    node: &str,
-    method: &str,
-    path: &str,
-    body: &[u8],
-    now_ms: u64,
-) -> SignedHeaders {
-    let mut nonce = [0u8; NONCE_BYTES];
-    getrandom::fill(&mut nonce).expect("the OS random number generator failed");
-    let nonce = hex::encode(nonce);
-    SignedHeaders {
-        node: node.to_owned(),
-        timestamp: now_ms.to_string(),
-        signature: signature(secret, now_ms, &nonce, method, path, body),
-        nonce,
-    }
-}
-
 /// Check a request's signature, freshness and nonce (see the module docs).
 /// Returns the signer's node name.
 pub fn verify_request(
@@ -206,7 +123,7 @@ pub fn verify_request(
     let mut nonce_bytes = [0u8; NONCE_BYTES];
     hex::decode_to_slice(nonce, &mut nonce_bytes)
         .map_err(|_| AuthError::Malformed(HEADER_NONCE))?;
-    let mut sig_bytes = [0u8; 32];
+    let mut sig_bytes = [0u8; SIGNATURE_BYTES];
     hex::decode_to_slice(sig, &mut sig_bytes)
         .map_err(|_| AuthError::Malformed(HEADER_SIGNATURE))?;
 
@@ -214,10 +131,10 @@ pub fn verify_request(
     if skew_ms > MAX_SKEW_MS {
         return Err(AuthError::Stale { skew_ms });
     }
-    // `verify_slice` compares in constant time.
-    mac(secret, ts, nonce, method, path, body)
-        .verify_slice(&sig_bytes)
-        .map_err(|_| AuthError::Forged)?;
+    // Compared in constant time.
+    if !verify_signature(secret, ts, nonce, method, path, body, &sig_bytes) {
+        return Err(AuthError::Forged);
+    }
     replays.check_and_insert(nonce_bytes, ts, now_ms)?;
     Ok(node.to_owned())
 }
@@ -298,6 +215,8 @@ impl Default for ReplayCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
     const NOW: u64 = 1_700_000_000_000;

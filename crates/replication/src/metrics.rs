@@ -2,7 +2,8 @@
 //!
 //! Registered under `replication_` in the node's registry (the node adds its
 //! own `sessionlab_` prefix and `node` label), so `/metrics` on the cluster
-//! port shows, per node:
+//! port shows, per node (the names are the shared contract in
+//! [`sessionlab_wire::metrics::replication`]):
 //!
 //! | metric | what it tells |
 //! |---|---|
@@ -28,6 +29,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use sessionlab_session::store::ReplicationAck;
+use sessionlab_wire::metrics::replication as names;
 
 use crate::replica::{Event, Outcome, PeerView};
 
@@ -134,84 +136,84 @@ impl Default for Metrics {
 impl Metrics {
     /// Add the metrics to `registry` (see the module docs for the names).
     pub fn register(&self, registry: &mut Registry) {
-        let r = registry.sub_registry_with_prefix("replication");
+        let r = registry.sub_registry_with_prefix(names::PREFIX);
         r.register(
-            "lag_seconds",
+            names::LAG_SECONDS,
             "Replication lag: origin write to apply here, by origin node",
             self.lag.clone(),
         );
         r.register(
-            "messages",
+            names::MESSAGES,
             "Replication messages, by peer and direction",
             self.messages.clone(),
         );
         r.register(
-            "bytes",
+            names::BYTES,
             "Replication request body bytes, by peer and direction",
             self.bytes.clone(),
         );
         r.register(
-            "batches",
+            names::BATCHES,
             "Replication requests (batches), by peer and direction",
             self.batches.clone(),
         );
         r.register(
-            "send_failures",
+            names::SEND_FAILURES,
             "Batches that did not reach the peer",
             self.send_failures.clone(),
         );
         r.register(
-            "queue_depth",
+            names::QUEUE_DEPTH,
             "Data messages queued for the peer",
             self.queue_depth.clone(),
         );
         r.register(
-            "peer_up",
+            names::PEER_UP,
             "Whether the peer is up (heard from recently)",
             self.peer_up.clone(),
         );
         r.register(
-            "peer_needs_resync",
+            names::PEER_NEEDS_RESYNC,
             "Whether the peer is marked for resync",
             self.needs_resync.clone(),
         );
         r.register(
-            "resyncs",
+            names::RESYNCS,
             "Times the peer was marked for resync",
             self.resyncs.clone(),
         );
         r.register(
-            "lww_overwrites",
+            names::LWW_OVERWRITES,
             "Copies replaced by a newer version (last writer wins)",
             self.lww_overwrites.clone(),
         );
         r.register(
-            "applied",
+            names::APPLIED,
             "Data messages applied, by kind and outcome",
             self.applied.clone(),
         );
         r.register(
-            "rejected",
+            names::REJECTED,
             "Refused replication requests, by reason",
             self.rejected.clone(),
         );
         r.register(
-            "fault_dropped",
+            names::FAULT_DROPPED,
             "Batches dropped by injected faults",
             self.fault_dropped.clone(),
         );
         r.register(
-            "acks",
+            names::ACKS,
             "Synchronous writes by ack result (acked, timed_out)",
             self.acks.clone(),
         );
         r.register(
-            "ready",
+            names::READY,
             "1 once the node has caught up after starting",
             self.ready.clone(),
         );
         r.register(
-            "tombstones",
+            names::TOMBSTONES,
             "Tombstones held (deleted sessions remembered)",
             self.tombstones.clone(),
         );

@@ -28,7 +28,6 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
-use serde::Serialize;
 use sessionlab_session::store::ReplicationAck;
 use sessionlab_session::{MemoryStore, clock};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -155,15 +154,8 @@ pub enum StartError {
     Client(#[from] reqwest::Error),
 }
 
-/// One peer as `/admin/v1/status` shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PeerStatus {
-    pub id: String,
-    pub addr: String,
-    pub up: bool,
-    pub queue_depth: u64,
-    pub needs_resync: bool,
-}
+/// One peer as `/admin/v1/status` shows it (the shared contract type).
+pub use sessionlab_wire::PeerStatus;
 
 /// State shared by the store, the handlers and the driver.
 pub(crate) struct Shared {
