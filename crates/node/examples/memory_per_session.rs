@@ -10,17 +10,7 @@ use serde_json::{Map, Value};
 use sessionlab_session::{MemoryStore, MemoryStoreConfig, Session, SessionId, SessionStore, clock};
 
 fn vm_rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS line");
-    let kb: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS value");
-    kb * 1024
+    sessionlab_wire::rss::resident_bytes().expect("VmRSS in Linux /proc/self/status")
 }
 
 /// About 200 bytes of JSON: a counter, a user-ish string and a small cart.

@@ -77,12 +77,11 @@ impl SessionId {
     }
 
     /// Parse `<id>` or `<id>.<route>` (Tomcat `jvmRoute` style, used by the
-    /// load balancer's `sticky-route` strategy). Returns the id and the route.
+    /// load balancer's `sticky-route` strategy). Returns the id and the route,
+    /// split by the rule the LB uses too ([`sessionlab_wire::route::split`]).
     pub fn parse_with_route(s: &str) -> Result<(Self, Option<&str>), InvalidSessionId> {
-        match s.split_once('.') {
-            Some((id, route)) => Ok((Self::parse(id)?, Some(route))),
-            None => Ok((Self::parse(s)?, None)),
-        }
+        let (id, route) = sessionlab_wire::route::split_str(s);
+        Ok((Self::parse(id)?, route))
     }
 
     /// The whole id. Handle with care: this is the credential.

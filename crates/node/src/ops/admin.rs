@@ -22,7 +22,7 @@ use sessionlab_session::SessionMeta;
 
 use crate::error::NodeError;
 use crate::state::NodeState;
-use crate::store::wiring::{ClusterRoutes, PeerStatus};
+use crate::store::wiring::ClusterRoutes;
 
 /// Most sessions one `/admin/v1/sessions` answer lists.
 pub const MAX_LIST: usize = 10_000;
@@ -45,32 +45,8 @@ async fn metrics(node: web::Data<NodeState>) -> HttpResponse {
         .body(text)
 }
 
-/// `GET /admin/v1/status`.
-#[derive(Serialize, Deserialize, Debug)]
-pub struct Status {
-    pub node_id: String,
-    pub store: String,
-    pub auth: String,
-    pub tracking: String,
-    pub ready: bool,
-    /// False while the store cannot be reached (the node is degraded).
-    #[serde(default = "yes")]
-    pub store_ok: bool,
-    /// Why, when `store_ok` is false.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub store_problem: Option<String>,
-    pub sessions: u64,
-    pub session_bytes: u64,
-    pub uptime_ms: u64,
-    /// Resident memory of the node process ([`crate::ops::process_memory`]).
-    #[serde(default)]
-    pub memory_rss_bytes: Option<u64>,
-    pub peers: Vec<PeerStatus>,
-}
-
-fn yes() -> bool {
-    true
-}
+/// `GET /admin/v1/status` (the shared contract type, read by the lab).
+pub use sessionlab_wire::NodeStatus as Status;
 
 async fn status(node: web::Data<NodeState>) -> Result<HttpResponse, NodeError> {
     // A store that cannot be reached still gets a status page: that is
@@ -94,7 +70,7 @@ async fn status(node: web::Data<NodeState>) -> Result<HttpResponse, NodeError> {
         sessions: stats.sessions,
         session_bytes: stats.bytes,
         uptime_ms: node.started.elapsed().as_millis() as u64,
-        memory_rss_bytes: crate::ops::process_memory::resident_bytes(),
+        memory_rss_bytes: sessionlab_wire::rss::resident_bytes(),
         peers: node.status.as_ref().map(|s| s.peers()).unwrap_or_default(),
     }))
 }

@@ -21,6 +21,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use sessionlab_session::SessionStore;
+use sessionlab_wire::metrics::node as names;
 
 /// Route label for requests that matched no route (404s).
 pub const UNMATCHED: &str = "unmatched";
@@ -80,12 +81,12 @@ impl Metrics {
     /// `routes`: the route names of the app (see [`crate::app::routes::ROUTES`]).
     pub fn new(node_id: &str, routes: &'static [&'static str]) -> Self {
         let mut registry = Registry::with_prefix_and_labels(
-            "sessionlab",
+            sessionlab_wire::metrics::PREFIX,
             [(Cow::Borrowed("node"), Cow::Owned(node_id.to_owned()))].into_iter(),
         );
         let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register(
-            "http_requests",
+            names::HTTP_REQUESTS,
             "HTTP requests answered, by route and status",
             http_requests.clone(),
         );
@@ -94,67 +95,67 @@ impl Metrics {
             Histogram::new(exponential_buckets(0.000_05, 2.5, 16))
         });
         registry.register(
-            "http_request_duration_seconds",
+            names::HTTP_REQUEST_DURATION_SECONDS,
             "Time from request to response, by route",
             http_duration.clone(),
         );
         let logins = Family::<LoginLabels, Counter>::default();
         registry.register(
-            "logins",
+            names::LOGINS,
             "Login attempts, by result (ok, failed)",
             logins.clone(),
         );
         let sessions_created = Counter::default();
         registry.register(
-            "sessions_created",
+            names::SESSIONS_CREATED,
             "Sessions created by a first write",
             sessions_created.clone(),
         );
         let sessions_destroyed = Counter::default();
         registry.register(
-            "sessions_destroyed",
+            names::SESSIONS_DESTROYED,
             "Sessions deleted by logout",
             sessions_destroyed.clone(),
         );
         let sessions = Gauge::default();
         registry.register(
-            "sessions",
+            names::SESSIONS,
             "Sessions held by this node's store",
             sessions.clone(),
         );
         let session_bytes = Gauge::default();
         registry.register(
-            "session_bytes",
+            names::SESSION_BYTES,
             "Approximate bytes of sessions held by this node's store",
             session_bytes.clone(),
         );
         let expired = Counter::default();
         registry.register(
-            "sessions_expired",
+            names::SESSIONS_EXPIRED,
             "Sessions removed by idle or absolute expiry",
             expired.clone(),
         );
         let write_retries = Counter::default();
         registry.register(
-            "session_write_retries",
+            names::SESSION_WRITE_RETRIES,
             "Session writes re-read and re-applied after a compare-and-set conflict",
             write_retries.clone(),
         );
         let write_conflicts = Counter::default();
         registry.register(
-            "session_write_conflicts",
+            names::SESSION_WRITE_CONFLICTS,
             "Session writes answered 409: still conflicting after every retry",
             write_conflicts.clone(),
         );
         let binding_refused = Counter::default();
         registry.register(
-            "session_binding_refused",
+            names::SESSION_BINDING_REFUSED,
             "Sessions presented with another User-Agent than they were bound to, treated as none",
             binding_refused.clone(),
         );
         let tokens_refused = Family::<ReasonLabels, Counter>::default();
         registry.register(
-            "tokens_refused",
+            names::TOKENS_REFUSED,
             "Bearer and refresh tokens refused (401), by reason",
             tokens_refused.clone(),
         );

@@ -16,60 +16,24 @@
 //!   closes. "Remember me" at login sets `Max-Age`, making it a *persistent
 //!   cookie* that survives a browser restart (until the absolute timeout).
 //!
-//! Reading is strict and allocation-free: the `Cookie` headers are scanned
+//! Reading is strict and allocation-free, with the parser the load balancer
+//! uses too ([`sessionlab_wire::cookie`]): the `Cookie` headers are scanned
 //! for the name, and a cookie that appears more than once (a sign of
 //! tampering or of two sites' cookies colliding) counts as absent, as does
 //! any value that is not a well-formed id. Absent means "no session", never
-//! an error.
+//! an error. The route suffix is split by [`sessionlab_wire::route`].
 
 use actix_web::HttpRequest;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use sessionlab_session::SessionId;
 
-/// What a request presented under the session cookie's name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Presented<'a> {
-    Absent,
-    One(&'a str),
-    /// The name appeared more than once (or with a value that is not even
-    /// text): treated as no session.
-    Unusable,
-}
+pub use sessionlab_wire::Presented;
 
-/// Find the value of cookie `name` in the request's `Cookie` headers.
-/// Works on bytes: no allocation, one pass over each header.
+/// Find the value of cookie `name` in the request's `Cookie` headers
+/// ([`sessionlab_wire::cookie::find`]: duplicates and non-text are
+/// [`Presented::Unusable`]).
 pub fn find<'a>(headers: &'a HeaderMap, name: &str) -> Presented<'a> {
-    let name = name.as_bytes();
-    let mut found = Presented::Absent;
-    for value in headers.get_all(header::COOKIE) {
-        let mut rest = value.as_bytes();
-        while !rest.is_empty() {
-            let end = rest.iter().position(|&b| b == b';').unwrap_or(rest.len());
-            let pair = rest[..end].trim_ascii_start();
-            rest = rest.get(end + 1..).unwrap_or_default();
-            // `name`, optional spaces, `=`: anything else is another cookie.
-            let Some(after) = pair.strip_prefix(name) else {
-                continue;
-            };
-            let Some(v) = after.trim_ascii_start().strip_prefix(b"=") else {
-                continue;
-            };
-            if found != Presented::Absent {
-                return Presented::Unusable;
-            }
-            let v = v.trim_ascii();
-            let v = v
-                .strip_prefix(b"\"")
-                .and_then(|v| v.strip_suffix(b"\""))
-                .unwrap_or(v);
-            // Ids are ASCII; a value that is not even UTF-8 cannot be one.
-            found = match std::str::from_utf8(v) {
-                Ok(v) => Presented::One(v),
-                Err(_) => Presented::Unusable,
-            };
-        }
-    }
-    found
+    sessionlab_wire::cookie::find(headers.get_all(header::COOKIE), name)
 }
 
 /// A presented id that parsed, and the route suffix it carried (if any).
@@ -101,10 +65,7 @@ pub struct CookiePolicy {
 impl CookiePolicy {
     /// The cookie (or `;sid=`) value for `id`: `<id>` or `<id>.<node-id>`.
     pub fn value(&self, id: &SessionId) -> String {
-        match &self.route {
-            Some(route) => format!("{}.{}", id.as_str(), route),
-            None => id.as_str().to_owned(),
-        }
+        sessionlab_wire::route::with_route(id.as_str(), self.route.as_deref())
     }
 
     /// Whether cookies on this response get `Secure`.
@@ -163,31 +124,15 @@ mod tests {
     }
 
     #[test]
-    fn finds_one_ignores_others_and_refuses_duplicates() {
+    fn finds_the_cookie_in_every_cookie_header() {
+        // The parser's own cases are in sessionlab_wire::cookie.
         assert_eq!(
-            find(&headers(&["a=1; SLSESSION=abc; b=2"]), "SLSESSION"),
+            find(&headers(&["a=1", "SLSESSION=abc"]), "SLSESSION"),
             Presented::One("abc")
-        );
-        assert_eq!(find(&headers(&["a=1"]), "SLSESSION"), Presented::Absent);
-        assert_eq!(
-            find(&headers(&["SLSESSION=a; SLSESSION=b"]), "SLSESSION"),
-            Presented::Unusable
         );
         assert_eq!(
             find(&headers(&["SLSESSION=a", "SLSESSION=b"]), "SLSESSION"),
             Presented::Unusable
-        );
-        assert_eq!(
-            find(&headers(&["garbage;;==;"]), "SLSESSION"),
-            Presented::Absent
-        );
-        assert_eq!(
-            find(&headers(&["SLSESSIONX=1; XSLSESSION=2"]), "SLSESSION"),
-            Presented::Absent
-        );
-        assert_eq!(
-            find(&headers(&[" SLSESSION = \"abc\" ;x=1"]), "SLSESSION"),
-            Presented::One("abc")
         );
     }
 

@@ -68,7 +68,7 @@ impl Collector for RedisHealth {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let up = ConstGauge::new(i64::from(self.up.load(Ordering::Acquire)));
         let m = enc.encode_descriptor(
-            "redis_up",
+            sessionlab_wire::metrics::node::REDIS_UP,
             "1 while Redis answers this node's pings, 0 while it does not",
             None,
             up.metric_type(),
@@ -76,7 +76,7 @@ impl Collector for RedisHealth {
         up.encode(m)?;
         let c = ConstCounter::new(self.store.conflicts_total());
         let m = enc.encode_descriptor(
-            "redis_conflicts",
+            sessionlab_wire::metrics::node::REDIS_CONFLICTS,
             "Compare-and-set writes refused because the session changed since it was read",
             None,
             c.metric_type(),

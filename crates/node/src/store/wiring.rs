@@ -31,7 +31,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use prometheus_client::registry::Registry;
-use serde::{Deserialize, Serialize};
+
 use sessionlab_replication::{Replication, ReplicationConfig, ReplicationHandle, ReplicationMode};
 use sessionlab_session::{MemoryStore, MemoryStoreConfig, SessionStore};
 
@@ -76,15 +76,8 @@ impl Readiness {
     }
 }
 
-/// One replication peer as `/admin/v1/status` shows it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PeerStatus {
-    pub id: String,
-    pub addr: String,
-    pub up: bool,
-    pub queue_depth: u64,
-    pub needs_resync: bool,
-}
+/// One replication peer as `/admin/v1/status` shows it (the shared contract type).
+pub use sessionlab_wire::PeerStatus;
 
 /// Extra facts a store contributes to `/admin/v1/status`.
 pub trait StatusProvider: Send + Sync + 'static {
@@ -176,17 +169,7 @@ struct ReplicationStatus(ReplicationHandle);
 
 impl StatusProvider for ReplicationStatus {
     fn peers(&self) -> Vec<PeerStatus> {
-        self.0
-            .peer_status()
-            .into_iter()
-            .map(|p| PeerStatus {
-                id: p.id,
-                addr: p.addr,
-                up: p.up,
-                queue_depth: p.queue_depth,
-                needs_resync: p.needs_resync,
-            })
-            .collect()
+        self.0.peer_status()
     }
 }
 
