@@ -42,7 +42,7 @@ use crate::ring::Ring;
 use crate::shard::Sharded;
 
 /// The sticky cookie the LB inserts (`SLROUTE=<backend-id>`).
-pub const ROUTE_COOKIE: &str = "SLROUTE";
+pub use sessionlab_wire::ROUTE_COOKIE;
 /// Backend ids are cookie values and route suffixes: keep them short and plain.
 pub const MAX_ID_LEN: usize = 64;
 /// A bound on the table, so the admin API cannot grow it without limit.

@@ -131,7 +131,8 @@ pub async fn run(
             settings.strategy,
             1 + usize::from(settings.retries),
             settings.threads,
-        ),
+        )
+        .with_session_cookie(&settings.session_cookie),
         Upstream::new(&settings.upstream),
         settings.body_limit,
         recent,

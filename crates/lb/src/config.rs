@@ -82,6 +82,11 @@ pub struct Config {
     #[arg(long, env = "SESSIONLAB_LB_STRATEGY", value_enum, default_value_t = Strategy::RoundRobin)]
     pub strategy: Strategy,
 
+    /// The nodes' session cookie, read by `sticky-route` and
+    /// `consistent-hash` (the nodes' `--cookie-name`).
+    #[arg(long, env = "SESSIONLAB_LB_SESSION_COOKIE", default_value = sessionlab_wire::SESSION_COOKIE, value_parser = parse_cookie_name)]
+    pub session_cookie: String,
+
     /// Path of the backends' health endpoint.
     #[arg(long, env = "SESSIONLAB_LB_HEALTH_PATH", default_value = "/healthz", value_parser = parse_path)]
     pub health_path: String,
@@ -148,6 +153,8 @@ pub struct Settings {
     pub node_admins: Vec<BackendSpec>,
     pub lab_dir: Option<PathBuf>,
     pub strategy: Strategy,
+    /// The nodes' session cookie name (`--session-cookie`).
+    pub session_cookie: String,
     pub health: HealthConfig,
     pub upstream: UpstreamConfig,
     pub pool: PoolLimits,
@@ -244,6 +251,7 @@ impl Config {
             node_admins: self.node_admins,
             lab_dir: self.lab_dir,
             strategy: self.strategy,
+            session_cookie: self.session_cookie,
             health: HealthConfig {
                 path: self.health_path,
                 interval: self.health_interval,
@@ -289,6 +297,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+fn parse_cookie_name(s: &str) -> Result<String, String> {
+    if sessionlab_wire::cookie::is_valid_name(s) {
+        Ok(s.to_string())
+    } else {
+        Err("1 to 64 characters of A-Z, a-z, 0-9, '-' and '_'".into())
+    }
+}
+
 fn parse_path(s: &str) -> Result<String, String> {
     if s.starts_with('/') && http::uri::PathAndQuery::try_from(s).is_ok() {
         Ok(s.to_string())
@@ -316,6 +332,18 @@ mod tests {
         assert_eq!(s.health.timeout, Duration::from_millis(500));
         assert_eq!((s.health.rise, s.health.fall), (2, 3));
         assert_eq!(s.health.path, "/healthz");
+        assert_eq!(s.session_cookie, "SLSESSION");
+    }
+
+    #[test]
+    fn the_session_cookie_name_is_a_flag() {
+        let s = parse(&["--session-cookie", "APPSESSION"])
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(s.session_cookie, "APPSESSION");
+        let e = parse(&["--session-cookie", "a;b"]).unwrap_err().to_string();
+        assert!(e.contains("--session-cookie"), "{e}");
     }
 
     #[test]

@@ -3,37 +3,27 @@
 //! The LB reads two cookies and never needs a full cookie parser:
 //!
 //! - `SLROUTE=<backend-id>`: its own sticky cookie (`sticky-cookie`);
-//! - `SLSESSION=<session-id>[.<node-id>]`: the node's session cookie, read
-//!   for its route suffix (`sticky-route`) or hashed (`consistent-hash`).
+//! - the node's session cookie (`--session-cookie`, `SLSESSION` unless the
+//!   nodes run with another `--cookie-name`): `<session-id>[.<node-id>]`,
+//!   read for its route suffix (`sticky-route`) or hashed (`consistent-hash`).
 //!
-//! A `Cookie` request header is `name=value; name2=value2` (RFC 6265 §4.2);
-//! we scan it as bytes and return slices into the header, so looking a
-//! cookie up costs no allocation. Only [`strip`] (HAProxy's `indirect`:
-//! the backend must never see `SLROUTE`) builds a new header, and only when
-//! the cookie is there alongside others; when `SLROUTE` is the whole header,
-//! the header is simply removed.
+//! The parser is the one the node uses ([`sessionlab_wire::cookie`]), so the
+//! LB and the node agree on what a request presented: a cookie given twice
+//! counts as absent (no affinity) here as on the node. Lookups return
+//! slices into the header. Only [`strip`] (HAProxy's `indirect`: the backend
+//! must never see `SLROUTE`) builds a new header, and only when the cookie
+//! is there alongside others; when `SLROUTE` is the whole header, the header
+//! is simply removed.
 
 use http::header::{COOKIE, HeaderMap, HeaderValue};
+use sessionlab_wire::cookie::pairs;
 
-/// The node's session cookie.
-pub const SESSION_COOKIE: &str = "SLSESSION";
-
-/// Iterate `(name, value)` pairs of one Cookie header value.
-fn pairs(value: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    value.split(|&b| b == b';').filter_map(|pair| {
-        let pair = pair.trim_ascii();
-        let eq = pair.iter().position(|&b| b == b'=')?;
-        Some((pair[..eq].trim_ascii(), pair[eq + 1..].trim_ascii()))
-    })
-}
-
-/// The value of the first cookie called `name`, if any.
+/// The value of the cookie called `name`, if the request presented exactly
+/// one usable cookie of that name.
 pub fn find<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
-    headers.get_all(COOKIE).iter().find_map(|v| {
-        pairs(v.as_bytes())
-            .find(|(n, _)| *n == name.as_bytes())
-            .map(|(_, value)| value)
-    })
+    sessionlab_wire::cookie::find(headers.get_all(COOKIE), name)
+        .value()
+        .map(str::as_bytes)
 }
 
 /// Remove every cookie called `name` from the request's Cookie headers.
@@ -68,18 +58,9 @@ pub fn strip(headers: &mut HeaderMap, name: &str) {
     }
 }
 
-/// The route suffix of a session id: the part after the last `.`
-/// (`abc123.node-2` -> `node-2`), Tomcat `jvmRoute` style.
-pub fn route_suffix(session_id: &[u8]) -> Option<&[u8]> {
-    let dot = session_id.iter().rposition(|&b| b == b'.')?;
-    let suffix = &session_id[dot + 1..];
-    (!suffix.is_empty()).then_some(suffix)
-}
-
 /// Is this `Set-Cookie` value setting the cookie `name`?
 pub fn sets_cookie(set_cookie: &HeaderValue, name: &str) -> bool {
-    let v = set_cookie.as_bytes().trim_ascii_start();
-    v.len() > name.len() && v.starts_with(name.as_bytes()) && v[name.len()] == b'='
+    sessionlab_wire::cookie::sets_cookie(set_cookie.as_bytes(), name)
 }
 
 #[cfg(test)]
@@ -125,10 +106,9 @@ mod tests {
     }
 
     #[test]
-    fn route_suffix_is_after_the_last_dot() {
-        assert_eq!(route_suffix(b"abc.def.node-3"), Some(&b"node-3"[..]));
-        assert_eq!(route_suffix(b"abc"), None);
-        assert_eq!(route_suffix(b"abc."), None);
+    fn a_cookie_given_twice_gives_no_affinity() {
+        let h = headers(&["SLROUTE=node-1", "SLROUTE=node-2"]);
+        assert_eq!(find(&h, "SLROUTE"), None);
     }
 
     #[test]

@@ -37,7 +37,7 @@ use http::HeaderMap;
 use smallvec::SmallVec;
 
 use crate::backend::{ROUTE_COOKIE, Snapshot};
-use crate::cookie::{self, SESSION_COOKIE};
+use crate::cookie;
 use crate::error::NoBackend;
 use crate::shard::Sharded;
 
@@ -99,6 +99,8 @@ impl Selection {
 pub struct Selector {
     strategy: Strategy,
     max_candidates: usize,
+    /// The nodes' session cookie (`sticky-route`, `consistent-hash`).
+    session_cookie: Box<str>,
     /// One turn counter for all threads, so round-robin is exact.
     turn: AtomicUsize,
     /// Per worker thread (`shard.rs`): random needs no shared order.
@@ -116,12 +118,20 @@ impl Selector {
         Selector {
             strategy,
             max_candidates: max_candidates.max(1),
+            session_cookie: sessionlab_wire::SESSION_COOKIE.into(),
             turn: AtomicUsize::new(0),
             rng: Sharded::new(threads, || {
                 seed = seed.wrapping_mul(0x2545_f491_4f6c_dd1d).wrapping_add(1);
                 AtomicU64::new(seed)
             }),
         }
+    }
+
+    /// Read the nodes' session cookie under `name` (`--session-cookie`;
+    /// the nodes' `--cookie-name`) instead of [`sessionlab_wire::SESSION_COOKIE`].
+    pub fn with_session_cookie(mut self, name: &str) -> Self {
+        self.session_cookie = name.into();
+        self
     }
 
     pub fn strategy(&self) -> Strategy {
@@ -142,8 +152,8 @@ impl Selector {
                 let target = if self.strategy == Strategy::StickyCookie {
                     cookie::find(headers, ROUTE_COOKIE)
                 } else {
-                    cookie::find(headers, SESSION_COOKIE)
-                        .map(|s| cookie::route_suffix(s).unwrap_or(b""))
+                    cookie::find(headers, &self.session_cookie)
+                        .map(|s| sessionlab_wire::route::route_suffix(s).unwrap_or(b""))
                 };
                 sel.had_affinity = target.is_some();
                 sel.sticky_target = target.and_then(|id| snapshot.position(id));
@@ -159,7 +169,7 @@ impl Selector {
                     None => self.fill_round_robin(snapshot, &mut sel.candidates),
                 }
             }
-            Strategy::ConsistentHash => match cookie::find(headers, SESSION_COOKIE) {
+            Strategy::ConsistentHash => match cookie::find(headers, &self.session_cookie) {
                 Some(session) => {
                     sel.had_affinity = true;
                     let mut walk = snapshot.ring.walk(session);
@@ -392,6 +402,17 @@ mod tests {
         assert_eq!((s.sticky_target, s.had_affinity), (None, true));
         // The LB's own cookie means nothing to this strategy.
         let s = sel.select(&snap, &with_cookie("SLROUTE=node-3"));
+        assert_eq!(s.sticky_target, None);
+    }
+
+    #[test]
+    fn sticky_route_reads_the_configured_session_cookie() {
+        let t = table(3);
+        let snap = t.snapshot();
+        let sel = Selector::new(Strategy::StickyRoute, 3, 1).with_session_cookie("APP");
+        let s = sel.select(&snap, &with_cookie("APP=abc123.node-3"));
+        assert_eq!((s.sticky_target, s.candidates[0]), (Some(2), 2));
+        let s = sel.select(&snap, &with_cookie("SLSESSION=abc123.node-3"));
         assert_eq!(s.sticky_target, None);
     }
 
