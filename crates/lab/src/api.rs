@@ -11,13 +11,16 @@
 //!   `POST /admin/v1/backends`, `DELETE /admin/v1/backends/{id}`,
 //!   `POST /admin/v1/backends/{id}/drain|undrain`.
 //!
-//! The response types accept missing fields (`serde(default)`), so `status`
-//! keeps working against a node that reports less than the full contract.
+//! The node's status is the shared contract type ([`NodeStatus`], from
+//! `sessionlab-wire`); it and the LB's types accept missing fields
+//! (`serde(default)`), so `status` keeps working against a process that
+//! reports less than the full contract.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sessionlab_replication::auth;
+use sessionlab_wire::signer::{self, SignedHeaders};
+pub use sessionlab_wire::{NodeStatus, PeerStatus};
 
 use crate::error::{LabError, Result};
 
@@ -26,41 +29,10 @@ pub const LAB_NODE: &str = "lab";
 
 /// Signs a request to a node's cluster listener now, as [`LAB_NODE`]
 /// (`x-sl-*` headers: HMAC-SHA256 with the cluster secret over timestamp,
-/// nonce, method, path and body; the replication crate's format).
-pub fn sign(secret: &str, method: &str, path: &str, body: &[u8]) -> auth::SignedHeaders {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    auth::sign_request(secret.as_bytes(), LAB_NODE, method, path, body, now_ms)
-}
-
-/// `GET /admin/v1/status` of a node.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct NodeStatus {
-    pub node_id: String,
-    pub store: String,
-    pub auth: String,
-    pub tracking: String,
-    pub ready: bool,
-    /// Set while the node cannot reach its store (redis mode: degraded).
-    pub store_problem: Option<String>,
-    pub sessions: u64,
-    pub session_bytes: u64,
-    pub uptime_ms: u64,
-    pub peers: Vec<PeerStatus>,
-}
-
-/// One peer as a node sees it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct PeerStatus {
-    pub id: String,
-    pub addr: String,
-    pub up: bool,
-    pub queue_depth: u64,
-    pub needs_resync: bool,
+/// nonce, method, path and body: [`sessionlab_wire::signer`]).
+pub fn sign(secret: &str, method: &str, path: &str, body: &[u8]) -> SignedHeaders {
+    let now_ms = sessionlab_wire::clock::unix_ms();
+    signer::sign_request(secret.as_bytes(), LAB_NODE, method, path, body, now_ms)
 }
 
 /// `GET /admin/v1/backends` of the LB.

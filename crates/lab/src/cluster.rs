@@ -205,11 +205,30 @@ fn lab_dir_arg(run_dir: &Path) -> Result<Vec<String>> {
     Ok(vec!["--lab-dir".into(), abs.to_string_lossy().into_owned()])
 }
 
-/// The command line of the LB.
+/// The session cookie name the nodes run with: the last `--cookie-name`
+/// among the nodes' extra flags, else the default.
+pub fn node_cookie_name(node_extra: &[String]) -> &str {
+    let mut name = sessionlab_wire::SESSION_COOKIE;
+    let mut args = node_extra.iter();
+    while let Some(a) = args.next() {
+        if a == "--cookie-name" {
+            if let Some(v) = args.next() {
+                name = v;
+            }
+        } else if let Some(v) = a.strip_prefix("--cookie-name=") {
+            name = v;
+        }
+    }
+    name
+}
+
+/// The command line of the LB; `session_cookie` is the nodes' cookie name
+/// (what `sticky-route` and `consistent-hash` read).
 pub fn lb_args(
     preset: &Preset,
     lb: &LbState,
     nodes: &[NodeState],
+    session_cookie: &str,
     extra: &[String],
 ) -> Vec<String> {
     let mut args: Vec<String> = vec![
@@ -219,6 +238,8 @@ pub fn lb_args(
         addr(lb.admin_port),
         "--strategy".into(),
         preset.lb_strategy.into(),
+        "--session-cookie".into(),
+        session_cookie.into(),
     ];
     for n in nodes {
         args.push("--backend".into());
@@ -360,7 +381,7 @@ impl Lab {
         let mut state = ClusterState {
             mode: opts.mode,
             bin_dir: bins.dir.clone(),
-            started_at_unix_ms: unix_ms(),
+            started_at_unix_ms: sessionlab_wire::clock::unix_ms(),
             ports: opts.ports,
             node_extra_args: opts.node_args.clone(),
             // The dashboard's kill/restart/partition/heal buttons run
@@ -679,18 +700,12 @@ fn no_own_redis() -> LabError {
 /// The environment variable that hands the token key to a jwt-mode node.
 pub const JWT_SECRET_ENV: &str = "SESSIONLAB_JWT_SECRET";
 
-/// The jwt mode's signing key, derived from the cluster secret with
-/// HMAC-SHA256 over a fixed label: a different key from the one that signs
-/// replication traffic, without a second secret file to keep.
+/// The jwt mode's signing key, derived from the cluster secret with HKDF
+/// ([`sessionlab_wire::keys::jwt_secret`], its own `info` label): a
+/// different key from the one that signs replication traffic, without a
+/// second secret file to keep.
 pub fn jwt_secret(cluster_secret: &str) -> String {
-    sessionlab_replication::auth::signature(
-        cluster_secret.as_bytes(),
-        0,
-        "sessionlab",
-        "DERIVE",
-        "/jwt-secret",
-        b"",
-    )
+    sessionlab_wire::keys::jwt_secret(cluster_secret)
 }
 
 /// A node that is running, or an error saying it is not.
@@ -716,13 +731,6 @@ fn new_node(alloc: &mut PortAllocator, bases: &PortBases, i: usize) -> Result<No
     })
 }
 
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl ClusterState {
     /// Recomputes every process's command line from the mode and the
     /// current membership (after `up` or `scale`).
@@ -735,6 +743,33 @@ impl ClusterState {
                 n.args.extend(["--redis-url".to_string(), r.url()]);
             }
         }
-        self.lb.args = lb_args(preset, &self.lb, &self.nodes, &self.lb_extra_args);
+        let cookie = node_cookie_name(&self.node_extra_args);
+        self.lb.args = lb_args(preset, &self.lb, &self.nodes, cookie, &self.lb_extra_args);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lb_reads_the_cookie_name_the_nodes_use() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(node_cookie_name(&args(&[])), "SLSESSION");
+        assert_eq!(
+            node_cookie_name(&args(&["--secure-cookies", "--cookie-name", "APP"])),
+            "APP"
+        );
+        assert_eq!(node_cookie_name(&args(&["--cookie-name=X"])), "X");
+    }
+
+    #[test]
+    fn the_jwt_key_is_the_hkdf_of_the_cluster_secret() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            jwt_secret(secret),
+            sessionlab_wire::keys::jwt_secret(secret)
+        );
+        assert!(jwt_secret(secret).len() >= 32, "the node wants 32 bytes");
     }
 }

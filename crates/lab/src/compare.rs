@@ -394,12 +394,13 @@ async fn one_mode(
         })
         .await?;
         let state = lab.rf.load_required()?;
-        let cfg = args.workload.config(
+        let mut cfg = args.workload.config(
             load::target(&state),
             duration,
             default_users,
             workload::auth_of(v.mode.preset()),
         )?;
+        cfg.session_cookie = crate::cluster::node_cookie_name(&state.node_extra_args).to_owned();
         let plan = faultplan::schedule(faults, duration, &state)?;
         load::measure(&lab, &label, cfg, plan).await
     };

@@ -69,12 +69,13 @@ pub fn metrics_targets(state: &ClusterState) -> MetricsTargets {
 /// Runs `sessionlab load`; returns what to print.
 pub async fn run(lab: &Lab, args: LoadArgs) -> Result<String> {
     let state = lab.rf.load_required()?;
-    let cfg = args.workload.config(
+    let mut cfg = args.workload.config(
         target(&state),
         args.duration,
         DEFAULT_USERS,
         workload::auth_of(state.mode.preset()),
     )?;
+    cfg.session_cookie = crate::cluster::node_cookie_name(&state.node_extra_args).to_owned();
     let plan = faultplan::schedule(&args.workload.faults, args.duration, &state)?;
     let report = measure(lab, state.mode.name(), cfg, plan).await?;
     if args.json {

@@ -11,24 +11,16 @@ use std::collections::BTreeMap;
 use crate::process::ProcRecord;
 use crate::runfolder::ClusterState;
 
-/// `VmRSS` from the text of a `/proc/<pid>/status` file, in bytes.
-pub fn parse_vm_rss(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let mut parts = line["VmRSS:".len()..].split_whitespace();
-    let value: u64 = parts.next()?.parse().ok()?;
-    match parts.next() {
-        Some("kB") | None => Some(value * 1024),
-        Some(_) => None,
-    }
-}
+/// `VmRSS` from the text of a `/proc/<pid>/status` file, in bytes
+/// (the parser the node uses for its own memory).
+pub use sessionlab_wire::rss::parse_vm_rss;
 
 /// The resident memory of a process that is still the one recorded.
 pub fn rss_bytes(record: &ProcRecord) -> Option<u64> {
     if !record.is_alive() {
         return None;
     }
-    let status = std::fs::read_to_string(format!("/proc/{}/status", record.pid)).ok()?;
-    parse_vm_rss(&status)
+    sessionlab_wire::rss::resident_bytes_of(record.pid)
 }
 
 /// Resident memory of every running process of the cluster (`lb`,

@@ -142,6 +142,7 @@ impl WorkloadArgs {
             timeout: self.request_timeout,
             bucket: defaults.bucket,
             auth,
+            session_cookie: defaults.session_cookie,
             settle: self.settle,
             seed: self.seed,
         })

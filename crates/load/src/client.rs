@@ -14,8 +14,6 @@ use serde_json::Value;
 
 use crate::stats::ErrorKind;
 
-/// The cookie the node keeps its session id in.
-pub const SESSION_COOKIE: &str = "SLSESSION";
 /// The most body bytes read from one answer.
 const MAX_BODY: usize = 256 * 1024;
 
@@ -43,10 +41,14 @@ pub struct Browser {
     base: String,
     jar: BTreeMap<String, String>,
     bearer: Option<String>,
+    /// The cookie the node keeps its session id in (`--cookie-name`).
+    session_cookie: String,
 }
 
 impl Browser {
-    pub fn new(base: &str, timeout: Duration) -> Self {
+    /// `session_cookie`: the nodes' session cookie name
+    /// ([`LoadConfig::session_cookie`](crate::LoadConfig)).
+    pub fn new(base: &str, timeout: Duration, session_cookie: &str) -> Self {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
@@ -61,6 +63,7 @@ impl Browser {
             base: base.trim_end_matches('/').to_owned(),
             jar: BTreeMap::new(),
             bearer: None,
+            session_cookie: session_cookie.to_owned(),
         }
     }
 
@@ -102,7 +105,7 @@ impl Browser {
     }
 
     fn store_cookies(&mut self, headers: &HeaderMap) -> bool {
-        let before = self.jar.get(SESSION_COOKIE).cloned();
+        let before = self.jar.get(&self.session_cookie).cloned();
         let mut new_session = false;
         for v in headers.get_all(SET_COOKIE) {
             let Ok(v) = v.to_str() else { continue };
@@ -117,7 +120,7 @@ impl Browser {
             if expired || value.is_empty() {
                 self.jar.remove(name);
             } else {
-                if name == SESSION_COOKIE && before.as_deref().is_some_and(|b| b != value) {
+                if name == self.session_cookie && before.as_deref().is_some_and(|b| b != value) {
                     new_session = true;
                 }
                 self.jar.insert(name.to_owned(), value.to_owned());

@@ -9,7 +9,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
-    /// `POST /login`, then the `SLSESSION` cookie.
+    /// `POST /login`, then the session cookie (`SLSESSION` by default).
     Session,
     /// `POST /auth/login`, then `Authorization: Bearer` with refresh.
     Jwt,
@@ -96,6 +96,8 @@ pub struct LoadConfig {
     /// Width of a timeline bucket.
     pub bucket: Duration,
     pub auth: AuthMode,
+    /// The nodes' session cookie name (their `--cookie-name`).
+    pub session_cookie: String,
     /// Quiet time after the load before the final reads (lets replication
     /// settle, so what is missing then is really lost).
     pub settle: Duration,
@@ -117,6 +119,7 @@ impl Default for LoadConfig {
             timeout: Duration::from_secs(2),
             bucket: Duration::from_secs(1),
             auth: AuthMode::Session,
+            session_cookie: sessionlab_wire::SESSION_COOKIE.into(),
             settle: Duration::from_secs(1),
             seed: 1,
         }

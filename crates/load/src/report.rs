@@ -19,24 +19,8 @@ use crate::stats::{ErrorKind, Recorder, quantile_ms};
 use crate::user::UserResult;
 
 /// Metric names the nodes export on their cluster listener's `/metrics`
-/// (the replication crate registers them under `replication_`, the node
-/// adds its `sessionlab_` prefix and a `node` label).
-pub mod metric_names {
-    /// Counter `{node, peer, direction="sent"|"received"}`: every message,
-    /// heartbeats included.
-    pub const REPL_MESSAGES: &str = "sessionlab_replication_messages_total";
-    /// Counter `{node, peer, direction}`: request body bytes.
-    pub const REPL_BYTES: &str = "sessionlab_replication_bytes_total";
-    /// Histogram `{node, origin}`: a write on `origin` to its apply here.
-    pub const REPL_LAG_SECONDS: &str = "sessionlab_replication_lag_seconds";
-    /// Gauge `{node}`: sessions in the node's store.
-    pub const SESSIONS: &str = "sessionlab_sessions";
-    /// Gauge `{node}`: approximate bytes of those sessions.
-    pub const SESSION_BYTES: &str = "sessionlab_session_bytes";
-    /// The label value of what a node sent (each message is counted once
-    /// as sent by its origin and once as received by its peer).
-    pub const SENT: (&str, &str) = ("direction", "sent");
-}
+/// (the shared contract, [`sessionlab_wire::metrics::scraped`]).
+pub use sessionlab_wire::metrics::scraped as metric_names;
 
 /// A fault (or any event) at a moment of the run.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -343,7 +343,7 @@ pub async fn run_user(id: usize, shared: Arc<Shared>) -> UserResult {
     let mut user = User {
         id,
         name: DEMO_USERS[id % DEMO_USERS.len()],
-        browser: Browser::new(&cfg.target, cfg.timeout),
+        browser: Browser::new(&cfg.target, cfg.timeout, &cfg.session_cookie),
         exp: Expectations::default(),
         rec: Recorder::new(cfg.bucket),
         rng: SmallRng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003).wrapping_add(id as u64)),
