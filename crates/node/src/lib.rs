@@ -5,49 +5,52 @@
 //! every step of "how does this server remember me?" is code you can read
 //! here rather than inside a framework.
 //!
-//! A tour, in the order a request meets the code:
+//! The parts, each a folder, in the order a request meets them:
 //!
-//! - [`config`]: every flag (also from `SESSIONLAB_*` env vars).
-//! - [`server`]: binds nothing itself; takes bound listeners and a shutdown
-//!   future, runs the app server and the cluster server.
-//! - [`session_mw`]: the middleware around every app request (span, `;sid=`
-//!   stripping, writing back the session and its cookie).
-//! - [`websession`]: the session as handlers see it: load on demand, create
-//!   on first write, rotate at login, delete at logout.
-//! - [`cookie`] and [`tracking`]: how the id travels (cookie attributes; URL
-//!   rewriting).
-//! - [`app`] and [`page`]: the demo app's routes and its HTML page.
-//! - [`users`]: argon2 password checks.
-//! - [`wiring`]: which [`SessionStore`](sessionlab_session::SessionStore)
-//!   holds the sessions, decided in one place ([`redis_wiring`] for the
-//!   shared Redis store, with [`cas`] replaying a change after a
-//!   compare-and-set conflict).
-//! - [`token_auth`] and [`auth_routes`]: jwt mode, where a signed bearer
-//!   token says who the user is; [`jwt_page`] is its demo page.
-//! - [`binding`]: `--bind-session user-agent`, a weak defence against a
-//!   stolen id, shown as one.
-//! - [`admin`] and [`metrics`]: the cluster listener's health, metrics and
-//!   admin views ([`process_memory`]: the memory the status reports).
-//! - [`error`]: every failure as an HTTP status and a JSON body.
+//! - `config/`: the flags (also from `SESSIONLAB_*` env vars), parsed once
+//!   into typed [`NodeOptions`], one part per component.
+//! - `server.rs`: binds nothing itself; takes bound listeners and a shutdown
+//!   future, runs the app server and the cluster server over one shared
+//!   `NodeState` (`state.rs`).
+//! - `session/`: the session layer: the middleware around every app
+//!   request, the session as handlers see it, how the id travels (cookie
+//!   or URL), binding to a client, replaying writes after a conflict.
+//! - `app/`: the demo app's routes and its HTML pages.
+//! - `auth/`: who the user is: argon2 password checks, and jwt mode's
+//!   tokens and routes.
+//! - `store/`: which [`SessionStore`](sessionlab_session::SessionStore)
+//!   holds the sessions (memory, replicated, Redis), decided in one place.
+//! - `ops/`: the cluster listener's health, metrics and admin views, and
+//!   the process memory they report.
+//! - `error.rs`: every failure as an HTTP status and a JSON body.
 //!
-//! `main.rs` only parses flags and calls [`server::run`].
+//! `main.rs` only parses the flags into [`NodeOptions`] and calls [`run`].
+//! The public API is what it and the tests use: the options, [`wire`] for
+//! the store, [`Listeners`] and [`run`] (or [`node_state`] and [`app()`] to
+//! drive the app in-process).
 
-pub mod app;
-pub mod auth;
-pub mod config;
-pub mod error;
-pub mod ops;
-pub mod server;
-pub mod session;
-pub mod state;
-pub mod store;
+mod app;
+mod auth;
+mod config;
+mod error;
+mod ops;
+mod server;
+mod session;
+mod state;
+mod store;
 
+pub use app::EXTERNAL_LINK;
+pub use auth::hash_password;
 pub use config::{
-    Auth, BindSession, Cli, Command, Config, OnOff, ReferrerPolicy, StoreKind, Tracking,
+    AuthOptions, BindSession, Cli, ClusterSecret, Command, Flags, InvalidConfig, JwtKeys,
+    JwtOptions, JwtSecret, Limits, ListenOptions, MemoryOptions, NodeOptions, RedisOptions,
+    ReferrerPolicy, ReplicationOptions, StoreOptions, Timeouts, Tracking, UsersSource,
 };
 pub use error::{NodeError, StartError};
-pub use server::{Listeners, run, shutdown_signal};
-pub use store::wiring::{
+pub use ops::release_large_blocks;
+pub use server::{Listeners, app, node_state, run, shutdown_signal};
+pub use state::NodeState;
+pub use store::{
     ClusterRoutes, MetricsHook, PeerStatus, Readiness, ShutdownHook, StatusProvider, StoreWiring,
     wire,
 };

@@ -1,15 +1,16 @@
-//! `sessionlab-node`: parse the flags, set up logging, run the node.
+//! `sessionlab-node`: parse the flags into options (once), set up logging,
+//! run the node.
 
 use std::io::Read;
 use std::process::ExitCode;
 
-use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser};
-use sessionlab_node::auth::users;
-use sessionlab_node::{Cli, Command, Listeners, run, shutdown_signal, wire};
+use clap::Parser;
+use sessionlab_node::{
+    Cli, Command, Listeners, NodeOptions, hash_password, run, shutdown_signal, wire,
+};
 
 fn main() -> ExitCode {
-    sessionlab_node::ops::process_memory::release_large_blocks();
+    sessionlab_node::release_large_blocks();
     let cli = Cli::parse();
     if let Some(Command::HashPassword) = cli.command {
         let mut password = String::new();
@@ -17,23 +18,17 @@ fn main() -> ExitCode {
             eprintln!("sessionlab-node: reading the password from stdin: {e}");
             return ExitCode::FAILURE;
         }
-        println!(
-            "{}",
-            users::hash_password(password.trim_end_matches(['\r', '\n']))
-        );
+        println!("{}", hash_password(password.trim_end_matches(['\r', '\n'])));
         return ExitCode::SUCCESS;
     }
-    let cfg = cli.config;
-    if let Err(e) = cfg.validate() {
-        Cli::command().error(ErrorKind::ValueValidation, e).exit();
-    }
-    let filter = match tracing_subscriber::EnvFilter::try_new(&cfg.log) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("sessionlab-node: invalid value for '--log': {e}");
-            return ExitCode::from(2);
-        }
+    // The one conversion: a combination of flags that cannot work stops
+    // here, named, with exit status 2, before anything binds.
+    let cfg = match NodeOptions::try_from(cli.flags) {
+        Ok(cfg) => cfg,
+        Err(e) => e.into_clap().exit(),
     };
+    // `--log` was checked when parsed.
+    let filter = tracing_subscriber::EnvFilter::new(&cfg.log);
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -54,7 +49,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         // Signal handlers first, so a SIGTERM during start-up drains too.
         let shutdown = shutdown_signal();
-        let listeners = Listeners::bind(&cfg)?;
+        let listeners = Listeners::bind(&cfg.listen)?;
         let wiring = wire(&cfg).await?;
         run(cfg, listeners, wiring, shutdown).await
     });

@@ -36,7 +36,7 @@ use crate::app::routes as app;
 use crate::auth::routes as auth_routes;
 use crate::auth::tokens::TokenAuth;
 use crate::auth::users::Users;
-use crate::config::Config;
+use crate::config::{ListenOptions, NodeOptions, UsersSource};
 use crate::error::{NodeError, StartError};
 use crate::ops::admin;
 use crate::ops::metrics::Metrics;
@@ -59,7 +59,7 @@ pub struct Listeners {
 
 impl Listeners {
     /// Bind `--listen` and `--cluster-listen`.
-    pub fn bind(cfg: &Config) -> Result<Self, StartError> {
+    pub fn bind(cfg: &ListenOptions) -> Result<Self, StartError> {
         let bind = |addr, what: &str| {
             TcpListener::bind(addr).map_err(|source| StartError::Io {
                 what: format!("cannot bind {what} {addr}"),
@@ -67,8 +67,8 @@ impl Listeners {
             })
         };
         Ok(Listeners {
-            app: bind(cfg.listen, "--listen")?,
-            cluster: bind(cfg.cluster_listen, "--cluster-listen")?,
+            app: bind(cfg.app, "--listen")?,
+            cluster: bind(cfg.cluster, "--cluster-listen")?,
         })
     }
 
@@ -115,11 +115,11 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-/// Build the shared state from the configuration and the store wiring.
-pub fn node_state(cfg: Config, wiring: &StoreWiring) -> Result<NodeState, StartError> {
+/// Build the shared state from the options and the store wiring.
+pub fn node_state(cfg: NodeOptions, wiring: &StoreWiring) -> Result<NodeState, StartError> {
     let users = match &cfg.users {
-        Some(path) => Users::from_file(path)?,
-        None => Users::demo(),
+        UsersSource::File(path) => Users::from_file(path)?,
+        UsersSource::Demo => Users::demo(),
     };
     let mut metrics = Metrics::new(&cfg.id, app::ROUTES);
     if let Some(register) = &wiring.metrics {
@@ -133,17 +133,26 @@ pub fn node_state(cfg: Config, wiring: &StoreWiring) -> Result<NodeState, StartE
         status: wiring.status.clone(),
         users,
         metrics,
-        policy: Arc::new(SessionPolicy::from_config(&cfg)),
+        policy: Arc::new(SessionPolicy::new(&cfg)),
         started: Instant::now(),
-        tokens: TokenAuth::from_config(&cfg, wiring.store.clone())?.map(Arc::new),
-        config: cfg,
+        tokens: match cfg.auth.jwt() {
+            Some(jwt) => Some(Arc::new(TokenAuth::new(
+                jwt,
+                &cfg.timeouts,
+                wiring.store.clone(),
+            )?)),
+            None => None,
+        },
+        options: cfg,
     })
 }
 
 /// Map body-extractor errors to the JSON error shape (413 for too large).
-fn body_error(too_large: bool, detail: String, limit: u64) -> actix_web::Error {
+fn body_error(too_large: bool, detail: String, limit: usize) -> actix_web::Error {
     let e = if too_large {
-        NodeError::BodyTooLarge { limit }
+        NodeError::BodyTooLarge {
+            limit: limit as u64,
+        }
     } else {
         NodeError::BadRequest(detail)
     };
@@ -165,14 +174,14 @@ pub fn app(
         InitError = (),
     >,
 > {
-    let limit = node.config.max_body_bytes;
+    let limit = node.options.limits.max_body_bytes;
     let mw_node = node.clone();
     App::new()
         .app_data(node)
-        .app_data(web::PayloadConfig::new(limit as usize))
+        .app_data(web::PayloadConfig::new(limit))
         .app_data(
             web::FormConfig::default()
-                .limit(limit as usize)
+                .limit(limit)
                 .error_handler(move |e, _| {
                     let too_large = matches!(e, UrlencodedError::Overflow { .. });
                     body_error(too_large, e.to_string(), limit)
@@ -180,7 +189,7 @@ pub fn app(
         )
         .app_data(
             web::JsonConfig::default()
-                .limit(limit as usize)
+                .limit(limit)
                 .error_handler(move |e, _| {
                     let too_large = matches!(
                         e,
@@ -227,7 +236,7 @@ pub fn cluster_app(
 
 /// Run a node until `shutdown` completes; see the module docs.
 pub async fn run(
-    cfg: Config,
+    cfg: NodeOptions,
     listeners: Listeners,
     wiring: StoreWiring,
     shutdown: impl Future<Output = ()>,
@@ -245,7 +254,7 @@ pub async fn run(
 
     let app_node = node.clone();
     let app_server = HttpServer::new(move || app(app_node.clone()))
-        .workers(node.config.workers())
+        .workers(node.options.listen.workers)
         .disable_signals()
         .shutdown_timeout(DRAIN_TIMEOUT.as_secs())
         .listen(listeners.app)

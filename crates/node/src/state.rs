@@ -12,31 +12,32 @@ use sessionlab_session::SessionStore;
 
 use crate::auth::tokens::TokenAuth;
 use crate::auth::users::Users;
-use crate::config::Config;
+use crate::config::NodeOptions;
 use crate::ops::metrics::Metrics;
 use crate::session::websession::SessionPolicy;
 use crate::store::wiring::{Readiness, StatusProvider};
 
 pub struct NodeState {
-    pub id: String,
+    pub(crate) id: String,
     /// `id` as the value of the `X-Served-By` header.
-    pub served_by: actix_web::http::header::HeaderValue,
-    pub config: Config,
-    pub store: Arc<dyn SessionStore>,
-    pub readiness: Readiness,
-    pub status: Option<Arc<dyn StatusProvider>>,
-    pub users: Users,
-    pub metrics: Metrics,
-    pub policy: Arc<SessionPolicy>,
-    pub started: Instant,
+    pub(crate) served_by: actix_web::http::header::HeaderValue,
+    /// The typed configuration (never the raw flags).
+    pub(crate) options: NodeOptions,
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) readiness: Readiness,
+    pub(crate) status: Option<Arc<dyn StatusProvider>>,
+    pub(crate) users: Users,
+    pub(crate) metrics: Metrics,
+    pub(crate) policy: Arc<SessionPolicy>,
+    pub(crate) started: Instant,
     /// jwt mode (`--auth jwt`): the token service; `None` in session mode.
-    pub tokens: Option<Arc<TokenAuth>>,
+    pub(crate) tokens: Option<Arc<TokenAuth>>,
 }
 
 impl NodeState {
     /// Why the store cannot be reached now, if it cannot (the node is then
     /// *degraded*; see [`crate::store::redis`]).
-    pub fn store_problem(&self) -> Option<String> {
+    pub(crate) fn store_problem(&self) -> Option<String> {
         self.status.as_ref().and_then(|s| s.store_problem())
     }
 }

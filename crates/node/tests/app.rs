@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use sessionlab_node::Tracking;
 
 #[tokio::test]
 async fn login_as_alice_and_wrong_password() {
@@ -183,11 +182,7 @@ async fn cookie_attributes() {
     node.stop().await;
 
     // --secure-cookies: always Secure.
-    let node = TestNode::start(sessionlab_node::Config {
-        secure_cookies: true,
-        ..config("node-1")
-    })
-    .await;
+    let node = TestNode::start(config_with("node-1", &["--secure-cookies"])).await;
     let (_, h) = increment(&c, &node.app, "").await;
     assert!(set_cookies(&h)[0].contains("; Secure"));
     node.stop().await;
@@ -248,11 +243,7 @@ async fn logout_deletes_the_session_and_expires_the_cookie() {
 
 #[tokio::test]
 async fn url_tracking_mode() {
-    let node = TestNode::start(sessionlab_node::Config {
-        tracking: Tracking::Url,
-        ..config("node-u")
-    })
-    .await;
+    let node = TestNode::start(config_with("node-u", &["--tracking", "url"])).await;
     let c = client();
 
     // A form post creates the session; the redirect carries the id.
@@ -341,11 +332,7 @@ async fn url_tracking_mode() {
 
 #[tokio::test]
 async fn route_suffix_names_the_node() {
-    let node = TestNode::start(sessionlab_node::Config {
-        route_suffix: true,
-        ..config("node-7")
-    })
-    .await;
+    let node = TestNode::start(config_with("node-7", &["--route-suffix"])).await;
     let c = client();
     let (_, h) = increment(&c, &node.app, "").await;
     let cookie = session_cookie(&h).unwrap();

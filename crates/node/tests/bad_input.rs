@@ -47,11 +47,7 @@ async fn bad_session_cookies_give_a_fresh_session() {
 
 #[tokio::test]
 async fn oversized_body_is_413_json() {
-    let node = TestNode::start(sessionlab_node::Config {
-        max_body_bytes: 4096,
-        ..config("node-1")
-    })
-    .await;
+    let node = TestNode::start(config_with("node-1", &["--max-body-bytes", "4096"])).await;
     let c = client();
     let big = "x".repeat(10_000);
     for path in ["/login", "/cart/add"] {
@@ -71,11 +67,7 @@ async fn oversized_body_is_413_json() {
 
 #[tokio::test]
 async fn session_data_over_the_limit_is_413_and_the_old_data_stays() {
-    let node = TestNode::start(sessionlab_node::Config {
-        max_session_bytes: 1024,
-        ..config("node-1")
-    })
-    .await;
+    let node = TestNode::start(config_with("node-1", &["--max-session-bytes", "1024"])).await;
     let c = client();
     let (_, h) = increment(&c, &node.app, "").await;
     let cookie = session_cookie(&h).unwrap();

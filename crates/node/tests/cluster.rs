@@ -9,7 +9,7 @@ use std::sync::Arc;
 use actix_web::{HttpResponse, web};
 use common::*;
 use serde_json::Value;
-use sessionlab_node::{PeerStatus, Readiness, StatusProvider, StoreWiring};
+use sessionlab_node::{PeerStatus, Readiness, StatusProvider, wire};
 use sessionlab_session::{MemoryStore, SessionStore};
 
 #[tokio::test]
@@ -110,7 +110,7 @@ impl StatusProvider for FakePeers {
 #[tokio::test]
 async fn store_wiring_hooks_readiness_routes_and_peers() {
     let cfg = config("node-1");
-    let mut wiring = StoreWiring::memory(&cfg);
+    let mut wiring = wire(&cfg).await.unwrap();
     let readiness = Readiness::not_ready();
     wiring.readiness = readiness.clone();
     wiring.status = Some(Arc::new(FakePeers));
@@ -159,16 +159,16 @@ async fn a_shared_store_serves_the_session_on_another_node_and_moves_the_route()
     // Two nodes over one store: what a replicated or Redis store gives.
     let store = Arc::new(MemoryStore::new(Default::default()));
     let wiring = |id: &str| {
-        let cfg = sessionlab_node::Config {
-            route_suffix: true,
-            ..config(id)
-        };
-        let mut w = StoreWiring::memory(&cfg);
-        w.store = store.clone() as Arc<dyn SessionStore>;
-        (cfg, w)
+        let cfg = config_with(id, &["--route-suffix"]);
+        let store = store.clone();
+        async move {
+            let mut w = wire(&cfg).await.unwrap();
+            w.store = store as Arc<dyn SessionStore>;
+            (cfg, w)
+        }
     };
-    let (cfg1, w1) = wiring("node-1");
-    let (cfg2, w2) = wiring("node-2");
+    let (cfg1, w1) = wiring("node-1").await;
+    let (cfg2, w2) = wiring("node-2").await;
     let n1 = TestNode::start_with(cfg1, w1).await;
     let n2 = TestNode::start_with(cfg2, w2).await;
     let c = client();

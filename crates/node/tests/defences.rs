@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use sessionlab_node::{BindSession, ReferrerPolicy, Tracking};
+use sessionlab_node::ReferrerPolicy;
 
 async fn read_as(c: &reqwest::Client, base: &str, cookie: &str, ua: &str) -> Value {
     c.get(format!("{base}/api/session"))
@@ -21,8 +21,7 @@ async fn read_as(c: &reqwest::Client, base: &str, cookie: &str, ua: &str) -> Val
 
 #[tokio::test]
 async fn a_bound_session_presented_with_another_user_agent_is_no_session() {
-    let mut cfg = config("node-b");
-    cfg.bind_session = BindSession::UserAgent;
+    let cfg = config_with("node-b", &["--bind-session", "user-agent"]);
     let node = TestNode::start(cfg).await;
     let c = client();
     let res = c
@@ -63,8 +62,7 @@ async fn url_mode_pages_link_out_and_say_no_referrer_unless_told_otherwise() {
         (ReferrerPolicy::UnsafeUrl, Some("unsafe-url")),
         (ReferrerPolicy::Unset, None),
     ] {
-        let mut cfg = config("node-u");
-        cfg.tracking = Tracking::Url;
+        let mut cfg = config_with("node-u", &["--tracking", "url"]);
         cfg.referrer_policy = policy;
         let node = TestNode::start(cfg).await;
         let res = client().get(format!("{}/", node.app)).send().await.unwrap();
@@ -75,6 +73,6 @@ async fn url_mode_pages_link_out_and_say_no_referrer_unless_told_otherwise() {
             header
         );
         let html = res.text().await.unwrap();
-        assert!(html.contains(sessionlab_node::app::page::EXTERNAL_LINK));
+        assert!(html.contains(sessionlab_node::EXTERNAL_LINK));
     }
 }

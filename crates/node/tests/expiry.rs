@@ -6,13 +6,15 @@ use std::time::Duration;
 use actix_web::test::{TestRequest, call_service, init_service, read_body_json};
 use actix_web::web;
 use serde_json::Value;
-use sessionlab_node::{Config, StoreWiring, server};
+use sessionlab_node::{NodeOptions, Timeouts, app, node_state, wire};
 
-fn cfg() -> Config {
-    Config {
-        idle_timeout: Duration::from_secs(60),
-        absolute_timeout: Duration::from_secs(300),
-        ..Config::default()
+fn cfg() -> NodeOptions {
+    NodeOptions {
+        timeouts: Timeouts {
+            idle: Duration::from_secs(60),
+            absolute: Duration::from_secs(300),
+        },
+        ..NodeOptions::default()
     }
 }
 
@@ -31,9 +33,9 @@ fn cookie_of(res: &actix_web::dev::ServiceResponse<impl actix_web::body::Message
 #[tokio::test(start_paused = true)]
 async fn idle_sessions_expire_and_use_keeps_them_alive_until_the_absolute_limit() {
     let cfg = cfg();
-    let wiring = StoreWiring::memory(&cfg);
-    let node = web::Data::new(server::node_state(cfg, &wiring).unwrap());
-    let app = init_service(server::app(node)).await;
+    let wiring = wire(&cfg).await.unwrap();
+    let node = web::Data::new(node_state(cfg, &wiring).unwrap());
+    let app = init_service(app(node)).await;
 
     let incr = |cookie: Option<&str>| {
         let mut r = TestRequest::post().uri("/api/counter/increment");

@@ -11,17 +11,19 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::Value;
-use sessionlab_node::{Auth, Config, StoreKind, StoreWiring};
+use sessionlab_node::NodeOptions;
 use sessionlab_session::jwt::{Claims, TokenType, peek_payload};
 use sessionlab_session::{SessionId, clock};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
-fn jwt_config(id: &str) -> Config {
-    let mut cfg = config(id);
-    cfg.auth = Auth::Jwt;
-    cfg.jwt_secret = Some(SECRET.to_owned().into());
-    cfg
+fn jwt_config(id: &str) -> NodeOptions {
+    jwt_config_with(id, &[])
+}
+
+fn jwt_config_with(id: &str, flags: &[&str]) -> NodeOptions {
+    let jwt = ["--auth", "jwt", "--jwt-secret", SECRET];
+    config_with(id, &[&jwt[..], flags].concat())
 }
 
 async fn jwt_node(id: &str) -> TestNode {
@@ -382,15 +384,10 @@ async fn logout_is_node_local_unless_the_deny_list_is_shared() {
 
     // With one shared store (Redis) the logout holds everywhere.
     let redis = redis_server::RedisServer::start();
-    let shared = |id: &str| {
-        let mut cfg = jwt_config(id);
-        cfg.store = StoreKind::Redis;
-        cfg.redis_url = redis.url();
-        cfg
-    };
-    let (ca, cb) = (shared("node-a"), shared("node-b"));
-    let ra = TestNode::start_with(ca.clone(), StoreWiring::redis(&ca).unwrap()).await;
-    let rb = TestNode::start_with(cb.clone(), StoreWiring::redis(&cb).unwrap()).await;
+    let url = redis.url();
+    let shared = |id: &str| jwt_config_with(id, &["--store", "redis", "--redis-url", &url]);
+    let ra = TestNode::start(shared("node-a")).await;
+    let rb = TestNode::start(shared("node-b")).await;
     let pair = token_login(&c, &ra.app, "alice").await;
     let access = pair["access_token"].as_str().unwrap();
     let (s, _) = call(
@@ -425,10 +422,17 @@ async fn eddsa_key_files_sign_and_verify() {
     let public = dir.path().join("jwt.pub");
     std::fs::write(&private, "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIH7BX5eIS9k4OHyF31hv7raff7aT1fH9S78j+50G83Tt\n-----END PRIVATE KEY-----\n").unwrap();
     std::fs::write(&public, "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAnyIsxUxg60aHCqJ8F4dfiEu3TVeOKrEb3CCnXNJye+Q=\n-----END PUBLIC KEY-----\n").unwrap();
-    let mut cfg = config("node-e");
-    cfg.auth = Auth::Jwt;
-    cfg.jwt_private_key = Some(private);
-    cfg.jwt_public_key = Some(public);
+    let cfg = config_with(
+        "node-e",
+        &[
+            "--auth",
+            "jwt",
+            "--jwt-private-key",
+            private.to_str().unwrap(),
+            "--jwt-public-key",
+            public.to_str().unwrap(),
+        ],
+    );
     let node = TestNode::start(cfg).await;
     let c = client();
     let pair = token_login(&c, &node.app, "carol").await;

@@ -11,20 +11,20 @@ use std::time::{Duration, Instant};
 use common::*;
 use redis_server::RedisServer;
 use serde_json::Value;
-use sessionlab_node::{Config, OnOff, StoreKind, StoreWiring};
+use sessionlab_node::{NodeOptions, StoreOptions, wire};
 
-fn redis_config(id: &str, redis: &RedisServer, cas: OnOff) -> Config {
-    Config {
-        store: StoreKind::Redis,
-        redis_url: redis.url(),
-        redis_cas: cas,
-        ..config(id)
-    }
+/// A node on `redis`; `cas` is `--redis-cas` (`on` or `off`).
+fn redis_config(id: &str, redis: &RedisServer, cas: &str) -> NodeOptions {
+    let url = redis.url();
+    config_with(
+        id,
+        &["--store", "redis", "--redis-url", &url, "--redis-cas", cas],
+    )
 }
 
-async fn redis_node(id: &str, redis: &RedisServer, cas: OnOff) -> TestNode {
+async fn redis_node(id: &str, redis: &RedisServer, cas: &str) -> TestNode {
     let cfg = redis_config(id, redis, cas);
-    let wiring = StoreWiring::redis(&cfg).expect("redis wiring");
+    let wiring = wire(&cfg).await.expect("redis wiring");
     TestNode::start_with(cfg, wiring).await
 }
 
@@ -62,8 +62,8 @@ async fn wait_health(c: &reqwest::Client, node: &TestNode, want: &str) -> Value 
 #[tokio::test]
 async fn two_nodes_sharing_one_redis_see_the_same_session() {
     let redis = RedisServer::start();
-    let a = redis_node("node-a", &redis, OnOff::On).await;
-    let b = redis_node("node-b", &redis, OnOff::On).await;
+    let a = redis_node("node-a", &redis, "on").await;
+    let b = redis_node("node-b", &redis, "on").await;
     let c = client();
 
     let res = login(&c, &a.app, "", "alice", false).await;
@@ -150,8 +150,8 @@ async fn logged_in_cookie(node: &TestNode) -> String {
 #[tokio::test]
 async fn with_cas_concurrent_increments_are_all_kept() {
     let redis = RedisServer::start();
-    let a = redis_node("node-a", &redis, OnOff::On).await;
-    let b = redis_node("node-b", &redis, OnOff::On).await;
+    let a = redis_node("node-a", &redis, "on").await;
+    let b = redis_node("node-b", &redis, "on").await;
     let cookie = logged_in_cookie(&a).await;
     let (ok, conflict, counter) = hammer(&a, &b, &cookie).await;
     println!("CAS on: {ok} increments acknowledged, {conflict} answered 409, counter {counter}");
@@ -175,8 +175,8 @@ async fn with_cas_concurrent_increments_are_all_kept() {
 #[tokio::test]
 async fn without_cas_concurrent_increments_get_lost() {
     let redis = RedisServer::start();
-    let a = redis_node("node-a", &redis, OnOff::Off).await;
-    let b = redis_node("node-b", &redis, OnOff::Off).await;
+    let a = redis_node("node-a", &redis, "off").await;
+    let b = redis_node("node-b", &redis, "off").await;
     let cookie = logged_in_cookie(&a).await;
     let (ok, conflict, counter) = hammer(&a, &b, &cookie).await;
     let lost = ok - counter;
@@ -194,7 +194,7 @@ async fn without_cas_concurrent_increments_get_lost() {
 async fn redis_down_is_503_json_the_node_stays_up_and_recovers() {
     let redis = RedisServer::start();
     let port = redis.port;
-    let node = redis_node("node-a", &redis, OnOff::On).await;
+    let node = redis_node("node-a", &redis, "on").await;
     let c = client();
     let cookie = logged_in_cookie(&node).await;
     wait_health(&c, &node, "ok").await;
@@ -241,21 +241,19 @@ async fn the_node_starts_while_redis_is_down_and_bad_urls_name_the_flag() {
         .local_addr()
         .unwrap()
         .port();
-    let cfg = Config {
-        store: StoreKind::Redis,
-        redis_url: format!("redis://127.0.0.1:{port}"),
-        ..config("node-a")
-    };
-    let node = TestNode::start_with(cfg.clone(), StoreWiring::redis(&cfg).unwrap()).await;
+    let url = format!("redis://127.0.0.1:{port}");
+    let cfg = config_with("node-a", &["--store", "redis", "--redis-url", &url]);
+    let node = TestNode::start_with(cfg.clone(), wire(&cfg).await.unwrap()).await;
     let c = client();
     wait_health(&c, &node, "degraded").await;
     let res = login(&c, &node.app, "", "alice", false).await;
     assert_eq!(res.status(), 503);
 
-    let bad = Config {
-        redis_url: "postgres://nope".into(),
-        ..cfg
+    let mut bad = cfg;
+    let StoreOptions::Redis(redis) = &mut bad.store else {
+        panic!("not redis: {:?}", bad.store);
     };
-    let err = StoreWiring::redis(&bad).err().expect("refused");
+    redis.url = "postgres://nope".into();
+    let err = wire(&bad).await.err().expect("refused");
     assert!(err.to_string().contains("--redis-url"), "{err}");
 }

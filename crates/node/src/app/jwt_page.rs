@@ -155,7 +155,7 @@ pub fn page(node: &NodeState) -> HttpResponse {
     let mut res = HttpResponse::Ok();
     res.content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"));
-    if let Some(policy) = node.config.referrer_policy.header_value() {
+    if let Some(policy) = node.options.referrer_policy.header_value() {
         res.insert_header((header::REFERRER_POLICY, policy));
     }
     res.body(PAGE.replace("{NODE}", &escape(&node.id)))

@@ -11,7 +11,7 @@
 //! session's JSON) goes through [`escape`] before it lands in the HTML; an
 //! item called `<script>` is shown as text, not run (cross-site scripting).
 //! In url tracking mode every link and form action comes from
-//! [`Links`](crate::session::tracking::Links) and carries `;sid=`.
+//! [`Links`] and carries `;sid=`.
 
 use std::fmt::Write;
 

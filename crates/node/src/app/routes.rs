@@ -17,7 +17,7 @@
 //! JSON (what scripts want). A wrong password is 401 either way.
 //!
 //! The handlers only describe changes to the session
-//! ([`WebSession`](crate::session::websession::WebSession)); storing them, and turning
+//! ([`WebSession`]); storing them, and turning
 //! a refused write into an error response, happens after the handler returns.
 //! Session contents and admin views are never served here, only on the
 //! cluster listener ([`crate::ops::admin`]).
@@ -191,7 +191,7 @@ fn render_page(
     let mut res = HttpResponse::build(status);
     res.content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"));
-    if let Some(policy) = node.config.referrer_policy.header_value() {
+    if let Some(policy) = node.options.referrer_policy.header_value() {
         res.insert_header((header::REFERRER_POLICY, policy));
     }
     res.body(html)

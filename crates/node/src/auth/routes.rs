@@ -86,7 +86,7 @@ async fn login(
     payload: web::Payload,
 ) -> Result<HttpResponse, NodeError> {
     let auth = tokens(&node)?;
-    let limit = node.config.max_body_bytes as usize;
+    let limit = node.options.limits.max_body_bytes;
     let f: LoginFields = fields(
         &req,
         payload,
@@ -119,7 +119,7 @@ async fn refresh(
     payload: web::Payload,
 ) -> Result<HttpResponse, NodeError> {
     let auth = tokens(&node)?;
-    let limit = node.config.max_body_bytes as usize;
+    let limit = node.options.limits.max_body_bytes;
     let f: RefreshFields = fields(&req, payload, limit, "form or JSON field refresh_token").await?;
     match auth.service.refresh(f.refresh_token.trim()).await {
         Ok(pair) => Ok(HttpResponse::Ok()

@@ -5,11 +5,12 @@
 //! family revocation, the logout deny-list) is
 //! [`sessionlab_session::jwt`]. This file is the node's side of it:
 //!
-//! - [`TokenAuth::from_config`] builds the [`TokenService`] from the flags:
-//!   HS256 with `--jwt-secret` (at least 32 bytes, checked when the flags
-//!   are parsed), or EdDSA with `--jwt-private-key`/`--jwt-public-key`
-//!   (PEM files, read at start). Access tokens live `--access-ttl`, refresh
-//!   tokens `--refresh-ttl`, a login at most `--absolute-timeout`.
+//! - [`TokenAuth::new`] builds the [`TokenService`] from the
+//!   [`JwtOptions`]: HS256 with `--jwt-secret` (at least 32 bytes, checked
+//!   when the flags are parsed), or EdDSA with
+//!   `--jwt-private-key`/`--jwt-public-key` (PEM files, read at start).
+//!   Access tokens live `--access-ttl`, refresh tokens `--refresh-ttl`, a
+//!   login at most `--absolute-timeout`.
 //! - [`authenticate`] runs for every request whose handler asks for the
 //!   session: it takes `Authorization: Bearer <token>`, verifies it (a
 //!   signature check, and one store read: the deny-list), and finds the
@@ -42,7 +43,7 @@ use sessionlab_session::jwt::{Claims, TokenConfig, TokenKeys, TokenService};
 use sessionlab_session::{Session, SessionId, SessionStore, clock};
 use sha2::{Digest, Sha256};
 
-use crate::config::{Auth, Config, InvalidConfig};
+use crate::config::{InvalidConfig, JwtKeys, JwtOptions, Timeouts};
 use crate::error::{NodeError, StartError};
 use crate::state::NodeState;
 
@@ -67,47 +68,40 @@ fn read_key(path: &std::path::Path, flag: &str) -> Result<Vec<u8>, StartError> {
 }
 
 impl TokenAuth {
-    /// The token service the flags ask for, or `None` in session mode.
-    pub fn from_config(
-        cfg: &Config,
+    /// The token service the options ask for; the key files are read now.
+    pub fn new(
+        jwt: &JwtOptions,
+        timeouts: &Timeouts,
         store: Arc<dyn SessionStore>,
-    ) -> Result<Option<TokenAuth>, StartError> {
-        if cfg.auth != Auth::Jwt {
-            return Ok(None);
-        }
-        cfg.validate()?;
-        let keys = match (&cfg.jwt_secret, &cfg.jwt_private_key, &cfg.jwt_public_key) {
-            (Some(secret), _, _) => {
+    ) -> Result<TokenAuth, StartError> {
+        let keys = match &jwt.keys {
+            JwtKeys::Hs256(secret) => {
                 TokenKeys::hs256(secret.as_bytes()).map_err(|e| InvalidConfig(e.to_string()))?
             }
-            (None, Some(private), Some(public)) => {
-                let private = read_key(private, "--jwt-private-key")?;
-                let public = read_key(public, "--jwt-public-key")?;
+            JwtKeys::EdDsa {
+                private_key,
+                public_key,
+            } => {
+                let private = read_key(private_key, "--jwt-private-key")?;
+                let public = read_key(public_key, "--jwt-public-key")?;
                 TokenKeys::eddsa_pem(&private, &public).map_err(|e| {
                     InvalidConfig(format!("--jwt-private-key/--jwt-public-key: {e}"))
                 })?
-            }
-            _ => {
-                return Err(InvalidConfig(
-                    "--auth jwt needs --jwt-secret or --jwt-private-key and --jwt-public-key"
-                        .into(),
-                )
-                .into());
             }
         };
         let tc = TokenConfig {
             issuer: ISSUER.into(),
             audience: AUDIENCE.into(),
-            access_ttl_s: cfg.access_ttl.as_secs(),
-            refresh_ttl_s: cfg.refresh_ttl.as_secs(),
-            family_ttl_s: cfg.absolute_timeout.as_secs(),
+            access_ttl_s: jwt.access_ttl.as_secs(),
+            refresh_ttl_s: jwt.refresh_ttl.as_secs(),
+            family_ttl_s: timeouts.absolute.as_secs(),
             leeway_s: 0,
         };
-        Ok(Some(TokenAuth {
+        Ok(TokenAuth {
             service: TokenService::new(keys, tc, store),
-            data_idle_ms: cfg.refresh_ttl.as_millis() as u64,
-            data_absolute_ms: cfg.absolute_timeout_ms(),
-        }))
+            data_idle_ms: jwt.refresh_ttl.as_millis() as u64,
+            data_absolute_ms: timeouts.absolute_ms(),
+        })
     }
 
     /// An empty data record for a login that has not stored anything yet.

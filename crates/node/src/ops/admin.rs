@@ -62,7 +62,7 @@ async fn status(node: web::Data<NodeState>) -> Result<HttpResponse, NodeError> {
     Ok(HttpResponse::Ok().json(Status {
         node_id: node.id.clone(),
         store: node.store.kind().to_owned(),
-        auth: node.config.auth.as_str().to_owned(),
+        auth: node.options.auth.as_str().to_owned(),
         tracking: node.policy.tracking.as_str().to_owned(),
         ready: node.readiness.is_ready(),
         store_ok: store_problem.is_none(),

@@ -51,7 +51,7 @@ use sessionlab_session::jwt::Claims;
 use sessionlab_session::store::ReplicationAck;
 use sessionlab_session::{Session, SessionId, StoreError, clock};
 
-use crate::config::{Auth, BindSession, Config, Tracking};
+use crate::config::{AuthOptions, BindSession, NodeOptions, Tracking};
 use crate::error::NodeError;
 use crate::session::binding;
 use crate::session::cas::{self, Op, ReplyBuilder};
@@ -75,28 +75,22 @@ pub struct SessionPolicy {
     pub cookie: CookiePolicy,
     pub idle_timeout_ms: u64,
     pub absolute_timeout_ms: u64,
-    pub node_id: String,
-    /// `--auth`: in jwt mode the "session" is the login's data record,
-    /// found through the bearer token, and no cookie is ever sent.
-    pub auth: Auth,
+    /// `--auth jwt`: the "session" is the login's data record, found
+    /// through the bearer token, and no cookie is ever sent.
+    pub jwt: bool,
     /// `--bind-session user-agent`.
     pub bind_user_agent: bool,
 }
 
 impl SessionPolicy {
-    pub fn from_config(cfg: &Config) -> Self {
+    pub fn new(cfg: &NodeOptions) -> Self {
         SessionPolicy {
-            tracking: cfg.tracking,
-            cookie: CookiePolicy {
-                name: cfg.cookie_name.clone(),
-                secure_always: cfg.secure_cookies,
-                route: cfg.route_suffix.then(|| cfg.id.clone()),
-            },
-            idle_timeout_ms: cfg.idle_timeout_ms(),
-            absolute_timeout_ms: cfg.absolute_timeout_ms(),
-            node_id: cfg.id.clone(),
-            auth: cfg.auth,
-            bind_user_agent: cfg.bind_session == BindSession::UserAgent,
+            tracking: cfg.auth.tracking(),
+            cookie: cfg.cookie.clone(),
+            idle_timeout_ms: cfg.timeouts.idle_ms(),
+            absolute_timeout_ms: cfg.timeouts.absolute_ms(),
+            jwt: matches!(cfg.auth, AuthOptions::Jwt(_)),
+            bind_user_agent: cfg.auth.binding() == BindSession::UserAgent,
         }
     }
 
@@ -465,7 +459,7 @@ pub async fn finalize(node: &NodeState, ws: WebSession) -> Result<Finalized, Nod
         session, new_id, ..
     } = &mut pending
     {
-        if *new_id && node.policy.auth == Auth::Jwt {
+        if *new_id && node.policy.jwt {
             // No token, so nowhere to keep the id of a new record.
             return Err(NodeError::LoginRequired);
         }
@@ -474,7 +468,7 @@ pub async fn finalize(node: &NodeState, ws: WebSession) -> Result<Finalized, Nod
         }
     }
     let mut done = write(node, presented, reroute, loaded, pending, &ops, rebuild).await?;
-    if node.policy.auth == Auth::Jwt {
+    if node.policy.jwt {
         done.cookie = CookieAction::Keep;
     }
     Ok(done)

@@ -26,7 +26,7 @@
 //! - **Metrics.** `sessionlab_redis_up`, and `sessionlab_redis_conflicts_total`
 //!   (compare-and-set writes refused because another writer got there
 //!   first); the retries they cause are counted by the node as
-//!   `sessionlab_session_write_retries_total` ([`crate::session::cas`]).
+//!   `sessionlab_session_write_retries_total` (`session/cas.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,7 +38,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use sessionlab_session::{RedisStore, RedisStoreConfig};
 
-use crate::config::{Config, InvalidConfig};
+use crate::config::{InvalidConfig, Limits, RedisOptions};
 use crate::error::StartError;
 use crate::store::wiring::{PeerStatus, Readiness, StatusProvider, StoreWiring};
 
@@ -94,15 +94,15 @@ impl std::fmt::Debug for RedisHealth {
     }
 }
 
-/// The store's configuration from the flags.
-pub fn redis_config(cfg: &Config) -> RedisStoreConfig {
+/// The store's configuration from the options.
+fn redis_config(id: &str, redis: &RedisOptions, limits: &Limits) -> RedisStoreConfig {
     RedisStoreConfig {
-        url: cfg.redis_url.clone(),
+        url: redis.url.clone(),
         key_prefix: KEY_PREFIX.to_owned(),
-        node_id: cfg.id.clone(),
-        max_session_bytes: usize::try_from(cfg.max_session_bytes).unwrap_or(usize::MAX),
-        cas: cfg.redis_cas.is_on(),
-        timeout: cfg.redis_timeout,
+        node_id: id.to_owned(),
+        max_session_bytes: limits.max_session_bytes,
+        cas: redis.cas,
+        timeout: redis.timeout,
     }
 }
 
@@ -110,9 +110,12 @@ impl StoreWiring {
     /// Sessions in the Redis at `--redis-url`: the `redis` mode. The node
     /// starts (and is ready) whether or not Redis answers yet; see the
     /// module docs for health. Must be called inside a tokio runtime.
-    pub fn redis(cfg: &Config) -> Result<Self, StartError> {
-        cfg.validate()?;
-        let store = RedisStore::connect(redis_config(cfg))
+    pub(super) fn redis(
+        id: &str,
+        redis: &RedisOptions,
+        limits: &Limits,
+    ) -> Result<Self, StartError> {
+        let store = RedisStore::connect(redis_config(id, redis, limits))
             .map_err(|e| InvalidConfig(format!("--redis-url: {e}")))?;
         let store = Arc::new(store);
         let health = Arc::new(RedisHealth {

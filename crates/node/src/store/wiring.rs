@@ -2,7 +2,7 @@
 //!
 //! The handlers only ever see an `Arc<dyn SessionStore>`. Which store is
 //! behind it is the experiment the lab runs, so choosing it is a single
-//! function, [`wire`], that reads the [`Config`] and returns a
+//! function, [`wire`], that reads the [`StoreOptions`] and returns a
 //! [`StoreWiring`]: the store, plus whatever the store needs from the rest of
 //! the node:
 //!
@@ -16,12 +16,14 @@
 //! - background tasks to stop at shutdown (the expiry reaper), and a
 //!   [`ShutdownHook`] to run once the servers have drained.
 //!
-//! Three stores exist: the memory store (`--replication off`: the `local` and
-//! `sticky` modes), the replicated store (`--replication all-to-all`),
-//! which is the same memory store wrapped by `sessionlab-replication`: every
-//! write also goes to every peer, and the Redis store (`--store redis`, in
-//! [`crate::store::redis`]: one store shared by all nodes, with a health
-//! flag that makes the node *degraded* while Redis is unreachable).
+//! Three stores exist, one per [`StoreOptions`] variant: the memory store
+//! (`--replication off`: the `local` and `sticky` modes), the replicated
+//! store (`--replication all-to-all`), which is the same memory store
+//! wrapped by `sessionlab-replication`: every write also goes to every peer,
+//! and the Redis store (`--store redis`, in [`crate::store::redis`]: one
+//! store shared by all nodes, with a health flag that makes the node
+//! *degraded* while Redis is unreachable). Each gets exactly the options it
+//! needs; none checks the configuration again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,11 +33,10 @@ use std::future::Future;
 use std::pin::Pin;
 
 use prometheus_client::registry::Registry;
-
-use sessionlab_replication::{Replication, ReplicationConfig, ReplicationHandle, ReplicationMode};
+use sessionlab_replication::{Replication, ReplicationConfig, ReplicationHandle};
 use sessionlab_session::{MemoryStore, MemoryStoreConfig, SessionStore};
 
-use crate::config::{Config, StoreKind};
+use crate::config::{Limits, MemoryOptions, NodeOptions, ReplicationOptions, StoreOptions};
 use crate::error::StartError;
 
 /// How often the memory store removes expired sessions. Reads already treat
@@ -107,8 +108,8 @@ pub struct StoreWiring {
 impl StoreWiring {
     /// A plain memory store with its reaper: the `local` and `sticky` modes.
     /// Must be called inside a tokio runtime (it spawns the reaper).
-    pub fn memory(cfg: &Config) -> Self {
-        let store = Arc::new(MemoryStore::new(memory_config(cfg)));
+    fn memory(id: &str, memory: &MemoryOptions, limits: &Limits) -> Self {
+        let store = Arc::new(MemoryStore::new(memory_config(id, memory, limits)));
         let reaper = store.spawn_reaper(REAP_INTERVAL);
         StoreWiring {
             store,
@@ -128,16 +129,20 @@ impl StoreWiring {
     /// its peers in the status, its `sessionlab_replication_*` series in
     /// the metrics, and stops its driver at shutdown. Must be called inside
     /// a tokio runtime.
-    pub fn replicated(cfg: &Config) -> Result<Self, StartError> {
-        cfg.validate()?;
-        let secret = cfg
-            .cluster_secret
-            .as_ref()
-            .map_or(&[][..], |s| s.as_bytes());
-        let mut rc = ReplicationConfig::new(cfg.id.clone(), cfg.peers.clone(), secret);
-        rc.protocol.ack_mode = cfg.replication_ack;
-        rc.protocol.ack_timeout_ms = cfg.replication_ack_timeout.as_millis() as u64;
-        let memory = Arc::new(MemoryStore::new(memory_config(cfg)));
+    fn replicated(
+        id: &str,
+        memory: &MemoryOptions,
+        replication: &ReplicationOptions,
+        limits: &Limits,
+    ) -> Result<Self, StartError> {
+        let mut rc = ReplicationConfig::new(
+            id.to_owned(),
+            replication.peers.clone(),
+            replication.secret.as_bytes(),
+        );
+        rc.protocol.ack_mode = replication.ack;
+        rc.protocol.ack_timeout_ms = replication.ack_timeout.as_millis() as u64;
+        let memory = Arc::new(MemoryStore::new(memory_config(id, memory, limits)));
         let reaper = memory.spawn_reaper(REAP_INTERVAL);
         let (store, handle) = Replication::start(rc, memory)?;
 
@@ -173,29 +178,31 @@ impl StatusProvider for ReplicationStatus {
     }
 }
 
-/// The memory store's limits, from the flags.
-pub fn memory_config(cfg: &Config) -> MemoryStoreConfig {
+/// The memory store's limits.
+fn memory_config(id: &str, memory: &MemoryOptions, limits: &Limits) -> MemoryStoreConfig {
     MemoryStoreConfig {
-        node_id: cfg.id.clone(),
-        max_sessions: usize::try_from(cfg.max_sessions).unwrap_or(usize::MAX),
-        max_session_bytes: usize::try_from(cfg.max_session_bytes).unwrap_or(usize::MAX),
+        node_id: id.to_owned(),
+        max_sessions: memory.max_sessions,
+        max_session_bytes: limits.max_session_bytes,
     }
 }
 
-/// Build the session store the configuration asks for.
-pub async fn wire(cfg: &Config) -> Result<StoreWiring, StartError> {
-    cfg.validate()?;
-    match (cfg.store, cfg.replication) {
-        (StoreKind::Redis, _) => StoreWiring::redis(cfg),
-        (StoreKind::Memory, ReplicationMode::Off) => Ok(StoreWiring::memory(cfg)),
-        (StoreKind::Memory, ReplicationMode::AllToAll) => StoreWiring::replicated(cfg),
+/// Build the session store the options ask for. Must be called inside a
+/// tokio runtime (stores spawn their background tasks).
+pub async fn wire(cfg: &NodeOptions) -> Result<StoreWiring, StartError> {
+    match &cfg.store {
+        StoreOptions::Memory(memory) => Ok(StoreWiring::memory(&cfg.id, memory, &cfg.limits)),
+        StoreOptions::Replicated {
+            memory,
+            replication,
+        } => StoreWiring::replicated(&cfg.id, memory, replication, &cfg.limits),
+        StoreOptions::Redis(redis) => StoreWiring::redis(&cfg.id, redis, &cfg.limits),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     #[test]
     fn readiness_is_shared_between_clones() {
@@ -208,22 +215,21 @@ mod tests {
 
     #[tokio::test]
     async fn memory_wiring_uses_the_flags() {
-        let cfg = Config {
-            max_sessions: 7,
-            max_session_bytes: 100,
-            ..Config::default()
-        };
+        let cfg =
+            NodeOptions::from_args(["--max-sessions", "7", "--max-session-bytes", "100"]).unwrap();
         let w = wire(&cfg).await.unwrap();
         assert_eq!(w.store.kind(), "memory");
         assert!(w.readiness.is_ready());
         assert_eq!(w.background.len(), 1);
-        let mc = memory_config(&cfg);
+        let StoreOptions::Memory(memory) = &cfg.store else {
+            panic!("not memory: {:?}", cfg.store);
+        };
+        let mc = memory_config(&cfg.id, memory, &cfg.limits);
         assert_eq!((mc.max_sessions, mc.max_session_bytes), (7, 100));
     }
 
-    fn replicated_config(peers: &[&str]) -> Config {
+    fn replicated_config(peers: &[&str]) -> NodeOptions {
         let mut args = vec![
-            "sessionlab-node",
             "--replication",
             "all-to-all",
             "--cluster-secret",
@@ -232,7 +238,7 @@ mod tests {
         for p in peers {
             args.extend(["--peer", p]);
         }
-        crate::Cli::try_parse_from(args).unwrap().config
+        NodeOptions::from_args(args).unwrap()
     }
 
     #[tokio::test]
@@ -278,11 +284,11 @@ mod tests {
         (w.shutdown.unwrap())().await;
     }
 
-    #[tokio::test]
-    async fn invalid_replication_flags_are_refused() {
-        let mut cfg = replicated_config(&[]);
-        cfg.cluster_secret = None;
-        let err = wire(&cfg).await.err().expect("refused");
+    #[test]
+    fn invalid_replication_flags_are_refused() {
+        // Refused when the flags are parsed: replicated options without a
+        // cluster secret cannot be made, so the wiring never sees them.
+        let err = NodeOptions::from_args(["--replication", "all-to-all"]).expect_err("refused");
         assert!(err.to_string().contains("--cluster-secret"), "{err}");
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use serde_json::Value;
-use sessionlab_node::{Config, Listeners, StoreWiring, run};
+use sessionlab_node::{Listeners, NodeOptions, StoreWiring, run, wire};
 use tokio::sync::oneshot;
 
 /// A node running in this process until dropped.
@@ -18,14 +18,14 @@ pub struct TestNode {
 }
 
 impl TestNode {
-    /// A node with `cfg` and the default (memory) store.
-    pub async fn start(cfg: Config) -> TestNode {
-        let wiring = StoreWiring::memory(&cfg);
+    /// A node with `cfg` and the store it asks for.
+    pub async fn start(cfg: NodeOptions) -> TestNode {
+        let wiring = wire(&cfg).await.expect("store wiring");
         TestNode::start_with(cfg, wiring).await
     }
 
     /// A node with `cfg` and the given store wiring.
-    pub async fn start_with(cfg: Config, wiring: StoreWiring) -> TestNode {
+    pub async fn start_with(cfg: NodeOptions, wiring: StoreWiring) -> TestNode {
         let listeners = Listeners::ephemeral().expect("bind loopback port 0");
         let app = format!("http://{}", listeners.app.local_addr().unwrap());
         let cluster = format!("http://{}", listeners.cluster.local_addr().unwrap());
@@ -68,12 +68,16 @@ impl Drop for TestNode {
 }
 
 /// A small config for tests: two workers, test id.
-pub fn config(id: &str) -> Config {
-    Config {
-        id: id.to_owned(),
-        workers: Some(2),
-        ..Config::default()
-    }
+pub fn config(id: &str) -> NodeOptions {
+    config_with(id, &[])
+}
+
+/// [`config`] with more flags, parsed as the binary parses them.
+pub fn config_with(id: &str, flags: &[&str]) -> NodeOptions {
+    let args = ["--id", id, "--workers", "2"]
+        .into_iter()
+        .chain(flags.iter().copied());
+    NodeOptions::from_args(args).unwrap_or_else(|e| panic!("{flags:?}: {e}"))
 }
 
 /// A client without a cookie store and without following redirects, so

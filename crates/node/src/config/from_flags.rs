@@ -1,0 +1,521 @@
+//! The one conversion from the command line to the typed options:
+//! `NodeOptions::try_from(Flags)`.
+//!
+//! Clap has checked each value; what is left are the rules that span
+//! several flags, and each is a `match` that builds one part of
+//! [`NodeOptions`] or refuses with an [`InvalidConfig`] naming the flag to
+//! fix. A flag of one feature given without the feature (`--jwt-secret`
+//! without `--auth jwt`, `--peer` without `--replication`) is refused rather
+//! than ignored, so a typo in a mode never silently runs another mode.
+//! `main` reports the refusal in clap's format (exit status 2), as it does
+//! a bad value.
+
+use std::collections::BTreeSet;
+
+use clap::{CommandFactory, Parser};
+use sessionlab_replication::ReplicationMode;
+
+use super::flags::{
+    Auth, AuthFlags, Cli, CookieFlags, Flags, LimitFlags, ListenerFlags, ReplicationFlags,
+    StoreFlags, StoreKind,
+};
+use super::options::{
+    AuthOptions, BindSession, ClusterSecret, JwtKeys, JwtOptions, JwtSecret, Limits, ListenOptions,
+    MemoryOptions, NodeOptions, RedisOptions, ReplicationOptions, StoreOptions, Timeouts, Tracking,
+    UsersSource,
+};
+use crate::session::cookie::CookiePolicy;
+
+/// A combination of flags that cannot work; the message names the flag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidConfig(pub String);
+
+fn bad<T>(message: impl Into<String>) -> Result<T, InvalidConfig> {
+    Err(InvalidConfig(message.into()))
+}
+
+impl TryFrom<Flags> for NodeOptions {
+    type Error = InvalidConfig;
+
+    fn try_from(f: Flags) -> Result<Self, InvalidConfig> {
+        let auth = auth(&f.auth, &f.cookies)?;
+        let store = store(&f.id, f.store, f.replication, &f.limits)?;
+        Ok(NodeOptions {
+            listen: listen(&f.listeners),
+            store,
+            auth,
+            users: f.auth.users.map_or(UsersSource::Demo, UsersSource::File),
+            cookie: CookiePolicy {
+                name: f.cookies.cookie_name,
+                secure_always: f.cookies.secure_cookies,
+                route: f.cookies.route_suffix.then(|| f.id.clone()),
+            },
+            timeouts: Timeouts {
+                idle: f.timeouts.idle_timeout,
+                absolute: f.timeouts.absolute_timeout,
+            },
+            limits: Limits {
+                max_session_bytes: usize_or_max(f.limits.max_session_bytes),
+                max_body_bytes: usize_or_max(f.limits.max_body_bytes),
+            },
+            referrer_policy: f.cookies.referrer_policy,
+            log: f.logging.log,
+            id: f.id,
+        })
+    }
+}
+
+impl NodeOptions {
+    /// Parse a command line (without the program name) the way the binary
+    /// does, into options; a refusal is the error the binary would print.
+    pub fn from_args<I, T>(args: I) -> Result<NodeOptions, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let program = std::iter::once(std::ffi::OsString::from("sessionlab-node"));
+        let cli = Cli::try_parse_from(program.chain(args.into_iter().map(Into::into)))?;
+        NodeOptions::try_from(cli.flags).map_err(InvalidConfig::into_clap)
+    }
+}
+
+impl Default for NodeOptions {
+    /// What the binary runs with given no flags (but `SESSIONLAB_*`
+    /// variables in the environment still apply, as they would there).
+    fn default() -> Self {
+        NodeOptions::from_args(std::iter::empty::<&str>())
+            .expect("the default flags make a valid configuration")
+    }
+}
+
+impl InvalidConfig {
+    /// The refusal as clap reports a bad value (message, usage, exit 2).
+    pub fn into_clap(self) -> clap::Error {
+        Cli::command().error(clap::error::ErrorKind::ValueValidation, self)
+    }
+}
+
+fn usize_or_max(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+fn listen(f: &ListenerFlags) -> ListenOptions {
+    ListenOptions {
+        app: f.listen,
+        cluster: f.cluster_listen,
+        workers: match f.workers {
+            Some(n) => n.into(),
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        },
+    }
+}
+
+/// `--store`, `--replication` and their flags.
+fn store(
+    id: &str,
+    store: StoreFlags,
+    replication: ReplicationFlags,
+    limits: &LimitFlags,
+) -> Result<StoreOptions, InvalidConfig> {
+    let memory = MemoryOptions {
+        max_sessions: usize_or_max(limits.max_sessions),
+    };
+    match (store.store, replication.replication) {
+        (StoreKind::Redis, ReplicationMode::AllToAll) => bad(
+            "--replication all-to-all cannot be combined with --store redis (every node already shares the one Redis)",
+        ),
+        (_, ReplicationMode::Off) if !replication.peers.is_empty() => {
+            bad("--peer needs --replication all-to-all (without it the node replicates to nobody)")
+        }
+        (StoreKind::Redis, ReplicationMode::Off) => Ok(StoreOptions::Redis(RedisOptions {
+            url: store.redis_url,
+            cas: store.redis_cas.is_on(),
+            timeout: store.redis_timeout,
+        })),
+        (StoreKind::Memory, ReplicationMode::Off) => Ok(StoreOptions::Memory(memory)),
+        (StoreKind::Memory, mode @ ReplicationMode::AllToAll) => Ok(StoreOptions::Replicated {
+            memory,
+            replication: replication_options(id, mode, replication)?,
+        }),
+    }
+}
+
+/// `--replication all-to-all`: a secret long enough to sign with, and peers
+/// that are other nodes, each once.
+fn replication_options(
+    id: &str,
+    mode: ReplicationMode,
+    f: ReplicationFlags,
+) -> Result<ReplicationOptions, InvalidConfig> {
+    let secret = match f.cluster_secret {
+        None => {
+            return bad(format!(
+                "--cluster-secret is required with --replication {mode} (at least {} bytes, the same on every node)",
+                ClusterSecret::MIN_LEN
+            ));
+        }
+        Some(s) => ClusterSecret::new(s.as_str()).or_else(|got| {
+            bad(format!(
+                "--cluster-secret must be at least {} bytes (got {got})",
+                ClusterSecret::MIN_LEN
+            ))
+        })?,
+    };
+    let mut seen = BTreeSet::new();
+    for (peer, _) in &f.peers {
+        if peer == id {
+            return bad(format!("--peer {peer} is this node's own --id"));
+        }
+        if !seen.insert(peer) {
+            return bad(format!("--peer {peer} is given twice"));
+        }
+    }
+    Ok(ReplicationOptions {
+        peers: f.peers,
+        secret,
+        ack: f.replication_ack,
+        ack_timeout: f.replication_ack_timeout,
+    })
+}
+
+/// `--auth` and the flags that belong to one of its modes.
+fn auth(f: &AuthFlags, cookies: &CookieFlags) -> Result<AuthOptions, InvalidConfig> {
+    let keys = (&f.jwt_private_key, &f.jwt_public_key);
+    if f.auth == Auth::Session {
+        if f.jwt_secret.is_some() {
+            return bad("--jwt-secret needs --auth jwt");
+        }
+        if keys.0.is_some() || keys.1.is_some() {
+            return bad("--jwt-private-key and --jwt-public-key need --auth jwt");
+        }
+        return Ok(AuthOptions::Session {
+            tracking: cookies.tracking,
+            binding: cookies.bind_session,
+        });
+    }
+    if cookies.tracking == Tracking::Url {
+        return bad(
+            "--tracking url needs --auth session (with --auth jwt the token travels in Authorization: Bearer)",
+        );
+    }
+    if cookies.bind_session != BindSession::None {
+        return bad("--bind-session needs --auth session");
+    }
+    let keys = match (&f.jwt_secret, keys) {
+        (Some(_), (Some(_), _) | (_, Some(_))) => {
+            return bad(
+                "--jwt-secret and --jwt-private-key/--jwt-public-key exclude each other: choose HS256 or EdDSA",
+            );
+        }
+        (Some(s), _) => JwtKeys::Hs256(JwtSecret::new(s.as_str()).or_else(|got| {
+            bad(format!(
+                "--jwt-secret must be at least {} bytes (got {got})",
+                JwtSecret::MIN_LEN
+            ))
+        })?),
+        (None, (Some(private), Some(public))) => JwtKeys::EdDsa {
+            private_key: private.clone(),
+            public_key: public.clone(),
+        },
+        (None, (Some(_), None)) => {
+            return bad("--jwt-public-key is required with --jwt-private-key");
+        }
+        (None, (None, Some(_))) => {
+            return bad("--jwt-private-key is required with --jwt-public-key");
+        }
+        (None, (None, None)) => {
+            return bad(format!(
+                "--auth jwt needs --jwt-secret (at least {} bytes, the same on every node) or --jwt-private-key and --jwt-public-key",
+                JwtSecret::MIN_LEN
+            ));
+        }
+    };
+    Ok(AuthOptions::Jwt(JwtOptions {
+        keys,
+        access_ttl: f.access_ttl,
+        refresh_ttl: f.refresh_ttl,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sessionlab_replication::AckMode;
+
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn flags(args: &[&str]) -> Flags {
+        Cli::try_parse_from(std::iter::once("sessionlab-node").chain(args.iter().copied()))
+            .unwrap()
+            .flags
+    }
+
+    fn options(args: &[&str]) -> Result<NodeOptions, InvalidConfig> {
+        NodeOptions::try_from(flags(args))
+    }
+
+    #[test]
+    fn defaults_match_the_command_line_contract() {
+        let c = NodeOptions::default();
+        assert_eq!(c.id, "node-1");
+        assert_eq!(c.listen.app.to_string(), "127.0.0.1:8081");
+        assert_eq!(c.listen.cluster.to_string(), "127.0.0.1:9081");
+        assert_eq!(c.auth, AuthOptions::SESSION);
+        assert_eq!(c.auth.tracking(), Tracking::Cookie);
+        assert_eq!(c.cookie.name, "SLSESSION");
+        assert_eq!(c.timeouts.idle, Duration::from_secs(30 * 60));
+        assert_eq!(c.timeouts.absolute, Duration::from_secs(8 * 3600));
+        assert!(c.cookie.route.is_none() && !c.cookie.secure_always);
+        assert_eq!(c.users, UsersSource::Demo);
+    }
+
+    #[test]
+    fn flags_become_typed_options() {
+        let c = options(&[
+            "--id",
+            "node-2",
+            "--tracking",
+            "url",
+            "--route-suffix",
+            "--idle-timeout",
+            "90s",
+            "--workers",
+            "3",
+            "--max-body-bytes",
+            "4096",
+        ])
+        .unwrap();
+        assert_eq!(c.id, "node-2");
+        assert_eq!(c.auth.tracking(), Tracking::Url);
+        assert_eq!(c.cookie.route.as_deref(), Some("node-2"));
+        assert_eq!(c.timeouts.idle, Duration::from_secs(90));
+        assert_eq!(c.listen.workers, 3);
+        assert_eq!(c.limits.max_body_bytes, 4096);
+    }
+
+    #[test]
+    fn replication_flags_parse() {
+        let args = [
+            "--id",
+            "node-1",
+            "--replication",
+            "all-to-all",
+            "--peer",
+            "node-2=127.0.0.1:9082",
+            "--peer",
+            "node-3=node-3:9081",
+            "--cluster-secret",
+            SECRET,
+            "--replication-ack",
+            "all",
+            "--replication-ack-timeout",
+            "500ms",
+        ];
+        let f = flags(&args);
+        assert!(
+            !format!("{f:?}").contains(SECRET),
+            "the secret leaks into the flags' Debug"
+        );
+        let c = options(&args).unwrap();
+        let StoreOptions::Replicated {
+            replication: r,
+            memory,
+        } = &c.store
+        else {
+            panic!("not replicated: {:?}", c.store);
+        };
+        assert_eq!(memory.max_sessions, 1_000_000);
+        assert_eq!(r.ack, AckMode::All);
+        assert_eq!(r.ack_timeout, Duration::from_millis(500));
+        assert_eq!(r.secret.as_bytes(), SECRET.as_bytes());
+        let peers: Vec<String> = r.peers.iter().map(|(id, a)| format!("{id}={a}")).collect();
+        assert_eq!(peers, ["node-2=127.0.0.1:9082", "node-3=node-3:9081"]);
+        assert!(
+            !format!("{c:?}").contains(SECRET),
+            "the secret leaks into Debug"
+        );
+    }
+
+    #[test]
+    fn replication_is_off_by_default() {
+        let f = flags(&[]);
+        assert_eq!(f.replication.replication, ReplicationMode::Off);
+        assert_eq!(f.replication.replication_ack, AckMode::None);
+        assert_eq!(
+            f.replication.replication_ack_timeout,
+            Duration::from_secs(1)
+        );
+        assert!(f.replication.peers.is_empty() && f.replication.cluster_secret.is_none());
+        let c = NodeOptions::try_from(f).unwrap();
+        assert_eq!(
+            c.store,
+            StoreOptions::Memory(MemoryOptions {
+                max_sessions: 1_000_000
+            })
+        );
+    }
+
+    #[test]
+    fn store_and_auth_flags_become_their_variants() {
+        let c = options(&["--store", "redis", "--redis-cas", "off"]).unwrap();
+        assert_eq!(
+            c.store,
+            StoreOptions::Redis(RedisOptions {
+                url: "redis://127.0.0.1:6379".into(),
+                cas: false,
+                timeout: Duration::from_millis(500),
+            })
+        );
+        let c = options(&["--auth", "jwt", "--jwt-secret", SECRET]).unwrap();
+        let jwt = c.auth.jwt().expect("jwt mode");
+        assert!(matches!(&jwt.keys, JwtKeys::Hs256(s) if s.as_bytes() == SECRET.as_bytes()));
+        assert_eq!(
+            (jwt.access_ttl, jwt.refresh_ttl),
+            (Duration::from_secs(300), Duration::from_secs(3600))
+        );
+        assert_eq!(c.auth.tracking(), Tracking::Cookie);
+        let c = options(&[
+            "--auth",
+            "jwt",
+            "--jwt-private-key",
+            "a.pem",
+            "--jwt-public-key",
+            "b.pem",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.auth.jwt().unwrap().keys,
+            JwtKeys::EdDsa {
+                private_key: "a.pem".into(),
+                public_key: "b.pem".into()
+            }
+        );
+        let c = options(&["--bind-session", "user-agent", "--users", "u.txt"]).unwrap();
+        assert_eq!(c.auth.binding(), BindSession::UserAgent);
+        assert_eq!(c.users, UsersSource::File("u.txt".into()));
+    }
+
+    #[test]
+    fn flag_combinations_that_cannot_work_name_the_flag() {
+        let cases: [(&[&str], &str); 5] = [
+            (
+                &["--replication", "all-to-all"],
+                "--cluster-secret is required",
+            ),
+            (
+                &["--replication", "all-to-all", "--cluster-secret", "short"],
+                "--cluster-secret must be at least 32 bytes (got 5)",
+            ),
+            (
+                &["--peer", "node-2=127.0.0.1:9082"],
+                "--peer needs --replication",
+            ),
+            (
+                &[
+                    "--replication",
+                    "all-to-all",
+                    "--cluster-secret",
+                    SECRET,
+                    "--peer",
+                    "node-1=127.0.0.1:9",
+                ],
+                "--peer node-1 is this node's own --id",
+            ),
+            (
+                &[
+                    "--replication",
+                    "all-to-all",
+                    "--cluster-secret",
+                    SECRET,
+                    "--peer",
+                    "node-2=127.0.0.1:9",
+                    "--peer",
+                    "node-2=127.0.0.1:10",
+                ],
+                "--peer node-2 is given twice",
+            ),
+        ];
+        for (args, want) in cases {
+            let err = options(args).unwrap_err();
+            assert!(err.to_string().contains(want), "{args:?}: {err}");
+            assert!(
+                !err.to_string().contains("short"),
+                "the secret is echoed: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn store_and_auth_combinations_that_cannot_work_name_the_flag() {
+        let cases: [(&[&str], &str); 9] = [
+            (
+                &["--store", "redis", "--replication", "all-to-all"],
+                "--replication all-to-all cannot be combined with --store redis",
+            ),
+            (&["--jwt-secret", SECRET], "--jwt-secret needs --auth jwt"),
+            (
+                &["--jwt-public-key", "k.pem"],
+                "--jwt-private-key and --jwt-public-key need --auth jwt",
+            ),
+            (
+                &["--auth", "jwt", "--jwt-secret", SECRET, "--tracking", "url"],
+                "--tracking url needs --auth session",
+            ),
+            (
+                &[
+                    "--auth",
+                    "jwt",
+                    "--jwt-secret",
+                    SECRET,
+                    "--bind-session",
+                    "user-agent",
+                ],
+                "--bind-session needs --auth session",
+            ),
+            (
+                &[
+                    "--auth",
+                    "jwt",
+                    "--jwt-secret",
+                    SECRET,
+                    "--jwt-private-key",
+                    "k.pem",
+                ],
+                "--jwt-secret and --jwt-private-key/--jwt-public-key exclude each other",
+            ),
+            (
+                &["--auth", "jwt", "--jwt-secret", "too-short"],
+                "--jwt-secret must be at least 32 bytes (got 9)",
+            ),
+            (
+                &["--auth", "jwt", "--jwt-public-key", "k.pem"],
+                "--jwt-private-key is required with --jwt-public-key",
+            ),
+            (&["--auth", "jwt"], "--auth jwt needs --jwt-secret"),
+        ];
+        for (args, want) in cases {
+            let err = options(args).unwrap_err();
+            assert!(err.to_string().contains(want), "{args:?}: {err}");
+            assert!(
+                !err.to_string().contains("too-short"),
+                "the secret is echoed: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn from_args_reports_refusals_as_the_binary_does() {
+        let err = NodeOptions::from_args(["--peer", "node-2=127.0.0.1:9082"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string().contains("--peer needs --replication"),
+            "{err}"
+        );
+        let err = NodeOptions::from_args(["--idle-timeout", "soon"]).unwrap_err();
+        assert!(err.to_string().contains("--idle-timeout"), "{err}");
+    }
+}
