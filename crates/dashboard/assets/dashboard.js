@@ -1,7 +1,7 @@
 // sessionlab live dashboard.
 //
-// Polls the LB's admin API (same origin) about once a second and draws the
-// cluster. Everything that comes from data is put on the page as text
+// Polls its own process, sessionlab-dashboard (same origin; it reads the
+// LB's admin API and the nodes), about once a second and draws the cluster. Everything that comes from data is put on the page as text
 // (textContent, SVG text nodes), never as markup. No libraries, nothing
 // from the network.
 'use strict';
@@ -144,7 +144,7 @@ async function poll() {
     if (requests.ok && requests.body) state.requests = requests.body.requests || [];
     render();
   } catch (e) {
-    setConn(false, 'the LB does not answer');
+    setConn(false, 'the dashboard does not answer');
   } finally {
     setTimeout(poll, POLL_MS);
   }
@@ -686,8 +686,7 @@ function showResult(ok, title, detail) {
 async function act(action, node) {
   const key = action + ':' + node;
   let path;
-  if (action === 'drain' || action === 'undrain') path = '/admin/v1/backends/' + encodeURIComponent(node) + '/' + action;
-  else if (action === 'heal') path = '/admin/v1/lab/heal';
+  if (action === 'heal') path = '/admin/v1/lab/heal';
   else path = '/admin/v1/lab/' + action + '/' + encodeURIComponent(node);
   state.pending = key;
   render();
@@ -696,10 +695,9 @@ async function act(action, node) {
     const b = r.body || {};
     const what = action === 'heal' ? 'heal' : action + ' ' + node;
     if (r.ok) {
-      const said = b.stdout || b.stderr || (b.id ? b.id + (b.draining ? ' is draining' : ' takes new users') : '');
-      showResult(true, what, said);
+      showResult(true, what, [b.command, b.output].filter(Boolean).join('\n'));
     } else {
-      showResult(false, what + ' failed (' + r.status + ')', [b.detail, b.stdout, b.stderr].filter(Boolean).join('\n'));
+      showResult(false, what + ' failed (' + r.status + ')', [b.command, b.detail].filter(Boolean).join('\n'));
     }
   } catch (e) {
     showResult(false, action + ' ' + node + ' failed', String(e));

@@ -1,116 +1,68 @@
 //! The whole cluster in one answer: what the LB knows about each backend,
-//! plus what each node says about itself, for the dashboard.
+//! plus what each node says about itself, for the page.
 //!
-//! The browser talks only to the LB's admin listener (same origin, one
-//! token), so the LB gathers what the page shows. It already has the
-//! backends (state, drain, in-flight, counters, latency). What only the
-//! nodes know (sessions held and their versions, memory, replication
-//! links, queue depths, lag, recent replication events) is on each node's
-//! *cluster* listener, whose address the LB learns from `--node-admin
-//! node-1=127.0.0.1:9081` or from the `admin` field of an add call
+//! The LB's admin API has the backends (state, drain, in-flight, counters,
+//! latency). What only the nodes know (sessions held and their versions,
+//! memory, replication links, queue depths, lag, recent replication events)
+//! is on each node's *cluster* listener. Its address comes from the LB (the
+//! `admin` of a backend added at run time with one, as `sessionlab scale`
+//! does) or else from `--node-admin node-1=127.0.0.1:9081`
 //! ([`NodeDirectory`]).
 //!
 //! `GET /admin/v1/cluster` ([`ClusterView::gather`]) asks every node, all at
 //! once, for `/admin/v1/status`, `/admin/v1/sessions` and
 //! `/admin/v1/replication` (the last only exists on replicating nodes; a
-//! 404 there just means "no replication"). Each request has a short
-//! deadline ([`NODE_TIMEOUT`]) and a bounded body ([`MAX_NODE_BODY`]), so a
-//! dead or hung node costs the page at most that long and is shown as
-//! unreachable, never as a spinner. Answers are parsed as JSON and passed
-//! on as data; the page escapes everything it renders.
+//! 404 there just means "no replication"), each within the deadline and
+//! bound of [`crate::fetch`]. A dead or hung node is shown as unreachable.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
-use hyper_util::rt::TokioExecutor;
 use parking_lot::RwLock;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use crate::admin::backend_json;
-use crate::backend::{Backend, MAX_BACKENDS};
+use crate::config::HostPort;
+use crate::fetch::{FetchError, Fetcher};
 
-/// Deadline of one request to a node's cluster listener.
-pub const NODE_TIMEOUT: Duration = Duration::from_millis(800);
-/// Largest answer read from a node.
-pub const MAX_NODE_BODY: usize = 4 * 1024 * 1024;
+/// The most nodes remembered (the LB's bound on its backend table).
+pub const MAX_NODES: usize = 1024;
 /// Sessions asked of each node (the page shows the most recent).
 pub const SESSIONS_PER_NODE: usize = 200;
 /// Replication events asked of each node per call.
 pub const EVENTS_PER_NODE: usize = 60;
 
-/// Where each node's cluster listener is, by backend id.
+/// Where each node's cluster listener is, by node id (`--node-admin`).
 #[derive(Debug, Default)]
 pub struct NodeDirectory {
-    admins: RwLock<BTreeMap<String, SocketAddr>>,
+    admins: RwLock<BTreeMap<String, HostPort>>,
 }
 
-/// The directory is full (one entry per backend at most).
+/// The directory is full.
 #[derive(Debug, thiserror::Error)]
-#[error("too many node admin addresses (at most {MAX_BACKENDS})")]
+#[error("too many node admin addresses (at most {MAX_NODES})")]
 pub struct DirectoryFull;
 
 impl NodeDirectory {
-    pub fn set(&self, id: &str, addr: SocketAddr) -> Result<(), DirectoryFull> {
+    pub fn set(&self, id: &str, addr: HostPort) -> Result<(), DirectoryFull> {
         let mut admins = self.admins.write();
-        if !admins.contains_key(id) && admins.len() >= MAX_BACKENDS {
+        if !admins.contains_key(id) && admins.len() >= MAX_NODES {
             return Err(DirectoryFull);
         }
         admins.insert(id.to_string(), addr);
         Ok(())
     }
 
-    pub fn remove(&self, id: &str) {
-        self.admins.write().remove(id);
+    pub fn get(&self, id: &str) -> Option<HostPort> {
+        self.admins.read().get(id).cloned()
     }
-
-    pub fn get(&self, id: &str) -> Option<SocketAddr> {
-        self.admins.read().get(id).copied()
-    }
-}
-
-/// Why a node's answer is missing.
-#[derive(Debug, thiserror::Error)]
-pub enum FetchError {
-    #[error("no answer within {0:?}")]
-    Timeout(Duration),
-    #[error("unreachable: {0}")]
-    Unreachable(String),
-    #[error("answered {0}")]
-    Status(StatusCode),
-    #[error("answer unreadable: {0}")]
-    Body(String),
-    #[error("answer is not JSON: {0}")]
-    Json(String),
 }
 
 /// Fetches node views; see the module docs.
+#[derive(Default)]
 pub struct ClusterView {
     pub directory: NodeDirectory,
-    client: Client<HttpConnector, Empty<Bytes>>,
-}
-
-impl Default for ClusterView {
-    fn default() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(NODE_TIMEOUT));
-        // No idle pooling: a few requests a second to loopback, and a
-        // fresh connection never meets a keep-alive the node just closed.
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(0)
-            .build(connector);
-        ClusterView {
-            directory: NodeDirectory::default(),
-            client,
-        }
-    }
+    fetch: Fetcher,
 }
 
 /// What one node said, each part on its own (a node may answer one and
@@ -122,42 +74,13 @@ struct NodeAnswers {
 }
 
 impl ClusterView {
-    /// `GET http://{addr}{path}`, parsed as JSON, within [`NODE_TIMEOUT`].
-    async fn fetch(&self, addr: SocketAddr, path: &str) -> Result<Value, FetchError> {
-        let uri: Uri = format!("http://{addr}{path}")
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| FetchError::Unreachable(e.to_string()))?;
-        let req = Request::get(uri)
-            .body(Empty::new())
-            .map_err(|e| FetchError::Unreachable(e.to_string()))?;
-        let work = async {
-            let resp = self
-                .client
-                .request(req)
-                .await
-                .map_err(|e| FetchError::Unreachable(connect_reason(&e)))?;
-            if resp.status() != StatusCode::OK {
-                return Err(FetchError::Status(resp.status()));
-            }
-            let body = Limited::new(resp.into_body(), MAX_NODE_BODY)
-                .collect()
-                .await
-                .map_err(|e| FetchError::Body(e.to_string()))?
-                .to_bytes();
-            serde_json::from_slice(&body).map_err(|e| FetchError::Json(e.to_string()))
-        };
-        tokio::time::timeout(NODE_TIMEOUT, work)
-            .await
-            .unwrap_or(Err(FetchError::Timeout(NODE_TIMEOUT)))
-    }
-
-    async fn ask_node(self: Arc<Self>, addr: SocketAddr) -> NodeAnswers {
+    async fn ask_node(self: Arc<Self>, addr: HostPort) -> NodeAnswers {
         let sessions = format!("/admin/v1/sessions?limit={SESSIONS_PER_NODE}");
         let replication = format!("/admin/v1/replication?limit={EVENTS_PER_NODE}");
         let (status, sessions, replication) = tokio::join!(
-            self.fetch(addr, "/admin/v1/status"),
-            self.fetch(addr, &sessions),
-            self.fetch(addr, &replication),
+            self.fetch.json(&addr, "/admin/v1/status", None),
+            self.fetch.json(&addr, &sessions, None),
+            self.fetch.json(&addr, &replication, None),
         );
         NodeAnswers {
             status,
@@ -166,11 +89,22 @@ impl ClusterView {
         }
     }
 
-    /// Every backend of `list`, in table order, with its node's answers.
-    pub async fn gather(self: &Arc<Self>, list: &[Arc<Backend>]) -> Vec<Value> {
+    /// Where node `backend` answers: the LB's `admin` of it, else the
+    /// directory.
+    fn admin_of(&self, backend: &Value) -> Option<HostPort> {
+        backend["admin"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .or_else(|| backend["id"].as_str().and_then(|id| self.directory.get(id)))
+    }
+
+    /// Every backend of the LB's `list` (`GET /admin/v1/backends`), in
+    /// table order, with its node's answers.
+    pub async fn gather(self: &Arc<Self>, list: &[Value]) -> Vec<Value> {
+        let admins: Vec<Option<HostPort>> = list.iter().map(|b| self.admin_of(b)).collect();
         let mut asks = JoinSet::new();
-        for (i, b) in list.iter().enumerate() {
-            if let Some(addr) = self.directory.get(b.id()) {
+        for (i, admin) in admins.iter().enumerate() {
+            if let Some(addr) = admin.clone() {
                 let view = self.clone();
                 asks.spawn(async move { (i, view.ask_node(addr).await) });
             }
@@ -182,23 +116,15 @@ impl ClusterView {
             }
         }
         list.iter()
+            .zip(admins)
             .zip(answers)
-            .map(|(b, a)| node_json(b, self.directory.get(b.id()), a))
+            .map(|((b, admin), a)| node_json(b, admin, a))
             .collect()
     }
 }
 
-/// hyper's error chain, shortened to its root cause ("Connection refused").
-fn connect_reason(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
-}
-
-fn node_json(b: &Backend, admin: Option<SocketAddr>, answers: Option<NodeAnswers>) -> Value {
-    let mut lb = backend_json(b);
+fn node_json(b: &Value, admin: Option<HostPort>, answers: Option<NodeAnswers>) -> Value {
+    let mut lb = b.clone();
     if let Some(obj) = lb.as_object_mut() {
         obj.remove("health_history");
     }
@@ -230,7 +156,7 @@ fn node_json(b: &Backend, admin: Option<SocketAddr>, answers: Option<NodeAnswers
         }
     };
     json!({
-        "id": b.id(),
+        "id": b["id"],
         "admin_addr": admin.map(|a| a.to_string()),
         "lb": lb,
         "reachable": reachable,
@@ -244,16 +170,16 @@ fn node_json(b: &Backend, admin: Option<SocketAddr>, answers: Option<NodeAnswers
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::BackendSpec;
-    use crate::health::HealthConfig;
+    use crate::fetch::TIMEOUT as NODE_TIMEOUT;
+    use std::net::SocketAddr;
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
-    fn backend(id: &str) -> Arc<Backend> {
-        Arc::new(Backend::new(
-            BackendSpec::new(id, "127.0.0.1:1").unwrap(),
-            &HealthConfig::default(),
-        ))
+    /// A backend as the LB's `GET /admin/v1/backends` lists it.
+    fn backend(id: &str) -> Value {
+        json!({ "id": id, "addr": "127.0.0.1:1", "state": "up", "draining": false,
+                "health_history": [true], "admin": null })
     }
 
     /// A fake node: answers every request with `body` (or never, if None).
@@ -302,9 +228,9 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap() // closed when `l` drops at the end of this block
         };
-        view.directory.set("node-1", ok).unwrap();
-        view.directory.set("node-2", hung).unwrap();
-        view.directory.set("node-3", dead).unwrap();
+        view.directory.set("node-1", ok.into()).unwrap();
+        view.directory.set("node-2", hung.into()).unwrap();
+        view.directory.set("node-3", dead.into()).unwrap();
         let list = vec![
             backend("node-1"),
             backend("node-2"),
@@ -321,6 +247,7 @@ mod tests {
         assert_eq!(nodes[0]["sessions"][0]["id_prefix"], "abc123");
         assert_eq!(nodes[0]["replication"], Value::Null, "404: no replication");
         assert_eq!(nodes[0]["lb"]["state"], "up");
+        assert_eq!(nodes[0]["lb"]["health_history"], Value::Null, "left out");
         assert_eq!(nodes[0]["admin_addr"], ok.to_string());
 
         assert_eq!(nodes[1]["reachable"], false);
@@ -333,17 +260,15 @@ mod tests {
     }
 
     #[test]
-    fn the_directory_is_bounded_and_forgets() {
+    fn the_directory_is_bounded() {
         let d = NodeDirectory::default();
-        let addr: SocketAddr = "127.0.0.1:9081".parse().unwrap();
-        for i in 0..MAX_BACKENDS {
-            d.set(&format!("n{i}"), addr).unwrap();
+        let addr: HostPort = "127.0.0.1:9081".parse().unwrap();
+        for i in 0..MAX_NODES {
+            d.set(&format!("n{i}"), addr.clone()).unwrap();
         }
-        assert!(d.set("one-more", addr).is_err());
+        assert!(d.set("one-more", addr.clone()).is_err());
         d.set("n0", "127.0.0.1:9999".parse().unwrap()).unwrap();
         assert_eq!(d.get("n0").unwrap().port(), 9999);
-        d.remove("n0");
-        assert_eq!(d.get("n0"), None);
-        d.set("one-more", addr).unwrap();
+        assert_eq!(d.get("unknown"), None);
     }
 }

@@ -1,11 +1,12 @@
 //! The last five minutes of each backend's traffic, for the dashboard's
 //! charts: requests per second and the 99th-percentile response latency.
 //!
-//! The backend counters (`backend.rs`) are totals since start: a request
-//! counter and a latency histogram. A chart wants *windows*: how many
-//! requests in this second, how slow was the slowest 1% of *them*. So a
-//! sampler task ([`run`]) reads every backend once per [`INTERVAL`] and
-//! keeps the differences:
+//! The LB keeps totals since start per backend: a request counter and a
+//! latency histogram, both served by `GET /admin/v1/latency` on its admin
+//! API (the histogram in HdrHistogram's V2 serialization). A chart wants
+//! *windows*: how many requests in this second, how slow was the slowest
+//! 1% of *them*. So a sampler task ([`run`]) reads every backend once per
+//! [`INTERVAL`] and keeps the differences:
 //!
 //! - requests/s = (requests now - requests at the last sample) / elapsed;
 //! - p99 = the 99th percentile of (histogram now - histogram at the last
@@ -19,19 +20,23 @@
 //! is removed and added again under the same id starts from zero counters;
 //! a counter that went backwards is read as such a restart.
 //!
-//! The sampling costs one histogram merge per backend per second (a few
-//! tens of kilobytes copied), off the forwarding path.
+//! The sampling costs the LB one histogram merge and serialization per
+//! backend per second, off its forwarding path. A sample the LB does not
+//! answer is skipped; the next one covers the longer window.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use hdrhistogram::Histogram;
+use hdrhistogram::serialization::Deserializer;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::backend::{Backend, Backends};
+use crate::fetch::LbAdmin;
 
 /// Time between samples.
 pub const INTERVAL: Duration = Duration::from_secs(1);
@@ -81,14 +86,33 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// One backend's totals at a sample: (id, requests, latency histogram).
+pub type Reading = (Arc<str>, u64, Histogram<u64>);
+
+/// The readings in the LB's `GET /admin/v1/latency` answer.
+pub fn readings(answer: &Value) -> Result<Vec<Reading>, String> {
+    let list = answer["backends"]
+        .as_array()
+        .ok_or("no \"backends\" list")?;
+    list.iter()
+        .map(|b| {
+            let id = b["id"].as_str().ok_or("a backend without an id")?;
+            let requests = b["requests"].as_u64().ok_or("a backend without requests")?;
+            let bytes = BASE64
+                .decode(b["histogram"].as_str().ok_or("a backend without a histogram")?)
+                .map_err(|e| format!("histogram of {id}: {e}"))?;
+            let latency: Histogram<u64> = Deserializer::new()
+                .deserialize(&mut bytes.as_slice())
+                .map_err(|e| format!("histogram of {id}: {e:?}"))?;
+            Ok((Arc::from(id), requests, latency))
+        })
+        .collect()
+}
+
 impl History {
-    /// Take one sample of every backend in `list`, `now` being the
+    /// Take one sample of every backend's `readings`, `now` being the
     /// monotonic time and `at_ms` the wall clock of the sample.
-    pub fn sample(&self, list: &[Arc<Backend>], now: Instant, at_ms: u64) {
-        let readings: Vec<(Arc<str>, u64, Histogram<u64>)> = list
-            .iter()
-            .map(|b| (b.shared_id(), b.requests(), b.latency_histogram()))
-            .collect();
+    pub fn sample(&self, readings: Vec<Reading>, now: Instant, at_ms: u64) {
         let mut inner = self.inner.lock();
         let elapsed = inner
             .last_sample
@@ -138,6 +162,7 @@ impl History {
     }
 
     /// The points of one backend, oldest first (for tests).
+    #[cfg(test)]
     pub fn points(&self, id: &str) -> Vec<Point> {
         self.inner
             .lock()
@@ -181,8 +206,8 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// Sample every [`INTERVAL`] until `stop` turns true.
-pub async fn run(history: Arc<History>, backends: Arc<Backends>, mut stop: watch::Receiver<bool>) {
+/// Sample the LB every [`INTERVAL`] until `stop` turns true.
+pub async fn run(history: Arc<History>, lb: Arc<LbAdmin>, mut stop: watch::Receiver<bool>) {
     let mut ticks = tokio::time::interval(INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -193,41 +218,75 @@ pub async fn run(history: Arc<History>, backends: Arc<Backends>, mut stop: watch
         if *stop.borrow() {
             return;
         }
-        history.sample(&backends.snapshot().list, Instant::now(), unix_ms());
+        let answer = match lb.get("/admin/v1/latency").await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::debug!(error = %e, "no latency sample from the LB");
+                continue;
+            }
+        };
+        match readings(&answer) {
+            Ok(r) => history.sample(r, Instant::now(), unix_ms()),
+            Err(e) => tracing::warn!(error = %e, "the LB's latency answer is unreadable"),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::BackendSpec;
-    use crate::health::HealthConfig;
 
-    /// A table with these backends, as the LB holds it.
-    fn table(ids: &[&str]) -> Backends {
-        let t = Backends::new(HealthConfig::default());
-        for id in ids {
-            t.add(BackendSpec::new(id, "127.0.0.1:1").unwrap()).unwrap();
+    /// The LB's totals per backend, as `GET /admin/v1/latency` reports
+    /// them: a request count and a latency histogram (microseconds, the
+    /// LB's bounds), each since the backend was added.
+    struct Table(Vec<(String, u64, Histogram<u64>)>);
+
+    fn table(ids: &[&str]) -> Table {
+        Table(ids.iter().map(|id| ((*id).to_string(), 0, new_histogram())).collect())
+    }
+
+    fn new_histogram() -> Histogram<u64> {
+        Histogram::new_with_bounds(1, 60_000_000, 2).unwrap()
+    }
+
+    impl Table {
+        fn snapshot(&self) -> &Self {
+            self
         }
-        t
+        /// The readings of a sample.
+        fn list(&self) -> Vec<Reading> {
+            self.0
+                .iter()
+                .map(|(id, n, h)| (Arc::from(id.as_str()), *n, h.clone()))
+                .collect()
+        }
+        fn remove(&mut self, id: &str) -> Option<()> {
+            let before = self.0.len();
+            self.0.retain(|(i, _, _)| i != id);
+            (self.0.len() < before).then_some(())
+        }
+        fn add(&mut self, id: &str) -> Option<()> {
+            self.0.push((id.to_string(), 0, new_histogram()));
+            Some(())
+        }
     }
 
     /// Count `n` requests of `latency` on backend `index`, as the proxy does.
-    fn serve(t: &Backends, index: usize, n: usize, latency: Duration) {
-        let snap = t.snapshot();
+    fn serve(t: &mut Table, index: usize, n: usize, latency: Duration) {
+        let (_, requests, h) = &mut t.0[index];
         for _ in 0..n {
-            drop(snap.start_request(index));
-            snap.list[index].record_latency(latency);
+            *requests += 1;
+            h.saturating_record(latency.as_micros() as u64);
         }
     }
 
     #[test]
     fn windows_are_differences_of_the_totals() {
         let h = History::default();
-        let t = table(&["node-1"]);
+        let mut t = table(&["node-1"]);
         let t0 = Instant::now();
-        serve(&t, 0, 50, Duration::from_millis(100));
-        h.sample(&t.snapshot().list, t0, 1_000);
+        serve(&mut t, 0, 50, Duration::from_millis(100));
+        h.sample(t.snapshot().list(), t0, 1_000);
         assert!(
             h.points("node-1").is_empty(),
             "the first sample is the baseline"
@@ -235,8 +294,8 @@ mod tests {
 
         // 20 fast requests in the next two seconds: the slow ones before
         // the baseline must not show in this window's p99.
-        serve(&t, 0, 20, Duration::from_millis(2));
-        h.sample(&t.snapshot().list, t0 + Duration::from_secs(2), 3_000);
+        serve(&mut t, 0, 20, Duration::from_millis(2));
+        h.sample(t.snapshot().list(), t0 + Duration::from_secs(2), 3_000);
         let p = h.points("node-1")[0];
         assert_eq!(p.at_ms, 3_000);
         assert!((p.requests_per_sec - 10.0).abs() < 1e-9, "{p:?}");
@@ -244,7 +303,7 @@ mod tests {
         assert!((1.9..2.1).contains(&p99), "{p99}");
 
         // A quiet second: zero requests and no p99 (a gap, not a zero).
-        h.sample(&t.snapshot().list, t0 + Duration::from_secs(3), 4_000);
+        h.sample(t.snapshot().list(), t0 + Duration::from_secs(3), 4_000);
         let p = h.points("node-1")[1];
         assert_eq!((p.requests_per_sec, p.p99_ms), (0.0, None));
     }
@@ -252,16 +311,16 @@ mod tests {
     #[test]
     fn bounded_and_forgets_removed_backends() {
         let h = History::default();
-        let t = table(&["node-1", "node-2"]);
+        let mut t = table(&["node-1", "node-2"]);
         let t0 = Instant::now();
         for i in 0..(SAMPLES as u64 + 20) {
-            serve(&t, 0, 1, Duration::from_millis(1));
-            h.sample(&t.snapshot().list, t0 + Duration::from_secs(i), i * 1000);
+            serve(&mut t, 0, 1, Duration::from_millis(1));
+            h.sample(t.snapshot().list(), t0 + Duration::from_secs(i), i * 1000);
         }
         assert_eq!(h.points("node-1").len(), SAMPLES);
         assert_eq!(h.points("node-2").len(), SAMPLES);
         t.remove("node-2").unwrap();
-        h.sample(&t.snapshot().list, t0 + Duration::from_secs(400), 400_000);
+        h.sample(t.snapshot().list(), t0 + Duration::from_secs(400), 400_000);
         assert!(h.points("node-2").is_empty());
         let json = h.to_json();
         assert_eq!(json["backends"].as_array().unwrap().len(), 1);
@@ -272,16 +331,37 @@ mod tests {
     fn a_backend_added_again_under_the_same_id_starts_from_zero() {
         let h = History::default();
         let t0 = Instant::now();
-        let t = table(&["node-1"]);
-        serve(&t, 0, 100, Duration::from_millis(5));
-        h.sample(&t.snapshot().list, t0, 0);
+        let mut t = table(&["node-1"]);
+        serve(&mut t, 0, 100, Duration::from_millis(5));
+        h.sample(t.snapshot().list(), t0, 0);
         t.remove("node-1").unwrap();
-        t.add(BackendSpec::new("node-1", "127.0.0.1:1").unwrap())
-            .unwrap();
-        serve(&t, 0, 3, Duration::from_millis(1));
-        h.sample(&t.snapshot().list, t0 + Duration::from_secs(1), 1_000);
+        t.add("node-1").unwrap();
+        serve(&mut t, 0, 3, Duration::from_millis(1));
+        h.sample(t.snapshot().list(), t0 + Duration::from_secs(1), 1_000);
         let p = h.points("node-1")[0];
         assert_eq!(p.requests_per_sec, 3.0);
         assert!(p.p99_ms.unwrap() < 2.0);
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+    use hdrhistogram::serialization::{Serializer as _, V2Serializer};
+
+    #[test]
+    fn readings_come_from_the_lbs_latency_answer() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 2).unwrap();
+        h.record_n(2_000, 20).unwrap();
+        let mut bytes = Vec::new();
+        V2Serializer::new().serialize(&h, &mut bytes).unwrap();
+        let answer = json!({ "encoding": "hdrhistogram-v2-base64", "backends": [
+            { "id": "node-1", "requests": 20, "histogram": BASE64.encode(&bytes) } ] });
+        let r = readings(&answer).unwrap();
+        assert_eq!((&*r[0].0, r[0].1, r[0].2.len()), ("node-1", 20, 20));
+        assert_eq!(r[0].2.value_at_quantile(0.99), h.value_at_quantile(0.99));
+        let bad = json!({ "backends": [{ "id": "node-1", "requests": 1, "histogram": "!!" }] });
+        assert!(readings(&bad).unwrap_err().contains("node-1"));
+        assert!(readings(&json!({})).is_err());
     }
 }

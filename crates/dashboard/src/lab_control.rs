@@ -1,50 +1,60 @@
-//! The dashboard's kill / restart / partition / heal buttons: the LB runs
-//! the lab's own command for them.
+//! The dashboard's buttons: drain / undrain, kill, restart, partition,
+//! heal, done by the lab's own code in this process.
 //!
-//! Draining is the LB's business and the dashboard calls the LB's drain API
-//! directly. Killing, restarting and partitioning nodes are not: the LB
-//! does not own the node processes and does not hold the cluster secret
-//! that fault requests are signed with. The lab (`sessionlab up`) does; it
-//! records every pid, command line and cut link in its run folder. So when
-//! the lab starts the LB it passes `--lab-dir <run folder>`, and a button
-//! press becomes exactly what a person would type:
+//! The dashboard links the lab library (`sessionlab-lab`) and, given the
+//! run folder of the `sessionlab up` that runs the cluster (`--lab-dir`),
+//! calls the very functions the `sessionlab` subcommands call
+//! ([`sessionlab_lab::actions::perform`]): the run folder has every pid,
+//! port, command line, cut link and the cluster secret that fault requests
+//! are signed with. No process is started to act; a button press and the
+//! command a person would type (`sessionlab kill node-2`) are the same code
+//! with the same answer, shown on the page.
 //!
-//! ```text
-//! sessionlab --run-dir <run folder> kill -- node-2
-//! ```
+//! - One action at a time ([`LabError::Busy`] otherwise). Each runs on a
+//!   thread of its own with its own small runtime: the lab's code waits in
+//!   places (the run folder's lock, processes exiting, a restarted node
+//!   becoming healthy), and the page must keep being served meanwhile.
+//!   The page gets an answer within [`COMMAND_TIMEOUT`]; an action that
+//!   overruns it is reported as such and finishes on its own.
+//! - The node name is checked to be a plain id; the lab checks it against
+//!   the cluster and says which nodes there are.
+//! - Drain and undrain are the LB's business: with a run folder they go
+//!   through the lab (which checks the node is one of its cluster), without
+//!   one straight to the LB's admin API (a dashboard beside a compose
+//!   cluster still drains).
+//! - A node the dashboard restarts is its child process. When that node
+//!   exits later (a kill from the page or from a terminal), [`reap`] collects
+//!   it, between actions, so no zombie is left behind.
 //!
-//! - The `sessionlab` binary is the one next to this LB's executable (they
-//!   are built together), or else in the run folder's recorded `bin_dir`.
-//! - One command at a time ([`LabError::Busy`] otherwise), each bounded by
-//!   [`COMMAND_TIMEOUT`] (a restart waits for the node to be healthy and back
-//!   in the LB, which the lab itself bounds at 30 s by default); an overrun
-//!   command is killed.
-//! - The node name is checked to be a plain id (no flag can be smuggled in)
-//!   and passed after `--`; the lab checks it against the cluster.
-//! - The answer carries the command's output (its last [`MAX_OUTPUT`] bytes
-//!   of each stream), so the page shows what the lab said.
-//!
-//! Without `--lab-dir` the LB has no way to do any of this, and says why
-//! ([`LabControl::availability`]); the page disables those buttons.
+//! Without `--lab-dir` the dashboard has no way to kill, restart or
+//! partition, and says why ([`LabControl::availability`]); the page
+//! disables those buttons.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use http::Method;
 use serde_json::{Value, json};
-use tokio::process::Command;
-use tokio::sync::Mutex;
+use sessionlab_lab::actions::{self, Action};
+use sessionlab_lab::cluster::Lab;
+use sessionlab_lab::runfolder::RunFolder;
+use tokio::sync::{Mutex, watch};
 
-use crate::backend::MAX_ID_LEN;
+use crate::config::valid_node_id;
+use crate::fetch::LbAdmin;
 
-/// Longest a lab command may run.
+/// Longest the page waits for an action.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
-/// Bytes of each output stream returned to the page.
+/// Bytes of what the lab said returned to the page (an error can carry the
+/// end of a process's log).
 pub const MAX_OUTPUT: usize = 4096;
 
 /// A button on the dashboard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LabAction {
+    Drain(String),
+    Undrain(String),
     Kill(String),
     Restart(String),
     Partition(String),
@@ -56,6 +66,8 @@ impl LabAction {
     pub fn parse(segments: &[&str]) -> Option<LabAction> {
         let node = |id: &str| valid_node_id(id).then(|| id.to_string());
         match segments {
+            ["drain", id] => node(id).map(LabAction::Drain),
+            ["undrain", id] => node(id).map(LabAction::Undrain),
             ["kill", id] => node(id).map(LabAction::Kill),
             ["restart", id] => node(id).map(LabAction::Restart),
             ["partition", id] => node(id).map(LabAction::Partition),
@@ -64,162 +76,193 @@ impl LabAction {
         }
     }
 
-    fn args(&self) -> Vec<&str> {
-        match self {
-            LabAction::Kill(n) => vec!["kill", "--", n],
-            LabAction::Restart(n) => vec!["restart", "--", n],
-            LabAction::Partition(n) => vec!["partition", "--", n],
-            LabAction::Heal => vec!["heal"],
+    /// The lab's action for this button.
+    fn action(&self) -> Action {
+        match self.clone() {
+            LabAction::Drain(n) => Action::Drain(n),
+            LabAction::Undrain(n) => Action::Undrain(n),
+            LabAction::Kill(n) => Action::Kill(n),
+            LabAction::Restart(n) => Action::Restart(n),
+            LabAction::Partition(node) => Action::Partition { node, from: vec![] },
+            LabAction::Heal => Action::Heal,
         }
     }
 }
 
-/// A node id as the LB accepts backend ids, and not flag-like.
-fn valid_node_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_ID_LEN
-        && !id.starts_with('-')
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// Why a lab command did not run or did not succeed.
+/// Why an action did not run or did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
     #[error(
-        "this LB was not started by `sessionlab up` (no --lab-dir), so it cannot kill, restart or partition nodes; use the sessionlab command"
+        "this dashboard was not given the cluster's run folder (--lab-dir; `sessionlab up` passes it), so it cannot kill, restart or partition nodes; use the sessionlab command"
     )]
     NotConfigured,
-    #[error("another lab command is still running")]
+    #[error("another lab action is still running")]
     Busy,
-    #[error("cannot find the sessionlab command: {0}")]
-    NoBinary(String),
-    #[error("cannot run {path}: {source}")]
-    Spawn {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("the lab command did not finish within {0:?} and was stopped")]
+    #[error("the lab action did not finish within {0:?}; it goes on in the background")]
     Timeout(Duration),
-    #[error("the lab command failed ({status}): {stderr}")]
-    Failed {
-        status: String,
-        stdout: String,
-        stderr: String,
-    },
+    #[error("the lab cannot run here: {0}")]
+    Unavailable(String),
+    #[error("{detail}")]
+    Failed { command: String, detail: String },
 }
 
-/// What a finished command printed.
+/// What a finished action said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabOutput {
     pub command: String,
-    pub stdout: String,
-    pub stderr: String,
+    pub output: String,
 }
 
 impl LabOutput {
     pub fn to_json(&self) -> Value {
-        json!({ "ok": true, "command": self.command, "stdout": self.stdout, "stderr": self.stderr })
+        json!({ "ok": true, "command": self.command, "output": self.output })
     }
 }
 
-/// Runs lab commands for the dashboard; see the module docs.
+/// Does lab actions for the dashboard; see the module docs.
 pub struct LabControl {
     dir: Option<PathBuf>,
-    running: Mutex<()>,
+    lb: Arc<LbAdmin>,
+    running: Arc<Mutex<()>>,
 }
 
 impl LabControl {
-    pub fn new(dir: Option<PathBuf>) -> Self {
+    pub fn new(dir: Option<PathBuf>, lb: Arc<LbAdmin>) -> Self {
         LabControl {
             dir,
-            running: Mutex::new(()),
+            lb,
+            running: Arc::new(Mutex::new(())),
         }
     }
 
     /// `{"enabled": bool, "reason": "..."}` for the page.
     pub fn availability(&self) -> Value {
-        match self.dir.as_deref().map(find_sessionlab) {
+        match &self.dir {
             None => json!({ "enabled": false, "reason": LabError::NotConfigured.to_string() }),
-            Some(Err(e)) => json!({ "enabled": false, "reason": e.to_string() }),
-            Some(Ok(_)) => json!({ "enabled": true, "reason": null }),
+            Some(dir) => match RunFolder::new(dir).load() {
+                Ok(Some(_)) => json!({ "enabled": true, "reason": null }),
+                Ok(None) => json!({
+                    "enabled": false,
+                    "reason": format!("no cluster is up in {}", dir.display()),
+                }),
+                Err(e) => json!({ "enabled": false, "reason": e.to_string() }),
+            },
         }
     }
 
-    /// Run one action; see the module docs.
-    pub async fn run(&self, action: &LabAction) -> Result<LabOutput, LabError> {
-        let dir = self.dir.as_deref().ok_or(LabError::NotConfigured)?;
-        let _one_at_a_time = self.running.try_lock().map_err(|_| LabError::Busy)?;
-        let program = find_sessionlab(dir)?;
-        let args = action.args();
-        let command = format!("sessionlab {}", args.join(" "));
-        tracing::info!(%command, "dashboard runs a lab command");
-        let child = Command::new(&program)
-            .arg("--run-dir")
-            .arg(dir)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| LabError::Spawn {
-                path: program.clone(),
-                source,
-            })?;
-        let out = tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output())
+    /// Do one action; see the module docs.
+    pub async fn run(&self, button: &LabAction) -> Result<LabOutput, LabError> {
+        let action = button.action();
+        let command = action.command();
+        let Some(dir) = self.dir.clone() else {
+            return match button {
+                LabAction::Drain(n) | LabAction::Undrain(n) => self.drain_at_the_lb(button, n).await,
+                _ => Err(LabError::NotConfigured),
+            };
+        };
+        let guard = self
+            .running
+            .clone()
+            .try_lock_owned()
+            .map_err(|_| LabError::Busy)?;
+        tracing::info!(%command, "dashboard button");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("lab-action".into())
+            .spawn(move || {
+                let _one_at_a_time = guard;
+                let _ = tx.send(perform_blocking(dir, &action));
+            })
+            .map_err(|e| LabError::Unavailable(e.to_string()))?;
+        let said = tokio::time::timeout(COMMAND_TIMEOUT, rx)
             .await
             .map_err(|_| LabError::Timeout(COMMAND_TIMEOUT))?
-            .map_err(|source| LabError::Spawn {
-                path: program,
-                source,
-            })?;
-        let stdout = tail(&out.stdout);
-        let stderr = tail(&out.stderr);
-        if out.status.success() {
-            Ok(LabOutput {
+            .map_err(|_| LabError::Unavailable("the action's thread ended without an answer".into()))?;
+        match said.map(|o| tail(&o)).map_err(|e| tail(&e)) {
+            Ok(output) => Ok(LabOutput { command, output }),
+            Err(detail) => {
+                tracing::warn!(%command, %detail, "lab action failed");
+                Err(LabError::Failed { command, detail })
+            }
+        }
+    }
+
+    /// Drain without a run folder: the LB's admin API, directly.
+    async fn drain_at_the_lb(&self, button: &LabAction, node: &str) -> Result<LabOutput, LabError> {
+        let drain = matches!(button, LabAction::Drain(_));
+        let command = button.action().command();
+        let verb = if drain { "drain" } else { "undrain" };
+        let path = format!("/admin/v1/backends/{node}/{verb}");
+        match self.lb.call(Method::POST, &path).await {
+            Ok((status, _)) if status.is_success() => Ok(LabOutput {
                 command,
-                stdout,
-                stderr,
-            })
-        } else {
-            tracing::warn!(%command, status = %out.status, "lab command failed");
-            Err(LabError::Failed {
-                status: out.status.to_string(),
-                stdout,
-                stderr,
-            })
+                output: actions::drained(node, drain),
+            }),
+            Ok((status, body)) => Err(LabError::Failed {
+                command,
+                detail: format!(
+                    "the LB answered {status}: {}",
+                    body["detail"].as_str().unwrap_or("")
+                ),
+            }),
+            Err(e) => Err(LabError::Failed {
+                command,
+                detail: format!("the LB's admin API: {e}"),
+            }),
+        }
+    }
+
+    /// Collect exited children (nodes this dashboard restarted) every
+    /// second, never while an action runs (its own waits must see them),
+    /// until `stop` turns true.
+    pub async fn reap(&self, mut stop: watch::Receiver<bool>) {
+        let mut ticks = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stop.changed() => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+            if let Ok(_idle) = self.running.try_lock() {
+                reap_children();
+            }
         }
     }
 }
 
-/// The last [`MAX_OUTPUT`] bytes of a stream, as text.
-fn tail(bytes: &[u8]) -> String {
-    let start = bytes.len().saturating_sub(MAX_OUTPUT);
-    String::from_utf8_lossy(&bytes[start..]).trim().to_string()
+/// Runs the lab's action on this thread, with a runtime of its own.
+fn perform_blocking(dir: PathBuf, action: &Action) -> Result<String, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting a runtime for the lab: {e}"))?;
+    runtime.block_on(async {
+        let lab = Lab::new(RunFolder::new(dir)).map_err(|e| e.to_string())?;
+        actions::perform(&lab, action)
+            .await
+            .map_err(|e| e.to_string())
+    })
 }
 
-/// `sessionlab` next to this executable, else in the run folder's
-/// recorded `bin_dir`.
-fn find_sessionlab(run_dir: &Path) -> Result<PathBuf, LabError> {
-    let beside_me = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|d| d.join("sessionlab")));
-    if let Some(p) = beside_me.filter(|p| p.is_file()) {
-        return Ok(p);
+/// The last [`MAX_OUTPUT`] bytes of `text` (cut at a character boundary).
+fn tail(text: &str) -> String {
+    let mut start = text.len().saturating_sub(MAX_OUTPUT);
+    while !text.is_char_boundary(start) {
+        start += 1;
     }
-    let recorded = std::fs::read_to_string(run_dir.join("cluster.json"))
-        .ok()
-        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
-        .and_then(|state| state["bin_dir"].as_str().map(PathBuf::from))
-        .map(|dir| dir.join("sessionlab"));
-    match recorded {
-        Some(p) if p.is_file() => Ok(p),
-        _ => Err(LabError::NoBinary(format!(
-            "not next to sessionlab-lb, nor in the bin_dir of {}",
-            run_dir.join("cluster.json").display()
-        ))),
+    text[start..].trim().to_string()
+}
+
+/// `waitpid(-1, WNOHANG)` until no exited child is left.
+fn reap_children() {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(status) => tracing::debug!(?status, "collected an exited child"),
+        }
     }
 }
 
@@ -238,6 +281,10 @@ mod tests {
             LabAction::parse(&["partition", "n_3"]),
             Some(LabAction::Partition("n_3".into()))
         );
+        assert_eq!(
+            LabAction::parse(&["drain", "node-1"]),
+            Some(LabAction::Drain("node-1".into()))
+        );
         for bad in [
             &["kill", "--help"][..],
             &["kill", "node 2"],
@@ -249,14 +296,23 @@ mod tests {
             assert_eq!(LabAction::parse(bad), None, "{bad:?}");
         }
         assert_eq!(
-            LabAction::Kill("node-2".into()).args(),
-            ["kill", "--", "node-2"]
+            LabAction::Kill("node-2".into()).action().command(),
+            "sessionlab kill node-2"
         );
+    }
+
+    #[test]
+    fn output_is_cut_to_its_tail() {
+        let long = "x".repeat(MAX_OUTPUT) + "the end";
+        let t = tail(&long);
+        assert_eq!(t.len(), MAX_OUTPUT);
+        assert!(t.ends_with("the end"));
     }
 
     #[tokio::test]
     async fn without_a_lab_dir_it_says_why() {
-        let lab = LabControl::new(None);
+        let lb = Arc::new(LbAdmin::new("127.0.0.1:9".parse().unwrap(), None));
+        let lab = LabControl::new(None, lb);
         assert_eq!(lab.availability()["enabled"], false);
         assert!(
             lab.availability()["reason"]
@@ -266,13 +322,5 @@ mod tests {
         );
         let e = lab.run(&LabAction::Heal).await.unwrap_err();
         assert!(matches!(e, LabError::NotConfigured), "{e}");
-    }
-
-    #[test]
-    fn output_is_cut_to_its_tail() {
-        let long = "x".repeat(MAX_OUTPUT) + "the end";
-        let t = tail(long.as_bytes());
-        assert_eq!(t.len(), MAX_OUTPUT);
-        assert!(t.ends_with("the end"));
     }
 }

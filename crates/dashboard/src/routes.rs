@@ -1,63 +1,61 @@
-//! The live dashboard: one web page on the admin listener that a person
-//! keeps open while breaking the cluster.
+//! The live dashboard's routes: one web page that a person keeps open
+//! while breaking the cluster, and the endpoints only it needs.
 //!
 //! The page is plain HTML, CSS and JavaScript compiled into the binary
-//! (`crates/lb/assets/`, `include_str!`): no build step, nothing fetched
-//! from the network, nothing to install. It polls the admin API about once
-//! a second and draws:
+//! (`crates/dashboard/assets/`, `include_str!`): no build step, nothing
+//! fetched from the network, nothing to install. It polls this process
+//! about once a second and draws:
 //!
 //! - the topology: the LB, each node (health, drain, sessions held, memory,
 //!   requests/s, p99) and the replication links between nodes (up, cut,
 //!   queue depth, lag), with the controls for each node;
-//! - the live routing log (`GET /admin/v1/requests`): which node served
-//!   each request, coloured per node, so stickiness and failover show;
+//! - the live routing log (the LB's `GET /admin/v1/requests`): which node
+//!   served each request, coloured per node, so stickiness and failover show;
 //! - the sessions table: every session (first characters of the id, user)
 //!   and, per node, the version that node holds;
 //! - the replication event stream of every node;
 //! - charts of requests/s and p99 per node over the last five minutes.
 //!
-//! This module serves the page and the endpoints only it needs:
-//!
 //! | method and path | what |
 //! |---|---|
 //! | `GET /`, `GET /dashboard` | the page (no data in it; open without a token) |
 //! | `GET /dashboard/app.js`, `/dashboard/style.css` | its script and style |
-//! | `GET /admin/v1/cluster` | every backend with its node's status, sessions and replication view ([`crate::cluster_view`]) |
+//! | `GET /healthz` | 200 `ok` (the dashboard itself is alive) |
+//! | `GET /admin/v1/cluster` | every backend of the LB with its node's status, sessions and replication view ([`crate::cluster_view`]) |
 //! | `GET /admin/v1/history` | requests/s and p99 per backend, last five minutes ([`crate::history`]) |
-//! | `POST /admin/v1/lab/{kill,restart,partition}/{node}`, `POST /admin/v1/lab/heal` | run the lab command ([`crate::lab_control`]) |
+//! | `GET /admin/v1/requests?limit=N` | the LB's routing log, passed on |
+//! | `POST /admin/v1/lab/{drain,undrain,kill,restart,partition}/{node}`, `POST /admin/v1/lab/heal` | the lab's action ([`crate::lab_control`]) |
 //!
 //! **Tokens.** With `--admin-token`, every `/admin/...` call needs the
-//! bearer token (`admin.rs` checks it before this module sees the request).
-//! The page itself holds no data, so it loads without one; open it once as
-//! `/dashboard?token=T` and the script keeps the token in the tab's
-//! `sessionStorage`, removes it from the address bar, and sends it as
-//! `Authorization: Bearer T`.
+//! bearer token (compared in constant time). The page itself holds no
+//! data, so it loads without one; open it once as `/dashboard?token=T` and
+//! the script keeps the token in the tab's `sessionStorage`, removes it
+//! from the address bar, and sends it as `Authorization: Bearer T`.
 //!
-//! **Other web sites.** The admin listener is on loopback, but the browser
-//! that shows the dashboard also visits other sites, which can send
-//! requests to `127.0.0.1`. So the dashboard's endpoints refuse a request
-//! whose `Origin` is not the admin listener itself (a cross-site request),
-//! and, without a token, a `Host` that is not an IP address or `localhost`
-//! (DNS rebinding: a site's name pointed at 127.0.0.1). The page sends a
-//! strict Content-Security-Policy (scripts and styles from this origin only),
-//! and renders everything that comes from data as text, never as markup.
+//! **Other web sites.** The dashboard is on loopback, but the browser that
+//! shows it also visits other sites, which can send requests to
+//! `127.0.0.1`. So the `/admin/...` endpoints refuse a request whose
+//! `Origin` is not the dashboard itself (a cross-site request), and,
+//! without a token, a `Host` that is not an IP address or `localhost` (DNS
+//! rebinding: a site's name pointed at 127.0.0.1). The page sends a strict
+//! Content-Security-Policy (scripts and styles from this origin only), and
+//! renders everything that comes from data as text, never as markup.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{
-    CACHE_CONTROL, CONTENT_TYPE, HOST, HeaderName, HeaderValue, ORIGIN, X_CONTENT_TYPE_OPTIONS,
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HOST, HeaderName, HeaderValue, ORIGIN,
+    X_CONTENT_TYPE_OPTIONS,
 };
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use serde_json::json;
-use tokio::sync::watch;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
 
-use crate::balancer::Balancer;
 use crate::cluster_view::ClusterView;
-use crate::config::Settings;
-use crate::error::json_response;
-use crate::history::{self, History};
+use crate::fetch::LbAdmin;
+use crate::history::History;
 use crate::lab_control::{LabAction, LabControl, LabError};
 
 const PAGE: &str = include_str!("../assets/dashboard.html");
@@ -67,48 +65,40 @@ const STYLE: &str = include_str!("../assets/dashboard.css");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-type AdminResponse = Response<Full<Bytes>>;
+/// The most routing decisions asked of the LB (its own bound).
+const MAX_REQUESTS: usize = 10_000;
 
-/// The dashboard's state: the node views, the traffic history, the lab.
+pub type DashResponse = Response<Full<Bytes>>;
+
+/// The dashboard's state: where its data comes from, and the lab.
 pub struct Dashboard {
-    balancer: Arc<Balancer>,
+    pub lb: Arc<LbAdmin>,
     pub cluster: Arc<ClusterView>,
     pub history: Arc<History>,
-    lab: LabControl,
-    token_required: bool,
+    pub lab: LabControl,
+    token: Option<String>,
 }
 
 impl Dashboard {
-    /// Build it from the settings and start the history sampler (it stops
-    /// when `stop` turns true).
-    pub fn start(
-        balancer: Arc<Balancer>,
-        settings: &Settings,
-        stop: watch::Receiver<bool>,
+    pub fn new(
+        lb: Arc<LbAdmin>,
+        cluster: Arc<ClusterView>,
+        history: Arc<History>,
+        lab: LabControl,
+        token: Option<String>,
     ) -> Self {
-        let cluster = Arc::new(ClusterView::default());
-        for spec in &settings.node_admins {
-            // Bounded by the backend count, which `resolve` checked.
-            let _ = cluster.directory.set(&spec.id, spec.addr);
-        }
-        let history = Arc::new(History::default());
-        tokio::spawn(history::run(
-            history.clone(),
-            balancer.backends.clone(),
-            stop,
-        ));
         Dashboard {
-            token_required: balancer.admin_token.is_some(),
-            balancer,
+            lb,
             cluster,
             history,
-            lab: LabControl::new(settings.lab_dir.clone()),
+            lab,
+            token,
         }
     }
 
     /// The static page and its assets (`GET /`, `/dashboard...`), if `path`
     /// names one.
-    pub fn asset(path: &str) -> Option<AdminResponse> {
+    pub fn asset(path: &str) -> Option<DashResponse> {
         let (body, content_type) = match path {
             "/" | "/dashboard" | "/dashboard/" => (PAGE, "text/html; charset=utf-8"),
             "/dashboard/app.js" => (SCRIPT, "text/javascript; charset=utf-8"),
@@ -131,92 +121,157 @@ impl Dashboard {
         Some(resp)
     }
 
-    /// Whether `segments` (of `/admin/v1/...`) is one of this module's
-    /// endpoints.
-    pub fn handles(segments: &[&str]) -> bool {
-        matches!(
-            segments,
-            ["admin", "v1", "cluster"] | ["admin", "v1", "history"] | ["admin", "v1", "lab", ..]
-        )
+    fn authorized<B>(&self, req: &Request<B>) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        let presented = req
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+        presented.is_some_and(|p| p.ct_eq(token.as_bytes()).into())
     }
 
-    /// Answer one of the endpoints [`handles`](Self::handles) accepts (the
-    /// token, if any, has been checked).
-    pub async fn route<B>(&self, req: &Request<B>, segments: &[&str]) -> AdminResponse {
-        if let Err(why) = same_origin(req, self.token_required) {
+    /// Answer one request (no route reads a body).
+    pub async fn route<B>(&self, req: &Request<B>) -> DashResponse {
+        let path = req.uri().path();
+        if req.method() == Method::GET {
+            if let Some(page) = Dashboard::asset(path) {
+                return page;
+            }
+        }
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match segments.as_slice() {
+            ["healthz"] if req.method() == Method::GET => {
+                let mut resp = Response::new(Full::new(Bytes::from_static(b"ok\n")));
+                resp.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+                return resp;
+            }
+            ["admin", ..] => {}
+            _ => return error(StatusCode::NOT_FOUND, "not_found", format!("no route {path}")),
+        }
+        if !self.authorized(req) {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "admin calls need Authorization: Bearer <admin token>",
+            );
+        }
+        if let Err(why) = same_origin(req, self.token.is_some()) {
             return error(StatusCode::FORBIDDEN, "cross_origin", why);
         }
-        match (req.method(), segments) {
+        match (req.method(), segments.as_slice()) {
             (&Method::GET, ["admin", "v1", "cluster"]) => self.cluster_json().await,
             (&Method::GET, ["admin", "v1", "history"]) => {
                 json_response(StatusCode::OK, &self.history.to_json())
             }
+            (&Method::GET, ["admin", "v1", "requests"]) => self.requests(req.uri().query()).await,
             (&Method::POST, ["admin", "v1", "lab", rest @ ..]) => match LabAction::parse(rest) {
                 Some(action) => self.lab_command(&action).await,
                 None => error(
                     StatusCode::NOT_FOUND,
                     "not_found",
-                    "lab actions: kill/NODE, restart/NODE, partition/NODE, heal",
+                    "lab actions: drain/NODE, undrain/NODE, kill/NODE, restart/NODE, partition/NODE, heal",
                 ),
             },
-            _ => error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!("{} is not allowed here", req.method()),
-            ),
+            (_, ["admin", "v1", "cluster" | "history" | "requests"] | ["admin", "v1", "lab", ..]) => {
+                error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    format!("{} is not allowed here", req.method()),
+                )
+            }
+            _ => error(StatusCode::NOT_FOUND, "not_found", format!("no route {path}")),
         }
     }
 
-    async fn cluster_json(&self) -> AdminResponse {
-        let snapshot = self.balancer.backends.snapshot();
-        let nodes = self.cluster.gather(&snapshot.list).await;
+    async fn cluster_json(&self) -> DashResponse {
+        let backends = match self.lb.get("/admin/v1/backends").await {
+            Ok(b) => b,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_GATEWAY,
+                    "lb_unreachable",
+                    format!("the LB's admin API at {}: {e}", self.lb.addr),
+                );
+            }
+        };
+        let list: &[Value] = backends["backends"].as_array().map_or(&[], Vec::as_slice);
+        let nodes = self.cluster.gather(list).await;
         json_response(
             StatusCode::OK,
             &json!({
                 "time_ms": unix_ms(),
-                "strategy": self.balancer.strategy.as_str(),
+                "strategy": backends["strategy"],
                 "lab": self.lab.availability(),
                 "nodes": nodes,
             }),
         )
     }
 
-    async fn lab_command(&self, action: &LabAction) -> AdminResponse {
+    /// The LB's routing log, passed on (only `limit` is).
+    async fn requests(&self, query: Option<&str>) -> DashResponse {
+        let limit = query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .find_map(|kv| kv.strip_prefix("limit="));
+        let path = match limit.map(str::parse::<usize>) {
+            None => "/admin/v1/requests".to_string(),
+            Some(Ok(n)) if n <= MAX_REQUESTS => format!("/admin/v1/requests?limit={n}"),
+            Some(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_limit",
+                    format!("limit must be a number from 0 to {MAX_REQUESTS}"),
+                );
+            }
+        };
+        match self.lb.call(Method::GET, &path).await {
+            Ok((status, body)) => json_response(status, &body),
+            Err(e) => error(
+                StatusCode::BAD_GATEWAY,
+                "lb_unreachable",
+                format!("the LB's admin API at {}: {e}", self.lb.addr),
+            ),
+        }
+    }
+
+    async fn lab_command(&self, action: &LabAction) -> DashResponse {
         match self.lab.run(action).await {
             Ok(out) => json_response(StatusCode::OK, &out.to_json()),
             Err(e) => {
                 let (status, kind) = match &e {
                     LabError::NotConfigured => (StatusCode::CONFLICT, "lab_not_configured"),
                     LabError::Busy => (StatusCode::CONFLICT, "lab_busy"),
-                    LabError::NoBinary(_) | LabError::Spawn { .. } => {
+                    LabError::Unavailable(_) => {
                         (StatusCode::SERVICE_UNAVAILABLE, "lab_unavailable")
                     }
                     LabError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "lab_timeout"),
                     LabError::Failed { .. } => (StatusCode::CONFLICT, "lab_command_failed"),
                 };
                 let mut body = json!({ "error": kind, "detail": e.to_string() });
-                if let LabError::Failed { stdout, stderr, .. } = &e {
-                    body["stdout"] = json!(stdout);
-                    body["stderr"] = json!(stderr);
+                if let LabError::Failed { command, .. } = &e {
+                    body["command"] = json!(command);
                 }
                 json_response(status, &body)
             }
         }
     }
-
-    /// Remember (or forget, with `None`) where a node's cluster listener is.
-    pub fn set_node_admin(&self, id: &str, addr: Option<std::net::SocketAddr>) -> bool {
-        match addr {
-            Some(a) => self.cluster.directory.set(id, a).is_ok(),
-            None => {
-                self.cluster.directory.remove(id);
-                true
-            }
-        }
-    }
 }
 
-fn error(status: StatusCode, kind: &str, detail: impl std::fmt::Display) -> AdminResponse {
+/// `body` as a JSON answer.
+pub fn json_response(status: StatusCode, body: &Value) -> DashResponse {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn error(status: StatusCode, kind: &str, detail: impl std::fmt::Display) -> DashResponse {
     json_response(
         status,
         &json!({ "error": kind, "detail": detail.to_string() }),

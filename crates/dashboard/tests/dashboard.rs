@@ -1,21 +1,165 @@
-//! The dashboard's side of the admin listener: the page, the cluster view,
-//! the traffic history, the lab buttons, and the guards around them.
-//! (The page itself is tested in a real browser by
+//! The dashboard process in front of a real LB (in-process, on port 0):
+//! the page, the cluster view, the traffic history, the lab buttons, and
+//! the guards around them. (The page itself is tested in a real browser by
 //! `crates/lab/tests/dashboard.rs`.)
 
-mod common;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
-use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
+use clap::Parser;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sessionlab_lab::preset::Mode;
+use sessionlab_lab::runfolder::{ClusterState, LbState, NodeState, RunFolder};
+use sessionlab_lb::echo::{self, EchoState};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
-use common::{Http, echo, eventually, lb};
-use http::Method;
+/// A server of this test (an echo backend, an LB, a dashboard): its
+/// address, and a sender that stops it when dropped.
+struct Running {
+    addr: SocketAddr,
+    /// The LB's admin listener (LBs only).
+    admin: Option<SocketAddr>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+    fn spec(&self, id: &str) -> String {
+        format!("{id}={}", self.addr)
+    }
+    fn admin_url(&self) -> String {
+        format!("http://{}", self.admin.expect("an LB"))
+    }
+    async fn stop(mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(15), t)
+                .await
+                .expect("did not shut down")
+                .unwrap();
+        }
+    }
+}
+
+async fn echo(id: &str) -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(echo::run(EchoState::new(id), listener, async {
+        let _ = rx.await;
+    }));
+    Running {
+        addr,
+        admin: None,
+        stop: Some(tx),
+        task: Some(tokio::spawn(async move {
+            let _ = task.await;
+        })),
+    }
+}
+
+async fn lb(args: &[&str]) -> Running {
+    let settings = sessionlab_lb::Config::try_parse_from(
+        std::iter::once("sessionlab-lb").chain(args.iter().copied()),
+    )
+    .expect("valid LB flags")
+    .resolve()
+    .expect("valid LB config");
+    let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
+    let (tx, rx) = oneshot::channel::<()>();
+    let listeners = sessionlab_lb::Listeners { public, admin };
+    let task = tokio::spawn(async move {
+        sessionlab_lb::run(settings, listeners, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    Running {
+        addr,
+        admin: Some(admin_addr),
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+/// A dashboard reading `lb`'s admin API, with these extra flags.
+async fn dashboard(lb: &Running, args: &[&str]) -> Running {
+    let lb_admin = lb.admin_url();
+    let flags = ["sessionlab-dashboard", "--lb-admin", &lb_admin];
+    let settings = sessionlab_dashboard::Config::try_parse_from(flags.iter().chain(args).copied())
+        .expect("valid dashboard flags")
+        .resolve()
+        .expect("valid dashboard config");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        sessionlab_dashboard::run(settings, listener, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    Running {
+        addr,
+        admin: None,
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+struct Resp {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: &str) -> Resp {
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut req = client
+        .request(method, url)
+        .timeout(Duration::from_secs(20))
+        .body(body.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.expect("request failed");
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    Resp {
+        status,
+        headers,
+        body: resp.text().await.unwrap(),
+    }
+}
+
+async fn get(url: &str, headers: &[(&str, &str)]) -> Resp {
+    send(Method::GET, url, headers, "").await
+}
+
+async fn post(url: &str, headers: &[(&str, &str)]) -> Resp {
+    send(Method::POST, url, headers, "").await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_loads_without_a_token_but_its_data_needs_one() {
     let a = echo("node-1").await;
-    let lb = lb(&["--backend", &a.spec(), "--admin-token", "s3cret"]).await;
-    let http = Http::default();
+    let lb = lb(&["--backend", &a.spec("node-1"), "--admin-token", "s3cret"]).await;
+    let dash = dashboard(&lb, &["--admin-token", "s3cret"]).await;
 
     for path in [
         "/",
@@ -23,11 +167,11 @@ async fn the_page_loads_without_a_token_but_its_data_needs_one() {
         "/dashboard/app.js",
         "/dashboard/style.css",
     ] {
-        let r = http.get(&lb.admin_url(path), &[]).await;
+        let r = get(&dash.url(path), &[]).await;
         assert_eq!(r.status, 200, "{path}");
         assert!(r.headers.contains_key("content-security-policy"), "{path}");
     }
-    let page = http.get(&lb.admin_url("/dashboard"), &[]).await;
+    let page = get(&dash.url("/dashboard"), &[]).await;
     assert!(page.body.contains("/dashboard/app.js"));
     assert!(
         page.headers["content-type"]
@@ -36,18 +180,17 @@ async fn the_page_loads_without_a_token_but_its_data_needs_one() {
             .starts_with("text/html")
     );
 
-    for path in ["/admin/v1/cluster", "/admin/v1/history"] {
-        let r = http.get(&lb.admin_url(path), &[]).await;
+    for path in ["/admin/v1/cluster", "/admin/v1/history", "/admin/v1/requests"] {
+        let r = get(&dash.url(path), &[]).await;
         assert_eq!(r.status, 401, "{path}");
-        let r = http
-            .get(&lb.admin_url(path), &[("authorization", "Bearer s3cret")])
-            .await;
+        let r = get(&dash.url(path), &[("authorization", "Bearer s3cret")]).await;
         assert_eq!(r.status, 200, "{path}: {}", r.body);
     }
-    let r = http
-        .send(Method::POST, &lb.admin_url("/admin/v1/lab/heal"), &[], b"")
-        .await;
+    let r = post(&dash.url("/admin/v1/lab/heal"), &[]).await;
     assert_eq!(r.status, 401);
+    // The dashboard's health, for the lab's wait.
+    assert_eq!(get(&dash.url("/healthz"), &[]).await.status, 200);
+    dash.stop().await;
     lb.stop().await;
 }
 
@@ -56,11 +199,11 @@ async fn the_cluster_view_lists_backends_with_their_node_admin_addresses() {
     let (a, b) = (echo("node-1").await, echo("node-2").await);
     // node-1's "cluster listener" is an echo server: it answers, but not
     // with JSON, so the view says the node is not readable.
-    let admin_of_a = format!("node-1={}", b.addr);
-    let lb = lb(&["--backend", &a.spec(), "--node-admin", &admin_of_a]).await;
-    let http = Http::default();
+    let admin_of_a = b.spec("node-1");
+    let lb = lb(&["--backend", &a.spec("node-1")]).await;
+    let dash = dashboard(&lb, &["--node-admin", &admin_of_a]).await;
 
-    let view = http.get(&lb.admin_url("/admin/v1/cluster"), &[]).await;
+    let view = get(&dash.url("/admin/v1/cluster"), &[]).await;
     assert_eq!(view.status, 200, "{}", view.body);
     let view = view.json();
     assert_eq!(view["strategy"], "round-robin");
@@ -78,168 +221,172 @@ async fn the_cluster_view_lists_backends_with_their_node_admin_addresses() {
     assert_eq!(n1["reachable"], false);
     assert!(n1["error"].as_str().unwrap().contains("not JSON"), "{n1}");
 
-    // The add call takes the node's cluster listener too; remove forgets it.
+    // A backend added to the LB with its node's cluster listener shows with
+    // it; removing it from the LB removes it from the view.
     let c = echo("node-3").await;
     let body = format!(
         r#"{{"id":"node-3","addr":"{}","admin":"127.0.0.1:9"}}"#,
         c.addr
     );
-    let r = http
-        .send(
-            Method::POST,
-            &lb.admin_url("/admin/v1/backends"),
-            &[],
-            body.as_bytes(),
-        )
-        .await;
+    let r = send(
+        Method::POST,
+        &format!("{}/admin/v1/backends", lb.admin_url()),
+        &[],
+        &body,
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.body);
-    let view = http
-        .get(&lb.admin_url("/admin/v1/cluster"), &[])
-        .await
-        .json();
+    let view = get(&dash.url("/admin/v1/cluster"), &[]).await.json();
     assert_eq!(view["nodes"][1]["admin_addr"], "127.0.0.1:9");
     assert_eq!(view["nodes"][1]["reachable"], false);
-    let r = http
-        .send(
-            Method::DELETE,
-            &lb.admin_url("/admin/v1/backends/node-3"),
-            &[],
-            b"",
-        )
-        .await;
+    let r = send(
+        Method::DELETE,
+        &format!("{}/admin/v1/backends/node-3", lb.admin_url()),
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(r.status, 200);
-    let bad = r#"{"id":"node-4","addr":"127.0.0.1:8084","admin":"not-an-address"}"#;
-    let r = http
-        .send(
-            Method::POST,
-            &lb.admin_url("/admin/v1/backends"),
-            &[],
-            bad.as_bytes(),
-        )
-        .await;
+    let view = get(&dash.url("/admin/v1/cluster"), &[]).await.json();
+    assert_eq!(view["nodes"].as_array().unwrap().len(), 1, "{view}");
+
+    // The routing log is the LB's, passed on.
+    assert_eq!(get(&lb.url("/x"), &[]).await.status, 200);
+    let log = get(&dash.url("/admin/v1/requests?limit=5"), &[]).await;
+    assert_eq!(log.status, 200, "{}", log.body);
+    assert_eq!(log.json()["requests"][0]["backend"], "node-1", "{}", log.body);
+    let r = get(&dash.url("/admin/v1/requests?limit=lots"), &[]).await;
     assert_eq!(r.status, 400);
-    let list = http
-        .get(&lb.admin_url("/admin/v1/backends"), &[])
-        .await
-        .json();
-    assert_eq!(
-        list["backends"].as_array().unwrap().len(),
-        1,
-        "a refused add adds nothing"
-    );
+
+    // With the LB gone the view says so, promptly.
     lb.stop().await;
+    let began = Instant::now();
+    let r = get(&dash.url("/admin/v1/cluster"), &[]).await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert_eq!(r.json()["error"], "lb_unreachable");
+    assert!(began.elapsed() < Duration::from_secs(5));
+    dash.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_history_counts_requests_per_second_per_backend() {
     let a = echo("node-1").await;
-    let lb = lb(&["--backend", &a.spec()]).await;
-    let http = Http::default();
-    eventually(Duration::from_secs(10), "a second with traffic", || async {
+    let lb = lb(&["--backend", &a.spec("node-1")]).await;
+    let dash = dashboard(&lb, &[]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
         for _ in 0..20 {
-            assert_eq!(http.get(&lb.url("/x"), &[]).await.status, 200);
+            assert_eq!(get(&lb.url("/x"), &[]).await.status, 200);
         }
-        let h = http
-            .get(&lb.admin_url("/admin/v1/history"), &[])
-            .await
-            .json();
-        h["backends"][0]["points"].as_array().is_some_and(|p| {
+        let h = get(&dash.url("/admin/v1/history"), &[]).await.json();
+        let seen = h["backends"][0]["points"].as_array().is_some_and(|p| {
             p.iter()
                 .any(|p| p[1].as_f64() > Some(0.0) && p[2].is_number())
-        })
-    })
-    .await;
+        });
+        if seen {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a second with traffic: {h}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    dash.stop().await;
     lb.stop().await;
+}
+
+/// A run folder with a `sticky-replicated` cluster of one node that is not
+/// running (the lab's actions then act on the folder alone).
+fn run_folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let rf = RunFolder::new(dir.path());
+    rf.create().unwrap();
+    rf.write_secret(&sessionlab_lab::runfolder::generate_secret().unwrap())
+        .unwrap();
+    let state = ClusterState {
+        mode: Mode::StickyReplicated,
+        bin_dir: "/nonexistent".into(),
+        started_at_unix_ms: 1,
+        ports: Default::default(),
+        node_extra_args: vec![],
+        lb_extra_args: vec![],
+        lb: LbState {
+            port: 1,
+            admin_port: 1,
+            process: None,
+            args: vec![],
+        },
+        dashboard: None,
+        nodes: vec![NodeState {
+            id: "node-1".into(),
+            app_port: 1,
+            cluster_port: 1,
+            process: None,
+            args: vec![],
+        }],
+        redis: None,
+        cuts: Default::default(),
+        delay_ms: 0,
+    };
+    rf.save(&state).unwrap();
+    dir
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lab_buttons_run_the_lab_command_or_say_why_not() {
     let a = echo("node-1").await;
-    let http = Http::default();
+    let lb = lb(&["--backend", &a.spec("node-1")]).await;
 
     // Without --lab-dir.
-    let plain = lb(&["--backend", &a.spec()]).await;
-    let r = http
-        .send(
-            Method::POST,
-            &plain.admin_url("/admin/v1/lab/kill/node-1"),
-            &[],
-            b"",
-        )
-        .await;
+    let plain = dashboard(&lb, &[]).await;
+    let r = post(&plain.url("/admin/v1/lab/kill/node-1"), &[]).await;
     assert_eq!(r.status, 409);
     assert_eq!(r.json()["error"], "lab_not_configured");
-    // Another web site may not press buttons, even when the LB could.
-    let r = http
-        .send(
-            Method::POST,
-            &plain.admin_url("/admin/v1/lab/heal"),
-            &[("origin", "http://evil.example")],
-            b"",
-        )
-        .await;
+    // Another web site may not press buttons, even when the dashboard could.
+    let r = post(
+        &plain.url("/admin/v1/lab/heal"),
+        &[("origin", "http://evil.example")],
+    )
+    .await;
     assert_eq!(r.status, 403);
     assert_eq!(r.json()["error"], "cross_origin");
+    // Drain needs no run folder: it is the LB's.
+    let r = post(&plain.url("/admin/v1/lab/drain/node-1"), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["output"].as_str().unwrap().contains("draining node-1"));
+    let backends = get(&format!("{}/admin/v1/backends", lb.admin_url()), &[]).await;
+    assert_eq!(backends.json()["backends"][0]["draining"], true);
     plain.stop().await;
 
-    // With a run folder whose recorded bin_dir holds a stand-in for
-    // `sessionlab` that prints its arguments.
-    let run = tempfile::tempdir().unwrap();
-    let bin = tempfile::tempdir().unwrap();
-    let fake = bin.path().join("sessionlab");
-    std::fs::write(
-        &fake,
-        "#!/bin/sh\necho \"sessionlab $*\"\n[ \"$3\" = heal ] && exit 0\necho \"no such node\" >&2\nexit 3\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::write(
-        run.path().join("cluster.json"),
-        serde_json::json!({ "bin_dir": bin.path() }).to_string(),
-    )
-    .unwrap();
+    // With a run folder: the lab's own actions, in the dashboard's process.
+    let run = run_folder();
     let run_dir = run.path().to_str().unwrap();
-    let lab = lb(&["--backend", &a.spec(), "--lab-dir", run_dir]).await;
-    let view = http
-        .get(&lab.admin_url("/admin/v1/cluster"), &[])
-        .await
-        .json();
+    let lab = dashboard(&lb, &["--lab-dir", run_dir]).await;
+    let view = get(&lab.url("/admin/v1/cluster"), &[]).await.json();
     assert_eq!(view["lab"]["enabled"], true, "{}", view["lab"]);
 
-    let r = http
-        .send(Method::POST, &lab.admin_url("/admin/v1/lab/heal"), &[], b"")
-        .await;
+    let r = post(&lab.url("/admin/v1/lab/heal"), &[]).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(
-        r.json()["stdout"],
-        format!("sessionlab --run-dir {run_dir} heal")
+    assert_eq!(r.json()["command"], "sessionlab heal");
+    assert!(
+        r.json()["output"].as_str().unwrap().starts_with("healed"),
+        "{}",
+        r.body
     );
-    let r = http
-        .send(
-            Method::POST,
-            &lab.admin_url("/admin/v1/lab/kill/node-9"),
-            &[],
-            b"",
-        )
-        .await;
+    let r = post(&lab.url("/admin/v1/lab/kill/node-9"), &[]).await;
     assert_eq!(r.status, 409, "{}", r.body);
     let body = r.json();
     assert_eq!(body["error"], "lab_command_failed");
-    assert_eq!(body["stderr"], "no such node");
-    assert_eq!(
-        body["stdout"],
-        format!("sessionlab --run-dir {run_dir} kill -- node-9")
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unknown node `node-9`; the nodes of this cluster are: node-1"),
+        "{body}"
     );
-    let r = http
-        .send(
-            Method::POST,
-            &lab.admin_url("/admin/v1/lab/kill/--help"),
-            &[],
-            b"",
-        )
-        .await;
+    assert_eq!(body["command"], "sessionlab kill node-9");
+    let r = post(&lab.url("/admin/v1/lab/kill/--help"), &[]).await;
     assert_eq!(r.status, 404, "a flag is not a node name");
-    let r = http.get(&lab.admin_url("/admin/v1/lab/heal"), &[]).await;
+    let r = get(&lab.url("/admin/v1/lab/heal"), &[]).await;
     assert_eq!(r.status, 405);
     lab.stop().await;
+    lb.stop().await;
 }

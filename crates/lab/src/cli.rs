@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::actions::{self, Action};
 use crate::cluster::{Lab, UpOptions, UpReport};
 use crate::error::{LabError, Result};
-use crate::faults;
 use crate::logs::{self, LogsOptions};
 use crate::ports::PortBases;
 use crate::preset::{Mode, PRESETS};
@@ -126,9 +126,12 @@ pub struct UpArgs {
     /// LB port (0 = any free port).
     #[arg(long, env = "SESSIONLAB_LB_PORT", default_value_t = PortBases::default().lb)]
     pub lb_port: u16,
-    /// LB admin/dashboard port (0 = any free port).
+    /// LB admin API port (0 = any free port).
     #[arg(long, env = "SESSIONLAB_ADMIN_PORT", default_value_t = PortBases::default().admin)]
     pub admin_port: u16,
+    /// Dashboard port (0 = any free port).
+    #[arg(long, env = "SESSIONLAB_DASHBOARD_PORT", default_value_t = PortBases::default().dashboard)]
+    pub dashboard_port: u16,
     /// First node app port; node-i gets this + i - 1 (0 = any free ports).
     #[arg(long, env = "SESSIONLAB_NODE_PORT", default_value_t = PortBases::default().node)]
     pub node_port: u16,
@@ -185,6 +188,7 @@ async fn run_async(lab: &Lab, command: Command) -> Result<()> {
                 ports: PortBases {
                     lb: a.lb_port,
                     admin: a.admin_port,
+                    dashboard: a.dashboard_port,
                     node: a.node_port,
                     cluster: a.cluster_port,
                 },
@@ -215,46 +219,14 @@ async fn run_async(lab: &Lab, command: Command) -> Result<()> {
                 lab.rf.logs_dir().display()
             )),
         },
-        Command::Kill { node } => {
-            let pid = lab.kill(&node).await?;
-            say(format!("killed {node} (pid {pid}) with SIGKILL"));
-        }
-        Command::Restart { node } => {
-            lab.restart(&node).await?;
-            if node == crate::redis::NAME {
-                say("restarted redis (empty: it keeps nothing on disk); the nodes reconnect by themselves".into());
-            } else {
-                say(format!(
-                    "restarted {node}; it is healthy and back in the LB"
-                ));
-            }
-        }
+        Command::Kill { node } => say(actions::perform(lab, &Action::Kill(node)).await?),
+        Command::Restart { node } => say(actions::perform(lab, &Action::Restart(node)).await?),
         Command::Partition { node, from } => {
-            let cut = faults::partition(&lab.api, &lab.rf, &node, &from).await?;
-            let others: Vec<&str> = cut
-                .iter()
-                .map(|(a, b)| if a == &node { b.as_str() } else { a.as_str() })
-                .collect();
-            say(format!(
-                "partitioned {node} from {}: replication between them is dropped both ways \
-                 (the LB still reaches {node}); `sessionlab heal` to undo",
-                others.join(", ")
-            ));
+            say(actions::perform(lab, &Action::Partition { node, from }).await?)
         }
-        Command::Heal => {
-            let n = faults::heal(&lab.api, &lab.rf).await?;
-            say(format!(
-                "healed: fault sets cleared on every running node ({n} cut links restored)"
-            ));
-        }
-        Command::Drain { node } => {
-            lab.drain(&node, true).await?;
-            say(format!("draining {node}: the LB sends it no new sessions"));
-        }
-        Command::Undrain { node } => {
-            lab.drain(&node, false).await?;
-            say(format!("undrained {node}"));
-        }
+        Command::Heal => say(actions::perform(lab, &Action::Heal).await?),
+        Command::Drain { node } => say(actions::perform(lab, &Action::Drain(node)).await?),
+        Command::Undrain { node } => say(actions::perform(lab, &Action::Undrain(node)).await?),
         Command::Scale { nodes } => {
             let state = lab.scale(nodes).await?;
             say(format!(
@@ -301,6 +273,10 @@ pub fn render_up(report: &UpReport, run_dir: &std::path::Path) -> String {
     let preset = st.mode.preset();
     let app = format!("http://127.0.0.1:{}/", st.lb.port);
     let admin = format!("http://127.0.0.1:{}/", st.lb.admin_port);
+    let dashboard = st
+        .dashboard
+        .as_ref()
+        .map_or_else(|| "-".to_string(), |d| format!("http://127.0.0.1:{}/", d.port));
     let nodes: Vec<String> = st
         .nodes
         .iter()
@@ -310,7 +286,8 @@ pub fn render_up(report: &UpReport, run_dir: &std::path::Path) -> String {
     let mut out = format!(
         "cluster up and healthy in {:.2} s: mode {}, {} nodes\n\
          \x20 app     {app}  (log in as alice, bob or carol; password sessionlab)\n\
-         \x20 admin   {admin}  (the live dashboard; LB admin API /admin/v1/backends, /metrics)\n\
+         \x20 dashboard {dashboard}  (the live dashboard)\n\
+         \x20 admin   {admin}  (the LB admin API: /admin/v1/backends, /metrics)\n\
          \x20 nodes   {}\n\
          \x20 mode    LB {}; sessions live in {}\n\
          \x20         {}\n\
@@ -393,10 +370,13 @@ mod tests {
         };
         assert_eq!(a.mode, Mode::StickyReplicated);
         assert_eq!(a.nodes, 3);
+        // The dashboard has the port the admin listener had before it was
+        // a process of its own; the LB's admin API moved next to it.
         assert_eq!(
             (a.lb_port, a.admin_port, a.node_port, a.cluster_port),
-            (8080, 8079, 8081, 9081)
+            (8080, 8078, 8081, 9081)
         );
+        assert_eq!(a.dashboard_port, 8079);
         assert_eq!(cli.run_dir, PathBuf::from(".sessionlab"));
     }
 

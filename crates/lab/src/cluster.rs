@@ -2,7 +2,8 @@
 //! `up`, `down`, `kill`, `restart`, `drain`/`undrain` and `scale`.
 //!
 //! A cluster is N `sessionlab-node` processes and one `sessionlab-lb` in
-//! front of them, all on 127.0.0.1, configured by a row of the modes matrix
+//! front of them, plus the `sessionlab-dashboard` that watches them, all on
+//! 127.0.0.1, configured by a row of the modes matrix
 //! ([`crate::preset`]). Every command follows the same pattern: take the run
 //! folder's lock, load the state, act on real processes (signals) or real
 //! admin endpoints (HTTP), save the state after every step that changed it.
@@ -41,7 +42,10 @@ use crate::ports::{PortAllocator, PortBases};
 use crate::preset::{Mode, PRESETS, Preset};
 use crate::process::{self, Launch, ProcRecord};
 use crate::redis;
-use crate::runfolder::{ClusterState, LbState, NodeState, RunFolder, SECRET_ENV, generate_secret};
+use crate::runfolder::{
+    ClusterState, DASHBOARD, DashboardState, LbState, NodeState, RunFolder, SECRET_ENV,
+    generate_secret,
+};
 
 /// The largest cluster the lab starts (each node is a real process).
 pub const MAX_NODES: usize = 16;
@@ -53,17 +57,18 @@ pub fn node_id(i: usize) -> String {
     format!("node-{i}")
 }
 
-/// Where the node and LB binaries are.
+/// Where the node, LB and dashboard binaries are.
 #[derive(Debug, Clone)]
 pub struct Binaries {
     pub dir: PathBuf,
     pub node: PathBuf,
     pub lb: PathBuf,
+    pub dashboard: PathBuf,
 }
 
 impl Binaries {
     /// The binaries in `dir`, or next to the running `sessionlab` binary
-    /// (where cargo puts them). Fails if either is missing.
+    /// (where cargo puts them). Fails if one is missing.
     pub fn locate(dir: Option<&Path>) -> Result<Binaries> {
         let dir = match dir {
             Some(d) => d.to_path_buf(),
@@ -76,9 +81,10 @@ impl Binaries {
         let bins = Binaries {
             node: dir.join("sessionlab-node"),
             lb: dir.join("sessionlab-lb"),
+            dashboard: dir.join("sessionlab-dashboard"),
             dir,
         };
-        for path in [&bins.node, &bins.lb] {
+        for path in [&bins.node, &bins.lb, &bins.dashboard] {
             if !path.is_file() {
                 return Err(LabError::MissingBinary {
                     name: path
@@ -195,14 +201,32 @@ pub fn node_args(
     args
 }
 
-/// `--lab-dir <absolute run folder>` for the LB (its dashboard runs
-/// `sessionlab` there, from its own working directory).
-fn lab_dir_arg(run_dir: &Path) -> Result<Vec<String>> {
+/// The command line of the dashboard: where it listens, the LB's admin
+/// API and each node's cluster listener it reads, and the run folder (as an
+/// absolute path: it acts on it for its buttons, from its own working
+/// directory).
+pub fn dashboard_args(
+    dashboard: &DashboardState,
+    lb: &LbState,
+    nodes: &[NodeState],
+    run_dir: &Path,
+) -> Result<Vec<String>> {
     let abs = std::path::absolute(run_dir).map_err(LabError::io(format!(
         "resolving the run folder {}",
         run_dir.display()
     )))?;
-    Ok(vec!["--lab-dir".into(), abs.to_string_lossy().into_owned()])
+    let mut args: Vec<String> = vec![
+        "--listen".into(),
+        addr(dashboard.port),
+        "--lb-admin".into(),
+        format!("http://{}", addr(lb.admin_port)),
+    ];
+    for n in nodes {
+        args.push("--node-admin".into());
+        args.push(format!("{}={}", n.id, addr(n.cluster_port)));
+    }
+    args.extend(["--lab-dir".into(), abs.to_string_lossy().into_owned()]);
+    Ok(args)
 }
 
 /// The session cookie name the nodes run with: the last `--cookie-name`
@@ -244,11 +268,6 @@ pub fn lb_args(
     for n in nodes {
         args.push("--backend".into());
         args.push(format!("{}={}", n.id, addr(n.app_port)));
-    }
-    // The dashboard reads sessions, memory and replication from each node.
-    for n in nodes {
-        args.push("--node-admin".into());
-        args.push(format!("{}={}", n.id, addr(n.cluster_port)));
     }
     args.extend(extra.iter().cloned());
     args
@@ -367,6 +386,11 @@ impl Lab {
             process: None,
             args: Vec::new(),
         };
+        let mut dashboard = DashboardState {
+            port: alloc.port(opts.ports.dashboard, 0, "dashboard")?,
+            process: None,
+            args: Vec::new(),
+        };
         let mut nodes = Vec::new();
         for i in 1..=opts.nodes {
             nodes.push(new_node(&mut alloc, &opts.ports, i)?);
@@ -378,16 +402,16 @@ impl Lab {
             }),
             false => None,
         };
+        dashboard.args = dashboard_args(&dashboard, &lb, &nodes, self.rf.root())?;
         let mut state = ClusterState {
             mode: opts.mode,
             bin_dir: bins.dir.clone(),
             started_at_unix_ms: sessionlab_wire::clock::unix_ms(),
             ports: opts.ports,
             node_extra_args: opts.node_args.clone(),
-            // The dashboard's kill/restart/partition/heal buttons run
-            // `sessionlab --run-dir <this run folder> ...`.
-            lb_extra_args: [lab_dir_arg(self.rf.root())?, opts.lb_args.clone()].concat(),
+            lb_extra_args: opts.lb_args.clone(),
             lb,
+            dashboard: Some(dashboard),
             nodes,
             redis,
             cuts: Default::default(),
@@ -454,8 +478,28 @@ impl Lab {
                 backends: state.node_ids(),
             },
         });
+        if let Some(d) = &state.dashboard {
+            let log = self.rf.log_path(DASHBOARD);
+            let (child, record) = process::spawn(&Launch {
+                program: &state.bin_dir.join("sessionlab-dashboard"),
+                args: &d.args,
+                env: &[],
+                log: &log,
+            })?;
+            let check = Check::Dashboard { addr: addr(d.port) };
+            if let Some(d) = state.dashboard.as_mut() {
+                d.process = Some(record);
+            }
+            self.rf.save(state)?;
+            starting.push(Starting {
+                name: DASHBOARD.into(),
+                watch: Watch::Child(child),
+                log,
+                check,
+            });
+        }
         progress(format!(
-            "started {} nodes and the LB ({} mode); waiting for health",
+            "started {} nodes, the LB and the dashboard ({} mode); waiting for health",
             state.nodes.len(),
             state.mode
         ));
@@ -613,7 +657,8 @@ impl Lab {
                 .nodes
                 .iter()
                 .flat_map(|n| [n.app_port, n.cluster_port])
-                .chain([state.lb.port, state.lb.admin_port]);
+                .chain([state.lb.port, state.lb.admin_port])
+                .chain(state.dashboard.as_ref().map(|d| d.port));
             let mut alloc = PortAllocator::new(in_use);
             for i in current + 1..=target {
                 let node = new_node(&mut alloc, &state.ports, i)?;

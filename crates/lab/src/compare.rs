@@ -385,6 +385,7 @@ async fn one_mode(
             ports: PortBases {
                 lb: 0,
                 admin: 0,
+                dashboard: 0,
                 node: 0,
                 cluster: 0,
             },

@@ -8,7 +8,8 @@
 //!   restarted node is not reported healthy with an empty store;
 //! - the LB is healthy when its admin `/healthz` answers, its own health
 //!   checks report every expected backend `up`, and a `/healthz` sent to
-//!   the app URL comes back 200 through it: requests are being forwarded.
+//!   the app URL comes back 200 through it: requests are being forwarded;
+//! - the dashboard is healthy when its `/healthz` answers.
 //!
 //! While waiting, the starter keeps the [`Child`] handles (or, for a process
 //! an earlier command started, its [`ProcRecord`]), so a process that dies
@@ -37,6 +38,9 @@ pub enum Check {
         /// Backend ids that must be `up` in the LB's view.
         backends: Vec<String>,
     },
+    /// The dashboard: its `/healthz` answers (it needs nothing else to be
+    /// up: it shows what it can reach).
+    Dashboard { addr: String },
 }
 
 /// How to notice that a process died while we wait for it.
@@ -115,6 +119,8 @@ async fn pending_reason(api: &Api, check: &Check) -> Option<String> {
                 None
             }
         }
+        Check::Dashboard { addr } => (!api.healthy(addr).await)
+            .then(|| format!("dashboard port {addr} not answering /healthz")),
     }
 }
 

@@ -16,6 +16,9 @@
 //! - [`api`]: the HTTP client for the node and LB admin APIs, and signing
 //!   requests to the node's cluster port.
 //! - [`cluster`]: `up`, `down`, `kill`, `restart`, `drain`, `scale`.
+//! - [`actions`]: kill, restart, partition, heal, drain as one call each,
+//!   for the subcommands and the dashboard's buttons (which call them in
+//!   the dashboard's own process).
 //! - [`faults`]: `partition` and `heal`.
 //! - [`status`]: the status table.
 //! - [`logs`]: per-process logs, `--follow`.
@@ -29,6 +32,7 @@
 //!
 //! `docs/lab.md` walks through how these fit together.
 
+pub mod actions;
 pub mod api;
 pub mod attack;
 pub mod cli;

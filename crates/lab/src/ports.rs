@@ -1,8 +1,8 @@
 //! Choosing the ports a cluster listens on, and refusing taken ones early.
 //!
-//! The defaults are the well-known ones from DESIGN.md (LB 8080, its admin
-//! 8079, nodes from 8081, cluster listeners from 9081) so that URLs in the
-//! docs work as printed. A base of 0 means "any free port": the lab asks the
+//! The defaults are the well-known ones from DESIGN.md (LB 8080, the
+//! dashboard 8079, the LB's admin API 8078, nodes from 8081, cluster
+//! listeners from 9081) so that URLs in the docs work as printed. A base of 0 means "any free port": the lab asks the
 //! OS for one per process, which is how tests run many clusters side by side.
 //!
 //! Ports are checked by binding them before anything starts. That leaves a
@@ -21,16 +21,25 @@ use crate::error::{LabError, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortBases {
     pub lb: u16,
+    /// The LB's admin API.
     pub admin: u16,
+    /// The dashboard (`sessionlab-dashboard`).
+    #[serde(default = "default_dashboard_port")]
+    pub dashboard: u16,
     pub node: u16,
     pub cluster: u16,
+}
+
+fn default_dashboard_port() -> u16 {
+    PortBases::default().dashboard
 }
 
 impl Default for PortBases {
     fn default() -> Self {
         PortBases {
             lb: 8080,
-            admin: 8079,
+            admin: 8078,
+            dashboard: 8079,
             node: 8081,
             cluster: 9081,
         }

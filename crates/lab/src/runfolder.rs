@@ -37,6 +37,9 @@ use crate::redis::RedisState;
 /// The environment variable that hands the cluster secret to a node.
 pub const SECRET_ENV: &str = "SESSIONLAB_CLUSTER_SECRET";
 
+/// The dashboard's process name (in `status`, `logs`, `down`).
+pub const DASHBOARD: &str = "dashboard";
+
 /// Everything the lab remembers about a running cluster.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClusterState {
@@ -50,6 +53,10 @@ pub struct ClusterState {
     pub node_extra_args: Vec<String>,
     pub lb_extra_args: Vec<String>,
     pub lb: LbState,
+    /// The dashboard process (`sessionlab-dashboard`); `None` in a state
+    /// written before the dashboard was a process of its own.
+    #[serde(default)]
+    pub dashboard: Option<DashboardState>,
     pub nodes: Vec<NodeState>,
     /// The Redis server `up` started for the `redis` mode, if it did.
     #[serde(default)]
@@ -68,6 +75,15 @@ pub struct ClusterState {
 pub struct LbState {
     pub port: u16,
     pub admin_port: u16,
+    pub process: Option<ProcRecord>,
+    pub args: Vec<String>,
+}
+
+/// The dashboard process: it reads the LB's admin API and the nodes'
+/// cluster listeners, and acts on this run folder for its buttons.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DashboardState {
+    pub port: u16,
     pub process: Option<ProcRecord>,
     pub args: Vec<String>,
 }
@@ -109,9 +125,14 @@ impl ClusterState {
         self.nodes.iter().map(|n| n.id.clone()).collect()
     }
 
-    /// Every process record the state holds, LB first.
+    /// Every process record the state holds, LB first, then the dashboard.
     pub fn processes(&self) -> Vec<(String, ProcRecord)> {
         let lb = self.lb.process.map(|p| ("lb".to_string(), p));
+        let dashboard = self
+            .dashboard
+            .as_ref()
+            .and_then(|d| d.process)
+            .map(|p| (DASHBOARD.to_string(), p));
         let nodes = self
             .nodes
             .iter()
@@ -121,7 +142,11 @@ impl ClusterState {
             .as_ref()
             .and_then(|r| r.process)
             .map(|p| (crate::redis::NAME.to_string(), p));
-        lb.into_iter().chain(nodes).chain(redis).collect()
+        lb.into_iter()
+            .chain(dashboard)
+            .chain(nodes)
+            .chain(redis)
+            .collect()
     }
 
     /// Whether any recorded process still runs.
@@ -314,10 +339,11 @@ mod tests {
             lb_extra_args: vec![],
             lb: LbState {
                 port: 8080,
-                admin_port: 8079,
+                admin_port: 8078,
                 process: None,
                 args: vec![],
             },
+            dashboard: None,
             nodes: vec![NodeState {
                 id: "node-1".into(),
                 app_port: 8081,

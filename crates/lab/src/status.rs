@@ -1,6 +1,7 @@
 //! `sessionlab status`: one table of what runs and how it is doing.
 //!
-//! Each row joins three views of a process: whether its pid still runs
+//! The LB and the dashboard have a row each, then every node (and the
+//! redis mode's Redis). Each node row joins three views of a process: whether its pid still runs
 //! (the run folder), what the process says about itself (node
 //! `/admin/v1/status`: sessions held, peers up), and what the LB thinks of
 //! it (`/admin/v1/backends`: up/down, draining). They disagree on purpose in
@@ -48,6 +49,9 @@ pub struct Status {
     pub mode: String,
     pub strategy: String,
     pub app_url: String,
+    /// The dashboard, if this cluster has one.
+    pub dashboard_url: Option<String>,
+    /// The LB's admin API.
     pub admin_url: String,
     pub rows: Vec<Row>,
 }
@@ -127,6 +131,23 @@ pub async fn gather(api: &Api, rf: &RunFolder) -> Result<Status> {
         peers: None,
         cut_from: Vec::new(),
     }];
+    if let Some(d) = &state.dashboard {
+        let alive = d.process.is_some_and(|p| p.is_alive());
+        let answers = alive && api.healthy(&format!("127.0.0.1:{}", d.port)).await;
+        rows.push(Row {
+            process: crate::runfolder::DASHBOARD.into(),
+            pid: d.process.filter(|_| alive).map(|p| p.pid),
+            state: if alive { "running" } else { "stopped" }.into(),
+            port: d.port,
+            admin_port: 0,
+            health: if answers { "ok" } else { "-" }.into(),
+            lb: None,
+            sessions: None,
+            peers_up: None,
+            peers: None,
+            cut_from: Vec::new(),
+        });
+    }
     let nodes =
         join_all((0..state.nodes.len()).map(|i| node_row(api, &state, i, backends.as_ref()))).await;
     rows.extend(nodes);
@@ -151,6 +172,10 @@ pub async fn gather(api: &Api, rf: &RunFolder) -> Result<Status> {
         mode: state.mode.to_string(),
         strategy: state.mode.preset().lb_strategy.to_string(),
         app_url: format!("http://127.0.0.1:{}/", state.lb.port),
+        dashboard_url: state
+            .dashboard
+            .as_ref()
+            .map(|d| format!("http://127.0.0.1:{}/", d.port)),
         admin_url: format!("http://{admin}/"),
         rows,
     })
@@ -191,8 +216,12 @@ pub fn render(status: &Status) -> String {
     let widths: Vec<usize> = (0..header.len())
         .map(|c| table.iter().map(|row| row[c].len()).max().unwrap_or(0))
         .collect();
+    let dashboard = status
+        .dashboard_url
+        .as_ref()
+        .map_or_else(String::new, |d| format!(", dashboard {d}"));
     let mut out = format!(
-        "mode {} (LB {}), app {}, admin {}\n",
+        "mode {} (LB {}), app {}{dashboard}, LB admin {}\n",
         status.mode, status.strategy, status.app_url, status.admin_url
     );
     for row in &table {
@@ -216,14 +245,15 @@ mod tests {
             mode: "sticky-replicated".into(),
             strategy: "sticky-cookie".into(),
             app_url: "http://127.0.0.1:8080/".into(),
-            admin_url: "http://127.0.0.1:8079/".into(),
+            dashboard_url: Some("http://127.0.0.1:8079/".into()),
+            admin_url: "http://127.0.0.1:8078/".into(),
             rows: vec![
                 Row {
                     process: "lb".into(),
                     pid: Some(10),
                     state: "running".into(),
                     port: 8080,
-                    admin_port: 8079,
+                    admin_port: 8078,
                     health: "ok".into(),
                     lb: None,
                     sessions: None,
@@ -250,7 +280,8 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
-            "mode sticky-replicated (LB sticky-cookie), app http://127.0.0.1:8080/, admin http://127.0.0.1:8079/"
+            "mode sticky-replicated (LB sticky-cookie), app http://127.0.0.1:8080/, \
+             dashboard http://127.0.0.1:8079/, LB admin http://127.0.0.1:8078/"
         );
         assert_eq!(
             lines[1],
@@ -258,7 +289,7 @@ mod tests {
         );
         assert_eq!(
             lines[2],
-            "lb       10   running  8080  8079   ok      -      -         -         -"
+            "lb       10   running  8080  8078   ok      -      -         -         -"
         );
         assert_eq!(
             lines[3],

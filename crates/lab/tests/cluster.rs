@@ -130,7 +130,8 @@ async fn local_mode_loses_the_login_and_down_leaves_nothing_running() {
     let status = tc.status();
     assert_eq!(status["mode"], "local");
     let rows = status["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 3);
+    // The LB, the dashboard and the two nodes.
+    assert_eq!(rows.len(), 4);
     for row in rows {
         assert_eq!(row["state"], "running", "{row}");
         assert_eq!(row["health"], "ok", "{row}");
@@ -147,7 +148,7 @@ async fn local_mode_loses_the_login_and_down_leaves_nothing_running() {
     let procs = st.processes();
     let out = tc.ok(&["down"]);
     assert!(
-        out.contains("stopped lb, node-1, node-2 (3 processes)"),
+        out.contains("stopped lb, dashboard, node-1, node-2 (4 processes)"),
         "{out}"
     );
     for (name, p) in procs {

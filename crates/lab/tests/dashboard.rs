@@ -65,7 +65,7 @@ async fn killing_alices_node_from_the_dashboard_keeps_her_logged_in() {
     let tc = tokio::task::spawn_blocking(|| TestCluster::up("sticky-replicated", 3))
         .await
         .expect("sessionlab up");
-    let (app, admin) = (tc.app_url(), tc.admin_url());
+    let (app, admin) = (tc.app_url(), tc.dashboard_url());
     let browser = Browser::launch(&chromium, &out.join("chromium.log")).await;
 
     // Alice logs in through the LB and presses +1.

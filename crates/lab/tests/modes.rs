@@ -117,6 +117,7 @@ fn redis_mode_uses_a_given_redis_or_says_what_is_missing() {
             .env("SESSIONLAB_BIN_DIR", bin_dir())
             .env("SESSIONLAB_LB_PORT", "0")
             .env("SESSIONLAB_ADMIN_PORT", "0")
+            .env("SESSIONLAB_DASHBOARD_PORT", "0")
             .env("SESSIONLAB_NODE_PORT", "0")
             .env("SESSIONLAB_CLUSTER_PORT", "0"),
         Duration::from_secs(60),

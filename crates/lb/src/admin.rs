@@ -11,11 +11,19 @@
 //! | `POST /admin/v1/backends/{id}/drain` | no new users; sticky users stay |
 //! | `POST /admin/v1/backends/{id}/undrain` | take new users again |
 //! | `GET /admin/v1/requests?limit=N` | the last N routing decisions, newest first (`recent.rs`) |
-//! | `GET /`, `/dashboard`, `/admin/v1/cluster`, `/admin/v1/history`, `POST /admin/v1/lab/...` | the live dashboard (`dashboard.rs`) |
+//! | `GET /admin/v1/latency` | every backend's request count and latency histogram since start (below) |
 //!
 //! The add call may name the node's cluster listener too,
-//! `{"id":"node-4","addr":"127.0.0.1:8084","admin":"127.0.0.1:9084"}`, for
-//! the dashboard (as `--node-admin` does at start).
+//! `{"id":"node-4","addr":"127.0.0.1:8084","admin":"127.0.0.1:9084"}`. The
+//! LB does nothing with it but show it (`"admin"` in the backend's JSON),
+//! so that the dashboard (`sessionlab-dashboard`, a process of its own)
+//! finds the nodes added at run time.
+//!
+//! `GET /admin/v1/latency` is for readers that chart windows of traffic
+//! (the dashboard's requests/s and p99 per second): percentiles cannot be
+//! subtracted, histograms can. Each backend's histogram (microseconds) is
+//! in HdrHistogram's V2 serialization, base64: `{"encoding":
+//! "hdrhistogram-v2-base64", "backends": [{"id", "requests", "histogram"}]}`.
 //!
 //! With `--admin-token T`, every `/admin/...` call needs
 //! `Authorization: Bearer T` (compared in constant time); `/healthz` and
@@ -26,7 +34,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
+use hdrhistogram::serialization::{Serializer as _, V2Serializer};
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -37,7 +48,6 @@ use subtle::ConstantTimeEq;
 
 use crate::backend::{Backend, BackendSpec, TableError};
 use crate::balancer::Balancer;
-use crate::dashboard::Dashboard;
 use crate::error::json_response;
 use crate::metrics;
 use crate::recent::CAPACITY;
@@ -48,7 +58,6 @@ const DEFAULT_REQUESTS_LIMIT: usize = 100;
 
 pub struct Admin {
     balancer: Arc<Balancer>,
-    dashboard: Dashboard,
 }
 
 type AdminResponse = Response<Full<Bytes>>;
@@ -76,6 +85,7 @@ pub fn backend_json(b: &Backend) -> Value {
         "latency_ms_p99": b.latency_ms(0.99),
         "health_history": b.health_history(),
         "requests_per_sec": b.rate_history(),
+        "admin": b.cluster_addr().map(|a| a.to_string()),
     })
 }
 
@@ -84,17 +94,14 @@ pub fn backend_json(b: &Backend) -> Value {
 struct AddBackend {
     id: String,
     addr: String,
-    /// The node's cluster listener (for the dashboard).
+    /// The node's cluster listener (shown to readers such as the dashboard).
     #[serde(default)]
     admin: Option<String>,
 }
 
 impl Admin {
-    pub fn new(balancer: Arc<Balancer>, dashboard: Dashboard) -> Self {
-        Admin {
-            balancer,
-            dashboard,
-        }
+    pub fn new(balancer: Arc<Balancer>) -> Self {
+        Admin { balancer }
     }
 
     fn authorized(&self, req: &Request<Incoming>) -> bool {
@@ -111,11 +118,6 @@ impl Admin {
     async fn route(&self, req: Request<Incoming>) -> AdminResponse {
         let path = req.uri().path().to_string();
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        if req.method() == Method::GET {
-            if let Some(page) = Dashboard::asset(&path) {
-                return page;
-            }
-        }
         match (req.method(), segments.as_slice()) {
             (&Method::GET, ["healthz"]) => text(StatusCode::OK, "ok\n".into(), "text/plain"),
             (&Method::GET, ["metrics"]) => text(
@@ -128,15 +130,11 @@ impl Admin {
                 "unauthorized",
                 "admin calls need Authorization: Bearer <admin token>",
             ),
-            (_, s) if Dashboard::handles(s) => self.dashboard.route(&req, s).await,
             (&Method::GET, ["admin", "v1", "backends"]) => self.list(),
             (&Method::POST, ["admin", "v1", "backends"]) => self.add(req).await,
             (&Method::DELETE, ["admin", "v1", "backends", id]) => {
                 match self.balancer.remove_backend(id) {
-                    Ok(b) => {
-                        self.dashboard.set_node_admin(id, None);
-                        json_response(StatusCode::OK, &backend_json(&b))
-                    }
+                    Ok(b) => json_response(StatusCode::OK, &backend_json(&b)),
                     Err(e) => table_error(e),
                 }
             }
@@ -162,7 +160,8 @@ impl Admin {
                 None => table_error(TableError::NotFound(id.to_string())),
             },
             (&Method::GET, ["admin", "v1", "requests"]) => self.requests(req.uri().query()),
-            (_, ["healthz"] | ["metrics"] | ["admin", "v1", "requests"])
+            (&Method::GET, ["admin", "v1", "latency"]) => self.latency(),
+            (_, ["healthz"] | ["metrics"] | ["admin", "v1", "requests" | "latency"])
             | (_, ["admin", "v1", "backends", ..]) => error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
@@ -214,8 +213,8 @@ impl Admin {
         };
         match self.balancer.add_backend(spec) {
             Ok(b) => {
-                if node_admin.is_some() {
-                    self.dashboard.set_node_admin(b.id(), node_admin);
+                if let Some(a) = node_admin {
+                    b.set_cluster_addr(a);
                 }
                 json_response(StatusCode::CREATED, &backend_json(&b))
             }
@@ -247,6 +246,28 @@ impl Admin {
             .map(|r| r.to_json())
             .collect();
         json_response(StatusCode::OK, &json!({ "requests": requests }))
+    }
+}
+
+impl Admin {
+    fn latency(&self) -> AdminResponse {
+        let snap = self.balancer.backends.snapshot();
+        let mut backends = Vec::with_capacity(snap.list.len());
+        for b in &snap.list {
+            let mut bytes = Vec::new();
+            if let Err(e) = V2Serializer::new().serialize(&b.latency_histogram(), &mut bytes) {
+                return error(StatusCode::INTERNAL_SERVER_ERROR, "histogram", e);
+            }
+            backends.push(json!({
+                "id": b.id(),
+                "requests": b.requests(),
+                "histogram": BASE64.encode(&bytes),
+            }));
+        }
+        json_response(
+            StatusCode::OK,
+            &json!({ "encoding": "hdrhistogram-v2-base64", "backends": backends }),
+        )
     }
 }
 

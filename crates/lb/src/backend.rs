@@ -27,7 +27,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -141,6 +141,10 @@ pub struct Backend {
     shards: Sharded<Shard>,
     health: Mutex<HealthMachine>,
     rates: Mutex<RateHistory>,
+    /// The node's cluster listener, if the add call named it: the LB never
+    /// uses it, it only tells readers of the admin API (the dashboard)
+    /// where the node answers about itself.
+    cluster_addr: OnceLock<SocketAddr>,
 }
 
 /// What one worker thread records about a backend.
@@ -201,6 +205,7 @@ impl Backend {
             }),
             health: Mutex::new(HealthMachine::new(health.rise, health.fall)),
             rates: Mutex::new(RateHistory::default()),
+            cluster_addr: OnceLock::new(),
         }
     }
 
@@ -218,6 +223,15 @@ impl Backend {
     }
     pub fn route_cookie(&self) -> &HeaderValue {
         &self.route_cookie
+    }
+    /// The node's cluster listener, as the add call gave it.
+    pub fn cluster_addr(&self) -> Option<SocketAddr> {
+        self.cluster_addr.get().copied()
+    }
+    /// Records the node's cluster listener (once; a later call is ignored:
+    /// a backend that moves is removed and added again).
+    pub fn set_cluster_addr(&self, addr: SocketAddr) {
+        let _ = self.cluster_addr.set(addr);
     }
 
     pub fn is_up(&self) -> bool {
@@ -310,8 +324,9 @@ impl Backend {
         (!merged.is_empty()).then(|| merged.value_at_quantile(quantile) as f64 / 1000.0)
     }
 
-    /// The latency histogram (microseconds, since start) over all threads;
-    /// the dashboard's history subtracts two of them for a window.
+    /// The latency histogram (microseconds, since start) over all threads,
+    /// for `GET /admin/v1/latency` (the dashboard subtracts two of them for
+    /// a window).
     pub fn latency_histogram(&self) -> Histogram<u64> {
         let mut merged = new_histogram();
         for shard in self.shards.iter() {

@@ -9,8 +9,7 @@
 //! - one active health-check task per backend (`health.rs`), started when
 //!   the backend is added and ended when it is removed or at shutdown;
 //! - a once-a-second task sampling each backend's request counter into its
-//!   requests-per-second history (for the admin API and dashboard);
-//! - the dashboard's own once-a-second sampler (`history.rs`).
+//!   requests-per-second history (for the admin API).
 //!
 //! Adding and removing backends goes through [`Balancer`] so that the table
 //! and the health tasks never disagree.
@@ -27,7 +26,6 @@ use tokio::sync::watch;
 use crate::admin::Admin;
 use crate::backend::{Backend, BackendSpec, Backends, TableError};
 use crate::config::Settings;
-use crate::dashboard::Dashboard;
 use crate::health::{HealthConfig, HttpProbe, run_active_checks};
 use crate::metrics::{self, ProxyStats};
 use crate::proxy::Proxy;
@@ -150,8 +148,7 @@ pub async fn run(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let dashboard = Dashboard::start(balancer.clone(), &settings, stop_rx.clone());
-    let admin = Arc::new(Admin::new(balancer, dashboard));
+    let admin = Arc::new(Admin::new(balancer));
     tokio::join!(
         server::serve_on_threads(
             listeners.public,

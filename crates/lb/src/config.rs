@@ -38,6 +38,7 @@ pub struct Config {
     pub listen: SocketAddr,
 
     /// Admin listen address (API, /metrics, /healthz). Keep it private.
+    /// (`sessionlab up` puts it on 8078, next to its dashboard on 8079.)
     #[arg(
         long,
         env = "SESSIONLAB_LB_ADMIN_LISTEN",
@@ -61,22 +62,6 @@ pub struct Config {
     /// A TOML file with `[[backend]]` entries (id, addr), added to --backend.
     #[arg(long, env = "SESSIONLAB_LB_CONFIG")]
     pub config: Option<PathBuf>,
-
-    /// A backend node's cluster listener, ID=IP:PORT (repeat the flag; in
-    /// the env var, comma-separated): the dashboard reads the node's
-    /// sessions, memory and replication links there.
-    #[arg(
-        long = "node-admin",
-        env = "SESSIONLAB_LB_NODE_ADMINS",
-        value_delimiter = ',',
-        value_name = "ID=IP:PORT"
-    )]
-    pub node_admins: Vec<BackendSpec>,
-
-    /// The run folder of the `sessionlab up` that started this LB: turns on
-    /// the dashboard's kill, restart, partition and heal buttons.
-    #[arg(long, env = "SESSIONLAB_LB_LAB_DIR")]
-    pub lab_dir: Option<PathBuf>,
 
     /// How to choose a backend.
     #[arg(long, env = "SESSIONLAB_LB_STRATEGY", value_enum, default_value_t = Strategy::RoundRobin)]
@@ -149,9 +134,6 @@ pub struct Settings {
     pub admin_listen: SocketAddr,
     pub admin_token: Option<String>,
     pub backends: Vec<BackendSpec>,
-    /// Cluster listeners of the backends, for the dashboard.
-    pub node_admins: Vec<BackendSpec>,
-    pub lab_dir: Option<PathBuf>,
     pub strategy: Strategy,
     /// The nodes' session cookie name (`--session-cookie`).
     pub session_cookie: String,
@@ -179,10 +161,6 @@ pub enum ConfigError {
     EmptyToken,
     #[error("--admin-listen must differ from --listen ({0})")]
     SameAddress(SocketAddr),
-    #[error("--node-admin: {0}")]
-    NodeAdmin(String),
-    #[error("--lab-dir {}: not a folder", .0.display())]
-    LabDir(PathBuf),
 }
 
 #[derive(Debug, Deserialize)]
@@ -213,22 +191,6 @@ impl Config {
                 )));
             }
         }
-        for (i, a) in self.node_admins.iter().enumerate() {
-            if self.node_admins[..i].iter().any(|other| other.id == a.id) {
-                return Err(ConfigError::NodeAdmin(format!("{:?} is given twice", a.id)));
-            }
-            if !backends.iter().any(|b| b.id == a.id) {
-                return Err(ConfigError::NodeAdmin(format!(
-                    "no --backend with id {:?}",
-                    a.id
-                )));
-            }
-        }
-        if let Some(dir) = &self.lab_dir {
-            if !dir.is_dir() {
-                return Err(ConfigError::LabDir(dir.clone()));
-            }
-        }
         match &self.admin_token {
             Some(t) if t.is_empty() => return Err(ConfigError::EmptyToken),
             None if !self.admin_listen.ip().is_loopback() => {
@@ -248,8 +210,6 @@ impl Config {
             admin_listen: self.admin_listen,
             admin_token: self.admin_token,
             backends,
-            node_admins: self.node_admins,
-            lab_dir: self.lab_dir,
             strategy: self.strategy,
             session_cookie: self.session_cookie,
             health: HealthConfig {
@@ -376,37 +336,6 @@ mod tests {
             .unwrap()
             .resolve()
             .unwrap();
-    }
-
-    #[test]
-    fn node_admins_name_known_backends_once() {
-        let s = parse(&[
-            "--backend",
-            "node-1=127.0.0.1:8081",
-            "--node-admin",
-            "node-1=127.0.0.1:9081",
-        ])
-        .unwrap()
-        .resolve()
-        .unwrap();
-        assert_eq!(s.node_admins[0].addr, "127.0.0.1:9081".parse().unwrap());
-        let e = parse(&[
-            "--backend",
-            "node-1=127.0.0.1:8081",
-            "--node-admin",
-            "node-2=127.0.0.1:9082",
-        ])
-        .unwrap()
-        .resolve()
-        .unwrap_err();
-        assert!(e.to_string().starts_with("--node-admin"), "{e}");
-        let e = parse(&["--node-admin", "node-1"]).unwrap_err().to_string();
-        assert!(e.contains("--node-admin"), "{e}");
-        let e = parse(&["--lab-dir", "/nonexistent/run"])
-            .unwrap()
-            .resolve()
-            .unwrap_err();
-        assert!(e.to_string().starts_with("--lab-dir"), "{e}");
     }
 
     #[test]

@@ -18,32 +18,27 @@
 //!    |              connect errors/timeouts feed health (passive)
 //!    |         answer: strip hop-by-hop, insert/rewrite SLROUTE
 //!    v
-//! recent.rs    the routing decision, for the admin API and dashboard
+//! recent.rs    the routing decision, for the admin API
 //! ```
 //!
 //! Beside it: `backend.rs` (the copy-on-write backend table and each
 //! backend's counters), `health.rs` (rise/fall state machine and the active
 //! checker), `admin.rs` + `metrics.rs` (the admin listener), `config.rs`
-//! (flags, env, TOML), `shard.rs` (per-thread counters), `dashboard.rs`
-//! (the live page, with `cluster_view.rs`, `history.rs` and
-//! `lab_control.rs` behind it), and `balancer.rs`,
-//! which wires it all together in
-//! [`run`]. `echo.rs` is a test tool: a tiny backend for tests and the
-//! benchmark. `docs/lb.md` is the guided tour.
+//! (flags, env, TOML), `shard.rs` (per-thread counters), and `balancer.rs`,
+//! which wires it all together in [`run`]. `echo.rs` is a test tool: a tiny
+//! backend for tests and the benchmark. The live dashboard is a process of
+//! its own (crate `sessionlab-dashboard`) that reads this LB's admin API.
+//! `docs/lb.md` is the guided tour.
 
 pub mod admin;
 pub mod backend;
 pub mod balancer;
-pub mod cluster_view;
 pub mod config;
 pub mod cookie;
-pub mod dashboard;
 pub mod echo;
 pub mod error;
 pub mod forward;
 pub mod health;
-pub mod history;
-pub mod lab_control;
 pub mod metrics;
 pub mod pool;
 pub mod proxy;

@@ -248,3 +248,68 @@ async fn metrics_and_the_requests_log_reflect_traffic() {
     );
     lb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_added_backend_keeps_its_nodes_cluster_listener_for_readers() {
+    let (a, c) = (echo("node-1").await, echo("node-3").await);
+    let lb = lb(&["--backend", &a.spec()]).await;
+    let http = Http::default();
+    let url = lb.admin_url("/admin/v1/backends");
+
+    // The add call takes the node's cluster listener too, and the listing
+    // shows it (the dashboard reads it there); remove forgets it.
+    let body = format!(
+        r#"{{"id":"node-3","addr":"{}","admin":"127.0.0.1:9"}}"#,
+        c.addr
+    );
+    let r = http.send(Method::POST, &url, &[], body.as_bytes()).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["admin"], "127.0.0.1:9");
+    let list = http.get(&url, &[]).await.json();
+    assert_eq!(list["backends"][0]["admin"], serde_json::Value::Null);
+    assert_eq!(list["backends"][1]["admin"], "127.0.0.1:9");
+    let r = http
+        .send(Method::DELETE, &lb.admin_url("/admin/v1/backends/node-3"), &[], b"")
+        .await;
+    assert_eq!(r.status, 200);
+    let bad = r#"{"id":"node-4","addr":"127.0.0.1:8084","admin":"not-an-address"}"#;
+    let r = http.send(Method::POST, &url, &[], bad.as_bytes()).await;
+    assert_eq!(r.status, 400);
+    let list = http.get(&url, &[]).await.json();
+    assert_eq!(
+        list["backends"].as_array().unwrap().len(),
+        1,
+        "a refused add adds nothing"
+    );
+    lb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_totals_are_served_as_histograms() {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::Deserializer;
+
+    let a = echo("node-1").await;
+    let lb = lb(&["--backend", &a.spec()]).await;
+    let http = Http::default();
+    for _ in 0..5 {
+        assert_eq!(http.get(&lb.url("/x"), &[]).await.status, 200);
+    }
+    let r = http.get(&lb.admin_url("/admin/v1/latency"), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let body = r.json();
+    assert_eq!(body["encoding"], "hdrhistogram-v2-base64");
+    let b = &body["backends"][0];
+    assert_eq!((b["id"].as_str(), b["requests"].as_u64()), (Some("node-1"), Some(5)));
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b["histogram"].as_str().unwrap())
+        .unwrap();
+    let h: hdrhistogram::Histogram<u64> =
+        Deserializer::new().deserialize(&mut bytes.as_slice()).unwrap();
+    assert_eq!(h.len(), 5, "one latency per request");
+    let r = http
+        .send(Method::POST, &lb.admin_url("/admin/v1/latency"), &[], b"")
+        .await;
+    assert_eq!(r.status, 405);
+    lb.stop().await;
+}

@@ -19,13 +19,14 @@ pub fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Panics with the build command if the node or LB binary is missing.
+/// Panics with the build command if the node, LB or dashboard binary is
+/// missing.
 pub fn require_binaries() {
-    for name in ["sessionlab-node", "sessionlab-lb"] {
+    for name in ["sessionlab-node", "sessionlab-lb", "sessionlab-dashboard"] {
         assert!(
             bin_dir().join(name).is_file(),
             "{name} is missing from {}: build it first with \
-             `cargo build -p sessionlab-node -p sessionlab-lb --bins`",
+             `cargo build -p sessionlab-node -p sessionlab-lb -p sessionlab-dashboard --bins`",
             bin_dir().display()
         );
     }
@@ -88,6 +89,7 @@ impl TestCluster {
             .env("SESSIONLAB_BIN_DIR", bin_dir())
             .env("SESSIONLAB_LB_PORT", "0")
             .env("SESSIONLAB_ADMIN_PORT", "0")
+            .env("SESSIONLAB_DASHBOARD_PORT", "0")
             .env("SESSIONLAB_NODE_PORT", "0")
             .env("SESSIONLAB_CLUSTER_PORT", "0")
             .env("SESSIONLAB_GRACE", "3s");
@@ -128,8 +130,15 @@ impl TestCluster {
         format!("http://127.0.0.1:{}", self.state().lb.port)
     }
 
+    /// The LB's admin API.
     pub fn admin_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.state().lb.admin_port)
+    }
+
+    /// The dashboard.
+    pub fn dashboard_url(&self) -> String {
+        let port = self.state().dashboard.expect("a dashboard").port;
+        format!("http://127.0.0.1:{port}")
     }
 
     pub fn cluster_url(&self, node: &str) -> String {

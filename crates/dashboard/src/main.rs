@@ -1,0 +1,72 @@
+//! `sessionlab-dashboard`: parse flags, bind, run. The logic lives in the
+//! library (`sessionlab_dashboard::run`).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use sessionlab_dashboard::{Config, run};
+
+fn main() -> ExitCode {
+    let settings = match Config::parse().resolve() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sessionlab-dashboard: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "sessionlab_dashboard=info,sessionlab_lab=info".into()),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sessionlab-dashboard: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        // Installed now, before the first poll: a SIGTERM right after start
+        // still means "stop cleanly".
+        let shutdown = shutdown_signal();
+        let listener = match tokio::net::TcpListener::bind(settings.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("sessionlab-dashboard: --listen {}: {e}", settings.listen);
+                return ExitCode::from(2);
+            }
+        };
+        match run(settings, listener, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sessionlab-dashboard: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// SIGTERM or SIGINT.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+}
