@@ -64,7 +64,8 @@ pub enum LabAction {
 impl LabAction {
     /// From the path segments after `/admin/v1/lab/`.
     pub fn parse(segments: &[&str]) -> Option<LabAction> {
-        let node = |id: &str| valid_node_id(id).then(|| id.to_string());
+        // Not flag-like either, so the answer never echoes `--help` as a node.
+        let node = |id: &str| (valid_node_id(id) && !id.starts_with('-')).then(|| id.to_string());
         match segments {
             ["drain", id] => node(id).map(LabAction::Drain),
             ["undrain", id] => node(id).map(LabAction::Undrain),
