@@ -1,5 +1,5 @@
-# sessionlab container image: sessionlab-node, sessionlab-lb and sessionlab
-# in one small runtime image. docker-compose.yml runs it in every mode.
+# sessionlab container image: sessionlab-node, sessionlab-lb,
+# sessionlab-dashboard and sessionlab in one small runtime image. docker-compose.yml runs it in every mode.
 #
 #   docker build -t sessionlab:latest .          # compile here, standard images
 #
@@ -16,18 +16,18 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 FROM ${RUNTIME_IMAGE} AS prebuilt
 COPY docker/prebuilt/ /usr/local/bin/
 USER 65534:65534
-EXPOSE 8080 8079 8081 9081
+EXPOSE 8080 8078 8079 8081 9081
 CMD ["sessionlab-node", "--help"]
 
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p sessionlab-node -p sessionlab-lb -p sessionlab-lab --bins \
+RUN cargo build --release --locked -p sessionlab-node -p sessionlab-lb -p sessionlab-dashboard -p sessionlab-lab --bins \
  && mkdir /out \
- && cp target/release/sessionlab-node target/release/sessionlab-lb target/release/sessionlab /out/
+ && cp target/release/sessionlab-node target/release/sessionlab-lb target/release/sessionlab-dashboard target/release/sessionlab /out/
 
 FROM ${RUNTIME_IMAGE} AS runtime
 COPY --from=build /out/ /usr/local/bin/
 USER 65534:65534
-EXPOSE 8080 8079 8081 9081
+EXPOSE 8080 8078 8079 8081 9081
 CMD ["sessionlab-node", "--help"]

@@ -5,7 +5,7 @@
 #   scripts/cluster.sh status | down | kill node-2 | partition node-1 | heal | logs ...
 #
 # Any `sessionlab` subcommand works; see `scripts/cluster.sh --help`.
-# `up` builds the node, the LB and the lab first (release profile; set
+# `up` builds the node, the LB, the dashboard and the lab first (release profile; set
 # SESSIONLAB_PROFILE=dev for a faster, unoptimized build). The cluster state
 # and logs live in .sessionlab/ at the top of the repository.
 set -euo pipefail
@@ -22,7 +22,7 @@ bin="$target/$dir/sessionlab"
 
 cmd=${1:-up}
 if [ "$cmd" = up ] || [ ! -x "$bin" ]; then
-  cargo build --quiet --profile "$profile" -p sessionlab-node -p sessionlab-lb -p sessionlab-lab --bins
+  cargo build --quiet --profile "$profile" -p sessionlab-node -p sessionlab-lb -p sessionlab-dashboard -p sessionlab-lab --bins
 fi
 [ $# -gt 0 ] && shift
 exec "$bin" "$cmd" "$@"

@@ -27,7 +27,7 @@ DURATION=${1:-20s}
 USERS=${2:-50}
 command -v python3 >/dev/null || { echo "compare.sh: python3 is not installed" >&2; exit 1; }
 
-cargo build --release -q -p sessionlab-lab -p sessionlab-node -p sessionlab-lb --bins
+cargo build --release -q -p sessionlab-lab -p sessionlab-node -p sessionlab-lb -p sessionlab-dashboard --bins
 LAB=target/release/sessionlab
 OUT=docs/results
 

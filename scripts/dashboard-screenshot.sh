@@ -10,17 +10,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(realpath -m "${1:-docs/images/dashboard.png}")
 command -v chromium >/dev/null || { echo "needs chromium (apt-get install chromium)" >&2; exit 1; }
-cargo build -q -p sessionlab-node -p sessionlab-lb -p sessionlab-lab --bins
+cargo build -q -p sessionlab-node -p sessionlab-lb -p sessionlab-dashboard -p sessionlab-lab --bins
 S=$PWD/target/debug/sessionlab
 run=$(mktemp -d)
 export SESSIONLAB_RUN_DIR=$run/run SESSIONLAB_LB_PORT=0 SESSIONLAB_ADMIN_PORT=0 \
-       SESSIONLAB_NODE_PORT=0 SESSIONLAB_CLUSTER_PORT=0
+       SESSIONLAB_DASHBOARD_PORT=0 SESSIONLAB_NODE_PORT=0 SESSIONLAB_CLUSTER_PORT=0
 cleanup() { "$S" down >/dev/null 2>&1 || true; rm -rf "$run"; }
 trap cleanup EXIT
 "$S" up --mode sticky-replicated --nodes 3 >/dev/null
-port() { python3 -c "import json,sys;print(json.load(open('$SESSIONLAB_RUN_DIR/cluster.json'))['lb'][sys.argv[1]])" "$1"; }
-app=http://127.0.0.1:$(port port)
-admin=http://127.0.0.1:$(port admin_port)
+port() { python3 -c "import json,sys;print(json.load(open('$SESSIONLAB_RUN_DIR/cluster.json'))[sys.argv[1]]['port'])" "$1"; }
+app=http://127.0.0.1:$(port lb)
+dashboard=http://127.0.0.1:$(port dashboard)
 
 # user NAME JAR SECONDS PAUSE: log in, then increment and read until time is up.
 user() {
@@ -33,7 +33,7 @@ user() {
     n=$((n + 1)); sleep "$4"
   done
 }
-echo "writing for about three minutes (dashboard: $admin/) ..."
+echo "writing for about three minutes (dashboard: $dashboard/) ..."
 user alice a1 200 0.25 & user bob b1 200 0.4 & user carol c1 200 0.5 &
 sleep 60
 user alice a2 140 0.3 & user bob b2 140 0.6 &
@@ -43,6 +43,6 @@ sleep 30
 "$S" partition node-3
 sleep 25
 chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --no-proxy-server \
-  --window-size=1440,1330 --virtual-time-budget=3000 --screenshot="$out" "$admin/dashboard" 2>/dev/null
+  --window-size=1440,1330 --virtual-time-budget=3000 --screenshot="$out" "$dashboard/dashboard" 2>/dev/null
 wait
 echo "wrote $out"

@@ -25,7 +25,7 @@
 # Environment: SESSIONLAB_PROFILE (release), SESSIONLAB_IMAGE (sessionlab:local),
 # SESSIONLAB_REDIS_IMAGE (made here: sessionlab-redis:local),
 # SESSIONLAB_COMPOSE_PROJECT (sessionlab), SESSIONLAB_LB_PORT (8080),
-# SESSIONLAB_ADMIN_PORT (8079).
+# SESSIONLAB_DASHBOARD_PORT (8079), SESSIONLAB_ADMIN_PORT (8078, the LB's admin API).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +40,7 @@ case "$profile" in
   release) bindir=${CARGO_TARGET_DIR:-target}/release ;;
   *) echo "docker-up.sh: SESSIONLAB_PROFILE must be release or dev, not '$profile'" >&2; exit 2 ;;
 esac
-BINS="sessionlab-node sessionlab-lb sessionlab"
+BINS="sessionlab-node sessionlab-lb sessionlab-dashboard sessionlab"
 stage=docker/prebuilt   # the Dockerfile's `prebuilt` stage copies this folder
 
 say() { echo "docker-up.sh: $*" >&2; }
@@ -113,7 +113,7 @@ build() {
   docker info >/dev/null 2>&1 || die "no Docker engine reachable (docker info failed)"
   command -v docker-compose >/dev/null || die "docker-compose is not installed"
   say "building the binaries (cargo, $profile profile)"
-  cargo build --quiet --profile "$profile" -p sessionlab-node -p sessionlab-lb -p sessionlab-lab --bins
+  cargo build --quiet --profile "$profile" -p sessionlab-node -p sessionlab-lb -p sessionlab-dashboard -p sessionlab-lab --bins
   # Stage copies at once: the target folder may be rebuilt meanwhile.
   for b in $BINS; do cp "$bindir/$b" "$stage/"; done
   build_base
@@ -171,11 +171,16 @@ up() {
   export SESSIONLAB_IMAGE=$image
   local began=$SECONDS
   compose --profile "$mode" up -d --no-build --remove-orphans
-  local lb=127.0.0.1:${SESSIONLAB_LB_PORT:-8080} admin=127.0.0.1:${SESSIONLAB_ADMIN_PORT:-8079}
+  local lb=127.0.0.1:${SESSIONLAB_LB_PORT:-8080} admin=127.0.0.1:${SESSIONLAB_ADMIN_PORT:-8078}
+  local dashboard=127.0.0.1:${SESSIONLAB_DASHBOARD_PORT:-8079}
   local deadline=$((SECONDS + 60))
   until curl -fsS -o /dev/null -H "Authorization: Bearer $SESSIONLAB_ADMIN_TOKEN" "http://$admin/admin/v1/backends" \
         && [ "$(curl -fsS -H "Authorization: Bearer $SESSIONLAB_ADMIN_TOKEN" "http://$admin/admin/v1/backends" | grep -o '"state":"up"' | wc -l)" -ge 3 ]; do
     [ $SECONDS -lt $deadline ] || { compose --profile "$mode" logs --tail 20 >&2; die "not healthy after 60 s"; }
+    sleep 0.5
+  done
+  until curl -fsS -o /dev/null "http://$dashboard/healthz"; do
+    [ $SECONDS -lt $deadline ] || { compose --profile "$mode" logs --tail 20 dashboard >&2; die "the dashboard does not answer after 60 s"; }
     sleep 0.5
   done
   local login="log in as alice, bob or carol; password sessionlab"
@@ -183,7 +188,8 @@ up() {
   cat <<EOF
 containers up and healthy in $((SECONDS - began)) s: mode $mode, 3 nodes (compose project $project)
   app     http://$lb/  ($login)
-  admin   http://$admin/  (Authorization: Bearer \$SESSIONLAB_ADMIN_TOKEN from .sessionlab/docker.env)
+  dashboard http://$dashboard/dashboard?token=\$SESSIONLAB_ADMIN_TOKEN  (the token is in .sessionlab/docker.env)
+  admin   http://$admin/  (the LB admin API; Authorization: Bearer \$SESSIONLAB_ADMIN_TOKEN)
   try     docker-compose -p $project ps
           docker-compose -p $project kill $mode-node-2          # a node dies
 EOF

@@ -38,6 +38,7 @@ struct Project {
     token: String,
     lb_port: u16,
     admin_port: u16,
+    dashboard_port: u16,
 }
 
 fn free_port() -> u16 {
@@ -59,7 +60,8 @@ impl Project {
             .env("SESSIONLAB_CLUSTER_SECRET", &self.secret)
             .env("SESSIONLAB_ADMIN_TOKEN", &self.token)
             .env("SESSIONLAB_LB_PORT", self.lb_port.to_string())
-            .env("SESSIONLAB_ADMIN_PORT", self.admin_port.to_string());
+            .env("SESSIONLAB_ADMIN_PORT", self.admin_port.to_string())
+            .env("SESSIONLAB_DASHBOARD_PORT", self.dashboard_port.to_string());
         let out = run_bounded(&mut cmd, Duration::from_secs(180));
         assert!(
             out.status.success(),
@@ -162,6 +164,7 @@ async fn compose_sticky_replicated_survives_kill_and_disconnect_and_down_cleans_
         token: sessionlab_lab::runfolder::generate_secret().unwrap(),
         lb_port: free_port(),
         admin_port: free_port(),
+        dashboard_port: free_port(),
     };
     let began = std::time::Instant::now();
     p.compose(&["--profile", MODE, "up", "-d", "--no-build"]);
@@ -192,6 +195,32 @@ async fn compose_sticky_replicated_survives_kill_and_disconnect_and_down_cleans_
     )
     .await;
     println!("compose {MODE}: up to healthy in {:?}", began.elapsed());
+
+    // The dashboard service sees the three nodes through the LB and each
+    // node's cluster listener.
+    let cluster = format!("http://127.0.0.1:{}/admin/v1/cluster", p.dashboard_port);
+    eventually(
+        Duration::from_secs(30),
+        "the dashboard to read every node",
+        || async {
+            let view: serde_json::Value = http
+                .get(&cluster)
+                .bearer_auth(&p.token)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let readable = view["nodes"]
+                .as_array()?
+                .iter()
+                .filter(|n| n["reachable"] == true)
+                .count();
+            (readable == 3).then_some(())
+        },
+    )
+    .await;
 
     // 1. Log in through the LB.
     let client = browser();

@@ -59,7 +59,7 @@ pub struct PageView<'a> {
     pub links: &'a Links,
 }
 
-/// The node colours, the same as the LB dashboard's (`crates/lb/assets/
+/// The node colours, the same as the dashboard's (`crates/dashboard/assets/
 /// dashboard.js`), so `node-2` is the same orange on the page and there.
 const PALETTE: [&str; 8] = [
     "#2f6fd0", "#e0862b", "#2a9d6a", "#c2457a", "#7a5cc7", "#2fa7b8", "#b5562d", "#5f6b7a",
