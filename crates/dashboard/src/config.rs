@@ -276,7 +276,10 @@ mod tests {
             .to_string();
         assert!(e.contains("--lb-admin"), "{e}");
         assert_eq!(
-            parse(&["--lb-admin", "http://lb:8078/"]).unwrap().lb_admin.to_string(),
+            parse(&["--lb-admin", "http://lb:8078/"])
+                .unwrap()
+                .lb_admin
+                .to_string(),
             "lb:8078"
         );
     }
@@ -292,7 +295,10 @@ mod tests {
             .unwrap()
             .resolve()
             .unwrap();
-        let e = parse(&["--admin-token", ""]).unwrap().resolve().unwrap_err();
+        let e = parse(&["--admin-token", ""])
+            .unwrap()
+            .resolve()
+            .unwrap_err();
         assert!(e.to_string().starts_with("--admin-token"), "{e}");
     }
 }

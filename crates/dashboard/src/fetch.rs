@@ -139,12 +139,18 @@ impl LbAdmin {
 
     /// `GET` a JSON document of the admin API.
     pub async fn get(&self, path: &str) -> Result<Value, FetchError> {
-        self.fetch.json(&self.addr, path, self.token.as_deref()).await
+        self.fetch
+            .json(&self.addr, path, self.token.as_deref())
+            .await
     }
 
     /// Any call, answered with the LB's status and JSON body (`null` if the
     /// body is not JSON), for passing on.
-    pub async fn call(&self, method: Method, path: &str) -> Result<(StatusCode, Value), FetchError> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<(StatusCode, Value), FetchError> {
         let (status, body) = self
             .fetch
             .send(method, &self.addr, path, self.token.as_deref())

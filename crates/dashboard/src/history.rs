@@ -99,7 +99,11 @@ pub fn readings(answer: &Value) -> Result<Vec<Reading>, String> {
             let id = b["id"].as_str().ok_or("a backend without an id")?;
             let requests = b["requests"].as_u64().ok_or("a backend without requests")?;
             let bytes = BASE64
-                .decode(b["histogram"].as_str().ok_or("a backend without a histogram")?)
+                .decode(
+                    b["histogram"]
+                        .as_str()
+                        .ok_or("a backend without a histogram")?,
+                )
                 .map_err(|e| format!("histogram of {id}: {e}"))?;
             let latency: Histogram<u64> = Deserializer::new()
                 .deserialize(&mut bytes.as_slice())
@@ -242,7 +246,11 @@ mod tests {
     struct Table(Vec<(String, u64, Histogram<u64>)>);
 
     fn table(ids: &[&str]) -> Table {
-        Table(ids.iter().map(|id| ((*id).to_string(), 0, new_histogram())).collect())
+        Table(
+            ids.iter()
+                .map(|id| ((*id).to_string(), 0, new_histogram()))
+                .collect(),
+        )
     }
 
     fn new_histogram() -> Histogram<u64> {

@@ -157,7 +157,9 @@ impl LabControl {
         let command = action.command();
         let Some(dir) = self.dir.clone() else {
             return match button {
-                LabAction::Drain(n) | LabAction::Undrain(n) => self.drain_at_the_lb(button, n).await,
+                LabAction::Drain(n) | LabAction::Undrain(n) => {
+                    self.drain_at_the_lb(button, n).await
+                }
                 _ => Err(LabError::NotConfigured),
             };
         };
@@ -178,7 +180,9 @@ impl LabControl {
         let said = tokio::time::timeout(COMMAND_TIMEOUT, rx)
             .await
             .map_err(|_| LabError::Timeout(COMMAND_TIMEOUT))?
-            .map_err(|_| LabError::Unavailable("the action's thread ended without an answer".into()))?;
+            .map_err(|_| {
+                LabError::Unavailable("the action's thread ended without an answer".into())
+            })?;
         match said.map(|o| tail(&o)).map_err(|e| tail(&e)) {
             Ok(output) => Ok(LabOutput { command, output }),
             Err(detail) => {

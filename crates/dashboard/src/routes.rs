@@ -149,7 +149,13 @@ impl Dashboard {
                 return resp;
             }
             ["admin", ..] => {}
-            _ => return error(StatusCode::NOT_FOUND, "not_found", format!("no route {path}")),
+            _ => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("no route {path}"),
+                );
+            }
         }
         if !self.authorized(req) {
             return error(
@@ -175,14 +181,19 @@ impl Dashboard {
                     "lab actions: drain/NODE, undrain/NODE, kill/NODE, restart/NODE, partition/NODE, heal",
                 ),
             },
-            (_, ["admin", "v1", "cluster" | "history" | "requests"] | ["admin", "v1", "lab", ..]) => {
-                error(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "method_not_allowed",
-                    format!("{} is not allowed here", req.method()),
-                )
-            }
-            _ => error(StatusCode::NOT_FOUND, "not_found", format!("no route {path}")),
+            (
+                _,
+                ["admin", "v1", "cluster" | "history" | "requests"] | ["admin", "v1", "lab", ..],
+            ) => error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{} is not allowed here", req.method()),
+            ),
+            _ => error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no route {path}"),
+            ),
         }
     }
 

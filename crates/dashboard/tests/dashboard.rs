@@ -180,7 +180,11 @@ async fn the_page_loads_without_a_token_but_its_data_needs_one() {
             .starts_with("text/html")
     );
 
-    for path in ["/admin/v1/cluster", "/admin/v1/history", "/admin/v1/requests"] {
+    for path in [
+        "/admin/v1/cluster",
+        "/admin/v1/history",
+        "/admin/v1/requests",
+    ] {
         let r = get(&dash.url(path), &[]).await;
         assert_eq!(r.status, 401, "{path}");
         let r = get(&dash.url(path), &[("authorization", "Bearer s3cret")]).await;
@@ -254,7 +258,12 @@ async fn the_cluster_view_lists_backends_with_their_node_admin_addresses() {
     assert_eq!(get(&lb.url("/x"), &[]).await.status, 200);
     let log = get(&dash.url("/admin/v1/requests?limit=5"), &[]).await;
     assert_eq!(log.status, 200, "{}", log.body);
-    assert_eq!(log.json()["requests"][0]["backend"], "node-1", "{}", log.body);
+    assert_eq!(
+        log.json()["requests"][0]["backend"],
+        "node-1",
+        "{}",
+        log.body
+    );
     let r = get(&dash.url("/admin/v1/requests?limit=lots"), &[]).await;
     assert_eq!(r.status, 400);
 
@@ -351,7 +360,12 @@ async fn lab_buttons_run_the_lab_command_or_say_why_not() {
     // Drain needs no run folder: it is the LB's.
     let r = post(&plain.url("/admin/v1/lab/drain/node-1"), &[]).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert!(r.json()["output"].as_str().unwrap().contains("draining node-1"));
+    assert!(
+        r.json()["output"]
+            .as_str()
+            .unwrap()
+            .contains("draining node-1")
+    );
     let backends = get(&format!("{}/admin/v1/backends", lb.admin_url()), &[]).await;
     assert_eq!(backends.json()["backends"][0]["draining"], true);
     plain.stop().await;

@@ -107,13 +107,19 @@ mod tests {
 
     #[test]
     fn each_action_names_its_command() {
-        assert_eq!(Action::Kill("node-2".into()).command(), "sessionlab kill node-2");
+        assert_eq!(
+            Action::Kill("node-2".into()).command(),
+            "sessionlab kill node-2"
+        );
         assert_eq!(Action::Heal.command(), "sessionlab heal");
         let p = Action::Partition {
             node: "node-1".into(),
             from: vec!["node-2".into(), "node-3".into()],
         };
-        assert_eq!(p.command(), "sessionlab partition node-1 --from node-2 node-3");
+        assert_eq!(
+            p.command(),
+            "sessionlab partition node-1 --from node-2 node-3"
+        );
         assert_eq!(drained("node-1", false), "undrained node-1");
     }
 }

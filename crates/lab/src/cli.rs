@@ -273,10 +273,10 @@ pub fn render_up(report: &UpReport, run_dir: &std::path::Path) -> String {
     let preset = st.mode.preset();
     let app = format!("http://127.0.0.1:{}/", st.lb.port);
     let admin = format!("http://127.0.0.1:{}/", st.lb.admin_port);
-    let dashboard = st
-        .dashboard
-        .as_ref()
-        .map_or_else(|| "-".to_string(), |d| format!("http://127.0.0.1:{}/", d.port));
+    let dashboard = st.dashboard.as_ref().map_or_else(
+        || "-".to_string(),
+        |d| format!("http://127.0.0.1:{}/", d.port),
+    );
     let nodes: Vec<String> = st
         .nodes
         .iter()

@@ -40,7 +40,9 @@ pub enum Check {
     },
     /// The dashboard: its `/healthz` answers (it needs nothing else to be
     /// up: it shows what it can reach).
-    Dashboard { addr: String },
+    Dashboard {
+        addr: String,
+    },
 }
 
 /// How to notice that a process died while we wait for it.

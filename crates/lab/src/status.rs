@@ -19,7 +19,8 @@ use serde::Serialize;
 use crate::api::{Api, Backends, NodeStatus};
 use crate::error::Result;
 use crate::faults::drop_set;
-use crate::runfolder::{ClusterState, RunFolder};
+use crate::process::ProcRecord;
+use crate::runfolder::{ClusterState, DASHBOARD, RunFolder};
 
 /// One row of the table.
 #[derive(Debug, Clone, Serialize)]
@@ -41,6 +42,26 @@ pub struct Row {
     pub peers: Option<usize>,
     /// Peers this node is cut off from by `partition`.
     pub cut_from: Vec<String>,
+}
+
+impl Row {
+    /// A process that is not a node and has no admin port of its own (the
+    /// dashboard, Redis): running or not, answering or not.
+    fn plain(name: &str, record: Option<ProcRecord>, alive: bool, port: u16, answers: bool) -> Row {
+        Row {
+            process: name.into(),
+            pid: record.filter(|_| alive).map(|p| p.pid),
+            state: if alive { "running" } else { "stopped" }.into(),
+            port,
+            admin_port: 0,
+            health: if answers { "ok" } else { "-" }.into(),
+            lb: None,
+            sessions: None,
+            peers_up: None,
+            peers: None,
+            cut_from: Vec::new(),
+        }
+    }
 }
 
 /// The whole status.
@@ -134,19 +155,7 @@ pub async fn gather(api: &Api, rf: &RunFolder) -> Result<Status> {
     if let Some(d) = &state.dashboard {
         let alive = d.process.is_some_and(|p| p.is_alive());
         let answers = alive && api.healthy(&format!("127.0.0.1:{}", d.port)).await;
-        rows.push(Row {
-            process: crate::runfolder::DASHBOARD.into(),
-            pid: d.process.filter(|_| alive).map(|p| p.pid),
-            state: if alive { "running" } else { "stopped" }.into(),
-            port: d.port,
-            admin_port: 0,
-            health: if answers { "ok" } else { "-" }.into(),
-            lb: None,
-            sessions: None,
-            peers_up: None,
-            peers: None,
-            cut_from: Vec::new(),
-        });
+        rows.push(Row::plain(DASHBOARD, d.process, alive, d.port, answers));
     }
     let nodes =
         join_all((0..state.nodes.len()).map(|i| node_row(api, &state, i, backends.as_ref()))).await;
@@ -154,19 +163,13 @@ pub async fn gather(api: &Api, rf: &RunFolder) -> Result<Status> {
     if let Some(r) = &state.redis {
         let alive = r.process.is_some_and(|p| p.is_alive());
         let answers = alive && std::net::TcpStream::connect(("127.0.0.1", r.port)).is_ok();
-        rows.push(Row {
-            process: crate::redis::NAME.into(),
-            pid: r.process.filter(|_| alive).map(|p| p.pid),
-            state: if alive { "running" } else { "stopped" }.into(),
-            port: r.port,
-            admin_port: 0,
-            health: if answers { "ok" } else { "-" }.into(),
-            lb: None,
-            sessions: None,
-            peers_up: None,
-            peers: None,
-            cut_from: Vec::new(),
-        });
+        rows.push(Row::plain(
+            crate::redis::NAME,
+            r.process,
+            alive,
+            r.port,
+            answers,
+        ));
     }
     Ok(Status {
         mode: state.mode.to_string(),

@@ -138,6 +138,18 @@ async fn version_on(p: &Project, node: &str, prefix: &str) -> Option<String> {
         .map(|s| s["version"].to_string())
 }
 
+/// `GET url` with the admin token, as JSON (None until it answers).
+async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> Option<serde_json::Value> {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
 async fn converged(p: &Project, nodes: &[&str], prefix: &str) -> String {
     eventually(Duration::from_secs(30), "copies to converge", || async {
         let mut seen = Vec::new();
@@ -175,15 +187,7 @@ async fn compose_sticky_replicated_survives_kill_and_disconnect_and_down_cleans_
         Duration::from_secs(60),
         "the LB to see 3 nodes up",
         || async {
-            let view: serde_json::Value = http
-                .get(&admin)
-                .bearer_auth(&p.token)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let view = get_json(&http, &admin, &p.token).await?;
             let up = view["backends"]
                 .as_array()?
                 .iter()
@@ -203,15 +207,7 @@ async fn compose_sticky_replicated_survives_kill_and_disconnect_and_down_cleans_
         Duration::from_secs(30),
         "the dashboard to read every node",
         || async {
-            let view: serde_json::Value = http
-                .get(&cluster)
-                .bearer_auth(&p.token)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let view = get_json(&http, &cluster, &p.token).await?;
             let readable = view["nodes"]
                 .as_array()?
                 .iter()

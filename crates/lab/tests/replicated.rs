@@ -149,7 +149,7 @@ async fn sticky_replicated_fails_over_with_the_session_and_heals_after_a_partiti
     let v = converged(&tc, &prefix).await;
     assert_eq!(Some(v), mine, "the newer write wins everywhere");
     let status = tc.status();
-    for r in status["rows"].as_array().unwrap().iter().skip(1) {
+    for r in node_rows(&status) {
         assert!(r["cut_from"].as_array().unwrap().is_empty(), "{r}");
     }
 }
@@ -191,11 +191,8 @@ async fn replicated_scale_rolls_the_peer_lists_and_new_nodes_get_the_sessions() 
         "every node to see 2 peers up",
         || async {
             let status = tc.status();
-            status["rows"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .skip(1)
+            node_rows(&status)
+                .into_iter()
                 .all(|r| r["peers_up"] == 2 && r["peers"] == 2)
                 .then_some(())
         },
@@ -210,11 +207,8 @@ async fn replicated_scale_rolls_the_peer_lists_and_new_nodes_get_the_sessions() 
         "the survivors to know 1 peer",
         || async {
             let status = tc.status();
-            status["rows"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .skip(1)
+            node_rows(&status)
+                .into_iter()
                 .all(|r| r["peers_up"] == 1 && r["peers"] == 1)
                 .then_some(())
         },

@@ -269,7 +269,12 @@ async fn an_added_backend_keeps_its_nodes_cluster_listener_for_readers() {
     assert_eq!(list["backends"][0]["admin"], serde_json::Value::Null);
     assert_eq!(list["backends"][1]["admin"], "127.0.0.1:9");
     let r = http
-        .send(Method::DELETE, &lb.admin_url("/admin/v1/backends/node-3"), &[], b"")
+        .send(
+            Method::DELETE,
+            &lb.admin_url("/admin/v1/backends/node-3"),
+            &[],
+            b"",
+        )
         .await;
     assert_eq!(r.status, 200);
     let bad = r#"{"id":"node-4","addr":"127.0.0.1:8084","admin":"not-an-address"}"#;
@@ -300,12 +305,16 @@ async fn latency_totals_are_served_as_histograms() {
     let body = r.json();
     assert_eq!(body["encoding"], "hdrhistogram-v2-base64");
     let b = &body["backends"][0];
-    assert_eq!((b["id"].as_str(), b["requests"].as_u64()), (Some("node-1"), Some(5)));
+    assert_eq!(
+        (b["id"].as_str(), b["requests"].as_u64()),
+        (Some("node-1"), Some(5))
+    );
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(b["histogram"].as_str().unwrap())
         .unwrap();
-    let h: hdrhistogram::Histogram<u64> =
-        Deserializer::new().deserialize(&mut bytes.as_slice()).unwrap();
+    let h: hdrhistogram::Histogram<u64> = Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .unwrap();
     assert_eq!(h.len(), 5, "one latency per request");
     let r = http
         .send(Method::POST, &lb.admin_url("/admin/v1/latency"), &[], b"")

@@ -32,6 +32,21 @@ pub fn require_binaries() {
     }
 }
 
+/// The node rows of `sessionlab status --json` (not the LB, the dashboard
+/// or Redis).
+pub fn node_rows(status: &serde_json::Value) -> Vec<&serde_json::Value> {
+    status["rows"]
+        .as_array()
+        .expect("status rows")
+        .iter()
+        .filter(|r| {
+            r["process"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("node-"))
+        })
+        .collect()
+}
+
 /// Runs a command with a deadline; kills it if it overruns.
 pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
     let mut child = cmd
