@@ -10,7 +10,8 @@
 //! ([`NodeDirectory`]).
 //!
 //! `GET /admin/v1/cluster` ([`ClusterView::gather`]) asks every node, all at
-//! once, for `/admin/v1/status`, `/admin/v1/sessions` and
+//! once, for `/admin/v1/status` (read as the contract's
+//! [`NodeStatus`], the type the node serves), `/admin/v1/sessions` and
 //! `/admin/v1/replication` (the last only exists on replicating nodes; a
 //! 404 there just means "no replication"), each within the deadline and
 //! bound of [`crate::fetch`]. A dead or hung node is shown as unreachable.
@@ -21,6 +22,8 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
+
+use sessionlab_wire::NodeStatus;
 
 use crate::config::HostPort;
 use crate::fetch::{FetchError, Fetcher};
@@ -68,7 +71,7 @@ pub struct ClusterView {
 /// What one node said, each part on its own (a node may answer one and
 /// time out on another).
 struct NodeAnswers {
-    status: Result<Value, FetchError>,
+    status: Result<NodeStatus, FetchError>,
     sessions: Result<Value, FetchError>,
     replication: Result<Value, FetchError>,
 }
@@ -78,7 +81,8 @@ impl ClusterView {
         let sessions = format!("/admin/v1/sessions?limit={SESSIONS_PER_NODE}");
         let replication = format!("/admin/v1/replication?limit={EVENTS_PER_NODE}");
         let (status, sessions, replication) = tokio::join!(
-            self.fetch.json(&addr, "/admin/v1/status", None),
+            self.fetch
+                .typed::<NodeStatus>(&addr, "/admin/v1/status", None),
             self.fetch.json(&addr, &sessions, None),
             self.fetch.json(&addr, &replication, None),
         );
@@ -149,7 +153,7 @@ fn node_json(b: &Value, admin: Option<HostPort>, answers: Option<NodeAnswers>) -
             (
                 json!(reachable),
                 json!(error),
-                a.status.unwrap_or(Value::Null),
+                a.status.map_or(Value::Null, |s| json!(s)),
                 sessions,
                 replication,
             )
@@ -182,8 +186,13 @@ mod tests {
                 "health_history": [true], "admin": null })
     }
 
-    /// A fake node: answers every request with `body` (or never, if None).
+    /// A fake node: answers `/admin/v1/status` with `status`, the other
+    /// views with `body` (or never, if `body` is None).
     async fn fake_node(body: Option<&'static str>) -> SocketAddr {
+        fake_node_with(r#"{"node_id":"node-1"}"#, body).await
+    }
+
+    async fn fake_node_with(status: &'static str, body: Option<&'static str>) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -200,13 +209,15 @@ mod tests {
                         tokio::time::sleep(Duration::from_secs(30)).await;
                         return;
                     };
-                    let (status, body) = if path.starts_with("GET /admin/v1/replication") {
+                    let (code, body) = if path.starts_with("GET /admin/v1/replication") {
                         ("404 Not Found", "{}")
+                    } else if path.starts_with("GET /admin/v1/status") {
+                        ("200 OK", status)
                     } else {
                         ("200 OK", body)
                     };
                     let resp = format!(
-                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        "HTTP/1.1 {code}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                         body.len()
                     );
                     let _ = conn.write_all(resp.as_bytes()).await;
@@ -219,10 +230,7 @@ mod tests {
     #[tokio::test]
     async fn a_dead_or_hung_node_is_shown_unreachable_within_the_deadline() {
         let view = Arc::new(ClusterView::default());
-        let ok = fake_node(Some(
-            r#"{"node_id":"node-1","sessions":[{"id_prefix":"abc123"}]}"#,
-        ))
-        .await;
+        let ok = fake_node(Some(r#"{"sessions":[{"id_prefix":"abc123"}]}"#)).await;
         let hung = fake_node(None).await;
         let dead = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -257,6 +265,23 @@ mod tests {
         // No admin address: nothing asked, nothing claimed.
         assert_eq!(nodes[3]["reachable"], Value::Null);
         assert_eq!(nodes[3]["admin_addr"], Value::Null);
+    }
+
+    #[tokio::test]
+    async fn a_status_of_another_shape_is_named_as_such() {
+        let view = Arc::new(ClusterView::default());
+        let odd = fake_node_with(r#"{"node_id":7}"#, Some("{}")).await;
+        view.directory.set("node-1", odd.into()).unwrap();
+        let nodes = view.gather(&[backend("node-1")]).await;
+        assert_eq!(nodes[0]["reachable"], false);
+        assert!(
+            nodes[0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("another shape"),
+            "{}",
+            nodes[0]
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::config::HostPort;
@@ -38,6 +39,17 @@ pub enum FetchError {
     Body(String),
     #[error("answer is not JSON: {0}")]
     Json(String),
+    #[error("answer is JSON of another shape: {0}")]
+    Shape(String),
+}
+
+impl From<serde_json::Error> for FetchError {
+    fn from(e: serde_json::Error) -> Self {
+        match e.classify() {
+            serde_json::error::Category::Data => FetchError::Shape(e.to_string()),
+            _ => FetchError::Json(e.to_string()),
+        }
+    }
 }
 
 /// One HTTP client for every call.
@@ -104,11 +116,22 @@ impl Fetcher {
         path: &str,
         token: Option<&str>,
     ) -> Result<Value, FetchError> {
+        self.typed(addr, path, token).await
+    }
+
+    /// `GET http://{addr}{path}`, 200 and read as a `T` (a contract type
+    /// of `sessionlab-wire`, or any JSON as [`Value`]).
+    pub async fn typed<T: DeserializeOwned>(
+        &self,
+        addr: &HostPort,
+        path: &str,
+        token: Option<&str>,
+    ) -> Result<T, FetchError> {
         let (status, body) = self.send(Method::GET, addr, path, token).await?;
         if status != StatusCode::OK {
             return Err(FetchError::Status(status));
         }
-        serde_json::from_slice(&body).map_err(|e| FetchError::Json(e.to_string()))
+        Ok(serde_json::from_slice(&body)?)
     }
 }
 

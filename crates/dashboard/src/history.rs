@@ -26,7 +26,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -34,6 +34,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
+use sessionlab_wire::clock::unix_ms;
 use tokio::sync::watch;
 
 use crate::fetch::LbAdmin;
@@ -78,12 +79,6 @@ impl Default for History {
             }),
         }
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// One backend's totals at a sample: (id, requests, latency histogram).

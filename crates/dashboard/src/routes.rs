@@ -51,6 +51,7 @@ use http::header::{
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};
+use sessionlab_wire::clock::unix_ms;
 use subtle::ConstantTimeEq;
 
 use crate::cluster_view::ClusterView;
@@ -287,12 +288,6 @@ fn error(status: StatusCode, kind: &str, detail: impl std::fmt::Display) -> Dash
         status,
         &json!({ "error": kind, "detail": detail.to_string() }),
     )
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The cross-site checks of the module docs.
