@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use process_cluster::{SECRET, TestCluster, cookie_id, increment};
 use reqwest::Method;
-use sessionlab_replication::message::Upsert;
-use sessionlab_replication::{Batch, Message};
+use sessionlab_replication::{Batch, Message, Upsert};
 use sessionlab_session::{Session, SessionId, Version, clock};
 use std::sync::Mutex;
 

@@ -38,8 +38,8 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use sessionlab_session::clock;
 
-use crate::replica::Event;
 use crate::runtime::Shared;
+use sessionlab_replication_core::Event;
 
 /// Events kept per node.
 pub const CAPACITY: usize = 512;
@@ -306,7 +306,7 @@ pub(crate) fn view(shared: &Shared, since: u64, limit: Option<usize>) -> Replica
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replica::Outcome;
+    use sessionlab_replication_core::Outcome;
     use sessionlab_session::{SessionId, Version};
 
     fn applied(from: &str, lag_us: Option<u64>) -> Event {

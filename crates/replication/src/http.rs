@@ -43,9 +43,9 @@ use sessionlab_session::{SessionId, clock};
 
 use crate::auth::{self, PresentedHeaders};
 use crate::faults::FaultSet;
-use crate::message::{Batch, MAX_LIST_ENTRIES, Rejected};
 use crate::metrics::Direction;
 use crate::runtime::Shared;
+use sessionlab_replication_core::{Batch, MAX_LIST_ENTRIES, Rejected};
 
 /// Mount the routes; see the module docs.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig, shared: Arc<Shared>) {

@@ -1,56 +1,56 @@
-//! # sessionlab-replication: all-to-all session replication
+//! # sessionlab-replication: the runtime around the replication protocol
 //!
 //! Every node keeps a full copy of every session, and every change is sent
-//! to every other node: Tomcat's `DeltaManager` ("all-to-all" session
-//! clustering), rebuilt in small, testable pieces. With it a user can be
-//! sent to any node, and a node can die without logging anyone out; the lab
-//! measures what it costs (traffic that grows with the cluster, replication
-//! lag, lost updates under asynchronous acks).
+//! to every other node (all-to-all, after Tomcat's `DeltaManager`). The
+//! protocol itself is `sessionlab-replication-core`: a deterministic state
+//! machine ([`Replica`](sessionlab_replication_core::Replica)) that does no
+//! I/O, reads no clock and is tested in a seeded simulation. This crate is
+//! everything around it that does I/O:
 //!
-//! The crate has three layers, from the inside out:
+//! - [`Replication::start`] wires a replica to the node: a tokio driver
+//!   (`runtime`) that ticks it and sends its batches over HTTP + JSON
+//!   (`transport`), signed per [`auth`], with faults injected on request
+//!   ([`FaultSet`]), counted in Prometheus metrics (`metrics`) and kept
+//!   for watching (`events`);
+//! - the cluster listener's handlers (`http`), mounted by
+//!   [`ReplicationHandle::configure`];
+//! - [`ReplicatedStore`], the `SessionStore` the node's handlers use
+//!   unchanged;
+//! - the node's flags: `--replication` ([`ReplicationMode`]) and `--peer`
+//!   ([`parse_peer`], [`PeerAddr`], kept as written and resolved when
+//!   connecting).
 //!
-//! 1. **The protocol core**, a deterministic state machine with no I/O
-//!    ([`replica::Replica`]), after toydb's Raft node. Its parts, one file
-//!    each: the wire [`message`]s, per-[`peer`] queues and liveness,
-//!    [`tombstones`], [`acks`], [`antientropy`] and joining by
-//!    [`snapshot`]. [`config`] holds every limit and timer.
-//! 2. **The simulation** ([`sim`]): many replicas on a seeded, lossy,
-//!    reordering network with crashes and partitions, used by the property
-//!    tests and by the scripted golden tests in `tests/scripts/`.
-//! 3. **The runtime**: [`runtime::Replication::start`] wires a replica to
-//!    the node: a tokio driver that ticks it and sends its batches over
-//!    HTTP + JSON ([`transport`]), signed per [`auth`], with [`faults`]
-//!    injected on request, counted in [`metrics`] and kept for watching in
-//!    [`events`]; the [`http`] handlers for
-//!    the cluster listener; and [`store::ReplicatedStore`], the
-//!    `SessionStore` the node's handlers use unchanged.
+//! ## Why two crates
 //!
-//! The full protocol is specified in `docs/protocol.md`.
+//! The split is where the I/O starts. The core's dependency list has no
+//! tokio networking, HTTP client or server, so the compiler, not a code
+//! review, keeps the protocol sans-IO, and the simulation's promise (a seed
+//! replays a run exactly) holds. This crate depends on the core and
+//! re-exports the protocol types the node needs ([`AckMode`],
+//! [`ProtocolConfig`], [`Batch`], [`Message`], ...), so a node uses one
+//! crate.
+//!
+//! The modules are private; the crate's API is what is re-exported here
+//! (`auth`, the cluster's request checks over `sessionlab-wire`'s signer,
+//! is public as a module for the node's flags and the tests that sign
+//! requests by hand). The full protocol is specified in `docs/protocol.md`.
 
-pub mod acks;
-pub mod addr;
-pub mod antientropy;
+mod addr;
 pub mod auth;
-pub mod config;
-pub mod events;
-pub mod faults;
-pub mod http;
-pub mod message;
-pub mod metrics;
-pub mod order;
-pub mod peer;
-pub mod replica;
-pub mod runtime;
-pub mod sim;
-pub mod snapshot;
-pub mod store;
-pub mod tombstones;
-pub mod transport;
+mod events;
+mod faults;
+mod flags;
+mod http;
+mod metrics;
+mod runtime;
+mod store;
+mod transport;
 
 pub use addr::PeerAddr;
-pub use config::{AckMode, ConfigError, ProtocolConfig, ReplicationMode, parse_peer};
 pub use faults::FaultSet;
-pub use message::{Batch, Message};
-pub use replica::{Event, Output, Replica};
+pub use flags::{ReplicationMode, parse_peer};
 pub use runtime::{PeerStatus, Replication, ReplicationConfig, ReplicationHandle, StartError};
+pub use sessionlab_replication_core::{
+    AckMode, Batch, ConfigError, Delete, Message, ProtocolConfig, Upsert,
+};
 pub use store::ReplicatedStore;

@@ -28,10 +28,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use sessionlab_session::store::ReplicationAck;
+use sessionlab_session::ReplicationAck;
 use sessionlab_wire::metrics::replication as names;
 
-use crate::replica::{Event, Outcome, PeerView};
+use sessionlab_replication_core::{Event, Outcome, PeerView};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PeerLabels {
@@ -338,7 +338,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replica::Outcome;
+    use sessionlab_replication_core::Outcome;
     use sessionlab_session::SessionId;
 
     fn applied(lag_ms: Option<u64>, lag_us: Option<u64>) -> Event {

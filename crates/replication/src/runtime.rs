@@ -28,21 +28,19 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
-use sessionlab_session::store::ReplicationAck;
+use sessionlab_session::ReplicationAck;
 use sessionlab_session::{MemoryStore, clock};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::addr::PeerAddr;
 use crate::auth::{self, ReplayCache};
-use crate::config::{ConfigError, ProtocolConfig};
 use crate::events::EventLog;
-use crate::faults::{FaultError, FaultSet, Faults};
-use crate::message::Batch;
+use crate::faults::{FaultSet, Faults};
 use crate::metrics::Metrics;
-use crate::replica::{Event, Output, Replica};
 use crate::store::ReplicatedStore;
 use crate::transport;
+use sessionlab_replication_core::{Batch, ConfigError, Event, Output, ProtocolConfig, Replica};
 
 /// How a node replicates; see [`ReplicationConfig::new`] for the defaults.
 #[derive(Clone)]
@@ -59,7 +57,7 @@ pub struct ReplicationConfig {
     pub tick: Duration,
     /// Largest request body the cluster endpoints accept (413 beyond).
     pub max_body_bytes: usize,
-    /// Coalescing under load (see [`crate::transport`]): a batch of at least
+    /// Coalescing under load (see `transport.rs`): a batch of at least
     /// this many messages is held back [`coalesce_delay`](Self::coalesce_delay)
     /// before it is sent, so the next batch to that peer carries more. 0
     /// turns it off.
@@ -377,16 +375,8 @@ async fn drive(
 }
 
 impl ReplicationHandle {
-    pub fn node_id(&self) -> &str {
-        &self.shared.node_id
-    }
-
-    /// Whether the node has caught up after starting (for `/healthz`).
-    pub fn ready(&self) -> bool {
-        *self.ready.borrow()
-    }
-
-    /// Wait until [`ready`](Self::ready) (bounded by the join timeout).
+    /// Wait until the node has caught up after starting (bounded by the
+    /// join timeout).
     pub async fn wait_ready(&self) {
         let mut rx = self.ready.clone();
         let _ = rx.wait_for(|r| *r).await;
@@ -413,7 +403,7 @@ impl ReplicationHandle {
     }
 
     /// Mount the cluster endpoints (`/cluster/v1/...`, `/admin/v1/faults`)
-    /// on the cluster listener's app. See [`crate::http`].
+    /// on the cluster listener's app. See `http.rs`.
     pub fn configure(&self, cfg: &mut actix_web::web::ServiceConfig) {
         crate::http::configure(cfg, self.shared.clone());
     }
@@ -425,10 +415,6 @@ impl ReplicationHandle {
 
     pub fn faults(&self) -> FaultSet {
         self.shared.faults.get()
-    }
-
-    pub fn set_faults(&self, set: FaultSet) -> Result<FaultSet, FaultError> {
-        self.shared.faults.set(set)
     }
 
     /// Requests refused for `reason` (`unsigned`, `forged`, `stale`,

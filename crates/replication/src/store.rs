@@ -20,12 +20,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sessionlab_session::store::{PutReceipt, ReplicationAck, StoreStats};
+use sessionlab_replication_core::AckWait;
 use sessionlab_session::{
-    MemoryStore, Session, SessionId, SessionMeta, SessionStore, StoreError, clock,
+    PutReceipt, ReplicationAck, Session, SessionId, SessionMeta, SessionStore, StoreError,
+    StoreStats, clock,
 };
 
-use crate::acks::AckWait;
 use crate::runtime::Shared;
 
 /// The replicated session store; see the module docs.
@@ -36,11 +36,6 @@ pub struct ReplicatedStore {
 impl ReplicatedStore {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         ReplicatedStore { shared }
-    }
-
-    /// The local copy underneath.
-    pub fn memory(&self) -> &Arc<MemoryStore> {
-        &self.shared.store
     }
 }
 

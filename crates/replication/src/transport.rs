@@ -22,7 +22,7 @@
 //! Injected faults apply here on the way out: a dropped peer's batches fail
 //! without leaving the node, and a delay holds every batch back.
 //!
-//! [`Replica::on_send_result`]: crate::replica::Replica::on_send_result
+//! [`Replica::on_send_result`]: sessionlab_replication_core::Replica::on_send_result
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,9 +31,9 @@ use reqwest::header::CONTENT_TYPE;
 use sessionlab_session::clock;
 
 use crate::auth;
-use crate::message::Batch;
 use crate::metrics::Direction;
 use crate::runtime::Shared;
+use sessionlab_replication_core::Batch;
 
 /// The path batches are posted to.
 pub const BATCH_PATH: &str = "/cluster/v1/batch";

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpServer, dev::ServerHandle};
 use sessionlab_replication::auth::{self, sign_request};
-use sessionlab_replication::message::{Batch, Message, Upsert};
 use sessionlab_replication::{
-    AckMode, ProtocolConfig, ReplicatedStore, Replication, ReplicationConfig, ReplicationHandle,
+    AckMode, Batch, Message, ProtocolConfig, ReplicatedStore, Replication, ReplicationConfig,
+    ReplicationHandle, Upsert,
 };
-use sessionlab_session::store::ReplicationAck;
+use sessionlab_session::ReplicationAck;
 use sessionlab_session::{MemoryStore, MemoryStoreConfig, Session, SessionId, SessionStore, clock};
 
 const SECRET: &[u8] = b"test-cluster-secret-of-32-bytes!!";

@@ -97,7 +97,7 @@ impl SessionId {
 
 impl PartialEq for SessionId {
     /// Constant-time in the contents: compares eight bytes at a time with
-    /// `subtle` (ids are always [`ID_LEN`] bytes, a multiple of eight), so
+    /// `subtle` (ids are always `ID_LEN` bytes, a multiple of eight), so
     /// the time taken does not depend on where the first difference is.
     fn eq(&self, other: &Self) -> bool {
         let (a, b) = (self.0.as_bytes(), other.0.as_bytes());

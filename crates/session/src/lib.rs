@@ -21,22 +21,27 @@
 //!   state they need after all (refresh families, the logout deny-list).
 //! - [`clock`]: wall-clock milliseconds that follow tokio's paused clock in
 //!   tests, so expiry is tested without sleeping.
+//!
+//! The modules are private and the types are re-exported here; `clock` and
+//! `jwt` stay public as namespaces (`clock::now_ms()`, `jwt::Claims`). The
+//! crate enables only tokio's timer and task features (no networking), so
+//! the replication protocol core can depend on it and stay free of I/O.
 
 pub mod clock;
-pub mod id;
+mod id;
 #[cfg(feature = "jwt")]
 pub mod jwt;
-pub mod memory;
+mod memory;
 #[cfg(feature = "redis")]
-pub mod redis_store;
-pub mod session;
-pub mod store;
-pub mod version;
+mod redis_store;
+mod session;
+mod store;
+mod version;
 
 pub use id::{InvalidSessionId, SessionId};
-pub use memory::{MemoryStore, MemoryStoreConfig};
+pub use memory::{Applied, MemoryStore, MemoryStoreConfig};
 #[cfg(feature = "redis")]
 pub use redis_store::{RedisStore, RedisStoreConfig};
 pub use session::{Session, SessionMeta};
-pub use store::{SessionStore, StoreError, StoreStats};
+pub use store::{PutReceipt, ReplicationAck, SessionStore, StoreError, StoreStats};
 pub use version::Version;

@@ -14,8 +14,9 @@
 //!   the session's fields (see [`Session::expires_at_ms`]).
 //!
 //! Besides the [`SessionStore`] trait it offers the synchronous operations the
-//! replication layer needs: stamp a version, apply a remote copy if it is
-//! newer (last writer wins), remove unless newer, snapshot and digest.
+//! replication layer needs: stamp a version, apply a remote copy if it wins
+//! against the held one (the caller decides the order, under the shard's
+//! lock), remove, snapshot and digest.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -185,13 +186,6 @@ impl MemoryStore {
         Ok(stored)
     }
 
-    /// Apply a copy from a peer: stored only if its version is higher than
-    /// the one held (last writer wins). Moves the Lamport clock past it.
-    pub fn apply_if_newer(&self, s: Session) -> Applied {
-        let incoming = s.version.clone();
-        self.apply_with(s, |held| incoming > held.version)
-    }
-
     /// Apply a copy from a peer if `wins(held)` says it beats the copy held
     /// (always, if none is held). Deciding and writing happen under one
     /// lock, so a replication layer can impose its own order of writes (for
@@ -207,19 +201,6 @@ impl MemoryStore {
             Ok(Some(_)) => Applied::Overwrote,
             Err(None) => Applied::Stale,
             Err(Some(e)) => Applied::Rejected(e),
-        }
-    }
-
-    /// Remove the session unless the stored copy is newer than `version`
-    /// (a delete must not remove a write that happened after it).
-    pub fn remove_unless_newer(&self, id: &SessionId, version: &Version) -> bool {
-        self.observe(version);
-        let mut shard = self.shard(id).write();
-        if shard.get(id).is_some_and(|s| s.version <= *version) {
-            self.remove_locked(&mut shard, id);
-            true
-        } else {
-            false
         }
     }
 
@@ -500,20 +481,35 @@ mod tests {
         assert_eq!(st.len(), 1);
     }
 
+    /// Last writer wins, expressed with `apply_with`: the copy is stored
+    /// only if its version is higher than the one held.
+    fn apply_if_newer(st: &MemoryStore, s: Session) -> Applied {
+        let incoming = s.version.clone();
+        st.apply_with(s, |held| incoming > held.version)
+    }
+
+    /// A delete that must not remove a write that happened after it,
+    /// expressed with `observe`, `get_raw` and `remove`.
+    fn remove_unless_newer(st: &MemoryStore, id: &SessionId, version: &Version) -> bool {
+        st.observe(version);
+        let held_is_older = st.get_raw(id).is_some_and(|s| s.version <= *version);
+        held_is_older && st.remove(id).is_some()
+    }
+
     #[test]
     fn last_writer_wins_and_deletes_respect_newer_writes() {
         let st = store(10, 1024);
         let mut s = session(0);
         s.version = Version::new(5, "node-2");
-        assert_eq!(st.apply_if_newer(s.clone()), Applied::Stored);
+        assert_eq!(apply_if_newer(&st, s.clone()), Applied::Stored);
         s.version = Version::new(4, "node-3");
-        assert_eq!(st.apply_if_newer(s.clone()), Applied::Stale);
+        assert_eq!(apply_if_newer(&st, s.clone()), Applied::Stale);
         s.version = Version::new(5, "node-3");
-        assert_eq!(st.apply_if_newer(s.clone()), Applied::Overwrote);
+        assert_eq!(apply_if_newer(&st, s.clone()), Applied::Overwrote);
         assert!(st.lamport() >= 5);
         assert!(st.next_version() > Version::new(5, "node-3"));
-        assert!(!st.remove_unless_newer(&s.id, &Version::new(5, "node-2")));
-        assert!(st.remove_unless_newer(&s.id, &Version::new(9, "node-1")));
+        assert!(!remove_unless_newer(&st, &s.id, &Version::new(5, "node-2")));
+        assert!(remove_unless_newer(&st, &s.id, &Version::new(9, "node-1")));
         assert!(st.is_empty());
     }
 }

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use actix_web::HttpResponse;
 use serde_json::{Map, Value};
-use sessionlab_session::store::PutReceipt;
+use sessionlab_session::PutReceipt;
 use sessionlab_session::{Session, SessionId, StoreError};
 
 use crate::error::NodeError;

@@ -47,8 +47,8 @@ use std::rc::Rc;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value};
+use sessionlab_session::ReplicationAck;
 use sessionlab_session::jwt::Claims;
-use sessionlab_session::store::ReplicationAck;
 use sessionlab_session::{Session, SessionId, StoreError, clock};
 
 use crate::config::{AuthOptions, BindSession, NodeOptions, Tracking};

@@ -168,7 +168,7 @@ pub struct DigestEntry {
     pub last_access_ms: u64,
     #[serde(default)]
     pub deleted: bool,
-    /// The content digest of a live session ([`crate::order`]), to tell
+    /// The content digest of a live session (`order.rs`), to tell
     /// apart two writes that collided on one version.
     #[serde(default)]
     pub content: u64,

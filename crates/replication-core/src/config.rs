@@ -12,8 +12,6 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::addr::{BadPeerAddr, PeerAddr};
-
 /// When a local write is reported to the client.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -49,62 +47,6 @@ impl fmt::Display for AckMode {
             AckMode::Quorum => "quorum",
         })
     }
-}
-
-/// `--replication off|all-to-all`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ReplicationMode {
-    #[default]
-    Off,
-    AllToAll,
-}
-
-impl FromStr for ReplicationMode {
-    type Err = ConfigError;
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        match s {
-            "off" => Ok(ReplicationMode::Off),
-            "all-to-all" => Ok(ReplicationMode::AllToAll),
-            other => Err(ConfigError::Invalid(format!(
-                "replication must be off or all-to-all, not {other:?}"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for ReplicationMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ReplicationMode::Off => "off",
-            ReplicationMode::AllToAll => "all-to-all",
-        })
-    }
-}
-
-/// Parse one `--peer` value: `node-2=127.0.0.1:9082`, or with a host name
-/// (`node-2=node-2:9081`, resolved when connecting; see [`PeerAddr`]).
-pub fn parse_peer(spec: &str) -> Result<(String, PeerAddr), ConfigError> {
-    let bad = |why: &str| {
-        ConfigError::Invalid(format!(
-            "--peer must look like node-2=127.0.0.1:9082 or node-2=node-2:9081, not {spec:?}: {why}"
-        ))
-    };
-    let (id, addr) = spec.split_once('=').ok_or_else(|| bad("no '='"))?;
-    let id = id.trim();
-    let valid_id = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-    if !valid_id {
-        return Err(bad("the id must be 1 to 64 of A-Z a-z 0-9 - _ ."));
-    }
-    let addr = addr
-        .trim()
-        .parse()
-        .map_err(|e: BadPeerAddr| bad(&e.to_string()))?;
-    Ok((id.to_owned(), addr))
 }
 
 /// A configuration that cannot work.
@@ -252,34 +194,5 @@ mod tests {
             ..ProtocolConfig::default()
         };
         assert!(tiny_queue.validate().is_err());
-    }
-
-    #[test]
-    fn flags_parse() {
-        assert_eq!(
-            parse_peer("node-2=127.0.0.1:9082").unwrap(),
-            (
-                "node-2".to_owned(),
-                PeerAddr::Socket("127.0.0.1:9082".parse().unwrap())
-            )
-        );
-        assert_eq!(
-            parse_peer("node-2=node-2:9081").unwrap().1.to_string(),
-            "node-2:9081"
-        );
-        for bad in [
-            "node-2",
-            "=127.0.0.1:1",
-            "node-2=localhost",
-            "node-2=127.0.0.1",
-            "a b=127.0.0.1:1",
-        ] {
-            assert!(parse_peer(bad).is_err(), "{bad}");
-        }
-        assert_eq!(
-            "all-to-all".parse::<ReplicationMode>().unwrap(),
-            ReplicationMode::AllToAll
-        );
-        assert!("all".parse::<ReplicationMode>().is_err());
     }
 }

@@ -31,9 +31,8 @@ use std::error::Error;
 use std::fmt::Write as _;
 
 use goldenscript::{Command, Runner};
-use sessionlab_replication::AckMode;
-use sessionlab_replication::sim::{
-    EPOCH_MS, NetworkFaults, Sim, SimConfig, TraceFilter, session_id,
+use sessionlab_replication_core::{
+    AckMode, EPOCH_MS, NetworkFaults, Sim, SimConfig, TraceFilter, session_id,
 };
 
 struct Scenario {

@@ -272,7 +272,8 @@ mod tests {
         let mut s = Session::new(id(c), 0, 1_000_000, 10_000_000);
         s.version = Version::new(lamport, "n1");
         s.last_access_ms = last_access;
-        st.apply_if_newer(s);
+        let incoming = s.version.clone();
+        st.apply_with(s, |held| incoming > held.version);
     }
 
     #[test]

@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sessionlab_replication::sim::{NetworkFaults, Rng, Sim, SimConfig, TraceFilter, session_id};
+use sessionlab_replication_core::{NetworkFaults, Rng, Sim, SimConfig, TraceFilter, session_id};
 use sessionlab_session::{SessionId, Version};
 
 const SESSIONS: u64 = 24;

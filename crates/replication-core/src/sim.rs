@@ -30,9 +30,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use sessionlab_session::store::ReplicationAck;
 use sessionlab_session::{MemoryStore, MemoryStoreConfig, Session, SessionId, StoreError};
 
+use crate::acks::AckWait;
 use crate::config::ProtocolConfig;
 use crate::message::{Batch, Message};
 use crate::replica::{Event, LocalWrite, Output, PeerView, Replica};
@@ -197,7 +197,6 @@ enum NetEvent {
 struct SimNode {
     replica: Option<Replica>,
     incarnation: u64,
-    acks: BTreeMap<u64, ReplicationAck>,
 }
 
 /// Replicas, a network and a clock; see the module docs.
@@ -261,7 +260,6 @@ impl Sim {
                 SimNode {
                     replica: Some(replica),
                     incarnation: 1,
-                    acks: BTreeMap::new(),
                 },
             );
         }
@@ -286,10 +284,6 @@ impl Sim {
 
     pub fn node_ids(&self) -> Vec<String> {
         self.nodes.keys().cloned().collect()
-    }
-
-    pub fn rng(&mut self) -> &mut Rng {
-        &mut self.rng
     }
 
     pub fn set_network(&mut self, faults: NetworkFaults) {
@@ -343,11 +337,6 @@ impl Sim {
         self.replica(node).map(Replica::peers).unwrap_or_default()
     }
 
-    /// Ack results of `node`'s writes, by write id.
-    pub fn ack_result(&self, node: &str, write: u64) -> Option<&ReplicationAck> {
-        self.nodes.get(node)?.acks.get(&write)
-    }
-
     /// The live sessions `node` holds, in id order.
     pub fn sessions(&self, node: &str) -> BTreeMap<SessionId, Session> {
         let Some(r) = self.replica(node) else {
@@ -386,7 +375,7 @@ impl Sim {
         match &result {
             Ok(w) => {
                 self.note(format!("{node}: client upsert {id} -> v={}", w.version));
-                if let crate::acks::AckWait::Done(ack) = &w.ack {
+                if let AckWait::Done(ack) = &w.ack {
                     self.note(format!("{node}: write ack {}", ack.header_value()));
                 }
             }
@@ -438,7 +427,6 @@ impl Sim {
             .get_mut(node)
             .ok_or_else(|| SimError::UnknownNode(node.to_owned()))?;
         n.replica = None;
-        n.acks.clear();
         self.note(format!("crash {node}"));
         Ok(())
     }
@@ -571,9 +559,6 @@ impl Sim {
                 Output::Send(batch) => self.send(batch, incarnation),
                 Output::AckDone { write, ack } => {
                     self.note(format!("{node}: write ack#{write} {}", ack.header_value()));
-                    if let Some(n) = self.nodes.get_mut(node) {
-                        n.acks.insert(write, ack);
-                    }
                 }
                 Output::Event(e) => {
                     self.note(e.to_string());

@@ -23,7 +23,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sessionlab_session::store::ReplicationAck;
+use sessionlab_session::ReplicationAck;
 
 use crate::config::AckMode;
 
@@ -40,7 +40,7 @@ struct Pending {
 pub enum AckWait {
     /// The mode is `none`: nothing to wait for.
     Async,
-    /// Wait for [`AckTracker`] to complete this write id.
+    /// Wait for the ack tracker to complete this write id.
     Pending(u64),
     /// Already decided (no peer to wait for, or too many pending writes).
     Done(ReplicationAck),
@@ -68,14 +68,6 @@ impl AckTracker {
             next_id: 1,
             pending: BTreeMap::new(),
         }
-    }
-
-    pub fn mode(&self) -> AckMode {
-        self.mode
-    }
-
-    pub fn pending(&self) -> usize {
-        self.pending.len()
     }
 
     /// Peers (besides this node) a quorum needs.
@@ -225,7 +217,7 @@ mod tests {
             t.on_peer_down("n3"),
             vec![(1, ReplicationAck::Acked { peers: 1 })]
         );
-        assert_eq!(t.pending(), 0);
+        assert_eq!(t.pending.len(), 0);
     }
 
     #[test]

@@ -17,11 +17,12 @@
 //! the node's [`MemoryStore`] (memory, not I/O): applying a change *is*
 //! writing the store.
 //!
-//! Because of this, the same code runs under the tokio runtime
-//! ([`crate::runtime`]) and under the simulation ([`crate::sim`]), where a
-//! seeded network drops, duplicates, delays and reorders batches and crashes
-//! nodes, and every run is reproducible from its seed. This is the design
-//! of toydb's Raft node, and the reason it is testable at all.
+//! Because of this, the same code runs under the tokio runtime (in the
+//! `sessionlab-replication` crate) and under the simulation (`sim`, feature
+//! `sim`), where a seeded network drops, duplicates, delays and reorders
+//! batches and crashes nodes, and every run is reproducible from its seed.
+//! This is the design of toydb's Raft node, and the reason it is testable
+//! at all.
 //!
 //! ## The rules, in one place
 //!
@@ -43,9 +44,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use sessionlab_session::memory::Applied;
-use sessionlab_session::store::ReplicationAck;
-use sessionlab_session::{MemoryStore, Session, SessionId, StoreError, Version};
+use sessionlab_session::{
+    Applied, MemoryStore, ReplicationAck, Session, SessionId, StoreError, Version,
+};
 
 use crate::acks::{AckTracker, AckWait};
 use crate::antientropy;
@@ -360,16 +361,8 @@ impl Replica {
         self.join == Join::Ready
     }
 
-    pub fn join_state(&self) -> &Join {
-        &self.join
-    }
-
     pub fn tombstones(&self) -> &Tombstones {
         &self.tombstones
-    }
-
-    pub fn pending_acks(&self) -> usize {
-        self.acks.pending()
     }
 
     pub fn peers(&self) -> Vec<PeerView> {

@@ -14,9 +14,9 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use sessionlab_replication::message::{Batch, Delete, DigestEntry, Message, Upsert};
-use sessionlab_replication::sim::session_id;
-use sessionlab_replication::{ProtocolConfig, Replica};
+use sessionlab_replication_core::{
+    Batch, Delete, DigestEntry, Message, ProtocolConfig, Replica, Upsert, session_id,
+};
 use sessionlab_session::{MemoryStore, MemoryStoreConfig, Session, Version};
 
 const NOW: u64 = 1_700_000_000_000;

@@ -108,7 +108,7 @@ mod tests {
             m.insert("blob".into(), Value::from("x".repeat(1000)));
             s.set_data(&m);
             s.version = Version::new(1, "n1");
-            st.apply_if_newer(s);
+            st.apply_with(s, |_| true);
         }
         let mut after = None;
         let mut seen = Vec::new();
