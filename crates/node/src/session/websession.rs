@@ -428,7 +428,11 @@ fn record_sid(id: &SessionId) {
 
 /// `Max-Age` for a session's cookie: none (a browser-session cookie) unless
 /// the user asked to be remembered, then the time left until the absolute
-/// timeout.
+/// timeout, in whole seconds rounded up. Rounding up matters: the session was
+/// created a few milliseconds before this answer is written, and rounding
+/// down would give a fresh 8 h login `Max-Age=28799` or `28800` depending on
+/// whether a millisecond passed in between. The cookie outliving the session
+/// by under a second is harmless: the server enforces the absolute timeout.
 fn max_age_secs(session: &Session, now: u64) -> Option<u64> {
     let remember = session
         .data()
@@ -440,7 +444,7 @@ fn max_age_secs(session: &Session, now: u64) -> Option<u64> {
             .created_ms
             .saturating_add(session.absolute_timeout_ms)
             .saturating_sub(now)
-            / 1000
+            .div_ceil(1000)
     })
 }
 
@@ -569,5 +573,38 @@ async fn write(
                 rebuilt: None,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Map;
+    use sessionlab_session::SessionId;
+
+    fn remembered(created_ms: u64, absolute_ms: u64) -> Session {
+        let mut s = Session::new(SessionId::generate(), created_ms, 60_000, absolute_ms);
+        let mut data = Map::new();
+        data.insert(REMEMBER_KEY.into(), Value::Bool(true));
+        s.set_data(&data);
+        s
+    }
+
+    #[test]
+    fn max_age_is_the_time_left_rounded_up() {
+        let s = remembered(1_000_000, 28_800_000);
+        // Written in the same millisecond as the login, or a few later: the
+        // same whole 8 h.
+        assert_eq!(max_age_secs(&s, 1_000_000), Some(28_800));
+        assert_eq!(max_age_secs(&s, 1_000_003), Some(28_800));
+        assert_eq!(max_age_secs(&s, 1_001_000), Some(28_799));
+        assert_eq!(max_age_secs(&s, 1_000_000 + 28_800_000), Some(0));
+        assert_eq!(max_age_secs(&s, u64::MAX), Some(0));
+    }
+
+    #[test]
+    fn no_max_age_without_remember_me() {
+        let s = Session::new(SessionId::generate(), 0, 60_000, 28_800_000);
+        assert_eq!(max_age_secs(&s, 0), None);
     }
 }
