@@ -5,7 +5,7 @@
 //! paid, what `/proc` says they hold), never taken from a table. The
 //! markdown is for reading, the JSON (every figure, every timeline bucket,
 //! the settings) for checking and for tests; the charts
-//! (`sessionlab_load::chart`) show p99 latency and errors over time with
+//! (`sessionlab_load::timeline_chart`, `losses_chart`) show p99 latency and errors over time with
 //! the faults marked, and the losses per mode as bars.
 
 use std::fmt::Write as _;
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
-use sessionlab_load::{LoadConfig, LoadReport, chart};
+use sessionlab_load::{LoadConfig, LoadReport, Scale, losses_chart, timeline_chart};
 
 use crate::error::{LabError, Result};
 use crate::faultplan::{FaultSpec, When};
@@ -260,34 +260,32 @@ pub fn write(dir: &Path, c: &Comparison) -> Result<()> {
     put("report.json", json + "\n")?;
     put("report.md", markdown(c))?;
     let runs = c.runs();
-    chart::timeline_chart(
+    timeline_chart(
         &dir.join("latency_p99.svg"),
         "p99 latency per second (faults marked)",
         "p99 latency (ms, log scale)",
         &runs,
-        chart::Scale::Log,
+        Scale::Log,
         |p| p.p99_ms,
     )
     .map_err(|e| chart_error("latency_p99.svg", e))?;
-    chart::timeline_chart(
+    timeline_chart(
         &dir.join("errors.svg"),
         "errors per second (faults marked)",
         "errors",
         &runs,
-        chart::Scale::Linear,
+        Scale::Linear,
         |p| p.errors as f64,
     )
     .map_err(|e| chart_error("errors.svg", e))?;
-    chart::losses_chart(&dir.join("losses.svg"), &runs)
-        .map_err(|e| chart_error("losses.svg", e))?;
+    losses_chart(&dir.join("losses.svg"), &runs).map_err(|e| chart_error("losses.svg", e))?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sessionlab_load::report::{Mark, ServerCosts};
-    use sessionlab_load::stats::Recorder;
+    use sessionlab_load::{Mark, Recorder, ServerCosts};
 
     fn run(label: &str, lost: u64) -> LoadReport {
         let mut rec = Recorder::new(Duration::from_secs(1));

@@ -19,9 +19,7 @@ use std::time::Duration;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use sessionlab_load::report::LoadReport;
-use sessionlab_load::run::{LoadRun, MetricsTargets};
-use sessionlab_load::{LoadConfig, user::Progress};
+use sessionlab_load::{LoadConfig, LoadReport, LoadRun, MetricsTargets, Progress};
 
 use crate::cluster::Lab;
 use crate::error::{LabError, Result};

@@ -32,7 +32,6 @@ pub struct Answer {
 #[derive(Debug)]
 pub struct Failure {
     pub kind: ErrorKind,
-    pub latency: Duration,
 }
 
 /// A client with its own jar; see the module docs.
@@ -75,10 +74,6 @@ impl Browser {
 
     pub fn set_bearer(&mut self, token: Option<String>) {
         self.bearer = token;
-    }
-
-    pub fn cookie(&self, name: &str) -> Option<&str> {
-        self.jar.get(name).map(String::as_str)
     }
 
     /// The `Cookie` header value this browser would send.
@@ -150,7 +145,7 @@ impl Browser {
             req = req.form(f);
         }
         let start = Instant::now();
-        let fail = |e: reqwest::Error, start: Instant| Failure {
+        let fail = |e: reqwest::Error| Failure {
             kind: if e.is_timeout() {
                 ErrorKind::Timeout
             } else if e.is_connect() {
@@ -158,9 +153,8 @@ impl Browser {
             } else {
                 ErrorKind::Other
             },
-            latency: start.elapsed(),
         };
-        let mut resp = req.send().await.map_err(|e| fail(e, start))?;
+        let mut resp = req.send().await.map_err(fail)?;
         let status = resp.status().as_u16();
         let served_by = resp
             .headers()
@@ -169,11 +163,10 @@ impl Browser {
             .map(str::to_owned);
         let new_session_id = self.store_cookies(resp.headers());
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| fail(e, start))? {
+        while let Some(chunk) = resp.chunk().await.map_err(fail)? {
             if body.len() + chunk.len() > MAX_BODY {
                 return Err(Failure {
                     kind: ErrorKind::Other,
-                    latency: start.elapsed(),
                 });
             }
             body.extend_from_slice(&chunk);

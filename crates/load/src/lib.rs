@@ -4,7 +4,7 @@
 //! what each user *should* see, because it remembers what the cluster told
 //! it: so it can count the failures that matter for sessions.
 //!
-//! - [`config`]: users, duration, rate, think time, the operation mix.
+//! - `config`: users, duration, rate, think time, the operation mix.
 //! - [`client`]: one simulated browser with its own cookie jar (or tokens).
 //! - [`model`]: the user's expectations; sessions lost, stale reads, lost
 //!   updates are decided here, as pure bookkeeping.
@@ -18,16 +18,19 @@
 //! against a running cluster with a fault timeline, and `compare` over
 //! every mode.
 
-pub mod chart;
-pub mod client;
-pub mod config;
-pub mod model;
-pub mod prom;
-pub mod report;
-pub mod run;
-pub mod stats;
-pub mod user;
+mod chart;
+mod client;
+mod config;
+mod model;
+mod prom;
+mod report;
+mod run;
+mod stats;
+mod user;
 
+pub use chart::{Scale, losses_chart, timeline_chart};
 pub use config::{AuthMode, LoadConfig, Mix};
 pub use report::{LoadReport, Mark, ServerCosts};
 pub use run::{LoadRun, MetricsTargets, run};
+pub use stats::Recorder;
+pub use user::Progress;

@@ -127,7 +127,7 @@ impl User {
                 shared.progress.errors.fetch_add(1, Ordering::Relaxed);
                 None
             }
-            Err(Failure { kind, .. }) => {
+            Err(Failure { kind }) => {
                 self.rec.failed(at, kind, false);
                 shared.progress.errors.fetch_add(1, Ordering::Relaxed);
                 None
