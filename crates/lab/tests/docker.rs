@@ -41,14 +41,6 @@ struct Project {
     dashboard_port: u16,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Project {
     fn compose(&self, args: &[&str]) -> String {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
@@ -174,9 +166,9 @@ async fn compose_sticky_replicated_survives_kill_and_disconnect_and_down_cleans_
         image,
         secret: sessionlab_lab::runfolder::generate_secret().unwrap(),
         token: sessionlab_lab::runfolder::generate_secret().unwrap(),
-        lb_port: free_port(),
-        admin_port: free_port(),
-        dashboard_port: free_port(),
+        lb_port: sessionlab_testkit::free_port(),
+        admin_port: sessionlab_testkit::free_port(),
+        dashboard_port: sessionlab_testkit::free_port(),
     };
     let began = std::time::Instant::now();
     p.compose(&["--profile", MODE, "up", "-d", "--no-build"]);

@@ -131,29 +131,11 @@ fn redis_mode_uses_a_given_redis_or_says_what_is_missing() {
     assert!(tc.run_folder().load().unwrap().is_none());
 
     // --redis-url: the lab starts no Redis and the nodes use the given one.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("redis-server (scripts/test.sh installs it)");
+    let server = sessionlab_testkit::RedisServer::start();
     let tc = TestCluster::new();
-    let url = format!("redis://127.0.0.1:{port}");
+    let url = server.url();
     let out = tc.sessionlab(&["up", "--mode", "redis", "--nodes", "1", "--redis-url", &url]);
-    let _ = (server.kill(), server.wait());
+    server.kill();
     assert!(out.status.success(), "{}", text(&out));
     let st = tc.state();
     assert!(st.redis.is_none(), "no Redis of the lab's own");

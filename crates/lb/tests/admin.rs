@@ -1,11 +1,10 @@
 //! The admin API: list, add, remove, drain, undrain, requests log, metrics,
 //! bad input and the admin token.
 
-mod common;
 
 use std::time::Duration;
 
-use common::{Http, echo, eventually, lb};
+use sessionlab_testkit::{Http, echo, until, lb};
 use http::Method;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,7 +57,7 @@ async fn list_add_remove_and_route_to_new_backends() {
         .await;
     assert_eq!(r.status, 409);
     assert_eq!(r.json()["error"], "duplicate");
-    eventually(
+    until(
         Duration::from_secs(5),
         "new backend gets new users",
         || async { http.get(&lb.url("/"), &[]).await.served_by() == "node-2" },

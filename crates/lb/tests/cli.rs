@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const LB: &str = env!("CARGO_BIN_EXE_sessionlab-lb");
 const ECHO: &str = env!("CARGO_BIN_EXE_sessionlab-echo");
@@ -93,21 +93,11 @@ fn echo_and_lb_stop_on_sigterm() {
     }
     assert!(started, "no start-up line; last: {line}");
     for child in [&mut echo, &mut lb] {
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        sessionlab_testkit::sigterm(child);
     }
     for child in [&mut echo, &mut lb] {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert!(status.success(), "{status:?}");
-                break;
-            }
-            assert!(Instant::now() < deadline, "did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let status = sessionlab_testkit::wait_exit(child, Duration::from_secs(10))
+            .expect("did not stop on SIGTERM");
+        assert!(status.success(), "{status:?}");
     }
 }

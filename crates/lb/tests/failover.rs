@@ -2,11 +2,10 @@
 //! failures after sending move on only for idempotent methods, retries are
 //! bounded, and with nothing healthy the LB answers 503 saying why.
 
-mod common;
 
 use std::time::Duration;
 
-use common::{Http, backend_state, dead_addr, echo, eventually, lb};
+use sessionlab_testkit::{Http, backend_state, dead_addr, echo, until, lb};
 use http::Method;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,7 +123,7 @@ async fn all_down_is_a_503_naming_the_reason() {
     let http = Http::default();
     a.state.set_healthy(false);
     b.state.set_healthy(false);
-    eventually(Duration::from_secs(5), "both down", || async {
+    until(Duration::from_secs(5), "both down", || async {
         backend_state(&http, &lb, "node-1").await.as_deref() == Some("down")
             && backend_state(&http, &lb, "node-2").await.as_deref() == Some("down")
     })
@@ -139,7 +138,7 @@ async fn all_down_is_a_503_naming_the_reason() {
 
     // Back up after `rise` good checks.
     a.state.set_healthy(true);
-    eventually(Duration::from_secs(5), "node-1 up again", || async {
+    until(Duration::from_secs(5), "node-1 up again", || async {
         http.get(&lb.url("/"), &[]).await.status == 200
     })
     .await;
@@ -175,7 +174,7 @@ async fn connect_failures_mark_a_backend_down_passively() {
     .await;
     let http = Http::default();
     // The first active check runs at start and fails (1 of 3).
-    eventually(
+    until(
         Duration::from_secs(5),
         "first active check done",
         || async {

@@ -1,10 +1,9 @@
 //! Proxy hygiene: hop-by-hop headers, X-Forwarded-*, body limit, timeouts.
 
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Http, echo, lb};
+use sessionlab_testkit::{Http, echo, lb};
 use http::Method;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

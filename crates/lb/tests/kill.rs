@@ -3,7 +3,6 @@
 //! failover), the health state flips to down, and every affected user's
 //! sticky cookie is rewritten to a live backend, after which they stick.
 
-mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -11,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Http, backend_state, eventually, lb};
+use sessionlab_testkit::{Http, backend_state, until, lb};
 
 const ECHO: &str = env!("CARGO_BIN_EXE_sessionlab-echo");
 
@@ -100,7 +99,7 @@ async fn sigkill_mid_run_loses_no_idempotent_request_and_rewrites_the_cookie() {
         })
         .collect();
 
-    eventually(Duration::from_secs(10), "load running", || async {
+    until(Duration::from_secs(10), "load running", || async {
         sent.load(Ordering::Relaxed) >= 200
     })
     .await;
@@ -109,12 +108,12 @@ async fn sigkill_mid_run_loses_no_idempotent_request_and_rewrites_the_cookie() {
     let killed_at = sent.load(Ordering::Relaxed);
 
     let http2 = Http::default();
-    eventually(Duration::from_secs(10), "node-2 marked down", || async {
+    until(Duration::from_secs(10), "node-2 marked down", || async {
         backend_state(&http2, &lb, "node-2").await.as_deref() == Some("down")
     })
     .await;
     let flipped_at = sent.load(Ordering::Relaxed);
-    eventually(
+    until(
         Duration::from_secs(10),
         "more load after the flip",
         || async { sent.load(Ordering::Relaxed) >= flipped_at + 200 },

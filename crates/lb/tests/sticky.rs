@@ -7,12 +7,11 @@
 //! - draining backend -> existing sticky users stay, new users go elsewhere;
 //! - invalid cookie -> treat as none and reset it.
 
-mod common;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{Http, backend_state, echo, eventually, lb};
+use sessionlab_testkit::{Http, backend_state, echo, until, lb};
 use http::Method;
 
 async fn three_echoes() -> Vec<common::Echo> {
@@ -113,7 +112,7 @@ async fn backend_down_redispatches_and_rewrites_the_cookie() {
     let http = Http::default();
 
     echoes[1].state.set_healthy(false);
-    eventually(Duration::from_secs(5), "node-2 marked down", || async {
+    until(Duration::from_secs(5), "node-2 marked down", || async {
         backend_state(&http, &lb, "node-2").await.as_deref() == Some("down")
     })
     .await;
@@ -271,7 +270,7 @@ async fn sticky_route_follows_the_session_suffix() {
     // The routed node down: the session goes elsewhere (the node that
     // receives it issues a new id with its own suffix).
     echoes[2].state.set_healthy(false);
-    eventually(Duration::from_secs(5), "node-3 down", || async {
+    until(Duration::from_secs(5), "node-3 down", || async {
         backend_state(&http, &lb, "node-3").await.as_deref() == Some("down")
     })
     .await;

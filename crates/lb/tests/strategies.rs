@@ -1,11 +1,10 @@
 //! How each non-sticky strategy spreads requests over real backends.
 
-mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Http, echo, lb};
+use sessionlab_testkit::{Http, echo, lb};
 use sessionlab_lb::echo::{self as echo_server, EchoState};
 use tokio::net::TcpListener;
 

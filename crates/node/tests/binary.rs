@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sessionlab-node");
 
@@ -74,14 +74,8 @@ fn start(extra: &[&str]) -> (Child, String) {
 }
 
 fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "did not exit within {within:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    sessionlab_testkit::wait_exit(child, within)
+        .unwrap_or_else(|| panic!("did not exit within {within:?}"))
 }
 
 #[tokio::test]
@@ -89,9 +83,7 @@ async fn sigterm_drains_and_exits_zero() {
     let (mut child, url) = start(&[]);
     let res = reqwest::get(format!("{url}/healthz")).await.unwrap();
     assert_eq!(res.status(), 200);
-    // SAFETY: kill(2) on the pid of a child this test started.
-    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(rc, 0);
+    sessionlab_testkit::sigterm(&child);
     let status = wait_exit(&mut child, Duration::from_secs(15));
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
@@ -130,8 +122,7 @@ async fn hash_password_makes_a_users_file_entry() {
     };
     assert_eq!(login("dave", "hunter2").await.unwrap().status(), 303);
     assert_eq!(login("alice", "sessionlab").await.unwrap().status(), 401);
-    // SAFETY: as above.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    sessionlab_testkit::sigterm(&child);
     assert_eq!(
         wait_exit(&mut child, Duration::from_secs(15)).code(),
         Some(0)

@@ -3,8 +3,6 @@
 //! bad token refused with its reason, and the key flags.
 
 mod common;
-mod free_port;
-mod redis_server;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -383,7 +381,7 @@ async fn logout_is_node_local_unless_the_deny_list_is_shared() {
     );
 
     // With one shared store (Redis) the logout holds everywhere.
-    let redis = redis_server::RedisServer::start();
+    let redis = sessionlab_testkit::RedisServer::start();
     let url = redis.url();
     let shared = |id: &str| jwt_config_with(id, &["--store", "redis", "--redis-url", &url]);
     let ra = TestNode::start(shared("node-a")).await;

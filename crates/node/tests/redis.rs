@@ -3,15 +3,13 @@
 //! get lost), and a Redis that dies and returns is survived.
 
 mod common;
-mod free_port;
-mod redis_server;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-use redis_server::RedisServer;
 use serde_json::Value;
 use sessionlab_node::{NodeOptions, StoreOptions, wire};
+use sessionlab_testkit::RedisServer;
 
 /// A node on `redis`; `cas` is `--redis-cas` (`on` or `off`).
 fn redis_config(id: &str, redis: &RedisServer, cas: &str) -> NodeOptions {
@@ -29,34 +27,19 @@ async fn redis_node(id: &str, redis: &RedisServer, cas: &str) -> TestNode {
 }
 
 async fn metric(c: &reqwest::Client, node: &TestNode, name: &str) -> u64 {
-    let text = c
-        .get(format!("{}/metrics", node.cluster))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+    sessionlab_testkit::scrape(c, &format!("{}/metrics", node.cluster), name).await as u64
 }
 
 /// Wait until `/healthz` on the cluster port says `want`.
 async fn wait_health(c: &reqwest::Client, node: &TestNode, want: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
+    let what = format!("/healthz saying {want}");
+    sessionlab_testkit::eventually(Duration::from_secs(15), &what, || async {
         let res = c.get(format!("{}/healthz", node.app)).send().await.unwrap();
         assert_eq!(res.status(), 200, "degraded or not, /healthz stays 200");
         let v: Value = res.json().await.unwrap();
-        if v["status"] == want {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "/healthz never said {want}: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (v["status"] == want).then_some(v)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -193,7 +176,7 @@ async fn without_cas_concurrent_increments_get_lost() {
 #[tokio::test]
 async fn redis_down_is_503_json_the_node_stays_up_and_recovers() {
     let redis = RedisServer::start();
-    let port = redis.port;
+    let port = redis.port();
     let node = redis_node("node-a", &redis, "on").await;
     let c = client();
     let cookie = logged_in_cookie(&node).await;
@@ -236,11 +219,7 @@ async fn redis_down_is_503_json_the_node_stays_up_and_recovers() {
 #[tokio::test]
 async fn the_node_starts_while_redis_is_down_and_bad_urls_name_the_flag() {
     // Nothing listens on this port: the node must start anyway, degraded.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = sessionlab_testkit::free_port();
     let url = format!("redis://127.0.0.1:{port}");
     let cfg = config_with("node-a", &["--store", "redis", "--redis-url", &url]);
     let node = TestNode::start_with(cfg.clone(), wire(&cfg).await.unwrap()).await;

@@ -3,7 +3,6 @@
 //! it reports ready, a partition that heals, refused unsigned messages, and
 //! synchronous acks. See `process_cluster` for the helper.
 
-mod free_port;
 mod process_cluster;
 
 use std::sync::Arc;
@@ -325,13 +324,9 @@ async fn unsigned_or_forged_messages_are_refused_and_change_nothing() {
     assert!(!c.digest(0).await.contains_key(&id));
     let metrics = c.metrics(0).await;
     for (reason, at_least) in [("unsigned", 1), ("forged", 2)] {
-        let prefix =
-            format!(r#"sessionlab_replication_rejected_total{{node="node-1",reason="{reason}"}} "#);
-        let n: u64 = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(prefix.as_str()))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let series =
+            format!(r#"sessionlab_replication_rejected_total{{node="node-1",reason="{reason}"}}"#);
+        let n = sessionlab_testkit::sample(&metrics, &series).unwrap_or(0.0) as u64;
         assert!(n >= at_least, "{reason}: {n}\n{metrics}");
     }
 

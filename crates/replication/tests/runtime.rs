@@ -170,20 +170,15 @@ impl Drop for TestCluster {
     }
 }
 
-/// Poll `cond` every 10 ms until it holds or `DEADLINE` passes.
-async fn eventually<F, Fut>(what: &str, mut cond: F) -> Duration
+/// Poll `cond` until it holds or `DEADLINE` passes; how long it took.
+async fn eventually<F, Fut>(what: &str, cond: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     let start = Instant::now();
-    for _ in 0..(DEADLINE.as_millis() / 10) {
-        if cond().await {
-            return start.elapsed();
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for: {what}");
+    sessionlab_testkit::until(DEADLINE, what, cond).await;
+    start.elapsed()
 }
 
 fn new_session() -> Session {
@@ -541,11 +536,9 @@ async fn a_restarted_node_catches_up_before_it_is_ready() {
     }
 }
 
-/// The value of one sample line of a Prometheus text exposition.
+/// The value of one sample of a Prometheus text exposition (0 if absent).
 fn sample(text: &str, name_and_labels: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
-        .unwrap_or(0.0)
+    sessionlab_testkit::sample(text, name_and_labels).unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

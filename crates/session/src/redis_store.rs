@@ -317,73 +317,16 @@ mod tests {
     //! point.
     use super::*;
     use serde_json::{Map, Value};
-    use std::process::{Child, Command, Stdio};
+    use sessionlab_testkit::RedisServer;
 
-    struct RedisServer {
-        child: Child,
-        port: u16,
-        _dir: tempfile::TempDir,
-    }
-
-    impl RedisServer {
-        fn start_on(port: u16) -> RedisServer {
-            let dir = tempfile::tempdir().unwrap();
-            let child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .current_dir(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server must be installed (scripts/test.sh installs it)");
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "redis-server did not start"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            RedisServer {
-                child,
-                port,
-                _dir: dir,
-            }
-        }
-
-        fn start() -> RedisServer {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            Self::start_on(port)
-        }
-
-        fn store(&self, cas: bool) -> RedisStore {
-            RedisStore::connect(RedisStoreConfig {
-                url: format!("redis://127.0.0.1:{}", self.port),
-                cas,
-                max_session_bytes: 256,
-                ..Default::default()
-            })
-            .unwrap()
-        }
-    }
-
-    impl Drop for RedisServer {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+    fn store(redis: &RedisServer, cas: bool) -> RedisStore {
+        RedisStore::connect(RedisStoreConfig {
+            url: redis.url(),
+            cas,
+            max_session_bytes: 256,
+            ..Default::default()
+        })
+        .unwrap()
     }
 
     fn session_with_counter(n: i64) -> Session {
@@ -401,7 +344,7 @@ mod tests {
     #[tokio::test]
     async fn put_get_touch_delete_with_ttl() {
         let redis = RedisServer::start();
-        let st = redis.store(true);
+        let st = store(&redis, true);
         assert!(st.ping().await);
         let s = session_with_counter(1);
         let r = st.put(s.clone()).await.unwrap();
@@ -433,7 +376,7 @@ mod tests {
     #[tokio::test]
     async fn compare_and_set_refuses_a_write_based_on_a_stale_read() {
         let redis = RedisServer::start();
-        let st = redis.store(true);
+        let st = store(&redis, true);
         let s = session_with_counter(0);
         let v1 = st.put(s.clone()).await.unwrap().version;
 
@@ -463,7 +406,7 @@ mod tests {
     #[tokio::test]
     async fn without_cas_the_second_writer_silently_wins() {
         let redis = RedisServer::start();
-        let st = redis.store(false);
+        let st = store(&redis, false);
         let s = session_with_counter(0);
         st.put(s.clone()).await.unwrap();
         let mut a = st.get(&s.id).await.unwrap().unwrap();
@@ -480,7 +423,7 @@ mod tests {
     #[tokio::test]
     async fn oversized_data_is_refused_before_any_write() {
         let redis = RedisServer::start();
-        let st = redis.store(true);
+        let st = store(&redis, true);
         let s = session_with_counter(7);
         st.put(s.clone()).await.unwrap();
         let mut big = st.get(&s.id).await.unwrap().unwrap();
@@ -498,7 +441,7 @@ mod tests {
     async fn redis_down_is_unavailable_and_the_store_recovers_by_itself() {
         let redis = RedisServer::start();
         let port = redis.port;
-        let st = redis.store(true);
+        let st = store(&redis, true);
         let s = session_with_counter(3);
         st.put(s.clone()).await.unwrap();
         drop(redis);

@@ -57,7 +57,7 @@ impl TestCluster {
     /// and wait until all report ready.
     pub async fn start(n: usize, extra: &[&str]) -> TestCluster {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let ports = crate::free_port::free_ports(2 * n);
+        let ports = sessionlab_testkit::free_ports(2 * n);
         let nodes = (1..=n)
             .map(|i| ProcNode {
                 id: format!("node-{i}"),
@@ -130,31 +130,14 @@ impl TestCluster {
     /// SIGKILL node `i` and reap it.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.nodes[i].child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            sessionlab_testkit::kill(&mut child);
         }
     }
 
     /// SIGTERM node `i` and wait (bounded) for it to exit.
     pub fn terminate(&mut self, i: usize, within: Duration) -> Option<ExitStatus> {
         let mut child = self.nodes[i].child.take()?;
-        // SAFETY: kill(2) on the pid of a child this cluster started and has
-        // not reaped yet.
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + within;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        sessionlab_testkit::terminate(&mut child, within)
     }
 
     /// The last lines of node `i`'s log, for failure messages.
@@ -186,16 +169,14 @@ impl TestCluster {
 
     /// Poll node `i` until it reports ready.
     pub async fn wait_ready(&self, i: usize, within: Duration) {
-        let deadline = Instant::now() + within;
-        while self.health(i).await != 200 {
-            assert!(
-                Instant::now() < deadline,
-                "node-{} not ready within {within:?}\n{}",
-                i + 1,
-                self.log_tail(i)
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let ready =
+            sessionlab_testkit::within(within, || async { self.health(i).await == 200 }).await;
+        assert!(
+            ready,
+            "node-{} not ready within {within:?}\n{}",
+            i + 1,
+            self.log_tail(i)
+        );
     }
 
     /// A signed request to node `i`'s cluster listener, as `signer`.

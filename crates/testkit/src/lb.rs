@@ -1,12 +1,16 @@
-//! Test support: in-process echo backends and LBs on port 0, a small HTTP
-//! client, and polling with deadlines (never fixed sleeps for correctness).
+//! In-process load balancers and echo backends on port 0, and a raw HTTP
+//! client for talking to them.
+//!
+//! The LB is started from the same flags its binary parses (so a test says
+//! `--strategy sticky-route` the way a user does) on listeners the test
+//! bound itself, so there is no port to race for. The echo backends answer
+//! with who served the request and what it carried. [`Http`] is a bare
+//! hyper client: no cookie jar, no redirects, no header rewriting, so a test
+//! sees the bytes the LB sent.
 
-#![allow(dead_code)]
-
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Parser;
@@ -20,6 +24,7 @@ use sessionlab_lb::{Config, Listeners};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+/// An echo backend running in this process until dropped.
 pub struct Echo {
     pub state: Arc<EchoState>,
     pub addr: SocketAddr,
@@ -27,6 +32,7 @@ pub struct Echo {
 }
 
 impl Echo {
+    /// `id=addr`, as the LB's `--backend` flag takes it.
     pub fn spec(&self) -> String {
         format!("{}={}", self.state.id(), self.addr)
     }
@@ -55,6 +61,7 @@ pub struct DeadAddr {
     _socket: tokio::net::TcpSocket,
 }
 
+/// See [`DeadAddr`].
 pub fn dead_addr() -> DeadAddr {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -64,6 +71,7 @@ pub fn dead_addr() -> DeadAddr {
     }
 }
 
+/// An LB running in this process until dropped (or [`Lb::stop`]ped).
 pub struct Lb {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
@@ -72,9 +80,11 @@ pub struct Lb {
 }
 
 impl Lb {
+    /// A URL on the public listener.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
+    /// A URL on the admin listener.
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{}", self.admin, path)
     }
@@ -118,6 +128,7 @@ pub async fn lb(args: &[&str]) -> Lb {
     }
 }
 
+/// A whole response: status, headers and the body as text.
 #[derive(Debug)]
 pub struct Resp {
     pub status: StatusCode,
@@ -126,6 +137,7 @@ pub struct Resp {
 }
 
 impl Resp {
+    /// The `x-served-by` header (the backend's id), or "".
     pub fn served_by(&self) -> &str {
         self.headers
             .get("x-served-by")
@@ -143,11 +155,13 @@ impl Resp {
             .map(|v| v.split(';').next().unwrap_or("").to_string())
     }
 
+    /// The body as JSON; panics with the body if it is not.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 }
 
+/// A bare HTTP/1 client; see the module docs.
 pub struct Http {
     client: Client<HttpConnector, Full<Bytes>>,
 }
@@ -161,6 +175,7 @@ impl Default for Http {
 }
 
 impl Http {
+    /// Send one request (20 s limit) and read the whole response.
     pub async fn send(
         &self,
         method: Method,
@@ -189,24 +204,9 @@ impl Http {
         }
     }
 
+    /// `GET url` with `headers`.
     pub async fn get(&self, url: &str, headers: &[(&str, &str)]) -> Resp {
         self.send(Method::GET, url, headers, b"").await
-    }
-}
-
-/// Poll `check` until it returns true or `timeout` passes.
-pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -1,0 +1,37 @@
+//! The one test kit of the workspace: what integration and unit tests of
+//! every crate need to set up, written once.
+//!
+//! - [`free_port`] / [`free_ports`]: loopback ports for processes a test
+//!   starts, chosen below the kernel's ephemeral range;
+//! - [`sigterm`], [`terminate`], [`wait_exit`], [`kill`]: signals to child
+//!   processes and bounded waits for their exit;
+//! - [`RedisServer`]: a real `redis-server` on such a port, gone on drop;
+//! - [`eventually`], [`until`], [`within`], [`poll`]: polling with a deadline
+//!   instead of sleeps;
+//! - [`sample`] / [`scrape`]: one value out of a Prometheus text endpoint;
+//! - [`client`], [`set_cookies`], [`cookie_pair`]: an HTTP client that shows
+//!   exactly what a server sent, and the cookies in it;
+//! - with feature `lb`: [`lb()`] and [`echo()`], an LB and echo backends in
+//!   this process, and [`Http`], a bare client for them.
+//!
+//! It is a dev-dependency only (`publish = false`): nothing here is on a
+//! production path, so its helpers panic with a message instead of
+//! returning errors — a failed setup is a failed test.
+
+mod http;
+#[cfg(feature = "lb")]
+mod lb;
+mod metrics;
+mod poll;
+mod ports;
+mod process;
+mod redis;
+
+pub use http::{client, cookie_pair, set_cookies};
+#[cfg(feature = "lb")]
+pub use lb::{DeadAddr, Echo, Http, Lb, Resp, backend_state, dead_addr, echo, lb};
+pub use metrics::{sample, scrape};
+pub use poll::{eventually, poll, until, within};
+pub use ports::{free_port, free_ports};
+pub use process::{kill, sigterm, terminate, wait_exit};
+pub use redis::RedisServer;
