@@ -1,11 +1,10 @@
 //! The admin API: list, add, remove, drain, undrain, requests log, metrics,
 //! bad input and the admin token.
 
-
 use std::time::Duration;
 
-use sessionlab_testkit::{Http, echo, until, lb};
 use http::Method;
+use sessionlab_testkit::{Http, echo, lb, until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_add_remove_and_route_to_new_backends() {

@@ -2,11 +2,10 @@
 //! failures after sending move on only for idempotent methods, retries are
 //! bounded, and with nothing healthy the LB answers 503 saying why.
 
-
 use std::time::Duration;
 
-use sessionlab_testkit::{Http, backend_state, dead_addr, echo, until, lb};
 use http::Method;
+use sessionlab_testkit::{Http, backend_state, dead_addr, echo, lb, until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_failure_moves_to_the_next_candidate_for_any_method() {

@@ -1,10 +1,9 @@
 //! Proxy hygiene: hop-by-hop headers, X-Forwarded-*, body limit, timeouts.
 
-
 use std::time::{Duration, Instant};
 
-use sessionlab_testkit::{Http, echo, lb};
 use http::Method;
+use sessionlab_testkit::{Http, echo, lb};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hop_by_hop_headers_are_stripped_and_forwarded_headers_added() {

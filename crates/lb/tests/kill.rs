@@ -3,14 +3,13 @@
 //! failover), the health state flips to down, and every affected user's
 //! sticky cookie is rewritten to a live backend, after which they stick.
 
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sessionlab_testkit::{Http, backend_state, until, lb};
+use sessionlab_testkit::{Http, backend_state, lb, until};
 
 const ECHO: &str = env!("CARGO_BIN_EXE_sessionlab-echo");
 

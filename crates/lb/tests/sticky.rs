@@ -7,14 +7,13 @@
 //! - draining backend -> existing sticky users stay, new users go elsewhere;
 //! - invalid cookie -> treat as none and reset it.
 
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sessionlab_testkit::{Http, backend_state, echo, until, lb};
 use http::Method;
+use sessionlab_testkit::{Http, backend_state, echo, lb, until};
 
-async fn three_echoes() -> Vec<common::Echo> {
+async fn three_echoes() -> Vec<sessionlab_testkit::Echo> {
     vec![
         echo("node-1").await,
         echo("node-2").await,

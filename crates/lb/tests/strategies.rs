@@ -1,11 +1,10 @@
 //! How each non-sticky strategy spreads requests over real backends.
 
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use sessionlab_testkit::{Http, echo, lb};
 use sessionlab_lb::echo::{self as echo_server, EchoState};
+use sessionlab_testkit::{Http, echo, lb};
 use tokio::net::TcpListener;
 
 async fn counts_after(strategy: &str, requests: usize) -> Vec<u64> {

@@ -440,7 +440,7 @@ mod tests {
     #[tokio::test]
     async fn redis_down_is_unavailable_and_the_store_recovers_by_itself() {
         let redis = RedisServer::start();
-        let port = redis.port;
+        let port = redis.port();
         let st = store(&redis, true);
         let s = session_with_counter(3);
         st.put(s.clone()).await.unwrap();
@@ -453,17 +453,10 @@ mod tests {
         // Redis comes back (empty: it kept nothing on disk); the same store
         // object reconnects without help.
         let _redis = RedisServer::start_on(port);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            if st.ping().await {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the store did not reconnect"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        sessionlab_testkit::until(Duration::from_secs(10), "the store to reconnect", || {
+            st.ping()
+        })
+        .await;
         assert!(st.get(&s.id).await.unwrap().is_none());
         st.put(session_with_counter(1)).await.unwrap();
     }

@@ -3,14 +3,18 @@
 //! Tests assert on counters and gauges by their series: the metric name, or
 //! the name with its labels exactly as the process prints them
 //! (`sessionlab_replication_rejected_total{node="node-1",reason="bad_signature"}`).
-//! A series is matched whole, never as a prefix, so `foo` does not find
-//! `foo_total`.
+//! A name without labels stands for the first sample of that metric, whatever
+//! its labels (a process labels everything with its node id). Names are
+//! matched whole, never as a prefix, so `foo` does not find `foo_total`.
 
-/// The value of the sample `series` in `text`, if it is there.
+/// The value of the sample `series` (`name` or `name{labels}`) in `text`,
+/// if it is there.
 pub fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
         let (name, value) = split_sample(l)?;
-        (name == series).then(|| value.parse().ok()).flatten()
+        let hit =
+            name == series || (!series.contains('{') && name.split('{').next() == Some(series));
+        hit.then(|| value.parse().ok()).flatten()
     })
 }
 
@@ -59,7 +63,9 @@ mod tests {
             sample(TEXT, r#"bar_total{node="node-2",reason="c"}"#),
             Some(9.0)
         );
+        assert_eq!(sample(TEXT, "bar_total"), Some(7.0), "any labels");
+        assert_eq!(sample(TEXT, r#"bar_total{node="node-3"}"#), None);
         assert_eq!(sample(TEXT, "fo"), None);
-        assert_eq!(sample(TEXT, "bar_total"), None);
+        assert_eq!(sample(TEXT, "bar"), None);
     }
 }
