@@ -6,6 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use sessionlab_testkit::eventually;
 use support::*;
 
 #[test]

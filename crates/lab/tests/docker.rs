@@ -20,6 +20,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use sessionlab_lab::api::sign;
+use sessionlab_testkit::eventually;
 use support::*;
 
 const MODE: &str = "sticky-replicated";

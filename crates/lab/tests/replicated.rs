@@ -6,6 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use sessionlab_lab::api::sign;
+use sessionlab_testkit::eventually;
 use support::*;
 
 /// The version of the session whose id starts with `prefix` on each node

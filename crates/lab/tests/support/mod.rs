@@ -260,5 +260,3 @@ pub async fn increment(client: &reqwest::Client, base: &str) -> Served {
 pub fn user_of(s: &Served) -> Option<String> {
     s.body["session"]["user"].as_str().map(str::to_string)
 }
-
-pub use sessionlab_testkit::eventually;
