@@ -54,10 +54,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             if token.eq_ignore_ascii_case("close") || token.eq_ignore_ascii_case("keep-alive") {
                 continue;
             }
+            // Every name counts: the list is bounded by the request head's
+            // own size limit, and a cap here would forward the names past it.
             if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
-                if named.len() < 16 {
-                    named.push(name);
-                }
+                named.push(name);
             }
         }
     }
@@ -96,6 +96,24 @@ pub fn add_forwarded(headers: &mut HeaderMap, client_ip: &HeaderValue) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn connection_naming_seventeen_headers_strips_them_all() {
+        let mut headers = HeaderMap::new();
+        let names: Vec<String> = (0..17).map(|i| format!("x-h{i}")).collect();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_str(&names.join(", ")).unwrap(),
+        );
+        for n in &names {
+            headers.insert(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_static("v"),
+            );
+        }
+        strip_hop_by_hop(&mut headers);
+        assert!(headers.is_empty(), "forwarded: {headers:?}");
+    }
+
     use super::*;
 
     #[test]
