@@ -27,12 +27,12 @@ use crate::admin::Admin;
 use crate::backend::{Backend, BackendSpec, Backends, TableError};
 use crate::config::Settings;
 use crate::health::{HealthConfig, HttpProbe, run_active_checks};
-use crate::metrics::{self, ProxyStats};
+use crate::admin::metrics::{self, ProxyStats};
 use crate::proxy::Proxy;
-use crate::recent::RecentRequests;
+use crate::admin::recent::RecentRequests;
 use crate::select::{Selector, Strategy};
-use crate::server;
-use crate::upstream::Upstream;
+use crate::proxy::server;
+use crate::proxy::upstream::Upstream;
 
 /// The shared state behind both listeners.
 pub struct Balancer {

@@ -39,7 +39,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
-use crate::server::{self, Handler};
+use crate::proxy::server::{self, Handler};
 
 pub const X_SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
 const MAX_BODY: usize = 1024 * 1024;

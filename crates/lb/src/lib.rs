@@ -4,51 +4,51 @@
 //! show, in running code, the ways a load balancer keeps a user on "their"
 //! server (or deliberately doesn't), and what happens when that server dies.
 //!
+//! ## The parts
+//!
+//! | folder | part |
+//! |---|---|
+//! | `config/` | flags, env and the backend file, parsed once into typed options |
+//! | `proxy/` | the forwarding path: accept, read, rewrite, try candidates, answer |
+//! | `select/` | which backends may serve a request, in order (strategies, hash ring) |
+//! | `backend/` | the copy-on-write backend table and each backend's counters |
+//! | `health/` | rise/fall state machine, active and passive checks |
+//! | `admin/` | the admin listener: API, Prometheus metrics, recent-requests log |
+//! | `balancer.rs` | wires it all together in [`run`] |
+//!
 //! ## A request's path through the code
 //!
 //! ```text
-//! server.rs    accept, keep-alive, graceful shutdown
+//! proxy/server.rs   accept, keep-alive, limits, graceful shutdown
 //!    |
-//! proxy.rs     read body (bounded) ──> select.rs: ordered candidates
-//!    |                                    (strategy, cookie.rs, ring.rs)
-//!    |         rewrite headers (forward.rs), drop SLROUTE
-//!    |         try candidates in order ──> upstream.rs + pool.rs (keep-alive,
-//!    |                                         driven in this task)
-//!    |              failure? error.rs says whether a retry is safe;
-//!    |              connect errors/timeouts feed health (passive)
-//!    |         answer: strip hop-by-hop, insert/rewrite SLROUTE
+//! proxy/path.rs     read body (bounded) ──> select/strategy.rs: ordered candidates
+//!    |                                         (proxy/cookie.rs, select/ring.rs)
+//!    |              rewrite headers (proxy/forward.rs), drop SLROUTE
+//!    |              try candidates in order ──> proxy/upstream.rs + proxy/pool.rs
+//!    |                   failure? proxy/error.rs says whether a retry is safe;
+//!    |                   connect errors/timeouts feed health (passive)
+//!    |              answer: strip hop-by-hop, insert/rewrite SLROUTE
 //!    v
-//! recent.rs    the routing decision, for the admin API
+//! admin/recent.rs   the routing decision, for the admin API
 //! ```
 //!
-//! Beside it: `backend.rs` (the copy-on-write backend table and each
-//! backend's counters), `health.rs` (rise/fall state machine and the active
-//! checker), `admin.rs` + `metrics.rs` (the admin listener), `config.rs`
-//! (flags, env, TOML), `shard.rs` (per-thread counters), and `balancer.rs`,
-//! which wires it all together in [`run`]. `echo.rs` is a test tool: a tiny
-//! backend for tests and the benchmark. The live dashboard is a process of
-//! its own (crate `sessionlab-dashboard`) that reads this LB's admin API.
-//! `docs/lb.md` is the guided tour.
+//! `echo` (cargo feature `echo`, off by default) is a test tool: a tiny
+//! backend for tests and the benchmark; it is not in the production
+//! library. The live dashboard is a process of its own (crate
+//! `sessionlab-dashboard`) that reads this LB's admin API. `docs/lb.md` is
+//! the guided tour.
 
-pub mod admin;
-pub mod backend;
-pub mod balancer;
-pub mod config;
-pub mod cookie;
+mod admin;
+mod backend;
+mod balancer;
+mod config;
+#[cfg(feature = "echo")]
 pub mod echo;
-pub mod error;
-pub mod forward;
-pub mod health;
-pub mod metrics;
-pub mod pool;
-pub mod proxy;
-pub mod recent;
-pub mod ring;
-pub mod select;
-pub mod server;
-pub mod shard;
-pub mod upstream;
+mod health;
+mod proxy;
+mod select;
 
-pub use balancer::{Listeners, run};
-pub use config::{Config, Settings};
+pub use balancer::{BindError, Listeners, run};
+pub use config::{Config, ConfigError, Settings};
+pub use proxy::server::shutdown_signal;
 pub use select::Strategy;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sessionlab_lb::{Config, Listeners, run, server::shutdown_signal};
+use sessionlab_lb::{Config, Listeners, run, shutdown_signal};
 
 fn main() -> ExitCode {
     let settings = match Config::parse().resolve() {

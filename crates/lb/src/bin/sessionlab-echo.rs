@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sessionlab_lb::echo::{EchoState, run};
-use sessionlab_lb::server::shutdown_signal;
+use sessionlab_lb::shutdown_signal;
 
 /// A fast test backend that answers with `X-Served-By: <id>`.
 #[derive(Parser)]

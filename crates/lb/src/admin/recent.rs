@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use crate::backend::MAX_ID_LEN;
-use crate::shard::Sharded;
+use crate::backend::shard::Sharded;
 
 /// How many decisions are kept.
 pub const CAPACITY: usize = 1024;

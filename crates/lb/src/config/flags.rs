@@ -24,9 +24,9 @@ use serde::Deserialize;
 
 use crate::backend::BackendSpec;
 use crate::health::HealthConfig;
-use crate::pool::PoolLimits;
+use crate::proxy::pool::PoolLimits;
 use crate::select::Strategy;
-use crate::upstream::UpstreamConfig;
+use crate::proxy::upstream::UpstreamConfig;
 
 /// sessionlab-lb: an HTTP/1.1 load balancer with sticky sessions, health
 /// checks, failover and an admin API.

@@ -10,7 +10,7 @@
 //! line, written only by its thread, and summed (or merged) only when
 //! someone reads it: the admin API, `/metrics`, least-conn.
 
-use crate::server::worker_index;
+use crate::proxy::server::worker_index;
 
 /// Keeps each shard on its own cache line (128 bytes covers adjacent-line
 /// prefetching on x86).

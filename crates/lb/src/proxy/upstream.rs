@@ -2,7 +2,7 @@
 //!
 //! Opening a TCP connection per request would cost a handshake (and, under
 //! load, thousands of sockets in TIME_WAIT), so each backend keeps idle
-//! keep-alive connections in its [`Pool`](crate::pool::Pool), and a request
+//! keep-alive connections in its [`Pool`](crate::proxy::pool::Pool), and a request
 //! takes one from there or connects a new one (with `TCP_NODELAY`: small
 //! requests must not wait for Nagle). The request and response are then
 //! driven in the caller's task (see `pool.rs` for why).
@@ -37,8 +37,8 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 
 use crate::backend::Backend;
-use crate::error::ProxyError;
-use crate::pool::Lease;
+use crate::proxy::error::ProxyError;
+use crate::proxy::pool::Lease;
 
 /// The largest response head accepted from a backend.
 pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;

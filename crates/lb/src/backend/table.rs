@@ -37,9 +37,9 @@ use http::uri::Authority;
 use parking_lot::{Mutex, RwLock};
 
 use crate::health::{HealthConfig, HealthMachine, Transition};
-use crate::pool::{Pool, PoolLimits};
-use crate::ring::Ring;
-use crate::shard::Sharded;
+use crate::proxy::pool::{Pool, PoolLimits};
+use crate::select::ring::Ring;
+use crate::backend::shard::Sharded;
 
 /// The sticky cookie the LB inserts (`SLROUTE=<backend-id>`).
 pub use sessionlab_wire::ROUTE_COOKIE;
@@ -175,6 +175,7 @@ impl fmt::Debug for Backend {
 }
 
 impl Backend {
+    #[cfg(test)]
     pub fn new(spec: BackendSpec, health: &HealthConfig) -> Self {
         Self::with_pool(spec, health, PoolLimits::default())
     }
@@ -211,9 +212,6 @@ impl Backend {
 
     pub fn id(&self) -> &str {
         &self.id
-    }
-    pub fn shared_id(&self) -> Arc<str> {
-        self.id.clone()
     }
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -374,12 +372,6 @@ pub struct InFlight {
     shard: usize,
 }
 
-impl InFlight {
-    pub fn backend(&self) -> &Arc<Backend> {
-        &self.snapshot.list[self.index]
-    }
-}
-
 impl Drop for InFlight {
     fn drop(&mut self) {
         let backend = &self.snapshot.list[self.index];
@@ -489,6 +481,7 @@ thread_local! {
 const LOCAL_SNAPSHOT_SLOTS: usize = 8;
 
 impl Backends {
+    #[cfg(test)]
     pub fn new(health: HealthConfig) -> Self {
         Self::with_pool_limits(health, PoolLimits::default())
     }

@@ -28,7 +28,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::backend::Backends;
-use crate::shard::Sharded;
+use crate::backend::shard::Sharded;
 
 /// The global counters of the forwarding path.
 #[derive(Debug, Clone, Copy)]

@@ -48,10 +48,10 @@ use subtle::ConstantTimeEq;
 
 use crate::backend::{Backend, BackendSpec, TableError};
 use crate::balancer::Balancer;
-use crate::error::json_response;
-use crate::metrics;
-use crate::recent::CAPACITY;
-use crate::server::Handler;
+use crate::proxy::error::json_response;
+use crate::admin::metrics;
+use crate::admin::recent::CAPACITY;
+use crate::proxy::server::Handler;
 
 const MAX_ADMIN_BODY: usize = 64 * 1024;
 const DEFAULT_REQUESTS_LIMIT: usize = 100;

@@ -37,9 +37,9 @@ use http::HeaderMap;
 use smallvec::SmallVec;
 
 use crate::backend::{ROUTE_COOKIE, Snapshot};
-use crate::cookie;
-use crate::error::NoBackend;
-use crate::shard::Sharded;
+use crate::proxy::cookie;
+use crate::proxy::error::NoBackend;
+use crate::backend::shard::Sharded;
 
 /// How the first choice is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
