@@ -52,7 +52,6 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};
 use sessionlab_wire::clock::unix_ms;
-use subtle::ConstantTimeEq;
 
 use crate::cluster_view::ClusterView;
 use crate::fetch::LbAdmin;
@@ -126,11 +125,8 @@ impl Dashboard {
         let Some(token) = &self.token else {
             return true;
         };
-        let presented = req
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
-        presented.is_some_and(|p| p.ct_eq(token.as_bytes()).into())
+        let presented = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+        sessionlab_wire::admin_auth::bearer_matches(presented, token)
     }
 
     /// Answer one request (no route reads a body).

@@ -23,16 +23,16 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::admin::Admin;
+use crate::admin::metrics::{self, ProxyStats};
+use crate::admin::recent::RecentRequests;
+use crate::admin::{Admin, Guard};
 use crate::backend::{Backend, BackendSpec, Backends, TableError};
 use crate::config::Settings;
-use crate::health::{HealthConfig, HttpProbe, run_active_checks};
-use crate::admin::metrics::{self, ProxyStats};
+use crate::health::{HealthConfig, HttpProbe, Initial, run_active_checks};
 use crate::proxy::Proxy;
-use crate::admin::recent::RecentRequests;
-use crate::select::{Selector, Strategy};
 use crate::proxy::server;
 use crate::proxy::upstream::Upstream;
+use crate::select::{Selector, Strategy};
 
 /// The shared state behind both listeners.
 pub struct Balancer {
@@ -40,16 +40,22 @@ pub struct Balancer {
     pub recent: Arc<RecentRequests>,
     pub registry: Registry,
     pub strategy: Strategy,
-    pub admin_token: Option<String>,
     health: HealthConfig,
     probe: Arc<HttpProbe>,
     stop_checks: watch::Receiver<bool>,
 }
 
 impl Balancer {
-    /// Add a backend and start checking its health.
-    pub fn add_backend(&self, spec: BackendSpec) -> Result<Arc<Backend>, TableError> {
-        let backend = self.backends.add(spec)?;
+    /// Add a backend and start checking its health. The configured
+    /// backends start [`Initial::Up`]; one added through the admin API
+    /// starts [`Initial::Down`] and takes traffic only after `rise` good
+    /// checks.
+    pub fn add_backend(
+        &self,
+        spec: BackendSpec,
+        initial: Initial,
+    ) -> Result<Arc<Backend>, TableError> {
+        let backend = self.backends.add_with(spec, initial)?;
         tokio::spawn(run_active_checks(
             backend.clone(),
             self.health.clone(),
@@ -115,13 +121,12 @@ pub async fn run(
         recent: recent.clone(),
         registry: metrics::registry(backends.clone(), stats.clone()),
         strategy: settings.strategy,
-        admin_token: settings.admin_token.clone(),
         health: settings.health.clone(),
         probe: Arc::new(HttpProbe::new(&settings.health.path)),
         stop_checks: stop_rx.clone(),
     });
     for spec in settings.backends.iter().cloned() {
-        balancer.add_backend(spec)?;
+        balancer.add_backend(spec, Initial::Up)?;
     }
     let proxy = Arc::new(Proxy::new(
         backends.clone(),
@@ -148,7 +153,13 @@ pub async fn run(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let admin = Arc::new(Admin::new(balancer));
+    // The guard needs the bound port (the flag may say 0).
+    let admin_addr = listeners
+        .admin
+        .local_addr()
+        .unwrap_or(settings.admin_listen);
+    let guard = Guard::new(admin_addr, settings.admin_token.clone());
+    let admin = Arc::new(Admin::new(balancer, guard));
     tokio::join!(
         server::serve_on_threads(
             listeners.public,

@@ -10,8 +10,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use http::Method;
 use sessionlab_testkit::{Http, backend_state, echo, lb, until};
+
+mod common;
+use common::{backend_action, remove_backend};
 
 async fn three_echoes() -> Vec<sessionlab_testkit::Echo> {
     vec![
@@ -146,14 +148,7 @@ async fn backend_removed_redispatches_and_rewrites_the_cookie() {
     let lb = lb(&sticky_args(&specs, &[])).await;
     let http = Http::default();
 
-    let r = http
-        .send(
-            Method::DELETE,
-            &lb.admin_url("/admin/v1/backends/node-3"),
-            &[],
-            b"",
-        )
-        .await;
+    let r = remove_backend(&http, &lb, "node-3").await;
     assert_eq!(r.status, 200);
     for _ in 0..4 {
         let r = http
@@ -174,14 +169,7 @@ async fn draining_keeps_existing_users_and_sends_new_ones_elsewhere() {
     let lb = lb(&sticky_args(&specs, &[])).await;
     let http = Http::default();
 
-    let r = http
-        .send(
-            Method::POST,
-            &lb.admin_url("/admin/v1/backends/node-1/drain"),
-            &[],
-            b"",
-        )
-        .await;
+    let r = backend_action(&http, &lb, "node-1", "drain").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["draining"], true);
 

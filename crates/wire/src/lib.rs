@@ -12,11 +12,14 @@
 //! - [`metrics`]: the Prometheus metric names producers register and readers scrape;
 //! - [`signer`]: the HMAC-SHA256 request signature of cluster traffic;
 //! - [`keys`]: keys derived from the cluster secret (HKDF);
+//! - [`admin_auth`]: the token, `Origin`, `Host` and content-type checks of
+//!   every operator-only listener;
 //! - [`clock`] and [`rss`]: the wall clock in ms and a process's resident memory.
 //!
 //! It has no HTTP server or client in it (and no async runtime): the lab and
 //! the load tool can depend on it without pulling in a web framework.
 
+pub mod admin_auth;
 pub mod clock;
 pub mod cookie;
 pub mod keys;

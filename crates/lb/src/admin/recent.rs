@@ -10,6 +10,12 @@
 //! never grows, and recording is a short critical section with no
 //! allocation (the path is copied into a fixed inline buffer, truncated;
 //! the query string is left out because it can carry tokens).
+//!
+//! Path parameters are credentials too: in URL tracking mode the session
+//! id rides in the path as `;sid=<id>`, and a whole id in this log would be
+//! a stolen login for anyone who reads `/admin/v1/requests`. So every
+//! `;name=value` keeps only the first [`ID_PREFIX`] characters of its value
+//! (`/cart;sid=Xa81kq…`), as the nodes' logs show session ids.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,6 +30,59 @@ use crate::backend::shard::Sharded;
 pub const CAPACITY: usize = 1024;
 /// Longest path kept per entry, in bytes.
 pub const PATH_MAX: usize = 96;
+
+/// Characters of a path parameter's value kept in the log (the same
+/// prefix the nodes show of a session id).
+pub const ID_PREFIX: usize = 6;
+
+/// Appends to a fixed buffer, silently stopping when it is full (on a
+/// char boundary, so the buffer stays valid UTF-8).
+struct Fill<'b> {
+    buf: &'b mut [u8; PATH_MAX],
+    len: usize,
+}
+
+impl Fill<'_> {
+    fn push(&mut self, s: &str) {
+        let mut n = s.len().min(PATH_MAX - self.len);
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+    }
+}
+
+/// Copies `path` into `buf` with every path parameter's value cut to its
+/// first [`ID_PREFIX`] characters; returns the length written.
+fn mask_into(path: &str, buf: &mut [u8; PATH_MAX]) -> usize {
+    let mut out = Fill { buf, len: 0 };
+    let mut rest = path;
+    while let Some(at) = rest.find(';') {
+        out.push(&rest[..=at]);
+        let after = &rest[at + 1..];
+        let end = after.find(['/', ';']).unwrap_or(after.len());
+        let (name, value) = match after[..end].split_once('=') {
+            Some((name, value)) => (Some(name), value),
+            None => (None, &after[..end]),
+        };
+        if let Some(name) = name {
+            out.push(name);
+            out.push("=");
+        }
+        let keep = value
+            .char_indices()
+            .nth(ID_PREFIX)
+            .map_or(value, |(i, _)| &value[..i]);
+        out.push(keep);
+        if keep.len() < value.len() {
+            out.push("…");
+        }
+        rest = &after[end..];
+    }
+    out.push(rest);
+    out.len
+}
 
 /// One routing decision.
 #[derive(Debug, Clone)]
@@ -45,12 +104,7 @@ pub struct RequestRecord {
 impl RequestRecord {
     pub fn new(method: &Method, path: &str) -> Self {
         let mut buf = [0u8; PATH_MAX];
-        // Truncate on a char boundary so the stored path stays valid UTF-8.
-        let mut len = path.len().min(PATH_MAX);
-        while !path.is_char_boundary(len) {
-            len -= 1;
-        }
-        buf[..len].copy_from_slice(&path.as_bytes()[..len]);
+        let len = mask_into(path, &mut buf);
         RequestRecord {
             at: SystemTime::now(),
             method: method.clone(),
@@ -202,6 +256,25 @@ mod tests {
         let json = r.to_json();
         assert_eq!(json["failover"], false);
         assert_eq!(json["method"], "GET");
+    }
+
+    #[test]
+    fn path_parameters_keep_only_an_id_prefix() {
+        let id = "Xa81kqZP0f3mLw9sT4vB7nQe2YhR6uJc";
+        let path = format!("/cart;sid={id}/add");
+        let r = RequestRecord::new(&Method::GET, &path);
+        assert_eq!(r.path(), "/cart;sid=Xa81kq…/add");
+        assert!(!r.path().contains(id));
+        let r = RequestRecord::new(&Method::GET, &format!("/;jsessionid={id};sid={id}"));
+        assert_eq!(r.path(), "/;jsessionid=Xa81kq…;sid=Xa81kq…");
+        let r = RequestRecord::new(&Method::GET, &format!("/x;{id}"));
+        assert_eq!(r.path(), "/x;Xa81kq…", "a bare parameter is masked too");
+        let r = RequestRecord::new(&Method::GET, "/a;sid=abc;b=");
+        assert_eq!(r.path(), "/a;sid=abc;b=", "short values stay");
+        let long = format!("/{};sid={id}", "p".repeat(PATH_MAX));
+        let r = RequestRecord::new(&Method::GET, &long);
+        assert_eq!(r.path().len(), PATH_MAX);
+        assert!(!r.path().contains(';'));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! | `GET /healthz` | 200 `ok` (the LB itself is alive) |
 //! | `GET /metrics` | Prometheus text (`metrics.rs`) |
 //! | `GET /admin/v1/backends` | strategy and every backend's state, counters, latency, health history, requests/s history |
-//! | `POST /admin/v1/backends` | add `{"id":"node-4","addr":"127.0.0.1:8084"}` (201; 409 if the id exists) |
+//! | `POST /admin/v1/backends` | add `{"id":"node-4","addr":"127.0.0.1:8084"}` (201, down until its checks pass; 409 if the id exists) |
 //! | `DELETE /admin/v1/backends/{id}` | remove (200; 404 if unknown) |
 //! | `POST /admin/v1/backends/{id}/drain` | no new users; sticky users stay |
 //! | `POST /admin/v1/backends/{id}/undrain` | take new users again |
@@ -25,11 +25,13 @@
 //! in HdrHistogram's V2 serialization, base64: `{"encoding":
 //! "hdrhistogram-v2-base64", "backends": [{"id", "requests", "histogram"}]}`.
 //!
-//! With `--admin-token T`, every `/admin/...` call needs
-//! `Authorization: Bearer T` (compared in constant time); `/healthz` and
-//! `/metrics` stay open for probes and scrapers. Bad input gets a 4xx with
-//! a JSON body `{"error": "...", "detail": "..."}`; request bodies are
-//! capped at 64 KiB.
+//! Every route and method is behind one guard (`guard.rs`): a local `Host`,
+//! no other web site's `Origin`, JSON bodies, and with `--admin-token T`
+//! `Authorization: Bearer T` on every `/admin/...` call (compared in
+//! constant time); `/healthz` and `/metrics` need no token, for probes and
+//! scrapers. A backend added here starts *down* and takes traffic only
+//! after `--health-rise` good checks. Bad input gets a 4xx with a JSON body
+//! `{"error": "...", "detail": "..."}`; request bodies are capped at 64 KiB.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,19 +40,20 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use hdrhistogram::serialization::{Serializer as _, V2Serializer};
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 
-use crate::backend::{Backend, BackendSpec, TableError};
-use crate::balancer::Balancer;
-use crate::proxy::error::json_response;
+use crate::admin::guard::{Guard, Needs};
 use crate::admin::metrics;
 use crate::admin::recent::CAPACITY;
+use crate::backend::{Backend, BackendSpec, TableError};
+use crate::balancer::Balancer;
+use crate::health::Initial;
+use crate::proxy::error::json_response;
 use crate::proxy::server::Handler;
 
 const MAX_ADMIN_BODY: usize = 64 * 1024;
@@ -58,6 +61,7 @@ const DEFAULT_REQUESTS_LIMIT: usize = 100;
 
 pub struct Admin {
     balancer: Arc<Balancer>,
+    guard: Guard,
 }
 
 type AdminResponse = Response<Full<Bytes>>;
@@ -100,35 +104,26 @@ struct AddBackend {
 }
 
 impl Admin {
-    pub fn new(balancer: Arc<Balancer>) -> Self {
-        Admin { balancer }
-    }
-
-    fn authorized(&self, req: &Request<Incoming>) -> bool {
-        let Some(token) = &self.balancer.admin_token else {
-            return true;
-        };
-        let presented = req
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
-        presented.is_some_and(|p| p.ct_eq(token.as_bytes()).into())
+    pub fn new(balancer: Arc<Balancer>, guard: Guard) -> Self {
+        Admin { balancer, guard }
     }
 
     async fn route(&self, req: Request<Incoming>) -> AdminResponse {
         let path = req.uri().path().to_string();
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let needs = Needs {
+            token: segments.first() == Some(&"admin"),
+            body: req.method() == Method::POST && segments == ["admin", "v1", "backends"],
+        };
+        if let Err(refused) = self.guard.check(&req, needs) {
+            return error(refused.status(), refused.kind(), refused.detail());
+        }
         match (req.method(), segments.as_slice()) {
             (&Method::GET, ["healthz"]) => text(StatusCode::OK, "ok\n".into(), "text/plain"),
             (&Method::GET, ["metrics"]) => text(
                 StatusCode::OK,
                 metrics::render(&self.balancer.registry),
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            ),
-            (_, ["admin", ..]) if !self.authorized(&req) => error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "admin calls need Authorization: Bearer <admin token>",
             ),
             (&Method::GET, ["admin", "v1", "backends"]) => self.list(),
             (&Method::POST, ["admin", "v1", "backends"]) => self.add(req).await,
@@ -211,7 +206,7 @@ impl Admin {
                 );
             }
         };
-        match self.balancer.add_backend(spec) {
+        match self.balancer.add_backend(spec, Initial::Down) {
             Ok(b) => {
                 if let Some(a) = node_admin {
                     b.set_cluster_addr(a);

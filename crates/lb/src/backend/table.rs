@@ -36,10 +36,10 @@ use http::HeaderValue;
 use http::uri::Authority;
 use parking_lot::{Mutex, RwLock};
 
-use crate::health::{HealthConfig, HealthMachine, Transition};
+use crate::backend::shard::Sharded;
+use crate::health::{HealthConfig, HealthMachine, Initial, Transition};
 use crate::proxy::pool::{Pool, PoolLimits};
 use crate::select::ring::Ring;
-use crate::backend::shard::Sharded;
 
 /// The sticky cookie the LB inserts (`SLROUTE=<backend-id>`).
 pub use sessionlab_wire::ROUTE_COOKIE;
@@ -177,10 +177,15 @@ impl fmt::Debug for Backend {
 impl Backend {
     #[cfg(test)]
     pub fn new(spec: BackendSpec, health: &HealthConfig) -> Self {
-        Self::with_pool(spec, health, PoolLimits::default())
+        Self::with_pool(spec, health, PoolLimits::default(), Initial::Up)
     }
 
-    pub fn with_pool(spec: BackendSpec, health: &HealthConfig, limits: PoolLimits) -> Self {
+    pub fn with_pool(
+        spec: BackendSpec,
+        health: &HealthConfig,
+        limits: PoolLimits,
+        initial: Initial,
+    ) -> Self {
         // Ids are validated to [A-Za-z0-9_-], and addresses are IP:PORT, so
         // both conversions below cannot fail.
         let authority = Authority::try_from(spec.addr.to_string().as_str())
@@ -193,7 +198,7 @@ impl Backend {
             addr: spec.addr,
             authority,
             route_cookie,
-            up: AtomicBool::new(true),
+            up: AtomicBool::new(initial == Initial::Up),
             draining: AtomicBool::new(false),
             removed: AtomicBool::new(false),
             connects: AtomicU64::new(0),
@@ -204,7 +209,7 @@ impl Backend {
                 latency: Mutex::new(new_histogram()),
                 pool: Pool::new(limits),
             }),
-            health: Mutex::new(HealthMachine::new(health.rise, health.fall)),
+            health: Mutex::new(HealthMachine::new(health.rise, health.fall, initial)),
             rates: Mutex::new(RateHistory::default()),
             cluster_addr: OnceLock::new(),
         }
@@ -533,7 +538,18 @@ impl Backends {
         snap.position(id.as_bytes()).map(|i| snap.list[i].clone())
     }
 
+    /// Add a backend that serves at once.
+    #[cfg(test)]
     pub fn add(&self, spec: BackendSpec) -> Result<Arc<Backend>, TableError> {
+        self.add_with(spec, Initial::Up)
+    }
+
+    /// Add a backend in the given health state.
+    pub fn add_with(
+        &self,
+        spec: BackendSpec,
+        initial: Initial,
+    ) -> Result<Arc<Backend>, TableError> {
         let mut current = self.current.write();
         if current.position(spec.id.as_bytes()).is_some() {
             return Err(TableError::Duplicate(spec.id));
@@ -541,7 +557,7 @@ impl Backends {
         if current.list.len() >= MAX_BACKENDS {
             return Err(TableError::Full);
         }
-        let backend = Arc::new(Backend::with_pool(spec, &self.health, self.pool));
+        let backend = Arc::new(Backend::with_pool(spec, &self.health, self.pool, initial));
         let mut list = current.list.clone();
         list.push(backend.clone());
         self.publish(&mut current, Snapshot::new(list));

@@ -25,8 +25,8 @@ use serde::Deserialize;
 use crate::backend::BackendSpec;
 use crate::health::HealthConfig;
 use crate::proxy::pool::PoolLimits;
-use crate::select::Strategy;
 use crate::proxy::upstream::UpstreamConfig;
+use crate::select::Strategy;
 
 /// sessionlab-lb: an HTTP/1.1 load balancer with sticky sessions, health
 /// checks, failover and an admin API.

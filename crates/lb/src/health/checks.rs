@@ -81,6 +81,19 @@ pub struct HealthMachine {
     history_len: u8,
 }
 
+/// The state a backend starts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Initial {
+    /// Serves at once; the first `fall` failed checks take it out. The
+    /// backends given at start-up (as in HAProxy): the operator named them,
+    /// and a cold LB should not refuse traffic for `rise` intervals.
+    Up,
+    /// Takes traffic only after `rise` good checks. A backend added at run
+    /// time through the admin API: an address nobody has checked yet must
+    /// not receive real users' cookies and passwords.
+    Down,
+}
+
 /// What a recorded result did to the state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
@@ -90,11 +103,10 @@ pub enum Transition {
 }
 
 impl HealthMachine {
-    /// A new backend starts up (as in HAProxy): it serves at once, and the
-    /// first `fall` failed checks take it out if it is not really there.
-    pub fn new(rise: u32, fall: u32) -> Self {
+    /// A new machine in the `initial` state (see [`Initial`]).
+    pub fn new(rise: u32, fall: u32, initial: Initial) -> Self {
         HealthMachine {
-            up: true,
+            up: initial == Initial::Up,
             streak: 0,
             rise: rise.max(1),
             fall: fall.max(1),
@@ -218,7 +230,7 @@ mod tests {
 
     #[test]
     fn goes_down_only_after_fall_agreeing_failures() {
-        let mut h = HealthMachine::new(2, 3);
+        let mut h = HealthMachine::new(2, 3, Initial::Up);
         assert_eq!(h.record(false), Transition::Unchanged);
         assert_eq!(h.record(false), Transition::Unchanged);
         assert!(h.is_up());
@@ -228,7 +240,7 @@ mod tests {
 
     #[test]
     fn a_success_in_between_resets_the_run() {
-        let mut h = HealthMachine::new(2, 3);
+        let mut h = HealthMachine::new(2, 3, Initial::Up);
         for ok in [false, false, true, false, false] {
             h.record(ok);
         }
@@ -238,7 +250,7 @@ mod tests {
 
     #[test]
     fn comes_back_after_rise_agreeing_successes() {
-        let mut h = HealthMachine::new(2, 1);
+        let mut h = HealthMachine::new(2, 1, Initial::Up);
         assert_eq!(h.record(false), Transition::WentDown);
         assert_eq!(h.record(true), Transition::Unchanged);
         assert_eq!(h.record(false), Transition::Unchanged);
@@ -247,8 +259,19 @@ mod tests {
     }
 
     #[test]
+    fn a_backend_that_starts_down_needs_rise_successes() {
+        let mut h = HealthMachine::new(2, 3, Initial::Down);
+        assert!(!h.is_up());
+        assert_eq!(h.record(true), Transition::Unchanged);
+        assert!(!h.is_up(), "one good check is not enough");
+        assert_eq!(h.record(false), Transition::Unchanged);
+        assert_eq!(h.record(true), Transition::Unchanged);
+        assert_eq!(h.record(true), Transition::WentUp);
+    }
+
+    #[test]
     fn history_is_bounded_and_oldest_first() {
-        let mut h = HealthMachine::new(2, 3);
+        let mut h = HealthMachine::new(2, 3, Initial::Up);
         h.record(true);
         h.record(false);
         assert_eq!(h.history(), vec![true, false]);

@@ -9,4 +9,6 @@
 
 pub(crate) mod checks;
 
-pub(crate) use checks::{HealthConfig, HealthMachine, HttpProbe, Transition, run_active_checks};
+pub(crate) use checks::{
+    HealthConfig, HealthMachine, HttpProbe, Initial, Transition, run_active_checks,
+};

@@ -36,10 +36,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use http::HeaderMap;
 use smallvec::SmallVec;
 
+use crate::backend::shard::Sharded;
 use crate::backend::{ROUTE_COOKIE, Snapshot};
 use crate::proxy::cookie;
 use crate::proxy::error::NoBackend;
-use crate::backend::shard::Sharded;
 
 /// How the first choice is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
