@@ -235,7 +235,7 @@ async fn the_cluster_view_lists_backends_with_their_node_admin_addresses() {
     let r = send(
         Method::POST,
         &format!("{}/admin/v1/backends", lb.admin_url()),
-        &[],
+        &[("content-type", "application/json")],
         &body,
     )
     .await;
