@@ -101,6 +101,10 @@ pub struct ProtocolConfig {
     pub tombstone_grace_ms: u64,
     /// Most tombstones kept; beyond it the one closest to its end goes.
     pub max_tombstones: usize,
+    /// The sessions' absolute timeout (`--absolute-timeout`): how long a
+    /// tombstone for an id this node does not hold must last, since its
+    /// creation time is unknown here (from the delete, plus the grace).
+    pub absolute_timeout_ms: u64,
 }
 
 impl Default for ProtocolConfig {
@@ -125,6 +129,7 @@ impl Default for ProtocolConfig {
             snapshot_page_bytes: 1024 * 1024,
             tombstone_grace_ms: 60_000,
             max_tombstones: 200_000,
+            absolute_timeout_ms: 8 * 60 * 60 * 1000,
         }
     }
 }
@@ -155,6 +160,9 @@ impl ProtocolConfig {
         }
         if self.request_timeout_ms == 0 || self.ack_timeout_ms == 0 {
             return bad("timeouts must be positive");
+        }
+        if self.absolute_timeout_ms == 0 {
+            return bad("absolute_timeout_ms must be positive");
         }
         if self.max_tombstones == 0 || self.max_pending_acks == 0 {
             return bad("max_tombstones and max_pending_acks must be positive");

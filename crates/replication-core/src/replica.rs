@@ -417,16 +417,23 @@ impl Replica {
     }
 
     /// A request on this node deleted the session (logout). Leaves a
-    /// tombstone and queues the delete. Returns whether it existed here.
+    /// tombstone and queues the delete **whether or not the session is
+    /// held here**: the cookie may name a session written on a node this one
+    /// cannot hear (a partition), and the logout must still win there after
+    /// the heal. Returns whether the session existed here.
+    ///
+    /// The tombstone of a held session lasts until that session's absolute
+    /// expiry plus the grace; for an id not held here the creation time is
+    /// unknown, so it lasts `absolute_timeout_ms` from now plus the grace,
+    /// which is never earlier than the session's own end.
     pub fn delete(&mut self, id: &SessionId, now_ms: u64) -> bool {
-        let Some(old) = self.store.remove(id) else {
-            return false;
-        };
+        let old = self.store.remove(id);
         let version = self.store.next_version();
-        let expires_ms = old
-            .created_ms
-            .saturating_add(old.absolute_timeout_ms)
-            .saturating_add(self.cfg.tombstone_grace_ms);
+        let lifetime_end = match &old {
+            Some(old) => old.created_ms.saturating_add(old.absolute_timeout_ms),
+            None => now_ms.saturating_add(self.cfg.absolute_timeout_ms),
+        };
+        let expires_ms = lifetime_end.saturating_add(self.cfg.tombstone_grace_ms);
         self.tombstones
             .insert(id.clone(), version.clone(), expires_ms);
         self.touches.remove(id);
@@ -438,7 +445,7 @@ impl Replica {
             origin_us: self.lag_stamp(),
         }));
         self.flush(now_ms);
-        true
+        old.is_some()
     }
 
     /// A request on this node used the session at `at_ms`. The store is

@@ -406,6 +406,8 @@ impl Sim {
         let deleted = self.replica_mut(node)?.delete(id, now);
         if deleted {
             self.note(format!("{node}: client delete {id}"));
+        } else {
+            self.note(format!("{node}: client delete {id} (not held here)"));
         }
         self.drain(node);
         Ok(deleted)

@@ -97,7 +97,9 @@ fn run_seed(seed: u64, trace: bool) -> Result<Outcome, (String, Vec<String>)> {
                 45..=59 => {
                     let _ = sim.touch(&node, &id);
                 }
-                60..=67 if sim.delete(&node, &id) == Ok(true) => {
+                // A logout tombstones the id whether or not this node
+                // holds it (the cookie may come from across a partition).
+                60..=67 if sim.delete(&node, &id).is_ok() => {
                     deleted.insert(id.clone());
                     deletes.push((node.clone(), id.clone()));
                     out.deletes += 1;
@@ -287,4 +289,74 @@ fn the_same_seed_replays_the_same_run() {
     };
     assert_eq!(trace(3), trace(3));
     assert_ne!(trace(3), trace(4));
+}
+
+/// The reproduction of a lost logout, on every seed: a node is cut off, a
+/// user logs in on the other side (so the cut-off node never holds the
+/// session), the user's logout reaches the cut-off node anyway, the other
+/// side keeps writing the session during the partition, then the network
+/// heals. The logout must win: the session is gone on every node, every
+/// node holds the tombstone, and a later write to the id is refused.
+#[test]
+fn logout_on_a_partitioned_node_that_never_held_the_session_wins_after_heal() {
+    for seed in seeds().into_iter().take(60) {
+        let mut rng = Rng::new(seed ^ 0x10_60_07);
+        let nodes = 3 + (seed % 3) as usize;
+        let mut cfg = SimConfig::new(nodes, seed);
+        cfg.network = NetworkFaults {
+            min_delay_ms: 0,
+            max_delay_ms: rng.range(1, 30),
+            drop_rate: rng.range(0, 10) as f64 / 100.0,
+            duplicate_rate: rng.range(0, 10) as f64 / 100.0,
+            lost_reply_rate: rng.range(0, 5) as f64 / 100.0,
+        };
+        let mut sim = Sim::new(cfg);
+        sim.run_for(800).unwrap();
+        let all = sim.node_ids();
+        let cut = rng.pick(&all).unwrap().clone();
+        let others: Vec<String> = all.iter().filter(|n| **n != cut).cloned().collect();
+        sim.partition(std::slice::from_ref(&cut));
+        sim.run_for(rng.range(0, 400)).unwrap();
+
+        let bob = session_id(&format!("bob{seed}"));
+        let login = rng.pick(&others).unwrap().clone();
+        sim.upsert(&login, &bob, "logged-in").unwrap();
+        sim.run_for(rng.range(0, 50)).unwrap();
+        assert!(
+            !sim.sessions(&cut).contains_key(&bob),
+            "seed {seed}: the cut-off node must not hold the session"
+        );
+        // The logout, on the node that does not hold the session.
+        assert_eq!(sim.delete(&cut, &bob), Ok(false), "seed {seed}");
+        // Writes on the other side during the partition (the user's other
+        // tab), newer by version than anything the cut-off node saw.
+        for i in 0..rng.range(0, 4) {
+            let n = rng.pick(&others).unwrap().clone();
+            sim.update(&n, &bob, &format!("tab-{i}")).unwrap();
+            sim.run_for(rng.range(1, 30)).unwrap();
+        }
+        sim.heal();
+        sim.set_network(NetworkFaults {
+            min_delay_ms: 0,
+            max_delay_ms: 5,
+            ..NetworkFaults::none()
+        });
+        sim.run_for(4_000).unwrap();
+        sim.check_converged()
+            .unwrap_or_else(|e| panic!("seed {seed}: not converged: {e}"));
+        for n in &all {
+            assert!(
+                !sim.sessions(n).contains_key(&bob),
+                "seed {seed}: the logged-out session is alive on {n}"
+            );
+            assert!(
+                sim.replica(n).unwrap().tombstones().contains(&bob),
+                "seed {seed}: {n} holds no tombstone"
+            );
+            assert!(
+                sim.upsert(n, &bob, "again").is_err(),
+                "seed {seed}: {n} accepted a write to the logged-out id"
+            );
+        }
+    }
 }

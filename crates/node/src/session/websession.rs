@@ -139,6 +139,9 @@ enum Pending {
 struct State {
     /// The client presented something under the session's name.
     presented: bool,
+    /// The well-formed id it presented, held here or not: a logout
+    /// deletes (tombstones) it even if this node has no copy.
+    presented_id: Option<SessionId>,
     /// The presented route suffix named another node (failover): re-send the
     /// cookie so the balancer's sticky-route follows the session here.
     reroute: bool,
@@ -159,6 +162,7 @@ impl State {
     fn new(presented: bool, reroute: bool, loaded: Option<Session>) -> State {
         State {
             presented,
+            presented_id: None,
             reroute,
             loaded,
             pending: Pending::Unchanged,
@@ -249,8 +253,10 @@ impl WebSession {
         if let Some(s) = &loaded {
             record_sid(&s.id);
         }
+        let mut st = State::new(presented_any, reroute, loaded);
+        st.presented_id = presented.map(|p| p.id);
         let ws = WebSession {
-            state: Rc::new(RefCell::new(State::new(presented_any, reroute, loaded))),
+            state: Rc::new(RefCell::new(st)),
             node,
             req,
         };
@@ -452,6 +458,7 @@ fn max_age_secs(session: &Session, now: u64) -> Option<u64> {
 pub async fn finalize(node: &NodeState, ws: WebSession) -> Result<Finalized, NodeError> {
     let State {
         presented,
+        presented_id,
         reroute,
         loaded,
         mut pending,
@@ -471,6 +478,10 @@ pub async fn finalize(node: &NodeState, ws: WebSession) -> Result<Finalized, Nod
             binding::bind(session, &ws.req);
         }
     }
+    let presented = Presentation {
+        any: presented,
+        id: presented_id,
+    };
     let mut done = write(node, presented, reroute, loaded, pending, &ops, rebuild).await?;
     if node.policy.jwt {
         done.cookie = CookieAction::Keep;
@@ -478,9 +489,17 @@ pub async fn finalize(node: &NodeState, ws: WebSession) -> Result<Finalized, Nod
     Ok(done)
 }
 
+/// What the client presented under the session's name.
+struct Presentation {
+    /// Anything at all (a malformed cookie is still expired at logout).
+    any: bool,
+    /// A well-formed id, whether or not this node holds it.
+    id: Option<SessionId>,
+}
+
 async fn write(
     node: &NodeState,
-    presented: bool,
+    presented: Presentation,
     reroute: bool,
     loaded: Option<Session>,
     pending: Pending,
@@ -557,12 +576,21 @@ async fn write(
             })
         }
         Pending::Delete => {
-            if let Some(s) = &loaded {
-                if node.store.delete(&s.id).await? {
+            // The id the client presented is deleted whether or not this
+            // node holds it: the session may live on nodes this one cannot
+            // hear right now (a partition), and the replicated store then
+            // tombstones the id so the logout still wins after the heal.
+            // The return value says whether a copy was held here.
+            let id = loaded
+                .as_ref()
+                .map(|s| s.id.clone())
+                .or(presented.id);
+            if let Some(id) = id {
+                if node.store.delete(&id).await? {
                     node.metrics.sessions_destroyed.inc();
                 }
             }
-            let cookie = if loaded.is_some() || presented {
+            let cookie = if loaded.is_some() || presented.any {
                 CookieAction::Expire
             } else {
                 CookieAction::Keep

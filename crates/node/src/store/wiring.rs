@@ -134,6 +134,7 @@ impl StoreWiring {
         memory: &MemoryOptions,
         replication: &ReplicationOptions,
         limits: &Limits,
+        absolute_timeout_ms: u64,
     ) -> Result<Self, StartError> {
         let mut rc = ReplicationConfig::new(
             id.to_owned(),
@@ -142,6 +143,9 @@ impl StoreWiring {
         );
         rc.protocol.ack_mode = replication.ack;
         rc.protocol.ack_timeout_ms = replication.ack_timeout.as_millis() as u64;
+        // A logout of an id this node does not hold tombstones it for a
+        // whole session lifetime (the creation time is unknown here).
+        rc.protocol.absolute_timeout_ms = absolute_timeout_ms;
         let memory = Arc::new(MemoryStore::new(memory_config(id, memory, limits)));
         let reaper = memory.spawn_reaper(REAP_INTERVAL);
         let (store, handle) = Replication::start(rc, memory)?;
@@ -195,7 +199,13 @@ pub async fn wire(cfg: &NodeOptions) -> Result<StoreWiring, StartError> {
         StoreOptions::Replicated {
             memory,
             replication,
-        } => StoreWiring::replicated(&cfg.id, memory, replication, &cfg.limits),
+        } => StoreWiring::replicated(
+            &cfg.id,
+            memory,
+            replication,
+            &cfg.limits,
+            cfg.timeouts.absolute_ms(),
+        ),
         StoreOptions::Redis(redis) => StoreWiring::redis(&cfg.id, redis, &cfg.limits),
     }
 }
