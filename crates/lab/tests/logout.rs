@@ -68,9 +68,13 @@ async fn a_logout_on_a_partitioned_node_stays_logged_out_everywhere_after_heal()
         .unwrap();
     assert_eq!(resp.status(), 200);
     let cookie = session_cookie(&resp).expect("login sets the session cookie");
-    eventually(Duration::from_secs(5), "bob's session on node-3", || async {
-        (user_on(&http, port("node-3"), &cookie).await.as_deref() == Some("bob")).then_some(())
-    })
+    eventually(
+        Duration::from_secs(5),
+        "bob's session on node-3",
+        || async {
+            (user_on(&http, port("node-3"), &cookie).await.as_deref() == Some("bob")).then_some(())
+        },
+    )
     .await;
     assert_eq!(
         user_on(&http, port("node-2"), &cookie).await,
@@ -108,7 +112,12 @@ async fn a_logout_on_a_partitioned_node_stays_logged_out_everywhere_after_heal()
         eventually(
             Duration::from_secs(10),
             &format!("bob logged out on {node}"),
-            || async { user_on(&http, port(node), &cookie).await.is_none().then_some(()) },
+            || async {
+                user_on(&http, port(node), &cookie)
+                    .await
+                    .is_none()
+                    .then_some(())
+            },
         )
         .await;
     }

@@ -581,10 +581,7 @@ async fn write(
             // hear right now (a partition), and the replicated store then
             // tombstones the id so the logout still wins after the heal.
             // The return value says whether a copy was held here.
-            let id = loaded
-                .as_ref()
-                .map(|s| s.id.clone())
-                .or(presented.id);
+            let id = loaded.as_ref().map(|s| s.id.clone()).or(presented.id);
             if let Some(id) = id {
                 if node.store.delete(&id).await? {
                     node.metrics.sessions_destroyed.inc();
