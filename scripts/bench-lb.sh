@@ -40,7 +40,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-cargo build --release --quiet -p sessionlab-lb --bins
+cargo build --release --quiet -p sessionlab-lb --features echo --bins
 BIN=${CARGO_TARGET_DIR:-target}/release
 
 WORK=$(mktemp -d)

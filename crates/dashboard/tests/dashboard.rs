@@ -65,19 +65,18 @@ async fn echo(id: &str) -> Running {
 }
 
 async fn lb(args: &[&str]) -> Running {
-    let settings = sessionlab_lb::Config::try_parse_from(
+    let flags = sessionlab_lb::Flags::try_parse_from(
         std::iter::once("sessionlab-lb").chain(args.iter().copied()),
     )
-    .expect("valid LB flags")
-    .resolve()
-    .expect("valid LB config");
+    .expect("valid LB flags");
+    let options = sessionlab_lb::LbOptions::try_from(flags).expect("valid LB config");
     let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
     let (tx, rx) = oneshot::channel::<()>();
     let listeners = sessionlab_lb::Listeners { public, admin };
     let task = tokio::spawn(async move {
-        sessionlab_lb::run(settings, listeners, async {
+        sessionlab_lb::run(options, listeners, async {
             let _ = rx.await;
         })
         .await

@@ -27,7 +27,7 @@ use crate::admin::metrics::{self, ProxyStats};
 use crate::admin::recent::RecentRequests;
 use crate::admin::{Admin, Guard};
 use crate::backend::{Backend, BackendSpec, Backends, TableError};
-use crate::config::Settings;
+use crate::config::LbOptions;
 use crate::health::{HealthConfig, HttpProbe, Initial, run_active_checks};
 use crate::proxy::Proxy;
 use crate::proxy::server;
@@ -90,54 +90,52 @@ pub struct BindError {
 }
 
 impl Listeners {
-    pub async fn bind(settings: &Settings) -> Result<Self, BindError> {
+    pub async fn bind(options: &LbOptions) -> Result<Self, BindError> {
         let bind = |flag, addr| async move {
             TcpListener::bind(addr)
                 .await
                 .map_err(|source| BindError { flag, addr, source })
         };
         Ok(Listeners {
-            public: bind("--listen", settings.listen).await?,
-            admin: bind("--admin-listen", settings.admin_listen).await?,
+            public: bind("--listen", options.listen.addr).await?,
+            admin: bind("--admin-listen", options.admin.addr).await?,
         })
     }
 }
 
 /// Run the load balancer until `shutdown` completes.
 pub async fn run(
-    settings: Settings,
+    options: LbOptions,
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), TableError> {
+    let threads = options.listen.threads;
     let backends = Arc::new(Backends::with_pool_limits(
-        settings.health.clone(),
-        settings.pool,
+        options.health.clone(),
+        options.pool,
     ));
-    let recent = Arc::new(RecentRequests::new(settings.threads));
-    let stats = Arc::new(ProxyStats::new(settings.threads));
+    let recent = Arc::new(RecentRequests::new(threads));
+    let stats = Arc::new(ProxyStats::new(threads));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let strategy = options.selection.strategy;
     let balancer = Arc::new(Balancer {
         backends: backends.clone(),
         recent: recent.clone(),
         registry: metrics::registry(backends.clone(), stats.clone()),
-        strategy: settings.strategy,
-        health: settings.health.clone(),
-        probe: Arc::new(HttpProbe::new(&settings.health.path)),
+        strategy,
+        health: options.health.clone(),
+        probe: Arc::new(HttpProbe::new(&options.health.path)),
         stop_checks: stop_rx.clone(),
     });
-    for spec in settings.backends.iter().cloned() {
+    for spec in options.backends.iter().cloned() {
         balancer.add_backend(spec, Initial::Up)?;
     }
     let proxy = Arc::new(Proxy::new(
         backends.clone(),
-        Selector::new(
-            settings.strategy,
-            1 + usize::from(settings.retries),
-            settings.threads,
-        )
-        .with_session_cookie(&settings.session_cookie),
-        Upstream::new(&settings.upstream),
-        settings.body_limit,
+        Selector::new(strategy, options.selection.max_candidates, threads)
+            .with_session_cookie(&options.selection.session_cookie),
+        Upstream::new(&options.upstream),
+        options.bodies,
         recent,
         stats,
     ));
@@ -146,7 +144,7 @@ pub async fn run(
     tracing::info!(
         listen = %local(&listeners.public),
         admin = %local(&listeners.admin),
-        strategy = settings.strategy.as_str(),
+        strategy = strategy.as_str(),
         "sessionlab-lb started"
     );
 
@@ -154,18 +152,15 @@ pub async fn run(
         let _ = rx.wait_for(|stop| *stop).await;
     };
     // The guard needs the bound port (the flag may say 0).
-    let admin_addr = listeners
-        .admin
-        .local_addr()
-        .unwrap_or(settings.admin_listen);
-    let guard = Guard::new(admin_addr, settings.admin_token.clone());
-    let admin = Arc::new(Admin::new(balancer, guard));
+    let admin_addr = listeners.admin.local_addr().unwrap_or(options.admin.addr);
+    let token = options.admin.token.as_ref().map(|t| t.as_str().to_string());
+    let admin = Arc::new(Admin::new(balancer, Guard::new(admin_addr, token)));
     tokio::join!(
         server::serve_on_threads(
             listeners.public,
             proxy,
-            settings.threads,
-            settings.max_connections,
+            threads,
+            options.clients,
             stopped(stop_rx.clone()),
         ),
         server::serve(listeners.admin, admin, stopped(stop_rx.clone())),

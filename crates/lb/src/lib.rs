@@ -49,6 +49,8 @@ mod proxy;
 mod select;
 
 pub use balancer::{BindError, Listeners, run};
-pub use config::{Config, ConfigError, Settings};
+pub use config::{
+    AdminOptions, AdminToken, ConfigError, Flags, LbOptions, ListenOptions, SelectionOptions,
+};
 pub use proxy::server::shutdown_signal;
 pub use select::Strategy;

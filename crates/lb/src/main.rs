@@ -4,10 +4,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sessionlab_lb::{Config, Listeners, run, shutdown_signal};
+use sessionlab_lb::{Flags, LbOptions, Listeners, run, shutdown_signal};
 
 fn main() -> ExitCode {
-    let settings = match Config::parse().resolve() {
+    let options = match LbOptions::try_from(Flags::parse()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("sessionlab-lb: {e}");
@@ -34,14 +34,14 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         let shutdown = shutdown_signal();
-        let listeners = match Listeners::bind(&settings).await {
+        let listeners = match Listeners::bind(&options).await {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("sessionlab-lb: {e}");
                 return ExitCode::from(2);
             }
         };
-        match run(settings, listeners, shutdown).await {
+        match run(options, listeners, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("sessionlab-lb: {e}");

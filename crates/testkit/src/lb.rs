@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use sessionlab_lb::echo::{self, EchoState};
-use sessionlab_lb::{Config, Listeners};
+use sessionlab_lb::{Flags, LbOptions, Listeners};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -105,16 +105,15 @@ impl Lb {
 
 /// Start an LB in-process with these CLI arguments (listeners on port 0).
 pub async fn lb(args: &[&str]) -> Lb {
-    let config =
-        Config::try_parse_from(std::iter::once("sessionlab-lb").chain(args.iter().copied()))
-            .expect("valid test flags");
-    let settings = config.resolve().expect("valid test config");
+    let flags = Flags::try_parse_from(std::iter::once("sessionlab-lb").chain(args.iter().copied()))
+        .expect("valid test flags");
+    let options = LbOptions::try_from(flags).expect("valid test config");
     let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        sessionlab_lb::run(settings, Listeners { public, admin }, async {
+        sessionlab_lb::run(options, Listeners { public, admin }, async {
             let _ = rx.await;
         })
         .await

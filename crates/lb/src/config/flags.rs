@@ -1,44 +1,70 @@
-//! Configuration: command-line flags (each also an environment variable),
-//! an optional TOML file of backends, and the checks that turn them into
-//! [`Settings`] or an error naming the flag at fault.
+//! The command line: every flag of `sessionlab-lb`, as clap reads it.
 //!
-//! Two stages, because some mistakes are only visible across flags: clap
-//! parses and range-checks each flag on its own ([`Config`]), then
-//! [`Config::resolve`] merges the backend file, rejects duplicates, and
-//! refuses an admin listener reachable from other machines without a token.
+//! Each flag is declared once, in the group of the part it configures (the
+//! groups are the headings of `--help`), and each can also come from an
+//! environment variable `SESSIONLAB_LB_<FLAG>` (`--health-rise` is also
+//! `SESSIONLAB_LB_HEALTH_RISE`). The names are a contract: scripts, docs and
+//! the lab pass them.
 //!
-//! The backend file (`--config FILE`) only lists backends:
-//!
-//! ```toml
-//! [[backend]]
-//! id = "node-1"
-//! addr = "127.0.0.1:8081"
-//! ```
+//! Clap checks one value at a time (a duration, an address, a range), so a
+//! bad value stops the program before anything binds, with clap's message
+//! naming the flag. What spans several flags is checked once, in the
+//! conversion into [`LbOptions`](super::LbOptions) (`from_flags.rs`); the
+//! runtime never reads these structs.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
-use serde::Deserialize;
+use clap::{Args, Parser};
 
 use crate::backend::BackendSpec;
-use crate::health::HealthConfig;
-use crate::proxy::pool::PoolLimits;
-use crate::proxy::upstream::UpstreamConfig;
 use crate::select::Strategy;
 
 /// sessionlab-lb: an HTTP/1.1 load balancer with sticky sessions, health
 /// checks, failover and an admin API.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "sessionlab-lb", version)]
-pub struct Config {
+pub struct Flags {
+    #[command(flatten)]
+    pub listeners: ListenerFlags,
+    #[command(flatten)]
+    pub admin: AdminFlags,
+    #[command(flatten)]
+    pub backends: BackendFlags,
+    #[command(flatten)]
+    pub selection: SelectionFlags,
+    #[command(flatten)]
+    pub health: HealthFlags,
+    #[command(flatten)]
+    pub upstream: UpstreamFlags,
+    #[command(flatten)]
+    pub clients: ClientFlags,
+}
+
+/// Where the LB listens for clients, and with how many threads.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Listeners")]
+pub struct ListenerFlags {
     /// Public listen address.
     #[arg(long, env = "SESSIONLAB_LB_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Threads serving the public listener, each with its own
+    /// single-threaded runtime (0 = one per CPU).
+    #[arg(long, env = "SESSIONLAB_LB_THREADS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=256))]
+    pub threads: u64,
+}
+
+/// The operator's listener.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Admin API")]
+pub struct AdminFlags {
     /// Admin listen address (API, /metrics, /healthz). Keep it private.
     /// (`sessionlab up` puts it on 8078, next to its dashboard on 8079.)
+    /// It answers only to a local Host (localhost, 127.0.0.1, [::1] or this
+    /// address) and refuses requests from other web sites (Origin,
+    /// Sec-Fetch-Site).
     #[arg(
         long,
         env = "SESSIONLAB_LB_ADMIN_LISTEN",
@@ -46,10 +72,16 @@ pub struct Config {
     )]
     pub admin_listen: SocketAddr,
 
-    /// Require `Authorization: Bearer TOKEN` on /admin/* calls.
+    /// Require `Authorization: Bearer TOKEN` on /admin/* calls (compared in
+    /// constant time). Needed when --admin-listen is not loopback.
     #[arg(long, env = "SESSIONLAB_LB_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+}
 
+/// The backends at start-up.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Backends")]
+pub struct BackendFlags {
     /// A backend, ID=IP:PORT or ID=HOST:PORT (a host name is resolved once at
     /// start; repeat the flag; in the env var, comma-separated).
     #[arg(
@@ -62,7 +94,12 @@ pub struct Config {
     /// A TOML file with `[[backend]]` entries (id, addr), added to --backend.
     #[arg(long, env = "SESSIONLAB_LB_CONFIG")]
     pub config: Option<PathBuf>,
+}
 
+/// How a backend is chosen.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Selection")]
+pub struct SelectionFlags {
     /// How to choose a backend.
     #[arg(long, env = "SESSIONLAB_LB_STRATEGY", value_enum, default_value_t = Strategy::RoundRobin)]
     pub strategy: Strategy,
@@ -72,6 +109,15 @@ pub struct Config {
     #[arg(long, env = "SESSIONLAB_LB_SESSION_COOKIE", default_value = sessionlab_wire::SESSION_COOKIE, value_parser = parse_cookie_name)]
     pub session_cookie: String,
 
+    /// Extra candidates tried after the first fails.
+    #[arg(long, env = "SESSIONLAB_LB_RETRIES", default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=8))]
+    pub retries: u8,
+}
+
+/// Active and passive health checks.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Health checks")]
+pub struct HealthFlags {
     /// Path of the backends' health endpoint.
     #[arg(long, env = "SESSIONLAB_LB_HEALTH_PATH", default_value = "/healthz", value_parser = parse_path)]
     pub health_path: String,
@@ -84,14 +130,20 @@ pub struct Config {
     #[arg(long, env = "SESSIONLAB_LB_HEALTH_TIMEOUT", default_value = "500ms", value_parser = parse_duration)]
     pub health_timeout: Duration,
 
-    /// Consecutive good checks that bring a down backend up.
+    /// Consecutive good checks that bring a down backend up (a backend
+    /// added through the admin API starts down).
     #[arg(long, env = "SESSIONLAB_LB_HEALTH_RISE", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub health_rise: u32,
 
     /// Consecutive failures (checks, connect errors, timeouts) that take a backend down.
     #[arg(long, env = "SESSIONLAB_LB_HEALTH_FALL", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub health_fall: u32,
+}
 
+/// The LB's side of the connections to backends.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Upstream")]
+pub struct UpstreamFlags {
     /// TCP connect timeout to a backend.
     #[arg(long, env = "SESSIONLAB_LB_CONNECT_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
@@ -99,14 +151,6 @@ pub struct Config {
     /// Time a backend has to send response headers.
     #[arg(long, env = "SESSIONLAB_LB_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub read_timeout: Duration,
-
-    /// Extra candidates tried after the first fails.
-    #[arg(long, env = "SESSIONLAB_LB_RETRIES", default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=8))]
-    pub retries: u8,
-
-    /// Largest request body accepted, in bytes (413 beyond).
-    #[arg(long, env = "SESSIONLAB_LB_BODY_LIMIT", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(0..=1024 * 1024 * 1024))]
-    pub body_limit: u64,
 
     /// Idle keep-alive connections kept per backend and worker thread.
     #[arg(long, env = "SESSIONLAB_LB_POOL_IDLE", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(0..=65536))]
@@ -116,137 +160,45 @@ pub struct Config {
     /// backends' own keep-alive timeout).
     #[arg(long, env = "SESSIONLAB_LB_POOL_IDLE_TIMEOUT", default_value = "4s", value_parser = parse_duration)]
     pub pool_idle_timeout: Duration,
+}
 
+/// What one client may hold and how slowly it may send: the bounds that
+/// keep a slow or greedy client from tying up the LB.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Client limits")]
+pub struct ClientFlags {
     /// Open client connections at most (more wait in the kernel's backlog).
     #[arg(long, env = "SESSIONLAB_LB_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,
 
-    /// Threads serving the public listener, each with its own
-    /// single-threaded runtime (0 = one per CPU).
-    #[arg(long, env = "SESSIONLAB_LB_THREADS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=256))]
-    pub threads: u64,
-}
+    /// Open connections per client IP at most; a connection over the cap
+    /// is closed at once and counted in
+    /// `sessionlab_lb_connections_refused_total`.
+    #[arg(long, env = "SESSIONLAB_LB_MAX_CONNECTIONS_PER_IP", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections_per_ip: u64,
 
-/// Validated settings the LB runs with.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub listen: SocketAddr,
-    pub admin_listen: SocketAddr,
-    pub admin_token: Option<String>,
-    pub backends: Vec<BackendSpec>,
-    pub strategy: Strategy,
-    /// The nodes' session cookie name (`--session-cookie`).
-    pub session_cookie: String,
-    pub health: HealthConfig,
-    pub upstream: UpstreamConfig,
-    pub pool: PoolLimits,
-    pub retries: u8,
-    pub body_limit: usize,
-    pub max_connections: usize,
-    pub threads: usize,
-}
+    /// Time a client has to send a whole request head (slowloris).
+    #[arg(long, env = "SESSIONLAB_LB_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
 
-/// A configuration mistake; the message starts with the flag to fix.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("--config {path}: {detail}")]
-    File { path: PathBuf, detail: String },
-    #[error("--backend: {0}")]
-    Backend(String),
-    #[error(
-        "--admin-listen {0} is reachable from other machines; set --admin-token (or listen on 127.0.0.1)"
-    )]
-    AdminExposed(SocketAddr),
-    #[error("--admin-token must not be empty")]
-    EmptyToken,
-    #[error("--admin-listen must differ from --listen ({0})")]
-    SameAddress(SocketAddr),
-}
+    /// Time a client has to send a request body, on top of what
+    /// --body-min-rate allows for its size.
+    #[arg(long, env = "SESSIONLAB_LB_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BackendFile {
-    #[serde(default)]
-    backend: Vec<FileBackend>,
-}
+    /// Slowest request body accepted, in bytes per second, after
+    /// --body-timeout (a body of N bytes may take body-timeout + N / rate).
+    #[arg(long, env = "SESSIONLAB_LB_BODY_MIN_RATE", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1024 * 1024 * 1024))]
+    pub body_min_rate: u64,
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileBackend {
-    id: String,
-    addr: String,
-}
+    /// Close a client's keep-alive connection after this long without a
+    /// request.
+    #[arg(long, env = "SESSIONLAB_LB_KEEPALIVE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub keepalive_timeout: Duration,
 
-impl Config {
-    pub fn resolve(self) -> Result<Settings, ConfigError> {
-        let mut backends = self.backends.clone();
-        if let Some(path) = &self.config {
-            backends.extend(read_backend_file(path)?);
-        }
-        for (i, b) in backends.iter().enumerate() {
-            if backends[..i].iter().any(|other| other.id == b.id) {
-                return Err(ConfigError::Backend(format!(
-                    "duplicate backend id {:?}",
-                    b.id
-                )));
-            }
-        }
-        match &self.admin_token {
-            Some(t) if t.is_empty() => return Err(ConfigError::EmptyToken),
-            None if !self.admin_listen.ip().is_loopback() => {
-                return Err(ConfigError::AdminExposed(self.admin_listen));
-            }
-            _ => {}
-        }
-        if self.listen == self.admin_listen && self.listen.port() != 0 {
-            return Err(ConfigError::SameAddress(self.listen));
-        }
-        let threads = match self.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n as usize,
-        };
-        Ok(Settings {
-            listen: self.listen,
-            admin_listen: self.admin_listen,
-            admin_token: self.admin_token,
-            backends,
-            strategy: self.strategy,
-            session_cookie: self.session_cookie,
-            health: HealthConfig {
-                path: self.health_path,
-                interval: self.health_interval,
-                timeout: self.health_timeout,
-                rise: self.health_rise,
-                fall: self.health_fall,
-            },
-            upstream: UpstreamConfig {
-                connect_timeout: self.connect_timeout,
-                read_timeout: self.read_timeout,
-            },
-            pool: PoolLimits {
-                max_idle: self.pool_idle as usize,
-                idle_timeout: self.pool_idle_timeout,
-                shards: threads,
-            },
-            retries: self.retries,
-            body_limit: self.body_limit as usize,
-            max_connections: self.max_connections as usize,
-            threads,
-        })
-    }
-}
-
-fn read_backend_file(path: &PathBuf) -> Result<Vec<BackendSpec>, ConfigError> {
-    let err = |detail: String| ConfigError::File {
-        path: path.clone(),
-        detail,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let file: BackendFile = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
-    file.backend
-        .iter()
-        .map(|b| BackendSpec::new(&b.id, &b.addr).map_err(|e| err(e.to_string())))
-        .collect()
+    /// Largest request body accepted, in bytes (413 beyond).
+    #[arg(long, env = "SESSIONLAB_LB_BODY_LIMIT", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(0..=1024 * 1024 * 1024))]
+    pub body_limit: u64,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -270,92 +222,5 @@ fn parse_path(s: &str) -> Result<String, String> {
         Ok(s.to_string())
     } else {
         Err("must be a path starting with '/'".into())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
-        Config::try_parse_from(std::iter::once("sessionlab-lb").chain(args.iter().copied()))
-    }
-
-    #[test]
-    fn defaults_match_the_contract() {
-        let s = parse(&[]).unwrap().resolve().unwrap();
-        assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(s.admin_listen, "127.0.0.1:8079".parse().unwrap());
-        assert_eq!(s.strategy, Strategy::RoundRobin);
-        assert_eq!(s.health.interval, Duration::from_secs(1));
-        assert_eq!(s.health.timeout, Duration::from_millis(500));
-        assert_eq!((s.health.rise, s.health.fall), (2, 3));
-        assert_eq!(s.health.path, "/healthz");
-        assert_eq!(s.session_cookie, "SLSESSION");
-    }
-
-    #[test]
-    fn the_session_cookie_name_is_a_flag() {
-        let s = parse(&["--session-cookie", "APPSESSION"])
-            .unwrap()
-            .resolve()
-            .unwrap();
-        assert_eq!(s.session_cookie, "APPSESSION");
-        let e = parse(&["--session-cookie", "a;b"]).unwrap_err().to_string();
-        assert!(e.contains("--session-cookie"), "{e}");
-    }
-
-    #[test]
-    fn bad_flags_name_the_flag() {
-        let e = parse(&["--backend", "node-1"]).unwrap_err().to_string();
-        assert!(e.contains("--backend"), "{e}");
-        let e = parse(&["--health-interval", "soon"])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("--health-interval"), "{e}");
-        let e = parse(&["--strategy", "fastest"]).unwrap_err().to_string();
-        assert!(e.contains("--strategy"), "{e}");
-        let e = parse(&["--retries", "50"]).unwrap_err().to_string();
-        assert!(e.contains("--retries"), "{e}");
-    }
-
-    #[test]
-    fn cross_flag_checks() {
-        let e = parse(&["--backend", "a=127.0.0.1:1", "--backend", "a=127.0.0.1:2"])
-            .unwrap()
-            .resolve()
-            .unwrap_err();
-        assert!(e.to_string().starts_with("--backend"), "{e}");
-        let e = parse(&["--admin-listen", "0.0.0.0:8079"])
-            .unwrap()
-            .resolve()
-            .unwrap_err();
-        assert!(e.to_string().contains("--admin-token"), "{e}");
-        parse(&["--admin-listen", "0.0.0.0:8079", "--admin-token", "t"])
-            .unwrap()
-            .resolve()
-            .unwrap();
-    }
-
-    #[test]
-    fn backends_from_a_toml_file() {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        writeln!(f, "[[backend]]\nid = \"node-2\"\naddr = \"127.0.0.1:8082\"").unwrap();
-        let path = f.path().to_str().unwrap();
-        let s = parse(&["--backend", "node-1=127.0.0.1:8081", "--config", path])
-            .unwrap()
-            .resolve()
-            .unwrap();
-        let ids: Vec<_> = s.backends.iter().map(|b| b.id.as_str()).collect();
-        assert_eq!(ids, ["node-1", "node-2"]);
-
-        let mut bad = tempfile::NamedTempFile::new().unwrap();
-        writeln!(bad, "[[backend]]\nid = \"node 2\"\naddr = \"x\"").unwrap();
-        let e = parse(&["--config", bad.path().to_str().unwrap()])
-            .unwrap()
-            .resolve()
-            .unwrap_err();
-        assert!(e.to_string().starts_with("--config"), "{e}");
     }
 }

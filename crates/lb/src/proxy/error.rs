@@ -67,6 +67,9 @@ pub enum ProxyError {
     BodyTooLarge { limit: usize },
     #[error("could not read the request body: {0}")]
     ClientBody(String),
+    /// The client sent its body too slowly (`--body-timeout`, `--body-min-rate`).
+    #[error("request body too slow: {received} bytes in {elapsed:?}")]
+    BodyTimeout { received: usize, elapsed: Duration },
     #[error("{}", no_backend_message(*.0))]
     NoBackend(NoBackend),
     /// TCP connect to the backend failed; the request was never sent.
@@ -94,7 +97,9 @@ fn no_backend_message(why: NoBackend) -> &'static str {
 impl ProxyError {
     pub fn origin(&self) -> Origin {
         match self {
-            ProxyError::BodyTooLarge { .. } | ProxyError::ClientBody(_) => Origin::Client,
+            ProxyError::BodyTooLarge { .. }
+            | ProxyError::ClientBody(_)
+            | ProxyError::BodyTimeout { .. } => Origin::Client,
             ProxyError::NoBackend(_) => Origin::Balancer,
             _ => Origin::Upstream,
         }
@@ -123,6 +128,7 @@ impl ProxyError {
         match self {
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ProxyError::NoBackend(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Connect { .. } | ProxyError::AfterSend { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::ConnectTimeout { .. } | ProxyError::ReadTimeout { .. } => {
@@ -136,6 +142,7 @@ impl ProxyError {
         match self {
             ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::ClientBody(_) => "bad_request_body",
+            ProxyError::BodyTimeout { .. } => "body_timeout",
             ProxyError::NoBackend(NoBackend::NoneConfigured) => "no_backends",
             ProxyError::NoBackend(NoBackend::AllDown) => "all_backends_down",
             ProxyError::NoBackend(NoBackend::AllDraining) => "all_backends_draining",

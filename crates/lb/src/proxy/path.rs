@@ -2,9 +2,12 @@
 //!
 //! For each request, [`Proxy::handle`] does, in order:
 //!
-//! 1. **Read the body**, bounded by `--body-limit` (413 beyond it). Bodies
-//!    are buffered (GETs have none, so this is free for them) because a
-//!    retry must be able to send the same bytes again.
+//! 1. **Read the body**, bounded by `--body-limit` (413 beyond it) and by
+//!    time: a body of N bytes must arrive within `--body-timeout` plus
+//!    N / `--body-min-rate` (408 beyond; a client trickling a body cannot
+//!    hold a connection and its buffer for ever). Bodies are buffered (GETs
+//!    have none, so this is free for them) because a retry must be able to
+//!    send the same bytes again.
 //! 2. **Select** candidates from a snapshot of the backend table
 //!    (`select.rs`). An empty list is a 503 naming why (none configured,
 //!    all down, all draining).
@@ -35,14 +38,14 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
 use http::{Method, Request, Response, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use crate::admin::metrics::{ProxyStats, Stat};
@@ -129,12 +132,31 @@ pub fn is_idempotent(method: &Method) -> bool {
     )
 }
 
+/// How large and how slow a request body may be.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// Largest body accepted, in bytes (`--body-limit`).
+    pub max_bytes: usize,
+    /// Time allowed on top of what the rate allows (`--body-timeout`).
+    pub timeout: Duration,
+    /// Slowest accepted rate in bytes per second (`--body-min-rate`), never 0.
+    pub min_rate: u64,
+}
+
+impl BodyLimits {
+    /// The time allowed for the first `received` bytes and the next frame.
+    fn allowed(&self, received: usize) -> Duration {
+        let per_rate = received as f64 / self.min_rate.max(1) as f64;
+        self.timeout + Duration::from_secs_f64(per_rate.min(u32::MAX as f64))
+    }
+}
+
 /// The forwarding path and what it shares across requests.
 pub struct Proxy {
     backends: Arc<Backends>,
     selector: Selector,
     upstream: Upstream,
-    body_limit: usize,
+    bodies: BodyLimits,
     recent: Arc<RecentRequests>,
     stats: Arc<ProxyStats>,
 }
@@ -151,7 +173,7 @@ impl Proxy {
         backends: Arc<Backends>,
         selector: Selector,
         upstream: Upstream,
-        body_limit: usize,
+        bodies: BodyLimits,
         recent: Arc<RecentRequests>,
         stats: Arc<ProxyStats>,
     ) -> Self {
@@ -159,7 +181,7 @@ impl Proxy {
             backends,
             selector,
             upstream,
-            body_limit,
+            bodies,
             recent,
             stats,
         }
@@ -196,7 +218,7 @@ impl Proxy {
         record: &mut RequestRecord,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         let (parts, body) = req.into_parts();
-        let body = read_body(body, &parts.headers, self.body_limit).await?;
+        let body = read_body(body, &parts.headers, &self.bodies).await?;
         let method = parts.method;
         let path = parts.uri.path_and_query().cloned();
         let mut headers = parts.headers;
@@ -317,6 +339,10 @@ impl Handler for Proxy {
     type Body = ProxyBody;
     type Conn = ClientInfo;
 
+    fn refused(&self, _peer: SocketAddr) {
+        self.stats.incr(Stat::ConnectionsRefused);
+    }
+
     fn connect(&self, peer: SocketAddr) -> ClientInfo {
         let ip = HeaderValue::from_str(&peer.ip().to_string())
             .unwrap_or(HeaderValue::from_static("unknown"));
@@ -332,8 +358,14 @@ impl Handler for Proxy {
     }
 }
 
-/// Read the whole request body, refusing more than `limit` bytes.
-async fn read_body(body: Incoming, headers: &HeaderMap, limit: usize) -> Result<Bytes, ProxyError> {
+/// Read the whole request body, refusing more than `limits.max_bytes`
+/// bytes or a body slower than `limits` allow.
+async fn read_body(
+    body: Incoming,
+    headers: &HeaderMap,
+    limits: &BodyLimits,
+) -> Result<Bytes, ProxyError> {
+    let limit = limits.max_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -345,13 +377,47 @@ async fn read_body(body: Incoming, headers: &HeaderMap, limit: usize) -> Result<
         return Ok(Bytes::new());
     }
     // Boxed: bodies are the rare case (GETs have none); see upstream.rs.
-    match Box::pin(Limited::new(body, limit).collect()).await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(ProxyError::BodyTooLarge { limit })
+    Box::pin(collect_body(body, limits)).await
+}
+
+async fn collect_body(mut body: Incoming, limits: &BodyLimits) -> Result<Bytes, ProxyError> {
+    let limit = limits.max_bytes;
+    let started = tokio::time::Instant::now();
+    let mut first: Option<Bytes> = None;
+    let mut rest: Vec<u8> = Vec::new();
+    let mut received = 0usize;
+    loop {
+        let deadline = started + limits.allowed(received);
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => {
+                return Err(ProxyError::BodyTimeout {
+                    received,
+                    elapsed: started.elapsed(),
+                });
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(ProxyError::ClientBody(e.to_string())),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        received = received.saturating_add(data.len());
+        if received > limit {
+            return Err(ProxyError::BodyTooLarge { limit });
         }
-        Err(e) => Err(ProxyError::ClientBody(e.to_string())),
+        // One frame (the usual case) is kept as is, without a copy.
+        match &first {
+            None if rest.is_empty() => first = Some(data),
+            _ => {
+                if let Some(f) = first.take() {
+                    rest.extend_from_slice(&f);
+                }
+                rest.extend_from_slice(&data);
+            }
+        }
     }
+    Ok(first.unwrap_or_else(|| Bytes::from(rest)))
 }
 
 fn build_request(
@@ -453,6 +519,19 @@ mod tests {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("No-Store"));
         mark_private(&mut h);
         assert_eq!(h.get_all(header::CACHE_CONTROL).iter().count(), 1);
+    }
+
+    #[test]
+    fn a_body_may_take_the_timeout_plus_its_size_at_the_minimum_rate() {
+        let limits = BodyLimits {
+            max_bytes: 1 << 20,
+            timeout: Duration::from_secs(10),
+            min_rate: 1024,
+        };
+        assert_eq!(limits.allowed(0), Duration::from_secs(10));
+        assert_eq!(limits.allowed(10 * 1024), Duration::from_secs(20));
+        let huge = limits.allowed(usize::MAX);
+        assert!(huge > Duration::from_secs(1 << 20), "no overflow: {huge:?}");
     }
 
     #[test]

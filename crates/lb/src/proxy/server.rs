@@ -7,9 +7,21 @@
 //! lets tests bind port 0 and run many servers in one process, and lets
 //! `main` report a busy port against the right flag.
 //!
-//! Bounds, so no client can make the server allocate without limit: request
-//! heads larger than [`MAX_HEAD_BYTES`] are refused by hyper, and a client
-//! must send its request head within [`HEADER_READ_TIMEOUT`].
+//! Bounds ([`ConnLimits`]), so no client can make the server allocate or
+//! hold connections without limit:
+//!
+//! | bound | flag | default | beyond it |
+//! |---|---|---|---|
+//! | request head size | (fixed, [`MAX_HEAD_BYTES`]) | 64 KiB | hyper answers 431 |
+//! | time to send a request head | `--header-timeout` | 10 s | connection closed (slowloris) |
+//! | time without a request on a keep-alive connection | `--keepalive-timeout` | 60 s | connection closed |
+//! | open connections | `--max-connections` | 10 000 | no more accepts (the kernel's backlog waits) |
+//! | open connections per client IP | `--max-connections-per-ip` | 1 024 | closed at once, counted |
+//!
+//! hyper starts the head timer whenever it waits for a head, so an idle
+//! keep-alive connection is also closed after `--header-timeout` unless
+//! that is longer than `--keepalive-timeout`: the idle bound is the
+//! shorter of the two. Body bounds are the proxy's (`path.rs`).
 //!
 //! Shutdown: when the `shutdown` future completes, the loop stops accepting,
 //! asks every open connection to finish its current request and close
@@ -19,9 +31,11 @@
 //! single-threaded runtime that owns its connections ([`serve_on_threads`]).
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,16 +44,36 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 /// The largest request head (request line + headers) accepted.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// Time a client has to send a request head.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for open connections.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What one listener allows its clients (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    pub max_connections: usize,
+    pub max_per_ip: usize,
+    pub header_timeout: Duration,
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for ConnLimits {
+    /// The defaults of the flags (the admin listener and the echo tool use them).
+    fn default() -> Self {
+        ConnLimits {
+            max_connections: 10_000,
+            max_per_ip: 1024,
+            header_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(60),
+        }
+    }
+}
 
 /// Answers requests on one connection.
 pub trait Handler: Send + Sync + 'static {
@@ -50,6 +84,8 @@ pub trait Handler: Send + Sync + 'static {
     type Conn: Send + Sync + 'static;
 
     fn connect(&self, peer: SocketAddr) -> Self::Conn;
+    /// A connection from `peer` was closed at once: its IP is over the cap.
+    fn refused(&self, _peer: SocketAddr) {}
     /// Answer a request; `None` closes the connection without an answer
     /// (only the echo test tool uses that, to simulate a crashing backend).
     fn call(
@@ -76,10 +112,54 @@ pub fn worker_index() -> usize {
 
 /// Connections accepted and waiting to be handed to a worker thread.
 const HANDOFF_QUEUE: usize = 1024;
-/// Open connections per listener unless told otherwise.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
-type Handoff = (std::net::TcpStream, SocketAddr, OwnedSemaphorePermit);
+/// What a connection holds while open: its place under both caps.
+struct Slots {
+    _open: OwnedSemaphorePermit,
+    _ip: IpSlot,
+}
+
+type Handoff = (std::net::TcpStream, SocketAddr, Slots);
+
+/// Open connections per client IP. Entries exist only while their IP has a
+/// connection open, so the map is bounded by `--max-connections`.
+#[derive(Default)]
+struct PerIp {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's count in [`PerIp`], given back when dropped.
+struct IpSlot {
+    table: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    fn take(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<IpSlot> {
+        let mut open = self.open.lock();
+        let n = open.entry(ip).or_insert(0);
+        if *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut open = self.table.open.lock();
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
 
 /// Serve `handler` on `listener` until `shutdown` completes, on this task's
 /// runtime only.
@@ -88,7 +168,7 @@ pub async fn serve<H: Handler>(
     handler: Arc<H>,
     shutdown: impl Future<Output = ()>,
 ) {
-    serve_on_threads(listener, handler, 1, DEFAULT_MAX_CONNECTIONS, shutdown).await;
+    serve_on_threads(listener, handler, 1, ConnLimits::default(), shutdown).await;
 }
 
 /// Serve `handler` on `listener` with `threads` threads, thread-per-core
@@ -99,21 +179,24 @@ pub async fn serve<H: Handler>(
 /// for its whole life, with its upstream connections, so no request ever
 /// crosses threads, and no lock or wake-up is shared between them.
 ///
-/// At most `max_connections` are open at once; beyond that the loop stops
-/// accepting (the kernel's backlog holds the rest) until one closes.
+/// At most `limits.max_connections` are open at once; beyond that the loop
+/// stops accepting (the kernel's backlog holds the rest) until one closes.
+/// A connection from an IP that already has `limits.max_per_ip` open is
+/// closed at once (and [`Handler::refused`] told).
 pub async fn serve_on_threads<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
     threads: usize,
-    max_connections: usize,
+    limits: ConnLimits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let open = Arc::new(Semaphore::new(max_connections.max(1)));
-    let local = ConnServer::new(handler.clone());
+    let open = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_ip = Arc::new(PerIp::default());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let local = ConnServer::new(handler.clone(), limits, stop_rx.clone());
     let workers: Vec<Worker> = (1..threads.max(1))
         .filter_map(
-            |index| match Worker::spawn(index, handler.clone(), stop_rx.clone()) {
+            |index| match Worker::spawn(index, handler.clone(), limits, stop_rx.clone()) {
                 Ok(worker) => Some(worker),
                 Err(e) => {
                     tracing::warn!(error = %e, index, "could not start a worker thread");
@@ -145,11 +228,21 @@ pub async fn serve_on_threads<H: Handler>(
             },
             _ = &mut shutdown => break,
         };
+        let Some(ip_slot) = per_ip.take(peer.ip(), limits.max_per_ip.max(1)) else {
+            handler.refused(peer);
+            tracing::debug!(%peer, "over --max-connections-per-ip; closed");
+            drop(stream);
+            continue;
+        };
+        let slots = Slots {
+            _open: permit,
+            _ip: ip_slot,
+        };
         let _ = stream.set_nodelay(true);
         turn = turn.wrapping_add(1);
         match workers.get(turn % (workers.len() + 1)) {
-            None => local.spawn(stream, peer, permit),
-            Some(worker) => worker.hand_off(stream, peer, permit).await,
+            None => local.spawn(stream, peer, slots),
+            Some(worker) => worker.hand_off(stream, peer, slots).await,
         }
     }
     drop(listener);
@@ -164,11 +257,50 @@ pub async fn serve_on_threads<H: Handler>(
 struct ConnServer<H> {
     handler: Arc<H>,
     builder: http1::Builder,
-    graceful: GracefulShutdown,
+    keepalive_timeout: Duration,
+    /// Flips to `true` at shutdown: every connection finishes and closes.
+    stop: watch::Receiver<bool>,
+    /// Connections open on this runtime, and a wake-up when one closes.
+    open: Arc<(AtomicUsize, Notify)>,
+}
+
+/// When a connection last started or finished a request, and how many of
+/// its requests are being answered (for the keep-alive idle timeout).
+struct Activity {
+    last: Mutex<Instant>,
+    busy: AtomicUsize,
+}
+
+impl Activity {
+    fn touch(&self) {
+        *self.last.lock() = Instant::now();
+    }
+
+    /// Completes once the connection has been idle for `idle`.
+    async fn idle_for(&self, idle: Duration) {
+        loop {
+            let last = *self.last.lock();
+            tokio::time::sleep_until(last + idle).await;
+            if self.busy.load(Ordering::Relaxed) == 0 && *self.last.lock() == last {
+                return;
+            }
+        }
+    }
+}
+
+/// Ends a request on [`Activity`] when dropped (also when hyper drops the
+/// request's future).
+struct Busy<'a>(&'a Activity);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl<H: Handler> ConnServer<H> {
-    fn new(handler: Arc<H>) -> Self {
+    fn new(handler: Arc<H>, limits: ConnLimits, stop: watch::Receiver<bool>) -> Self {
         let mut builder = http1::Builder::new();
         builder
             .keep_alive(true)
@@ -176,38 +308,83 @@ impl<H: Handler> ConnServer<H> {
             // write() beat a writev() of two slices.
             .writev(false)
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .header_read_timeout(limits.header_timeout)
             .max_buf_size(MAX_HEAD_BYTES);
         ConnServer {
             handler,
             builder,
-            graceful: GracefulShutdown::new(),
+            keepalive_timeout: limits.keepalive_timeout,
+            stop,
+            open: Arc::new((AtomicUsize::new(0), Notify::new())),
         }
     }
 
-    fn spawn(&self, stream: TcpStream, peer: SocketAddr, permit: OwnedSemaphorePermit) {
-        // One allocation per connection holds both the handler and the
-        // connection's context; a request clones only this `Arc`, whose
+    fn spawn(&self, stream: TcpStream, peer: SocketAddr, slots: Slots) {
+        // One allocation per connection holds the handler, the connection's
+        // context and its activity; a request clones only this `Arc`, whose
         // count no other thread touches (the handler's own is shared by all
         // workers).
-        let state = Arc::new((self.handler.clone(), self.handler.connect(peer)));
+        let activity = Activity {
+            last: Mutex::new(Instant::now()),
+            busy: AtomicUsize::new(0),
+        };
+        let state = Arc::new((self.handler.clone(), self.handler.connect(peer), activity));
+        let conn_state = state.clone();
         let service = service_fn(move |req| {
             let state = state.clone();
-            async move { state.0.call(req, &state.1).await.ok_or(NoResponse) }
+            async move {
+                let activity = &state.2;
+                activity.busy.fetch_add(1, Ordering::Relaxed);
+                activity.touch();
+                let _busy = Busy(activity);
+                state.0.call(req, &state.1).await.ok_or(NoResponse)
+            }
         });
         let connection = self.builder.serve_connection(TokioIo::new(stream), service);
-        let connection = self.graceful.watch(connection);
+        let mut stop = self.stop.clone();
+        let idle = self.keepalive_timeout;
+        let open = self.open.clone();
+        open.0.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            tokio::pin!(connection);
+            let mut closing = false;
+            let result = loop {
+                tokio::select! {
+                    result = connection.as_mut() => break result,
+                    _ = stop.wait_for(|stop| *stop), if !closing => {
+                        connection.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                    _ = conn_state.2.idle_for(idle), if !closing => {
+                        connection.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
-            drop(permit);
+            drop(slots);
+            open.0.fetch_sub(1, Ordering::Relaxed);
+            open.1.notify_waiters();
         });
     }
 
-    /// Ask open connections to finish their current request, and wait.
+    /// Wait for open connections (told to finish by the stop signal).
     async fn drain(self) {
-        if tokio::time::timeout(DRAIN_TIMEOUT, self.graceful.shutdown())
+        let open = &self.open;
+        let all_closed = async {
+            loop {
+                let closed = open.1.notified();
+                tokio::pin!(closed);
+                closed.as_mut().enable();
+                if open.0.load(Ordering::Relaxed) == 0 {
+                    return;
+                }
+                closed.await;
+            }
+        };
+        if tokio::time::timeout(DRAIN_TIMEOUT, all_closed)
             .await
             .is_err()
         {
@@ -226,6 +403,7 @@ impl Worker {
     fn spawn<H: Handler>(
         index: usize,
         handler: Arc<H>,
+        limits: ConnLimits,
         mut stop: watch::Receiver<bool>,
     ) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -238,12 +416,12 @@ impl Worker {
             .spawn(move || {
                 WORKER.with(|w| w.set(index));
                 runtime.block_on(async move {
-                    let server = ConnServer::new(handler);
+                    let server = ConnServer::new(handler, limits, stop.clone());
                     loop {
                         tokio::select! {
                             next = incoming.recv() => match next {
-                                Some((stream, peer, permit)) => match TcpStream::from_std(stream) {
-                                    Ok(stream) => server.spawn(stream, peer, permit),
+                                Some((stream, peer, slots)) => match TcpStream::from_std(stream) {
+                                    Ok(stream) => server.spawn(stream, peer, slots),
                                     Err(e) => tracing::warn!(error = %e, "could not adopt a connection"),
                                 },
                                 None => break,
@@ -259,10 +437,10 @@ impl Worker {
     }
 
     /// Move a connection to this worker's runtime (waits if its queue is full).
-    async fn hand_off(&self, stream: TcpStream, peer: SocketAddr, permit: OwnedSemaphorePermit) {
+    async fn hand_off(&self, stream: TcpStream, peer: SocketAddr, slots: Slots) {
         match stream.into_std() {
             Ok(stream) => {
-                let _ = self.handoff.send((stream, peer, permit)).await;
+                let _ = self.handoff.send((stream, peer, slots)).await;
             }
             Err(e) => tracing::warn!(error = %e, "could not hand a connection off"),
         }

@@ -1,0 +1,88 @@
+//! The typed options the LB runs with, one struct per part.
+//!
+//! Made once from the flags ([`LbOptions::try_from`], `from_flags.rs`);
+//! everything after start-up reads only these. Each part's options are the
+//! type that part defines (health thresholds in `health/`, timeouts in
+//! `proxy/upstream.rs`, ...), so a part never sees another's settings.
+//!
+//! | field | part | flags |
+//! |---|---|---|
+//! | `listen` | the public listener | `--listen`, `--threads` |
+//! | `clients` | per-connection bounds (`proxy/server.rs`) | `--max-connections[-per-ip]`, `--header-timeout`, `--keepalive-timeout` |
+//! | `bodies` | request bodies (`proxy/path.rs`) | `--body-limit`, `--body-timeout`, `--body-min-rate` |
+//! | `admin` | the admin listener | `--admin-listen`, `--admin-token` |
+//! | `backends` | the start-up table | `--backend`, `--config` |
+//! | `selection` | `select/` | `--strategy`, `--session-cookie`, `--retries` |
+//! | `health` | `health/` | `--health-*` |
+//! | `upstream`, `pool` | `proxy/upstream.rs`, `proxy/pool.rs` | `--connect-timeout`, `--read-timeout`, `--pool-*` |
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use crate::backend::BackendSpec;
+use crate::health::HealthConfig;
+use crate::proxy::path::BodyLimits;
+use crate::proxy::pool::PoolLimits;
+use crate::proxy::server::ConnLimits;
+use crate::proxy::upstream::UpstreamConfig;
+use crate::select::Strategy;
+
+/// Everything the LB runs with.
+#[derive(Debug, Clone)]
+pub struct LbOptions {
+    pub listen: ListenOptions,
+    pub clients: ConnLimits,
+    pub bodies: BodyLimits,
+    pub admin: AdminOptions,
+    pub backends: Vec<BackendSpec>,
+    pub selection: SelectionOptions,
+    pub health: HealthConfig,
+    pub upstream: UpstreamConfig,
+    pub pool: PoolLimits,
+}
+
+/// The public listener.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenOptions {
+    pub addr: SocketAddr,
+    /// Worker threads (already resolved: never 0).
+    pub threads: usize,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone)]
+pub struct AdminOptions {
+    pub addr: SocketAddr,
+    pub token: Option<AdminToken>,
+}
+
+/// The admin bearer token: never empty, never printed (a credential).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    /// `None` for an empty token.
+    pub fn new(token: String) -> Option<Self> {
+        (!token.is_empty()).then_some(AdminToken(token))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}
+
+/// How backends are chosen.
+#[derive(Debug, Clone)]
+pub struct SelectionOptions {
+    pub strategy: Strategy,
+    /// The nodes' session cookie name (`--session-cookie`).
+    pub session_cookie: String,
+    /// Candidates tried per request: the first plus `--retries`.
+    pub max_candidates: usize,
+}
