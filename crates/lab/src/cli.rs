@@ -110,6 +110,11 @@ pub enum Command {
     /// The same workload and faults against every mode (a fresh cluster
     /// each); writes report.md, report.json and SVG charts.
     Compare(crate::compare::CompareArgs),
+    /// Check a history (`load --history FILE`) for the session guarantees:
+    /// read-your-writes, monotonic reads and writes, writes follow reads,
+    /// lost updates, resurrection; counterexamples as text and SVG.
+    /// Exits 1 when one is broken.
+    Check(crate::check::CheckArgs),
 }
 
 #[derive(Debug, Args)]
@@ -251,6 +256,13 @@ async fn run_async(lab: &Lab, command: Command) -> Result<()> {
         Command::Attack { attack } => say(crate::attack::run(attack).await?),
         Command::Load(a) => say(crate::load::run(lab, a).await?),
         Command::Compare(a) => say(crate::compare::run(a, lab.health_timeout, lab.grace).await?),
+        Command::Check(a) => {
+            let (text, violations) = crate::check::run(&a)?;
+            say(text);
+            if violations > 0 {
+                return Err(LabError::GuaranteesBroken(violations));
+            }
+        }
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
+use sessionlab_load::check::Violation;
 use sessionlab_load::{LoadConfig, LoadReport, Scale, losses_chart, timeline_chart};
 
 use crate::error::{LabError, Result};
@@ -59,8 +60,8 @@ impl Settings {
             ramp_up_ms: ms(cfg.ramp_up),
             rate: cfg.rate,
             mix: format!(
-                "read={},increment={},cart={}",
-                cfg.mix.read, cfg.mix.increment, cfg.mix.cart
+                "read={},increment={},cart={},logout={}",
+                cfg.mix.read, cfg.mix.increment, cfg.mix.cart, cfg.mix.logout
             ),
             seed: cfg.seed,
             faults: faults
@@ -231,11 +232,56 @@ pub fn markdown(c: &Comparison) -> String {
             r.logins,
         );
     }
+    s.push_str(&guarantees_table(c));
     s.push_str(
         "\n![p99 latency over time](latency_p99.svg)\n\n![errors over time](errors.svg)\n\n\
          ![sessions lost, stale reads, lost updates](losses.svg)\n\n\
          How each figure is measured: docs/lab.md, \"Load and compare\".\n",
     );
+    s
+}
+
+/// A mode's history file in the report folder.
+pub fn history_file(label: &str) -> String {
+    format!("history-{label}.jsonl")
+}
+
+/// The session guarantees table: a row per mode, a column per guarantee,
+/// each broken one linked to the picture of its first counterexample.
+pub fn guarantees_table(c: &Comparison) -> String {
+    let mut s = String::from(
+        "\n## Session guarantees\n\nViolations found by the checker in each mode's history \
+         (`sessionlab check`; 0 = the guarantee held in this run, not that it always holds).\n\n| mode |",
+    );
+    for kind in Violation::ALL {
+        let _ = write!(s, " {} |", kind.name());
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---:|".repeat(Violation::ALL.len()));
+    s.push('\n');
+    for r in c.runs() {
+        let g = &r.guarantees;
+        let _ = write!(s, "| {} |", r.label);
+        let dir = crate::check::default_svg_dir(Path::new(&history_file(&r.label)));
+        for kind in Violation::ALL {
+            let n = g.count(kind);
+            match g.examples.iter().position(|e| e.kind == kind) {
+                Some(i) if n > 0 => {
+                    let _ = write!(
+                        s,
+                        " {n} ([e.g.]({}/{}-{}.svg)) |",
+                        dir.display(),
+                        i + 1,
+                        kind.slug()
+                    );
+                }
+                _ => {
+                    let _ = write!(s, " {n} |");
+                }
+            }
+        }
+        s.push('\n');
+    }
     s
 }
 
@@ -260,6 +306,9 @@ pub fn write(dir: &Path, c: &Comparison) -> Result<()> {
     put("report.json", json + "\n")?;
     put("report.md", markdown(c))?;
     let runs = c.runs();
+    for r in &runs {
+        crate::load::save_history(r, &dir.join(history_file(&r.label)))?;
+    }
     timeline_chart(
         &dir.join("latency_p99.svg"),
         "p99 latency per second (faults marked)",
@@ -325,8 +374,12 @@ mod tests {
             ],
         };
         let md = markdown(&c);
-        let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| ")).collect();
+        let (figures, guarantees) = md.split_once("## Session guarantees").unwrap();
+        let rows: Vec<&str> = figures.lines().filter(|l| l.starts_with("| ")).collect();
         assert_eq!(rows.len(), 3, "{md}");
+        let g: Vec<&str> = guarantees.lines().filter(|l| l.starts_with("| ")).collect();
+        assert_eq!(g.len(), 3, "a header and a row per mode that ran: {md}");
+        assert!(g[1].starts_with("| local | 0 | 0 |"), "{md}");
         assert!(rows[1].starts_with("| local | 1 | 0 |") && rows[1].contains("| 17 |"));
         assert!(
             rows[2].contains("| 20.0 |"),

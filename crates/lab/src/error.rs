@@ -84,6 +84,10 @@ pub enum LabError {
     /// Ctrl-C during a command that cleans up after itself (`compare`).
     #[error("interrupted (Ctrl-C); the cluster it had started was stopped")]
     Interrupted,
+    /// `check` found operations that break a session guarantee (the
+    /// report was printed before).
+    #[error("the history breaks {0} session guarantee checks (counterexamples above)")]
+    GuaranteesBroken(u64),
     /// The run folder's state file could not be read or written.
     #[error("run folder state {path}: {detail}")]
     State { path: PathBuf, detail: String },

@@ -35,6 +35,7 @@
 pub mod actions;
 pub mod api;
 pub mod attack;
+pub mod check;
 pub mod cli;
 pub mod cluster;
 pub mod compare;

@@ -15,6 +15,7 @@
 //! a terminal (logs and CI output get the fault lines and nothing else).
 
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
@@ -40,6 +41,11 @@ pub struct LoadArgs {
     /// Print the whole report as JSON (timeline included) instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Write every operation of every user to FILE, one JSON object per
+    /// line (the format of `docs/lab.md`; `sessionlab check FILE` reads it).
+    /// The counterexamples found go beside it as SVG.
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
 }
 
 /// The LB URL the users go to.
@@ -76,12 +82,49 @@ pub async fn run(lab: &Lab, args: LoadArgs) -> Result<String> {
     cfg.session_cookie = crate::cluster::node_cookie_name(&state.node_extra_args).to_owned();
     let plan = faultplan::schedule(&args.workload.faults, args.duration, &state)?;
     let report = measure(lab, state.mode.name(), cfg, plan).await?;
+    let mut saved = String::new();
+    if let Some(path) = &args.history {
+        let pictures = save_history(&report, path)?;
+        saved = format!(
+            "\nhistory: {} ({} operations)",
+            path.display(),
+            report.history.len()
+        );
+        if let Some(dir) = pictures {
+            saved.push_str(&format!("\ncounterexamples: {}", dir.display()));
+        }
+    }
     if args.json {
         serde_json::to_string_pretty(&report)
             .map_err(|e| LabError::InvalidArgument(format!("the report does not serialize: {e}")))
     } else {
-        Ok(report.to_table().trim_end().to_string())
+        let mut out = report.to_table().trim_end().to_string();
+        for ex in &report.guarantees.examples {
+            out.push_str("\n\n");
+            out.push_str(ex.text().trim_end());
+        }
+        Ok(out + &saved)
     }
+}
+
+/// Write a run's history to `path`, and its counterexamples' pictures
+/// beside it (the folder, when there were any).
+pub fn save_history(report: &LoadReport, path: &Path) -> Result<Option<PathBuf>> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(LabError::io(format!("creating {}", dir.display())))?;
+    }
+    let file = std::fs::File::create(path).map_err(LabError::io(format!(
+        "writing the history {}",
+        path.display()
+    )))?;
+    sessionlab_load::history::write(&report.history, file).map_err(LabError::io(format!(
+        "writing the history {}",
+        path.display()
+    )))?;
+    let dir = crate::check::default_svg_dir(path);
+    let files = crate::check::write_diagrams(&report.guarantees, &dir)?;
+    Ok((!files.is_empty()).then_some(dir))
 }
 
 /// One load run against the cluster of `lab`'s run folder, with `plan`

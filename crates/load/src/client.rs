@@ -28,6 +28,12 @@ pub struct Answer {
     pub new_session_id: bool,
 }
 
+/// A browser's cookies and token at one moment ([`Browser::credentials`]).
+pub struct Credentials {
+    jar: BTreeMap<String, String>,
+    bearer: Option<String>,
+}
+
 /// A request that produced no HTTP answer.
 #[derive(Debug)]
 pub struct Failure {
@@ -70,6 +76,21 @@ impl Browser {
     pub fn clear(&mut self) {
         self.jar.clear();
         self.bearer = None;
+    }
+
+    /// What the browser would send now (cookies and token), to be sent
+    /// again later with [`Browser::restore`]: how the load tool replays a
+    /// logged-out session's old cookie, as an attacker who kept it would.
+    pub fn credentials(&self) -> Credentials {
+        Credentials {
+            jar: self.jar.clone(),
+            bearer: self.bearer.clone(),
+        }
+    }
+
+    pub fn restore(&mut self, c: Credentials) {
+        self.jar = c.jar;
+        self.bearer = c.bearer;
     }
 
     pub fn set_bearer(&mut self, token: Option<String>) {

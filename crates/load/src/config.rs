@@ -21,6 +21,9 @@ pub struct Mix {
     pub read: u32,
     pub increment: u32,
     pub cart: u32,
+    /// Log out, then try the old session once (a logged-out session that
+    /// still answers is a resurrection), then log in again. 0 by default.
+    pub logout: u32,
 }
 
 impl Default for Mix {
@@ -29,18 +32,20 @@ impl Default for Mix {
             read: 50,
             increment: 35,
             cart: 15,
+            logout: 0,
         }
     }
 }
 
 impl FromStr for Mix {
     type Err = String;
-    /// `read=50,increment=35,cart=15` (any subset; missing ones are 0).
+    /// `read=50,increment=35,cart=15,logout=1` (any subset; missing ones are 0).
     fn from_str(s: &str) -> Result<Self, String> {
         let mut m = Mix {
             read: 0,
             increment: 0,
             cart: 0,
+            logout: 0,
         };
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, v) = part
@@ -53,14 +58,16 @@ impl FromStr for Mix {
                 "read" => m.read = v,
                 "increment" => m.increment = v,
                 "cart" => m.cart = v,
+                "logout" => m.logout = v,
                 _ => {
                     return Err(format!(
-                        "unknown operation `{k}` (valid: read, increment, cart)"
+                        "unknown operation `{k}` (valid: read, increment, cart, logout)"
                     ));
                 }
             }
         }
         if m.read + m.increment + m.cart == 0 {
+            // Logging out alone is no workload: something must be done in between.
             return Err("at least one weight must be above 0".into());
         }
         Ok(m)
@@ -133,7 +140,10 @@ mod tests {
     #[test]
     fn mix_parses_and_refuses_nonsense() {
         let m: Mix = "read=1, increment=2".parse().unwrap();
-        assert_eq!((m.read, m.increment, m.cart), (1, 2, 0));
+        assert_eq!((m.read, m.increment, m.cart, m.logout), (1, 2, 0, 0));
+        let m: Mix = "read=1,logout=3".parse().unwrap();
+        assert_eq!((m.read, m.logout), (1, 3));
+        assert!("logout=1".parse::<Mix>().is_err());
         assert!("read=x".parse::<Mix>().is_err());
         assert!("write=1".parse::<Mix>().unwrap_err().contains("valid"));
         assert!("read=0".parse::<Mix>().is_err());

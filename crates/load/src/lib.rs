@@ -11,6 +11,9 @@
 //! - [`user`]: the loop of one user (log in, then reads and writes).
 //! - [`stats`]: per-user recorders with HdrHistogram latency and a timeline.
 //! - [`prom`]: scraping the servers' `/metrics` for what they paid.
+//! - [`history`]: every operation of every user, one JSON line each (the
+//!   format other tools can read); [`check`]: the session guarantees a
+//!   history keeps, and counterexamples for those it breaks.
 //! - [`run`]: a whole run; [`report`]: its figures, as JSON and a table;
 //!   [`chart`]: SVG charts of several runs side by side.
 //!
@@ -19,8 +22,10 @@
 //! every mode.
 
 mod chart;
+pub mod check;
 mod client;
 mod config;
+pub mod history;
 mod model;
 mod prom;
 mod report;

@@ -136,6 +136,12 @@ impl Expectations {
         };
     }
 
+    /// The user logged out: the epoch ends on purpose; what it did went
+    /// with the session, and nothing of it is reckoned at the end.
+    pub fn on_logout(&mut self) {
+        *self = Expectations::default();
+    }
+
     /// The session was found gone: the epoch ends, nothing more is expected.
     fn lose(&mut self) {
         *self = Expectations::default();

@@ -9,11 +9,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::check::{self, CheckReport, Violation};
 use crate::config::LoadConfig;
+use crate::history::{self, Operation};
 use crate::prom::Scrape;
 use crate::stats::{ErrorKind, Recorder, quantile_ms};
 use crate::user::UserResult;
@@ -115,6 +118,12 @@ pub struct LoadReport {
     pub replication_bytes_per_request: f64,
     pub marks: Vec<Mark>,
     pub timeline: Vec<Point>,
+    /// The session guarantees checked over the run's history.
+    pub guarantees: CheckReport,
+    /// Every operation of every user, in completion order (written with
+    /// `--history`; not part of the JSON report).
+    #[serde(skip)]
+    pub history: Arc<Vec<Operation>>,
 }
 
 impl LoadReport {
@@ -157,6 +166,12 @@ impl LoadReport {
             })
             .collect();
         let requests = total.requests.max(1) as f64;
+        let mut history: Vec<Operation> = users
+            .iter()
+            .flat_map(|u| u.history.iter().cloned())
+            .collect();
+        history::completion_order(&mut history);
+        let guarantees = check::check(&history);
         LoadReport {
             label: label.to_owned(),
             users: cfg.users,
@@ -186,6 +201,8 @@ impl LoadReport {
             server,
             marks,
             timeline,
+            guarantees,
+            history: Arc::new(history),
         }
     }
 
@@ -238,6 +255,21 @@ impl LoadReport {
             ),
         );
         row(&mut s, "stale writes", self.stale_writes.to_string());
+        let g = &self.guarantees;
+        row(
+            &mut s,
+            "session guarantees (violations)",
+            if g.passed() {
+                format!("all hold ({} operations checked)", g.operations)
+            } else {
+                Violation::ALL
+                    .iter()
+                    .filter(|k| g.count(**k) > 0)
+                    .map(|k| format!("{} {}", k.name(), g.count(*k)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        );
         row(
             &mut s,
             "served by",

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use crate::client::{Answer, Browser, Failure};
 use crate::config::{AuthMode, LoadConfig};
+use crate::history::{OpKind, Operation};
 use crate::model::{Expectations, Findings, Observed, Reckoning};
 use crate::stats::{ErrorKind, Recorder};
 
@@ -56,6 +57,8 @@ impl Shared {
 /// What one user hands back at the end.
 pub struct UserResult {
     pub recorder: Recorder,
+    /// Every operation, in completion order (see [`crate::history`]).
+    pub history: Vec<Operation>,
     pub reckoning: Option<Reckoning>,
     /// The user was logged in at the end but its final read failed.
     pub unverified: bool,
@@ -65,6 +68,15 @@ enum Op {
     Read,
     Increment,
     Cart,
+    Logout,
+}
+
+/// The last request's place in time, for its history line.
+struct LastCall {
+    invoke_us: u64,
+    complete_us: u64,
+    status: Option<u16>,
+    node: Option<String>,
 }
 
 struct User {
@@ -76,6 +88,20 @@ struct User {
     rng: SmallRng,
     last_node: Option<String>,
     refresh_token: Option<String>,
+    last_call: Option<LastCall>,
+    history: Vec<Operation>,
+    /// The most operations this user keeps (its share of
+    /// [`crate::history::MAX_OPERATIONS`]).
+    history_cap: usize,
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The version a session answer carried (`"17@node-1"`).
+fn version(json: &Value) -> Option<String> {
+    json["session"]["version"].as_str().map(str::to_owned)
 }
 
 fn observed(json: &Value) -> Observed {
@@ -105,8 +131,15 @@ impl User {
         form: Option<&[(&str, &str)]>,
     ) -> Option<Answer> {
         self.rec.credential(self.browser.credential_bytes());
+        let invoked = self.at(shared);
         let result = self.browser.send(method, path, form).await;
         let at = self.at(shared);
+        self.last_call = Some(LastCall {
+            invoke_us: micros(invoked),
+            complete_us: micros(at),
+            status: result.as_ref().ok().map(|a| a.status),
+            node: result.as_ref().ok().and_then(|a| a.served_by.clone()),
+        });
         shared.progress.requests.fetch_add(1, Ordering::Relaxed);
         match result {
             Ok(a) => {
@@ -135,6 +168,35 @@ impl User {
         }
     }
 
+    /// The history line of the last request.
+    fn record(
+        &mut self,
+        op: OpKind,
+        counter: Option<i64>,
+        version: Option<String>,
+        logged_in: Option<bool>,
+    ) {
+        let Some(call) = self.last_call.take() else {
+            return;
+        };
+        if self.history.len() >= self.history_cap {
+            return;
+        }
+        let answered = call.status.is_some();
+        self.history.push(Operation {
+            user: self.id as u32,
+            client: 0,
+            op,
+            invoke_us: call.invoke_us,
+            complete_us: call.complete_us,
+            node: call.node,
+            status: call.status,
+            counter,
+            version,
+            logged_in: logged_in.filter(|_| answered),
+        });
+    }
+
     fn note(&mut self, shared: &Shared, f: Findings) {
         let at = self.at(shared);
         self.rec.findings(at, f);
@@ -157,12 +219,12 @@ impl User {
             AuthMode::Session => "/login",
             AuthMode::Jwt => "/auth/login",
         };
-        let Some(a) = self.call(shared, Method::POST, path, Some(&form)).await else {
+        let answer = self.call(shared, Method::POST, path, Some(&form)).await;
+        let ok = answer.as_ref().is_some_and(|a| a.status == 200);
+        self.record(OpKind::Login, None, None, Some(ok));
+        let Some(a) = answer.filter(|_| ok) else {
             return;
         };
-        if a.status != 200 {
-            return;
-        }
         if shared.cfg.auth == AuthMode::Jwt {
             let Some(json) = &a.json else { return };
             let (Some(access), Some(refresh)) = (
@@ -224,6 +286,7 @@ impl User {
         match op {
             Op::Read => {
                 let Some(a) = self.request(shared, Method::GET, "/api/session").await else {
+                    self.record(OpKind::Read, None, None, None);
                     return;
                 };
                 let seen = if a.status == 401 {
@@ -231,6 +294,14 @@ impl User {
                 } else {
                     a.json.as_ref().map(observed).unwrap_or_default()
                 };
+                let logged_in = seen.user.is_some();
+                let version = a.json.as_ref().and_then(version);
+                self.record(
+                    OpKind::Read,
+                    Some(seen.counter).filter(|_| logged_in),
+                    version,
+                    Some(logged_in),
+                );
                 let f = self.exp.on_read(&seen);
                 self.note(shared, f);
             }
@@ -239,10 +310,12 @@ impl User {
                     .request(shared, Method::POST, "/api/counter/increment")
                     .await
                 else {
+                    self.record(OpKind::Increment, None, None, None);
                     return;
                 };
                 let value = a.json.as_ref().and_then(|j| j["counter"].as_i64());
                 let present = a.status != 401 && !a.new_session_id;
+                self.record(OpKind::Increment, value, None, Some(present));
                 let f = match value {
                     Some(v) if present => self.exp.on_increment(v, true),
                     _ => self.exp.on_increment(0, false),
@@ -254,10 +327,17 @@ impl User {
                 let add = self.rng.random_bool(0.6);
                 let method = if add { Method::PUT } else { Method::DELETE };
                 let path = format!("/api/cart/{item}");
+                let kind = if add {
+                    OpKind::CartPut
+                } else {
+                    OpKind::CartDelete
+                };
                 let Some(a) = self.request(shared, method, &path).await else {
+                    self.record(kind, None, None, None);
                     return;
                 };
                 let present = a.status != 401 && !a.new_session_id;
+                self.record(kind, None, None, Some(present));
                 let reply = a
                     .json
                     .as_ref()
@@ -266,18 +346,60 @@ impl User {
                 let f = self.exp.on_cart(item, add, present, reply.as_ref());
                 self.note(shared, f);
             }
+            Op::Logout => self.logout(shared).await,
         }
+    }
+
+    /// Log out, then present the old credentials once more, as someone who
+    /// kept a copy of the cookie (or token) would: a logged-out session
+    /// must not answer. The user then logs in again on its next turn.
+    async fn logout(&mut self, shared: &Shared) {
+        let old = self.browser.credentials();
+        let path = match shared.cfg.auth {
+            AuthMode::Session => "/logout",
+            AuthMode::Jwt => "/auth/logout",
+        };
+        let answer = self.call(shared, Method::POST, path, None).await;
+        self.record(OpKind::Logout, None, None, None);
+        self.exp.on_logout();
+        self.refresh_token = None;
+        if answer.is_some() {
+            self.browser.restore(old);
+            let probe = self.call(shared, Method::GET, "/api/session", None).await;
+            let seen = probe
+                .as_ref()
+                .filter(|a| a.status == 200)
+                .and_then(|a| a.json.as_ref())
+                .map(observed)
+                .unwrap_or_default();
+            let logged_in = seen.user.is_some();
+            let version = probe
+                .as_ref()
+                .and_then(|a| a.json.as_ref())
+                .and_then(version);
+            self.record(
+                OpKind::Read,
+                Some(seen.counter).filter(|_| logged_in),
+                version,
+                Some(logged_in),
+            );
+        }
+        self.browser.clear();
     }
 
     fn pick(&mut self, shared: &Shared) -> Op {
         let m = shared.cfg.mix;
-        let r = self.rng.random_range(0..m.read + m.increment + m.cart);
+        let r = self
+            .rng
+            .random_range(0..m.read + m.increment + m.cart + m.logout);
         if r < m.read {
             Op::Read
         } else if r < m.read + m.increment {
             Op::Increment
-        } else {
+        } else if r < m.read + m.increment + m.cart {
             Op::Cart
+        } else {
+            Op::Logout
         }
     }
 
@@ -286,10 +408,12 @@ impl User {
         if !self.exp.logged_in() {
             return UserResult {
                 recorder: self.rec,
+                history: self.history,
                 reckoning: None,
                 unverified: false,
             };
         }
+        let invoked = micros(self.at(shared));
         let mut answer = self.browser.send(Method::GET, "/api/session", None).await;
         // An access token may expire during the settle time: refresh it as
         // any request would, so the reckoning sees the login, not the clock.
@@ -299,6 +423,33 @@ impl User {
         {
             answer = self.browser.send(Method::GET, "/api/session", None).await;
         }
+        // The final read is a history line like any other: the checker's
+        // lost updates are counted against it.
+        self.last_call = Some(LastCall {
+            invoke_us: invoked,
+            complete_us: micros(self.at(shared)),
+            status: answer.as_ref().ok().map(|a| a.status),
+            node: answer.as_ref().ok().and_then(|a| a.served_by.clone()),
+        });
+        let seen = answer
+            .as_ref()
+            .ok()
+            .filter(|a| a.status == 200)
+            .and_then(|a| a.json.as_ref())
+            .map(observed)
+            .unwrap_or_default();
+        let logged_in = seen.user.is_some();
+        let version = answer
+            .as_ref()
+            .ok()
+            .and_then(|a| a.json.as_ref())
+            .and_then(version);
+        self.record(
+            OpKind::Read,
+            Some(seen.counter).filter(|_| logged_in),
+            version,
+            Some(logged_in),
+        );
         let (reckoning, unverified) = match answer {
             Ok(a) if a.status == 200 => {
                 let seen = a.json.as_ref().map(observed).unwrap_or_default();
@@ -331,6 +482,7 @@ impl User {
         };
         UserResult {
             recorder: self.rec,
+            history: self.history,
             reckoning,
             unverified,
         }
@@ -349,6 +501,9 @@ pub async fn run_user(id: usize, shared: Arc<Shared>) -> UserResult {
         rng: SmallRng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003).wrapping_add(id as u64)),
         last_node: None,
         refresh_token: None,
+        last_call: None,
+        history: Vec::new(),
+        history_cap: crate::history::MAX_OPERATIONS / cfg.users.max(1),
     };
     // Spread the users' start evenly over the ramp-up, plus up to one
     // think time, so they do not arrive in lockstep.
