@@ -43,7 +43,9 @@ pub struct WorkloadArgs {
           value_parser = humantime::parse_duration)]
     pub ramp_up: Duration,
     /// Weights of the operations: read (GET /api/session), increment
-    /// (POST /api/counter/increment), cart (PUT or DELETE /api/cart/ITEM).
+    /// (POST /api/counter/increment), cart (PUT or DELETE /api/cart/ITEM),
+    /// logout (POST /logout, then the old cookie once more: a logged-out
+    /// session that still answers is a resurrection; then a new login).
     #[arg(
         long,
         env = "SESSIONLAB_MIX",

@@ -137,7 +137,101 @@ fn local_loses_sessions_and_sticky_replicated_keeps_them_through_a_kill() {
             "{svg}"
         );
     }
+    assert!(md.contains("## Session guarantees"), "{md}");
+    for mode in ["local", "sticky-replicated"] {
+        let history = out_dir.join(format!("history-{mode}.jsonl"));
+        let lines = std::fs::read_to_string(&history).unwrap();
+        assert!(lines.lines().count() > 100, "{mode}: a line per operation");
+    }
     // Both clusters were torn down and their run folders removed.
+    assert!(leftover_run_dirs(tmp.path()).is_empty());
+}
+
+/// Users faster than the copies: with every replication link delayed and
+/// no think time, round-robin `replicated` reads copies older than the
+/// user's own acknowledged write, and the checker shows the very requests;
+/// `sticky-replicated` on the same workload keeps read-your-writes (a user
+/// always reads the node that took its write). `sessionlab check` on the
+/// replicated history says so too, and exits 1.
+#[test]
+fn the_checker_finds_read_your_writes_broken_in_replicated_and_kept_in_sticky_replicated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let _cleanup = Leftovers(tmp.path());
+    let out_dir = tmp.path().join("report");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessionlab"));
+    cmd.args([
+        "compare",
+        "--modes",
+        "replicated,sticky-replicated",
+        "--duration",
+        "4s",
+        "--users",
+        "8",
+        "--ramp-up",
+        "300ms",
+        "--think",
+        "0ms",
+        "--mix",
+        "read=50,increment=50",
+        "--fault",
+        "delay:20ms@0s",
+        "--out",
+    ])
+    .arg(&out_dir)
+    .env("SESSIONLAB_BIN_DIR", bin_dir())
+    .env("SESSIONLAB_GRACE", "3s")
+    .env("TMPDIR", tmp.path());
+    let out = run_bounded(&mut cmd, Duration::from_secs(50));
+    assert!(out.status.success(), "compare failed:\n{}", text(&out));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
+            .unwrap();
+    let runs = json["outcomes"].as_array().unwrap();
+    let (repl, sr) = (&runs[0]["guarantees"], &runs[1]["guarantees"]);
+    let ryw = |g: &serde_json::Value| g["violations"]["read_your_writes"].as_u64().unwrap();
+    assert!(ryw(repl) > 0, "replicated kept read-your-writes: {repl}");
+    assert_eq!(ryw(sr), 0, "sticky-replicated broke read-your-writes: {sr}");
+    assert_eq!(sr["violations"]["monotonic_reads"], 0, "{sr}");
+    assert!(sr["operations"].as_u64().unwrap() > 100, "{sr}");
+
+    let picture = out_dir.join("history-replicated-counterexamples");
+    let svgs: Vec<_> = std::fs::read_dir(&picture).unwrap().flatten().collect();
+    assert!(
+        svgs.iter().any(|e| e
+            .file_name()
+            .to_string_lossy()
+            .ends_with("read-your-writes.svg")),
+        "{svgs:?}"
+    );
+    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("history-replicated-counterexamples/"),
+        "the guarantees table links the pictures: {md}"
+    );
+
+    let check = Command::new(env!("CARGO_BIN_EXE_sessionlab"))
+        .arg("check")
+        .arg(out_dir.join("history-replicated.jsonl"))
+        .arg("--svg-dir")
+        .arg(tmp.path().join("pictures"))
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        stdout.contains("counterexample 1: read-your-writes"),
+        "{stdout}"
+    );
+    let check = Command::new(env!("CARGO_BIN_EXE_sessionlab"))
+        .arg("check")
+        .arg(out_dir.join("history-sticky-replicated.jsonl"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        stdout.contains("read-your-writes            0  ok"),
+        "{stdout}"
+    );
     assert!(leftover_run_dirs(tmp.path()).is_empty());
 }
 
