@@ -42,6 +42,12 @@ pub struct WorkloadArgs {
     #[arg(long, env = "SESSIONLAB_RAMP_UP", default_value = "1s",
           value_parser = humantime::parse_duration)]
     pub ramp_up: Duration,
+    /// Concurrent clients per user sharing its cookies, as browser tabs do:
+    /// two tabs can change one session at once (lost updates of
+    /// whole-session writes, sticky modes included). Session mode only.
+    #[arg(long, env = "SESSIONLAB_CLIENTS_PER_USER", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub clients_per_user: u16,
     /// Weights of the operations: read (GET /api/session), increment
     /// (POST /api/counter/increment), cart (PUT or DELETE /api/cart/ITEM),
     /// logout (POST /logout, then the old cookie once more: a logged-out
@@ -130,10 +136,18 @@ impl WorkloadArgs {
                 "--request-timeout must be above 0".into(),
             ));
         }
+        if self.clients_per_user > 1 && auth == AuthMode::Jwt {
+            return Err(LabError::InvalidArgument(
+                "--clients-per-user above 1 needs session cookies; the jwt mode's tabs would \
+                 each rotate the one refresh token (use a session mode)"
+                    .into(),
+            ));
+        }
         let defaults = LoadConfig::default();
         Ok(LoadConfig {
             target,
             users,
+            clients_per_user: usize::from(self.clients_per_user),
             duration,
             rate: self.rate,
             think: self.think,

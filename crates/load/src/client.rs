@@ -7,6 +7,7 @@
 //! carries. Redirects are not followed and bodies are read with a size cap.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{COOKIE, HeaderMap, SET_COOKIE};
@@ -29,9 +30,26 @@ pub struct Answer {
 }
 
 /// A browser's cookies and token at one moment ([`Browser::credentials`]).
+#[derive(Debug, Clone, Default)]
 pub struct Credentials {
-    jar: BTreeMap<String, String>,
+    cookies: BTreeMap<String, String>,
     bearer: Option<String>,
+}
+
+impl Credentials {
+    /// The `Cookie` header value these cookies make.
+    fn cookie_header(&self) -> Option<String> {
+        if self.cookies.is_empty() {
+            return None;
+        }
+        Some(
+            self.cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    }
 }
 
 /// A request that produced no HTTP answer.
@@ -40,88 +58,101 @@ pub struct Failure {
     pub kind: ErrorKind,
 }
 
-/// A client with its own jar; see the module docs.
+/// A client with its jar; see the module docs. Its [tabs](Browser::tab)
+/// share the jar, as a browser's tabs do, each with its own connection.
 pub struct Browser {
     http: reqwest::Client,
     base: String,
-    jar: BTreeMap<String, String>,
-    bearer: Option<String>,
+    timeout: Duration,
+    /// Shared by the tabs; held only to read or update, never across a
+    /// request.
+    jar: Arc<Mutex<Credentials>>,
     /// The cookie the node keeps its session id in (`--cookie-name`).
     session_cookie: String,
+}
+
+fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .pool_max_idle_per_host(1)
+        .tcp_nodelay(true)
+        .no_proxy()
+        .build()
+        .expect("a plain HTTP client always builds")
 }
 
 impl Browser {
     /// `session_cookie`: the nodes' session cookie name
     /// ([`LoadConfig::session_cookie`](crate::LoadConfig)).
     pub fn new(base: &str, timeout: Duration, session_cookie: &str) -> Self {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .pool_max_idle_per_host(1)
-            .tcp_nodelay(true)
-            .no_proxy()
-            .build()
-            .expect("a plain HTTP client always builds");
         Browser {
-            http,
+            http: http_client(timeout),
             base: base.trim_end_matches('/').to_owned(),
-            jar: BTreeMap::new(),
-            bearer: None,
+            timeout,
+            jar: Arc::default(),
             session_cookie: session_cookie.to_owned(),
         }
     }
 
-    /// Forget every cookie and token (a fresh browser, same connection pool).
-    pub fn clear(&mut self) {
-        self.jar.clear();
-        self.bearer = None;
-    }
-
-    /// What the browser would send now (cookies and token), to be sent
-    /// again later with [`Browser::restore`]: how the load tool replays a
-    /// logged-out session's old cookie, as an attacker who kept it would.
-    pub fn credentials(&self) -> Credentials {
-        Credentials {
+    /// Another tab of this browser: the same cookies and token (a login,
+    /// a logout or a new sticky cookie in one is seen by all), its own
+    /// connection, so the tabs' requests really are concurrent.
+    pub fn tab(&self) -> Browser {
+        Browser {
+            http: http_client(self.timeout),
+            base: self.base.clone(),
+            timeout: self.timeout,
             jar: self.jar.clone(),
-            bearer: self.bearer.clone(),
+            session_cookie: self.session_cookie.clone(),
         }
     }
 
-    pub fn restore(&mut self, c: Credentials) {
-        self.jar = c.jar;
-        self.bearer = c.bearer;
+    /// A browser of its own holding `credentials` (the jar is not shared):
+    /// how the load tool replays a logged-out session's old cookie, as
+    /// someone who kept a copy would, without disturbing the user's tabs.
+    pub fn holding(&self, credentials: Credentials) -> Browser {
+        Browser {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            timeout: self.timeout,
+            jar: Arc::new(Mutex::new(credentials)),
+            session_cookie: self.session_cookie.clone(),
+        }
+    }
+
+    fn jar(&self) -> std::sync::MutexGuard<'_, Credentials> {
+        // A panic elsewhere cannot leave the map half-written: every
+        // update is one insert or remove.
+        self.jar.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forget every cookie and token (a fresh browser, same connection pool).
+    pub fn clear(&mut self) {
+        *self.jar() = Credentials::default();
+    }
+
+    /// What the browser would send now (cookies and token).
+    pub fn credentials(&self) -> Credentials {
+        self.jar().clone()
     }
 
     pub fn set_bearer(&mut self, token: Option<String>) {
-        self.bearer = token;
-    }
-
-    /// The `Cookie` header value this browser would send.
-    fn cookie_header(&self) -> Option<String> {
-        if self.jar.is_empty() {
-            return None;
-        }
-        Some(
-            self.jar
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
+        self.jar().bearer = token;
     }
 
     /// Bytes of credentials the next request carries (cookies and/or token).
     pub fn credential_bytes(&self) -> usize {
-        self.cookie_header().map_or(0, |c| c.len())
-            + self
-                .bearer
-                .as_ref()
-                .map_or(0, |t| t.len() + "Bearer ".len())
+        let jar = self.jar();
+        jar.cookie_header().map_or(0, |c| c.len())
+            + jar.bearer.as_ref().map_or(0, |t| t.len() + "Bearer ".len())
     }
 
-    fn store_cookies(&mut self, headers: &HeaderMap) -> bool {
-        let before = self.jar.get(&self.session_cookie).cloned();
+    /// Take an answer's cookies; whether it issued a session id other
+    /// than the one this request sent (`sent`).
+    fn store_cookies(&mut self, headers: &HeaderMap, sent: Option<&str>) -> bool {
+        let mut jar = self.jar();
         let mut new_session = false;
         for v in headers.get_all(SET_COOKIE) {
             let Ok(v) = v.to_str() else { continue };
@@ -134,12 +165,12 @@ impl Browser {
                 a == "max-age=0" || a.starts_with("max-age=-") || a.contains("1970")
             });
             if expired || value.is_empty() {
-                self.jar.remove(name);
+                jar.cookies.remove(name);
             } else {
-                if name == self.session_cookie && before.as_deref().is_some_and(|b| b != value) {
+                if name == self.session_cookie && sent.is_some_and(|b| b != value) {
                     new_session = true;
                 }
-                self.jar.insert(name.to_owned(), value.to_owned());
+                jar.cookies.insert(name.to_owned(), value.to_owned());
             }
         }
         new_session
@@ -156,10 +187,18 @@ impl Browser {
             .http
             .request(method, format!("{}{}", self.base, path))
             .header(reqwest::header::ACCEPT, "application/json");
-        if let Some(c) = self.cookie_header() {
+        let (cookies, bearer, sent_session) = {
+            let jar = self.jar();
+            (
+                jar.cookie_header(),
+                jar.bearer.clone(),
+                jar.cookies.get(&self.session_cookie).cloned(),
+            )
+        };
+        if let Some(c) = cookies {
             req = req.header(COOKIE, c);
         }
-        if let Some(t) = &self.bearer {
+        if let Some(t) = &bearer {
             req = req.bearer_auth(t);
         }
         if let Some(f) = form {
@@ -182,7 +221,7 @@ impl Browser {
             .get("x-served-by")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let new_session_id = self.store_cookies(resp.headers());
+        let new_session_id = self.store_cookies(resp.headers(), sent_session.as_deref());
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(fail)? {
             if body.len() + chunk.len() > MAX_BODY {

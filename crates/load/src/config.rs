@@ -80,6 +80,10 @@ pub struct LoadConfig {
     /// The LB's base URL, e.g. `http://127.0.0.1:8080`.
     pub target: String,
     pub users: usize,
+    /// Concurrent clients per user sharing its cookies, as browser tabs
+    /// do (1: one client). With several, two tabs can change one session
+    /// at once: the lost updates of whole-session writes.
+    pub clients_per_user: usize,
     pub duration: Duration,
     /// Total requests per second across all users (None: as fast as the
     /// think time allows).
@@ -116,6 +120,7 @@ impl Default for LoadConfig {
         LoadConfig {
             target: "http://127.0.0.1:8080".into(),
             users: 50,
+            clients_per_user: 1,
             duration: Duration::from_secs(30),
             rate: None,
             think: Duration::from_millis(50),

@@ -5,7 +5,8 @@
 //! it: so it can count the failures that matter for sessions.
 //!
 //! - `config`: users, duration, rate, think time, the operation mix.
-//! - [`client`]: one simulated browser with its own cookie jar (or tokens).
+//! - [`client`]: one simulated browser with its own cookie jar (or tokens);
+//!   its tabs share the jar.
 //! - [`model`]: the user's expectations; sessions lost, stale reads, lost
 //!   updates are decided here, as pure bookkeeping.
 //! - [`user`]: the loop of one user (log in, then reads and writes).

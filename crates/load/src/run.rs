@@ -116,7 +116,7 @@ impl LoadRun {
             let mut total = Recorder::new(shared.cfg.bucket);
             let mut results = Vec::with_capacity(users.len());
             for u in users {
-                if let Ok(r) = u.await {
+                for r in u.await.unwrap_or_default() {
                     total.merge(&r.recorder);
                     results.push(r);
                 }

@@ -54,6 +54,31 @@ impl Shared {
     }
 }
 
+/// What the tabs of one user share besides their cookies: which login
+/// they are in, so that one tab logs in for all and a logout by one tab is
+/// not taken for a lost session by the others.
+#[derive(Debug, Default)]
+struct Login {
+    /// Counts the user's successful logins; a tab works in one of them.
+    epoch: u64,
+    logged_in: bool,
+    /// The current login was ended on purpose by one of the tabs.
+    ended_by_logout: bool,
+}
+
+#[derive(Default)]
+struct Tabs {
+    login: std::sync::Mutex<Login>,
+    /// Held while one tab logs in, so the others wait and then adopt it.
+    logging_in: tokio::sync::Mutex<()>,
+}
+
+impl Tabs {
+    fn login(&self) -> std::sync::MutexGuard<'_, Login> {
+        self.login.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// What one user hands back at the end.
 pub struct UserResult {
     pub recorder: Recorder,
@@ -81,6 +106,14 @@ struct LastCall {
 
 struct User {
     id: usize,
+    /// Which of the user's tabs this is (0 .. clients_per_user).
+    client: u32,
+    tabs: Arc<Tabs>,
+    /// The login (of [`Login::epoch`]) this tab works in.
+    epoch: u64,
+    /// The cart items this tab changes: tabs change different items, so
+    /// each tab's expectations of the cart stay exact.
+    items: Vec<&'static str>,
     name: &'static str,
     browser: Browser,
     exp: Expectations,
@@ -185,7 +218,7 @@ impl User {
         let answered = call.status.is_some();
         self.history.push(Operation {
             user: self.id as u32,
-            client: 0,
+            client: self.client,
             op,
             invoke_us: call.invoke_us,
             complete_us: call.complete_us,
@@ -197,7 +230,17 @@ impl User {
         });
     }
 
-    fn note(&mut self, shared: &Shared, f: Findings) {
+    fn note(&mut self, shared: &Shared, mut f: Findings) {
+        if f.session_lost {
+            let mut login = self.tabs.login();
+            if login.epoch == self.epoch {
+                if login.ended_by_logout {
+                    // Another tab logged out: gone on purpose, not lost.
+                    f.session_lost = false;
+                }
+                login.logged_in = false;
+            }
+        }
         let at = self.at(shared);
         self.rec.findings(at, f);
         if f.session_lost {
@@ -212,6 +255,17 @@ impl User {
     }
 
     async fn login(&mut self, shared: &Shared) {
+        let tabs = self.tabs.clone();
+        let _one_at_a_time = tabs.logging_in.lock().await;
+        {
+            let login = tabs.login();
+            if login.logged_in && login.epoch != self.epoch {
+                // Another tab logged in (the jar is shared): use its login.
+                self.epoch = login.epoch;
+                self.exp.on_login(0);
+                return;
+            }
+        }
         self.browser.clear();
         self.refresh_token = None;
         let form = [("username", self.name), ("password", DEMO_PASSWORD)];
@@ -238,6 +292,11 @@ impl User {
         }
         self.rec.logins += 1;
         self.exp.on_login(0);
+        let mut login = tabs.login();
+        login.epoch += 1;
+        login.logged_in = true;
+        login.ended_by_logout = false;
+        self.epoch = login.epoch;
     }
 
     /// In jwt mode a 401 means the access token expired or was revoked:
@@ -323,7 +382,7 @@ impl User {
                 self.note(shared, f);
             }
             Op::Cart => {
-                let item = ITEMS[self.rng.random_range(0..ITEMS.len())];
+                let item = self.items[self.rng.random_range(0..self.items.len())];
                 let add = self.rng.random_bool(0.6);
                 let method = if add { Method::PUT } else { Method::DELETE };
                 let path = format!("/api/cart/{item}");
@@ -364,7 +423,16 @@ impl User {
         self.exp.on_logout();
         self.refresh_token = None;
         if answer.is_some() {
-            self.browser.restore(old);
+            {
+                let mut login = self.tabs.login();
+                if login.epoch == self.epoch {
+                    login.logged_in = false;
+                    login.ended_by_logout = true;
+                }
+            }
+            // The probe has a jar of its own: the other tabs keep theirs.
+            let holding = self.browser.holding(old);
+            let tab = std::mem::replace(&mut self.browser, holding);
             let probe = self.call(shared, Method::GET, "/api/session", None).await;
             let seen = probe
                 .as_ref()
@@ -383,6 +451,7 @@ impl User {
                 version,
                 Some(logged_in),
             );
+            self.browser = tab;
         }
         self.browser.clear();
     }
@@ -397,7 +466,12 @@ impl User {
         } else if r < m.read + m.increment {
             Op::Increment
         } else if r < m.read + m.increment + m.cart {
-            Op::Cart
+            if self.items.is_empty() {
+                // More tabs than items: this tab reads instead.
+                Op::Read
+            } else {
+                Op::Cart
+            }
         } else {
             Op::Logout
         }
@@ -405,7 +479,8 @@ impl User {
 
     /// The final read after the run: what survived.
     async fn finish(mut self, shared: &Shared) -> UserResult {
-        if !self.exp.logged_in() {
+        // One final read per user: the first tab's (the tabs share it).
+        if !self.exp.logged_in() || self.client > 0 {
             return UserResult {
                 recorder: self.rec,
                 history: self.history,
@@ -489,21 +564,65 @@ impl User {
     }
 }
 
-/// Run one user until the deadline or the request budget ends.
-pub async fn run_user(id: usize, shared: Arc<Shared>) -> UserResult {
+/// Run one user, with its tabs (`clients_per_user`, sharing one cookie
+/// jar), until the deadline or the request budget ends.
+pub async fn run_user(id: usize, shared: Arc<Shared>) -> Vec<UserResult> {
+    let cfg = &shared.cfg;
+    let tabs = Arc::new(Tabs::default());
+    let n = cfg.clients_per_user.max(1);
+    let first = Browser::new(&cfg.target, cfg.timeout, &cfg.session_cookie);
+    let browsers: Vec<Browser> = (0..n).map(|_| first.tab()).collect();
+    let runs = browsers.into_iter().enumerate().map(|(client, browser)| {
+        let items = ITEMS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % n == client)
+            .map(|(_, item)| *item)
+            .collect();
+        run_tab(
+            id,
+            client as u32,
+            tabs.clone(),
+            browser,
+            items,
+            shared.clone(),
+        )
+    });
+    futures::future::join_all(runs).await
+}
+
+/// One tab of a user (the only one unless `clients_per_user` > 1).
+async fn run_tab(
+    id: usize,
+    client: u32,
+    tabs: Arc<Tabs>,
+    browser: Browser,
+    items: Vec<&'static str>,
+    shared: Arc<Shared>,
+) -> UserResult {
     let cfg = &shared.cfg;
     let mut user = User {
         id,
+        client,
+        tabs,
+        epoch: 0,
+        items,
         name: DEMO_USERS[id % DEMO_USERS.len()],
-        browser: Browser::new(&cfg.target, cfg.timeout, &cfg.session_cookie),
+        browser,
         exp: Expectations::default(),
         rec: Recorder::new(cfg.bucket),
-        rng: SmallRng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003).wrapping_add(id as u64)),
+        rng: SmallRng::seed_from_u64(
+            cfg.seed
+                .wrapping_mul(1_000_003)
+                .wrapping_add(id as u64)
+                .wrapping_add(u64::from(client) << 32),
+        ),
         last_node: None,
         refresh_token: None,
         last_call: None,
         history: Vec::new(),
-        history_cap: crate::history::MAX_OPERATIONS / cfg.users.max(1),
+        history_cap: crate::history::MAX_OPERATIONS
+            / (cfg.users.max(1) * cfg.clients_per_user.max(1)),
     };
     // Spread the users' start evenly over the ramp-up, plus up to one
     // think time, so they do not arrive in lockstep.
