@@ -174,7 +174,7 @@ fn the_checker_finds_read_your_writes_broken_in_replicated_and_kept_in_sticky_re
         "--mix",
         "read=50,increment=50",
         "--fault",
-        "delay:20ms@0s",
+        "delay:200ms@0s",
         "--out",
     ])
     .arg(&out_dir)
