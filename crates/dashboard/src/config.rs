@@ -17,7 +17,9 @@
 //! - `--admin-token T`: the LB's admin token. The dashboard sends it to the
 //!   LB and asks the browser for it on every `/admin/...` call. Without a
 //!   token the page may only listen on loopback (like the LB's admin
-//!   listener).
+//!   listener);
+//! - `--lb-token T`: the LB's admin token for the LB only, the browser not
+//!   asked for one (what `sessionlab up` passes; default `--admin-token`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -71,6 +73,12 @@ pub struct Config {
     /// The LB's admin token: sent to the LB, and required of the browser.
     #[arg(long, env = "SESSIONLAB_DASHBOARD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+
+    /// The LB's admin token when the browser is not asked for one: sent to
+    /// the LB only (default: --admin-token). `sessionlab up` passes the
+    /// token it generated this way, so the page on loopback opens as is.
+    #[arg(long, env = "SESSIONLAB_DASHBOARD_LB_TOKEN", hide_env_values = true)]
+    pub lb_token: Option<String>,
 }
 
 /// What the dashboard runs with.
@@ -81,6 +89,8 @@ pub struct Settings {
     pub node_admins: Vec<NodeAdmin>,
     pub lab_dir: Option<PathBuf>,
     pub admin_token: Option<String>,
+    /// What the dashboard sends to the LB (`--lb-token`, else `--admin-token`).
+    pub lb_token: Option<String>,
 }
 
 /// A configuration mistake; the message starts with the flag to fix.
@@ -92,6 +102,8 @@ pub enum ConfigError {
     Exposed(SocketAddr),
     #[error("--admin-token must not be empty")]
     EmptyToken,
+    #[error("--lb-token must not be empty")]
+    EmptyLbToken,
     #[error("--node-admin: {0}")]
     NodeAdmin(String),
     #[error("--lab-dir {}: not a folder", .0.display())]
@@ -111,6 +123,9 @@ impl Config {
                 return Err(ConfigError::LabDir(dir.clone()));
             }
         }
+        if self.lb_token.as_deref() == Some("") {
+            return Err(ConfigError::EmptyLbToken);
+        }
         match &self.admin_token {
             Some(t) if t.is_empty() => return Err(ConfigError::EmptyToken),
             None if !self.listen.ip().is_loopback() => {
@@ -123,6 +138,7 @@ impl Config {
             lb_admin: self.lb_admin,
             node_admins: self.node_admins,
             lab_dir: self.lab_dir,
+            lb_token: self.lb_token.or_else(|| self.admin_token.clone()),
             admin_token: self.admin_token,
         })
     }
@@ -282,6 +298,16 @@ mod tests {
                 .to_string(),
             "lb:8078"
         );
+    }
+
+    #[test]
+    fn the_lb_token_defaults_to_the_admin_token() {
+        let s = parse(&["--lb-token", "lb"]).unwrap().resolve().unwrap();
+        assert_eq!((s.lb_token.as_deref(), s.admin_token), (Some("lb"), None));
+        let s = parse(&["--admin-token", "t"]).unwrap().resolve().unwrap();
+        assert_eq!(s.lb_token.as_deref(), Some("t"));
+        let e = parse(&["--lb-token", ""]).unwrap().resolve().unwrap_err();
+        assert!(e.to_string().starts_with("--lb-token"), "{e}");
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let lb = Arc::new(LbAdmin::new(
         settings.lb_admin.clone(),
-        settings.admin_token.clone(),
+        settings.lb_token.clone(),
     ));
     let cluster = Arc::new(ClusterView::default());
     for n in &settings.node_admins {

@@ -64,10 +64,13 @@ pub struct Faults<'a> {
     pub delay_ms: u64,
 }
 
-/// HTTP client for the admin APIs; every call has a short timeout.
+/// HTTP client for the admin APIs; every call has a short timeout. Calls
+/// to the LB's admin API carry its bearer token once one is known
+/// ([`Api::set_lb_token`]: `up` generates it into the run folder).
 #[derive(Clone)]
 pub struct Api {
     http: reqwest::Client,
+    lb_token: std::sync::Arc<std::sync::RwLock<Option<String>>>,
 }
 
 impl Api {
@@ -81,7 +84,25 @@ impl Api {
                 target: "http client".into(),
                 detail: e.to_string(),
             })?;
-        Ok(Api { http })
+        Ok(Api {
+            http,
+            lb_token: Default::default(),
+        })
+    }
+
+    /// The LB admin token to send from now on (`None`: send none).
+    pub fn set_lb_token(&self, token: Option<String>) {
+        if let Ok(mut t) = self.lb_token.write() {
+            *t = token;
+        }
+    }
+
+    /// `req` with the LB's bearer token, if one is known.
+    fn to_lb(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.lb_token.read().ok().and_then(|t| t.clone()) {
+            Some(token) => req.bearer_auth(token),
+            None => req,
+        }
     }
 
     /// Whether `GET http://{addr}/healthz` answers 200.
@@ -97,7 +118,9 @@ impl Api {
     }
 
     pub async fn lb_backends(&self, admin_addr: &str) -> Result<Backends> {
-        self.get_json(admin_addr, "/admin/v1/backends").await
+        let path = "/admin/v1/backends";
+        let req = self.to_lb(self.http.get(format!("http://{admin_addr}{path}")));
+        self.json_of(admin_addr, path, req).await
     }
 
     /// Adds a backend to the LB, with its node's cluster listener (for the
@@ -110,28 +133,31 @@ impl Api {
         cluster_addr: &str,
     ) -> Result<()> {
         let body = serde_json::json!({ "id": id, "addr": addr, "admin": cluster_addr }).to_string();
-        let req = self
-            .http
-            .post(format!("http://{admin_addr}/admin/v1/backends"))
-            .header("content-type", "application/json")
-            .body(body);
+        let req = self.to_lb(
+            self.http
+                .post(format!("http://{admin_addr}/admin/v1/backends"))
+                .header("content-type", "application/json")
+                .body(body),
+        );
         self.expect_ok(admin_addr, "adding backend", req).await
     }
 
     /// Removes a backend from the LB's pool.
     pub async fn lb_remove_backend(&self, admin_addr: &str, id: &str) -> Result<()> {
-        let req = self
-            .http
-            .delete(format!("http://{admin_addr}/admin/v1/backends/{id}"));
+        let req = self.to_lb(
+            self.http
+                .delete(format!("http://{admin_addr}/admin/v1/backends/{id}")),
+        );
         self.expect_ok(admin_addr, "removing backend", req).await
     }
 
     /// Drains (`true`) or undrains a backend.
     pub async fn lb_drain(&self, admin_addr: &str, id: &str, drain: bool) -> Result<()> {
         let verb = if drain { "drain" } else { "undrain" };
-        let req = self
-            .http
-            .post(format!("http://{admin_addr}/admin/v1/backends/{id}/{verb}"));
+        let req = self.to_lb(
+            self.http
+                .post(format!("http://{admin_addr}/admin/v1/backends/{id}/{verb}")),
+        );
         self.expect_ok(admin_addr, verb, req).await
     }
 
@@ -160,16 +186,21 @@ impl Api {
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, addr: &str, path: &str) -> Result<T> {
+        let req = self.http.get(format!("http://{addr}{path}"));
+        self.json_of(addr, path, req).await
+    }
+
+    async fn json_of<T: serde::de::DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T> {
         let err = |detail: String| LabError::Api {
             target: format!("GET http://{addr}{path}"),
             detail,
         };
-        let resp = self
-            .http
-            .get(format!("http://{addr}{path}"))
-            .send()
-            .await
-            .map_err(|e| err(e.to_string()))?;
+        let resp = req.send().await.map_err(|e| err(e.to_string()))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(err(format!("HTTP {status}")));

@@ -201,6 +201,11 @@ pub fn node_args(
     args
 }
 
+/// The environment variable that hands the admin token to the LB.
+pub const LB_ADMIN_TOKEN_ENV: &str = "SESSIONLAB_LB_ADMIN_TOKEN";
+/// The environment variable that hands the LB's admin token to the dashboard.
+pub const DASHBOARD_LB_TOKEN_ENV: &str = "SESSIONLAB_DASHBOARD_LB_TOKEN";
+
 /// The command line of the dashboard: where it listens, the LB's admin
 /// API and each node's cluster listener it reads, and the run folder (as an
 /// absolute path: it acts on it for its buttons, from its own working
@@ -275,9 +280,11 @@ pub fn lb_args(
 
 impl Lab {
     pub fn new(rf: RunFolder) -> Result<Lab> {
+        let api = Api::new()?;
+        api.set_lb_token(rf.read_admin_token()?);
         Ok(Lab {
             rf,
-            api: Api::new()?,
+            api,
             health_timeout: Duration::from_secs(30),
             grace: Duration::from_secs(5),
         })
@@ -425,6 +432,9 @@ impl Lab {
                 .map_err(LabError::io(format!("removing old log {}", path.display())))?;
         }
         self.rf.write_secret(&generate_secret()?)?;
+        let token = generate_secret()?;
+        self.rf.write_admin_token(&token)?;
+        self.api.set_lb_token(Some(token));
         self.rf.save(&state)?;
 
         match self.start_all(&mut state).await {
@@ -459,11 +469,21 @@ impl Lab {
             self.rf.save(state)?;
             starting.push(s);
         }
+        // The admin token in the environment, never on the command line
+        // (where `ps` would show it): the LB requires it, the dashboard
+        // sends it to the LB.
+        let token = self.rf.read_admin_token()?;
+        let env = |name: &str| -> Vec<(String, String)> {
+            token
+                .iter()
+                .map(|t| (name.to_string(), t.clone()))
+                .collect()
+        };
         let log = self.rf.log_path("lb");
         let (child, record) = process::spawn(&Launch {
             program: &state.bin_dir.join("sessionlab-lb"),
             args: &state.lb.args,
-            env: &[],
+            env: &env(LB_ADMIN_TOKEN_ENV),
             log: &log,
         })?;
         state.lb.process = Some(record);
@@ -483,7 +503,7 @@ impl Lab {
             let (child, record) = process::spawn(&Launch {
                 program: &state.bin_dir.join("sessionlab-dashboard"),
                 args: &d.args,
-                env: &[],
+                env: &env(DASHBOARD_LB_TOKEN_ENV),
                 log: &log,
             })?;
             let check = Check::Dashboard { addr: addr(d.port) };

@@ -11,6 +11,10 @@
 //!   replication traffic and the lab uses to sign fault requests. It is
 //!   handed to nodes in their environment, never on the command line, where
 //!   `ps` would show it to every user of the machine.
+//! - `admin-token` (mode 0600): the generated bearer token of the LB's admin
+//!   API. The LB and the dashboard get it in their environment; the lab
+//!   sends it on its own admin calls. A page in the operator's browser
+//!   cannot read it, so it cannot drive the LB.
 //! - `logs/<process>.log`: stdout and stderr of each process.
 //! - `lock`: commands that change the cluster take an exclusive `flock` on
 //!   it, so `scale` and `kill` typed in two terminals do not interleave.
@@ -278,7 +282,11 @@ impl RunFolder {
 
     /// Forgets the cluster: removes the state and the secret, keeps the logs.
     pub fn clear(&self) -> Result<()> {
-        for path in [self.state_path(), self.secret_path()] {
+        for path in [
+            self.state_path(),
+            self.secret_path(),
+            self.admin_token_path(),
+        ] {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -293,18 +301,31 @@ impl RunFolder {
         Ok(())
     }
 
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.root.join("admin-token")
+    }
+
+    /// Stores a new LB admin token, readable only by its owner.
+    pub fn write_admin_token(&self, token: &str) -> Result<()> {
+        write_private(&self.admin_token_path(), token)
+    }
+
+    /// The LB admin token; `None` for a run folder made before there was one.
+    pub fn read_admin_token(&self) -> Result<Option<String>> {
+        let path = self.admin_token_path();
+        match std::fs::read_to_string(&path) {
+            Ok(s) => Ok(Some(s.trim().to_string()).filter(|t| !t.is_empty())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(LabError::Io {
+                what: format!("reading {}", path.display()),
+                source: e,
+            }),
+        }
+    }
+
     /// Stores a new secret, readable only by its owner.
     pub fn write_secret(&self, secret: &str) -> Result<()> {
-        let path = self.secret_path();
-        let _ = std::fs::remove_file(&path);
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(LabError::io(format!("creating {}", path.display())))?;
-        file.write_all(secret.as_bytes())
-            .map_err(LabError::io(format!("writing {}", path.display())))
+        write_private(&self.secret_path(), secret)
     }
 
     pub fn read_secret(&self) -> Result<String> {
@@ -313,6 +334,19 @@ impl RunFolder {
             .map(|s| s.trim().to_string())
             .map_err(LabError::io(format!("reading {}", path.display())))
     }
+}
+
+/// Replaces `path` with `text`, readable only by its owner.
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    let _ = std::fs::remove_file(path);
+    let mut file = OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(LabError::io(format!("creating {}", path.display())))?;
+    file.write_all(text.as_bytes())
+        .map_err(LabError::io(format!("writing {}", path.display())))
 }
 
 /// A new cluster secret: 32 random bytes as 64 hex characters.
@@ -381,6 +415,24 @@ mod tests {
             err,
             "unknown node `node-9`; the nodes of this cluster are: node-1"
         );
+    }
+
+    #[test]
+    fn the_admin_token_is_private_and_cleared_with_the_cluster() {
+        let dir = tempfile::tempdir().unwrap();
+        let rf = RunFolder::new(dir.path());
+        rf.create().unwrap();
+        assert_eq!(rf.read_admin_token().unwrap(), None, "an older run folder");
+        let token = generate_secret().unwrap();
+        rf.write_admin_token(&token).unwrap();
+        let mode = std::fs::metadata(rf.admin_token_path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(rf.read_admin_token().unwrap(), Some(token));
+        rf.clear().unwrap();
+        assert_eq!(rf.read_admin_token().unwrap(), None);
     }
 
     #[test]
