@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""docs/results/README.md from the two report.json files of scripts/compare.sh.
+"""docs/results/README.md from the three report.json files of scripts/compare.sh.
 
 Every number is read from them, and every sentence that interprets a number
 is chosen by the numbers, so a claim that stops being true on another run
 changes with it. Usage: scripts/compare-readme.py OUT_DIR (with OUT_DIR/report.json
-and OUT_DIR/lag/report.json).
+OUT_DIR/lag/report.json and OUT_DIR/tabs/report.json).
 """
 import json
 import sys
@@ -12,6 +12,36 @@ import sys
 out = sys.argv[1]
 kill = json.load(open(f"{out}/report.json"))
 lag = json.load(open(f"{out}/lag/report.json"))
+tabs = json.load(open(f"{out}/tabs/report.json"))
+
+GUARANTEES = [
+    ("read_your_writes", "read-your-writes", "read-your-writes"),
+    ("monotonic_reads", "monotonic reads", "monotonic-reads"),
+    ("monotonic_writes", "monotonic writes", "monotonic-writes"),
+    ("writes_follow_reads", "writes follow reads", "writes-follow-reads"),
+    ("lost_update", "lost update", "lost-update"),
+    ("resurrection", "resurrection", "resurrection"),
+]
+
+
+def guarantees_table(c, prefix):
+    """A row per mode, a column per guarantee; a broken one links its first picture."""
+    rows = ["| mode | " + " | ".join(g[1] for g in GUARANTEES) + " |",
+            "|---|" + "---:|" * len(GUARANTEES)]
+    for name, r in ran(c).items():
+        g = r["guarantees"]
+        cells = []
+        for key, _, slug in GUARANTEES:
+            count = g["violations"].get(key, 0)
+            first = next((i for i, e in enumerate(g["examples"]) if e["kind"] == key), None)
+            if count and first is not None:
+                cells.append(
+                    f"{count} ([e.g.]({prefix}history-{name}-counterexamples/{first + 1}-{slug}.svg))"
+                )
+            else:
+                cells.append(str(count))
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return rows
 
 
 def ran(c):
@@ -226,4 +256,35 @@ if "sticky-replicated" in l:
         f"with the same kind of lag (p99 {lag99(r)}), at async speed ({r['requests']} "
         f"requests). The copies are read only when a node dies (first section)."
     )
+t, ts = ran(tabs), tabs["settings"]
+L += [
+    "",
+    f"## Two tabs per user ({ts['users']} users x 2 tabs sharing a cookie, think time "
+    f"{ts['think_ms']:.0f} ms, {ts['duration_s']:.0f} s, mix {ts['mix']}, no fault)",
+    "",
+    "[tabs/report.md](tabs/report.md) has the table and the charts.",
+    "",
+]
+for name, r in t.items():
+    L.append(
+        f"- **{name}**: {r['requests']} requests, {n(r['lost_increments'], 'lost increment')} "
+        f"of {r['acked_increments']} acknowledged, {n(r['stale_reads'], 'stale read')}, "
+        f"{n(r['error_total'], 'failed request')}."
+    )
+L += [
+    "",
+    "## Session guarantees",
+    "",
+    "What the checker (`sessionlab check`, [docs/lab.md](../lab.md#histories-and-the-checker)) "
+    "found in each run's history: violations per guarantee, each broken one linked to the "
+    "space-time picture of its first counterexample. 0 means the guarantee held in this run.",
+    "",
+    "A node dies:",
+    "",
+]
+L += guarantees_table(kill, "")
+L += ["", "Users faster than the copies:", ""]
+L += guarantees_table(lag, "lag/")
+L += ["", "Two tabs per user:", ""]
+L += guarantees_table(tabs, "tabs/")
 open(f"{out}/README.md", "w").write("\n".join(L) + "\n")

@@ -24,6 +24,8 @@ use crate::faultplan::{FaultSpec, When};
 pub struct Settings {
     pub nodes: usize,
     pub users: usize,
+    /// Concurrent clients (tabs) per user, sharing its cookies.
+    pub clients_per_user: usize,
     pub duration_s: f64,
     pub think_ms: f64,
     pub login_pause_ms: Option<f64>,
@@ -54,6 +56,7 @@ impl Settings {
         Settings {
             nodes,
             users: cfg.users,
+            clients_per_user: cfg.clients_per_user,
             duration_s: cfg.duration.as_secs_f64(),
             think_ms: ms(cfg.think),
             login_pause_ms: cfg.login_pause.map(ms),
@@ -167,11 +170,16 @@ pub fn markdown(c: &Comparison) -> String {
     let mut s = String::from("# sessionlab compare\n\n");
     let _ = writeln!(
         s,
-        "Every mode ran the same workload: {} nodes, {} users (first logins spread over {:.1} s) \
+        "Every mode ran the same workload: {} nodes, {} users{} (first logins spread over {:.1} s) \
          for {:.0} s, think time {:.0} ms{}, mix {}, seed {}{}. Faults: {}. Machine: {} CPUs \
          shared by the load tool, the LB and the nodes; binaries from `{}`.\n",
         st.nodes,
         st.users,
+        if st.clients_per_user > 1 {
+            format!(" x {} tabs sharing a cookie", st.clients_per_user)
+        } else {
+            String::new()
+        },
         st.ramp_up_ms / 1000.0,
         st.duration_s,
         st.think_ms,
