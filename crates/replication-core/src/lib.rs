@@ -51,7 +51,8 @@ mod tombstones;
 pub use acks::AckWait;
 pub use config::{AckMode, ConfigError, ProtocolConfig};
 pub use message::{
-    Batch, Delete, DigestEntry, MAX_BATCH_MESSAGES, MAX_LIST_ENTRIES, Message, Rejected,
+    Batch, Delete, DigestEntry, MAX_BATCH_MESSAGES, MAX_LAMPORT, MAX_LIST_ENTRIES, MAX_NODE_ID_LEN,
+    MAX_USER_LEN, Message, Rejected,
     SnapshotEntry, Upsert,
 };
 pub use peer::ResyncReason;

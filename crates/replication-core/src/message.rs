@@ -38,6 +38,14 @@ pub const MAX_BATCH_MESSAGES: usize = 4096;
 /// Most entries in one list inside a message (digest entries, snapshot
 /// entries, acknowledged write ids).
 pub const MAX_LIST_ENTRIES: usize = 4096;
+/// Longest node id in a batch or a version (the `--peer` rule: 1 to 64).
+pub const MAX_NODE_ID_LEN: usize = 64;
+/// Longest `user` of a replicated session.
+pub const MAX_USER_LEN: usize = 256;
+/// Lamport values at or above this are refused: a peer (confused or
+/// hostile) that sent `u64::MAX` would otherwise move every clock to the
+/// end of its range, and the next local write would overflow.
+pub const MAX_LAMPORT: u64 = sessionlab_session::MAX_LAMPORT;
 
 /// Approximate wire bytes of a message's fixed part (field names, version).
 const MESSAGE_OVERHEAD: usize = 96;
@@ -183,6 +191,8 @@ pub enum Rejected {
     UnknownPeer(String),
     #[error("batch too large: {0}")]
     TooLarge(String),
+    #[error("invalid batch: {0}")]
+    Invalid(String),
 }
 
 impl Rejected {
@@ -192,8 +202,41 @@ impl Rejected {
             Rejected::Misrouted(_) => "misrouted",
             Rejected::UnknownPeer(_) => "unknown_peer",
             Rejected::TooLarge(_) => "oversized",
+            Rejected::Invalid(_) => "invalid",
         }
     }
+}
+
+fn check_node_id(id: &str) -> Result<(), Rejected> {
+    if id.len() > MAX_NODE_ID_LEN {
+        return Err(Rejected::TooLarge(format!(
+            "a node id of {} bytes, limit {MAX_NODE_ID_LEN}",
+            id.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_version(v: &Version) -> Result<(), Rejected> {
+    check_node_id(&v.node)?;
+    if v.lamport >= MAX_LAMPORT {
+        return Err(Rejected::Invalid(format!(
+            "lamport {} at or above the limit {MAX_LAMPORT}",
+            v.lamport
+        )));
+    }
+    Ok(())
+}
+
+fn check_session(s: &Session) -> Result<(), Rejected> {
+    check_version(&s.version)?;
+    let user = s.user.as_deref().map_or(0, str::len);
+    if user > MAX_USER_LEN {
+        return Err(Rejected::TooLarge(format!(
+            "a user of {user} bytes, limit {MAX_USER_LEN}"
+        )));
+    }
+    Ok(())
 }
 
 impl Batch {
@@ -217,6 +260,29 @@ impl Batch {
                     "a {} message with {n} entries, limit {MAX_LIST_ENTRIES}",
                     m.kind()
                 )));
+            }
+        }
+        for id in [&self.from, &self.to] {
+            check_node_id(id)?;
+        }
+        for m in &self.messages {
+            match m {
+                Message::Upsert(u) => check_session(&u.session)?,
+                Message::Delete(d) => check_version(&d.version)?,
+                Message::SnapshotPage { entries, .. } => {
+                    for e in entries {
+                        match e {
+                            SnapshotEntry::Session(s) => check_session(s)?,
+                            SnapshotEntry::Tombstone(d) => check_version(&d.version)?,
+                        }
+                    }
+                }
+                Message::Digest { entries, .. } => {
+                    for e in entries {
+                        check_version(&e.version)?;
+                    }
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -392,5 +458,49 @@ mod tests {
         b.messages.truncate(3);
         assert_eq!(b.validate(), Ok(()));
         assert!(!b.has_data());
+    }
+
+    #[test]
+    fn huge_lamports_and_oversized_fields_are_refused() {
+        let id = SessionId::generate();
+        let delete = |lamport: u64, node: &str| Batch {
+            from: "node-2".into(),
+            to: "node-1".into(),
+            seq: 1,
+            sent_ms: 0,
+            messages: vec![Message::Delete(Delete {
+                id: id.clone(),
+                version: Version::new(lamport, node),
+                expires_ms: 1,
+                origin_ms: None,
+                origin_us: None,
+            })],
+        };
+        assert_eq!(delete(MAX_LAMPORT - 1, "node-2").validate(), Ok(()));
+        for l in [MAX_LAMPORT, u64::MAX - 1, u64::MAX] {
+            assert!(matches!(
+                delete(l, "node-2").validate(),
+                Err(Rejected::Invalid(_))
+            ));
+        }
+        let long = "n".repeat(MAX_NODE_ID_LEN + 1);
+        assert!(matches!(
+            delete(1, &long).validate(),
+            Err(Rejected::TooLarge(_))
+        ));
+        let mut b = delete(1, "node-2");
+        b.from = long;
+        assert!(matches!(b.validate(), Err(Rejected::TooLarge(_))));
+        let mut s = Session::new(id.clone(), 0, 1, 1);
+        s.user = Some("u".repeat(MAX_USER_LEN + 1));
+        let b = Batch {
+            messages: vec![Message::SnapshotPage {
+                after: None,
+                upto: None,
+                entries: vec![SnapshotEntry::Session(s)],
+            }],
+            ..delete(1, "node-2")
+        };
+        assert!(matches!(b.validate(), Err(Rejected::TooLarge(_))));
     }
 }

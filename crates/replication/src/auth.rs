@@ -88,17 +88,34 @@ impl AuthError {
     }
 }
 
-/// Check a request's signature, freshness and nonce (see the module docs).
-/// Returns the signer's node name.
-pub fn verify_request(
-    secret: &[u8],
-    method: &str,
-    path: &str,
-    body: &[u8],
+/// The headers of a request that passed [`check_headers`]: present, well
+/// formed and fresh. Only such a request's body is worth reading.
+#[derive(Debug, Clone)]
+pub struct CheckedHeaders {
+    node: String,
+    ts: u64,
+    nonce: [u8; NONCE_BYTES],
+    /// The nonce as presented: the signature covers this text.
+    nonce_text: String,
+    signature: [u8; SIGNATURE_BYTES],
+}
+
+impl CheckedHeaders {
+    /// The node that claims to have signed (not proven until
+    /// [`verify_body`]).
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+}
+
+/// Steps 1 and 2 of the module docs, which need no body: all four headers
+/// present and well formed, the timestamp fresh. The listener runs this
+/// before it reads a byte of the body, so an unsigned or stale request
+/// costs it nothing but its headers.
+pub fn check_headers(
     headers: &PresentedHeaders<'_>,
     now_ms: u64,
-    replays: &ReplayCache,
-) -> Result<String, AuthError> {
+) -> Result<CheckedHeaders, AuthError> {
     let node = headers.node.ok_or(AuthError::Unsigned(HEADER_NODE))?;
     let timestamp = headers
         .timestamp
@@ -131,12 +148,55 @@ pub fn verify_request(
     if skew_ms > MAX_SKEW_MS {
         return Err(AuthError::Stale { skew_ms });
     }
+    Ok(CheckedHeaders {
+        node: node.to_owned(),
+        ts,
+        nonce: nonce_bytes,
+        nonce_text: nonce.to_owned(),
+        signature: sig_bytes,
+    })
+}
+
+/// Steps 3 and 4, once the (bounded) body is read: the signature over it
+/// matches, in constant time, and the nonce is new. Returns the signer.
+pub fn verify_body(
+    secret: &[u8],
+    method: &str,
+    path: &str,
+    body: &[u8],
+    checked: CheckedHeaders,
+    now_ms: u64,
+    replays: &ReplayCache,
+) -> Result<String, AuthError> {
     // Compared in constant time.
-    if !verify_signature(secret, ts, nonce, method, path, body, &sig_bytes) {
+    if !verify_signature(
+        secret,
+        checked.ts,
+        &checked.nonce_text,
+        method,
+        path,
+        body,
+        &checked.signature,
+    ) {
         return Err(AuthError::Forged);
     }
-    replays.check_and_insert(nonce_bytes, ts, now_ms)?;
-    Ok(node.to_owned())
+    replays.check_and_insert(checked.nonce, checked.ts, now_ms)?;
+    Ok(checked.node)
+}
+
+/// Check a request's signature, freshness and nonce (see the module docs):
+/// [`check_headers`] then [`verify_body`]. Returns the signer's node name.
+pub fn verify_request(
+    secret: &[u8],
+    method: &str,
+    path: &str,
+    body: &[u8],
+    headers: &PresentedHeaders<'_>,
+    now_ms: u64,
+    replays: &ReplayCache,
+) -> Result<String, AuthError> {
+    let checked = check_headers(headers, now_ms)?;
+    verify_body(secret, method, path, body, checked, now_ms, replays)
 }
 
 /// Nonces seen within the freshness window; bounded (see the module docs).

@@ -15,11 +15,13 @@
 //!
 //! | check | status | reason |
 //! |---|---|---|
-//! | body over the limit | 413 | `oversized` |
-//! | missing / malformed / stale / forged / replayed signature | 401 | `unsigned`, `malformed`, `stale`, `forged`, `replay` |
+//! | signature headers missing / malformed, timestamp stale (before the body is read) | 401 | `unsigned`, `malformed`, `stale` |
+//! | body over the limit (4 MiB by default) | 413 | `oversized` |
+//! | forged / replayed signature | 401 | `forged`, `replay` |
 //! | body is not a valid batch | 400 | `bad_json` |
 //! | signer is not the batch's sender | 401 | `sender_mismatch` |
-//! | too many messages or entries | 413 | `oversized` |
+//! | too many messages or entries, a `user` or node id over its limit | 413 | `oversized` |
+//! | a Lamport value at or above `MAX_LAMPORT` (near `u64::MAX`) | 400 | `invalid` |
 //! | not addressed to this node / not a peer | 400 / 403 | `misrouted`, `unknown_peer` |
 //!
 //! A refused request changes nothing: the body is parsed only after the
@@ -89,13 +91,25 @@ fn refuse(
     error(status, message)
 }
 
-/// Read the body (bounded), then check the signature. Returns the body and
-/// the signer, or the refusal to send.
+/// Check the signature headers and their freshness, then read the body
+/// (bounded), then check the signature over it. Returns the body and the
+/// signer, or the refusal to send. An unsigned, malformed or stale request
+/// is refused (401) before a byte of its body is read, and a body over the
+/// limit (413) before its signature is computed.
 async fn authenticate(
     shared: &Shared,
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<(web::Bytes, String), HttpResponse> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let presented = PresentedHeaders {
+        node: header(auth::HEADER_NODE),
+        timestamp: header(auth::HEADER_TIMESTAMP),
+        nonce: header(auth::HEADER_NONCE),
+        signature: header(auth::HEADER_SIGNATURE),
+    };
+    let checked = auth::check_headers(&presented, clock::now_ms())
+        .map_err(|e| refuse(shared, StatusCode::UNAUTHORIZED, e.reason(), e))?;
     let limit = shared.max_body_bytes;
     let declared = req
         .headers()
@@ -122,23 +136,16 @@ async fn authenticate(
             ));
         }
     };
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let presented = PresentedHeaders {
-        node: header(auth::HEADER_NODE),
-        timestamp: header(auth::HEADER_TIMESTAMP),
-        nonce: header(auth::HEADER_NONCE),
-        signature: header(auth::HEADER_SIGNATURE),
-    };
     let path = req
         .uri()
         .path_and_query()
         .map_or_else(|| req.path(), |p| p.as_str());
-    match auth::verify_request(
+    match auth::verify_body(
         &shared.secret,
         req.method().as_str(),
         path,
         &body,
-        &presented,
+        checked,
         clock::now_ms(),
         &shared.replays,
     ) {
@@ -214,6 +221,7 @@ async fn receive_batch(
         Err(e) => {
             let status = match e {
                 Rejected::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                Rejected::Invalid(_) => StatusCode::BAD_REQUEST,
                 Rejected::Misrouted(_) => StatusCode::BAD_REQUEST,
                 Rejected::UnknownPeer(_) => StatusCode::FORBIDDEN,
             };

@@ -78,7 +78,7 @@ impl ReplicationConfig {
             secret: secret.into(),
             protocol: ProtocolConfig::default(),
             tick: Duration::from_millis(10),
-            max_body_bytes: 16 * 1024 * 1024,
+            max_body_bytes: 4 * 1024 * 1024,
             coalesce_from: 8,
             coalesce_delay: Duration::from_millis(1),
         }

@@ -393,9 +393,13 @@ async fn unsigned_forged_stale_replayed_and_bad_requests_are_refused_and_change_
             .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
             .collect::<Vec<_>>(),
     );
-    let resp = c
-        .http
-        .post(url.clone())
+    // Signed and fresh headers (the listener checks those before it reads
+    // a byte of the body; an unsigned stream is a 401 at once).
+    let mut req = c.http.post(url.clone());
+    for (k, v) in sign_request(SECRET, "node-2", "POST", path, &huge, clock::now_ms()).pairs() {
+        req = req.header(k, v);
+    }
+    let resp = req
         .body(reqwest::Body::wrap_stream(stream))
         .send()
         .await
@@ -670,4 +674,118 @@ async fn the_event_view_shows_applied_writes_lag_and_cut_links_unsigned() {
     let v = view(1, "?limit=5").await;
     assert_eq!(v["links"][0]["cut"], true);
     assert!(v["events"].as_array().unwrap().len() <= 5);
+}
+
+/// The listener checks the signature headers and their freshness before it
+/// reads a body: an unsigned or stale request with a body far over the
+/// limit is a 401 (JSON), not a 413, and only a fresh signed one gets as far
+/// as the size check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_and_freshness_are_checked_before_the_body_is_read() {
+    let c = TestCluster::start(2, AckMode::None).await;
+    let path = "/cluster/v1/batch";
+    let url = format!("http://{}{path}", c.node(0).addr);
+    let huge = vec![b'x'; MAX_BODY * 4];
+
+    let unsigned = c.http.post(&url).body(huge.clone()).send().await.unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let err: serde_json::Value = unsigned.json().await.unwrap();
+    assert!(err["error"].as_str().unwrap().contains("missing header"), "{err}");
+
+    let stale = sign_request(SECRET, "node-2", "POST", path, &huge, clock::now_ms() - 120_000);
+    let mut req = c.http.post(&url);
+    for (k, v) in stale.pairs() {
+        req = req.header(k, v);
+    }
+    let resp = req.body(huge.clone()).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let err: serde_json::Value = resp.json().await.unwrap();
+    assert!(err["error"].as_str().unwrap().contains("timestamp"), "{err}");
+
+    // Fresh and signed, but over the limit: 413 with a JSON error.
+    let resp = c.signed(0, "node-2", "POST", path, huge).await;
+    assert_eq!(resp.status(), 413);
+    let err: serde_json::Value = resp.json().await.unwrap();
+    assert!(err["error"].as_str().unwrap().contains("body over"), "{err}");
+}
+
+/// A signed batch from a real peer is still refused, whole, if a version's
+/// Lamport value is near `u64::MAX` (400) or a `user` or node id is over
+/// its limit (413); nothing of it is applied and the clock does not move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_lamports_and_oversized_fields_from_a_peer_are_refused() {
+    let c = TestCluster::start(2, AckMode::None).await;
+    let path = "/cluster/v1/batch";
+    let send = |s: Session| {
+        let body = serde_json::to_vec(&Batch {
+            from: "node-2".into(),
+            to: "node-1".into(),
+            seq: 1,
+            sent_ms: clock::now_ms(),
+            messages: vec![Message::Upsert(Upsert {
+                session: s,
+                origin_ms: None,
+                origin_us: None,
+                ack: None,
+            })],
+        })
+        .unwrap();
+        c.signed(0, "node-2", "POST", path, body)
+    };
+    let mut cases = Vec::new();
+    let mut s = new_session();
+    s.version = sessionlab_session::Version::new(u64::MAX, "node-2");
+    cases.push((s, 400, "lamport"));
+    let mut s = new_session();
+    s.version = sessionlab_session::Version::new(u64::MAX - 1, "node-2");
+    cases.push((s, 400, "lamport"));
+    let mut s = new_session();
+    s.version = sessionlab_session::Version::new(1, "node-2");
+    s.user = Some("u".repeat(sessionlab_replication::MAX_USER_LEN + 1));
+    cases.push((s, 413, "user"));
+    let mut s = new_session();
+    s.version = sessionlab_session::Version::new(1, "n".repeat(65));
+    cases.push((s, 413, "node id"));
+    for (s, status, what) in cases {
+        let id = s.id.clone();
+        let resp = send(s).await;
+        assert_eq!(resp.status(), status, "{what}");
+        let err: serde_json::Value = resp.json().await.unwrap();
+        assert!(err["error"].as_str().unwrap().contains(what), "{err}");
+        assert!(!holds(&c.node(0).store, &id).await, "{what}: applied");
+    }
+    // The clock was not moved to the end of its range: a local write gets
+    // a small version, and the next one a larger one (no overflow).
+    let r1 = c.node(0).store.put(new_session()).await.unwrap();
+    let r2 = c.node(0).store.put(new_session()).await.unwrap();
+    assert!(r1.version.lamport < 1_000, "{}", r1.version);
+    assert!(r2.version.lamport > r1.version.lamport);
+}
+
+/// A snapshot far bigger than the cluster body limit still transfers: it
+/// goes in pages bounded by `snapshot_page_bytes`, each well under the
+/// limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_bigger_than_the_body_limit_transfers_in_pages() {
+    let mut c = TestCluster::start(2, AckMode::None).await;
+    c.stop(1).await;
+    let mut ids = Vec::new();
+    let mut data = serde_json::Map::new();
+    data.insert("blob".into(), serde_json::Value::from("y".repeat(8 * 1024)));
+    for _ in 0..96 {
+        let mut s = new_session();
+        s.set_data(&data);
+        c.node(0).store.put(s.clone()).await.unwrap();
+        ids.push(s.id);
+    }
+    // About 780 KiB of sessions against a 256 KiB body limit.
+    assert!(96 * 8 * 1024 > 2 * MAX_BODY);
+    c.restart(1);
+    let restarted = c.node(1);
+    tokio::time::timeout(DEADLINE, restarted.handle.wait_ready())
+        .await
+        .expect("ready");
+    for id in &ids {
+        assert!(holds(&restarted.store, id).await, "{id} after the snapshot");
+    }
 }

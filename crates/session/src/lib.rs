@@ -44,4 +44,4 @@ pub use memory::{Applied, MemoryStore, MemoryStoreConfig};
 pub use redis_store::{RedisStore, RedisStoreConfig};
 pub use session::{Session, SessionMeta};
 pub use store::{PutReceipt, ReplicationAck, SessionStore, StoreError, StoreStats};
-pub use version::Version;
+pub use version::{MAX_LAMPORT, Version};

@@ -31,7 +31,7 @@ use crate::clock;
 use crate::id::SessionId;
 use crate::session::{Session, SessionMeta};
 use crate::store::{PutReceipt, ReplicationAck, SessionStore, StoreError, StoreStats};
-use crate::version::Version;
+use crate::version::{MAX_LAMPORT, Version};
 
 const SHARDS: usize = 16;
 
@@ -114,14 +114,22 @@ impl MemoryStore {
     }
 
     /// Move the Lamport clock past a version seen elsewhere.
+    /// Never past [`MAX_LAMPORT`] (the replication protocol refuses such
+    /// versions before they get here; this is the second line).
     pub fn observe(&self, v: &Version) {
-        self.lamport.fetch_max(v.lamport, Ordering::AcqRel);
+        self.lamport
+            .fetch_max(v.lamport.min(MAX_LAMPORT), Ordering::AcqRel);
     }
 
-    /// The next version this node writes with.
+    /// The next version this node writes with. Checked arithmetic: at the
+    /// end of the range the clock stays there instead of wrapping to 0
+    /// (unreachable while [`observe`](Self::observe) clamps).
     pub fn next_version(&self) -> Version {
-        let l = self.lamport.fetch_add(1, Ordering::AcqRel) + 1;
-        Version::new(l, self.cfg.node_id.clone())
+        let prev = self
+            .lamport
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |l| l.checked_add(1))
+            .unwrap_or(u64::MAX - 1);
+        Version::new(prev.saturating_add(1), self.cfg.node_id.clone())
     }
 
     /// Current value of the Lamport clock.
@@ -511,5 +519,15 @@ mod tests {
         assert!(!remove_unless_newer(&st, &s.id, &Version::new(5, "node-2")));
         assert!(remove_unless_newer(&st, &s.id, &Version::new(9, "node-1")));
         assert!(st.is_empty());
+    }
+
+    #[test]
+    fn the_clock_never_passes_the_end_of_its_range() {
+        let st = store(10, 1024);
+        st.observe(&Version::new(u64::MAX, "peer"));
+        assert_eq!(st.lamport(), MAX_LAMPORT);
+        let v = st.next_version();
+        assert_eq!(v.lamport, MAX_LAMPORT + 1);
+        assert!(st.next_version() > v);
     }
 }

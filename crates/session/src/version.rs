@@ -13,6 +13,13 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// The end of the Lamport range this workspace uses. A clock never moves
+/// past it ([`crate::MemoryStore::observe`] clamps), and the replication
+/// protocol refuses versions at or above it from peers, so a hostile
+/// `u64::MAX` can never make the next local write overflow. 2^62 leaves
+/// room for billions of years of writes.
+pub const MAX_LAMPORT: u64 = 1 << 62;
+
 /// `(lamport, node)`; ordered lexicographically.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
 pub struct Version {
