@@ -52,8 +52,7 @@ pub use acks::AckWait;
 pub use config::{AckMode, ConfigError, ProtocolConfig};
 pub use message::{
     Batch, Delete, DigestEntry, MAX_BATCH_MESSAGES, MAX_LAMPORT, MAX_LIST_ENTRIES, MAX_NODE_ID_LEN,
-    MAX_USER_LEN, Message, Rejected,
-    SnapshotEntry, Upsert,
+    MAX_USER_LEN, Message, Rejected, SnapshotEntry, Upsert,
 };
 pub use peer::ResyncReason;
 pub use replica::{Event, LocalWrite, Outcome, Output, PeerView, Replica};

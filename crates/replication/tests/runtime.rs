@@ -690,9 +690,19 @@ async fn headers_and_freshness_are_checked_before_the_body_is_read() {
     let unsigned = c.http.post(&url).body(huge.clone()).send().await.unwrap();
     assert_eq!(unsigned.status(), 401);
     let err: serde_json::Value = unsigned.json().await.unwrap();
-    assert!(err["error"].as_str().unwrap().contains("missing header"), "{err}");
+    assert!(
+        err["error"].as_str().unwrap().contains("missing header"),
+        "{err}"
+    );
 
-    let stale = sign_request(SECRET, "node-2", "POST", path, &huge, clock::now_ms() - 120_000);
+    let stale = sign_request(
+        SECRET,
+        "node-2",
+        "POST",
+        path,
+        &huge,
+        clock::now_ms() - 120_000,
+    );
     let mut req = c.http.post(&url);
     for (k, v) in stale.pairs() {
         req = req.header(k, v);
@@ -700,13 +710,19 @@ async fn headers_and_freshness_are_checked_before_the_body_is_read() {
     let resp = req.body(huge.clone()).send().await.unwrap();
     assert_eq!(resp.status(), 401);
     let err: serde_json::Value = resp.json().await.unwrap();
-    assert!(err["error"].as_str().unwrap().contains("timestamp"), "{err}");
+    assert!(
+        err["error"].as_str().unwrap().contains("timestamp"),
+        "{err}"
+    );
 
     // Fresh and signed, but over the limit: 413 with a JSON error.
     let resp = c.signed(0, "node-2", "POST", path, huge).await;
     assert_eq!(resp.status(), 413);
     let err: serde_json::Value = resp.json().await.unwrap();
-    assert!(err["error"].as_str().unwrap().contains("body over"), "{err}");
+    assert!(
+        err["error"].as_str().unwrap().contains("body over"),
+        "{err}"
+    );
 }
 
 /// A signed batch from a real peer is still refused, whole, if a version's
