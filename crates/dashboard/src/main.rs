@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sessionlab_dashboard::{Config, run};
+use sessionlab_shutdown::shutdown_signal;
 
 fn main() -> ExitCode {
     let settings = match Config::parse().resolve() {
@@ -49,24 +50,4 @@ fn main() -> ExitCode {
             }
         }
     })
-}
-
-/// SIGTERM or SIGINT.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    async move {
-        match (term, int) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
 }

@@ -5,9 +5,8 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sessionlab_node::{
-    Cli, Command, Listeners, NodeOptions, hash_password, run, shutdown_signal, wire,
-};
+use sessionlab_node::{Cli, Command, Listeners, NodeOptions, hash_password, run, wire};
+use sessionlab_shutdown::shutdown_signal;
 
 fn main() -> ExitCode {
     sessionlab_node::release_large_blocks();

@@ -4,7 +4,7 @@
 //! That shape is what makes the node testable: a test binds port 0, reads
 //! the port the OS picked, runs several nodes in one process, and stops
 //! each by completing its future. The binary binds the configured addresses
-//! ([`Listeners::bind`]) and passes [`shutdown_signal`] (SIGTERM or Ctrl-C).
+//! ([`Listeners::bind`]) and passes `sessionlab_shutdown::shutdown_signal` (SIGTERM or Ctrl-C).
 //!
 //! Two servers share one [`NodeState`]:
 //!
@@ -78,40 +78,6 @@ impl Listeners {
             app: TcpListener::bind("127.0.0.1:0")?,
             cluster: TcpListener::bind("127.0.0.1:0")?,
         })
-    }
-}
-
-/// Completes on SIGTERM or SIGINT (Ctrl-C).
-///
-/// The handlers are installed *now*, when this is called, not when the
-/// future is first polled: the node announces itself as started before the
-/// server polls its shutdown future, and a SIGTERM in between must still
-/// mean "drain and exit 0", not the default "die at once".
-pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let term = signal(SignalKind::terminate());
-        let int = signal(SignalKind::interrupt());
-        async move {
-            match (term, int) {
-                (Ok(mut term), Ok(mut int)) => {
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = int.recv() => {}
-                    }
-                }
-                _ => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }
 

@@ -452,34 +452,5 @@ impl Worker {
     }
 }
 
-/// Completes on Ctrl-C (SIGINT) or SIGTERM.
-///
-/// The handlers are installed when this is *called* (it must be called
-/// inside the runtime), not when the future is first polled, so a signal
-/// that arrives right after start-up is not lost to the default action.
-pub fn shutdown_signal() -> impl Future<Output = ()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let term = signal(SignalKind::terminate()).ok();
-        let int = signal(SignalKind::interrupt()).ok();
-        async move {
-            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
-                match s {
-                    Some(mut s) => {
-                        s.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = wait(term) => {}
-                _ = wait(int) => {}
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    async {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
+/// The one SIGTERM/Ctrl-C future (see the `sessionlab-shutdown` crate).
+pub use sessionlab_shutdown::shutdown_signal;
