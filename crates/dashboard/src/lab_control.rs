@@ -173,8 +173,11 @@ impl LabControl {
         std::thread::Builder::new()
             .name("lab-action".into())
             .spawn(move || {
-                let _one_at_a_time = guard;
-                let _ = tx.send(perform_blocking(dir, &action));
+                let said = perform_blocking(dir, &action);
+                // Free the slot before answering: whoever reads the answer
+                // may press the next button at once.
+                drop(guard);
+                let _ = tx.send(said);
             })
             .map_err(|e| LabError::Unavailable(e.to_string()))?;
         let said = tokio::time::timeout(COMMAND_TIMEOUT, rx)
