@@ -47,29 +47,38 @@ fn leftover_run_dirs(tmp: &Path) -> Vec<std::path::PathBuf> {
         .unwrap_or_default()
 }
 
+/// `sessionlab compare ARGS --out OUT` with run folders under `tmp`.
+fn compare(tmp: &Path, out: &Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessionlab"));
+    cmd.arg("compare")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .env("SESSIONLAB_BIN_DIR", bin_dir())
+        .env("SESSIONLAB_GRACE", "3s")
+        .env("TMPDIR", tmp);
+    run_bounded(&mut cmd, Duration::from_secs(50))
+}
+
 #[test]
 fn local_loses_sessions_and_sticky_replicated_keeps_them_through_a_kill() {
     let tmp = tempfile::tempdir().unwrap();
     let _cleanup = Leftovers(tmp.path());
     let out_dir = tmp.path().join("report");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessionlab"));
-    cmd.args([
-        "compare",
-        "--modes",
-        "local,sticky-replicated",
-        "--duration",
-        "5s",
-        "--users",
-        "12",
-        "--ramp-up",
-        "500ms",
-        "--out",
-    ])
-    .arg(&out_dir)
-    .env("SESSIONLAB_BIN_DIR", bin_dir())
-    .env("SESSIONLAB_GRACE", "3s")
-    .env("TMPDIR", tmp.path());
-    let out = run_bounded(&mut cmd, Duration::from_secs(50));
+    let out = compare(
+        tmp.path(),
+        &out_dir,
+        &[
+            "--modes",
+            "local,sticky-replicated",
+            "--duration",
+            "5s",
+            "--users",
+            "12",
+            "--ramp-up",
+            "500ms",
+        ],
+    );
     assert!(out.status.success(), "compare failed:\n{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("| local |") && stdout.contains("| sticky-replicated |"));
@@ -158,30 +167,26 @@ fn the_checker_finds_read_your_writes_broken_in_replicated_and_kept_in_sticky_re
     let tmp = tempfile::tempdir().unwrap();
     let _cleanup = Leftovers(tmp.path());
     let out_dir = tmp.path().join("report");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessionlab"));
-    cmd.args([
-        "compare",
-        "--modes",
-        "replicated,sticky-replicated",
-        "--duration",
-        "4s",
-        "--users",
-        "8",
-        "--ramp-up",
-        "300ms",
-        "--think",
-        "0ms",
-        "--mix",
-        "read=50,increment=50",
-        "--fault",
-        "delay:200ms@0s",
-        "--out",
-    ])
-    .arg(&out_dir)
-    .env("SESSIONLAB_BIN_DIR", bin_dir())
-    .env("SESSIONLAB_GRACE", "3s")
-    .env("TMPDIR", tmp.path());
-    let out = run_bounded(&mut cmd, Duration::from_secs(50));
+    let out = compare(
+        tmp.path(),
+        &out_dir,
+        &[
+            "--modes",
+            "replicated,sticky-replicated",
+            "--duration",
+            "4s",
+            "--users",
+            "8",
+            "--ramp-up",
+            "300ms",
+            "--think",
+            "0ms",
+            "--mix",
+            "read=50,increment=50",
+            "--fault",
+            "delay:200ms@0s",
+        ],
+    );
     assert!(out.status.success(), "compare failed:\n{}", text(&out));
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())

@@ -230,6 +230,22 @@ impl User {
         });
     }
 
+    /// The history line of a read of the session outside the loop (the
+    /// final read, the probe after a logout): what its answer showed.
+    fn record_read(&mut self, answer: Option<&Answer>) {
+        let json = answer
+            .filter(|a| a.status == 200)
+            .and_then(|a| a.json.as_ref());
+        let seen = json.map(observed).unwrap_or_default();
+        let logged_in = seen.user.is_some();
+        self.record(
+            OpKind::Read,
+            Some(seen.counter).filter(|_| logged_in),
+            json.and_then(version),
+            Some(logged_in),
+        );
+    }
+
     fn note(&mut self, shared: &Shared, mut f: Findings) {
         if f.session_lost {
             let mut login = self.tabs.login();
@@ -434,23 +450,7 @@ impl User {
             let holding = self.browser.holding(old);
             let tab = std::mem::replace(&mut self.browser, holding);
             let probe = self.call(shared, Method::GET, "/api/session", None).await;
-            let seen = probe
-                .as_ref()
-                .filter(|a| a.status == 200)
-                .and_then(|a| a.json.as_ref())
-                .map(observed)
-                .unwrap_or_default();
-            let logged_in = seen.user.is_some();
-            let version = probe
-                .as_ref()
-                .and_then(|a| a.json.as_ref())
-                .and_then(version);
-            self.record(
-                OpKind::Read,
-                Some(seen.counter).filter(|_| logged_in),
-                version,
-                Some(logged_in),
-            );
+            self.record_read(probe.as_ref());
             self.browser = tab;
         }
         self.browser.clear();
@@ -506,25 +506,7 @@ impl User {
             status: answer.as_ref().ok().map(|a| a.status),
             node: answer.as_ref().ok().and_then(|a| a.served_by.clone()),
         });
-        let seen = answer
-            .as_ref()
-            .ok()
-            .filter(|a| a.status == 200)
-            .and_then(|a| a.json.as_ref())
-            .map(observed)
-            .unwrap_or_default();
-        let logged_in = seen.user.is_some();
-        let version = answer
-            .as_ref()
-            .ok()
-            .and_then(|a| a.json.as_ref())
-            .and_then(version);
-        self.record(
-            OpKind::Read,
-            Some(seen.counter).filter(|_| logged_in),
-            version,
-            Some(logged_in),
-        );
+        self.record_read(answer.as_ref().ok());
         let (reckoning, unverified) = match answer {
             Ok(a) if a.status == 200 => {
                 let seen = a.json.as_ref().map(observed).unwrap_or_default();
