@@ -39,6 +39,15 @@ mod session;
 mod state;
 mod store;
 
+/// The parsers of what a client presents to find its session: the cookie
+/// (or `;sid=`) value `<id>[.<route>]`, and the `;sid=` path parameter of
+/// url tracking mode, as the session middleware uses them. Public so the
+/// fuzz targets and property tests (`tests/fuzz.rs`) drive them directly.
+pub mod presented {
+    pub use crate::session::cookie::{PresentedId, parse_value};
+    pub use crate::session::tracking::{SID_PARAM, UrlSid, split_sid, strip_from_request};
+}
+
 pub use app::EXTERNAL_LINK;
 pub use auth::hash_password;
 pub use config::{

@@ -103,6 +103,9 @@ pub fn route(data: &[u8]) {
             let value = route::with_route(&a, Some(&b));
             assert_eq!(route::split_str(&value), (a.as_str(), Some(b.as_str())));
         }
-        assert_eq!(route::split_str(&route::with_route(&a, None)), (a.as_str(), None));
+        assert_eq!(
+            route::split_str(&route::with_route(&a, None)),
+            (a.as_str(), None)
+        );
     }
 }
