@@ -19,9 +19,8 @@ fn lb_head_corpus() {
 
 /// One header line a client could send.
 fn line() -> impl Strategy<Value = String> {
-    let names = "(connection|Connection|keep-alive|te|upgrade|transfer-encoding|proxy-connection|x-a|x-b|host|cookie|x-forwarded-for|x-forwarded-host)";
     prop_oneof![
-        format!("{names}: [ -~]{{0,30}}"),
+        "(connection|Connection|keep-alive|te|upgrade|transfer-encoding|proxy-connection|x-a|x-b|host|cookie|x-forwarded-for|x-forwarded-host): [ -~]{0,30}",
         "[Cc]onnection: ((close|keep-alive|x-a|x-b|X-A|te|cookie|host|[a-z\\-]{1,6}| ),){0,6}[a-z\\-]{0,6}",
         "cookie: ((SLROUTE|SLSESSION|a|b)=(node-[0-4]|[A-Za-z0-9_\\-]{0,34}(\\.node-[1-4])?|\"node-1\")?;? ?){0,4}",
         "[ -~]{0,40}",

@@ -59,33 +59,48 @@ fn delete() -> impl Strategy<Value = serde_json::Value> {
 fn message() -> impl Strategy<Value = serde_json::Value> {
     let opt_id = || proptest::option::of(id());
     prop_oneof![
-        (session(), proptest::option::of(number()), proptest::option::of(number()))
+        (
+            session(),
+            proptest::option::of(number()),
+            proptest::option::of(number())
+        )
             .prop_map(|(s, o, a)| json!({"upsert": {"session": s, "origin_ms": o, "ack": a}})),
         delete().prop_map(|d| json!({ "delete": d })),
         (id(), number()).prop_map(|(id, at)| json!({"touch": {"id": id, "at_ms": at}})),
         (number(), any::<bool>()).prop_map(|(b, r)| json!({"heartbeat": {"boot": b, "ready": r}})),
         proptest::collection::vec(number(), 0..8).prop_map(|w| json!({"ack": {"writes": w}})),
         opt_id().prop_map(|a| json!({"snapshot_request": {"after": a}})),
-        (opt_id(), opt_id(), proptest::collection::vec(
-            prop_oneof![
-                session().prop_map(|s| json!({ "session": s })),
-                delete().prop_map(|d| json!({ "tombstone": d })),
-            ],
-            0..4,
-        ))
+        (
+            opt_id(),
+            opt_id(),
+            proptest::collection::vec(
+                prop_oneof![
+                    session().prop_map(|s| json!({ "session": s })),
+                    delete().prop_map(|d| json!({ "tombstone": d })),
+                ],
+                0..4,
+            )
+        )
             .prop_map(|(a, u, e)| json!({"snapshot_page": {"after": a, "upto": u, "entries": e}})),
         (number(), opt_id()).prop_map(|(r, a)| json!({"digest_request": {"round": r, "after": a}})),
-        (number(), opt_id(), opt_id(), proptest::collection::vec(
-            (id(), number(), number(), any::<bool>(), any::<u64>()),
-            0..4,
-        ))
+        (
+            number(),
+            opt_id(),
+            opt_id(),
+            proptest::collection::vec(
+                (id(), number(), number(), any::<bool>(), any::<u64>()),
+                0..4,
+            )
+        )
             .prop_map(|(r, a, u, e)| {
                 let e: Vec<_> = e
                     .into_iter()
-                    .map(|(id, l, t, d, c)| json!({
-                        "id": id, "version": {"lamport": l, "node": "node-3"},
-                        "last_access_ms": t, "deleted": d, "content": c,
-                    }))
+                    .map(|(id, l, t, d, c)| {
+                        json!({
+                            "id": id, "version": {"lamport": l, "node": "node-3"},
+                            "last_access_ms": t, "deleted": d, "content": c,
+                        })
+                    })
                     .collect();
                 json!({"digest": {"round": r, "after": a, "upto": u, "entries": e}})
             }),

@@ -34,7 +34,9 @@ fn snapshot() -> &'static Arc<Snapshot> {
         let table = Backends::new(HealthConfig::default());
         for i in 1..=3 {
             let spec = format!("node-{i}=127.0.0.1:{}", 8080 + i);
-            table.add(spec.parse().expect("a backend spec")).expect("added");
+            table
+                .add(spec.parse().expect("a backend spec"))
+                .expect("added");
         }
         let snap = table.snapshot();
         for _ in 0..5 {
@@ -89,7 +91,10 @@ pub fn lb_head(data: &[u8]) {
         assert!(!h.contains_key(name), "{name} forwarded");
     }
     for name in &named {
-        assert!(!h.contains_key(name), "{name} (named by Connection) forwarded");
+        assert!(
+            !h.contains_key(name),
+            "{name} (named by Connection) forwarded"
+        );
     }
     for name in original.keys() {
         if HOP_BY_HOP.contains(&name.as_str()) || named.contains(name) {
@@ -105,13 +110,15 @@ pub fn lb_head(data: &[u8]) {
     let mut fwd = h.clone();
     forward::add_forwarded(&mut fwd, &client);
     assert_eq!(
-        fwd.get_all(forward::X_FORWARDED_FOR).iter().last(),
+        fwd.get_all(forward::X_FORWARDED_FOR).iter().next_back(),
         Some(&client)
     );
     assert_eq!(fwd.get_all(forward::X_FORWARDED_PROTO).iter().count(), 1);
     assert_eq!(fwd[forward::X_FORWARDED_PROTO], "http");
     assert_eq!(
-        fwd.get_all(forward::X_FORWARDED_HOST).iter().collect::<Vec<_>>(),
+        fwd.get_all(forward::X_FORWARDED_HOST)
+            .iter()
+            .collect::<Vec<_>>(),
         h.get(header::HOST).into_iter().collect::<Vec<_>>()
     );
 
@@ -156,7 +163,10 @@ pub fn lb_head(data: &[u8]) {
         let sel = Selector::new(strategy, max, 1).select(snap, &h);
         let c = &sel.candidates;
         assert!(!c.is_empty() && c.len() <= max, "{strategy:?}: {c:?}");
-        assert!(c.iter().all(|&i| i < snap.list.len() && snap.list[i].is_up()));
+        assert!(
+            c.iter()
+                .all(|&i| i < snap.list.len() && snap.list[i].is_up())
+        );
         for (k, i) in c.iter().enumerate() {
             assert!(!c[..k].contains(i), "{strategy:?}: {c:?} repeats");
         }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use sessionlab_replication_core::{Batch, ProtocolConfig, Replica};
-use sessionlab_session::{MemoryStore, MemoryStoreConfig};
+use sessionlab_session::{MemoryStore, MemoryStoreConfig, Session, SessionId};
 
 /// The receiving replica's clock (any fixed instant).
 const NOW: u64 = 1_700_000_000_000;
@@ -20,7 +20,8 @@ const NOW: u64 = 1_700_000_000_000;
 /// back to itself; its one-line descriptions never show a session id whole;
 /// applying it (readdressed from a known peer, so it passes routing) to a
 /// fresh replica, then ticking and flushing, never panics, whatever the
-/// numbers in it (lamports, times, timeouts near `u64::MAX`).
+/// numbers in it (lamports, times, timeouts near `u64::MAX`); the
+/// replica's own writes after it are not lost.
 pub fn batch(data: &[u8]) {
     let Ok(mut batch) = serde_json::from_slice::<Batch>(data) else {
         return;
@@ -43,7 +44,21 @@ pub fn batch(data: &[u8]) {
     let peers = ["node-2".to_owned(), "node-3".to_owned()];
     let mut replica = Replica::new("node-1", peers, ProtocolConfig::default(), store, NOW);
     let applied = replica.on_batch(batch, NOW);
-    assert_eq!(applied.is_ok(), validated.is_ok(), "{applied:?} {validated:?}");
+    assert_eq!(
+        applied.is_ok(),
+        validated.is_ok(),
+        "{applied:?} {validated:?}"
+    );
+    // This node's own writes after it: a new session and a logout. What a
+    // peer sent must not break them (a version the local clock cannot pass).
+    let id = SessionId::generate();
+    let local = Session::new(id.clone(), NOW, 60_000, 60_000);
+    if let Ok(w) = replica.upsert(local, NOW) {
+        let _ = w;
+        let held = replica.store().get_raw(&id);
+        assert!(held.is_some(), "a local write was lost");
+    }
+    replica.delete(&id, NOW);
     for later in [NOW + 1, NOW + 60_000, u64::MAX / 2] {
         replica.tick(later);
         replica.flush(later);

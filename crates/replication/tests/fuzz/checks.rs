@@ -42,7 +42,9 @@ pub fn signature(data: &[u8]) {
         assert!(r.is_err(), "a guess verified: {guess:?}");
     }
 
-    let node = node.filter(|n| !n.is_empty() && n.len() <= 64).unwrap_or("node-2");
+    let node = node
+        .filter(|n| !n.is_empty() && n.len() <= 64)
+        .unwrap_or("node-2");
     let signed = sign_request(SECRET, node, method, path, body, NOW);
     let presented = PresentedHeaders {
         node: Some(&signed.node),
@@ -85,7 +87,11 @@ pub fn signature(data: &[u8]) {
             body,
         ),
         2 => {
-            let other = if method.eq_ignore_ascii_case("GET") { "PUT" } else { "GET" };
+            let other = if method.eq_ignore_ascii_case("GET") {
+                "PUT"
+            } else {
+                "GET"
+            };
             (presented, other, path, body)
         }
         3 => (presented, method, other_path.as_str(), body),
