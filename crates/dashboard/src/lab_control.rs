@@ -4,7 +4,7 @@
 //! The dashboard links the lab library (`sessionlab-lab`) and, given the
 //! run folder of the `sessionlab up` that runs the cluster (`--lab-dir`),
 //! calls the very functions the `sessionlab` subcommands call
-//! ([`sessionlab_lab::actions::perform`]): the run folder has every pid,
+//! ([`sessionlab_lab::perform`]): the run folder has every pid,
 //! port, command line, cut link and the cluster secret that fault requests
 //! are signed with. No process is started to act; a button press and the
 //! command a person would type (`sessionlab kill node-2`) are the same code
@@ -36,9 +36,9 @@ use std::time::Duration;
 
 use http::Method;
 use serde_json::{Value, json};
-use sessionlab_lab::actions::{self, Action};
-use sessionlab_lab::cluster::Lab;
-use sessionlab_lab::runfolder::RunFolder;
+use sessionlab_lab::Action;
+use sessionlab_lab::Lab;
+use sessionlab_lab::RunFolder;
 use tokio::sync::{Mutex, watch};
 
 use crate::config::valid_node_id;
@@ -204,7 +204,7 @@ impl LabControl {
         match self.lb.call(Method::POST, &path).await {
             Ok((status, _)) if status.is_success() => Ok(LabOutput {
                 command,
-                output: actions::drained(node, drain),
+                output: sessionlab_lab::drained(node, drain),
             }),
             Ok((status, body)) => Err(LabError::Failed {
                 command,
@@ -248,7 +248,7 @@ fn perform_blocking(dir: PathBuf, action: &Action) -> Result<String, String> {
         .map_err(|e| format!("starting a runtime for the lab: {e}"))?;
     runtime.block_on(async {
         let lab = Lab::new(RunFolder::new(dir)).map_err(|e| e.to_string())?;
-        actions::perform(&lab, action)
+        sessionlab_lab::perform(&lab, action)
             .await
             .map_err(|e| e.to_string())
     })

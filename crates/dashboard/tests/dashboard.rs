@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use sessionlab_lab::preset::Mode;
-use sessionlab_lab::runfolder::{ClusterState, LbState, NodeState, RunFolder};
+use sessionlab_lab::Mode;
+use sessionlab_lab::{ClusterState, LbState, NodeState, RunFolder};
 use sessionlab_lb::echo::{self, EchoState};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -307,7 +307,7 @@ fn run_folder() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let rf = RunFolder::new(dir.path());
     rf.create().unwrap();
-    rf.write_secret(&sessionlab_lab::runfolder::generate_secret().unwrap())
+    rf.write_secret(&sessionlab_lab::generate_secret().unwrap())
         .unwrap();
     let state = ClusterState {
         mode: Mode::StickyReplicated,

@@ -19,8 +19,8 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+pub use sessionlab_wire::NodeStatus;
 use sessionlab_wire::signer::{self, SignedHeaders};
-pub use sessionlab_wire::{NodeStatus, PeerStatus};
 
 use crate::error::{LabError, Result};
 

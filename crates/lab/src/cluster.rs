@@ -12,8 +12,9 @@
 //!
 //! ## Starting
 //! `up` refuses before starting anything if a cluster from this run folder
-//! still runs, if a port is taken, if a binary is missing, or if the node
-//! binary lacks a flag the mode needs (checked against `--help`). It then
+//! still runs, if a port is taken, or if a binary is missing (the node, the
+//! LB and the dashboard are built from this workspace, so the node always
+//! has the flags a mode passes). It then
 //! starts the nodes and the LB, and waits until everything is healthy
 //! ([`crate::health`]). If anything dies or stays unhealthy, `up` prints
 //! why, stops what it started, and fails.
@@ -29,7 +30,6 @@
 //! know no peers, so scaling only starts/stops nodes and updates the LB.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -39,7 +39,7 @@ use crate::error::{LabError, Result};
 use crate::faults;
 use crate::health::{self, Check, Starting, Watch};
 use crate::ports::{PortAllocator, PortBases};
-use crate::preset::{Mode, PRESETS, Preset};
+use crate::preset::{Mode, Preset};
 use crate::process::{self, Launch, ProcRecord};
 use crate::redis;
 use crate::runfolder::{
@@ -97,45 +97,6 @@ impl Binaries {
         }
         Ok(bins)
     }
-
-    /// Fails clearly if the node binary lacks a flag `preset` needs.
-    pub fn check_supports(&self, preset: &Preset) -> Result<()> {
-        let help = self.node_help()?;
-        let has = |flag: &str| help_has_flag(&help, flag);
-        if let Some(flag) = preset.required_node_flags().into_iter().find(|f| !has(f)) {
-            let supported: Vec<&str> = PRESETS
-                .iter()
-                .filter(|p| p.required_node_flags().iter().all(|f| has(f)))
-                .map(|p| p.name)
-                .collect();
-            return Err(LabError::UnsupportedMode {
-                mode: preset.name.to_string(),
-                flag: flag.to_string(),
-                path: self.node.clone(),
-                supported: supported.join(", "),
-            });
-        }
-        Ok(())
-    }
-
-    fn node_help(&self) -> Result<String> {
-        let out = Command::new(&self.node)
-            .arg("--help")
-            .output()
-            .map_err(LabError::io(format!(
-                "running {} --help",
-                self.node.display()
-            )))?;
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-}
-
-/// Whether clap-style `--help` text documents `flag` (as a whole word).
-pub fn help_has_flag(help: &str, flag: &str) -> bool {
-    help.match_indices(flag).any(|(i, _)| {
-        let after = help[i + flag.len()..].chars().next();
-        !matches!(after, Some(c) if c.is_alphanumeric() || c == '-')
-    })
 }
 
 /// Options of `sessionlab up`.
@@ -379,7 +340,6 @@ impl Lab {
             self.rf.clear()?;
         }
         let bins = Binaries::locate(opts.bin_dir.as_deref())?;
-        bins.check_supports(preset)?;
         // The redis mode brings its own Redis unless told where one runs.
         let own_redis = preset.needs_redis && !redis::given_url(&opts.node_args);
         if own_redis {

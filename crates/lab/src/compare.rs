@@ -27,7 +27,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 
-use crate::cluster::{Binaries, Lab, UpOptions, help_has_flag};
+use crate::cluster::{Binaries, Lab, UpOptions};
 use crate::compare_report::{self, Comparison, Outcome, Settings};
 use crate::error::{LabError, Result};
 use crate::faultplan::{self, FaultSpec, When};
@@ -169,27 +169,14 @@ fn on_path(program: &str) -> bool {
     })
 }
 
-/// Why `v` can't run with these binaries and faults, if it can't.
-fn skip_reason(v: &Variant, bins: &Binaries, faults: &[FaultSpec]) -> Option<String> {
+/// Why `v` can't run on this machine with these faults, if it can't.
+fn skip_reason(v: &Variant, faults: &[FaultSpec]) -> Option<String> {
     let preset = v.mode.preset();
-    if let Err(e) = bins.check_supports(preset) {
-        return Some(e.to_string());
-    }
     if preset.needs_redis && !on_path("redis-server") {
         return Some(format!(
             "mode {} needs a Redis server, and redis-server is not on PATH",
             preset.name
         ));
-    }
-    if v.ack_all {
-        let help = std::process::Command::new(&bins.node)
-            .arg("--help")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        if !help_has_flag(&help, "--replication-ack") {
-            return Some("the node binary has no --replication-ack flag".into());
-        }
     }
     fault_mismatch(v.mode, faults)
 }
@@ -263,7 +250,7 @@ pub async fn run(args: CompareArgs, health_timeout: Duration, grace: Duration) -
     let mut outcomes = Vec::new();
     for v in &variants {
         let label = v.label();
-        if let Some(reason) = skip_reason(v, &bins, &faults) {
+        if let Some(reason) = skip_reason(v, &faults) {
             eprintln!("sessionlab: compare: skipping {label}: {reason}");
             outcomes.push(Outcome::Skipped {
                 mode: label,

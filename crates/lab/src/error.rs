@@ -41,17 +41,6 @@ pub enum LabError {
          or point --bin-dir / SESSIONLAB_BIN_DIR at the folder that has it"
     )]
     MissingBinary { name: String, path: PathBuf },
-    /// The node binary lacks a flag that the chosen mode needs.
-    #[error(
-        "mode {mode} needs `sessionlab-node {flag}`, which the node binary at {path} does not have \
-         (it was built before that feature); modes this node supports: {supported}"
-    )]
-    UnsupportedMode {
-        mode: String,
-        flag: String,
-        path: PathBuf,
-        supported: String,
-    },
     /// A node name that is not part of the cluster.
     #[error("unknown node `{name}`; the nodes of this cluster are: {valid}")]
     UnknownNode { name: String, valid: String },

@@ -32,27 +32,33 @@
 //!
 //! `docs/lab.md` walks through how these fit together.
 
-pub mod actions;
-pub mod api;
-pub mod attack;
-pub mod check;
-pub mod cli;
-pub mod cluster;
-pub mod compare;
-pub mod compare_report;
-pub mod error;
-pub mod faultplan;
-pub mod faults;
-pub mod health;
-pub mod load;
-pub mod logs;
-pub mod memory;
-pub mod ports;
-pub mod preset;
-pub mod process;
-pub mod redis;
-pub mod runfolder;
-pub mod status;
-pub mod workload;
+mod actions;
+mod api;
+mod attack;
+mod check;
+mod cli;
+mod cluster;
+mod compare;
+mod compare_report;
+mod error;
+mod faultplan;
+mod faults;
+mod health;
+mod load;
+mod logs;
+mod memory;
+mod ports;
+mod preset;
+mod process;
+mod redis;
+mod runfolder;
+mod status;
+mod workload;
 
+pub use actions::{Action, drained, perform};
+pub use api::sign;
+pub use cli::main;
+pub use cluster::Lab;
 pub use error::{LabError, Result};
+pub use preset::Mode;
+pub use runfolder::{ClusterState, LbState, NodeState, RunFolder, generate_secret};

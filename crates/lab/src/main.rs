@@ -1,5 +1,5 @@
-//! `sessionlab`: parses the command line and runs it (see `sessionlab_lab::cli`).
+//! `sessionlab`: parses the command line and runs it (see `sessionlab_lab::main`).
 
 fn main() -> std::process::ExitCode {
-    sessionlab_lab::cli::main()
+    sessionlab_lab::main()
 }

@@ -11,10 +11,6 @@ use std::collections::BTreeMap;
 use crate::process::ProcRecord;
 use crate::runfolder::ClusterState;
 
-/// `VmRSS` from the text of a `/proc/<pid>/status` file, in bytes
-/// (the parser the node uses for its own memory).
-pub use sessionlab_wire::rss::parse_vm_rss;
-
 /// The resident memory of a process that is still the one recorded.
 pub fn rss_bytes(record: &ProcRecord) -> Option<u64> {
     if !record.is_alive() {
@@ -36,6 +32,7 @@ pub fn cluster_rss(state: &ClusterState) -> BTreeMap<String, u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sessionlab_wire::rss::parse_vm_rss;
 
     #[test]
     fn reads_vm_rss_in_bytes() {

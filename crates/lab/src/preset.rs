@@ -183,29 +183,6 @@ pub static PRESETS: [Preset; 6] = [
     },
 ];
 
-impl Preset {
-    /// The long flags (`--x`) this mode passes to nodes, including the ones
-    /// every replicated mode adds; used to check that the node binary has them.
-    pub fn required_node_flags(&self) -> Vec<&'static str> {
-        let mut flags: Vec<&'static str> = self
-            .node_flags
-            .iter()
-            .copied()
-            .filter(|f| f.starts_with("--"))
-            .collect();
-        if self.replication {
-            flags.extend(["--peer", "--cluster-secret"]);
-        }
-        if self.needs_redis {
-            flags.push("--redis-url");
-        }
-        if self.jwt {
-            flags.push("--jwt-secret");
-        }
-        flags
-    }
-}
-
 /// The names of all modes, comma separated, for error messages.
 pub fn mode_names() -> String {
     PRESETS

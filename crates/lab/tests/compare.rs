@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use sessionlab_lab::runfolder::RunFolder;
+use sessionlab_lab::RunFolder;
 use support::*;
 
 /// Stops whatever a compare left running under `tmp` (if the test failed

@@ -19,7 +19,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use sessionlab_lab::api::sign;
+use sessionlab_lab::sign;
 use sessionlab_testkit::eventually;
 use support::*;
 
@@ -165,8 +165,8 @@ async fn compose_sticky_replicated_survives_kill_and_disconnect_and_down_cleans_
     let p = Project {
         name: format!("sltest{}", std::process::id()),
         image,
-        secret: sessionlab_lab::runfolder::generate_secret().unwrap(),
-        token: sessionlab_lab::runfolder::generate_secret().unwrap(),
+        secret: sessionlab_lab::generate_secret().unwrap(),
+        token: sessionlab_lab::generate_secret().unwrap(),
         lb_port: sessionlab_testkit::free_port(),
         admin_port: sessionlab_testkit::free_port(),
         dashboard_port: sessionlab_testkit::free_port(),

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use sessionlab_lab::api::sign;
+use sessionlab_lab::sign;
 use sessionlab_testkit::eventually;
 use support::*;
 

@@ -54,8 +54,6 @@ use serde::Serialize;
 
 use crate::error::{LabError, Result};
 use fixation::fixation;
-pub use fixation::referer_for;
-pub use hijack::browser_sends_over_http;
 use hijack::{hijack_jwt, hijack_session};
 use scene::AttackLab;
 

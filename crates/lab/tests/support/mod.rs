@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use sessionlab_lab::runfolder::{ClusterState, RunFolder};
+use sessionlab_lab::{ClusterState, RunFolder};
 
 /// Where cargo put `sessionlab`, and so the node and LB binaries too.
 pub fn bin_dir() -> PathBuf {
