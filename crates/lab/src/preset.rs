@@ -225,25 +225,4 @@ mod tests {
         assert!(Mode::Jwt.preset().jwt && Mode::Jwt.preset().replication);
         assert!(PRESETS.iter().filter(|p| p.needs_redis).count() == 1);
     }
-
-    #[test]
-    fn replicated_modes_require_peer_and_secret_flags() {
-        let flags = Mode::StickyReplicated.preset().required_node_flags();
-        assert_eq!(flags, vec!["--replication", "--peer", "--cluster-secret"]);
-        assert!(Mode::Local.preset().required_node_flags().is_empty());
-        assert_eq!(
-            Mode::Redis.preset().required_node_flags(),
-            vec!["--store", "--redis-url"]
-        );
-        assert_eq!(
-            Mode::Jwt.preset().required_node_flags(),
-            vec![
-                "--auth",
-                "--replication",
-                "--peer",
-                "--cluster-secret",
-                "--jwt-secret"
-            ]
-        );
-    }
 }
