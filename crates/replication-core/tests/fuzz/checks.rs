@@ -36,10 +36,13 @@ pub fn batch(data: &[u8]) {
             assert!(!line.contains(id), "{line} shows an id whole");
         }
     }
-    let validated = batch.validate();
+    let _ = batch.validate();
 
+    // Readdressed (so it passes routing), it is applied exactly when it
+    // validates.
     batch.from = "node-2".into();
     batch.to = "node-1".into();
+    let validated = batch.validate();
     let store = Arc::new(MemoryStore::new(MemoryStoreConfig::default()));
     let peers = ["node-2".to_owned(), "node-3".to_owned()];
     let mut replica = Replica::new("node-1", peers, ProtocolConfig::default(), store, NOW);
