@@ -135,8 +135,15 @@ fn progress(msg: impl AsRef<str>) {
     eprintln!("sessionlab: {}", msg.as_ref());
 }
 
-/// The command line of a node: identity, addresses, the mode's flags,
-/// peers (replicated modes), then the user's extra flags.
+/// The address the LB (ours, HAProxy or nginx) connects to the nodes from:
+/// every process of a lab run is on loopback. Passed as the nodes'
+/// `--trusted-proxy`, so their per-client limits see the LB's
+/// `X-Forwarded-For`, not the LB itself as one client.
+pub const LB_ADDR: &str = "127.0.0.1";
+
+/// The command line of a node: identity, addresses, the LB as trusted
+/// proxy, the mode's flags, peers (replicated modes), then the user's
+/// extra flags.
 pub fn node_args(
     preset: &Preset,
     node: &NodeState,
@@ -150,6 +157,8 @@ pub fn node_args(
         addr(node.app_port),
         "--cluster-listen".into(),
         addr(node.cluster_port),
+        "--trusted-proxy".into(),
+        LB_ADDR.into(),
     ];
     args.extend(preset.node_flags.iter().map(|s| s.to_string()));
     if preset.replication {

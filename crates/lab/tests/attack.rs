@@ -95,6 +95,18 @@ fn fixation_is_defeated_by_rotation_and_the_url_leak_by_referrer_policy() {
 }
 
 #[test]
+fn login_csrf_works_without_the_origin_check_and_fails_with_it() {
+    expect(
+        &attack(&["csrf"]),
+        &[
+            ("login-csrf", "vulnerable"),
+            ("origin-check", "defended"),
+            ("samesite-lax", "defended"),
+        ],
+    );
+}
+
+#[test]
 fn hijack_through_a_running_cluster() {
     // Two nodes behind the LB, sessions in one Redis: the copied cookie
     // works whichever node the LB picks, and logout kills it on all.

@@ -39,6 +39,8 @@ async fn main() {
         node_id: "node-1".into(),
         max_sessions: n + 1,
         max_session_bytes: 16 * 1024,
+        // Measuring what sessions cost: no budget in the way.
+        ..MemoryStoreConfig::default()
     });
     // Prepare the sessions first, so the measured growth is the store's.
     let now = clock::now_ms();

@@ -8,7 +8,12 @@
 //! in a way it has no name for, and there is none today.
 //!
 //! Store errors map one to one: `TooLarge` -> 413, `Full` -> 503,
-//! `Conflict` -> 409, `Unavailable` -> 503. In jwt mode a refused token is
+//! `OverBudget` -> 503, `Conflict` -> 409, `Unavailable` -> 503.
+//!
+//! Refusals that pass with time carry `Retry-After` (whole seconds): a
+//! store at its budget (503), a client over its rate limit (429, the wait
+//! its limiter computed), a full password-check queue (503). Another
+//! site's state-changing request is 403 `cross_site`. In jwt mode a refused token is
 //! 401 with a `reason` field (`expired`, `bad_signature`, `wrong_algorithm`,
 //! `wrong_type`, `revoked`, `refresh_reuse_detected`, `missing_token`, ...)
 //! and a `WWW-Authenticate: Bearer` header.
@@ -36,6 +41,19 @@ pub enum NodeError {
     /// jwt mode: a bearer or refresh token was refused (401 with the reason).
     #[error("{0}")]
     Token(sessionlab_session::jwt::TokenError),
+    /// This client started too many sessions or login attempts lately (429).
+    #[error("too many {what} from this client; retry after {retry_after_secs}s")]
+    RateLimited {
+        what: &'static str,
+        retry_after_secs: u64,
+    },
+    /// Every password-check slot and waiting place is taken (503).
+    #[error("too many logins are being checked right now; retry shortly")]
+    LoginQueueFull,
+    /// A state-changing request from another site (403): login CSRF and
+    /// friends.
+    #[error("{0}")]
+    CrossSite(&'static str),
     /// jwt mode: the request needs a login and carried no token (401).
     #[error("this needs a login: POST /auth/login, then send Authorization: Bearer <access_token>")]
     LoginRequired,
@@ -51,6 +69,10 @@ impl From<sessionlab_session::jwt::TokenError> for NodeError {
         }
     }
 }
+
+/// `Retry-After` of a store at its budget: expiry frees room over minutes,
+/// so a client should not hammer it.
+pub const STORE_FULL_RETRY_AFTER_SECS: u64 = 30;
 
 /// Why the node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +106,15 @@ impl NodeError {
         match self {
             NodeError::Store(StoreError::TooLarge { .. }) => "session_too_large",
             NodeError::Store(StoreError::Full { .. }) => "store_full",
+            NodeError::Store(StoreError::OverBudget {
+                anonymous: false, ..
+            }) => "store_over_budget",
+            NodeError::Store(StoreError::OverBudget {
+                anonymous: true, ..
+            }) => "anonymous_over_budget",
+            NodeError::RateLimited { .. } => "rate_limited",
+            NodeError::LoginQueueFull => "login_queue_full",
+            NodeError::CrossSite(_) => "cross_site",
             NodeError::Store(StoreError::Conflict) => "conflict",
             NodeError::Store(StoreError::Unavailable(_)) => "store_unavailable",
             NodeError::BodyTooLarge { .. } => "body_too_large",
@@ -93,6 +124,20 @@ impl NodeError {
             NodeError::NotReady => "not_ready",
             NodeError::Token(_) => "invalid_token",
             NodeError::LoginRequired => "unauthorized",
+        }
+    }
+
+    /// The `Retry-After` of a refusal that passes with time.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            NodeError::RateLimited {
+                retry_after_secs, ..
+            } => Some((*retry_after_secs).max(1)),
+            NodeError::Store(StoreError::OverBudget { .. } | StoreError::Full { .. }) => {
+                Some(STORE_FULL_RETRY_AFTER_SECS)
+            }
+            NodeError::LoginQueueFull => Some(1),
+            _ => None,
         }
     }
 
@@ -111,6 +156,10 @@ impl ResponseError for NodeError {
         match self {
             NodeError::Store(StoreError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             NodeError::Store(StoreError::Full { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            NodeError::Store(StoreError::OverBudget { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            NodeError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            NodeError::LoginQueueFull => StatusCode::SERVICE_UNAVAILABLE,
+            NodeError::CrossSite(_) => StatusCode::FORBIDDEN,
             NodeError::Store(StoreError::Conflict) => StatusCode::CONFLICT,
             NodeError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             NodeError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -124,6 +173,9 @@ impl ResponseError for NodeError {
 
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
+        if let Some(secs) = self.retry_after_secs() {
+            res.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
         match self {
             NodeError::Token(_) => {
                 res.insert_header(("www-authenticate", "Bearer error=\"invalid_token\""));
@@ -163,6 +215,13 @@ mod tests {
         let cases = [
             (StoreError::TooLarge { size: 2, limit: 1 }, 413),
             (StoreError::Full { limit: 1 }, 503),
+            (
+                StoreError::OverBudget {
+                    budget_bytes: 1,
+                    anonymous: true,
+                },
+                503,
+            ),
             (StoreError::Conflict, 409),
             (StoreError::Unavailable("down".into()), 503),
         ];
@@ -170,5 +229,24 @@ mod tests {
             assert_eq!(NodeError::from(e).status_code().as_u16(), status);
         }
         assert_eq!(NodeError::BodyTooLarge { limit: 1 }.status_code(), 413);
+    }
+
+    #[test]
+    fn refusals_that_pass_with_time_say_when_to_retry() {
+        let limited = NodeError::RateLimited {
+            what: "new sessions",
+            retry_after_secs: 7,
+        };
+        let res = limited.error_response();
+        assert_eq!(res.status(), 429);
+        assert_eq!(res.headers().get("retry-after").unwrap(), "7");
+        let full = NodeError::from(StoreError::OverBudget {
+            budget_bytes: 1,
+            anonymous: false,
+        });
+        assert!(full.error_response().headers().contains_key("retry-after"));
+        assert_eq!(NodeError::LoginQueueFull.status_code(), 503);
+        assert_eq!(NodeError::CrossSite("x").status_code(), 403);
+        assert!(NodeError::NotFound.retry_after_secs().is_none());
     }
 }

@@ -16,6 +16,9 @@
 //!   request, the session as handlers see it, how the id travels (cookie
 //!   or URL), binding to a client, replaying writes after a conflict.
 //! - `app/`: the demo app's routes and its HTML pages.
+//! - `guard/`: who the client is (`X-Forwarded-For` from a trusted proxy),
+//!   its rate limits, and the refusal of other sites' state-changing
+//!   requests.
 //! - `auth/`: who the user is: argon2 password checks, and jwt mode's
 //!   tokens and routes.
 //! - `store/`: which [`SessionStore`](sessionlab_session::SessionStore)
@@ -33,6 +36,7 @@ mod app;
 mod auth;
 mod config;
 mod error;
+mod guard;
 mod ops;
 mod server;
 mod session;
@@ -51,9 +55,10 @@ pub mod presented {
 pub use app::EXTERNAL_LINK;
 pub use auth::hash_password;
 pub use config::{
-    AuthOptions, BindSession, Cli, ClusterSecret, Command, Flags, InvalidConfig, JwtKeys,
-    JwtOptions, JwtSecret, Limits, ListenOptions, MemoryOptions, NodeOptions, RedisOptions,
-    ReferrerPolicy, ReplicationOptions, StoreOptions, Timeouts, Tracking, UsersSource,
+    AuthOptions, BindSession, Cli, ClientOptions, ClusterSecret, Command, Flags, InvalidConfig,
+    JwtKeys, JwtOptions, JwtSecret, Limits, ListenOptions, MemoryOptions, NodeOptions, RateLimit,
+    RedisOptions, ReferrerPolicy, ReplicationOptions, StoreOptions, Timeouts, Tracking,
+    UsersSource,
 };
 pub use error::{NodeError, StartError};
 pub use ops::release_large_blocks;

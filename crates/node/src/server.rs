@@ -38,6 +38,7 @@ use crate::auth::tokens::TokenAuth;
 use crate::auth::users::Users;
 use crate::config::{ListenOptions, NodeOptions, UsersSource};
 use crate::error::{NodeError, StartError};
+use crate::guard::RateLimits;
 use crate::ops::admin;
 use crate::ops::metrics::Metrics;
 use crate::session::middleware as session_mw;
@@ -86,7 +87,8 @@ pub fn node_state(cfg: NodeOptions, wiring: &StoreWiring) -> Result<NodeState, S
     let users = match &cfg.users {
         UsersSource::File(path) => Users::from_file(path)?,
         UsersSource::Demo => Users::demo(),
-    };
+    }
+    .with_login_queue(cfg.clients.login_queue);
     let mut metrics = Metrics::new(&cfg.id, app::ROUTES);
     if let Some(register) = &wiring.metrics {
         register(metrics.registry_mut());
@@ -109,6 +111,7 @@ pub fn node_state(cfg: NodeOptions, wiring: &StoreWiring) -> Result<NodeState, S
             )?)),
             None => None,
         },
+        rate_limits: RateLimits::new(&cfg.clients),
         options: cfg,
     })
 }

@@ -13,6 +13,7 @@ use sessionlab_session::SessionStore;
 use crate::auth::tokens::TokenAuth;
 use crate::auth::users::Users;
 use crate::config::NodeOptions;
+use crate::guard::{Limit, RateLimits};
 use crate::ops::metrics::Metrics;
 use crate::session::websession::SessionPolicy;
 use crate::store::wiring::{Readiness, StatusProvider};
@@ -32,9 +33,50 @@ pub struct NodeState {
     pub(crate) started: Instant,
     /// jwt mode (`--auth jwt`): the token service; `None` in session mode.
     pub(crate) tokens: Option<Arc<TokenAuth>>,
+    /// Per-client limits on new sessions and login attempts.
+    pub(crate) rate_limits: RateLimits,
 }
 
 impl NodeState {
+    /// Who sent `req` ([`crate::guard::client_ip`]).
+    pub(crate) fn client_of(&self, req: &actix_web::HttpRequest) -> std::net::IpAddr {
+        crate::guard::client_ip(req, &self.options.clients.trusted_proxies)
+    }
+
+    /// Count one `limit` event for the client of `req`; 429 if over.
+    pub(crate) fn check_rate(
+        &self,
+        limit: Limit,
+        req: &actix_web::HttpRequest,
+    ) -> Result<(), crate::error::NodeError> {
+        self.rate_limits
+            .check(limit, self.client_of(req))
+            .map_err(|retry_after_secs| {
+                self.metrics.rate_limited(limit.label());
+                crate::error::NodeError::RateLimited {
+                    what: limit.what(),
+                    retry_after_secs,
+                }
+            })
+    }
+
+    /// Check the password of `name` for the client of `req`, through the
+    /// bounded queue ([`crate::auth::users`]); 503 if it is full.
+    pub(crate) async fn verify_password(
+        &self,
+        req: &actix_web::HttpRequest,
+        name: &str,
+        password: &str,
+    ) -> Result<bool, crate::error::NodeError> {
+        self.users
+            .verify_for(self.client_of(req), name, password)
+            .await
+            .map_err(|_| {
+                self.metrics.login_queue_full.inc();
+                crate::error::NodeError::LoginQueueFull
+            })
+    }
+
     /// Why the store cannot be reached now, if it cannot (the node is then
     /// *degraded*; see [`crate::store::redis`]).
     pub(crate) fn store_problem(&self) -> Option<String> {

@@ -13,6 +13,7 @@ fn cfg() -> NodeOptions {
         timeouts: Timeouts {
             idle: Duration::from_secs(60),
             absolute: Duration::from_secs(300),
+            anonymous_idle: Duration::from_secs(60),
         },
         ..NodeOptions::default()
     }

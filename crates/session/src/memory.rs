@@ -6,12 +6,40 @@
 //! - **Concurrent.** The map is split into shards, each behind a
 //!   reader-writer lock, so many requests read sessions at once and writers
 //!   only block the shard they touch.
-//! - **Bounded.** A maximum number of sessions and a maximum size per session
-//!   (both configurable). Over either limit is a clear [`StoreError`], never
-//!   unbounded growth, and the stored copy stays as it was.
+//! - **Bounded.** A maximum number of sessions, a maximum size per session,
+//!   a byte budget for the whole store, and a smaller budget for sessions
+//!   with no user (all configurable). Over any limit is a clear
+//!   [`StoreError`], never unbounded growth, and the stored copy stays as it
+//!   was.
 //! - **Expiring.** Reads treat expired sessions as absent at once; a reaper
 //!   task removes them periodically and counts them. Expiry depends only on
 //!   the session's fields (see [`Session::expires_at_ms`]).
+//!
+//! ## The byte budget
+//!
+//! Every session is counted at [`Session::size_bytes`] (its data, user, the
+//! version's node id and a fixed overhead for the id, the numbers and the
+//! map entry). Two budgets bound the sum, checked and reserved atomically
+//! under the shard's lock before anything is stored:
+//!
+//! | budget | counts | a write that would pass it |
+//! |---|---|---|
+//! | `max_bytes` | every session | refused: [`StoreError::OverBudget`] (`anonymous: false`) |
+//! | `max_anonymous_bytes` | sessions with no user (carts before a login) | refused: [`StoreError::OverBudget`] (`anonymous: true`) |
+//!
+//! Only writes that *need more bytes* are refused: a new session, a login
+//! (a new id), data that grows. Reads, touches, deletes and writes that
+//! shrink or keep the size always pass, so the sessions already held keep
+//! working when the store is full. Because anonymous sessions have their own,
+//! smaller budget, a flood of carts without a login fills that budget and
+//! stops there, leaving the rest for users who log in.
+//!
+//! The same checks apply to copies applied from peers ([`MemoryStore::apply_with`]):
+//! with replication every node holds every copy, so a node at its budget
+//! refuses a peer's new copy as it would a local one (it is counted, and the
+//! node simply does not hold that session; the user is served by the nodes
+//! that do, and anti-entropy offers the copy again later). Nothing is
+//! evicted to make room: evicting would log out a user to admit a stranger.
 //!
 //! Besides the [`SessionStore`] trait it offers the synchronous operations the
 //! replication layer needs: stamp a version, apply a remote copy if it wins
@@ -44,6 +72,10 @@ pub struct MemoryStoreConfig {
     pub max_sessions: usize,
     /// Most bytes of data in one session.
     pub max_session_bytes: usize,
+    /// Most bytes held by all sessions together (see the module docs).
+    pub max_bytes: u64,
+    /// Most bytes held by sessions with no user.
+    pub max_anonymous_bytes: u64,
 }
 
 impl Default for MemoryStoreConfig {
@@ -52,6 +84,8 @@ impl Default for MemoryStoreConfig {
             node_id: "node-1".into(),
             max_sessions: 1_000_000,
             max_session_bytes: 16 * 1024,
+            max_bytes: u64::MAX,
+            max_anonymous_bytes: u64::MAX,
         }
     }
 }
@@ -77,7 +111,38 @@ pub struct MemoryStore {
     lamport: AtomicU64,
     count: AtomicU64,
     bytes: AtomicU64,
+    anonymous_bytes: AtomicU64,
     expired_total: AtomicU64,
+    refused_budget: AtomicU64,
+    refused_anonymous: AtomicU64,
+}
+
+/// Add `delta` to `counter` if the sum stays within `limit`.
+fn reserve(counter: &AtomicU64, delta: u64, limit: u64) -> bool {
+    delta == 0
+        || counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                held.checked_add(delta).filter(|sum| *sum <= limit)
+            })
+            .is_ok()
+}
+
+/// Change `counter` by `new - old`, without any limit.
+fn adjust(counter: &AtomicU64, old: u64, new: u64) {
+    if new >= old {
+        counter.fetch_add(new - old, Ordering::AcqRel);
+    } else {
+        counter.fetch_sub(old - new, Ordering::AcqRel);
+    }
+}
+
+/// Bytes a session counts against the anonymous budget.
+fn anonymous_size(s: &Session) -> u64 {
+    if s.user.is_none() {
+        s.size_bytes() as u64
+    } else {
+        0
+    }
 }
 
 impl MemoryStore {
@@ -89,7 +154,10 @@ impl MemoryStore {
             lamport: AtomicU64::new(0),
             count: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            anonymous_bytes: AtomicU64::new(0),
             expired_total: AtomicU64::new(0),
+            refused_budget: AtomicU64::new(0),
+            refused_anonymous: AtomicU64::new(0),
         }
     }
 
@@ -157,18 +225,44 @@ impl MemoryStore {
                 }));
             }
         }
-        let new_bytes = s.size_bytes() as u64;
-        let old = shard.insert(s.id.clone(), s);
-        match &old {
-            Some(o) => {
-                self.bytes
-                    .fetch_sub(o.size_bytes() as u64, Ordering::AcqRel);
-            }
-            None => {
-                self.count.fetch_add(1, Ordering::AcqRel);
-            }
+        let (old_size, old_anon) =
+            existing.map_or((0, 0), |o| (o.size_bytes() as u64, anonymous_size(o)));
+        let (new_size, new_anon) = (s.size_bytes() as u64, anonymous_size(&s));
+        // Reserve growth against both budgets before storing; give back the
+        // first if the second refuses. Shrinking is never refused.
+        if !reserve(
+            &self.anonymous_bytes,
+            new_anon.saturating_sub(old_anon),
+            self.cfg.max_anonymous_bytes,
+        ) {
+            self.refused_anonymous.fetch_add(1, Ordering::AcqRel);
+            return Err(Some(StoreError::OverBudget {
+                budget_bytes: self.cfg.max_anonymous_bytes,
+                anonymous: true,
+            }));
         }
-        self.bytes.fetch_add(new_bytes, Ordering::AcqRel);
+        if !reserve(
+            &self.bytes,
+            new_size.saturating_sub(old_size),
+            self.cfg.max_bytes,
+        ) {
+            adjust(&self.anonymous_bytes, new_anon.saturating_sub(old_anon), 0);
+            self.refused_budget.fetch_add(1, Ordering::AcqRel);
+            return Err(Some(StoreError::OverBudget {
+                budget_bytes: self.cfg.max_bytes,
+                anonymous: false,
+            }));
+        }
+        if new_size < old_size {
+            adjust(&self.bytes, old_size, new_size);
+        }
+        if new_anon < old_anon {
+            adjust(&self.anonymous_bytes, old_anon, new_anon);
+        }
+        let old = shard.insert(s.id.clone(), s);
+        if old.is_none() {
+            self.count.fetch_add(1, Ordering::AcqRel);
+        }
         Ok(old)
     }
 
@@ -181,6 +275,8 @@ impl MemoryStore {
         self.count.fetch_sub(1, Ordering::AcqRel);
         self.bytes
             .fetch_sub(old.size_bytes() as u64, Ordering::AcqRel);
+        self.anonymous_bytes
+            .fetch_sub(anonymous_size(&old), Ordering::AcqRel);
         Some(old)
     }
 
@@ -318,6 +414,20 @@ impl MemoryStore {
         self.bytes.load(Ordering::Acquire)
     }
 
+    /// Approximate bytes held by sessions with no user.
+    pub fn anonymous_bytes(&self) -> u64 {
+        self.anonymous_bytes.load(Ordering::Acquire)
+    }
+
+    /// Writes refused since start because they would pass the store's
+    /// byte budget, and because they would pass the anonymous budget.
+    pub fn refused_over_budget(&self) -> (u64, u64) {
+        (
+            self.refused_budget.load(Ordering::Acquire),
+            self.refused_anonymous.load(Ordering::Acquire),
+        )
+    }
+
     /// Sessions removed by expiry since start.
     pub fn expired_total(&self) -> u64 {
         self.expired_total.load(Ordering::Acquire)
@@ -371,10 +481,16 @@ impl SessionStore for MemoryStore {
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let (refused_budget, refused_anonymous) = self.refused_over_budget();
         Ok(StoreStats {
             sessions: self.len() as u64,
             bytes: self.bytes(),
             expired_total: self.expired_total(),
+            budget_bytes: self.cfg.max_bytes,
+            anonymous_bytes: self.anonymous_bytes(),
+            anonymous_budget_bytes: self.cfg.max_anonymous_bytes,
+            refused_budget,
+            refused_anonymous,
         })
     }
 }
@@ -389,7 +505,123 @@ mod tests {
             node_id: "node-1".into(),
             max_sessions,
             max_session_bytes: max_bytes,
+            ..MemoryStoreConfig::default()
         }))
+    }
+
+    fn budgeted(max_bytes: u64, max_anonymous_bytes: u64) -> Arc<MemoryStore> {
+        Arc::new(MemoryStore::new(MemoryStoreConfig {
+            max_bytes,
+            max_anonymous_bytes,
+            ..MemoryStoreConfig::default()
+        }))
+    }
+
+    /// What one empty session counts once stored (with its version).
+    fn one_stored() -> u64 {
+        let mut s = session(0);
+        s.version = Version::new(1, "node-1");
+        s.size_bytes() as u64
+    }
+
+    fn with_data(mut s: Session, bytes: usize) -> Session {
+        let mut m = Map::new();
+        m.insert("blob".into(), Value::from("x".repeat(bytes)));
+        s.set_data(&m);
+        s
+    }
+
+    #[tokio::test]
+    async fn the_byte_budget_refuses_growth_and_keeps_what_is_held() {
+        let one = one_stored();
+        let st = budgeted(3 * one + 50, u64::MAX);
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut s = session(clock::now_ms());
+            s.user = Some(String::new());
+            st.put(s.clone()).await.unwrap();
+            held.push(s);
+        }
+        let mut fourth = session(clock::now_ms());
+        fourth.user = Some(String::new());
+        let err = st.put(fourth).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::OverBudget {
+                    anonymous: false,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        // Growing past the budget is refused; the stored copy stays.
+        let grown = with_data(held[0].clone(), 100);
+        assert!(matches!(
+            st.put(grown).await,
+            Err(StoreError::OverBudget { .. })
+        ));
+        assert_eq!(st.get(&held[0].id).await.unwrap().unwrap().data_len(), 2);
+        // Growing within it, touching, deleting: all fine.
+        st.put(with_data(held[1].clone(), 20)).await.unwrap();
+        assert!(st.touch(&held[2].id, clock::now_ms()).await.unwrap());
+        assert!(st.delete(&held[2].id).await.unwrap());
+        let stats = st.stats().await.unwrap();
+        assert!(stats.bytes <= stats.budget_bytes, "{stats:?}");
+        assert_eq!((stats.refused_budget, stats.refused_anonymous), (2, 0));
+        assert_eq!(st.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn anonymous_sessions_have_their_own_smaller_budget() {
+        let one = one_stored();
+        let st = budgeted(10 * one, 2 * one);
+        st.put(session(0)).await.unwrap();
+        let cart = session(0);
+        st.put(cart.clone()).await.unwrap();
+        let err = st.put(session(0)).await.unwrap_err();
+        assert_eq!(
+            err,
+            StoreError::OverBudget {
+                budget_bytes: 2 * one,
+                anonymous: true
+            }
+        );
+        // A login still fits: the rest of the budget is for users.
+        let mut user = session(0);
+        user.user = Some("bob".into());
+        st.put(user.clone()).await.unwrap();
+        assert_eq!(st.anonymous_bytes(), 2 * one);
+        // Logging the cart in moves it out of the anonymous budget.
+        let mut logged_in = cart.clone();
+        logged_in.user = Some("alice".into());
+        st.put(logged_in).await.unwrap();
+        assert_eq!(st.anonymous_bytes(), one);
+        st.put(session(0)).await.unwrap();
+        assert_eq!(st.refused_over_budget(), (0, 1));
+        for s in [&user, &cart] {
+            st.delete(&s.id).await.unwrap();
+        }
+        assert_eq!(st.anonymous_bytes(), 2 * one);
+    }
+
+    #[test]
+    fn copies_from_peers_are_held_to_the_budget() {
+        let one = one_stored();
+        let st = budgeted(u64::MAX, one);
+        let mut a = session(0);
+        a.version = Version::new(1, "node-2");
+        assert_eq!(st.apply_with(a, |_| true), Applied::Stored);
+        let mut b = session(0);
+        b.version = Version::new(2, "node-2");
+        assert!(matches!(
+            st.apply_with(b, |_| true),
+            Applied::Rejected(StoreError::OverBudget {
+                anonymous: true,
+                ..
+            })
+        ));
+        assert_eq!(st.len(), 1);
     }
 
     fn session(now: u64) -> Session {

@@ -30,12 +30,25 @@ pub enum StoreError {
     /// The store holds its maximum number of sessions (HTTP 503).
     #[error("the session store is full ({limit} sessions)")]
     Full { limit: usize },
+    /// The write needs bytes the store's budget does not have (HTTP 503,
+    /// with `Retry-After`): the whole store's, or (`anonymous`) the smaller
+    /// one of sessions with no user. The stored copy is unchanged.
+    #[error("the session store is at its byte budget ({budget_bytes} bytes{})", budget_scope(.anonymous))]
+    OverBudget { budget_bytes: u64, anonymous: bool },
     /// A concurrent write won and retries were exhausted (HTTP 409).
     #[error("the session was changed concurrently; try again")]
     Conflict,
     /// The store cannot be reached (HTTP 503), e.g. Redis is down.
     #[error("the session store is unavailable: {0}")]
     Unavailable(String),
+}
+
+fn budget_scope(anonymous: &bool) -> &'static str {
+    if *anonymous {
+        " for sessions without a login"
+    } else {
+        ""
+    }
 }
 
 /// What happened to a write beyond the local store.
@@ -83,6 +96,16 @@ pub struct StoreStats {
     pub bytes: u64,
     /// Sessions removed by expiry since start (0 if the store cannot tell).
     pub expired_total: u64,
+    /// The store's byte budget (0 if it has none it can tell).
+    pub budget_bytes: u64,
+    /// Approximate bytes held by sessions with no user.
+    pub anonymous_bytes: u64,
+    /// The budget of sessions with no user (0 if none it can tell).
+    pub anonymous_budget_bytes: u64,
+    /// Writes refused since start by the byte budget.
+    pub refused_budget: u64,
+    /// Writes refused since start by the anonymous budget.
+    pub refused_anonymous: u64,
 }
 
 /// Where sessions live. All methods are async because some stores are remote.

@@ -42,6 +42,21 @@ pub mod node {
     pub const SESSION_BINDING_REFUSED: &str = "session_binding_refused";
     /// Counter `{reason}`: tokens refused.
     pub const TOKENS_REFUSED: &str = "tokens_refused";
+    /// Gauge: the memory store's byte budget (`--store-budget`).
+    pub const STORE_BUDGET_BYTES: &str = "store_budget_bytes";
+    /// Gauge: approximate bytes of sessions with no user.
+    pub const ANONYMOUS_SESSION_BYTES: &str = "anonymous_session_bytes";
+    /// Gauge: the budget of sessions with no user (`--anonymous-budget`).
+    pub const ANONYMOUS_BUDGET_BYTES: &str = "anonymous_budget_bytes";
+    /// Counter `{budget}` (`store`, `anonymous`): writes refused at a budget,
+    /// local and replicated alike.
+    pub const STORE_REFUSED: &str = "store_refused";
+    /// Counter `{limit}` (`new_session`, `login`): requests answered 429.
+    pub const RATE_LIMITED: &str = "rate_limited";
+    /// Counter: logins answered 503 because the password-check queue was full.
+    pub const LOGIN_QUEUE_FULL: &str = "login_queue_full";
+    /// Counter: state-changing requests from another site answered 403.
+    pub const CROSS_SITE_REFUSED: &str = "cross_site_refused";
     /// Gauge: 1 while Redis answers (redis mode).
     pub const REDIS_UP: &str = "redis_up";
     /// Counter: Redis compare-and-set conflicts (redis mode).

@@ -1,5 +1,5 @@
-//! `sessionlab attack hijack` and `sessionlab attack fixation`: the
-//! hijacking lab.
+//! `sessionlab attack hijack`, `sessionlab attack fixation` and
+//! `sessionlab attack csrf`: the hijacking lab.
 //!
 //! Each attack is a script of steps, each step a small story with two
 //! clients, the *victim* (alice) and the *attacker*, and real requests to
@@ -40,9 +40,16 @@
 //! adopted; in URL mode the id leaks to another site through `Referer`
 //! unless the page says `Referrer-Policy: no-referrer`.
 //!
+//! `csrf`: another site's form logs alice's browser in as the attacker
+//! (login CSRF) on a node with `--csrf-check off`; a default node refuses
+//! it by `Origin`/`Sec-Fetch-Site` with 403 while its own form works; the
+//! classic CSRF of a change in alice's name is already stopped by
+//! `SameSite=Lax`.
+//!
 //! Ids and tokens are printed as their first six characters only: they are
 //! credentials, even in a lab.
 
+mod csrf;
 mod fixation;
 mod hijack;
 mod scene;
@@ -53,17 +60,21 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use crate::error::{LabError, Result};
+use csrf::csrf;
 use fixation::fixation;
 use hijack::{hijack_jwt, hijack_session};
 use scene::AttackLab;
 
-/// The two attacks.
+/// The attacks.
 #[derive(Debug, Subcommand)]
 pub enum Attack {
     /// Steal alice's session id (or token) and use it; then each defence.
     Hijack(AttackArgs),
     /// Plant a session id before alice logs in; and the id leaking from URLs.
     Fixation(AttackArgs),
+    /// Another site logs alice in as the attacker (login CSRF); the origin
+    /// check that stops it.
+    Csrf(AttackArgs),
 }
 
 /// How the victim authenticates.
@@ -75,7 +86,7 @@ pub enum AuthKind {
     Jwt,
 }
 
-/// Options of both attacks.
+/// Options of the attacks.
 #[derive(Debug, Clone, Args)]
 pub struct AttackArgs {
     /// What the victim logs in with (hijack; fixation is about session ids).
@@ -131,12 +142,14 @@ pub async fn run(attack: Attack) -> Result<String> {
             a,
         ),
         Attack::Fixation(a) => ("fixation", a),
+        Attack::Csrf(a) => ("csrf", a),
     };
     let mut lab = AttackLab::new(args)?;
     let result = match (&attack, args.auth) {
         (Attack::Hijack(_), AuthKind::Session) => hijack_session(&mut lab).await,
         (Attack::Hijack(_), AuthKind::Jwt) => hijack_jwt(&mut lab).await,
         (Attack::Fixation(_), _) => fixation(&mut lab).await,
+        (Attack::Csrf(_), _) => csrf(&mut lab).await,
     };
     result?;
     let report = Report {

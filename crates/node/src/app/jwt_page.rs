@@ -21,9 +21,17 @@
 //! page states: an `HttpOnly` session cookie cannot be read by an injected
 //! script, a token in `sessionStorage` can. Everything the page shows is
 //! inserted with `textContent`, never as HTML. No build step, no libraries.
+//!
+//! Its `Content-Security-Policy` allows exactly this page's one inline
+//! script, by its SHA-256 hash, and nothing else: an injected `<script>`
+//! would not run.
+
+use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
 use actix_web::http::header;
+use base64::Engine;
+use sha2::{Digest, Sha256};
 
 use crate::app::page::escape;
 use crate::state::NodeState;
@@ -151,10 +159,27 @@ if (store.getItem("access")) read();
 </script></body></html>"##;
 
 /// `GET /` in jwt mode.
+/// The page's CSP: its own script (by hash) and calls to this origin only.
+fn csp() -> &'static str {
+    static CSP: OnceLock<String> = OnceLock::new();
+    CSP.get_or_init(|| {
+        let script = PAGE
+            .split_once("<script>")
+            .and_then(|(_, rest)| rest.split_once("</script>"))
+            .map_or("", |(body, _)| body);
+        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(script));
+        format!(
+            "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; \
+             connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+        )
+    })
+}
+
 pub fn page(node: &NodeState) -> HttpResponse {
     let mut res = HttpResponse::Ok();
     res.content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"));
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::CONTENT_SECURITY_POLICY, csp()));
     if let Some(policy) = node.options.referrer_policy.header_value() {
         res.insert_header((header::REFERRER_POLICY, policy));
     }
@@ -169,5 +194,13 @@ mod tests {
     fn the_page_inserts_text_never_html() {
         assert!(!PAGE.contains("innerHTML"));
         assert!(PAGE.contains("/auth/login") && PAGE.contains("Authorization"));
+    }
+
+    #[test]
+    fn the_csp_allows_the_one_inline_script_by_hash() {
+        assert_eq!(PAGE.matches("<script>").count(), 1);
+        assert!(!PAGE.contains("{NODE}</script>"));
+        let csp = csp();
+        assert!(csp.contains("script-src 'sha256-") && csp.contains("frame-ancestors 'none'"));
     }
 }

@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::tokens::TokenAuth;
 use crate::error::NodeError;
+use crate::guard::Limit;
 use crate::session::websession::WebSession;
 use crate::state::NodeState;
 
@@ -95,7 +96,8 @@ async fn login(
     )
     .await?;
     let user = f.username.trim();
-    let ok = node.users.verify(user, &f.password).await;
+    node.check_rate(Limit::Login, &req)?;
+    let ok = node.verify_password(&req, user, &f.password).await?;
     node.metrics.login(ok);
     if !ok {
         tracing::info!(node = %node.id, "token login failed");

@@ -65,6 +65,8 @@ pub struct Flags {
     #[command(flatten)]
     pub limits: LimitFlags,
     #[command(flatten)]
+    pub clients: ClientFlags,
+    #[command(flatten)]
     pub logging: LogFlags,
 }
 
@@ -318,6 +320,18 @@ pub struct TimeoutFlags {
         value_parser = parse_timeout
     )]
     pub absolute_timeout: Duration,
+
+    /// A session with no user (a cart before any login) unused this long
+    /// expires; never longer than --idle-timeout. A login gives the session
+    /// the full --idle-timeout.
+    #[arg(
+        long,
+        env = "SESSIONLAB_ANONYMOUS_IDLE_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "5m",
+        value_parser = parse_timeout
+    )]
+    pub anonymous_idle_timeout: Duration,
 }
 
 /// Bounds that keep one node within its machine.
@@ -337,6 +351,117 @@ pub struct LimitFlags {
     /// Most bytes of a request body; larger bodies get 413.
     #[arg(long, env = "SESSIONLAB_MAX_BODY_BYTES", value_name = "BYTES", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_body_bytes: u64,
+
+    /// Most bytes all sessions together may hold in this node's memory
+    /// (e.g. 256MiB, 2GiB); a write that needs more gets 503 with
+    /// Retry-After, sessions already held keep working. With replication
+    /// every node holds every copy, so size it for the cluster's sessions.
+    /// Default: an eighth of the machine's memory, at most 1GiB (memory
+    /// store only).
+    #[arg(long, env = "SESSIONLAB_STORE_BUDGET", value_name = "BYTES", value_parser = parse_bytes)]
+    pub store_budget: Option<u64>,
+
+    /// Of --store-budget, most bytes held by sessions with no user (carts
+    /// before a login), so a flood of them cannot crowd out logins.
+    /// Default: a quarter of --store-budget.
+    #[arg(long, env = "SESSIONLAB_ANONYMOUS_BUDGET", value_name = "BYTES", value_parser = parse_bytes)]
+    pub anonymous_budget: Option<u64>,
+
+    /// Password checks (argon2) that may wait for a core at once, for the
+    /// whole node; a login past it gets 503 with Retry-After. One client may
+    /// hold a quarter of the places, and only as many checks run for one
+    /// client at a time as the machine has cores, so a flood from one
+    /// client cannot hold back another client's login.
+    #[arg(long, env = "SESSIONLAB_LOGIN_QUEUE", value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(4..))]
+    pub login_queue: u32,
+}
+
+/// Who the client is, how fast it may go, and which sites may post.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Clients")]
+pub struct ClientFlags {
+    /// New sessions one client may start: a rate (`100/s`, `600/min`,
+    /// `off`); past it, 429 with Retry-After. A client is an IP address
+    /// (see --trusted-proxy). Generous, because the lab's load tool runs
+    /// all its users from one address; sessions that pass it still end at
+    /// --anonymous-budget and --anonymous-idle-timeout.
+    #[arg(long, env = "SESSIONLAB_SESSION_RATE", value_name = "RATE", default_value = "100/s", value_parser = parse_rate)]
+    pub session_rate: Rate,
+
+    /// How many new sessions one client may start at once before
+    /// --session-rate applies.
+    #[arg(long, env = "SESSIONLAB_SESSION_BURST", value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub session_burst: u32,
+
+    /// Login attempts (right or wrong) one client may make: a rate (`50/s`,
+    /// `10/min`, `off`); past it, 429 with Retry-After.
+    #[arg(long, env = "SESSIONLAB_LOGIN_RATE", value_name = "RATE", default_value = "50/s", value_parser = parse_rate)]
+    pub login_rate: Rate,
+
+    /// How many login attempts one client may make at once before
+    /// --login-rate applies (the load tool's users may all log in at once).
+    #[arg(long, env = "SESSIONLAB_LOGIN_BURST", value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub login_burst: u32,
+
+    /// A proxy (the load balancer) whose `X-Forwarded-For` names the real
+    /// client: an address or a CIDR block, repeatable (`127.0.0.1`,
+    /// `10.0.0.0/8`). From any other peer the header is ignored and the
+    /// peer's own address is the client. The env var takes a
+    /// comma-separated list.
+    #[arg(long = "trusted-proxy", env = "SESSIONLAB_TRUSTED_PROXY", value_name = "ADDR|CIDR", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Refuse state-changing requests (POST, PUT, DELETE; login included)
+    /// that a browser marks as coming from another site (`Origin`,
+    /// `Sec-Fetch-Site`) with 403. `off` only to demonstrate login CSRF
+    /// (`sessionlab attack csrf`).
+    #[arg(long, env = "SESSIONLAB_CSRF_CHECK", value_enum, default_value_t = OnOff::On)]
+    pub csrf_check: OnOff,
+}
+
+/// A rate as given on the command line: one event per `period`, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rate {
+    Off,
+    /// One more event is allowed every `period`.
+    Every(Duration),
+}
+
+/// `50/s`, `600/min`, `10/m`, `100/h`, or `off`.
+fn parse_rate(s: &str) -> Result<Rate, String> {
+    if s == "off" {
+        return Ok(Rate::Off);
+    }
+    let rule = "expected N/s, N/min, N/h (N at least 1) or off";
+    let (n, unit) = s.split_once('/').ok_or(rule)?;
+    let n: u32 = n.trim().parse().map_err(|_| rule)?;
+    let per = match unit.trim() {
+        "s" | "sec" | "second" => Duration::from_secs(1),
+        "m" | "min" | "minute" => Duration::from_secs(60),
+        "h" | "hour" => Duration::from_secs(3600),
+        _ => return Err(rule.into()),
+    };
+    if n == 0 {
+        return Err(rule.into());
+    }
+    Ok(Rate::Every(per / n))
+}
+
+/// `256MiB`, `2GiB`, `500MB`, `1048576` (at least 4 KiB).
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let b: bytesize::ByteSize = s.trim().parse()?;
+    if b.as_u64() < 4096 {
+        return Err("must be at least 4KiB".into());
+    }
+    Ok(b.as_u64())
+}
+
+/// `127.0.0.1` or `10.0.0.0/8`.
+fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| "expected an IP address or a CIDR block, e.g. 127.0.0.1 or 10.0.0.0/8".into())
 }
 
 /// What the node writes to standard error.
@@ -519,10 +644,46 @@ mod tests {
             ["--tracking", "ssl"],
             ["--max-sessions", "0"],
             ["--log", "sessionlab_node=[bad"],
+            ["--store-budget", "lots"],
+            ["--store-budget", "1KiB"],
+            ["--session-rate", "5"],
+            ["--login-rate", "0/s"],
+            ["--trusted-proxy", "localhost"],
+            ["--csrf-check", "maybe"],
         ] {
             let err = parse(&args).unwrap_err();
             assert!(err.to_string().contains(args[0]), "{err}");
         }
+    }
+
+    #[test]
+    fn limit_values_parse() {
+        let f = parse(&[
+            "--store-budget",
+            "256MiB",
+            "--session-rate",
+            "600/min",
+            "--login-rate",
+            "off",
+            "--trusted-proxy",
+            "127.0.0.1",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+        ])
+        .unwrap();
+        assert_eq!(f.limits.store_budget, Some(256 << 20));
+        assert_eq!(
+            f.clients.session_rate,
+            Rate::Every(Duration::from_millis(100))
+        );
+        assert_eq!(f.clients.login_rate, Rate::Off);
+        assert_eq!(f.clients.trusted_proxies.len(), 2);
+        assert!(
+            f.clients.trusted_proxies[0]
+                .contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap())
+        );
+        assert_eq!(parse_bytes("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
     }
 
     #[test]
@@ -554,6 +715,7 @@ mod tests {
             "Cookies and tracking:",
             "Timeouts:",
             "Limits:",
+            "Clients:",
             "Logging:",
         ] {
             let found = help[at..].find(heading).map(|i| at + i);

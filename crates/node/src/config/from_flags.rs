@@ -16,13 +16,14 @@ use clap::{CommandFactory, Parser};
 use sessionlab_replication::ReplicationMode;
 
 use super::flags::{
-    Auth, AuthFlags, Cli, CookieFlags, Flags, LimitFlags, ListenerFlags, ReplicationFlags,
-    StoreFlags, StoreKind,
+    Auth, AuthFlags, Cli, ClientFlags, CookieFlags, Flags, LimitFlags, ListenerFlags, Rate,
+    ReplicationFlags, StoreFlags, StoreKind,
 };
+use super::machine;
 use super::options::{
-    AuthOptions, BindSession, ClusterSecret, JwtKeys, JwtOptions, JwtSecret, Limits, ListenOptions,
-    MemoryOptions, NodeOptions, RedisOptions, ReplicationOptions, StoreOptions, Timeouts, Tracking,
-    UsersSource,
+    AuthOptions, BindSession, ClientOptions, ClusterSecret, JwtKeys, JwtOptions, JwtSecret, Limits,
+    ListenOptions, MemoryOptions, NodeOptions, RateLimit, RedisOptions, ReplicationOptions,
+    StoreOptions, Timeouts, Tracking, UsersSource,
 };
 use crate::session::cookie::CookiePolicy;
 
@@ -54,7 +55,12 @@ impl TryFrom<Flags> for NodeOptions {
             timeouts: Timeouts {
                 idle: f.timeouts.idle_timeout,
                 absolute: f.timeouts.absolute_timeout,
+                anonymous_idle: f
+                    .timeouts
+                    .anonymous_idle_timeout
+                    .min(f.timeouts.idle_timeout),
             },
+            clients: clients(f.clients, f.limits.login_queue),
             limits: Limits {
                 max_session_bytes: usize_or_max(f.limits.max_session_bytes),
                 max_body_bytes: usize_or_max(f.limits.max_body_bytes),
@@ -118,9 +124,14 @@ fn store(
     replication: ReplicationFlags,
     limits: &LimitFlags,
 ) -> Result<StoreOptions, InvalidConfig> {
-    let memory = MemoryOptions {
-        max_sessions: usize_or_max(limits.max_sessions),
-    };
+    let memory = memory_options(limits)?;
+    if store.store == StoreKind::Redis
+        && (limits.store_budget.is_some() || limits.anonymous_budget.is_some())
+    {
+        return bad(
+            "--store-budget and --anonymous-budget bound this node's memory store; with --store redis bound Redis itself (its maxmemory)",
+        );
+    }
     match (store.store, replication.replication) {
         (StoreKind::Redis, ReplicationMode::AllToAll) => bad(
             "--replication all-to-all cannot be combined with --store redis (every node already shares the one Redis)",
@@ -138,6 +149,43 @@ fn store(
             memory,
             replication: replication_options(id, mode, replication)?,
         }),
+    }
+}
+
+/// `--store-budget` (default: from the machine's memory) and
+/// `--anonymous-budget` (default: a quarter of it, never more than it).
+fn memory_options(limits: &LimitFlags) -> Result<MemoryOptions, InvalidConfig> {
+    let budget = limits
+        .store_budget
+        .unwrap_or_else(|| machine::default_store_budget(machine::mem_total_bytes()));
+    let anonymous = match limits.anonymous_budget {
+        Some(a) if a > budget => {
+            return bad(format!(
+                "--anonymous-budget ({a} bytes) is larger than --store-budget ({budget} bytes)"
+            ));
+        }
+        Some(a) => a,
+        None => budget / 4,
+    };
+    Ok(MemoryOptions {
+        max_sessions: usize_or_max(limits.max_sessions),
+        budget_bytes: budget,
+        anonymous_budget_bytes: anonymous,
+    })
+}
+
+/// `--session-rate`, `--login-rate` and friends.
+fn clients(f: ClientFlags, login_queue: u32) -> ClientOptions {
+    let limit = |rate: Rate, burst: u32| match rate {
+        Rate::Off => None,
+        Rate::Every(period) => Some(RateLimit { period, burst }),
+    };
+    ClientOptions {
+        new_sessions: limit(f.session_rate, f.session_burst),
+        logins: limit(f.login_rate, f.login_burst),
+        login_queue: login_queue as usize,
+        trusted_proxies: f.trusted_proxies,
+        csrf_check: f.csrf_check.is_on(),
     }
 }
 
@@ -271,6 +319,37 @@ mod tests {
         assert_eq!(c.timeouts.absolute, Duration::from_secs(8 * 3600));
         assert!(c.cookie.route.is_none() && !c.cookie.secure_always);
         assert_eq!(c.users, UsersSource::Demo);
+        let StoreOptions::Memory(m) = c.store else {
+            panic!("not memory")
+        };
+        assert!(m.budget_bytes >= 16 << 20 && m.budget_bytes <= 1 << 30);
+        assert_eq!(m.anonymous_budget_bytes, m.budget_bytes / 4);
+        assert_eq!(c.timeouts.anonymous_idle, Duration::from_secs(5 * 60));
+        let sessions = c.clients.new_sessions.unwrap();
+        let logins = c.clients.logins.unwrap();
+        // The load tool's 50 users from one address may all log in at once.
+        assert!(sessions.burst >= 100 && logins.burst >= 100);
+        assert!(c.clients.csrf_check && c.clients.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn budget_flags_and_their_rules() {
+        let c = options(&["--store-budget", "64MiB", "--idle-timeout", "2m"]).unwrap();
+        let StoreOptions::Memory(m) = c.store else {
+            panic!("not memory")
+        };
+        assert_eq!(
+            (m.budget_bytes, m.anonymous_budget_bytes),
+            (64 << 20, 16 << 20)
+        );
+        // Never longer than the idle timeout.
+        assert_eq!(c.timeouts.anonymous_idle, Duration::from_secs(120));
+        let err = options(&["--store-budget", "1MiB", "--anonymous-budget", "2MiB"]).unwrap_err();
+        assert!(err.to_string().contains("--anonymous-budget"), "{err}");
+        let err = options(&["--store", "redis", "--store-budget", "1MiB"]).unwrap_err();
+        assert!(err.to_string().contains("--store-budget"), "{err}");
+        let c = options(&["--session-rate", "off", "--csrf-check", "off"]).unwrap();
+        assert!(c.clients.new_sessions.is_none() && !c.clients.csrf_check);
     }
 
     #[test]
@@ -351,10 +430,13 @@ mod tests {
         );
         assert!(f.replication.peers.is_empty() && f.replication.cluster_secret.is_none());
         let c = NodeOptions::try_from(f).unwrap();
+        let budget = machine::default_store_budget(machine::mem_total_bytes());
         assert_eq!(
             c.store,
             StoreOptions::Memory(MemoryOptions {
-                max_sessions: 1_000_000
+                max_sessions: 1_000_000,
+                budget_bytes: budget,
+                anonymous_budget_bytes: budget / 4,
             })
         );
     }

@@ -9,7 +9,7 @@
 //!   typed part per component: [`StoreOptions`] (memory, replicated with its
 //!   peers and secret, or Redis with its URL), [`AuthOptions`] (session with
 //!   its tracking and binding, or jwt with its keys), the cookie policy,
-//!   timeouts, limits. Combinations that cannot work have no value of these
+//!   timeouts, limits, what one client may do. Combinations that cannot work have no value of these
 //!   types.
 //! - [`from_flags`]: `NodeOptions::try_from(Flags)`, where the rules that
 //!   span several flags live, each refusal naming the flag to fix.
@@ -19,12 +19,13 @@
 
 mod flags;
 mod from_flags;
+mod machine;
 mod options;
 
 pub use flags::{Cli, Command, Flags};
 pub use from_flags::InvalidConfig;
 pub use options::{
-    AuthOptions, BindSession, ClusterSecret, JwtKeys, JwtOptions, JwtSecret, Limits, ListenOptions,
-    MemoryOptions, NodeOptions, RedisOptions, ReferrerPolicy, ReplicationOptions, StoreOptions,
-    Timeouts, Tracking, UsersSource,
+    AuthOptions, BindSession, ClientOptions, ClusterSecret, JwtKeys, JwtOptions, JwtSecret, Limits,
+    ListenOptions, MemoryOptions, NodeOptions, RateLimit, RedisOptions, ReferrerPolicy,
+    ReplicationOptions, StoreOptions, Timeouts, Tracking, UsersSource,
 };

@@ -39,6 +39,8 @@ pub struct NodeOptions {
     pub cookie: CookiePolicy,
     pub timeouts: Timeouts,
     pub limits: Limits,
+    /// `--session-rate`, `--login-rate`, `--trusted-proxy`, `--csrf-check`.
+    pub clients: ClientOptions,
     /// `--referrer-policy`: the demo pages' `Referrer-Policy`.
     pub referrer_policy: ReferrerPolicy,
     /// `--log`: a filter `tracing_subscriber::EnvFilter` accepts (checked).
@@ -81,11 +83,15 @@ impl StoreOptions {
     }
 }
 
-/// The memory store's bound.
+/// The memory store's bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryOptions {
     /// `--max-sessions`: new sessions past it get 503.
     pub max_sessions: usize,
+    /// `--store-budget` (or the machine's default, [`super::machine`]).
+    pub budget_bytes: u64,
+    /// `--anonymous-budget`: at most `budget_bytes`.
+    pub anonymous_budget_bytes: u64,
 }
 
 /// All-to-all replication to static peers.
@@ -208,9 +214,15 @@ pub struct Timeouts {
     pub idle: Duration,
     /// `--absolute-timeout`: this long after creation, it expires.
     pub absolute: Duration,
+    /// `--anonymous-idle-timeout`, at most `idle`: for sessions with no user.
+    pub anonymous_idle: Duration,
 }
 
 impl Timeouts {
+    pub fn anonymous_idle_ms(&self) -> u64 {
+        self.anonymous_idle.as_millis() as u64
+    }
+
     pub fn idle_ms(&self) -> u64 {
         self.idle.as_millis() as u64
     }
@@ -227,6 +239,28 @@ pub struct Limits {
     pub max_session_bytes: usize,
     /// `--max-body-bytes`: most bytes of a request body (413 past it).
     pub max_body_bytes: usize,
+}
+
+/// What one client may do, and how a client is told apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// `--session-rate` and `--session-burst` (`None`: off).
+    pub new_sessions: Option<RateLimit>,
+    /// `--login-rate` and `--login-burst` (`None`: off).
+    pub logins: Option<RateLimit>,
+    /// `--login-queue`: password checks waiting at once.
+    pub login_queue: usize,
+    /// `--trusted-proxy`: peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `--csrf-check on`.
+    pub csrf_check: bool,
+}
+
+/// A per-client rate: `burst` at once, then one more every `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub period: Duration,
+    pub burst: u32,
 }
 
 /// How the session id travels between browser and server (`--tracking`).

@@ -70,6 +70,25 @@ pub struct Metrics {
     /// Sessions presented with another client fingerprint (`--bind-session`).
     pub binding_refused: Counter,
     tokens_refused: Family<ReasonLabels, Counter>,
+    store_budget: Gauge,
+    anonymous_bytes: Gauge,
+    anonymous_budget: Gauge,
+    store_refused: Family<BudgetLabels, Counter>,
+    rate_limited: Family<LimitLabels, Counter>,
+    /// Logins answered 503: the password-check queue was full.
+    pub login_queue_full: Counter,
+    /// State-changing requests from another site answered 403.
+    pub cross_site_refused: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetLabels {
+    budget: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -159,6 +178,48 @@ impl Metrics {
             "Bearer and refresh tokens refused (401), by reason",
             tokens_refused.clone(),
         );
+        let store_budget = Gauge::default();
+        registry.register(
+            names::STORE_BUDGET_BYTES,
+            "The memory store's byte budget (--store-budget)",
+            store_budget.clone(),
+        );
+        let anonymous_bytes = Gauge::default();
+        registry.register(
+            names::ANONYMOUS_SESSION_BYTES,
+            "Approximate bytes of sessions with no user",
+            anonymous_bytes.clone(),
+        );
+        let anonymous_budget = Gauge::default();
+        registry.register(
+            names::ANONYMOUS_BUDGET_BYTES,
+            "The byte budget of sessions with no user (--anonymous-budget)",
+            anonymous_budget.clone(),
+        );
+        let store_refused = Family::<BudgetLabels, Counter>::default();
+        registry.register(
+            names::STORE_REFUSED,
+            "Session writes (local or from peers) refused at a byte budget, by budget (store, anonymous)",
+            store_refused.clone(),
+        );
+        let rate_limited = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            names::RATE_LIMITED,
+            "Requests answered 429, by limit (new_session, login)",
+            rate_limited.clone(),
+        );
+        let login_queue_full = Counter::default();
+        registry.register(
+            names::LOGIN_QUEUE_FULL,
+            "Logins answered 503 because the password-check queue was full",
+            login_queue_full.clone(),
+        );
+        let cross_site_refused = Counter::default();
+        registry.register(
+            names::CROSS_SITE_REFUSED,
+            "State-changing requests from another site answered 403",
+            cross_site_refused.clone(),
+        );
         let routes = routes
             .iter()
             .map(|&name| RouteSeries {
@@ -189,7 +250,21 @@ impl Metrics {
             write_conflicts,
             binding_refused,
             tokens_refused,
+            store_budget,
+            anonymous_bytes,
+            anonymous_budget,
+            store_refused,
+            rate_limited,
+            login_queue_full,
+            cross_site_refused,
         }
+    }
+
+    /// Count one request answered 429 (`limit`: `new_session`, `login`).
+    pub fn rate_limited(&self, limit: &'static str) {
+        self.rate_limited
+            .get_or_create(&LimitLabels { limit })
+            .inc();
     }
 
     /// Count one refused token (`reason` as in the 401 body).
@@ -244,6 +319,18 @@ impl Metrics {
             let seen = self.expired.get();
             self.expired
                 .inc_by(stats.expired_total.saturating_sub(seen));
+            let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            self.store_budget.set(gauge(stats.budget_bytes));
+            self.anonymous_bytes.set(gauge(stats.anonymous_bytes));
+            self.anonymous_budget
+                .set(gauge(stats.anonymous_budget_bytes));
+            for (budget, total) in [
+                ("store", stats.refused_budget),
+                ("anonymous", stats.refused_anonymous),
+            ] {
+                let c = self.store_refused.get_or_create(&BudgetLabels { budget });
+                c.inc_by(total.saturating_sub(c.get()));
+            }
         }
         let mut out = String::new();
         // Writing into a String cannot fail.

@@ -1,8 +1,12 @@
 //! The session middleware: the layer around every request of the app
 //! listener.
 //!
-//! Before the handler runs it does three cheap things:
+//! Before the handler runs it does four cheap things:
 //!
+//! 0. with `--csrf-check on` (the default), refuses a state-changing
+//!    request that the browser marks as coming from another site, with 403
+//!    `cross_site`, before any handler or store sees it
+//!    ([`crate::guard::check_origin`]);
 //! 1. notes the time, for the request metrics ([`crate::ops::metrics`]), which
 //!    it records after the session is written back (so a refused write
 //!    counts as the 413 the client saw);
@@ -39,7 +43,14 @@
 //! its retries). A write replayed after a conflict ([`crate::session::cas`]) gets the
 //! answer rebuilt from the data really stored.
 //! Errors become responses here rather than propagating, and every response
-//! leaving this layer gets `X-Served-By: <node-id>`, 404s and errors too.
+//! leaving this layer gets `X-Served-By: <node-id>`, 404s and errors too,
+//! and the headers that keep session data where it belongs:
+//!
+//! | header | on | why |
+//! |---|---|---|
+//! | `Cache-Control: no-store` | every answer that set none itself | every app answer sets a cookie or shows session data; no shared cache may keep it for the next user |
+//! | `X-Content-Type-Options: nosniff` | every answer | a JSON answer is never run as a script or page |
+//! | `Content-Security-Policy` (no scripts, forms to this origin only, `frame-ancestors 'none'`), `X-Frame-Options: DENY` | HTML pages that set no CSP of their own | an injected tag runs nothing; no other site frames the page to click its buttons |
 
 use actix_web::body::{EitherBody, MessageBody};
 use std::future::{Future, Ready, ready};
@@ -53,6 +64,7 @@ use actix_web::{Error, HttpMessage, ResponseError, web};
 use tracing::Span;
 
 use crate::config::Tracking;
+use crate::error::NodeError;
 use crate::server::SERVED_BY;
 use crate::session::tracking::{self, SID_PARAM};
 use crate::session::websession::{self, CookieAction, WebSession};
@@ -62,6 +74,11 @@ use crate::state::NodeState;
 pub const SESSION_PATH_PARAM: HeaderName = HeaderName::from_static("x-session-path-param");
 /// `X-Replication-Ack`: what a write's replication did.
 pub const REPLICATION_ACK: HeaderName = HeaderName::from_static("x-replication-ack");
+
+/// The session page's policy: no scripts at all, inline styles only, forms
+/// post to this origin, no base tag, no framing.
+pub const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; \
+     form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// The middleware: `App::new().wrap(SessionLayer::new(node))`.
 pub struct SessionLayer {
@@ -130,6 +147,21 @@ where
         // A disabled span (the default log level) is dropped at once and
         // costs nothing further.
         let span = (!span.is_disabled()).then_some(span);
+        if node.options.clients.csrf_check {
+            let trusted = &node.options.clients.trusted_proxies;
+            let via_proxy = crate::guard::from_trusted_proxy(req.request(), trusted);
+            if let Err(refused) = crate::guard::check_origin(req.request(), via_proxy) {
+                node.metrics.cross_site_refused.inc();
+                tracing::info!(node = %node.id, path = %req.path(), "cross-site request refused");
+                let res = req.into_response(NodeError::CrossSite(refused.0).error_response());
+                return LayerFuture {
+                    stage: Stage::Refused(Some(Box::new(res.map_into_right_body()))),
+                    node: self.node.clone(),
+                    started,
+                    span,
+                };
+            }
+        }
         let inner = {
             let _entered = span.as_ref().map(Span::enter);
             self.service.call(req)
@@ -156,6 +188,8 @@ pub struct LayerFuture<F, B> {
 type BoxedWriteBack<B> = Pin<Box<dyn Future<Output = ServiceResponse<EitherBody<B>>>>>;
 
 enum Stage<F, B> {
+    /// Refused before the handler (a cross-site request).
+    Refused(Option<Box<ServiceResponse<EitherBody<B>>>>),
     Inner(F),
     WriteBack(BoxedWriteBack<B>),
     Done,
@@ -173,6 +207,11 @@ where
         let _entered = this.span.as_ref().map(Span::enter);
         loop {
             match &mut this.stage {
+                Stage::Refused(res) => {
+                    let res = *res.take().expect("taken once");
+                    this.stage = Stage::Done;
+                    return Poll::Ready(Ok(finish(&this.node, this.started, res)));
+                }
                 Stage::Inner(inner) => {
                     let res = match Pin::new(inner).poll(cx) {
                         Poll::Pending => return Poll::Pending,
@@ -222,7 +261,27 @@ fn finish<B>(
     started: Instant,
     mut res: ServiceResponse<B>,
 ) -> ServiceResponse<B> {
-    res.headers_mut().insert(SERVED_BY, node.served_by.clone());
+    let headers = res.headers_mut();
+    headers.insert(SERVED_BY, node.served_by.clone());
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    let html = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if html {
+        if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(PAGE_CSP),
+            );
+        }
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
     node.metrics.observe(
         res.request().match_name(),
         res.status().as_u16(),

@@ -74,6 +74,9 @@ pub struct SessionPolicy {
     pub tracking: Tracking,
     pub cookie: CookiePolicy,
     pub idle_timeout_ms: u64,
+    /// `--anonymous-idle-timeout`: a session starts with it; a login gives
+    /// it `idle_timeout_ms`.
+    pub anonymous_idle_timeout_ms: u64,
     pub absolute_timeout_ms: u64,
     /// `--auth jwt`: the "session" is the login's data record, found
     /// through the bearer token, and no cookie is ever sent.
@@ -88,6 +91,7 @@ impl SessionPolicy {
             tracking: cfg.auth.tracking(),
             cookie: cfg.cookie.clone(),
             idle_timeout_ms: cfg.timeouts.idle_ms(),
+            anonymous_idle_timeout_ms: cfg.timeouts.anonymous_idle_ms(),
             absolute_timeout_ms: cfg.timeouts.absolute_ms(),
             jwt: matches!(cfg.auth, AuthOptions::Jwt(_)),
             bind_user_agent: cfg.auth.binding() == BindSession::UserAgent,
@@ -98,7 +102,7 @@ impl SessionPolicy {
         Session::new(
             SessionId::generate(),
             now,
-            self.idle_timeout_ms,
+            self.anonymous_idle_timeout_ms,
             self.absolute_timeout_ms,
         )
     }
@@ -397,6 +401,7 @@ impl WebSession {
         session.set_data(&data);
         session.id = SessionId::generate();
         session.user = Some(user.to_owned());
+        session.idle_timeout_ms = self.node.policy.idle_timeout_ms;
         session.created_ms = now;
         session.last_access_ms = now;
         session.version = Default::default();
@@ -467,12 +472,18 @@ pub async fn finalize(node: &NodeState, ws: WebSession) -> Result<Finalized, Nod
         ..
     } = ws.state.replace(State::new(false, false, None));
     if let Pending::Write {
-        session, new_id, ..
+        session,
+        new_id,
+        rotated_from,
     } = &mut pending
     {
         if *new_id && node.policy.jwt {
             // No token, so nowhere to keep the id of a new record.
             return Err(NodeError::LoginRequired);
+        }
+        if *new_id && rotated_from.is_none() {
+            // A session for a client that presented none: per-client rate.
+            node.check_rate(crate::guard::Limit::NewSession, &ws.req)?;
         }
         if *new_id && node.policy.bind_user_agent {
             binding::bind(session, &ws.req);

@@ -188,6 +188,8 @@ fn memory_config(id: &str, memory: &MemoryOptions, limits: &Limits) -> MemorySto
         node_id: id.to_owned(),
         max_sessions: memory.max_sessions,
         max_session_bytes: limits.max_session_bytes,
+        max_bytes: memory.budget_bytes,
+        max_anonymous_bytes: memory.anonymous_budget_bytes,
     }
 }
 
@@ -225,8 +227,17 @@ mod tests {
 
     #[tokio::test]
     async fn memory_wiring_uses_the_flags() {
-        let cfg =
-            NodeOptions::from_args(["--max-sessions", "7", "--max-session-bytes", "100"]).unwrap();
+        let cfg = NodeOptions::from_args([
+            "--max-sessions",
+            "7",
+            "--max-session-bytes",
+            "100",
+            "--store-budget",
+            "1MiB",
+            "--anonymous-budget",
+            "64KiB",
+        ])
+        .unwrap();
         let w = wire(&cfg).await.unwrap();
         assert_eq!(w.store.kind(), "memory");
         assert!(w.readiness.is_ready());
@@ -236,6 +247,7 @@ mod tests {
         };
         let mc = memory_config(&cfg.id, memory, &cfg.limits);
         assert_eq!((mc.max_sessions, mc.max_session_bytes), (7, 100));
+        assert_eq!((mc.max_bytes, mc.max_anonymous_bytes), (1 << 20, 64 << 10));
     }
 
     fn replicated_config(peers: &[&str]) -> NodeOptions {
