@@ -23,6 +23,19 @@
 //! shared (Redis) exactly like sessions, which is the point: tokens are
 //! stateless until you need logout and refresh.
 //!
+//! ## Revocation is a record of its own, and monotonic
+//! Revoking a family (logout, or a reused refresh token) writes a separate
+//! **deny record** keyed by the family ([`family_deny_id`]), not a field of
+//! the family record. A refresh rewrites the family record (the new current
+//! `jti`), so a `revoked` flag inside it is an ordinary last-writer-wins
+//! field that a concurrent refresh could overwrite; the deny record is
+//! never rewritten by anything (a second revocation finds it present and
+//! leaves it), so once written it stays until the family's own lifetime
+//! ends. Refresh and every access-token check read it. It needs nothing
+//! of the family record: a node that has never seen the family (its record
+//! has not arrived, or was written across a partition) still denies it,
+//! and the record replicates (or is shared, in Redis) like any session.
+//!
 //! ## Validation, strictly
 //! One algorithm is accepted (the configured one; `alg: none` and every
 //! other algorithm are refused), `iss` and `aud` must match, `exp`, `nbf` and
@@ -218,6 +231,17 @@ fn record_id(s: &str) -> Result<SessionId, TokenError> {
     SessionId::parse(s).map_err(|_| TokenError::Malformed)
 }
 
+/// The id of the deny record of refresh family `fam` (see the module
+/// docs): derived from the family id with HKDF-SHA256 under a label of its
+/// own, so it is neither the family record's id nor guessable without it,
+/// and every node derives the same one.
+pub fn family_deny_id(fam: &str) -> SessionId {
+    use base64::Engine;
+    let key = sessionlab_wire::keys::derive(fam.as_bytes(), b"sessionlab/v1/family-deny");
+    SessionId::parse(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&key[..24]))
+        .expect("24 bytes are 32 URL-safe base64 characters")
+}
+
 impl TokenService {
     pub fn new(keys: TokenKeys, cfg: TokenConfig, store: Arc<dyn SessionStore>) -> Self {
         let mut validation = Validation::new(keys.alg);
@@ -329,13 +353,40 @@ impl TokenService {
         Ok(pair)
     }
 
-    /// Verify an access token and check the deny-list.
+    /// Verify an access token and check the deny-list: the token's own
+    /// `jti`, and its family's deny record (so an access token issued by a
+    /// refresh that raced the logout is dead too).
     pub async fn verify_access(&self, token: &str) -> Result<Claims, TokenError> {
         let c = self.decode(token, TokenType::Access)?;
         if self.store.get(&record_id(&c.jti)?).await?.is_some() {
             return Err(TokenError::Revoked);
         }
+        if self.family_denied(&c.fam).await? {
+            return Err(TokenError::Revoked);
+        }
         Ok(c)
+    }
+
+    async fn family_denied(&self, fam: &str) -> Result<bool, TokenError> {
+        record_id(fam)?;
+        Ok(self.store.get(&family_deny_id(fam)).await?.is_some())
+    }
+
+    /// Revoke family `fam` for good: write its deny record (see the module
+    /// docs). Idempotent: a record already there (a second logout, a
+    /// conflicting concurrent revocation) is left as it is.
+    pub async fn revoke_family(&self, fam: &str, user: &str) -> Result<(), TokenError> {
+        record_id(fam)?;
+        let ttl_ms = self.cfg.family_ttl_s.saturating_mul(1000).max(1);
+        let mut deny = Session::new(family_deny_id(fam), clock::now_ms(), ttl_ms, ttl_ms);
+        deny.user = Some(user.to_owned());
+        let mut m = Map::new();
+        m.insert("family_denied".into(), Value::Bool(true));
+        deny.set_data(&m);
+        match self.store.put(deny).await {
+            Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Rotate a refresh token. The presented token must be its family's
@@ -344,6 +395,9 @@ impl TokenService {
     pub async fn refresh(&self, token: &str) -> Result<TokenPair, TokenError> {
         let c = self.decode(token, TokenType::Refresh)?;
         let fam_id = record_id(&c.fam)?;
+        if self.family_denied(&c.fam).await? {
+            return Err(TokenError::Revoked);
+        }
         let Some(mut fam) = self.store.get(&fam_id).await? else {
             return Err(TokenError::Revoked);
         };
@@ -352,8 +406,10 @@ impl TokenService {
             return Err(TokenError::Revoked);
         }
         if data.get("current").and_then(Value::as_str) != Some(c.jti.as_str()) {
+            self.revoke_family(&c.fam, &c.sub).await?;
             fam.set_data(&family_data("", true));
-            self.store.put(fam).await?;
+            // The deny record is what counts; the flag is for the demo page.
+            let _ = self.store.put(fam).await;
             tracing::warn!(user = %c.sub, "refresh token reuse detected; family revoked");
             return Err(TokenError::ReuseDetected);
         }
@@ -378,10 +434,18 @@ impl TokenService {
         let mut m = Map::new();
         m.insert("denied".into(), Value::Bool(true));
         deny.set_data(&m);
-        self.store.put(deny).await?;
+        match self.store.put(deny).await {
+            Ok(_) | Err(StoreError::Conflict) => {}
+            Err(e) => return Err(e.into()),
+        }
+        // The deny record: works whether or not this node holds the family.
+        self.revoke_family(&access.fam, &access.sub).await?;
         if let Some(mut fam) = self.store.get(&record_id(&access.fam)?).await? {
             fam.set_data(&family_data("", true));
-            self.store.put(fam).await?;
+            // Best effort (the flag is for the demo page): the deny record
+            // already revoked the family, and a refresh racing this write
+            // cannot undo it.
+            let _ = self.store.put(fam).await;
         }
         Ok(())
     }
@@ -427,7 +491,10 @@ mod tests {
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
     fn service() -> TokenService {
-        let store = Arc::new(MemoryStore::new(MemoryStoreConfig::default()));
+        service_with(Arc::new(MemoryStore::new(MemoryStoreConfig::default())))
+    }
+
+    fn service_with(store: Arc<dyn SessionStore>) -> TokenService {
         TokenService::new(
             TokenKeys::hs256(SECRET).unwrap(),
             TokenConfig::default(),
@@ -578,6 +645,43 @@ mod tests {
         );
         // Without the deny-list the signature alone would still say "valid".
         assert!(svc.decode(&pair.access_token, TokenType::Access).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_refresh_cannot_undo_a_revocation_and_unseen_families_are_denied() {
+        let svc = service();
+        let pair = svc.login("alice").await.unwrap();
+        let c = svc.verify_access(&pair.access_token).await.unwrap();
+        // A refresh that loaded the family record before the logout writes
+        // it back after: the old design's `revoked` flag would be gone.
+        let fam_id = record_id(&c.fam).unwrap();
+        let before = svc.store.get(&fam_id).await.unwrap().unwrap();
+        svc.logout(&c).await.unwrap();
+        let _ = svc.store.delete(&fam_id).await;
+        let _ = svc.store.put(before).await;
+        assert_eq!(
+            svc.refresh(&pair.refresh_token).await,
+            Err(TokenError::Revoked)
+        );
+
+        // A family this store never held (its record was written on a node
+        // across a partition): revoked all the same.
+        let other = service_with(svc.store.clone());
+        let pair = other.login("bob").await.unwrap();
+        let c = other.decode(&pair.access_token, TokenType::Access).unwrap();
+        let empty = service();
+        empty.revoke_family(&c.fam, "bob").await.unwrap();
+        assert_eq!(
+            empty.verify_access(&pair.access_token).await,
+            Err(TokenError::Revoked)
+        );
+        assert_eq!(
+            empty.refresh(&pair.refresh_token).await,
+            Err(TokenError::Revoked)
+        );
+        // Revoking twice is harmless.
+        empty.revoke_family(&c.fam, "bob").await.unwrap();
+        assert_ne!(family_deny_id(&c.fam).as_str(), c.fam);
     }
 
     #[test]
