@@ -805,3 +805,32 @@ async fn a_snapshot_bigger_than_the_body_limit_transfers_in_pages() {
         assert!(holds(&restarted.store, id).await, "{id} after the snapshot");
     }
 }
+
+/// The interleaving a logout must win in the replicated store: a request
+/// loads the session, another logs it out, the first writes. The write is
+/// refused (409) on the node of the logout and on a node that got the
+/// delete, and the session stays gone everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_loaded_before_a_logout_cannot_bring_the_session_back() {
+    let c = TestCluster::start(2, AckMode::None).await;
+    let s = new_session();
+    c.node(0).store.put(s.clone()).await.unwrap();
+    eventually("node-2 holds the session", || holds(&c.node(1).store, &s.id)).await;
+    let on_1 = c.node(0).store.get(&s.id).await.unwrap().unwrap();
+    let on_2 = c.node(1).store.get(&s.id).await.unwrap().unwrap();
+    assert!(c.node(0).store.delete(&s.id).await.unwrap());
+    eventually("node-2 applied the delete", || async {
+        !holds(&c.node(1).store, &s.id).await
+    })
+    .await;
+    assert_eq!(
+        c.node(0).store.put(on_1).await.err(),
+        Some(sessionlab_session::StoreError::Conflict)
+    );
+    assert_eq!(
+        c.node(1).store.put(on_2).await.err(),
+        Some(sessionlab_session::StoreError::Conflict)
+    );
+    assert!(!holds(&c.node(0).store, &s.id).await);
+    assert!(!holds(&c.node(1).store, &s.id).await);
+}

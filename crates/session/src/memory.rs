@@ -281,12 +281,27 @@ impl MemoryStore {
     }
 
     /// Write a local change: stamp the next version and store it.
+    ///
+    /// **Conditional on the base version.** The version the session
+    /// carries is the one it was read at. A session read from the store
+    /// (a non-zero version) is written only if the stored copy still has
+    /// exactly that version; otherwise, or if it is gone (logged out,
+    /// expired and reaped), the write is refused with
+    /// [`StoreError::Conflict`] and nothing changes. So a request that
+    /// loaded the session before a logout cannot put it back after, and two
+    /// requests that read the same version cannot both write (the node
+    /// replays the loser's change on the fresh copy). A session never read
+    /// (the default version: a new id, a fresh record) is written as is.
     pub fn put_local(&self, mut s: Session) -> Result<Session, StoreError> {
         self.check_size(&s)?;
+        let base = std::mem::take(&mut s.version);
+        let unread = base == Version::default();
         s.version = self.next_version();
         let stored = s.clone();
-        self.upsert_with(s, |_| true)
-            .map_err(|e| e.expect("always accepted"))?;
+        self.upsert_with(s, |held| {
+            unread || held.is_some_and(|h| h.version == base)
+        })
+        .map_err(|e| e.unwrap_or(StoreError::Conflict))?;
         Ok(stored)
     }
 
@@ -761,5 +776,30 @@ mod tests {
         let v = st.next_version();
         assert_eq!(v.lamport, MAX_LAMPORT + 1);
         assert!(st.next_version() > v);
+    }
+
+    #[tokio::test]
+    async fn a_write_loaded_before_a_logout_cannot_bring_the_session_back() {
+        let st = store(10, 1024);
+        let s = session(clock::now_ms());
+        let id = s.id.clone();
+        st.put(s).await.unwrap();
+        // Request A loads the session; request B logs out; A writes.
+        let loaded = st.get(&id).await.unwrap().unwrap();
+        assert!(st.delete(&id).await.unwrap());
+        assert_eq!(st.put(loaded).await, Err(StoreError::Conflict));
+        assert!(st.get(&id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn of_two_writes_from_one_version_only_the_first_lands() {
+        let st = store(10, 1024);
+        let s = session(clock::now_ms());
+        let id = s.id.clone();
+        st.put(s).await.unwrap();
+        let a = st.get(&id).await.unwrap().unwrap();
+        let b = a.clone();
+        st.put(a).await.unwrap();
+        assert_eq!(st.put(b).await, Err(StoreError::Conflict));
     }
 }

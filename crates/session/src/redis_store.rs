@@ -27,9 +27,16 @@
 //! a write is a Lua script that succeeds only if the stored version is still
 //! the version the writer read; otherwise it fails with
 //! [`StoreError::Conflict`] and the caller re-reads and retries. With `cas`
-//! off (`--redis-cas off`) the write just overwrites, which is what the lab
-//! uses to *show* lost updates. Conflicts are counted
+//! off (`--redis-cas off`) the write overwrites whatever version is stored,
+//! which is what the lab uses to *show* lost updates. Conflicts are counted
 //! ([`RedisStore::conflicts_total`]).
+//!
+//! In both modes an *update* (a session read from the store: a non-zero
+//! base version) is refused with a conflict if the key is gone: "off"
+//! turns off the version compare, not the existence check. So a request
+//! that loaded the session before a logout (`DEL`) cannot re-insert it
+//! after, with or without CAS; a new session (base version 0) is written
+//! as is.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -90,12 +97,11 @@ const PUT_LUA: &str = r#"
 local cur = redis.call('HMGET', KEYS[1], 'l', 'n')
 local cur_l = tonumber(cur[1])
 local base_l = tonumber(ARGV[2])
-if ARGV[1] == '1' then
-  if cur_l then
-    if cur_l ~= base_l or cur[2] ~= ARGV[3] then return {0, cur_l} end
-  elseif base_l ~= 0 then
-    return {0, -1}
-  end
+if not cur_l and base_l ~= 0 then
+  return {0, -1}
+end
+if ARGV[1] == '1' and cur_l then
+  if cur_l ~= base_l or cur[2] ~= ARGV[3] then return {0, cur_l} end
 end
 local new_l = math.max(cur_l or 0, base_l) + 1
 redis.call('HSET', KEYS[1], 's', ARGV[5], 'l', new_l, 'n', ARGV[4],
@@ -418,6 +424,22 @@ mod tests {
         // Two acknowledged increments, one survives: a lost update.
         assert_eq!(counter(&st.get(&s.id).await.unwrap().unwrap()), 1);
         assert_eq!(st.conflicts_total(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_write_loaded_before_a_logout_cannot_bring_the_session_back_cas_on_or_off() {
+        let redis = RedisServer::start();
+        for cas in [true, false] {
+            let st = store(&redis, cas);
+            let s = session_with_counter(0);
+            st.put(s.clone()).await.unwrap();
+            // Request A loads the session; request B logs out; A writes.
+            let mut a = st.get(&s.id).await.unwrap().unwrap();
+            assert!(st.delete(&s.id).await.unwrap());
+            a.set_data(&session_with_counter(1).data());
+            assert_eq!(st.put(a).await, Err(StoreError::Conflict), "cas={cas}");
+            assert!(st.get(&s.id).await.unwrap().is_none(), "cas={cas}");
+        }
     }
 
     #[tokio::test]
