@@ -815,7 +815,10 @@ async fn a_write_loaded_before_a_logout_cannot_bring_the_session_back() {
     let c = TestCluster::start(2, AckMode::None).await;
     let s = new_session();
     c.node(0).store.put(s.clone()).await.unwrap();
-    eventually("node-2 holds the session", || holds(&c.node(1).store, &s.id)).await;
+    eventually("node-2 holds the session", || {
+        holds(&c.node(1).store, &s.id)
+    })
+    .await;
     let on_1 = c.node(0).store.get(&s.id).await.unwrap().unwrap();
     let on_2 = c.node(1).store.get(&s.id).await.unwrap().unwrap();
     assert!(c.node(0).store.delete(&s.id).await.unwrap());

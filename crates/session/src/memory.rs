@@ -298,10 +298,8 @@ impl MemoryStore {
         let unread = base == Version::default();
         s.version = self.next_version();
         let stored = s.clone();
-        self.upsert_with(s, |held| {
-            unread || held.is_some_and(|h| h.version == base)
-        })
-        .map_err(|e| e.unwrap_or(StoreError::Conflict))?;
+        self.upsert_with(s, |held| unread || held.is_some_and(|h| h.version == base))
+            .map_err(|e| e.unwrap_or(StoreError::Conflict))?;
         Ok(stored)
     }
 
