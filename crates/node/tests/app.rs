@@ -264,14 +264,7 @@ async fn url_tracking_mode() {
     assert_eq!(sid.len(), 32);
 
     // The page's links and forms all carry it.
-    let page = c
-        .get(format!("{}{location}", node.app))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&c, format!("{}{location}", node.app)).await;
     for action in ["/counter/increment", "/cart/add", "/login", "/api/session"] {
         assert!(
             page.contains(&format!("\"{action};sid={sid}\"")),

@@ -27,14 +27,7 @@ async fn metrics_and_admin_live_on_the_cluster_port_only() {
         assert_eq!(res.json::<Value>().await.unwrap()["status"], "ok");
     }
 
-    let metrics = c
-        .get(format!("{}/metrics", node.cluster))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&c, format!("{}/metrics", node.cluster)).await;
     for series in [
         r#"sessionlab_http_requests_total{node="node-1",route="api_counter",status="200"} 1"#,
         r#"sessionlab_logins_total{node="node-1",result="ok"} 1"#,

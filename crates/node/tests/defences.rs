@@ -38,14 +38,7 @@ async fn a_bound_session_presented_with_another_user_agent_is_no_session() {
     // The thief's client has its own User-Agent: refused, counted.
     let v = read_as(&c, &node.app, &cookie, "curl/8.5").await;
     assert_eq!(v["session"], Value::Null);
-    let metrics = c
-        .get(format!("{}/metrics", node.cluster))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&c, format!("{}/metrics", node.cluster)).await;
     assert!(
         metrics.contains(r#"sessionlab_session_binding_refused_total{node="node-b"} 1"#),
         "{metrics}"

@@ -339,14 +339,7 @@ async fn bad_tokens_are_401_with_their_reason() {
     // An access token where a refresh token belongs.
     let (s, v) = refresh(&c, &node.app, access).await;
     assert_eq!((s, v["reason"].as_str()), (401, Some("wrong_type")));
-    let metrics = c
-        .get(format!("{}/metrics", node.cluster))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&c, format!("{}/metrics", node.cluster)).await;
     assert!(
         metrics
             .contains(r#"sessionlab_tokens_refused_total{node="node-j",reason="bad_signature"} 1"#),

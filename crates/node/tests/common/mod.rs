@@ -107,6 +107,11 @@ pub fn session_cookie(h: &HeaderMap) -> Option<String> {
         .map(|c| c.split(';').next().unwrap().to_owned())
 }
 
+/// The body of `GET url` as text (a page, or a node's `/metrics`).
+pub async fn get_text(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 /// `GET /admin/v1/status` on the node's cluster listener.
 pub async fn status(c: &reqwest::Client, node: &TestNode) -> Value {
     c.get(format!("{}/admin/v1/status", node.cluster))
