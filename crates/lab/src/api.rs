@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 pub use sessionlab_wire::NodeStatus;
 use sessionlab_wire::signer::{self, SignedHeaders};
 
@@ -35,27 +35,11 @@ pub fn sign(secret: &str, method: &str, path: &str, body: &[u8]) -> SignedHeader
     signer::sign_request(secret.as_bytes(), LAB_NODE, method, path, body, now_ms)
 }
 
-/// `GET /admin/v1/backends` of the LB.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Backends {
-    pub strategy: String,
-    pub backends: Vec<Backend>,
-}
-
-/// One backend as the LB sees it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Backend {
-    pub id: String,
-    pub addr: String,
-    /// `up` or `down`.
-    pub state: String,
-    pub draining: bool,
-    pub in_flight: u64,
-    pub requests: u64,
-    pub errors: u64,
-}
+/// `GET /admin/v1/backends` of the LB, and one backend in it: the wire
+/// types the LB serializes.
+pub use sessionlab_wire::lb_admin::{
+    BackendList as Backends, BackendState, BackendView as Backend,
+};
 
 /// The body of `POST /admin/v1/faults`.
 #[derive(Debug, Clone, Serialize)]
@@ -132,7 +116,15 @@ impl Api {
         addr: &str,
         cluster_addr: &str,
     ) -> Result<()> {
-        let body = serde_json::json!({ "id": id, "addr": addr, "admin": cluster_addr }).to_string();
+        let body = serde_json::to_string(&sessionlab_wire::lb_admin::AddBackend {
+            id: id.to_string(),
+            addr: addr.to_string(),
+            admin: Some(cluster_addr.to_string()),
+        })
+        .map_err(|e| LabError::Api {
+            target: format!("adding backend via {admin_addr}"),
+            detail: e.to_string(),
+        })?;
         let req = self.to_lb(
             self.http
                 .post(format!("http://{admin_addr}/admin/v1/backends"))

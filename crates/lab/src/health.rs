@@ -109,7 +109,7 @@ async fn pending_reason(api: &Api, check: &Check) -> Option<String> {
                     !view
                         .backends
                         .iter()
-                        .any(|b| &b.id == *id && b.state == "up")
+                        .any(|b| &b.id == *id && b.state == crate::api::BackendState::Up)
                 })
                 .map(String::as_str)
                 .collect();

@@ -104,7 +104,7 @@ async fn node_row(api: &Api, state: &ClusterState, i: usize, lb: Option<&Backend
         |view| match view.backends.iter().find(|b| b.id == node.id) {
             None => "absent".to_string(),
             Some(b) if b.draining => format!("{} draining", b.state),
-            Some(b) => b.state.clone(),
+            Some(b) => b.state.to_string(),
         },
     );
     Row {

@@ -9,6 +9,7 @@
 //! - [`cookie`]: the cookie names and the one `Cookie` header parser;
 //! - [`route`]: the `<session-id>.<node-id>` route suffix;
 //! - [`status`]: the `/admin/v1/status` answer a node serves and the lab reads;
+//! - [`lb_admin`]: the LB's `/admin/v1/backends` bodies, which the lab reads;
 //! - [`metrics`]: the Prometheus metric names producers register and readers scrape;
 //! - [`signer`]: the HMAC-SHA256 request signature of cluster traffic;
 //! - [`keys`]: keys derived from the cluster secret (HKDF);
@@ -23,6 +24,7 @@ pub mod admin_auth;
 pub mod clock;
 pub mod cookie;
 pub mod keys;
+pub mod lb_admin;
 pub mod metrics;
 pub mod route;
 pub mod rss;

@@ -44,8 +44,8 @@ use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use serde::Deserialize;
 use serde_json::{Value, json};
+use sessionlab_wire::lb_admin::{AddBackend, BackendList, BackendState, BackendView};
 
 use crate::admin::guard::{Guard, Needs};
 use crate::admin::metrics;
@@ -73,34 +73,28 @@ fn error(status: StatusCode, error: &str, detail: impl std::fmt::Display) -> Adm
     )
 }
 
-/// The JSON view of one backend.
-pub fn backend_json(b: &Backend) -> Value {
-    json!({
-        "id": b.id(),
-        "addr": b.addr().to_string(),
-        "state": if b.is_up() { "up" } else { "down" },
-        "draining": b.is_draining(),
-        "in_flight": b.in_flight(),
-        "requests": b.requests(),
-        "errors": b.errors(),
-        "connects": b.connects(),
-        "idle_connections": b.idle_connections(),
-        "latency_ms_p50": b.latency_ms(0.5),
-        "latency_ms_p99": b.latency_ms(0.99),
-        "health_history": b.health_history(),
-        "requests_per_sec": b.rate_history(),
-        "admin": b.cluster_addr().map(|a| a.to_string()),
-    })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AddBackend {
-    id: String,
-    addr: String,
-    /// The node's cluster listener (shown to readers such as the dashboard).
-    #[serde(default)]
-    admin: Option<String>,
+/// The admin API's view of one backend (the wire type the lab reads).
+pub fn backend_view(b: &Backend) -> BackendView {
+    BackendView {
+        id: b.id().to_string(),
+        addr: b.addr().to_string(),
+        state: if b.is_up() {
+            BackendState::Up
+        } else {
+            BackendState::Down
+        },
+        draining: b.is_draining(),
+        in_flight: b.in_flight() as u64,
+        requests: b.requests(),
+        errors: b.errors(),
+        connects: b.connects(),
+        idle_connections: b.idle_connections() as u64,
+        latency_ms_p50: b.latency_ms(0.5),
+        latency_ms_p99: b.latency_ms(0.99),
+        health_history: b.health_history(),
+        requests_per_sec: b.rate_history(),
+        admin: b.cluster_addr().map(|a| a.to_string()),
+    }
 }
 
 impl Admin {
@@ -129,7 +123,7 @@ impl Admin {
             (&Method::POST, ["admin", "v1", "backends"]) => self.add(req).await,
             (&Method::DELETE, ["admin", "v1", "backends", id]) => {
                 match self.balancer.remove_backend(id) {
-                    Ok(b) => json_response(StatusCode::OK, &backend_json(&b)),
+                    Ok(b) => json_response(StatusCode::OK, &backend_view(&b)),
                     Err(e) => table_error(e),
                 }
             }
@@ -150,7 +144,7 @@ impl Admin {
                         draining = b.is_draining(),
                         "drain changed"
                     );
-                    json_response(StatusCode::OK, &backend_json(&b))
+                    json_response(StatusCode::OK, &backend_view(&b))
                 }
                 None => table_error(TableError::NotFound(id.to_string())),
             },
@@ -172,11 +166,11 @@ impl Admin {
 
     fn list(&self) -> AdminResponse {
         let snap = self.balancer.backends.snapshot();
-        let backends: Vec<Value> = snap.list.iter().map(|b| backend_json(b)).collect();
-        json_response(
-            StatusCode::OK,
-            &json!({ "strategy": self.balancer.strategy.as_str(), "backends": backends }),
-        )
+        let list = BackendList {
+            strategy: self.balancer.strategy.as_str().to_string(),
+            backends: snap.list.iter().map(|b| backend_view(b)).collect(),
+        };
+        json_response(StatusCode::OK, &list)
     }
 
     async fn add(&self, req: Request<Incoming>) -> AdminResponse {
@@ -211,7 +205,7 @@ impl Admin {
                 if let Some(a) = node_admin {
                     b.set_cluster_addr(a);
                 }
-                json_response(StatusCode::CREATED, &backend_json(&b))
+                json_response(StatusCode::CREATED, &backend_view(&b))
             }
             Err(e) => table_error(e),
         }
