@@ -35,11 +35,9 @@ pub fn sign(secret: &str, method: &str, path: &str, body: &[u8]) -> SignedHeader
     signer::sign_request(secret.as_bytes(), LAB_NODE, method, path, body, now_ms)
 }
 
-/// `GET /admin/v1/backends` of the LB, and one backend in it: the wire
+/// `GET /admin/v1/backends` of the LB and a backend's state: the wire
 /// types the LB serializes.
-pub use sessionlab_wire::lb_admin::{
-    BackendList as Backends, BackendState, BackendView as Backend,
-};
+pub use sessionlab_wire::lb_admin::{BackendList as Backends, BackendState};
 
 /// The body of `POST /admin/v1/faults`.
 #[derive(Debug, Clone, Serialize)]
