@@ -56,7 +56,7 @@ fi
 # The property tests, longer than in the normal test suite.
 mkdir -p fuzz/work
 export PROPTEST_CASES=${PROPTEST_CASES:-20000}
-for crate in sessionlab-wire sessionlab-session sessionlab-replication-core sessionlab-replication sessionlab-node; do
+for crate in sessionlab-wire sessionlab-session sessionlab-replication-core sessionlab-replication sessionlab-lb sessionlab-node; do
   if $NICE cargo test -q --locked -p "$crate" --test fuzz >"fuzz/work/proptest-$crate.log" 2>&1; then
     report+=("$(printf '%-28s property tests, %s cases each: ok' "$crate" "$PROPTEST_CASES")")
     rm -f "fuzz/work/proptest-$crate.log"

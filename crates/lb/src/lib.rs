@@ -48,6 +48,17 @@ mod health;
 mod proxy;
 mod select;
 
+/// The rewrites every request head gets before it is forwarded (hop-by-hop
+/// headers, `X-Forwarded-*`, the LB's own cookie), public only for the
+/// fuzz property tests (`tests/fuzz.rs`).
+#[doc(hidden)]
+pub mod head {
+    pub use crate::proxy::cookie::{find, strip};
+    pub use crate::proxy::forward::{
+        X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, add_forwarded, strip_hop_by_hop,
+    };
+}
+
 pub use balancer::{BindError, Listeners, run};
 pub use config::{
     AdminOptions, AdminToken, ConfigError, Flags, LbOptions, ListenOptions, SelectionOptions,
