@@ -157,10 +157,11 @@ fn local_loses_sessions_and_sticky_replicated_keeps_them_through_a_kill() {
 }
 
 /// Users faster than the copies: with every replication link delayed by
-/// 5 ms and no think time (a longer delay is worse for the test, not
-/// better: the peers' bounded queues then hold the writers back, and the
-/// users slow down to the copies' pace), round-robin `replicated` reads copies older than the
-/// user's own acknowledged write, and the checker shows the very requests;
+/// 5 ms and no think time, round-robin `replicated` reads copies older
+/// than the user's own acknowledged write, and the checker shows the very
+/// requests (a longer delay is worse for the test, not better: the peers'
+/// bounded queues then hold the writers back, and the users slow down to
+/// the copies' pace);
 /// `sticky-replicated` on the same workload keeps read-your-writes (a user
 /// always reads the node that took its write). `sessionlab check` on the
 /// replicated history says so too, and exits 1.

@@ -104,6 +104,18 @@ struct LastCall {
     node: Option<String>,
 }
 
+impl LastCall {
+    fn new(invoked: Duration, completed: Duration, result: &Result<Answer, Failure>) -> Self {
+        let answer = result.as_ref().ok();
+        LastCall {
+            invoke_us: micros(invoked),
+            complete_us: micros(completed),
+            status: answer.map(|a| a.status),
+            node: answer.and_then(|a| a.served_by.clone()),
+        }
+    }
+}
+
 struct User {
     id: usize,
     /// Which of the user's tabs this is (0 .. clients_per_user).
@@ -167,12 +179,7 @@ impl User {
         let invoked = self.at(shared);
         let result = self.browser.send(method, path, form).await;
         let at = self.at(shared);
-        self.last_call = Some(LastCall {
-            invoke_us: micros(invoked),
-            complete_us: micros(at),
-            status: result.as_ref().ok().map(|a| a.status),
-            node: result.as_ref().ok().and_then(|a| a.served_by.clone()),
-        });
+        self.last_call = Some(LastCall::new(invoked, at, &result));
         shared.progress.requests.fetch_add(1, Ordering::Relaxed);
         match result {
             Ok(a) => {
@@ -488,7 +495,7 @@ impl User {
                 unverified: false,
             };
         }
-        let invoked = micros(self.at(shared));
+        let invoked = self.at(shared);
         let mut answer = self.browser.send(Method::GET, "/api/session", None).await;
         // An access token may expire during the settle time: refresh it as
         // any request would, so the reckoning sees the login, not the clock.
@@ -500,12 +507,7 @@ impl User {
         }
         // The final read is a history line like any other: the checker's
         // lost updates are counted against it.
-        self.last_call = Some(LastCall {
-            invoke_us: invoked,
-            complete_us: micros(self.at(shared)),
-            status: answer.as_ref().ok().map(|a| a.status),
-            node: answer.as_ref().ok().and_then(|a| a.served_by.clone()),
-        });
+        self.last_call = Some(LastCall::new(invoked, self.at(shared), &answer));
         self.record_read(answer.as_ref().ok());
         let (reckoning, unverified) = match answer {
             Ok(a) if a.status == 200 => {
@@ -553,8 +555,9 @@ pub async fn run_user(id: usize, shared: Arc<Shared>) -> Vec<UserResult> {
     let tabs = Arc::new(Tabs::default());
     let n = cfg.clients_per_user.max(1);
     let first = Browser::new(&cfg.target, cfg.timeout, &cfg.session_cookie);
-    let browsers: Vec<Browser> = (0..n).map(|_| first.tab()).collect();
-    let runs = browsers.into_iter().enumerate().map(|(client, browser)| {
+    let others: Vec<Browser> = (1..n).map(|_| first.tab()).collect();
+    let browsers = std::iter::once(first).chain(others);
+    let runs = browsers.enumerate().map(|(client, browser)| {
         let items = ITEMS
             .iter()
             .enumerate()
