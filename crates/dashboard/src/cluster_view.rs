@@ -2,7 +2,8 @@
 //! plus what each node says about itself, for the page.
 //!
 //! The LB's admin API has the backends (state, drain, in-flight, counters,
-//! latency). What only the nodes know (sessions held and their versions,
+//! latency; read as the contract's `sessionlab_wire::lb_admin` types, the
+//! ones the LB serializes). What only the nodes know (sessions held and their versions,
 //! memory, replication links, queue depths, lag, recent replication events)
 //! is on each node's *cluster* listener. Its address comes from the LB (the
 //! `admin` of a backend added at run time with one, as `sessionlab scale`
@@ -24,6 +25,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use sessionlab_wire::NodeStatus;
+use sessionlab_wire::lb_admin::BackendView;
 
 use crate::config::HostPort;
 use crate::fetch::{FetchError, Fetcher};
@@ -95,16 +97,17 @@ impl ClusterView {
 
     /// Where node `backend` answers: the LB's `admin` of it, else the
     /// directory.
-    fn admin_of(&self, backend: &Value) -> Option<HostPort> {
-        backend["admin"]
-            .as_str()
+    fn admin_of(&self, backend: &BackendView) -> Option<HostPort> {
+        backend
+            .admin
+            .as_deref()
             .and_then(|a| a.parse().ok())
-            .or_else(|| backend["id"].as_str().and_then(|id| self.directory.get(id)))
+            .or_else(|| self.directory.get(&backend.id))
     }
 
     /// Every backend of the LB's `list` (`GET /admin/v1/backends`), in
     /// table order, with its node's answers.
-    pub async fn gather(self: &Arc<Self>, list: &[Value]) -> Vec<Value> {
+    pub async fn gather(self: &Arc<Self>, list: &[BackendView]) -> Vec<Value> {
         let admins: Vec<Option<HostPort>> = list.iter().map(|b| self.admin_of(b)).collect();
         let mut asks = JoinSet::new();
         for (i, admin) in admins.iter().enumerate() {
@@ -127,8 +130,8 @@ impl ClusterView {
     }
 }
 
-fn node_json(b: &Value, admin: Option<HostPort>, answers: Option<NodeAnswers>) -> Value {
-    let mut lb = b.clone();
+fn node_json(b: &BackendView, admin: Option<HostPort>, answers: Option<NodeAnswers>) -> Value {
+    let mut lb = json!(b);
     if let Some(obj) = lb.as_object_mut() {
         obj.remove("health_history");
     }
@@ -160,7 +163,7 @@ fn node_json(b: &Value, admin: Option<HostPort>, answers: Option<NodeAnswers>) -
         }
     };
     json!({
-        "id": b["id"],
+        "id": b.id,
         "admin_addr": admin.map(|a| a.to_string()),
         "lb": lb,
         "reachable": reachable,
@@ -181,9 +184,16 @@ mod tests {
     use tokio::net::TcpListener;
 
     /// A backend as the LB's `GET /admin/v1/backends` lists it.
-    fn backend(id: &str) -> Value {
-        json!({ "id": id, "addr": "127.0.0.1:1", "state": "up", "draining": false,
-                "health_history": [true], "admin": null })
+    fn backend(id: &str) -> BackendView {
+        BackendView {
+            id: id.into(),
+            addr: "127.0.0.1:1".into(),
+            state: sessionlab_wire::lb_admin::BackendState::Up,
+            draining: false,
+            health_history: vec![true],
+            admin: None,
+            ..Default::default()
+        }
     }
 
     /// A fake node: answers `/admin/v1/status` with `status`, the other

@@ -160,10 +160,11 @@ impl LbAdmin {
         }
     }
 
-    /// `GET` a JSON document of the admin API.
-    pub async fn get(&self, path: &str) -> Result<Value, FetchError> {
+    /// `GET` a JSON document of the admin API, read as a `T` (the
+    /// contract's `sessionlab_wire::lb_admin` types, or any JSON as [`Value`]).
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, FetchError> {
         self.fetch
-            .json(&self.addr, path, self.token.as_deref())
+            .typed(&self.addr, path, self.token.as_deref())
             .await
     }
 

@@ -217,7 +217,7 @@ pub async fn run(history: Arc<History>, lb: Arc<LbAdmin>, mut stop: watch::Recei
         if *stop.borrow() {
             return;
         }
-        let answer = match lb.get("/admin/v1/latency").await {
+        let answer: Value = match lb.get("/admin/v1/latency").await {
             Ok(a) => a,
             Err(e) => {
                 tracing::debug!(error = %e, "no latency sample from the LB");

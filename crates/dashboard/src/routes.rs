@@ -34,24 +34,27 @@
 //!
 //! **Other web sites.** The dashboard is on loopback, but the browser that
 //! shows it also visits other sites, which can send requests to
-//! `127.0.0.1`. So the `/admin/...` endpoints refuse a request whose
-//! `Origin` is not the dashboard itself (a cross-site request), and,
-//! without a token, a `Host` that is not an IP address or `localhost` (DNS
-//! rebinding: a site's name pointed at 127.0.0.1). The page sends a strict
-//! Content-Security-Policy (scripts and styles from this origin only), and
-//! renders everything that comes from data as text, never as markup.
+//! `127.0.0.1`. Its buttons are an admin surface like the LB's admin API,
+//! so the `/admin/...` endpoints are behind the same guard,
+//! `sessionlab_wire::admin_auth::Guard`: 403 `foreign_host` for a `Host`
+//! that is not a local name with the dashboard's port, on loopback (DNS
+//! rebinding: a site's name pointed at 127.0.0.1), 403 `cross_origin` for
+//! an `Origin` that is not the dashboard itself or `Sec-Fetch-Site:
+//! cross-site`, then the token (401), and no body but JSON (415). The page
+//! sends a strict Content-Security-Policy (scripts and styles from this
+//! origin only), and renders everything that comes from data as text, never
+//! as markup.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{
-    AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HOST, HeaderName, HeaderValue, ORIGIN,
-    X_CONTENT_TYPE_OPTIONS,
-};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue, X_CONTENT_TYPE_OPTIONS};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};
+use sessionlab_wire::admin_auth::{Guard, Needs};
 use sessionlab_wire::clock::unix_ms;
+use sessionlab_wire::lb_admin::BackendList;
 
 use crate::cluster_view::ClusterView;
 use crate::fetch::LbAdmin;
@@ -76,7 +79,7 @@ pub struct Dashboard {
     pub cluster: Arc<ClusterView>,
     pub history: Arc<History>,
     pub lab: LabControl,
-    token: Option<String>,
+    guard: Guard,
 }
 
 impl Dashboard {
@@ -85,14 +88,14 @@ impl Dashboard {
         cluster: Arc<ClusterView>,
         history: Arc<History>,
         lab: LabControl,
-        token: Option<String>,
+        guard: Guard,
     ) -> Self {
         Dashboard {
             lb,
             cluster,
             history,
             lab,
-            token,
+            guard,
         }
     }
 
@@ -121,14 +124,6 @@ impl Dashboard {
         Some(resp)
     }
 
-    fn authorized<B>(&self, req: &Request<B>) -> bool {
-        let Some(token) = &self.token else {
-            return true;
-        };
-        let presented = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
-        sessionlab_wire::admin_auth::bearer_matches(presented, token)
-    }
-
     /// Answer one request (no route reads a body).
     pub async fn route<B>(&self, req: &Request<B>) -> DashResponse {
         let path = req.uri().path();
@@ -154,15 +149,12 @@ impl Dashboard {
                 );
             }
         }
-        if !self.authorized(req) {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "admin calls need Authorization: Bearer <admin token>",
-            );
-        }
-        if let Err(why) = same_origin(req, self.token.is_some()) {
-            return error(StatusCode::FORBIDDEN, "cross_origin", why);
+        let needs = Needs {
+            token: true,
+            body: false,
+        };
+        if let Err(refused) = self.guard.check(req.headers(), needs) {
+            return error(refused.status(), refused.kind(), refused.detail());
         }
         match (req.method(), segments.as_slice()) {
             (&Method::GET, ["admin", "v1", "cluster"]) => self.cluster_json().await,
@@ -195,7 +187,7 @@ impl Dashboard {
     }
 
     async fn cluster_json(&self) -> DashResponse {
-        let backends = match self.lb.get("/admin/v1/backends").await {
+        let backends: BackendList = match self.lb.get("/admin/v1/backends").await {
             Ok(b) => b,
             Err(e) => {
                 return error(
@@ -205,13 +197,12 @@ impl Dashboard {
                 );
             }
         };
-        let list: &[Value] = backends["backends"].as_array().map_or(&[], Vec::as_slice);
-        let nodes = self.cluster.gather(list).await;
+        let nodes = self.cluster.gather(&backends.backends).await;
         json_response(
             StatusCode::OK,
             &json!({
                 "time_ms": unix_ms(),
-                "strategy": backends["strategy"],
+                "strategy": backends.strategy,
                 "lab": self.lab.availability(),
                 "nodes": nodes,
             }),
@@ -286,55 +277,38 @@ fn error(status: StatusCode, kind: &str, detail: impl std::fmt::Display) -> Dash
     )
 }
 
-/// The cross-site checks of the module docs.
-fn same_origin<B>(req: &Request<B>, token_required: bool) -> Result<(), &'static str> {
-    let host = req
-        .headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    if !token_required && !host_is_local_name(host) {
-        return Err(
-            "without --admin-token the dashboard answers only to an IP address or localhost in Host",
-        );
-    }
-    if let Some(origin) = req.headers().get(ORIGIN) {
-        let same = origin
-            .to_str()
-            .ok()
-            .and_then(|o| o.strip_prefix("http://"))
-            .is_some_and(|o| o.eq_ignore_ascii_case(host));
-        if !same {
-            return Err("a request from another web site is refused");
-        }
-    }
-    Ok(())
-}
-
-/// `127.0.0.1:8079`, `[::1]:8079`, `localhost:8079` (and without ports).
-fn host_is_local_name(host: &str) -> bool {
-    let name = match host.strip_prefix('[') {
-        Some(rest) => {
-            return rest
-                .split(']')
-                .next()
-                .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
-        }
-        None => host.rsplit_once(':').map_or(host, |(name, _port)| name),
-    };
-    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sessionlab_wire::admin_auth::Refused;
 
-    fn req(host: &str, origin: Option<&str>) -> Request<()> {
-        let mut b = Request::post("/admin/v1/lab/heal").header(HOST, host);
+    use http::header::{HOST, ORIGIN};
+
+    /// The headers of a `POST /admin/v1/lab/heal`.
+    fn req(host: &str, origin: Option<&str>) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        h.insert(HOST, host.parse().unwrap());
         if let Some(o) = origin {
-            b = b.header(ORIGIN, o);
+            h.insert(ORIGIN, o.parse().unwrap());
         }
-        b.body(()).unwrap()
+        h
+    }
+
+    /// The dashboard's guard on `listen`, with or without a token, and the
+    /// headers a button sends (with the token, if there is one).
+    fn same_origin(headers: &http::HeaderMap, token_required: bool) -> Result<(), Refused> {
+        let (listen, token) = match token_required {
+            // A token is required off loopback, and then it is the guard.
+            true => ("0.0.0.0:8079", Some("t".to_string())),
+            false => ("127.0.0.1:8079", None),
+        };
+        let mut headers = headers.clone();
+        headers.insert(http::header::AUTHORIZATION, "Bearer t".parse().unwrap());
+        let needs = Needs {
+            token: true,
+            body: false,
+        };
+        Guard::new(listen.parse().unwrap(), token).check(&headers, needs)
     }
 
     #[test]
@@ -352,8 +326,8 @@ mod tests {
             )
             .is_err()
         );
-        // With a token the name may be anything (the token is the guard),
-        // but other sites are still refused.
+        // Off loopback, with the token required, the name may be anything
+        // (the token is the guard), but other sites are still refused.
         assert!(same_origin(&req("lab-box:8079", Some("http://lab-box:8079")), true).is_ok());
         assert!(same_origin(&req("lab-box:8079", Some("http://evil.example")), true).is_err());
     }

@@ -22,6 +22,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use sessionlab_wire::admin_auth::Guard;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
@@ -61,7 +62,7 @@ pub async fn run(
         cluster,
         history.clone(),
         lab,
-        settings.admin_token.clone(),
+        Guard::new(listener.local_addr()?, settings.admin_token.clone()),
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let sampler = tokio::spawn(history::run(history, lb, stop_rx.clone()));

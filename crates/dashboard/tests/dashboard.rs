@@ -7,21 +7,18 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use http::Method;
 use sessionlab_lab::Mode;
 use sessionlab_lab::{ClusterState, LbState, NodeState, RunFolder};
-use sessionlab_lb::echo::{self, EchoState};
+use sessionlab_testkit::{Http, Lb, Resp, echo, lb};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// A server of this test (an echo backend, an LB, a dashboard): its
-/// address, and a sender that stops it when dropped.
+/// A dashboard of this test: its address, and a sender that stops it when
+/// dropped.
 struct Running {
     addr: SocketAddr,
-    /// The LB's admin listener (LBs only).
-    admin: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -29,12 +26,6 @@ struct Running {
 impl Running {
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
-    }
-    fn spec(&self, id: &str) -> String {
-        format!("{id}={}", self.addr)
-    }
-    fn admin_url(&self) -> String {
-        format!("http://{}", self.admin.expect("an LB"))
     }
     async fn stop(mut self) {
         drop(self.stop.take());
@@ -47,52 +38,9 @@ impl Running {
     }
 }
 
-async fn echo(id: &str) -> Running {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(echo::run(EchoState::new(id), listener, async {
-        let _ = rx.await;
-    }));
-    Running {
-        addr,
-        admin: None,
-        stop: Some(tx),
-        task: Some(tokio::spawn(async move {
-            let _ = task.await;
-        })),
-    }
-}
-
-async fn lb(args: &[&str]) -> Running {
-    let flags = sessionlab_lb::Flags::try_parse_from(
-        std::iter::once("sessionlab-lb").chain(args.iter().copied()),
-    )
-    .expect("valid LB flags");
-    let options = sessionlab_lb::LbOptions::try_from(flags).expect("valid LB config");
-    let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
-    let (tx, rx) = oneshot::channel::<()>();
-    let listeners = sessionlab_lb::Listeners { public, admin };
-    let task = tokio::spawn(async move {
-        sessionlab_lb::run(options, listeners, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    Running {
-        addr,
-        admin: Some(admin_addr),
-        stop: Some(tx),
-        task: Some(task),
-    }
-}
-
 /// A dashboard reading `lb`'s admin API, with these extra flags.
-async fn dashboard(lb: &Running, args: &[&str]) -> Running {
-    let lb_admin = lb.admin_url();
+async fn dashboard(lb: &Lb, args: &[&str]) -> Running {
+    let lb_admin = lb.admin_url("");
     let flags = ["sessionlab-dashboard", "--lb-admin", &lb_admin];
     let settings = sessionlab_dashboard::Config::try_parse_from(flags.iter().chain(args).copied())
         .expect("valid dashboard flags")
@@ -110,40 +58,15 @@ async fn dashboard(lb: &Running, args: &[&str]) -> Running {
     });
     Running {
         addr,
-        admin: None,
         stop: Some(tx),
         task: Some(task),
     }
 }
 
-struct Resp {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
 async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: &str) -> Resp {
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let mut req = client
-        .request(method, url)
-        .timeout(Duration::from_secs(20))
-        .body(body.to_string());
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = req.send().await.expect("request failed");
-    let (status, headers) = (resp.status(), resp.headers().clone());
-    Resp {
-        status,
-        headers,
-        body: resp.text().await.unwrap(),
-    }
+    Http::default()
+        .send(method, url, headers, body.as_bytes())
+        .await
 }
 
 async fn get(url: &str, headers: &[(&str, &str)]) -> Resp {
@@ -157,7 +80,7 @@ async fn post(url: &str, headers: &[(&str, &str)]) -> Resp {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_loads_without_a_token_but_its_data_needs_one() {
     let a = echo("node-1").await;
-    let lb = lb(&["--backend", &a.spec("node-1"), "--admin-token", "s3cret"]).await;
+    let lb = lb(&["--backend", &a.spec(), "--admin-token", "s3cret"]).await;
     let dash = dashboard(&lb, &["--admin-token", "s3cret"]).await;
 
     for path in [
@@ -202,8 +125,8 @@ async fn the_cluster_view_lists_backends_with_their_node_admin_addresses() {
     let (a, b) = (echo("node-1").await, echo("node-2").await);
     // node-1's "cluster listener" is an echo server: it answers, but not
     // with JSON, so the view says the node is not readable.
-    let admin_of_a = b.spec("node-1");
-    let lb = lb(&["--backend", &a.spec("node-1")]).await;
+    let admin_of_a = format!("node-1={}", b.addr);
+    let lb = lb(&["--backend", &a.spec()]).await;
     let dash = dashboard(&lb, &["--node-admin", &admin_of_a]).await;
 
     let view = get(&dash.url("/admin/v1/cluster"), &[]).await;
@@ -233,7 +156,7 @@ async fn the_cluster_view_lists_backends_with_their_node_admin_addresses() {
     );
     let r = send(
         Method::POST,
-        &format!("{}/admin/v1/backends", lb.admin_url()),
+        &format!("{}/admin/v1/backends", lb.admin_url("")),
         &[("content-type", "application/json")],
         &body,
     )
@@ -244,7 +167,7 @@ async fn the_cluster_view_lists_backends_with_their_node_admin_addresses() {
     assert_eq!(view["nodes"][1]["reachable"], false);
     let r = send(
         Method::DELETE,
-        &format!("{}/admin/v1/backends/node-3", lb.admin_url()),
+        &format!("{}/admin/v1/backends/node-3", lb.admin_url("")),
         &[],
         "",
     )
@@ -279,7 +202,7 @@ async fn the_cluster_view_lists_backends_with_their_node_admin_addresses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_history_counts_requests_per_second_per_backend() {
     let a = echo("node-1").await;
-    let lb = lb(&["--backend", &a.spec("node-1")]).await;
+    let lb = lb(&["--backend", &a.spec()]).await;
     let dash = dashboard(&lb, &[]).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -341,7 +264,7 @@ fn run_folder() -> tempfile::TempDir {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lab_buttons_run_the_lab_command_or_say_why_not() {
     let a = echo("node-1").await;
-    let lb = lb(&["--backend", &a.spec("node-1")]).await;
+    let lb = lb(&["--backend", &a.spec()]).await;
 
     // Without --lab-dir.
     let plain = dashboard(&lb, &[]).await;
@@ -365,7 +288,7 @@ async fn lab_buttons_run_the_lab_command_or_say_why_not() {
             .unwrap()
             .contains("draining node-1")
     );
-    let backends = get(&format!("{}/admin/v1/backends", lb.admin_url()), &[]).await;
+    let backends = get(&format!("{}/admin/v1/backends", lb.admin_url("")), &[]).await;
     assert_eq!(backends.json()["backends"][0]["draining"], true);
     plain.stop().await;
 

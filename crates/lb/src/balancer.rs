@@ -23,9 +23,9 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::admin::Admin;
 use crate::admin::metrics::{self, ProxyStats};
 use crate::admin::recent::RecentRequests;
-use crate::admin::{Admin, Guard};
 use crate::backend::{Backend, BackendSpec, Backends, TableError};
 use crate::config::LbOptions;
 use crate::health::{HealthConfig, HttpProbe, Initial, run_active_checks};
@@ -154,7 +154,10 @@ pub async fn run(
     // The guard needs the bound port (the flag may say 0).
     let admin_addr = listeners.admin.local_addr().unwrap_or(options.admin.addr);
     let token = options.admin.token.as_ref().map(|t| t.as_str().to_string());
-    let admin = Arc::new(Admin::new(balancer, Guard::new(admin_addr, token)));
+    let admin = Arc::new(Admin::new(
+        balancer,
+        sessionlab_wire::admin_auth::Guard::new(admin_addr, token),
+    ));
     tokio::join!(
         server::serve_on_threads(
             listeners.public,

@@ -2,7 +2,6 @@
 //!
 //! | file | concept |
 //! |---|---|
-//! | [`guard`] | the one check in front of every route: `Host`, `Origin`, token, JSON bodies |
 //! | [`routes`] | the admin API (backends, drain, requests log, latency), `/metrics`, `/healthz` |
 //! | [`metrics`] | Prometheus text read from the live counters at scrape time |
 //! | [`recent`] | the bounded log of recent routing decisions |
@@ -11,10 +10,8 @@
 //! admin port only the operator (default 127.0.0.1), so a mistake in one
 //! cannot expose the other.
 
-pub(crate) mod guard;
 pub(crate) mod metrics;
 pub(crate) mod recent;
 pub(crate) mod routes;
 
-pub(crate) use guard::Guard;
 pub(crate) use routes::Admin;

@@ -25,11 +25,20 @@
 //! in HdrHistogram's V2 serialization, base64: `{"encoding":
 //! "hdrhistogram-v2-base64", "backends": [{"id", "requests", "histogram"}]}`.
 //!
-//! Every route and method is behind one guard (`guard.rs`): a local `Host`,
-//! no other web site's `Origin`, JSON bodies, and with `--admin-token T`
-//! `Authorization: Bearer T` on every `/admin/...` call (compared in
-//! constant time); `/healthz` and `/metrics` need no token, for probes and
-//! scrapers. A backend added here starts *down* and takes traffic only
+//! Every route and method is behind one guard (`sessionlab_wire::admin_auth::Guard`,
+//! the dashboard's too), checked in this order:
+//!
+//! | check | refused with | stops |
+//! |---|---|---|
+//! | `Host` is `localhost`, `127.0.0.1`, `[::1]` or the listen address, with the listener's port (when it listens on loopback) | 403 `foreign_host` | DNS rebinding (a site's own name pointed at 127.0.0.1 reads `/admin/v1/requests`) |
+//! | a browser's `Origin` is the listener's own, `Sec-Fetch-Site` is not `cross-site` | 403 `cross_origin` | a page posting to the API (a `text/plain` `fetch` needs no CORS preflight) |
+//! | `/admin/...` with `--admin-token`: `Authorization: Bearer <token>`, compared in constant time | 401 `unauthorized` | anyone without the token |
+//! | a body, or a route that takes one, is `Content-Type: application/json` | 415 `unsupported_media_type` | HTML forms, which cannot send JSON |
+//!
+//! A listener on a non-loopback address needs a token (checked at
+//! start-up), and there the `Host` may be any name. `/healthz` and
+//! `/metrics` need no token, for probes and scrapers, but pass the other
+//! checks. A backend added here starts *down* and takes traffic only
 //! after `--health-rise` good checks. Bad input gets a 4xx with a JSON body
 //! `{"error": "...", "detail": "..."}`; request bodies are capped at 64 KiB.
 
@@ -45,9 +54,9 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
+use sessionlab_wire::admin_auth::{Guard, Needs};
 use sessionlab_wire::lb_admin::{AddBackend, BackendList, BackendState, BackendView};
 
-use crate::admin::guard::{Guard, Needs};
 use crate::admin::metrics;
 use crate::admin::recent::CAPACITY;
 use crate::backend::{Backend, BackendSpec, TableError};
@@ -109,7 +118,7 @@ impl Admin {
             token: segments.first() == Some(&"admin"),
             body: req.method() == Method::POST && segments == ["admin", "v1", "backends"],
         };
-        if let Err(refused) = self.guard.check(&req, needs) {
+        if let Err(refused) = self.guard.check(req.headers(), needs) {
             return error(refused.status(), refused.kind(), refused.detail());
         }
         match (req.method(), segments.as_slice()) {
