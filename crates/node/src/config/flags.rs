@@ -5,7 +5,11 @@
 //! environment variable named `SESSIONLAB_<FLAG>` (`--idle-timeout` is also
 //! `SESSIONLAB_IDLE_TIMEOUT`), which is what container setups and the
 //! `sessionlab` lab runner use. The names are a contract: scripts, docs and
-//! the lab pass them.
+//! the lab pass them. That rule is code, not a convention kept by hand:
+//! [`Flags`] gives every flag its variable in one place (`with_env`), so a
+//! new flag gets one without anyone writing it. A bounded duration is a
+//! type ([`Lifetime`], [`Wait`]) that parses and checks itself, so such a
+//! flag is one attribute line.
 //!
 //! Clap checks one value at a time (a duration, an address, a choice from a
 //! list), so a bad value stops the program before anything binds, with
@@ -17,10 +21,11 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Arg, Args, Parser, Subcommand, ValueEnum};
 use sessionlab_replication::{AckMode, PeerAddr, ReplicationMode, parse_peer};
 
 use super::options::{BindSession, ReferrerPolicy, Tracking};
@@ -44,10 +49,11 @@ pub enum Command {
 
 /// Every flag, in the groups `--help` shows.
 #[derive(Args, Debug, Clone)]
+#[command(mut_args = with_env)]
 pub struct Flags {
     /// This node's id: shown in `X-Served-By`, on the demo page, in versions
     /// and (with --route-suffix) appended to the session id.
-    #[arg(long, env = "SESSIONLAB_ID", default_value = "node-1", value_parser = parse_node_id)]
+    #[arg(long, default_value = "node-1", value_parser = parse_node_id)]
     pub id: String,
 
     #[command(flatten)]
@@ -75,27 +81,17 @@ pub struct Flags {
 #[command(next_help_heading = "Listeners")]
 pub struct ListenerFlags {
     /// Address of the app listener (the port the load balancer forwards to).
-    #[arg(
-        long,
-        env = "SESSIONLAB_LISTEN",
-        value_name = "ADDR",
-        default_value = "127.0.0.1:8081"
-    )]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
 
     /// Address of the internal listener: /healthz, /metrics, /admin/v1/*,
     /// and (with replication) the peer protocol. Keep it off the network the
     /// users reach: the admin views list every session.
-    #[arg(
-        long,
-        env = "SESSIONLAB_CLUSTER_LISTEN",
-        value_name = "ADDR",
-        default_value = "127.0.0.1:9081"
-    )]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9081")]
     pub cluster_listen: SocketAddr,
 
     /// Worker threads of the app listener (default: the number of cores).
-    #[arg(long, env = "SESSIONLAB_WORKERS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: Option<u16>,
 }
 
@@ -105,13 +101,12 @@ pub struct ListenerFlags {
 pub struct StoreFlags {
     /// Where sessions live: this node's memory (optionally replicated, see
     /// --replication), or one Redis server shared by every node (`redis`).
-    #[arg(long, env = "SESSIONLAB_STORE", value_enum, default_value_t = StoreKind::Memory)]
+    #[arg(long, value_enum, default_value_t = StoreKind::Memory)]
     pub store: StoreKind,
 
     /// With --store redis: the Redis server, `redis://HOST:PORT[/DB]`.
     #[arg(
         long,
-        env = "SESSIONLAB_REDIS_URL",
         value_name = "URL",
         default_value = "redis://127.0.0.1:6379",
         hide_env_values = true
@@ -121,19 +116,13 @@ pub struct StoreFlags {
     /// With --store redis: compare-and-set writes on the session version
     /// (`on`: a write based on a stale read is retried, then refused with
     /// 409) or blind overwrites (`off`: shows lost updates).
-    #[arg(long, env = "SESSIONLAB_REDIS_CAS", value_enum, default_value_t = OnOff::On)]
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
     pub redis_cas: OnOff,
 
     /// With --store redis: how long one Redis command may take before the
     /// request gets 503 (1ms to 60s, e.g. 500ms).
-    #[arg(
-        long,
-        env = "SESSIONLAB_REDIS_TIMEOUT",
-        value_name = "DURATION",
-        default_value = "500ms",
-        value_parser = parse_short_timeout
-    )]
-    pub redis_timeout: Duration,
+    #[arg(long, value_name = "DURATION", default_value = "500ms")]
+    pub redis_timeout: Wait,
 }
 
 /// Copying sessions between nodes.
@@ -144,7 +133,6 @@ pub struct ReplicationFlags {
     /// session to every peer (`all-to-all`, needs --cluster-secret).
     #[arg(
         long,
-        env = "SESSIONLAB_REPLICATION",
         value_name = "MODE",
         default_value = "off",
         value_parser = replication_mode_parser()
@@ -156,7 +144,6 @@ pub struct ReplicationFlags {
     /// `node-2=node-2:9081`. The env var takes a comma-separated list.
     #[arg(
         long = "peer",
-        env = "SESSIONLAB_PEER",
         value_name = "ID=HOST:PORT",
         value_delimiter = ',',
         value_parser = parse_peer_flag
@@ -165,19 +152,13 @@ pub struct ReplicationFlags {
 
     /// The secret that signs all cluster traffic (HMAC-SHA256): the same on
     /// every node, at least 32 bytes. Required with replication.
-    #[arg(
-        long,
-        env = "SESSIONLAB_CLUSTER_SECRET",
-        value_name = "SECRET",
-        hide_env_values = true
-    )]
+    #[arg(long, value_name = "SECRET", hide_env_values = true)]
     pub cluster_secret: Option<Secret>,
 
     /// With replication, when a write is answered (its X-Replication-Ack
     /// header says what happened).
     #[arg(
         long,
-        env = "SESSIONLAB_REPLICATION_ACK",
         value_name = "ACK",
         default_value = "none",
         value_parser = ack_mode_parser()
@@ -187,14 +168,8 @@ pub struct ReplicationFlags {
     /// With --replication-ack all|quorum: how long a write waits for acks
     /// before it is answered anyway, marked `timeout` (it is not undone);
     /// 1ms to 60s.
-    #[arg(
-        long,
-        env = "SESSIONLAB_REPLICATION_ACK_TIMEOUT",
-        value_name = "DURATION",
-        default_value = "1s",
-        value_parser = parse_short_timeout
-    )]
-    pub replication_ack_timeout: Duration,
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub replication_ack_timeout: Wait,
 }
 
 /// Who the user is.
@@ -203,53 +178,36 @@ pub struct ReplicationFlags {
 pub struct AuthFlags {
     /// How users authenticate: a server-side session behind a cookie (or
     /// URL), or signed JWT access and refresh tokens (`jwt`).
-    #[arg(long, env = "SESSIONLAB_AUTH", value_enum, default_value_t = Auth::Session)]
+    #[arg(long, value_enum, default_value_t = Auth::Session)]
     pub auth: Auth,
 
     /// A users file (`name:argon2-hash` lines, made with `sessionlab-node
     /// hash-password`) replacing the demo users.
-    #[arg(long, env = "SESSIONLAB_USERS", value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub users: Option<PathBuf>,
 
     /// With --auth jwt: the HS256 signing secret, the same on every node, at
     /// least 32 bytes.
-    #[arg(
-        long,
-        env = "SESSIONLAB_JWT_SECRET",
-        value_name = "SECRET",
-        hide_env_values = true
-    )]
+    #[arg(long, value_name = "SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
 
     /// With --auth jwt, instead of --jwt-secret: an Ed25519 private key (PEM)
     /// that signs tokens (EdDSA); needs --jwt-public-key.
-    #[arg(long, env = "SESSIONLAB_JWT_PRIVATE_KEY", value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub jwt_private_key: Option<PathBuf>,
 
     /// With --jwt-private-key: the matching public key (PEM) that verifies them.
-    #[arg(long, env = "SESSIONLAB_JWT_PUBLIC_KEY", value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub jwt_public_key: Option<PathBuf>,
 
     /// With --auth jwt: lifetime of an access token (at least 1s).
-    #[arg(
-        long,
-        env = "SESSIONLAB_ACCESS_TTL",
-        value_name = "DURATION",
-        default_value = "5m",
-        value_parser = parse_timeout
-    )]
-    pub access_ttl: Duration,
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub access_ttl: Lifetime,
 
     /// With --auth jwt: lifetime of a refresh token (each refresh issues a
     /// new one; the login ends at --absolute-timeout however often refreshed).
-    #[arg(
-        long,
-        env = "SESSIONLAB_REFRESH_TTL",
-        value_name = "DURATION",
-        default_value = "1h",
-        value_parser = parse_timeout
-    )]
-    pub refresh_ttl: Duration,
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub refresh_ttl: Lifetime,
 }
 
 /// How the session id travels, and what guards it.
@@ -258,13 +216,12 @@ pub struct AuthFlags {
 pub struct CookieFlags {
     /// How the session id travels: in a cookie, or in the URL as `;sid=`
     /// (session mode only).
-    #[arg(long, env = "SESSIONLAB_TRACKING", value_enum, default_value_t = Tracking::Cookie)]
+    #[arg(long, value_enum, default_value_t = Tracking::Cookie)]
     pub tracking: Tracking,
 
     /// Name of the session cookie.
     #[arg(
         long,
-        env = "SESSIONLAB_COOKIE_NAME",
         value_name = "NAME",
         default_value = sessionlab_wire::SESSION_COOKIE,
         value_parser = parse_cookie_name
@@ -285,14 +242,14 @@ pub struct CookieFlags {
     /// `user-agent`, a session presented with another User-Agent than the
     /// one it was created with is treated as no session (and the event
     /// logged and counted).
-    #[arg(long, env = "SESSIONLAB_BIND_SESSION", value_enum, default_value_t = BindSession::None)]
+    #[arg(long, value_enum, default_value_t = BindSession::None)]
     pub bind_session: BindSession,
 
     /// The `Referrer-Policy` header on the demo page: `no-referrer` keeps a
     /// `;sid=` in the page URL (url tracking) out of the `Referer` sent to
     /// other sites; `unsafe-url` shows the leak; `unset` sends no header
     /// (the browser's default applies).
-    #[arg(long, env = "SESSIONLAB_REFERRER_POLICY", value_enum, default_value_t = ReferrerPolicy::NoReferrer)]
+    #[arg(long, value_enum, default_value_t = ReferrerPolicy::NoReferrer)]
     pub referrer_policy: ReferrerPolicy,
 }
 
@@ -301,37 +258,19 @@ pub struct CookieFlags {
 #[command(next_help_heading = "Timeouts")]
 pub struct TimeoutFlags {
     /// A session unused this long expires (at least 1s, e.g. 30m, 90s).
-    #[arg(
-        long,
-        env = "SESSIONLAB_IDLE_TIMEOUT",
-        value_name = "DURATION",
-        default_value = "30m",
-        value_parser = parse_timeout
-    )]
-    pub idle_timeout: Duration,
+    #[arg(long, value_name = "DURATION", default_value = "30m")]
+    pub idle_timeout: Lifetime,
 
     /// A session (or a jwt login) expires this long after it was created,
     /// however busy (at least 1s).
-    #[arg(
-        long,
-        env = "SESSIONLAB_ABSOLUTE_TIMEOUT",
-        value_name = "DURATION",
-        default_value = "8h",
-        value_parser = parse_timeout
-    )]
-    pub absolute_timeout: Duration,
+    #[arg(long, value_name = "DURATION", default_value = "8h")]
+    pub absolute_timeout: Lifetime,
 
     /// A session with no user (a cart before any login) unused this long
     /// expires; never longer than --idle-timeout. A login gives the session
     /// the full --idle-timeout.
-    #[arg(
-        long,
-        env = "SESSIONLAB_ANONYMOUS_IDLE_TIMEOUT",
-        value_name = "DURATION",
-        default_value = "5m",
-        value_parser = parse_timeout
-    )]
-    pub anonymous_idle_timeout: Duration,
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub anonymous_idle_timeout: Lifetime,
 }
 
 /// Bounds that keep one node within its machine.
@@ -340,16 +279,16 @@ pub struct TimeoutFlags {
 pub struct LimitFlags {
     /// Most sessions this node's memory holds; new sessions past it get 503
     /// (not used with --store redis).
-    #[arg(long, env = "SESSIONLAB_MAX_SESSIONS", value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_sessions: u64,
 
     /// Most bytes of data one session may hold (at least 64); writes past it
     /// get 413.
-    #[arg(long, env = "SESSIONLAB_MAX_SESSION_BYTES", value_name = "BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(64..))]
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(64..))]
     pub max_session_bytes: u64,
 
     /// Most bytes of a request body; larger bodies get 413.
-    #[arg(long, env = "SESSIONLAB_MAX_BODY_BYTES", value_name = "BYTES", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_body_bytes: u64,
 
     /// Most bytes all sessions together may hold in this node's memory
@@ -358,13 +297,13 @@ pub struct LimitFlags {
     /// every node holds every copy, so size it for the cluster's sessions.
     /// Default: an eighth of the machine's memory, at most 1GiB (memory
     /// store only).
-    #[arg(long, env = "SESSIONLAB_STORE_BUDGET", value_name = "BYTES", value_parser = parse_bytes)]
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     pub store_budget: Option<u64>,
 
     /// Of --store-budget, most bytes held by sessions with no user (carts
     /// before a login), so a flood of them cannot crowd out logins.
     /// Default: a quarter of --store-budget.
-    #[arg(long, env = "SESSIONLAB_ANONYMOUS_BUDGET", value_name = "BYTES", value_parser = parse_bytes)]
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     pub anonymous_budget: Option<u64>,
 
     /// Password checks (argon2) that may wait for a core at once, for the
@@ -372,7 +311,7 @@ pub struct LimitFlags {
     /// hold a quarter of the places, and only as many checks run for one
     /// client at a time as the machine has cores, so a flood from one
     /// client cannot hold back another client's login.
-    #[arg(long, env = "SESSIONLAB_LOGIN_QUEUE", value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(4..))]
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(4..))]
     pub login_queue: u32,
 }
 
@@ -385,22 +324,22 @@ pub struct ClientFlags {
     /// (see --trusted-proxy). Generous, because the lab's load tool runs
     /// all its users from one address; sessions that pass it still end at
     /// --anonymous-budget and --anonymous-idle-timeout.
-    #[arg(long, env = "SESSIONLAB_SESSION_RATE", value_name = "RATE", default_value = "100/s", value_parser = parse_rate)]
+    #[arg(long, value_name = "RATE", default_value = "100/s", value_parser = parse_rate)]
     pub session_rate: Rate,
 
     /// How many new sessions one client may start at once before
     /// --session-rate applies.
-    #[arg(long, env = "SESSIONLAB_SESSION_BURST", value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     pub session_burst: u32,
 
     /// Login attempts (right or wrong) one client may make: a rate (`50/s`,
     /// `10/min`, `off`); past it, 429 with Retry-After.
-    #[arg(long, env = "SESSIONLAB_LOGIN_RATE", value_name = "RATE", default_value = "50/s", value_parser = parse_rate)]
+    #[arg(long, value_name = "RATE", default_value = "50/s", value_parser = parse_rate)]
     pub login_rate: Rate,
 
     /// How many login attempts one client may make at once before
     /// --login-rate applies (the load tool's users may all log in at once).
-    #[arg(long, env = "SESSIONLAB_LOGIN_BURST", value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     pub login_burst: u32,
 
     /// A proxy (the load balancer) whose `X-Forwarded-For` names the real
@@ -408,15 +347,27 @@ pub struct ClientFlags {
     /// `10.0.0.0/8`). From any other peer the header is ignored and the
     /// peer's own address is the client. The env var takes a
     /// comma-separated list.
-    #[arg(long = "trusted-proxy", env = "SESSIONLAB_TRUSTED_PROXY", value_name = "ADDR|CIDR", value_delimiter = ',', value_parser = parse_net)]
+    #[arg(long = "trusted-proxy", value_name = "ADDR|CIDR", value_delimiter = ',', value_parser = parse_net)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// Refuse state-changing requests (POST, PUT, DELETE; login included)
     /// that a browser marks as coming from another site (`Origin`,
     /// `Sec-Fetch-Site`) with 403. `off` only to demonstrate login CSRF
     /// (`sessionlab attack csrf`).
-    #[arg(long, env = "SESSIONLAB_CSRF_CHECK", value_enum, default_value_t = OnOff::On)]
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
     pub csrf_check: OnOff,
+}
+
+/// The rule of the module docs, applied once to every flag: `--some-flag`
+/// can also come from `SESSIONLAB_SOME_FLAG`.
+fn with_env(arg: Arg) -> Arg {
+    match arg.get_long() {
+        Some(long) => {
+            let env = format!("SESSIONLAB_{}", long.to_uppercase().replace('-', "_"));
+            arg.env(env)
+        }
+        None => arg,
+    }
 }
 
 /// A rate as given on the command line: one event per `period`, or none.
@@ -472,7 +423,6 @@ pub struct LogFlags {
     /// `sessionlab_node=debug` (debug shows one span per request).
     #[arg(
         long,
-        env = "SESSIONLAB_LOG",
         value_name = "FILTER",
         default_value = "info,actix_server=warn",
         value_parser = parse_log_filter
@@ -558,23 +508,49 @@ fn parse_peer_flag(s: &str) -> Result<(String, PeerAddr), String> {
     })
 }
 
-/// A humantime duration between 1 ms and 60 s (a network wait).
-fn parse_short_timeout(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    if d < Duration::from_millis(1) || d > Duration::from_secs(60) {
-        return Err("must be between 1ms and 60s".into());
-    }
-    Ok(d)
+/// A duration flag whose bounds are part of its type: the field says what
+/// it accepts, and clap parses it through [`FromStr`] (so one attribute
+/// line declares the flag). It compares with a plain [`Duration`].
+macro_rules! bounded_duration {
+    ($(#[$doc:meta])* $name:ident, $min:expr, $max:expr, $rule:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name(pub Duration);
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+                if d < $min || d > $max {
+                    return Err($rule.into());
+                }
+                Ok($name(d))
+            }
+        }
+
+        impl PartialEq<Duration> for $name {
+            fn eq(&self, other: &Duration) -> bool {
+                self.0 == *other
+            }
+        }
+    };
 }
 
-/// A humantime duration of at least one second (a lifetime).
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    if d < Duration::from_secs(1) {
-        return Err("must be at least 1s".into());
-    }
-    Ok(d)
-}
+bounded_duration!(
+    /// A humantime duration between 1 ms and 60 s (a network wait).
+    Wait,
+    Duration::from_millis(1),
+    Duration::from_secs(60),
+    "must be between 1ms and 60s"
+);
+
+bounded_duration!(
+    /// A humantime duration of at least one second (a lifetime).
+    Lifetime,
+    Duration::from_secs(1),
+    Duration::MAX,
+    "must be at least 1s"
+);
 
 const TOKEN_RULE: &str = "1 to 64 characters of A-Z, a-z, 0-9, '-' and '_'";
 
@@ -610,7 +586,7 @@ fn parse_log_filter(s: &str) -> Result<String, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Flags, clap::Error> {
@@ -618,18 +594,28 @@ mod tests {
             .map(|c| c.flags)
     }
 
+    /// A command line most tests start from (`from_flags` adds to it).
+    pub(in crate::config) const SAMPLE: [&str; 7] = [
+        "--id",
+        "node-2",
+        "--tracking",
+        "url",
+        "--route-suffix",
+        "--idle-timeout",
+        "90s",
+    ];
+
+    /// Each `[flag, value]` is refused by clap, with a message naming the flag.
+    fn refused_naming_the_flag<const N: usize>(cases: [[&str; 2]; N]) {
+        for args in cases {
+            let err = parse(&args).unwrap_err();
+            assert!(err.to_string().contains(args[0]), "{err}");
+        }
+    }
+
     #[test]
     fn parses_flags() {
-        let f = parse(&[
-            "--id",
-            "node-2",
-            "--tracking",
-            "url",
-            "--route-suffix",
-            "--idle-timeout",
-            "90s",
-        ])
-        .unwrap();
+        let f = parse(&SAMPLE).unwrap();
         assert_eq!(f.id, "node-2");
         assert_eq!(f.cookies.tracking, Tracking::Url);
         assert!(f.cookies.route_suffix);
@@ -638,7 +624,7 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_flag() {
-        for args in [
+        refused_naming_the_flag([
             ["--idle-timeout", "soon"],
             ["--id", "no spaces"],
             ["--tracking", "ssl"],
@@ -650,10 +636,7 @@ mod tests {
             ["--login-rate", "0/s"],
             ["--trusted-proxy", "localhost"],
             ["--csrf-check", "maybe"],
-        ] {
-            let err = parse(&args).unwrap_err();
-            assert!(err.to_string().contains(args[0]), "{err}");
-        }
+        ]);
     }
 
     #[test]
@@ -688,17 +671,14 @@ mod tests {
 
     #[test]
     fn bad_replication_values_name_the_flag() {
-        for args in [
+        refused_naming_the_flag([
             ["--replication", "all"],
             ["--peer", "node-2"],
             ["--peer", "node-2=node-2"],
             ["--replication-ack", "most"],
             ["--replication-ack-timeout", "0s"],
             ["--replication-ack-timeout", "2m"],
-        ] {
-            let err = parse(&args).unwrap_err();
-            assert!(err.to_string().contains(args[0]), "{err}");
-        }
+        ]);
     }
 
     #[test]

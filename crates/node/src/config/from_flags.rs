@@ -53,12 +53,13 @@ impl TryFrom<Flags> for NodeOptions {
                 route: f.cookies.route_suffix.then(|| f.id.clone()),
             },
             timeouts: Timeouts {
-                idle: f.timeouts.idle_timeout,
-                absolute: f.timeouts.absolute_timeout,
+                idle: f.timeouts.idle_timeout.0,
+                absolute: f.timeouts.absolute_timeout.0,
                 anonymous_idle: f
                     .timeouts
                     .anonymous_idle_timeout
-                    .min(f.timeouts.idle_timeout),
+                    .0
+                    .min(f.timeouts.idle_timeout.0),
             },
             clients: clients(f.clients, f.limits.login_queue),
             limits: Limits {
@@ -142,7 +143,7 @@ fn store(
         (StoreKind::Redis, ReplicationMode::Off) => Ok(StoreOptions::Redis(RedisOptions {
             url: store.redis_url,
             cas: store.redis_cas.is_on(),
-            timeout: store.redis_timeout,
+            timeout: store.redis_timeout.0,
         })),
         (StoreKind::Memory, ReplicationMode::Off) => Ok(StoreOptions::Memory(memory)),
         (StoreKind::Memory, mode @ ReplicationMode::AllToAll) => Ok(StoreOptions::Replicated {
@@ -223,7 +224,7 @@ fn replication_options(
         peers: f.peers,
         secret,
         ack: f.replication_ack,
-        ack_timeout: f.replication_ack_timeout,
+        ack_timeout: f.replication_ack_timeout.0,
     })
 }
 
@@ -281,8 +282,8 @@ fn auth(f: &AuthFlags, cookies: &CookieFlags) -> Result<AuthOptions, InvalidConf
     };
     Ok(AuthOptions::Jwt(JwtOptions {
         keys,
-        access_ttl: f.access_ttl,
-        refresh_ttl: f.refresh_ttl,
+        access_ttl: f.access_ttl.0,
+        refresh_ttl: f.refresh_ttl.0,
     }))
 }
 
@@ -293,6 +294,7 @@ mod tests {
     use sessionlab_replication::AckMode;
 
     use super::*;
+    use crate::config::flags::tests::SAMPLE;
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
@@ -304,6 +306,19 @@ mod tests {
 
     fn options(args: &[&str]) -> Result<NodeOptions, InvalidConfig> {
         NodeOptions::try_from(flags(args))
+    }
+
+    /// Each command line is refused with a message containing its `want`,
+    /// and never showing `secret` (a short secret given on it).
+    fn refused_without_echo(cases: &[(&[&str], &str)], secret: &str) {
+        for (args, want) in cases {
+            let err = options(args).unwrap_err();
+            assert!(err.to_string().contains(want), "{args:?}: {err}");
+            assert!(
+                !err.to_string().contains(secret),
+                "the secret is echoed: {err}"
+            );
+        }
     }
 
     #[test]
@@ -354,20 +369,8 @@ mod tests {
 
     #[test]
     fn flags_become_typed_options() {
-        let c = options(&[
-            "--id",
-            "node-2",
-            "--tracking",
-            "url",
-            "--route-suffix",
-            "--idle-timeout",
-            "90s",
-            "--workers",
-            "3",
-            "--max-body-bytes",
-            "4096",
-        ])
-        .unwrap();
+        let more = ["--workers", "3", "--max-body-bytes", "4096"];
+        let c = options(&[&SAMPLE[..], &more].concat()).unwrap();
         assert_eq!(c.id, "node-2");
         assert_eq!(c.auth.tracking(), Tracking::Url);
         assert_eq!(c.cookie.route.as_deref(), Some("node-2"));
@@ -521,14 +524,7 @@ mod tests {
                 "--peer node-2 is given twice",
             ),
         ];
-        for (args, want) in cases {
-            let err = options(args).unwrap_err();
-            assert!(err.to_string().contains(want), "{args:?}: {err}");
-            assert!(
-                !err.to_string().contains("short"),
-                "the secret is echoed: {err}"
-            );
-        }
+        refused_without_echo(&cases, "short");
     }
 
     #[test]
@@ -579,14 +575,7 @@ mod tests {
             ),
             (&["--auth", "jwt"], "--auth jwt needs --jwt-secret"),
         ];
-        for (args, want) in cases {
-            let err = options(args).unwrap_err();
-            assert!(err.to_string().contains(want), "{args:?}: {err}");
-            assert!(
-                !err.to_string().contains("too-short"),
-                "the secret is echoed: {err}"
-            );
-        }
+        refused_without_echo(&cases, "too-short");
     }
 
     #[test]
