@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use http::Method;
-use sessionlab_testkit::{Http, echo, lb, until};
+use sessionlab_testkit::{Http, echo, lb, lb_over, lb_over_echoes, until};
 
 mod common;
 use common::{JSON, add_backend, admin, backend_action, remove_backend};
@@ -12,8 +12,7 @@ use common::{JSON, add_backend, admin, backend_action, remove_backend};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_add_remove_and_route_to_new_backends() {
     let (a, b) = (echo("node-1").await, echo("node-2").await);
-    let sa = a.spec();
-    let lb = lb(&["--backend", &sa, "--strategy", "sticky-cookie"]).await;
+    let lb = lb_over(&[a.spec()], &["--strategy", "sticky-cookie"]).await;
     let http = Http::default();
 
     let list = http.get(&lb.admin_url("/admin/v1/backends"), &[]).await;
@@ -68,9 +67,7 @@ async fn list_add_remove_and_route_to_new_backends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_and_undrain() {
-    let (a, b) = (echo("node-1").await, echo("node-2").await);
-    let (sa, sb) = (a.spec(), b.spec());
-    let lb = lb(&["--backend", &sa, "--backend", &sb]).await;
+    let ([_a, _b], lb) = lb_over_echoes(&[]).await;
     let http = Http::default();
 
     let r = backend_action(&http, &lb, "node-1", "drain").await;
@@ -152,9 +149,7 @@ async fn admin_token_guards_admin_calls_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_the_requests_log_reflect_traffic() {
-    let a = echo("node-1").await;
-    let sa = a.spec();
-    let lb = lb(&["--backend", &sa]).await;
+    let ([_a], lb) = lb_over_echoes(&[]).await;
     let http = Http::default();
     for path in ["/one", "/two?token=secret", "/three"] {
         assert_eq!(http.get(&lb.url(path), &[]).await.status, 200);
@@ -191,7 +186,7 @@ async fn metrics_and_the_requests_log_reflect_traffic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_added_backend_keeps_its_nodes_cluster_listener_for_readers() {
     let (a, c) = (echo("node-1").await, echo("node-3").await);
-    let lb = lb(&["--backend", &a.spec()]).await;
+    let lb = lb_over(&[a.spec()], &[]).await;
     let http = Http::default();
     let url = lb.admin_url("/admin/v1/backends");
 
@@ -226,8 +221,7 @@ async fn latency_totals_are_served_as_histograms() {
     use base64::Engine as _;
     use hdrhistogram::serialization::Deserializer;
 
-    let a = echo("node-1").await;
-    let lb = lb(&["--backend", &a.spec()]).await;
+    let ([_a], lb) = lb_over_echoes(&[]).await;
     let http = Http::default();
     for _ in 0..5 {
         assert_eq!(http.get(&lb.url("/x"), &[]).await.status, 200);
@@ -259,7 +253,7 @@ async fn latency_totals_are_served_as_histograms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_web_sites_cannot_drive_the_admin_api() {
     let (a, evil) = (echo("node-1").await, echo("evil").await);
-    let lb = lb(&["--backend", &a.spec()]).await;
+    let lb = lb_over(&[a.spec()], &[]).await;
     let http = Http::default();
     // What an attack could change: which backends there are, and their drain
     // flags (health history and counters move on their own).
@@ -359,7 +353,7 @@ async fn other_web_sites_cannot_drive_the_admin_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_added_backend_starts_down_until_its_checks_pass() {
     let (a, b) = (echo("node-1").await, echo("node-2").await);
-    let lb = lb(&["--backend", &a.spec(), "--health-interval", "2s"]).await;
+    let lb = lb_over(&[a.spec()], &["--health-interval", "2s"]).await;
     let http = Http::default();
     let body = format!(r#"{{"id":"node-2","addr":"{}"}}"#, b.addr);
     let r = add_backend(&http, &lb, &body).await;
@@ -389,8 +383,7 @@ async fn an_added_backend_starts_down_until_its_checks_pass() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_requests_log_shows_only_an_id_prefix_of_path_parameters() {
-    let a = echo("node-1").await;
-    let lb = lb(&["--backend", &a.spec()]).await;
+    let ([_a], lb) = lb_over_echoes(&[]).await;
     let http = Http::default();
     let sid = "Xa81kqZP0f3mLw9sT4vB7nQe2YhR6uJc";
     let path = format!("/cart;sid={sid}/add");

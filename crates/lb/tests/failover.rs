@@ -5,26 +5,26 @@
 use std::time::Duration;
 
 use http::Method;
-use sessionlab_testkit::{Http, backend_state, dead_addr, echo, lb, until};
+use sessionlab_testkit::{
+    DeadAddr, Echo, Http, Lb, backend_state, dead_addr, echo, lb, lb_over, lb_over_echoes, until,
+};
+
+/// `node-1`, where nothing listens, and `node-2`, a live echo, behind an LB
+/// whose active checks run once a minute and that marks a backend down
+/// after `fall` failures.
+async fn dead_and_live(fall: &str) -> (DeadAddr, Echo, Lb) {
+    let dead = dead_addr();
+    let live = echo("node-2").await;
+    let backends = [format!("node-1={}", dead.addr), live.spec()];
+    let flags = ["--health-interval", "60s", "--health-fall", fall];
+    let lb = lb_over(&backends, &flags).await;
+    (dead, live, lb)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_failure_moves_to_the_next_candidate_for_any_method() {
-    let dead_socket = dead_addr();
-    let dead = format!("node-1={}", dead_socket.addr);
-    let live = echo("node-2").await;
-    let live_spec = live.spec();
     // A long health interval: only the failover path is under test here.
-    let lb = lb(&[
-        "--backend",
-        &dead,
-        "--backend",
-        &live_spec,
-        "--health-interval",
-        "60s",
-        "--health-fall",
-        "100",
-    ])
-    .await;
+    let (_dead, live, lb) = dead_and_live("100").await;
     let http = Http::default();
     for method in [Method::POST, Method::PATCH, Method::GET] {
         for _ in 0..2 {
@@ -55,9 +55,7 @@ async fn connect_failure_moves_to_the_next_candidate_for_any_method() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_idempotent_requests_are_not_retried_after_sending() {
-    let (a, b) = (echo("node-1").await, echo("node-2").await);
-    let (sa, sb) = (a.spec(), b.spec());
-    let lb = lb(&["--backend", &sa, "--backend", &sb]).await;
+    let ([a, b], lb) = lb_over_echoes(&[]).await;
     let http = Http::default();
 
     // The backend reads the request, then drops the connection.
@@ -85,17 +83,7 @@ async fn non_idempotent_requests_are_not_retried_after_sending() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_are_bounded() {
-    let echoes = [
-        echo("node-1").await,
-        echo("node-2").await,
-        echo("node-3").await,
-    ];
-    let specs: Vec<String> = echoes.iter().map(|e| e.spec()).collect();
-    let mut args = vec!["--retries", "1"];
-    for s in &specs {
-        args.extend(["--backend", s.as_str()]);
-    }
-    let lb = lb(&args).await;
+    let (echoes, lb) = lb_over_echoes::<3>(&["--retries", "1"]).await;
     let http = Http::default();
     let r = http.get(&lb.url("/?drop=1"), &[]).await;
     assert_eq!(r.status, 502);
@@ -106,19 +94,7 @@ async fn retries_are_bounded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_down_is_a_503_naming_the_reason() {
-    let (a, b) = (echo("node-1").await, echo("node-2").await);
-    let (sa, sb) = (a.spec(), b.spec());
-    let lb = lb(&[
-        "--backend",
-        &sa,
-        "--backend",
-        &sb,
-        "--health-interval",
-        "50ms",
-        "--health-fall",
-        "2",
-    ])
-    .await;
+    let ([a, b], lb) = lb_over_echoes(&["--health-interval", "50ms", "--health-fall", "2"]).await;
     let http = Http::default();
     a.state.set_healthy(false);
     b.state.set_healthy(false);
@@ -155,22 +131,8 @@ async fn no_backends_is_a_503_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_failures_mark_a_backend_down_passively() {
-    let dead_socket = dead_addr();
-    let dead = format!("node-1={}", dead_socket.addr);
-    let live = echo("node-2").await;
-    let live_spec = live.spec();
     // Active checks every minute: any flip within the test is passive.
-    let lb = lb(&[
-        "--backend",
-        &dead,
-        "--backend",
-        &live_spec,
-        "--health-interval",
-        "60s",
-        "--health-fall",
-        "3",
-    ])
-    .await;
+    let (_dead, _live, lb) = dead_and_live("3").await;
     let http = Http::default();
     // The first active check runs at start and fails (1 of 3).
     until(

@@ -3,13 +3,11 @@
 use std::time::{Duration, Instant};
 
 use http::Method;
-use sessionlab_testkit::{Http, echo, lb};
+use sessionlab_testkit::{Http, echo, lb_over, lb_over_echoes};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hop_by_hop_headers_are_stripped_and_forwarded_headers_added() {
-    let node = echo("node-1").await;
-    let spec = node.spec();
-    let lb = lb(&["--backend", &spec]).await;
+    let ([_node], lb) = lb_over_echoes(&[]).await;
     let http = Http::default();
     let r = http
         .get(
@@ -60,9 +58,7 @@ async fn hop_by_hop_headers_are_stripped_and_forwarded_headers_added() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_pass_through_up_to_the_limit_and_413_beyond() {
-    let node = echo("node-1").await;
-    let spec = node.spec();
-    let lb = lb(&["--backend", &spec, "--body-limit", "1024"]).await;
+    let ([node], lb) = lb_over_echoes(&["--body-limit", "1024"]).await;
     let http = Http::default();
 
     let ok = vec![b'a'; 1024];
@@ -89,17 +85,7 @@ async fn bodies_pass_through_up_to_the_limit_and_413_beyond() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_backend_is_a_504_and_not_retried() {
-    let (a, b) = (echo("node-1").await, echo("node-2").await);
-    let (sa, sb) = (a.spec(), b.spec());
-    let lb = lb(&[
-        "--backend",
-        &sa,
-        "--backend",
-        &sb,
-        "--read-timeout",
-        "200ms",
-    ])
-    .await;
+    let ([a, b], lb) = lb_over_echoes(&["--read-timeout", "200ms"]).await;
     let http = Http::default();
     let started = Instant::now();
     let r = http.get(&lb.url("/?delay_ms=3000"), &[]).await;
@@ -121,9 +107,8 @@ async fn slow_backend_is_a_504_and_not_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_connections_are_kept_alive_and_reused() {
     let node = echo("node-1").await;
-    let spec = node.spec();
     // One worker thread: each thread keeps its own pool.
-    let lb = lb(&["--backend", &spec, "--threads", "1"]).await;
+    let lb = lb_over(&[node.spec()], &["--threads", "1"]).await;
     let http = Http::default();
     for (method, path) in [
         (Method::GET, "/"),
@@ -151,9 +136,7 @@ async fn upstream_connections_are_kept_alive_and_reused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_bodies_stream_both_ways_and_the_connection_is_reused() {
-    let node = echo("node-1").await;
-    let spec = node.spec();
-    let lb = lb(&["--backend", &spec, "--threads", "1"]).await;
+    let ([_node], lb) = lb_over_echoes(&["--threads", "1"]).await;
     let http = Http::default();
     let body: Vec<u8> = (0..900_000u32).map(|i| b'a' + (i % 26) as u8).collect();
     for _ in 0..3 {
@@ -175,17 +158,7 @@ async fn large_bodies_stream_both_ways_and_the_connection_is_reused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_connections_are_bounded() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let node = echo("node-1").await;
-    let spec = node.spec();
-    let lb = lb(&[
-        "--backend",
-        &spec,
-        "--max-connections",
-        "1",
-        "--threads",
-        "1",
-    ])
-    .await;
+    let ([_node], lb) = lb_over_echoes(&["--max-connections", "1", "--threads", "1"]).await;
     let request = b"GET / HTTP/1.1\r\nHost: lb\r\n\r\n";
     async fn read_some(s: &mut tokio::net::TcpStream) -> String {
         let mut buf = vec![0u8; 4096];

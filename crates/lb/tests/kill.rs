@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sessionlab_testkit::{Http, backend_state, lb, until};
+use sessionlab_testkit::{Http, backend_state, lb_over, until};
 
 const ECHO: &str = env!("CARGO_BIN_EXE_sessionlab-echo");
 
@@ -46,24 +46,21 @@ async fn sigkill_mid_run_loses_no_idempotent_request_and_rewrites_the_cookie() {
     let (_p1, s1) = spawn_echo("node-1");
     let (mut victim, s2) = spawn_echo("node-2");
     let (_p3, s3) = spawn_echo("node-3");
-    let lb = lb(&[
-        "--strategy",
-        "sticky-cookie",
-        "--backend",
-        &s1,
-        "--backend",
-        &s2,
-        "--backend",
-        &s3,
-        "--health-interval",
-        "100ms",
-        "--health-timeout",
-        "100ms",
-        "--health-fall",
-        "3",
-        "--health-rise",
-        "2",
-    ])
+    let lb = lb_over(
+        &[s1, s2, s3],
+        &[
+            "--strategy",
+            "sticky-cookie",
+            "--health-interval",
+            "100ms",
+            "--health-timeout",
+            "100ms",
+            "--health-fall",
+            "3",
+            "--health-rise",
+            "2",
+        ],
+    )
     .await;
     let http = Arc::new(Http::default());
     let url = lb.url("/");

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use sessionlab_testkit::{Http, echo, lb, until};
+use sessionlab_testkit::{Http, lb_over_echoes, until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -41,8 +41,7 @@ async fn request_on(stream: &mut TcpStream) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slowloris_head_is_cut_off_after_the_header_timeout() {
-    let a = echo("node-1").await;
-    let lb = lb(&["--backend", &a.spec(), "--header-timeout", "300ms"]).await;
+    let ([a], lb) = lb_over_echoes(&["--header-timeout", "300ms"]).await;
     let mut slow = TcpStream::connect(lb.addr).await.unwrap();
     slow.write_all(b"GET / HTTP/1.1\r\nHost: lb\r\nX-Slow: 1")
         .await
@@ -66,16 +65,8 @@ async fn a_slowloris_head_is_cut_off_after_the_header_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickled_body_gets_408_after_the_body_timeout() {
-    let a = echo("node-1").await;
-    let lb = lb(&[
-        "--backend",
-        &a.spec(),
-        "--body-timeout",
-        "300ms",
-        "--body-min-rate",
-        "1000000",
-    ])
-    .await;
+    let ([a], lb) =
+        lb_over_echoes(&["--body-timeout", "300ms", "--body-min-rate", "1000000"]).await;
     let mut slow = TcpStream::connect(lb.addr).await.unwrap();
     slow.write_all(
         b"POST /_echo/body HTTP/1.1\r\nHost: lb\r\nContent-Length: 100\r\n\r\n0123456789",
@@ -93,8 +84,7 @@ async fn a_trickled_body_gets_408_after_the_body_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_keepalive_connection_is_closed() {
-    let a = echo("node-1").await;
-    let lb = lb(&["--backend", &a.spec(), "--keepalive-timeout", "300ms"]).await;
+    let ([_a], lb) = lb_over_echoes(&["--keepalive-timeout", "300ms"]).await;
     let mut conn = TcpStream::connect(lb.addr).await.unwrap();
     assert!(request_on(&mut conn).await.starts_with("HTTP/1.1 200"));
     let closed = closed_within(&mut conn, Duration::from_secs(5)).await;
@@ -104,8 +94,7 @@ async fn an_idle_keepalive_connection_is_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_ip_gets_at_most_its_cap_of_connections() {
-    let a = echo("node-1").await;
-    let lb = lb(&["--backend", &a.spec(), "--max-connections-per-ip", "2"]).await;
+    let ([_a], lb) = lb_over_echoes(&["--max-connections-per-ip", "2"]).await;
     let mut first = TcpStream::connect(lb.addr).await.unwrap();
     let mut second = TcpStream::connect(lb.addr).await.unwrap();
     assert!(request_on(&mut first).await.starts_with("HTTP/1.1 200"));

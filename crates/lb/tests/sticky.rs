@@ -10,33 +10,16 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sessionlab_testkit::{Http, backend_state, echo, lb, until};
+use sessionlab_testkit::{Http, backend_state, lb_over_echoes, until};
 
 mod common;
 use common::{backend_action, remove_backend};
 
-async fn three_echoes() -> Vec<sessionlab_testkit::Echo> {
-    vec![
-        echo("node-1").await,
-        echo("node-2").await,
-        echo("node-3").await,
-    ]
-}
-
-fn sticky_args<'a>(specs: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["--strategy", "sticky-cookie"];
-    for s in specs {
-        args.extend(["--backend", s.as_str()]);
-    }
-    args.extend(extra);
-    args
-}
+const STICKY: &[&str] = &["--strategy", "sticky-cookie"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_cookie_picks_round_robin_and_sets_the_cookie() {
-    let echoes = three_echoes().await;
-    let specs: Vec<String> = echoes.iter().map(|e| e.spec()).collect();
-    let lb = lb(&sticky_args(&specs, &[])).await;
+    let (_echoes, lb) = lb_over_echoes::<3>(STICKY).await;
     let http = Http::default();
 
     let mut seen = HashMap::new();
@@ -68,9 +51,7 @@ async fn no_cookie_picks_round_robin_and_sets_the_cookie() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn valid_cookie_sticks_without_reissuing_and_is_hidden_from_backends() {
-    let echoes = three_echoes().await;
-    let specs: Vec<String> = echoes.iter().map(|e| e.spec()).collect();
-    let lb = lb(&sticky_args(&specs, &[])).await;
+    let (echoes, lb) = lb_over_echoes::<3>(STICKY).await;
     let http = Http::default();
 
     for _ in 0..10 {
@@ -103,13 +84,8 @@ async fn valid_cookie_sticks_without_reissuing_and_is_hidden_from_backends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_down_redispatches_and_rewrites_the_cookie() {
-    let echoes = three_echoes().await;
-    let specs: Vec<String> = echoes.iter().map(|e| e.spec()).collect();
-    let lb = lb(&sticky_args(
-        &specs,
-        &["--health-interval", "50ms", "--health-fall", "2"],
-    ))
-    .await;
+    let flags = [STICKY, &["--health-interval", "50ms", "--health-fall", "2"]].concat();
+    let (echoes, lb) = lb_over_echoes::<3>(&flags).await;
     let http = Http::default();
 
     echoes[1].state.set_healthy(false);
@@ -143,9 +119,7 @@ async fn backend_down_redispatches_and_rewrites_the_cookie() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_removed_redispatches_and_rewrites_the_cookie() {
-    let echoes = three_echoes().await;
-    let specs: Vec<String> = echoes.iter().map(|e| e.spec()).collect();
-    let lb = lb(&sticky_args(&specs, &[])).await;
+    let (echoes, lb) = lb_over_echoes::<3>(STICKY).await;
     let http = Http::default();
 
     let r = remove_backend(&http, &lb, "node-3").await;
@@ -164,9 +138,7 @@ async fn backend_removed_redispatches_and_rewrites_the_cookie() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn draining_keeps_existing_users_and_sends_new_ones_elsewhere() {
-    let echoes = three_echoes().await;
-    let specs: Vec<String> = echoes.iter().map(|e| e.spec()).collect();
-    let lb = lb(&sticky_args(&specs, &[])).await;
+    let (echoes, lb) = lb_over_echoes::<3>(STICKY).await;
     let http = Http::default();
 
     let r = backend_action(&http, &lb, "node-1", "drain").await;
@@ -195,9 +167,7 @@ async fn draining_keeps_existing_users_and_sends_new_ones_elsewhere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_cookie_is_treated_as_none_and_reset() {
-    let echoes = three_echoes().await;
-    let specs: Vec<String> = echoes.iter().map(|e| e.spec()).collect();
-    let lb = lb(&sticky_args(&specs, &[])).await;
+    let (_echoes, lb) = lb_over_echoes::<3>(STICKY).await;
     let http = Http::default();
 
     for bad in [
@@ -219,8 +189,7 @@ async fn invalid_cookie_is_treated_as_none_and_reset() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sticky_route_follows_the_session_suffix() {
-    let echoes = three_echoes().await;
-    let mut args = vec![
+    let flags = [
         "--strategy",
         "sticky-route",
         "--health-interval",
@@ -228,11 +197,7 @@ async fn sticky_route_follows_the_session_suffix() {
         "--health-fall",
         "2",
     ];
-    let specs: Vec<String> = echoes.iter().map(|e| e.spec()).collect();
-    for s in &specs {
-        args.extend(["--backend", s.as_str()]);
-    }
-    let lb = lb(&args).await;
+    let (echoes, lb) = lb_over_echoes::<3>(&flags).await;
     let http = Http::default();
 
     for _ in 0..5 {
@@ -271,13 +236,7 @@ async fn sticky_route_follows_the_session_suffix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consistent_hash_keeps_a_session_on_one_backend_and_spreads_sessions() {
-    let echoes = three_echoes().await;
-    let mut args = vec!["--strategy", "consistent-hash"];
-    let specs: Vec<String> = echoes.iter().map(|e| e.spec()).collect();
-    for s in &specs {
-        args.extend(["--backend", s.as_str()]);
-    }
-    let lb = lb(&args).await;
+    let (_echoes, lb) = lb_over_echoes::<3>(&["--strategy", "consistent-hash"]).await;
     let http = Http::default();
 
     let mut owners = HashMap::new();

@@ -4,21 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sessionlab_lb::echo::{self as echo_server, EchoState};
-use sessionlab_testkit::{Http, echo, lb};
+use sessionlab_testkit::{Http, echo, lb_over, lb_over_echoes};
 use tokio::net::TcpListener;
 
 async fn counts_after(strategy: &str, requests: usize) -> Vec<u64> {
-    let echoes = [
-        echo("node-1").await,
-        echo("node-2").await,
-        echo("node-3").await,
-    ];
-    let specs: Vec<String> = echoes.iter().map(|e| e.spec()).collect();
-    let mut args = vec!["--strategy", strategy];
-    for s in &specs {
-        args.extend(["--backend", s.as_str()]);
-    }
-    let lb = lb(&args).await;
+    let (echoes, lb) = lb_over_echoes::<3>(&["--strategy", strategy]).await;
     let http = Http::default();
     for _ in 0..requests {
         assert_eq!(http.get(&lb.url("/"), &[]).await.status, 200);
@@ -55,17 +45,7 @@ async fn least_conn_sends_little_to_a_slow_backend() {
     let fast = [echo("node-2").await, echo("node-3").await];
     let slow_spec = format!("node-1={slow_addr}");
     let (s2, s3) = (fast[0].spec(), fast[1].spec());
-    let lb = lb(&[
-        "--strategy",
-        "least-conn",
-        "--backend",
-        &slow_spec,
-        "--backend",
-        &s2,
-        "--backend",
-        &s3,
-    ])
-    .await;
+    let lb = lb_over(&[slow_spec, s2, s3], &["--strategy", "least-conn"]).await;
     let http = Arc::new(Http::default());
     let url = lb.url("/");
     let workers: Vec<_> = (0..6)

@@ -127,6 +127,32 @@ pub async fn lb(args: &[&str]) -> Lb {
     }
 }
 
+/// Start an LB in-process over `backends` (`id=addr` specs, each given as
+/// `--backend`, in order) with the other flags `flags`.
+pub async fn lb_over(backends: &[String], flags: &[&str]) -> Lb {
+    let mut args: Vec<&str> = Vec::with_capacity(backends.len() * 2 + flags.len());
+    for spec in backends {
+        args.extend(["--backend", spec.as_str()]);
+    }
+    args.extend(flags);
+    lb(&args).await
+}
+
+/// `N` echo backends, `node-1` to `node-N`, and an LB over them with the
+/// other flags `flags`.
+pub async fn lb_over_echoes<const N: usize>(flags: &[&str]) -> ([Echo; N], Lb) {
+    let mut echoes = Vec::with_capacity(N);
+    for i in 1..=N {
+        echoes.push(echo(&format!("node-{i}")).await);
+    }
+    let specs: Vec<String> = echoes.iter().map(Echo::spec).collect();
+    let lb = lb_over(&specs, flags).await;
+    match echoes.try_into() {
+        Ok(echoes) => (echoes, lb),
+        Err(_) => unreachable!("N echoes were started"),
+    }
+}
+
 /// A whole response: status, headers and the body as text.
 #[derive(Debug)]
 pub struct Resp {

@@ -11,8 +11,10 @@
 //! - [`sample`] / [`scrape`]: one value out of a Prometheus text endpoint;
 //! - [`client`], [`set_cookies`], [`cookie_pair`]: an HTTP client that shows
 //!   exactly what a server sent, and the cookies in it;
-//! - with feature `lb`: [`lb()`] and [`echo()`], an LB and echo backends in
-//!   this process, and [`Http`], a bare client for them.
+//! - with feature `lb`: [`lb()`] (or [`lb_over`] a list of backends, [`lb_over_echoes`]
+//!   new ones) and
+//!   [`echo()`], an LB and echo backends in this process, and [`Http`], a
+//!   bare client for them.
 //!
 //! It is a dev-dependency only (`publish = false`): nothing here is on a
 //! production path, so its helpers panic with a message instead of
@@ -29,7 +31,9 @@ mod redis;
 
 pub use http::{client, cookie_pair, set_cookies};
 #[cfg(feature = "lb")]
-pub use lb::{DeadAddr, Echo, Http, Lb, Resp, backend_state, dead_addr, echo, lb};
+pub use lb::{
+    DeadAddr, Echo, Http, Lb, Resp, backend_state, dead_addr, echo, lb, lb_over, lb_over_echoes,
+};
 pub use metrics::{sample, scrape};
 pub use poll::{eventually, poll, until, within};
 pub use ports::{free_port, free_ports};
