@@ -5,49 +5,20 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sessionlab_dashboard::{Config, run};
-use sessionlab_shutdown::shutdown_signal;
+use sessionlab_shutdown::{Failed, serve_main};
 
 fn main() -> ExitCode {
-    let settings = match Config::parse().resolve() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("sessionlab-dashboard: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "sessionlab_dashboard=info,sessionlab_lab=info".into()),
-        )
-        .init();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("sessionlab-dashboard: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async {
-        // Installed now, before the first poll: a SIGTERM right after start
-        // still means "stop cleanly".
-        let shutdown = shutdown_signal();
-        let listener = match tokio::net::TcpListener::bind(settings.listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("sessionlab-dashboard: --listen {}: {e}", settings.listen);
-                return ExitCode::from(2);
-            }
-        };
-        match run(settings, listener, shutdown).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("sessionlab-dashboard: {e}");
-                ExitCode::FAILURE
-            }
-        }
-    })
+    serve_main(
+        "sessionlab-dashboard",
+        "sessionlab_dashboard=info,sessionlab_lab=info",
+        Config::parse().resolve(),
+        |settings, shutdown| async move {
+            let listener = tokio::net::TcpListener::bind(settings.listen)
+                .await
+                .map_err(|e| Failed::Usage(format!("--listen {}: {e}", settings.listen)))?;
+            run(settings, listener, shutdown)
+                .await
+                .map_err(|e| Failed::Run(e.to_string()))
+        },
+    )
 }

@@ -26,8 +26,86 @@
 //! polls its shutdown future, and a SIGTERM in between must still mean
 //! "drain and exit 0", not the default "die at once". Call it inside the
 //! runtime.
+//!
+//! [`serve_main`] is the rest of a thin server binary's `main` once its
+//! flags are parsed, the same for the LB and the dashboard: a bad
+//! configuration printed with exit status 2, logs to stderr, a
+//! single-threaded runtime, the shutdown future, and the server's failure
+//! printed with the status it means ([`Failed`]).
 
+use std::fmt::Display;
 use std::future::Future;
+use std::pin::Pin;
+use std::process::ExitCode;
+
+/// The shutdown future as [`serve_main`] hands it to the server.
+pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Why a server stopped without being asked to.
+#[derive(Debug)]
+pub enum Failed {
+    /// Something the command line asked for cannot be had (a busy port):
+    /// exit status 2, like a bad flag.
+    Usage(String),
+    /// The server failed while running: exit status 1.
+    Run(String),
+}
+
+/// `main` of a server binary `name` after its flags were turned into
+/// `options`: exit 2 with the message if they are an error; else logs at
+/// `RUST_LOG` (or `default_log`), a single-threaded runtime, and `serve`
+/// with the options and the [`shutdown_signal`] (installed before `serve`
+/// is polled); its [`Failed`] printed as `name: ...`.
+pub fn serve_main<T, E, F>(
+    name: &str,
+    default_log: &str,
+    options: Result<T, E>,
+    serve: impl FnOnce(T, Shutdown) -> F,
+) -> ExitCode
+where
+    E: Display,
+    F: Future<Output = Result<(), Failed>>,
+{
+    let options = match options {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_log.into()),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{name}: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        // Installed now, before the first poll: a SIGTERM right after start
+        // still means "stop cleanly".
+        let shutdown: Shutdown = Box::pin(shutdown_signal());
+        match serve(options, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(Failed::Usage(e)) => {
+                eprintln!("{name}: {e}");
+                ExitCode::from(2)
+            }
+            Err(Failed::Run(e)) => {
+                eprintln!("{name}: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C); see the [crate docs](crate).
 pub fn shutdown_signal() -> impl Future<Output = ()> {
