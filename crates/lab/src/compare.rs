@@ -4,7 +4,8 @@
 //! Each way of keeping users logged in across servers loses something
 //! different, and the only fair way to show it is to run them side by side
 //! under identical conditions. For every mode (a row of the modes matrix,
-//! optionally with a variant such as `replicated+ack-all`) `compare`:
+//! optionally with a variant such as `replicated+ack-all` or
+//! `replicated+ack-sent`) `compare`:
 //!
 //! 1. brings a fresh cluster up in a run folder of its own on free ports
 //!    (the same code as `sessionlab up`);
@@ -46,7 +47,9 @@ const FULL: (Duration, usize) = (Duration::from_secs(20), workload::DEFAULT_USER
 pub struct CompareArgs {
     /// Modes to run, in order, comma separated [default: every mode of
     /// `sessionlab modes`]. `MODE+ack-all` is a replicated mode whose nodes
-    /// answer a write only after every peer applied it (--replication-ack all).
+    /// answer a write only after every peer applied it (--replication-ack
+    /// all); `MODE+ack-sent`, once it is handed to the transport for every
+    /// peer (--replication-ack sent).
     #[arg(long, env = "SESSIONLAB_COMPARE_MODES", value_delimiter = ',')]
     pub modes: Vec<Variant>,
     /// Nodes per cluster.
@@ -86,16 +89,32 @@ pub struct CompareArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Variant {
     pub mode: Mode,
-    /// `+ack-all`: the nodes get `--replication-ack=all`.
-    pub ack_all: bool,
+    /// `+ack-sent` or `+ack-all`: the nodes get `--replication-ack=sent|all`.
+    pub ack: Option<Ack>,
+}
+
+/// The `+ack-...` variants: when a replicated node answers a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ack {
+    /// Once handed to the transport for every live peer.
+    Sent,
+    /// Once every live peer applied it.
+    All,
+}
+
+impl Ack {
+    fn name(self) -> &'static str {
+        match self {
+            Ack::Sent => "sent",
+            Ack::All => "all",
+        }
+    }
 }
 
 impl Variant {
     pub fn plain(mode: Mode) -> Variant {
-        Variant {
-            mode,
-            ack_all: false,
-        }
+        Variant { mode, ack: None }
     }
 
     /// The label in the report (`replicated+ack-all`).
@@ -105,19 +124,17 @@ impl Variant {
 
     /// The node flags the variant adds to the mode's own.
     pub fn node_args(&self) -> Vec<String> {
-        if self.ack_all {
-            vec!["--replication-ack=all".to_string()]
-        } else {
-            Vec::new()
-        }
+        self.ack
+            .map(|a| vec![format!("--replication-ack={}", a.name())])
+            .unwrap_or_default()
     }
 }
 
 impl fmt::Display for Variant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.mode.name())?;
-        if self.ack_all {
-            f.write_str("+ack-all")?;
+        if let Some(a) = self.ack {
+            write!(f, "+ack-{}", a.name())?;
         }
         Ok(())
     }
@@ -131,7 +148,7 @@ impl FromStr for Variant {
         let name = parts.next().unwrap_or_default();
         let valid = || {
             format!(
-                "valid: {}, and +ack-all after a replicated mode (replicated+ack-all)",
+                "valid: {}, and +ack-sent or +ack-all after a replicated mode (replicated+ack-all)",
                 mode_names()
             )
         };
@@ -142,15 +159,20 @@ impl FromStr for Variant {
             .ok_or_else(|| format!("unknown mode `{name}`; {}", valid()))?;
         let mut v = Variant::plain(mode);
         for extra in parts {
-            match extra {
-                "ack-all" if mode.preset().replication => v.ack_all = true,
-                "ack-all" => {
-                    return Err(format!(
-                        "`{s}`: mode {name} does not replicate, so it has no acks to wait for"
-                    ));
-                }
+            let ack = match extra {
+                "ack-sent" => Ack::Sent,
+                "ack-all" => Ack::All,
                 other => return Err(format!("unknown variant `+{other}`; {}", valid())),
+            };
+            if v.ack.is_some() {
+                return Err(format!("`{s}`: one +ack-... variant at most"));
             }
+            if !mode.preset().replication {
+                return Err(format!(
+                    "`{s}`: mode {name} does not replicate, so it has no acks to wait for"
+                ));
+            }
+            v.ack = Some(ack);
         }
         Ok(v)
     }
@@ -417,9 +439,16 @@ mod tests {
     fn variants_parse_and_refuse_nonsense() {
         let v: Variant = "replicated+ack-all".parse().unwrap();
         assert_eq!(v.mode, Mode::Replicated);
-        assert!(v.ack_all);
+        assert_eq!(v.ack, Some(Ack::All));
         assert_eq!(v.label(), "replicated+ack-all");
         assert_eq!(v.node_args(), vec!["--replication-ack=all"]);
+        let v: Variant = "replicated+ack-sent".parse().unwrap();
+        assert_eq!(v.label(), "replicated+ack-sent");
+        assert_eq!(v.node_args(), vec!["--replication-ack=sent"]);
+        let err = "replicated+ack-sent+ack-all"
+            .parse::<Variant>()
+            .unwrap_err();
+        assert!(err.contains("one +ack-"), "{err}");
         assert_eq!(
             "sticky".parse::<Variant>().unwrap(),
             Variant::plain(Mode::Sticky)

@@ -390,6 +390,47 @@ async fn ack_all_waits_for_both_peers_and_times_out_without_one() {
     }
 }
 
+/// `--replication-ack sent` on real processes: the answer says the write
+/// left for both peers. With node-2's traffic dropped (node-1 does not yet
+/// know it is gone) the write is still answered at once, `sent` to both,
+/// where `all` waited out its timeout above: handed over, not confirmed.
+/// Once node-2 is seen down, only the live peer counts. About 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_sent_answers_once_the_write_left_for_every_live_peer() {
+    let c = TestCluster::start(
+        3,
+        &[
+            "--replication-ack",
+            "sent",
+            "--replication-ack-timeout",
+            "2s",
+        ],
+    )
+    .await;
+    let (_, cookie, h) = c.increment(0, "").await;
+    assert_eq!(ack_header(&h), "sent; peers=2");
+
+    c.set_faults(0, &["node-2"]).await;
+    let t = Instant::now();
+    let (n, _, h) = c.increment(0, &cookie).await;
+    let took = t.elapsed();
+    assert_eq!(n, 2);
+    assert_eq!(ack_header(&h), "sent; peers=2");
+    assert!(
+        took < Duration::from_millis(1_000),
+        "sent waited {took:?} (a peer's ack is not what it waits for)"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, _, h) = c.increment(0, &cookie).await;
+        if ack_header(&h) == "sent; peers=1" {
+            break;
+        }
+        assert_eq!(ack_header(&h), "sent; peers=2");
+        assert!(Instant::now() < deadline, "still {}", ack_header(&h));
+    }
+}
+
 #[test]
 fn the_binary_refuses_replication_flags_that_cannot_work() {
     let short = "too-short-secret";

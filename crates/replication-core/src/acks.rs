@@ -16,7 +16,16 @@
 //! - `quorum`: a majority of the whole cluster, this node included, so
 //!   `cluster/2` peers. If too few peers are up to ever reach it, the write
 //!   fails at once instead of waiting for the timeout.
-//! - Either way, after `ack_timeout_ms` the write completes as `TimedOut`.
+//! - `sent`: no peer is asked to confirm anything. The write waits only
+//!   for this node's own queues: it completes (`Sent`) once the batch that
+//!   carries it has been handed to the transport for every peer it was
+//!   queued to ([`AckTracker::on_sent`], fed by the replica when it emits a
+//!   batch). A write queued behind a batch still in flight waits for that
+//!   batch to finish first, since a peer has one batch in flight at a time.
+//!   A peer going down is forgiven as in `all`; a queue dropped on
+//!   overflow means the write never left for that peer
+//!   ([`AckTracker::on_unsent`]), and it completes as `TimedOut`.
+//! - Any mode, after `ack_timeout_ms` the write completes as `TimedOut`.
 //!
 //! At most `max_pending` writes wait at once; beyond that a write times out
 //! immediately (load shedding rather than unbounded memory).
@@ -93,11 +102,11 @@ impl AckTracker {
         };
         let required = match self.mode {
             AckMode::None => return AckWait::Async,
-            AckMode::All => queued.len(),
+            AckMode::Sent | AckMode::All => queued.len(),
             AckMode::Quorum => self.quorum_peers(),
         };
         if required == 0 {
-            return AckWait::Done(ReplicationAck::Acked { peers: 0 });
+            return AckWait::Done(self.completed(0));
         }
         if queued.len() < required || self.pending.len() >= self.max_pending {
             return AckWait::Done(ReplicationAck::TimedOut {
@@ -117,10 +126,19 @@ impl AckTracker {
         AckWait::Pending(id)
     }
 
+    /// A write that got what its mode waits for, from `peers` peers.
+    fn completed(&self, peers: usize) -> ReplicationAck {
+        if self.mode == AckMode::Sent {
+            ReplicationAck::Sent { peers }
+        } else {
+            ReplicationAck::Acked { peers }
+        }
+    }
+
     fn settle(&mut self, id: u64) -> Option<(u64, ReplicationAck)> {
         let p = self.pending.get(&id)?;
         let outcome = if p.acked >= p.required {
-            ReplicationAck::Acked { peers: p.acked }
+            self.completed(p.acked)
         } else if p.acked + p.waiting.len() < p.required {
             // Not enough peers left to ever reach the requirement.
             ReplicationAck::TimedOut {
@@ -135,8 +153,45 @@ impl AckTracker {
     }
 
     /// `peer` applied these writes. Unknown ids (already settled, or from a
-    /// previous incarnation) are ignored.
+    /// previous incarnation) are ignored. Only `all` and `quorum` count
+    /// acks (a `sent` write asks no peer for one).
     pub fn on_ack(&mut self, peer: &str, writes: &[u64]) -> Vec<(u64, ReplicationAck)> {
+        if !self.mode.asks_peers() {
+            return Vec::new();
+        }
+        self.count(peer, writes)
+    }
+
+    /// With `sent`: the batch carrying these writes was handed to the
+    /// transport for `peer`. Ignored in the other modes.
+    pub fn on_sent(&mut self, peer: &str, writes: &[u64]) -> Vec<(u64, ReplicationAck)> {
+        if self.mode != AckMode::Sent {
+            return Vec::new();
+        }
+        self.count(peer, writes)
+    }
+
+    /// With `sent`: these writes will never leave for `peer` (its queue was
+    /// dropped on overflow; a resync repairs the peer later). They stop
+    /// waiting for it without being forgiven, so they time out.
+    pub fn on_unsent(&mut self, peer: &str, writes: &[u64]) -> Vec<(u64, ReplicationAck)> {
+        if self.mode != AckMode::Sent {
+            return Vec::new();
+        }
+        let mut done = Vec::new();
+        for &id in writes {
+            if self
+                .pending
+                .get_mut(&id)
+                .is_some_and(|p| p.waiting.remove(peer))
+            {
+                done.extend(self.settle(id));
+            }
+        }
+        done
+    }
+
+    fn count(&mut self, peer: &str, writes: &[u64]) -> Vec<(u64, ReplicationAck)> {
         let mut done = Vec::new();
         for &id in writes {
             let counted = self.pending.get_mut(&id).is_some_and(|p| {
@@ -159,7 +214,7 @@ impl AckTracker {
             .iter_mut()
             .filter_map(|(id, p)| {
                 if p.waiting.remove(peer) {
-                    if self.mode == AckMode::All {
+                    if matches!(self.mode, AckMode::All | AckMode::Sent) {
                         // "every live peer": a dead one is no longer expected.
                         p.required = p.required.saturating_sub(1);
                     }
@@ -241,6 +296,55 @@ mod tests {
             t.on_ack("n4", &[2]),
             vec![(2, ReplicationAck::Acked { peers: 2 })]
         );
+    }
+
+    #[test]
+    fn sent_waits_for_the_hand_over_to_every_queued_peer_and_no_ack() {
+        let mut t = AckTracker::new(AckMode::Sent, 100, 10, 2);
+        let id = t.next_write_id();
+        assert_eq!(t.register(id, peers(&["n2", "n3"]), 0), AckWait::Pending(1));
+        assert!(
+            t.on_ack("n2", &[1]).is_empty(),
+            "acks are not what sent waits for"
+        );
+        assert!(t.on_sent("n2", &[1, 1]).is_empty(), "a repeat counts once");
+        assert_eq!(
+            t.on_sent("n3", &[1]),
+            vec![(1, ReplicationAck::Sent { peers: 2 })]
+        );
+        // A dead peer is forgiven; a dropped queue is not.
+        let a = t.next_write_id();
+        assert_eq!(t.register(a, peers(&["n2", "n3"]), 0), AckWait::Pending(2));
+        assert!(t.on_peer_down("n3").is_empty());
+        assert_eq!(
+            t.on_sent("n2", &[2]),
+            vec![(2, ReplicationAck::Sent { peers: 1 })]
+        );
+        let b = t.next_write_id();
+        assert_eq!(t.register(b, peers(&["n2", "n3"]), 0), AckWait::Pending(3));
+        assert!(t.on_sent("n2", &[3]).is_empty());
+        assert_eq!(
+            t.on_unsent("n3", &[3]),
+            vec![(
+                3,
+                ReplicationAck::TimedOut {
+                    acked: 1,
+                    expected: 2
+                }
+            )]
+        );
+        // Nobody to hand it to: done at once.
+        let c = t.next_write_id();
+        assert_eq!(
+            t.register(c, vec![], 0),
+            AckWait::Done(ReplicationAck::Sent { peers: 0 })
+        );
+        // The other modes ignore hand-overs.
+        let mut all = AckTracker::new(AckMode::All, 100, 10, 1);
+        let id = all.next_write_id();
+        assert_eq!(all.register(id, peers(&["n2"]), 0), AckWait::Pending(1));
+        assert!(all.on_sent("n2", &[1]).is_empty());
+        assert!(all.on_unsent("n2", &[1]).is_empty());
     }
 
     #[test]

@@ -19,10 +19,23 @@ pub enum AckMode {
     /// Asynchronous: answer at once; the peers get it soon (`--replication-ack none`).
     #[default]
     None,
+    /// Answer once the write has been handed to the transport for every
+    /// live peer (it left this node's queue in a batch on its way), without
+    /// waiting for any peer to confirm: Tomcat's `ReplicationValve` default.
+    Sent,
     /// Every peer that is up when the write is made must apply it.
     All,
     /// A majority of the cluster (this node included) must hold it.
     Quorum,
+}
+
+impl AckMode {
+    /// Whether the peers are asked to confirm the write (an `ack` id on
+    /// the wire): `all` and `quorum`. `sent` waits for this node's own
+    /// queues only.
+    pub fn asks_peers(self) -> bool {
+        matches!(self, AckMode::All | AckMode::Quorum)
+    }
 }
 
 impl FromStr for AckMode {
@@ -30,10 +43,11 @@ impl FromStr for AckMode {
     fn from_str(s: &str) -> Result<Self, ConfigError> {
         match s {
             "none" => Ok(AckMode::None),
+            "sent" => Ok(AckMode::Sent),
             "all" => Ok(AckMode::All),
             "quorum" => Ok(AckMode::Quorum),
             other => Err(ConfigError::Invalid(format!(
-                "replication ack mode must be none, all or quorum, not {other:?}"
+                "replication ack mode must be none, sent, all or quorum, not {other:?}"
             ))),
         }
     }
@@ -43,6 +57,7 @@ impl fmt::Display for AckMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             AckMode::None => "none",
+            AckMode::Sent => "sent",
             AckMode::All => "all",
             AckMode::Quorum => "quorum",
         })
@@ -196,6 +211,8 @@ mod tests {
         ProtocolConfig::default().validate().unwrap();
         ProtocolConfig::fast().validate().unwrap();
         assert_eq!("quorum".parse::<AckMode>().unwrap(), AckMode::Quorum);
+        assert_eq!("sent".parse::<AckMode>().unwrap(), AckMode::Sent);
+        assert_eq!(AckMode::Sent.to_string(), "sent");
         assert!("most".parse::<AckMode>().is_err());
         let tiny_queue = ProtocolConfig {
             queue_limit: 10,

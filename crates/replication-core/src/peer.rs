@@ -25,6 +25,14 @@
 //!   only delays things. Acks are collected separately and sent as one
 //!   `Ack` message per batch.
 //!
+//! ## Hand-over marks (`--replication-ack sent`)
+//! A `sent` write waits until the message carrying it has left the data
+//! queue in a batch. The queue counts the messages pushed and taken; a mark
+//! records a write's position, and once the taken count passes it the write
+//! is handed over ([`Peer::take_hand_overs`]). A dropped queue turns its
+//! marks into writes that never left. Marks never outnumber the queued
+//! messages, so they share the queue's bound.
+//!
 //! ## One batch in flight
 //! A peer gets at most one batch at a time. While it is in flight new
 //! messages gather in the queues, so under load batches grow and requests
@@ -110,6 +118,15 @@ pub struct Peer {
     data_bytes: usize,
     control: VecDeque<Message>,
     acks: VecDeque<u64>,
+    /// Data messages ever pushed and ever taken into a batch (or dropped).
+    pushed: u64,
+    taken: u64,
+    /// `(position, write)`: write waits until `taken >= position`.
+    marks: VecDeque<(u64, u64)>,
+    /// Writes whose message was taken into a batch since the last
+    /// [`Peer::take_hand_overs`], and writes whose message was dropped.
+    handed_over: Vec<u64>,
+    dropped: Vec<u64>,
     pub in_flight: Option<InFlight>,
     pub ae: AntiEntropy,
 }
@@ -131,6 +148,11 @@ impl Peer {
             data_bytes: 0,
             control: VecDeque::new(),
             acks: VecDeque::new(),
+            pushed: 0,
+            taken: 0,
+            marks: VecDeque::new(),
+            handed_over: Vec::new(),
+            dropped: Vec::new(),
             in_flight: None,
             ae: AntiEntropy::default(),
         }
@@ -155,12 +177,39 @@ impl Peer {
         }
         self.data_bytes += bytes;
         self.data.push_back(msg);
+        self.pushed += 1;
         Ok(())
+    }
+
+    /// Mark the message just pushed as carrying `write` (see the module
+    /// docs: hand-over marks).
+    pub fn mark_last(&mut self, write: u64) {
+        if self.pushed > self.taken {
+            self.marks.push_back((self.pushed, write));
+        }
     }
 
     pub fn clear_data(&mut self) {
         self.data.clear();
         self.data_bytes = 0;
+        self.taken = self.pushed;
+        self.dropped.extend(self.marks.drain(..).map(|(_, w)| w));
+    }
+
+    /// The writes handed to the transport, and the writes dropped, since
+    /// the last call.
+    pub fn take_hand_overs(&mut self) -> (Vec<u64>, Vec<u64>) {
+        while let Some(&(pos, w)) = self.marks.front() {
+            if pos > self.taken {
+                break;
+            }
+            self.marks.pop_front();
+            self.handed_over.push(w);
+        }
+        (
+            std::mem::take(&mut self.handed_over),
+            std::mem::take(&mut self.dropped),
+        )
     }
 
     /// Queue a control message; a heartbeat replaces one already queued.
@@ -211,6 +260,7 @@ impl Peer {
                 break;
             }
             let m = self.data.pop_front().expect("front() was Some");
+            self.taken += 1;
             let b = m.approx_bytes();
             self.data_bytes -= b;
             bytes += b;
@@ -245,6 +295,30 @@ mod tests {
         assert_eq!(p.push_data(touch(9), &cfg), Err(Overflow));
         assert_eq!(p.queue_depth(), 0);
         assert_eq!(p.data_bytes, 0);
+    }
+
+    #[test]
+    fn hand_over_marks_follow_the_queue() {
+        let cfg = ProtocolConfig {
+            batch_max_messages: 2,
+            ..ProtocolConfig::default()
+        };
+        let mut p = Peer::new("n2".into());
+        for i in 0..3 {
+            p.push_data(touch(i), &cfg).unwrap();
+            p.mark_last(10 + i);
+        }
+        assert_eq!(p.take_hand_overs(), (vec![], vec![]));
+        assert_eq!(p.next_batch(&cfg).len(), 2);
+        assert_eq!(p.take_hand_overs(), (vec![10, 11], vec![]));
+        p.push_data(touch(3), &cfg).unwrap();
+        p.mark_last(13);
+        p.clear_data();
+        assert_eq!(p.take_hand_overs(), (vec![], vec![12, 13]));
+        p.push_data(touch(4), &cfg).unwrap();
+        p.mark_last(14);
+        assert_eq!(p.next_batch(&cfg), vec![touch(4)]);
+        assert_eq!(p.take_hand_overs(), (vec![14], vec![]));
     }
 
     #[test]

@@ -50,7 +50,7 @@ use sessionlab_session::{
 
 use crate::acks::{AckTracker, AckWait};
 use crate::antientropy;
-use crate::config::ProtocolConfig;
+use crate::config::{AckMode, ProtocolConfig};
 use crate::message::{Batch, Delete, DigestEntry, Message, Rejected, SnapshotEntry, Upsert};
 use crate::order;
 use crate::peer::{InFlight, Outstanding, Peer, ResyncReason};
@@ -405,12 +405,17 @@ impl Replica {
         let stored = self.store.put_local(session)?;
         let version = stored.version.clone();
         let write = self.acks.next_write_id();
-        let queued = self.broadcast(Message::Upsert(Upsert {
-            session: stored,
-            origin_ms: Some(now_ms),
-            origin_us: self.lag_stamp(),
-            ack: write,
-        }));
+        let mode = self.cfg.ack_mode;
+        let queued = self.broadcast(
+            Message::Upsert(Upsert {
+                session: stored,
+                origin_ms: Some(now_ms),
+                origin_us: self.lag_stamp(),
+                // `sent` waits for its own queues: no peer is asked.
+                ack: write.filter(|_| mode.asks_peers()),
+            }),
+            write.filter(|_| mode == AckMode::Sent),
+        );
         let ack = self.acks.register(write, queued, now_ms);
         self.flush(now_ms);
         Ok(LocalWrite { version, ack })
@@ -437,13 +442,16 @@ impl Replica {
         self.tombstones
             .insert(id.clone(), version.clone(), expires_ms);
         self.touches.remove(id);
-        self.broadcast(Message::Delete(Delete {
-            id: id.clone(),
-            version,
-            expires_ms,
-            origin_ms: Some(now_ms),
-            origin_us: self.lag_stamp(),
-        }));
+        self.broadcast(
+            Message::Delete(Delete {
+                id: id.clone(),
+                version,
+                expires_ms,
+                origin_ms: Some(now_ms),
+                origin_us: self.lag_stamp(),
+            }),
+            None,
+        );
         self.flush(now_ms);
         old.is_some()
     }
@@ -466,15 +474,15 @@ impl Replica {
 
     fn flush_touches(&mut self, now_ms: u64) {
         for (id, at_ms) in std::mem::take(&mut self.touches) {
-            self.broadcast(Message::Touch { id, at_ms });
+            self.broadcast(Message::Touch { id, at_ms }, None);
         }
         self.flush(now_ms);
     }
 
     /// Queue a data message for every live peer; returns the peers it was
     /// queued to. Peers that are down, or whose queue overflows, are marked
-    /// for resync instead.
-    fn broadcast(&mut self, msg: Message) -> Vec<String> {
+    /// for resync instead. `mark`: the `sent` write the message carries.
+    fn broadcast(&mut self, msg: Message, mark: Option<u64>) -> Vec<String> {
         let mut queued = Vec::new();
         let mut missed = Vec::new();
         for (pid, p) in self.peers.iter_mut() {
@@ -485,7 +493,12 @@ impl Replica {
                 continue;
             }
             match p.push_data(msg.clone(), &self.cfg) {
-                Ok(()) => queued.push(pid.clone()),
+                Ok(()) => {
+                    if let Some(w) = mark {
+                        p.mark_last(w);
+                    }
+                    queued.push(pid.clone())
+                }
                 Err(_) => missed.push((pid.clone(), ResyncReason::QueueOverflow)),
             }
         }
@@ -885,8 +898,26 @@ impl Replica {
     // ---- sending ----------------------------------------------------------
 
     /// Emit a batch for every peer that has queued messages and no batch in
-    /// flight.
+    /// flight; then settle the `sent` writes whose message left (after the
+    /// batches, so the runtime hands them to the transport before the
+    /// client is answered) or was dropped.
     pub fn flush(&mut self, now_ms: u64) {
+        self.emit_batches(now_ms);
+        if self.cfg.ack_mode != AckMode::Sent {
+            return;
+        }
+        for p in self.peers.values_mut() {
+            let (sent, dropped) = p.take_hand_overs();
+            for (w, ack) in self.acks.on_sent(&p.id, &sent) {
+                self.outputs.push(Output::AckDone { write: w, ack });
+            }
+            for (w, ack) in self.acks.on_unsent(&p.id, &dropped) {
+                self.outputs.push(Output::AckDone { write: w, ack });
+            }
+        }
+    }
+
+    fn emit_batches(&mut self, now_ms: u64) {
         for p in self.peers.values_mut() {
             if p.in_flight.is_some() {
                 continue;

@@ -10,7 +10,7 @@
 //! Commands:
 //!
 //! ```text
-//! cluster nodes=3 [ack=none|all|quorum] [queue_limit=N] [digest_chunk=N]
+//! cluster nodes=3 [ack=none|sent|all|quorum] [queue_limit=N] [digest_chunk=N]
 //!         [page=N] [quiet=false]       a new cluster, run until all are ready
 //! trace [heartbeats=B] [acks=B] [digests=B]   which control messages show
 //! network [delay=LO..HI] [drop=P] [dup=P]     the network's behaviour
@@ -279,6 +279,11 @@ fn join_by_snapshot() {
 #[test]
 fn acks_all_and_quorum() {
     run("acks_all_and_quorum");
+}
+
+#[test]
+fn acks_sent() {
+    run("acks_sent");
 }
 
 #[test]

@@ -204,7 +204,7 @@ impl Metrics {
         );
         r.register(
             names::ACKS,
-            "Synchronous writes by ack result (acked, timed_out)",
+            "Writes that waited for the peers, by result (sent, acked, timed_out)",
             self.acks.clone(),
         );
         r.register(
@@ -308,6 +308,7 @@ impl Metrics {
 
     pub fn on_ack(&self, ack: &ReplicationAck) {
         let result = match ack {
+            ReplicationAck::Sent { .. } => "sent",
             ReplicationAck::Acked { .. } => "acked",
             ReplicationAck::TimedOut { .. } => "timed_out",
             _ => return,

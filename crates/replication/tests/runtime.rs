@@ -238,6 +238,44 @@ async fn ack_all_waits_for_every_live_peer() {
     assert_eq!(receipt.replication, ReplicationAck::Acked { peers: 2 });
 }
 
+/// `--replication-ack sent`: the write is answered once its batch is
+/// handed to the transport for both peers, without waiting for them to
+/// apply it. When node-2 refuses everything from node-1 (a cut link, not
+/// yet known as one), the write is still answered `sent` to both, and
+/// only node-3 has it until the link heals and the resync repairs node-2:
+/// handed over is not delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_sent_answers_once_handed_over_without_waiting_for_the_peers() {
+    let c = TestCluster::start(3, AckMode::Sent).await;
+    let s = new_session();
+    let receipt = c.node(0).store.put(s.clone()).await.unwrap();
+    assert_eq!(receipt.replication, ReplicationAck::Sent { peers: 2 });
+    for i in [1, 2] {
+        eventually("a peer holds the session", || {
+            holds(&c.node(i).store, &s.id)
+        })
+        .await;
+    }
+
+    assert_eq!(set_faults(&c, 1, r#"{"drop":["node-1"]}"#).await, 200);
+    let s2 = new_session();
+    let receipt = c.node(0).store.put(s2.clone()).await.unwrap();
+    assert_eq!(receipt.replication, ReplicationAck::Sent { peers: 2 });
+    eventually("node-3 holds the second session", || {
+        holds(&c.node(2).store, &s2.id)
+    })
+    .await;
+    assert!(
+        !holds(&c.node(1).store, &s2.id).await,
+        "node-2 refuses node-1"
+    );
+    assert_eq!(set_faults(&c, 1, r#"{"drop":[]}"#).await, 200);
+    eventually("the resync repairs node-2", || {
+        holds(&c.node(1).store, &s2.id)
+    })
+    .await;
+}
+
 fn batch_json(from: &str, to: &str, s: &Session) -> Vec<u8> {
     let mut s = s.clone();
     s.version = sessionlab_session::Version::new(1, from);

@@ -59,6 +59,9 @@ pub enum ReplicationAck {
     NotReplicated,
     /// Queued for the peers; the client is answered at once.
     Async,
+    /// Handed to the transport for every live peer (`--replication-ack
+    /// sent`): in a batch on its way, not yet confirmed by anyone.
+    Sent { peers: usize },
     /// Every peer that had to confirm did so.
     Acked { peers: usize },
     /// The ack timeout passed before enough peers confirmed.
@@ -71,6 +74,7 @@ impl ReplicationAck {
         match self {
             ReplicationAck::NotReplicated => "none".into(),
             ReplicationAck::Async => "async".into(),
+            ReplicationAck::Sent { peers } => format!("sent; peers={peers}"),
             ReplicationAck::Acked { peers } => format!("acked; peers={peers}"),
             ReplicationAck::TimedOut { acked, expected } => {
                 format!("timeout; acked={acked}; expected={expected}")

@@ -165,9 +165,9 @@ pub struct ReplicationFlags {
     )]
     pub replication_ack: AckMode,
 
-    /// With --replication-ack all|quorum: how long a write waits for acks
-    /// before it is answered anyway, marked `timeout` (it is not undone);
-    /// 1ms to 60s.
+    /// With --replication-ack sent|all|quorum: how long a write waits (for
+    /// its batches to leave, or for acks) before it is answered anyway,
+    /// marked `timeout` (it is not undone); 1ms to 60s.
     #[arg(long, value_name = "DURATION", default_value = "1s")]
     pub replication_ack_timeout: Wait,
 }
@@ -495,6 +495,8 @@ fn replication_mode_parser() -> impl TypedValueParser<Value = ReplicationMode> {
 fn ack_mode_parser() -> impl TypedValueParser<Value = AckMode> {
     PossibleValuesParser::new([
         PossibleValue::new("none").help("answer at once; peers get the write soon (async)"),
+        PossibleValue::new("sent")
+            .help("answer once the write is handed to the transport for every live peer, without waiting for acks"),
         PossibleValue::new("all").help("answer once every live peer applied the write"),
         PossibleValue::new("quorum").help("answer once a majority of the cluster holds it"),
     ])
