@@ -8,7 +8,8 @@
 //! in a way it has no name for, and there is none today.
 //!
 //! Store errors map one to one: `TooLarge` -> 413, `Full` -> 503,
-//! `OverBudget` -> 503, `Conflict` -> 409, `Unavailable` -> 503.
+//! `OverBudget` -> 503, `Conflict` -> 409, `Unavailable` -> 503,
+//! `NoMajority` (a write refused by `--partition-policy consistent`) -> 503.
 //!
 //! Refusals that pass with time carry `Retry-After` (whole seconds): a
 //! store at its budget (503), a client over its rate limit (429, the wait
@@ -117,6 +118,7 @@ impl NodeError {
             NodeError::CrossSite(_) => "cross_site",
             NodeError::Store(StoreError::Conflict) => "conflict",
             NodeError::Store(StoreError::Unavailable(_)) => "store_unavailable",
+            NodeError::Store(StoreError::NoMajority(_)) => "no_majority",
             NodeError::BodyTooLarge { .. } => "body_too_large",
             NodeError::BadRequest(_) => "bad_request",
             NodeError::BadCredentials => "bad_credentials",
@@ -136,7 +138,7 @@ impl NodeError {
             NodeError::Store(StoreError::OverBudget { .. } | StoreError::Full { .. }) => {
                 Some(STORE_FULL_RETRY_AFTER_SECS)
             }
-            NodeError::LoginQueueFull => Some(1),
+            NodeError::LoginQueueFull | NodeError::Store(StoreError::NoMajority(_)) => Some(1),
             _ => None,
         }
     }
@@ -162,6 +164,7 @@ impl ResponseError for NodeError {
             NodeError::CrossSite(_) => StatusCode::FORBIDDEN,
             NodeError::Store(StoreError::Conflict) => StatusCode::CONFLICT,
             NodeError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            NodeError::Store(StoreError::NoMajority(_)) => StatusCode::SERVICE_UNAVAILABLE,
             NodeError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             NodeError::BadRequest(_) => StatusCode::BAD_REQUEST,
             NodeError::BadCredentials => StatusCode::UNAUTHORIZED,
@@ -224,6 +227,7 @@ mod tests {
             ),
             (StoreError::Conflict, 409),
             (StoreError::Unavailable("down".into()), 503),
+            (StoreError::NoMajority("cut off".into()), 503),
         ];
         for (e, status) in cases {
             assert_eq!(NodeError::from(e).status_code().as_u16(), status);

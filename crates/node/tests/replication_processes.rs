@@ -282,6 +282,7 @@ fn forged_batch() -> (Vec<u8>, String) {
             origin_ms: Some(now),
             origin_us: None,
             ack: None,
+            base: None,
         })],
     };
     (serde_json::to_vec(&batch).unwrap(), id.as_str().to_owned())

@@ -191,6 +191,22 @@ impl AckTracker {
         done
     }
 
+    /// `peer` refused these conditional writes (consistent policy): it is
+    /// no longer waited for, and the write fails once too few are left.
+    pub fn on_refused(&mut self, peer: &str, writes: &[u64]) -> Vec<(u64, ReplicationAck)> {
+        let mut done = Vec::new();
+        for &id in writes {
+            if self
+                .pending
+                .get_mut(&id)
+                .is_some_and(|p| p.waiting.remove(peer))
+            {
+                done.extend(self.settle(id));
+            }
+        }
+        done
+    }
+
     fn count(&mut self, peer: &str, writes: &[u64]) -> Vec<(u64, ReplicationAck)> {
         let mut done = Vec::new();
         for &id in writes {

@@ -225,6 +225,7 @@ pub(crate) fn repairs(
                         origin_ms: None,
                         origin_us: None,
                         ack: None,
+                        base: None,
                     }));
                 }
                 Some(r) if r.version == s.version => {
@@ -240,6 +241,7 @@ pub(crate) fn repairs(
                     origin_ms: None,
                     origin_us: None,
                     ack: None,
+                    base: None,
                 })),
             }
         }

@@ -64,6 +64,45 @@ impl fmt::Display for AckMode {
     }
 }
 
+/// What a replicated node does when it cannot reach a majority of the
+/// cluster (`--partition-policy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionPolicy {
+    /// Keep accepting writes on both sides; last writer wins at the heal
+    /// (and throws some acknowledged writes away).
+    #[default]
+    Available,
+    /// Refuse a write that cannot reach a majority of the members (this
+    /// node included): a node that sees fewer refuses every write at once,
+    /// and a write is answered only once a majority holds it (at least
+    /// `quorum` acks), conditional on the peers holding the version it was
+    /// made from. See `crate::replica` (the consistent policy).
+    Consistent,
+}
+
+impl FromStr for PartitionPolicy {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "available" => Ok(PartitionPolicy::Available),
+            "consistent" => Ok(PartitionPolicy::Consistent),
+            other => Err(ConfigError::Invalid(format!(
+                "partition policy must be available or consistent, not {other:?}"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for PartitionPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PartitionPolicy::Available => "available",
+            PartitionPolicy::Consistent => "consistent",
+        })
+    }
+}
+
 /// A configuration that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -75,6 +114,9 @@ pub enum ConfigError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProtocolConfig {
     pub ack_mode: AckMode,
+    /// `--partition-policy`; `consistent` makes `none` and `sent` wait for
+    /// a quorum.
+    pub partition_policy: PartitionPolicy,
     /// How long a write waits for acks before it is reported as timed out.
     pub ack_timeout_ms: u64,
     /// Writes waiting for acks at once; beyond it a write times out at once.
@@ -126,6 +168,7 @@ impl Default for ProtocolConfig {
     fn default() -> Self {
         ProtocolConfig {
             ack_mode: AckMode::None,
+            partition_policy: PartitionPolicy::Available,
             ack_timeout_ms: 1_000,
             max_pending_acks: 10_000,
             heartbeat_interval_ms: 250,
@@ -150,6 +193,16 @@ impl Default for ProtocolConfig {
 }
 
 impl ProtocolConfig {
+    /// The ack mode writes really use: `consistent` needs a majority to
+    /// hold a write before it is answered, so `none` and `sent` become
+    /// `quorum` (`all` already is at least one).
+    pub fn effective_ack_mode(&self) -> AckMode {
+        match (self.partition_policy, self.ack_mode) {
+            (PartitionPolicy::Consistent, AckMode::None | AckMode::Sent) => AckMode::Quorum,
+            (_, mode) => mode,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         if self.heartbeat_interval_ms == 0
@@ -213,6 +266,21 @@ mod tests {
         assert_eq!("quorum".parse::<AckMode>().unwrap(), AckMode::Quorum);
         assert_eq!("sent".parse::<AckMode>().unwrap(), AckMode::Sent);
         assert_eq!(AckMode::Sent.to_string(), "sent");
+        assert_eq!(
+            "consistent".parse::<PartitionPolicy>().unwrap(),
+            PartitionPolicy::Consistent
+        );
+        assert!("strict".parse::<PartitionPolicy>().is_err());
+        let consistent = ProtocolConfig {
+            partition_policy: PartitionPolicy::Consistent,
+            ..ProtocolConfig::default()
+        };
+        assert_eq!(consistent.effective_ack_mode(), AckMode::Quorum);
+        let all = ProtocolConfig {
+            ack_mode: AckMode::All,
+            ..consistent.clone()
+        };
+        assert_eq!(all.effective_ack_mode(), AckMode::All);
         assert!("most".parse::<AckMode>().is_err());
         let tiny_queue = ProtocolConfig {
             queue_limit: 10,

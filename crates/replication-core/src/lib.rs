@@ -49,7 +49,7 @@ mod snapshot;
 mod tombstones;
 
 pub use acks::AckWait;
-pub use config::{AckMode, ConfigError, ProtocolConfig};
+pub use config::{AckMode, ConfigError, PartitionPolicy, ProtocolConfig};
 pub use message::{
     Batch, Delete, DigestEntry, MAX_BATCH_MESSAGES, MAX_LAMPORT, MAX_LIST_ENTRIES, MAX_NODE_ID_LEN,
     MAX_USER_LEN, Message, Rejected, SnapshotEntry, Upsert,

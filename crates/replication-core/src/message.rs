@@ -89,6 +89,12 @@ pub enum Message {
     Ack {
         writes: Vec<u64>,
     },
+    /// The receiver's conditional writes (consistent policy) with these ids
+    /// were refused by the sender: it holds a newer copy, which follows as a
+    /// repair in the same batch.
+    Refused {
+        writes: Vec<u64>,
+    },
     /// "Send me the sessions and tombstones with ids after `after`."
     SnapshotRequest {
         after: Option<SessionId>,
@@ -131,6 +137,11 @@ pub struct Upsert {
     /// Set when the origin waits for acknowledgements of this write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ack: Option<u64>,
+    /// With `--partition-policy consistent`: the version the write was made
+    /// from (`0@` for a new session). A peer holding a newer copy, or any
+    /// copy of a "new" session, neither applies nor acks it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<Version>,
 }
 
 /// A deleted session: the tombstone every replica keeps until `expires_ms`.
@@ -250,7 +261,7 @@ impl Batch {
         }
         for m in &self.messages {
             let n = match m {
-                Message::Ack { writes } => writes.len(),
+                Message::Ack { writes } | Message::Refused { writes } => writes.len(),
                 Message::SnapshotPage { entries, .. } => entries.len(),
                 Message::Digest { entries, .. } => entries.len(),
                 _ => 0,
@@ -303,6 +314,7 @@ impl Message {
             Message::Touch { .. } => "touch",
             Message::Heartbeat { .. } => "heartbeat",
             Message::Ack { .. } => "ack",
+            Message::Refused { .. } => "refused",
             Message::SnapshotRequest { .. } => "snapshot_request",
             Message::SnapshotPage { .. } => "snapshot_page",
             Message::DigestRequest { .. } => "digest_request",
@@ -323,7 +335,7 @@ impl Message {
         MESSAGE_OVERHEAD
             + match self {
                 Message::Upsert(u) => u.session.size_bytes(),
-                Message::Ack { writes } => writes.len() * 12,
+                Message::Ack { writes } | Message::Refused { writes } => writes.len() * 12,
                 Message::SnapshotPage { entries, .. } => entries
                     .iter()
                     .map(|e| match e {
@@ -363,6 +375,7 @@ impl fmt::Display for Message {
                 write!(f, "heartbeat boot={boot} ready={ready}")
             }
             Message::Ack { writes } => write!(f, "ack {writes:?}"),
+            Message::Refused { writes } => write!(f, "refused {writes:?}"),
             Message::SnapshotRequest { after } => {
                 write!(f, "snapshot_request after={}", short(after))
             }
@@ -415,6 +428,7 @@ mod tests {
             origin_ms: Some(1_000),
             origin_us: None,
             ack: Some(3),
+            base: None,
         });
         let json = serde_json::to_string(&m).unwrap();
         assert!(

@@ -118,6 +118,8 @@ pub struct Peer {
     data_bytes: usize,
     control: VecDeque<Message>,
     acks: VecDeque<u64>,
+    /// Conditional writes refused here, to tell their origin.
+    refusals: VecDeque<u64>,
     /// Data messages ever pushed and ever taken into a batch (or dropped).
     pushed: u64,
     taken: u64,
@@ -148,6 +150,7 @@ impl Peer {
             data_bytes: 0,
             control: VecDeque::new(),
             acks: VecDeque::new(),
+            refusals: VecDeque::new(),
             pushed: 0,
             taken: 0,
             marks: VecDeque::new(),
@@ -224,6 +227,13 @@ impl Peer {
         self.control.push_back(msg);
     }
 
+    pub fn push_refusal(&mut self, write: u64) {
+        if self.refusals.len() >= ACK_LIMIT {
+            self.refusals.pop_front();
+        }
+        self.refusals.push_back(write);
+    }
+
     pub fn push_ack(&mut self, write: u64) {
         if self.acks.len() >= ACK_LIMIT {
             self.acks.pop_front();
@@ -254,6 +264,12 @@ impl Peer {
             let writes: Vec<u64> = self.acks.drain(..n).collect();
             bytes += writes.len() * 12;
             out.push(Message::Ack { writes });
+        }
+        if !self.refusals.is_empty() && out.len() < cfg.batch_max_messages {
+            let n = self.refusals.len().min(MAX_LIST_ENTRIES);
+            let writes: Vec<u64> = self.refusals.drain(..n).collect();
+            bytes += writes.len() * 12;
+            out.push(Message::Refused { writes });
         }
         while let Some(m) = self.data.front() {
             if !fits(&out, bytes, m) {

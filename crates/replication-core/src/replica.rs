@@ -50,7 +50,7 @@ use sessionlab_session::{
 
 use crate::acks::{AckTracker, AckWait};
 use crate::antientropy;
-use crate::config::{AckMode, ProtocolConfig};
+use crate::config::{AckMode, PartitionPolicy, ProtocolConfig};
 use crate::message::{Batch, Delete, DigestEntry, Message, Rejected, SnapshotEntry, Upsert};
 use crate::order;
 use crate::peer::{InFlight, Outstanding, Peer, ResyncReason};
@@ -83,6 +83,9 @@ pub enum Outcome {
     Expired,
     /// The store refused it (full, too large).
     Rejected,
+    /// A conditional write (consistent policy) made from an older copy than
+    /// the one held here: neither applied nor acknowledged.
+    Conflict,
     /// A delete removed the held copy.
     Removed,
     /// A delete for a copy not held here: only the tombstone is kept.
@@ -102,6 +105,7 @@ impl Outcome {
             Outcome::Tombstoned => "tombstoned",
             Outcome::Expired => "expired",
             Outcome::Rejected => "rejected",
+            Outcome::Conflict => "conflict",
             Outcome::Removed => "removed",
             Outcome::Recorded => "recorded",
             Outcome::Touched => "touched",
@@ -111,7 +115,7 @@ impl Outcome {
 
     /// Whether the sender may count the write as applied here.
     fn acks(self) -> bool {
-        !matches!(self, Outcome::Rejected)
+        !matches!(self, Outcome::Rejected | Outcome::Conflict)
     }
 }
 
@@ -254,6 +258,15 @@ pub struct PeerView {
     pub last_heard_ms: Option<u64>,
 }
 
+/// A write under the consistent policy, until its quorum decides it.
+#[derive(Debug)]
+struct PendingWrite {
+    id: SessionId,
+    version: Version,
+    /// The copy held before it, restored if the write is refused.
+    prev: Option<Session>,
+}
+
 /// One node's replication state machine; see the module docs.
 pub struct Replica {
     id: String,
@@ -268,6 +281,12 @@ pub struct Replica {
     next_touch_flush_ms: u64,
     next_heartbeat_ms: u64,
     acks: AckTracker,
+    /// The ack mode writes use ([`ProtocolConfig::effective_ack_mode`]).
+    ack_mode: AckMode,
+    consistent: bool,
+    /// Consistent policy: writes waiting for their quorum, to roll back if
+    /// they are refused.
+    pending_writes: BTreeMap<u64, PendingWrite>,
     join: Join,
     join_entries: u64,
     next_seq: u64,
@@ -294,8 +313,10 @@ impl Replica {
             .filter(|p| *p != id)
             .map(|p| (p.clone(), Peer::new(p)))
             .collect();
+        let ack_mode = cfg.effective_ack_mode();
+        let consistent = cfg.partition_policy == PartitionPolicy::Consistent;
         let acks = AckTracker::new(
-            cfg.ack_mode,
+            ack_mode,
             cfg.ack_timeout_ms,
             cfg.max_pending_acks,
             peers.len(),
@@ -312,6 +333,9 @@ impl Replica {
             touches: BTreeMap::new(),
             next_heartbeat_ms: now_ms,
             acks,
+            ack_mode,
+            consistent,
+            pending_writes: BTreeMap::new(),
             join: Join::Waiting { after: None },
             join_entries: 0,
             next_seq: 1,
@@ -399,13 +423,30 @@ impl Replica {
         if self.tombstones.contains(&session.id) {
             return Err(StoreError::Conflict);
         }
-        if let Some(held) = self.store.get_raw(&session.id) {
+        if self.consistent {
+            self.check_majority()?;
+            // A write made from a write still waiting for its quorum would
+            // pass every peer's check (it is newer than what they hold) and
+            // carry the waiting write with it even if that one is refused.
+            if self.is_pending(&session.id) {
+                return Err(StoreError::NoMajority(
+                    "an earlier write of this session is still waiting for a majority \
+                     (--partition-policy consistent)"
+                        .to_owned(),
+                ));
+            }
+        }
+        let held = self.store.get_raw(&session.id);
+        if let Some(held) = &held {
             session.last_access_ms = session.last_access_ms.max(held.last_access_ms);
         }
+        // The version the write is made from (`0@`: a new session).
+        let base = session.version.clone();
         let stored = self.store.put_local(session)?;
         let version = stored.version.clone();
+        let id = stored.id.clone();
         let write = self.acks.next_write_id();
-        let mode = self.cfg.ack_mode;
+        let mode = self.ack_mode;
         let queued = self.broadcast(
             Message::Upsert(Upsert {
                 session: stored,
@@ -413,10 +454,33 @@ impl Replica {
                 origin_us: self.lag_stamp(),
                 // `sent` waits for its own queues: no peer is asked.
                 ack: write.filter(|_| mode.asks_peers()),
+                base: self.consistent.then_some(base),
             }),
             write.filter(|_| mode == AckMode::Sent),
         );
         let ack = self.acks.register(write, queued, now_ms);
+        if self.consistent {
+            let pending = PendingWrite {
+                id,
+                version: version.clone(),
+                prev: held,
+            };
+            match &ack {
+                AckWait::Pending(w) => {
+                    self.pending_writes.insert(*w, pending);
+                }
+                AckWait::Done(ReplicationAck::TimedOut { acked, expected }) => {
+                    let refused = format!(
+                        "{acked} of the {expected} peers a majority needs could take the write \
+                         (--partition-policy consistent)"
+                    );
+                    self.roll_back(pending);
+                    self.flush(now_ms);
+                    return Err(StoreError::NoMajority(refused));
+                }
+                _ => {}
+            }
+        }
         self.flush(now_ms);
         Ok(LocalWrite { version, ack })
     }
@@ -642,7 +706,37 @@ impl Replica {
             Message::Upsert(u) => {
                 let id = u.session.id.clone();
                 let version = u.session.version.clone();
-                let outcome = self.apply_session(u.session, now_ms);
+                let conflict = u
+                    .base
+                    .as_ref()
+                    .is_some_and(|b| self.conflicts(&u.session, b));
+                let outcome = if conflict {
+                    self.store.observe(&version);
+                    // Tell the writer at once, with the newer copy after it
+                    // (unless that copy is a write of ours still waiting for
+                    // its own quorum: it may yet be refused).
+                    let held = self.store.get_raw(&id).filter(|_| !self.is_pending(&id));
+                    if let Some(p) = self.peers.get_mut(from) {
+                        if let Some(w) = u.ack {
+                            p.push_refusal(w);
+                        }
+                        if let Some(h) = held {
+                            let repair = Message::Upsert(Upsert {
+                                session: h,
+                                origin_ms: None,
+                                origin_us: None,
+                                ack: None,
+                                base: None,
+                            });
+                            if p.push_data(repair, &self.cfg).is_err() {
+                                self.mark_resync(from, ResyncReason::QueueOverflow);
+                            }
+                        }
+                    }
+                    Outcome::Conflict
+                } else {
+                    self.apply_session(u.session, now_ms)
+                };
                 if let (Some(w), Some(p)) =
                     (u.ack.filter(|_| outcome.acks()), self.peers.get_mut(from))
                 {
@@ -686,16 +780,18 @@ impl Replica {
                         peer: from.to_owned(),
                     };
                     self.event(e);
-                    for (w, ack) in self.acks.on_peer_down(from) {
-                        self.outputs.push(Output::AckDone { write: w, ack });
-                    }
+                    let done = self.acks.on_peer_down(from);
+                    self.settle_acks(done);
                     self.mark_resync(from, ResyncReason::PeerRestarted);
                 }
             }
+            Message::Refused { writes } => {
+                let done = self.acks.on_refused(from, &writes);
+                self.settle_acks(done);
+            }
             Message::Ack { writes } => {
-                for (w, ack) in self.acks.on_ack(from, &writes) {
-                    self.outputs.push(Output::AckDone { write: w, ack });
-                }
+                let done = self.acks.on_ack(from, &writes);
+                self.settle_acks(done);
             }
             Message::SnapshotRequest { after } => {
                 let page = snapshot::page(
@@ -828,6 +924,14 @@ impl Replica {
         };
         let r = antientropy::repairs(&self.store, &self.tombstones, theirs, limit, now_ms);
         for m in r.messages {
+            // A write still waiting for its quorum is not repaired onto a
+            // peer: it may yet be refused and rolled back. The next pass
+            // repairs what it decides.
+            if let Message::Upsert(u) = &m {
+                if self.is_pending(&u.session.id) {
+                    continue;
+                }
+            }
             let Some(p) = self.peers.get_mut(from) else {
                 return;
             };
@@ -903,18 +1007,85 @@ impl Replica {
     /// client is answered) or was dropped.
     pub fn flush(&mut self, now_ms: u64) {
         self.emit_batches(now_ms);
-        if self.cfg.ack_mode != AckMode::Sent {
+        if self.ack_mode != AckMode::Sent {
             return;
         }
-        for p in self.peers.values_mut() {
-            let (sent, dropped) = p.take_hand_overs();
-            for (w, ack) in self.acks.on_sent(&p.id, &sent) {
-                self.outputs.push(Output::AckDone { write: w, ack });
-            }
-            for (w, ack) in self.acks.on_unsent(&p.id, &dropped) {
-                self.outputs.push(Output::AckDone { write: w, ack });
-            }
+        let hand_overs: Vec<(String, Vec<u64>, Vec<u64>)> = self
+            .peers
+            .values_mut()
+            .map(|p| {
+                let (sent, dropped) = p.take_hand_overs();
+                (p.id.clone(), sent, dropped)
+            })
+            .collect();
+        for (pid, sent, dropped) in hand_overs {
+            let done = self.acks.on_sent(&pid, &sent);
+            self.settle_acks(done);
+            let done = self.acks.on_unsent(&pid, &dropped);
+            self.settle_acks(done);
         }
+    }
+
+    /// Report decided writes. Under the consistent policy a write that did
+    /// not reach a majority is refused, so nothing of it may stay: the
+    /// local copy goes back to what it was before (unless a later write
+    /// replaced it).
+    fn settle_acks(&mut self, done: Vec<(u64, ReplicationAck)>) {
+        for (write, ack) in done {
+            if let Some(p) = self.pending_writes.remove(&write) {
+                if matches!(ack, ReplicationAck::TimedOut { .. }) {
+                    self.roll_back(p);
+                }
+            }
+            self.outputs.push(Output::AckDone { write, ack });
+        }
+    }
+
+    fn roll_back(&mut self, p: PendingWrite) {
+        let held = self.store.get_raw(&p.id);
+        if !held.is_some_and(|h| h.version == p.version) {
+            return;
+        }
+        self.store.remove(&p.id);
+        if let Some(prev) = p.prev {
+            self.store.apply_with(prev, |_| true);
+        }
+        tracing::debug!(node = %self.id, id = %p.id, version = %p.version, "refused write rolled back");
+    }
+
+    /// Whether a write of this session here waits for its quorum.
+    fn is_pending(&self, id: &SessionId) -> bool {
+        self.pending_writes.values().any(|p| p.id == *id)
+    }
+
+    /// Under the consistent policy: whether this node sees a majority of
+    /// the members (itself included) up.
+    pub fn has_majority(&self) -> bool {
+        let members = self.peers.len() + 1;
+        let reachable = 1 + self.peers.values().filter(|p| p.up).count();
+        reachable > members / 2
+    }
+
+    fn check_majority(&self) -> Result<(), StoreError> {
+        if self.has_majority() {
+            return Ok(());
+        }
+        let members = self.peers.len() + 1;
+        let reachable = 1 + self.peers.values().filter(|p| p.up).count();
+        Err(StoreError::NoMajority(format!(
+            "this node reaches {reachable} of {members} members, fewer than a majority of {} \
+             (--partition-policy consistent)",
+            members / 2 + 1
+        )))
+    }
+
+    /// Under the consistent policy: whether a peer's conditional write
+    /// conflicts with the copy held here (a newer one, or any copy of a
+    /// session the writer thought new). The same copy again is no conflict.
+    fn conflicts(&self, incoming: &Session, base: &Version) -> bool {
+        self.store.get_raw(&incoming.id).is_some_and(|h| {
+            h.version != incoming.version && (*base == Version::default() || h.version > *base)
+        })
     }
 
     fn emit_batches(&mut self, now_ms: u64) {
@@ -993,9 +1164,8 @@ impl Replica {
             }
         }
         self.tombstones.gc(now_ms);
-        for (w, ack) in self.acks.on_tick(now_ms) {
-            self.outputs.push(Output::AckDone { write: w, ack });
-        }
+        let done = self.acks.on_tick(now_ms);
+        self.settle_acks(done);
         self.advance_join(now_ms);
         let pids: Vec<String> = self.peers.keys().cloned().collect();
         for pid in &pids {
@@ -1037,9 +1207,8 @@ impl Replica {
                 peer: pid.clone(),
             };
             self.event(e);
-            for (w, ack) in self.acks.on_peer_down(&pid) {
-                self.outputs.push(Output::AckDone { write: w, ack });
-            }
+            let done = self.acks.on_peer_down(&pid);
+            self.settle_acks(done);
             self.mark_resync(&pid, ResyncReason::PeerDown);
         }
         for (pid, seq) in stuck {

@@ -30,7 +30,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use sessionlab_session::{MemoryStore, MemoryStoreConfig, Session, SessionId, StoreError};
+use sessionlab_session::{
+    MemoryStore, MemoryStoreConfig, ReplicationAck, Session, SessionId, StoreError,
+};
 
 use crate::acks::AckWait;
 use crate::config::ProtocolConfig;
@@ -218,6 +220,8 @@ pub struct Sim {
     /// Every `Applied` and other replica event, for checks.
     log: Vec<Event>,
     log_limit: usize,
+    /// Every decided write: node, write id, result (bounded like `log`).
+    acks: Vec<(String, u64, ReplicationAck)>,
 }
 
 /// The id the simulation uses for a session called `name`: the name padded
@@ -251,6 +255,7 @@ impl Sim {
             filter: TraceFilter::default(),
             log: Vec::new(),
             log_limit: 1_000_000,
+            acks: Vec::new(),
             cfg,
         };
         for id in &ids {
@@ -304,6 +309,11 @@ impl Sim {
     /// Every replica event so far (bounded; oldest kept).
     pub fn events(&self) -> &[Event] {
         &self.log
+    }
+
+    /// Every write decided after waiting (node, write id, result), in order.
+    pub fn ack_results(&self) -> &[(String, u64, ReplicationAck)] {
+        &self.acks
     }
 
     fn note(&mut self, line: String) {
@@ -531,7 +541,7 @@ impl Sim {
     fn visible(&self, m: &Message) -> bool {
         match m {
             Message::Heartbeat { .. } => self.filter.heartbeats,
-            Message::Ack { .. } => self.filter.acks,
+            Message::Ack { .. } | Message::Refused { .. } => self.filter.acks,
             Message::DigestRequest { .. } | Message::Digest { .. } => self.filter.digests,
             _ => true,
         }
@@ -561,6 +571,9 @@ impl Sim {
                 Output::Send(batch) => self.send(batch, incarnation),
                 Output::AckDone { write, ack } => {
                     self.note(format!("{node}: write ack#{write} {}", ack.header_value()));
+                    if self.acks.len() < self.log_limit {
+                        self.acks.push((node.to_owned(), write, ack));
+                    }
                 }
                 Output::Event(e) => {
                     self.note(e.to_string());

@@ -39,6 +39,7 @@ fn upsert(id: u8, lamport: u64, node: u8) -> Message {
         origin_ms: Some(NOW),
         origin_us: None,
         ack: None,
+        base: None,
     })
 }
 

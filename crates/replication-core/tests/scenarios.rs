@@ -10,7 +10,8 @@
 //! Commands:
 //!
 //! ```text
-//! cluster nodes=3 [ack=none|sent|all|quorum] [queue_limit=N] [digest_chunk=N]
+//! cluster nodes=3 [ack=none|sent|all|quorum] [policy=available|consistent]
+//! [queue_limit=N] [digest_chunk=N]
 //!         [page=N] [quiet=false]       a new cluster, run until all are ready
 //! trace [heartbeats=B] [acks=B] [digests=B]   which control messages show
 //! network [delay=LO..HI] [drop=P] [dup=P]     the network's behaviour
@@ -32,7 +33,7 @@ use std::fmt::Write as _;
 
 use goldenscript::{Command, Runner};
 use sessionlab_replication_core::{
-    AckMode, EPOCH_MS, NetworkFaults, Sim, SimConfig, TraceFilter, session_id,
+    AckMode, EPOCH_MS, NetworkFaults, PartitionPolicy, Sim, SimConfig, TraceFilter, session_id,
 };
 
 struct Scenario {
@@ -62,6 +63,9 @@ impl Scenario {
         let mut cfg = SimConfig::new(nodes, 1);
         if let Some(ack) = args.lookup_parse::<String>("ack")? {
             cfg.protocol.ack_mode = ack.parse::<AckMode>()?;
+        }
+        if let Some(p) = args.lookup_parse::<String>("policy")? {
+            cfg.protocol.partition_policy = p.parse::<PartitionPolicy>()?;
         }
         if let Some(q) = args.lookup_parse("queue_limit")? {
             cfg.protocol.queue_limit = q;
@@ -279,6 +283,11 @@ fn join_by_snapshot() {
 #[test]
 fn acks_all_and_quorum() {
     run("acks_all_and_quorum");
+}
+
+#[test]
+fn partition_policy_consistent() {
+    run("partition_policy_consistent");
 }
 
 #[test]

@@ -21,9 +21,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use sessionlab_replication_core::{
-    AckMode, NetworkFaults, Rng, Sim, SimConfig, TraceFilter, session_id,
+    AckMode, AckWait, NetworkFaults, PartitionPolicy, Rng, Sim, SimConfig, SimError, TraceFilter,
+    session_id,
 };
-use sessionlab_session::{SessionId, Version};
+use sessionlab_session::{ReplicationAck, SessionId, StoreError, Version};
 
 const SESSIONS: u64 = 24;
 
@@ -367,4 +368,129 @@ fn logout_on_a_partitioned_node_that_never_held_the_session_wins_after_heal() {
             );
         }
     }
+}
+
+/// What a run of increments under seeded partitions did.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    acknowledged: u64,
+    refused: u64,
+    /// Acknowledged increments missing from the final counters.
+    lost: u64,
+}
+
+/// `--partition-policy` on seeded partitions. Three nodes on a clean
+/// network (1 to 5 ms, nothing dropped but what a partition cuts); six
+/// counters, each increment a read of the node's own copy and a write of
+/// one more (what the demo app's increment does). Every so often a random
+/// minority is cut off, and the network heals a while later. At the end
+/// the cluster heals and goes quiet, and each counter's final value is
+/// compared with the increments acknowledged on it: with chained writes
+/// the counter is at least their number, so any shortfall is an
+/// acknowledged increment lost.
+fn partitioned_increments(seed: u64, policy: PartitionPolicy) -> Result<Tally, String> {
+    let mut rng = Rng::new(seed ^ 0xc0de);
+    let mut cfg = SimConfig::new(3, seed);
+    cfg.protocol.partition_policy = policy;
+    cfg.network = NetworkFaults {
+        min_delay_ms: 1,
+        max_delay_ms: 5,
+        ..NetworkFaults::none()
+    };
+    let mut sim = Sim::new(cfg);
+    sim.run_for(500).map_err(|e| e.to_string())?;
+    let nodes = sim.node_ids();
+    let counters: Vec<SessionId> = (0..6).map(|i| session_id(&format!("c{i}"))).collect();
+    let mut acknowledged: BTreeMap<SessionId, u64> = BTreeMap::new();
+    // Writes waiting for their quorum: (node, write id) -> counter.
+    let mut waiting: BTreeMap<(String, u64), SessionId> = BTreeMap::new();
+    let mut tally = Tally::default();
+    let mut cut_until: Option<u64> = None;
+    let value = |sim: &Sim, node: &str, id: &SessionId| -> u64 {
+        sim.sessions(node)
+            .get(id)
+            .and_then(|s| s.data().get("v")?.as_str()?.parse().ok())
+            .unwrap_or(0)
+    };
+    for step in 0..400u64 {
+        sim.run_for(rng.range(2, 20)).map_err(|e| e.to_string())?;
+        match cut_until {
+            Some(t) if step >= t => {
+                sim.heal();
+                cut_until = None;
+            }
+            None if rng.chance(0.03) => {
+                let minority = rng.pick(&nodes).expect("nodes").clone();
+                sim.partition(&[minority]);
+                cut_until = Some(step + rng.range(40, 120));
+            }
+            _ => {}
+        }
+        let node = rng.pick(&nodes).expect("nodes").clone();
+        let id = rng.pick(&counters).expect("counters").clone();
+        let next = value(&sim, &node, &id) + 1;
+        match sim.upsert(&node, &id, &next.to_string()) {
+            Ok(w) => match w.ack {
+                AckWait::Pending(write) => {
+                    waiting.insert((node, write), id);
+                }
+                AckWait::Async | AckWait::Done(ReplicationAck::Acked { .. }) => {
+                    *acknowledged.entry(id).or_default() += 1;
+                }
+                AckWait::Done(other) => return Err(format!("step {step}: {other:?}")),
+            },
+            Err(SimError::Store(StoreError::NoMajority(_))) => tally.refused += 1,
+            Err(e) => return Err(format!("step {step}: {e}")),
+        }
+    }
+    sim.heal();
+    sim.run_for(3_000).map_err(|e| e.to_string())?;
+    sim.check_converged()?;
+    for (node, write, ack) in sim.ack_results() {
+        let Some(id) = waiting.remove(&(node.clone(), *write)) else {
+            continue;
+        };
+        match ack {
+            ReplicationAck::Acked { .. } => *acknowledged.entry(id).or_default() += 1,
+            _ => tally.refused += 1,
+        }
+    }
+    if !waiting.is_empty() {
+        return Err(format!("{} writes never decided", waiting.len()));
+    }
+    for id in &counters {
+        let acked = acknowledged.get(id).copied().unwrap_or(0);
+        tally.acknowledged += acked;
+        tally.lost += acked.saturating_sub(value(&sim, "node-1", id));
+    }
+    Ok(tally)
+}
+
+#[test]
+fn under_partitions_consistent_refuses_writes_and_loses_none_available_the_opposite() {
+    let (mut consistent, mut available) = (Tally::default(), Tally::default());
+    let seeds = std::env::var("SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(24u64);
+    for seed in 0..seeds {
+        let c = partitioned_increments(seed, PartitionPolicy::Consistent)
+            .unwrap_or_else(|e| panic!("seed {seed}, consistent: {e}"));
+        assert_eq!(
+            c.lost, 0,
+            "seed {seed}: consistent lost acknowledged writes: {c:?}"
+        );
+        let a = partitioned_increments(seed, PartitionPolicy::Available)
+            .unwrap_or_else(|e| panic!("seed {seed}, available: {e}"));
+        assert_eq!(a.refused, 0, "seed {seed}: available refused: {a:?}");
+        for (t, x) in [(&mut consistent, c), (&mut available, a)] {
+            t.acknowledged += x.acknowledged;
+            t.refused += x.refused;
+            t.lost += x.lost;
+        }
+    }
+    println!("consistent {consistent:?}\navailable {available:?}");
+    assert!(consistent.refused > 0, "{consistent:?}");
+    assert!(consistent.acknowledged > 1_000, "{consistent:?}");
+    assert!(available.lost > 0, "{available:?}");
 }

@@ -289,6 +289,7 @@ fn batch_json(from: &str, to: &str, s: &Session) -> Vec<u8> {
             origin_ms: Some(clock::now_ms()),
             origin_us: None,
             ack: None,
+            base: None,
         })],
     })
     .unwrap()
@@ -781,6 +782,7 @@ async fn huge_lamports_and_oversized_fields_from_a_peer_are_refused() {
                 origin_ms: None,
                 origin_us: None,
                 ack: None,
+                base: None,
             })],
         })
         .unwrap();

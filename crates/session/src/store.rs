@@ -38,6 +38,11 @@ pub enum StoreError {
     /// A concurrent write won and retries were exhausted (HTTP 409).
     #[error("the session was changed concurrently; try again")]
     Conflict,
+    /// The write was refused because it could not reach a majority of the
+    /// cluster (`--partition-policy consistent`; HTTP 503, with
+    /// `Retry-After`). Nothing was kept: the stored copy is unchanged.
+    #[error("write refused: {0}")]
+    NoMajority(String),
     /// The store cannot be reached (HTTP 503), e.g. Redis is down.
     #[error("the session store is unavailable: {0}")]
     Unavailable(String),
