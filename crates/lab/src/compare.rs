@@ -58,9 +58,18 @@ pub struct CompareArgs {
     /// How long each mode runs [default: 20s; --quick: 8s].
     #[arg(long, env = "SESSIONLAB_DURATION", value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
+    /// What the comparison shows, when --modes and --fault do not say:
+    /// `kill` (every mode; node-2 killed halfway), `partition` (replicated
+    /// and replicated+consistent; the last node cut off from the others
+    /// from 30% to 70% of the run: lost updates against refused writes),
+    /// `lag` (replicated with acks none, sent and all, and
+    /// sticky-replicated; every replication link delayed 5 ms; use with
+    /// --think 0ms).
+    #[arg(long, env = "SESSIONLAB_SCENARIO", value_enum, default_value_t = Scenario::Kill)]
+    pub scenario: Scenario,
     #[command(flatten)]
     pub workload: WorkloadArgs,
-    /// Run without faults (without --fault, node-2 is killed halfway).
+    /// Run without faults (without --fault, the --scenario's faults).
     #[arg(long, conflicts_with = "faults")]
     pub no_faults: bool,
     /// The whole comparison in about a minute: 8 s per mode, 20 users
@@ -85,12 +94,72 @@ pub struct CompareArgs {
     pub lb_args: Vec<String>,
 }
 
+/// `compare --scenario`: the modes and faults a comparison defaults to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Every mode; node-2 is killed halfway.
+    Kill,
+    /// `replicated` against `replicated+consistent`; the last node is cut
+    /// off from 30% to 70% of the run.
+    Partition,
+    /// `replicated` with acks none, sent and all, and `sticky-replicated`;
+    /// every replication link delayed 5 ms from the start.
+    Lag,
+}
+
+impl Scenario {
+    /// The modes it runs when --modes is not given.
+    pub fn modes(self) -> Vec<Variant> {
+        let names: &[&str] = match self {
+            Scenario::Kill => return PRESETS.iter().map(|p| Variant::plain(p.mode)).collect(),
+            Scenario::Partition => &["replicated", "replicated+consistent"],
+            Scenario::Lag => &[
+                "replicated",
+                "replicated+ack-sent",
+                "replicated+ack-all",
+                "sticky-replicated",
+            ],
+        };
+        names
+            .iter()
+            .map(|n| n.parse().expect("the scenario's modes parse"))
+            .collect()
+    }
+
+    /// Its faults in a cluster of `nodes`.
+    pub fn faults(self, nodes: usize) -> Vec<FaultSpec> {
+        let at = |action, share| FaultSpec {
+            action,
+            when: When::Share(share),
+        };
+        match self {
+            Scenario::Kill if nodes >= 2 => {
+                vec![at(faultplan::FaultAction::Kill("node-2".into()), 0.5)]
+            }
+            Scenario::Partition if nodes >= 2 => vec![
+                at(
+                    faultplan::FaultAction::Partition(format!("node-{nodes}")),
+                    0.3,
+                ),
+                at(faultplan::FaultAction::Heal, 0.7),
+            ],
+            Scenario::Lag => vec![at(
+                faultplan::FaultAction::Delay(Duration::from_millis(5)),
+                0.0,
+            )],
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// A mode as `compare` runs it: a row of the matrix, maybe with a variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Variant {
     pub mode: Mode,
     /// `+ack-sent` or `+ack-all`: the nodes get `--replication-ack=sent|all`.
     pub ack: Option<Ack>,
+    /// `+consistent`: the nodes get `--partition-policy=consistent`.
+    pub consistent: bool,
 }
 
 /// The `+ack-...` variants: when a replicated node answers a write.
@@ -114,7 +183,11 @@ impl Ack {
 
 impl Variant {
     pub fn plain(mode: Mode) -> Variant {
-        Variant { mode, ack: None }
+        Variant {
+            mode,
+            ack: None,
+            consistent: false,
+        }
     }
 
     /// The label in the report (`replicated+ack-all`).
@@ -124,9 +197,15 @@ impl Variant {
 
     /// The node flags the variant adds to the mode's own.
     pub fn node_args(&self) -> Vec<String> {
-        self.ack
-            .map(|a| vec![format!("--replication-ack={}", a.name())])
-            .unwrap_or_default()
+        let mut args: Vec<String> = self
+            .ack
+            .map(|a| format!("--replication-ack={}", a.name()))
+            .into_iter()
+            .collect();
+        if self.consistent {
+            args.push("--partition-policy=consistent".to_string());
+        }
+        args
     }
 }
 
@@ -135,6 +214,9 @@ impl fmt::Display for Variant {
         f.write_str(self.mode.name())?;
         if let Some(a) = self.ack {
             write!(f, "+ack-{}", a.name())?;
+        }
+        if self.consistent {
+            f.write_str("+consistent")?;
         }
         Ok(())
     }
@@ -148,7 +230,8 @@ impl FromStr for Variant {
         let name = parts.next().unwrap_or_default();
         let valid = || {
             format!(
-                "valid: {}, and +ack-sent or +ack-all after a replicated mode (replicated+ack-all)",
+                "valid: {}, and after a replicated mode +ack-sent or +ack-all, +consistent \
+                 (replicated+ack-all, replicated+consistent)",
                 mode_names()
             )
         };
@@ -160,19 +243,24 @@ impl FromStr for Variant {
         let mut v = Variant::plain(mode);
         for extra in parts {
             let ack = match extra {
-                "ack-sent" => Ack::Sent,
-                "ack-all" => Ack::All,
+                "ack-sent" => Some(Ack::Sent),
+                "ack-all" => Some(Ack::All),
+                "consistent" => None,
                 other => return Err(format!("unknown variant `+{other}`; {}", valid())),
             };
-            if v.ack.is_some() {
-                return Err(format!("`{s}`: one +ack-... variant at most"));
-            }
             if !mode.preset().replication {
                 return Err(format!(
-                    "`{s}`: mode {name} does not replicate, so it has no acks to wait for"
+                    "`{s}`: mode {name} does not replicate, so it has no acks to wait for \
+                     and no partition policy"
                 ));
             }
-            v.ack = Some(ack);
+            match ack {
+                Some(_) if v.ack.is_some() => {
+                    return Err(format!("`{s}`: one +ack-... variant at most"));
+                }
+                Some(a) => v.ack = Some(a),
+                None => v.consistent = true,
+            }
         }
         Ok(v)
     }
@@ -220,20 +308,15 @@ fn fault_mismatch(mode: Mode, faults: &[FaultSpec]) -> Option<String> {
         })
 }
 
-/// The faults of the comparison: the given ones, none, or node-2 killed
-/// halfway.
+/// The faults of the comparison: the given ones, none, or the scenario's
+/// (by default node-2 killed halfway).
 pub fn fault_specs(args: &CompareArgs) -> Vec<FaultSpec> {
     if args.no_faults {
         Vec::new()
     } else if !args.workload.faults.is_empty() {
         args.workload.faults.clone()
-    } else if args.nodes >= 2 {
-        vec![FaultSpec {
-            action: faultplan::FaultAction::Kill("node-2".into()),
-            when: When::Share(0.5),
-        }]
     } else {
-        Vec::new()
+        args.scenario.faults(args.nodes)
     }
 }
 
@@ -251,7 +334,7 @@ pub async fn run(args: CompareArgs, health_timeout: Duration, grace: Duration) -
     let (default_duration, default_users) = if args.quick { QUICK } else { FULL };
     let duration = args.duration.unwrap_or(default_duration);
     let variants: Vec<Variant> = if args.modes.is_empty() {
-        PRESETS.iter().map(|p| Variant::plain(p.mode)).collect()
+        args.scenario.modes()
     } else {
         args.modes.clone()
     };
@@ -476,6 +559,19 @@ mod tests {
         let t = T::try_parse_from(["t", "--nodes", "1"]).unwrap();
         assert!(fault_specs(&t.c).is_empty(), "no node-2 to kill");
         assert!(T::try_parse_from(["t", "--no-faults", "--fault", "heal@1s"]).is_err());
+        let t = T::try_parse_from(["t", "--scenario", "partition"]).unwrap();
+        let f: Vec<String> = fault_specs(&t.c)
+            .iter()
+            .map(|f| format!("{}@{:?}", f.action, f.when))
+            .collect();
+        assert_eq!(f, ["partition node-3@Share(0.3)", "heal@Share(0.7)"]);
+        let labels: Vec<String> = t.c.scenario.modes().iter().map(|v| v.label()).collect();
+        assert_eq!(labels, ["replicated", "replicated+consistent"]);
+        let t = T::try_parse_from(["t", "--scenario", "lag"]).unwrap();
+        assert_eq!(fault_specs(&t.c)[0].action.to_string(), "delay 5ms");
+        assert_eq!(t.c.scenario.modes()[1].label(), "replicated+ack-sent");
+        let t = T::try_parse_from(["t", "--scenario", "partition", "--fault", "heal@1s"]).unwrap();
+        assert_eq!(fault_specs(&t.c).len(), 1, "--fault wins over the scenario");
     }
 
     #[test]

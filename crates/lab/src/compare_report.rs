@@ -133,15 +133,15 @@ pub fn table(c: &Comparison) -> String {
     let mut s = String::new();
     s.push_str(
         "| mode | requests | errors | latency p50 / p99 / p99.9 (ms) | sessions lost | \
-         stale reads | lost updates | node switches | repl. msgs / req | repl. bytes / req | \
+         stale reads | lost updates | refused writes | node switches | repl. msgs / req | repl. bytes / req | \
          repl. lag p99 (ms) | credential bytes / req | sessions held (KiB), all nodes | \
          memory / node (MiB) |\n",
     );
-    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in c.runs() {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.2} / {:.2} / {:.2} | {} | {} | {} | {} | {:.2} | {:.0} | {} | {:.0} | {:.0} ({:.0}) | {} |",
+            "| {} | {} | {} | {:.2} / {:.2} / {:.2} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {} | {:.0} | {:.0} ({:.0}) | {} |",
             r.label,
             r.requests,
             r.error_total,
@@ -151,6 +151,7 @@ pub fn table(c: &Comparison) -> String {
             r.sessions_lost,
             r.stale_reads,
             r.lost_updates,
+            r.refused_writes,
             r.node_switches,
             r.replication_messages_per_request,
             r.replication_bytes_per_request,

@@ -243,6 +243,62 @@ fn the_checker_finds_read_your_writes_broken_in_replicated_and_kept_in_sticky_re
     assert!(leftover_run_dirs(tmp.path()).is_empty());
 }
 
+/// `--scenario partition`: the last node is cut off from 30% to 70% of
+/// the run, round-robin keeps sending it every third request. `replicated`
+/// (available) takes writes on both sides and last writer wins at the
+/// heal: acknowledged increments are lost and nothing is refused.
+/// `replicated+consistent` refuses the cut-off node's writes (503) and
+/// loses no acknowledged increment, by the load tool's count and by the
+/// checker's. About 16 s.
+#[test]
+fn a_partition_loses_acknowledged_writes_when_available_and_refuses_them_when_consistent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let _cleanup = Leftovers(tmp.path());
+    let out_dir = tmp.path().join("report");
+    let out = compare(
+        tmp.path(),
+        &out_dir,
+        &[
+            "--scenario",
+            "partition",
+            "--duration",
+            "6s",
+            "--users",
+            "8",
+            "--ramp-up",
+            "300ms",
+        ],
+    );
+    assert!(out.status.success(), "compare failed:\n{}", text(&out));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
+            .unwrap();
+    let runs = json["outcomes"].as_array().unwrap();
+    let (available, consistent) = (&runs[0], &runs[1]);
+    assert_eq!(available["label"], "replicated");
+    assert_eq!(consistent["label"], "replicated+consistent");
+    let n = |r: &serde_json::Value, k: &str| r[k].as_u64().unwrap();
+    let lost_update = |r: &serde_json::Value| {
+        r["guarantees"]["violations"]["lost_update"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(n(available, "lost_updates") > 0, "available lost nothing");
+    assert!(lost_update(available) > 0, "{}", available["guarantees"]);
+    assert_eq!(n(available, "refused_writes"), 0);
+    assert_eq!(n(consistent, "lost_updates"), 0, "consistent lost writes");
+    assert_eq!(lost_update(consistent), 0, "{}", consistent["guarantees"]);
+    assert!(
+        n(consistent, "refused_writes") > 0,
+        "consistent refused nothing"
+    );
+    assert!(n(consistent, "acked_increments") > 50);
+    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(md.contains("| refused writes |"), "{md}");
+    assert!(md.contains("partition node-3"), "{md}");
+    assert!(leftover_run_dirs(tmp.path()).is_empty());
+}
+
 #[test]
 fn a_bad_fault_or_mode_is_refused_before_anything_starts() {
     require_binaries();

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::check::{self, CheckReport, Violation};
 use crate::config::LoadConfig;
-use crate::history::{self, Operation};
+use crate::history::{self, OpKind, Operation};
 use crate::prom::Scrape;
 use crate::stats::{ErrorKind, Recorder, quantile_ms};
 use crate::user::UserResult;
@@ -112,6 +112,10 @@ pub struct LoadReport {
     pub lost_cart_changes: u64,
     /// `lost_increments + lost_cart_changes`.
     pub lost_updates: u64,
+    /// Writes (increments, cart changes) the cluster refused with 503:
+    /// with `--partition-policy consistent`, the ones it could not get to
+    /// a majority. Refused, not lost: the user was told.
+    pub refused_writes: u64,
     /// Users logged in at the end whose final read failed.
     pub unverified_users: u64,
     pub served_by: BTreeMap<String, u64>,
@@ -204,6 +208,15 @@ impl LoadReport {
             lost_increments: lost_inc,
             lost_cart_changes: lost_cart,
             lost_updates: lost_inc + lost_cart,
+            refused_writes: history
+                .iter()
+                .filter(|o| {
+                    matches!(
+                        o.op,
+                        OpKind::Increment | OpKind::CartPut | OpKind::CartDelete
+                    ) && o.status == Some(503)
+                })
+                .count() as u64,
             unverified_users: unverified,
             served_by: total.served_by.clone(),
             node_switches: total.node_switches,
@@ -268,6 +281,11 @@ impl LoadReport {
             ),
         );
         row(&mut s, "stale writes", self.stale_writes.to_string());
+        row(
+            &mut s,
+            "refused writes (503)",
+            self.refused_writes.to_string(),
+        );
         let g = &self.guarantees;
         row(
             &mut s,

@@ -432,6 +432,99 @@ async fn ack_sent_answers_once_the_write_left_for_every_live_peer() {
     }
 }
 
+/// `--partition-policy consistent` on real processes: node-1 is cut off
+/// from both peers. Its writes are refused with 503 `no_majority`, first
+/// after waiting for a quorum that cannot come (the ack timeout), then at
+/// once when it has seen its peers down; nothing of them stays, and the
+/// majority side keeps writing. After the heal node-1 takes the majority's
+/// copy and writes again. About 3 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistent_refuses_writes_cut_off_from_the_majority_and_keeps_none() {
+    let c = TestCluster::start(
+        3,
+        &[
+            "--partition-policy",
+            "consistent",
+            "--replication-ack-timeout",
+            "300ms",
+        ],
+    )
+    .await;
+    let post = |i: usize, cookie: String| {
+        let req = c
+            .http
+            .post(format!("{}/api/counter/increment", c.node(i).app()));
+        let req = if cookie.is_empty() {
+            req
+        } else {
+            req.header("cookie", cookie)
+        };
+        req.send()
+    };
+    // A node answers writes once it has heard a majority.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let cookie = loop {
+        let res = post(0, String::new()).await.unwrap();
+        if res.status() == 200 {
+            assert_eq!(ack_header(res.headers()), "acked; peers=1");
+            break process_cluster::session_cookie(res.headers()).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never took a write: {}",
+            res.status()
+        );
+    };
+
+    c.set_faults(0, &["node-2", "node-3"]).await;
+    let mut waited_out = false;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let res = post(0, cookie.clone()).await.unwrap();
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()["retry-after"], "1");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "no_majority", "{body}");
+        let detail = body["detail"].as_str().unwrap();
+        if detail.contains("reaches 1 of 3 members") {
+            break;
+        }
+        assert!(detail.contains("took the write in time"), "{detail}");
+        waited_out = true;
+        assert!(Instant::now() < deadline, "node-1 never saw its peers down");
+    }
+    assert!(waited_out, "the first refusal waits for the quorum");
+    assert_eq!(
+        c.counter(0, &cookie).await,
+        Some(1),
+        "nothing refused stays"
+    );
+    let metrics = c.metrics(0).await;
+    for reason in ["no_majority", "not_acknowledged"] {
+        let series = format!(
+            "sessionlab_replication_refused_writes_total{{node=\"node-1\",reason=\"{reason}\"}}"
+        );
+        let n = sessionlab_testkit::sample(&metrics, &series).unwrap_or(0.0);
+        assert!(n >= 1.0, "{series}: {n}\n{metrics}");
+    }
+    // The majority side writes on.
+    let (n, _, _) = c.increment(1, &cookie).await;
+    assert_eq!(n, 2);
+
+    c.set_faults(0, &[]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let res = post(0, cookie.clone()).await.unwrap();
+        if res.status() == 200 {
+            let v: serde_json::Value = res.json().await.unwrap();
+            assert_eq!(v["counter"], 3, "made from the majority's copy");
+            break;
+        }
+        assert_eq!(res.status(), 503);
+        assert!(Instant::now() < deadline, "node-1 never wrote again");
+    }
+}
+
 #[test]
 fn the_binary_refuses_replication_flags_that_cannot_work() {
     let short = "too-short-secret";

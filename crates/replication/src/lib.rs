@@ -52,6 +52,6 @@ pub use flags::{ReplicationMode, parse_peer};
 pub use runtime::{PeerStatus, Replication, ReplicationConfig, ReplicationHandle, StartError};
 pub use sessionlab_replication_core::{
     AckMode, Batch, ConfigError, Delete, MAX_LAMPORT, MAX_NODE_ID_LEN, MAX_USER_LEN, Message,
-    ProtocolConfig, Upsert,
+    PartitionPolicy, ProtocolConfig, Upsert,
 };
 pub use store::ReplicatedStore;

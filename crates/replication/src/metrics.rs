@@ -19,7 +19,8 @@
 //! | `replication_applied_total{kind,outcome}` | what became of each data message |
 //! | `replication_rejected_total{reason}` | refused requests: unsigned, forged, stale, replay, malformed, oversized, ... |
 //! | `replication_fault_dropped_total{peer,direction}` | batches dropped by injected faults |
-//! | `replication_acks_total{result}` | synchronous writes acked / timed out |
+//! | `replication_acks_total{result}` | writes that waited: sent / acked / timed out |
+//! | `replication_refused_writes_total{reason}` | writes refused by `--partition-policy consistent`: `no_majority` (this node sees no majority, refused before writing), `not_acknowledged` (a majority did not take it in time, or a peer held a newer copy) |
 //! | `replication_ready`, `replication_tombstones` | joined and caught up; tombstones held |
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -106,6 +107,7 @@ pub struct Metrics {
     rejected: Family<ReasonLabels, Counter>,
     fault_dropped: Family<TrafficLabels, Counter>,
     acks: Family<ResultLabels, Counter>,
+    refused_writes: Family<ReasonLabels, Counter>,
     ready: Gauge,
     tombstones: Gauge,
 }
@@ -127,6 +129,7 @@ impl Default for Metrics {
             rejected: Family::default(),
             fault_dropped: Family::default(),
             acks: Family::default(),
+            refused_writes: Family::default(),
             ready: Gauge::default(),
             tombstones: Gauge::default(),
         }
@@ -206,6 +209,11 @@ impl Metrics {
             names::ACKS,
             "Writes that waited for the peers, by result (sent, acked, timed_out)",
             self.acks.clone(),
+        );
+        r.register(
+            names::REFUSED_WRITES,
+            "Writes refused by --partition-policy consistent, by reason (no_majority, not_acknowledged)",
+            self.refused_writes.clone(),
         );
         r.register(
             names::READY,
@@ -331,6 +339,13 @@ impl Metrics {
     }
 
     /// Refusals counted for `reason` so far (for tests and status pages).
+    /// A write refused by the consistent policy.
+    pub fn on_refused_write(&self, reason: &'static str) {
+        self.refused_writes
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
     pub fn rejected_count(&self, reason: &'static str) -> u64 {
         self.rejected.get_or_create(&ReasonLabels { reason }).get()
     }

@@ -171,6 +171,9 @@ pub(crate) struct Shared {
     pub replays: ReplayCache,
     pub max_body_bytes: usize,
     pub ack_timeout: Duration,
+    /// `--partition-policy consistent`: a write not acknowledged in time is
+    /// refused (see [`ReplicatedStore`]).
+    pub consistent: bool,
     /// [`ReplicationConfig::coalesce_from`] and `coalesce_delay`.
     pub coalesce: Option<(usize, Duration)>,
     waiters: Mutex<HashMap<u64, oneshot::Sender<ReplicationAck>>>,
@@ -317,6 +320,8 @@ impl Replication {
             replays: ReplayCache::default(),
             max_body_bytes: cfg.max_body_bytes,
             ack_timeout: Duration::from_millis(cfg.protocol.ack_timeout_ms),
+            consistent: cfg.protocol.partition_policy
+                == sessionlab_replication_core::PartitionPolicy::Consistent,
             coalesce: (cfg.coalesce_from > 0 && !cfg.coalesce_delay.is_zero())
                 .then_some((cfg.coalesce_from, cfg.coalesce_delay)),
             waiters: Mutex::new(HashMap::new()),
@@ -327,7 +332,7 @@ impl Replication {
         shared.with_replica(|_, _| ());
         let (stop, stopped) = watch::channel(false);
         let driver = tokio::spawn(drive(shared.clone(), batches, client, cfg.tick, stopped));
-        tracing::info!(node = %cfg.node_id, peers = cfg.peers.len(), ack = %cfg.protocol.ack_mode, "replication started");
+        tracing::info!(node = %cfg.node_id, peers = cfg.peers.len(), ack = %cfg.protocol.ack_mode, policy = %cfg.protocol.partition_policy, "replication started");
         let handle = ReplicationHandle {
             shared: shared.clone(),
             ready: ready_rx,

@@ -14,6 +14,11 @@
 //!   the ack timeout passed) with `Acked` / `TimedOut` (`all`, `quorum`).
 //!   The node puts that in its `X-Replication-Ack` header.
 //!
+//! - with `--partition-policy consistent`, a write the replica refuses
+//!   (this node sees no majority, or a majority did not take it in time)
+//!   is [`StoreError::NoMajority`]: the node answers 503, nothing of the
+//!   write stays, and `replication_refused_writes_total` counts it.
+//!
 //! A write to a session deleted elsewhere (a request racing a logout) is
 //! refused with [`StoreError::Conflict`]: the logout wins.
 
@@ -57,7 +62,11 @@ impl SessionStore for ReplicatedStore {
     async fn put(&self, session: Session) -> Result<PutReceipt, StoreError> {
         let shared = &self.shared;
         let (version, wait) = shared.with_replica(|r, now| {
-            let w = r.upsert(session, now)?;
+            let w = r.upsert(session, now).inspect_err(|e| {
+                if matches!(e, StoreError::NoMajority(_)) {
+                    shared.metrics.on_refused_write("no_majority");
+                }
+            })?;
             let wait = match w.ack {
                 AckWait::Async => Wait::Now(ReplicationAck::Async),
                 AckWait::Done(a) => Wait::Now(a),
@@ -87,6 +96,16 @@ impl SessionStore for ReplicatedStore {
                 }
             }
         };
+        if let (true, ReplicationAck::TimedOut { acked, expected }) =
+            (shared.consistent, &replication)
+        {
+            // The replica has already rolled the write back.
+            shared.metrics.on_refused_write("not_acknowledged");
+            return Err(StoreError::NoMajority(format!(
+                "{acked} of the {expected} peers a majority needs took the write in time \
+                 (--partition-policy consistent)"
+            )));
+        }
         Ok(PutReceipt {
             version,
             replication,

@@ -86,6 +86,8 @@ pub mod replication {
     pub const REJECTED: &str = "rejected";
     pub const FAULT_DROPPED: &str = "fault_dropped";
     pub const ACKS: &str = "acks";
+    /// Counter `{reason}`: writes refused by `--partition-policy consistent`.
+    pub const REFUSED_WRITES: &str = "refused_writes";
     pub const READY: &str = "ready";
     pub const TOMBSTONES: &str = "tombstones";
 }

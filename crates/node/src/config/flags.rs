@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Arg, Args, Parser, Subcommand, ValueEnum};
-use sessionlab_replication::{AckMode, PeerAddr, ReplicationMode, parse_peer};
+use sessionlab_replication::{AckMode, PartitionPolicy, PeerAddr, ReplicationMode, parse_peer};
 
 use super::options::{BindSession, ReferrerPolicy, Tracking};
 
@@ -170,6 +170,18 @@ pub struct ReplicationFlags {
     /// marked `timeout` (it is not undone); 1ms to 60s.
     #[arg(long, value_name = "DURATION", default_value = "1s")]
     pub replication_ack_timeout: Wait,
+
+    /// With replication, what a node does when it cannot reach a majority
+    /// of the cluster: keep taking writes (`available`; last writer wins at
+    /// the heal), or refuse them with 503 (`consistent`; a write is also
+    /// answered only once a majority holds it, within the ack timeout).
+    #[arg(
+        long,
+        value_name = "POLICY",
+        default_value = "available",
+        value_parser = partition_policy_parser()
+    )]
+    pub partition_policy: PartitionPolicy,
 }
 
 /// Who the user is.
@@ -492,11 +504,22 @@ fn replication_mode_parser() -> impl TypedValueParser<Value = ReplicationMode> {
     .try_map(|s| s.parse::<ReplicationMode>())
 }
 
+fn partition_policy_parser() -> impl TypedValueParser<Value = PartitionPolicy> {
+    PossibleValuesParser::new([
+        PossibleValue::new("available")
+            .help("both sides of a partition take writes; the later one wins at the heal"),
+        PossibleValue::new("consistent")
+            .help("refuse a write that cannot reach a majority (503); lose none acknowledged"),
+    ])
+    .try_map(|s| s.parse::<PartitionPolicy>())
+}
+
 fn ack_mode_parser() -> impl TypedValueParser<Value = AckMode> {
     PossibleValuesParser::new([
         PossibleValue::new("none").help("answer at once; peers get the write soon (async)"),
-        PossibleValue::new("sent")
-            .help("answer once the write is handed to the transport for every live peer, without waiting for acks"),
+        PossibleValue::new("sent").help(
+            "answer once the write is handed to the transport for every live peer, without waiting for acks",
+        ),
         PossibleValue::new("all").help("answer once every live peer applied the write"),
         PossibleValue::new("quorum").help("answer once a majority of the cluster holds it"),
     ])

@@ -225,6 +225,7 @@ fn replication_options(
         secret,
         ack: f.replication_ack,
         ack_timeout: f.replication_ack_timeout.0,
+        partition_policy: f.partition_policy,
     })
 }
 

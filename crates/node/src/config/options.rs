@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::ValueEnum;
-use sessionlab_replication::{AckMode, PeerAddr};
+use sessionlab_replication::{AckMode, PartitionPolicy, PeerAddr};
 
 use crate::session::cookie::CookiePolicy;
 
@@ -105,6 +105,8 @@ pub struct ReplicationOptions {
     pub ack: AckMode,
     /// `--replication-ack-timeout`.
     pub ack_timeout: Duration,
+    /// `--partition-policy`.
+    pub partition_policy: PartitionPolicy,
 }
 
 /// The shared Redis store.
