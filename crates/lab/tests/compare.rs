@@ -249,7 +249,9 @@ fn the_checker_finds_read_your_writes_broken_in_replicated_and_kept_in_sticky_re
 /// heal: acknowledged increments are lost and nothing is refused.
 /// `replicated+consistent` refuses the cut-off node's writes (503) and
 /// loses no acknowledged increment, by the load tool's count and by the
-/// checker's. About 16 s.
+/// checker's. (Increments only: a refused write can still show up later,
+/// if a peer applied it before the refusal, and the load tool counts a
+/// cart that differs from the acknowledged one either way.) About 16 s.
 #[test]
 fn a_partition_loses_acknowledged_writes_when_available_and_refuses_them_when_consistent() {
     let tmp = tempfile::tempdir().unwrap();
@@ -267,6 +269,8 @@ fn a_partition_loses_acknowledged_writes_when_available_and_refuses_them_when_co
             "8",
             "--ramp-up",
             "300ms",
+            "--mix",
+            "read=50,increment=50",
         ],
     );
     assert!(out.status.success(), "compare failed:\n{}", text(&out));
@@ -283,10 +287,17 @@ fn a_partition_loses_acknowledged_writes_when_available_and_refuses_them_when_co
             .as_u64()
             .unwrap()
     };
-    assert!(n(available, "lost_updates") > 0, "available lost nothing");
+    assert!(
+        n(available, "lost_increments") > 0,
+        "available lost nothing"
+    );
     assert!(lost_update(available) > 0, "{}", available["guarantees"]);
     assert_eq!(n(available, "refused_writes"), 0);
-    assert_eq!(n(consistent, "lost_updates"), 0, "consistent lost writes");
+    assert_eq!(
+        n(consistent, "lost_increments"),
+        0,
+        "consistent lost writes"
+    );
     assert_eq!(lost_update(consistent), 0, "{}", consistent["guarantees"]);
     assert!(
         n(consistent, "refused_writes") > 0,

@@ -497,7 +497,7 @@ async fn consistent_refuses_writes_cut_off_from_the_majority_and_keeps_none() {
     assert_eq!(
         c.counter(0, &cookie).await,
         Some(1),
-        "nothing refused stays"
+        "nothing refused stays: no peer could take it"
     );
     let metrics = c.metrics(0).await;
     for reason in ["no_majority", "not_acknowledged"] {

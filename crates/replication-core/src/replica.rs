@@ -1043,7 +1043,7 @@ impl Replica {
 
     fn roll_back(&mut self, p: PendingWrite) {
         let held = self.store.get_raw(&p.id);
-        if !held.is_some_and(|h| h.version == p.version) {
+        if held.is_none_or(|h| h.version != p.version) {
             return;
         }
         self.store.remove(&p.id);

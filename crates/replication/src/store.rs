@@ -16,8 +16,10 @@
 //!
 //! - with `--partition-policy consistent`, a write the replica refuses
 //!   (this node sees no majority, or a majority did not take it in time)
-//!   is [`StoreError::NoMajority`]: the node answers 503, nothing of the
-//!   write stays, and `replication_refused_writes_total` counts it.
+//!   is [`StoreError::NoMajority`]: the node answers 503, the write is
+//!   rolled back here (a peer that applied it before the refusal keeps it:
+//!   refused is not "never happened"), and `replication_refused_writes_total`
+//!   counts it.
 //!
 //! A write to a session deleted elsewhere (a request racing a logout) is
 //! refused with [`StoreError::Conflict`]: the logout wins.

@@ -40,7 +40,8 @@ pub enum StoreError {
     Conflict,
     /// The write was refused because it could not reach a majority of the
     /// cluster (`--partition-policy consistent`; HTTP 503, with
-    /// `Retry-After`). Nothing was kept: the stored copy is unchanged.
+    /// `Retry-After`). The copy held here is unchanged (the write is rolled
+    /// back); a peer that applied it before the refusal may keep it.
     #[error("write refused: {0}")]
     NoMajority(String),
     /// The store cannot be reached (HTTP 503), e.g. Redis is down.
