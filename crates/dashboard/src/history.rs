@@ -206,8 +206,31 @@ fn round2(x: f64) -> f64 {
 }
 
 /// Sample the LB every [`INTERVAL`] until `stop` turns true.
-pub async fn run(history: Arc<History>, lb: Arc<LbAdmin>, mut stop: watch::Receiver<bool>) {
-    let mut ticks = tokio::time::interval(INTERVAL);
+pub async fn run(history: Arc<History>, lb: Arc<LbAdmin>, stop: watch::Receiver<bool>) {
+    every(INTERVAL, stop, || async {
+        let answer: Value = match lb.get("/admin/v1/latency").await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::debug!(error = %e, "no latency sample from the LB");
+                return;
+            }
+        };
+        match readings(&answer) {
+            Ok(r) => history.sample(r, Instant::now(), unix_ms()),
+            Err(e) => tracing::warn!(error = %e, "the LB's latency answer is unreadable"),
+        }
+    })
+    .await;
+}
+
+/// Run `tick` every `period` (a late tick waits; ticks are not bunched up)
+/// until `stop` turns true: the dashboard's background tasks.
+pub async fn every<F: std::future::Future<Output = ()>>(
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+    mut tick: impl FnMut() -> F,
+) {
+    let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -217,17 +240,7 @@ pub async fn run(history: Arc<History>, lb: Arc<LbAdmin>, mut stop: watch::Recei
         if *stop.borrow() {
             return;
         }
-        let answer: Value = match lb.get("/admin/v1/latency").await {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::debug!(error = %e, "no latency sample from the LB");
-                continue;
-            }
-        };
-        match readings(&answer) {
-            Ok(r) => history.sample(r, Instant::now(), unix_ms()),
-            Err(e) => tracing::warn!(error = %e, "the LB's latency answer is unreadable"),
-        }
+        tick().await;
     }
 }
 

@@ -223,20 +223,13 @@ impl LabControl {
     /// Collect exited children (nodes this dashboard restarted) every
     /// second, never while an action runs (its own waits must see them),
     /// until `stop` turns true.
-    pub async fn reap(&self, mut stop: watch::Receiver<bool>) {
-        let mut ticks = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = stop.changed() => return,
-            }
-            if *stop.borrow() {
-                return;
-            }
+    pub async fn reap(&self, stop: watch::Receiver<bool>) {
+        crate::history::every(Duration::from_secs(1), stop, || async {
             if let Ok(_idle) = self.running.try_lock() {
                 reap_children();
             }
-        }
+        })
+        .await;
     }
 }
 

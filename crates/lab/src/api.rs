@@ -55,17 +55,22 @@ pub struct Api {
     lb_token: std::sync::Arc<std::sync::RwLock<Option<String>>>,
 }
 
+/// The lab's HTTP client from `builder`: loopback only, so no proxy from
+/// the environment.
+pub(crate) fn client(builder: reqwest::ClientBuilder) -> Result<reqwest::Client> {
+    builder.no_proxy().build().map_err(|e| LabError::Api {
+        target: "http client".into(),
+        detail: e.to_string(),
+    })
+}
+
 impl Api {
     pub fn new() -> Result<Api> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(3))
-            .connect_timeout(Duration::from_secs(1))
-            .no_proxy()
-            .build()
-            .map_err(|e| LabError::Api {
-                target: "http client".into(),
-                detail: e.to_string(),
-            })?;
+        let http = client(
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(3))
+                .connect_timeout(Duration::from_secs(1)),
+        )?;
         Ok(Api {
             http,
             lb_token: Default::default(),

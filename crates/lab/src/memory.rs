@@ -32,15 +32,8 @@ pub fn cluster_rss(state: &ClusterState) -> BTreeMap<String, u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sessionlab_wire::rss::parse_vm_rss;
 
-    #[test]
-    fn reads_vm_rss_in_bytes() {
-        let status =
-            "Name:\tsessionlab-node\nVmPeak:\t  900 kB\nVmRSS:\t   12345 kB\nThreads:\t4\n";
-        assert_eq!(parse_vm_rss(status), Some(12345 * 1024));
-        assert_eq!(parse_vm_rss("Name:\tx\n"), None);
-    }
+    // Parsing the VmRSS line is wire's (`sessionlab_wire::rss`), tested there.
 
     #[test]
     fn this_process_has_resident_memory() {

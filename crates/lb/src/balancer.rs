@@ -130,15 +130,15 @@ pub async fn run(
     for spec in options.backends.iter().cloned() {
         balancer.add_backend(spec, Initial::Up)?;
     }
-    let proxy = Arc::new(Proxy::new(
-        backends.clone(),
-        Selector::new(strategy, options.selection.max_candidates, threads)
+    let proxy = Arc::new(Proxy {
+        backends: backends.clone(),
+        selector: Selector::new(strategy, options.selection.max_candidates, threads)
             .with_session_cookie(&options.selection.session_cookie),
-        Upstream::new(&options.upstream),
-        options.bodies,
+        upstream: Upstream::new(&options.upstream),
+        bodies: options.bodies,
         recent,
         stats,
-    ));
+    });
     tokio::spawn(sample_rates(backends, stop_rx.clone()));
     let local = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(

@@ -81,11 +81,7 @@ pub(super) async fn csrf(lab: &mut AttackLab) -> Result<()> {
     lab.found(
         "login-csrf",
         &open.setup(),
-        if as_whom.as_deref() == Some("bob") {
-            Outcome::Vulnerable
-        } else {
-            Outcome::Defended
-        },
+        Outcome::vulnerable_if(as_whom.as_deref() == Some("bob")),
         "the forged login needs no cookie, so SameSite does not stop it: alice now works in bob's account, and what she adds bob sees",
     );
     drop(open);
@@ -105,11 +101,7 @@ pub(super) async fn csrf(lab: &mut AttackLab) -> Result<()> {
     lab.found(
         "origin-check",
         &node.setup(),
-        if status == 403 && session_cookie(&headers).is_none() {
-            Outcome::Defended
-        } else {
-            Outcome::Vulnerable
-        },
+        Outcome::defended_if(status == 403 && session_cookie(&headers).is_none()),
         "a state-changing request another site started is refused with 403 before any handler runs; a page cannot forge Origin or Sec-Fetch-Site",
     );
     let own = lab
@@ -152,11 +144,7 @@ pub(super) async fn csrf(lab: &mut AttackLab) -> Result<()> {
     lab.found(
         "samesite-lax",
         &node.setup(),
-        if changed {
-            Outcome::Vulnerable
-        } else {
-            Outcome::Defended
-        },
+        Outcome::vulnerable_if(changed),
         "without her cookie the forged post is not alice's; SameSite=Lax stops this one, the origin check stops it again, and only the origin check stops login CSRF",
     );
     Ok(())

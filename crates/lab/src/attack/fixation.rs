@@ -37,11 +37,7 @@ pub(super) async fn fixation(lab: &mut AttackLab) -> Result<()> {
     lab.found(
         "planted-before-login",
         &node.setup(),
-        if sees {
-            Outcome::Vulnerable
-        } else {
-            Outcome::Defended
-        },
+        Outcome::vulnerable_if(sees),
         "until login the planted id is shared: anything alice does anonymously the attacker sees",
     );
     let (fresh, _) = lab.login(&base, &planted).await?;
@@ -59,11 +55,7 @@ pub(super) async fn fixation(lab: &mut AttackLab) -> Result<()> {
     lab.found(
         "login-rotates-id",
         &node.setup(),
-        if user(&after).is_none() && value_of(&fresh) != value_of(&planted) {
-            Outcome::Defended
-        } else {
-            Outcome::Vulnerable
-        },
+        Outcome::defended_if(user(&after).is_none() && value_of(&fresh) != value_of(&planted)),
         "login moved the session to a new id and deleted the planted one: the attacker holds nothing",
     );
     let made_up = "SLSESSION=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
@@ -75,11 +67,7 @@ pub(super) async fn fixation(lab: &mut AttackLab) -> Result<()> {
     lab.found(
         "made-up-id",
         &node.setup(),
-        if !issued.is_empty() && issued != made_up {
-            Outcome::Defended
-        } else {
-            Outcome::Vulnerable
-        },
+        Outcome::defended_if(!issued.is_empty() && issued != made_up),
         "the server never adopts an id it did not issue: the made-up one reads as no session and a fresh id is set",
     );
     drop(node);
@@ -130,11 +118,7 @@ pub(super) async fn fixation(lab: &mut AttackLab) -> Result<()> {
     lab.found(
         "url-login-rotates-id",
         &node.setup(),
-        if user(&after).is_none() && !location.contains(&planted) {
-            Outcome::Defended
-        } else {
-            Outcome::Vulnerable
-        },
+        Outcome::defended_if(user(&after).is_none() && !location.contains(&planted)),
         "in URL mode too, login rotates the id; the old ;sid= is dead",
     );
     drop(node);
@@ -200,11 +184,7 @@ pub(super) async fn fixation(lab: &mut AttackLab) -> Result<()> {
                 "referrer-policy"
             },
             &node.setup(),
-            if links_out && stolen.is_some() {
-                Outcome::Vulnerable
-            } else {
-                Outcome::Defended
-            },
+            Outcome::vulnerable_if(links_out && stolen.is_some()),
             match &stolen {
                 Some(u) => format!(
                     "example.org's logs now hold the id; its owner opened the session as {u}"

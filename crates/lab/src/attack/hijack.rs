@@ -89,11 +89,7 @@ pub(super) async fn hijack_session(lab: &mut AttackLab) -> Result<()> {
     let late = lab
         .read(format!("{}/api/session", node.base), &cookie, ATTACKER_UA)
         .await?;
-    let outcome = if user(&late).is_none() && user(&early).is_some() {
-        Outcome::Defended
-    } else {
-        Outcome::Vulnerable
-    };
+    let outcome = Outcome::defended_if(user(&late).is_none() && user(&early).is_some());
     lab.found(
         "idle-expiry",
         &node.setup(),
@@ -113,11 +109,7 @@ pub(super) async fn hijack_session(lab: &mut AttackLab) -> Result<()> {
     lab.found(
         "bind-user-agent",
         &node.setup(),
-        if user(&other).is_none() {
-            Outcome::Defended
-        } else {
-            Outcome::Vulnerable
-        },
+        Outcome::defended_if(user(&other).is_none()),
         "another User-Agent: treated as no session, and the node logs and counts it (sessionlab_session_binding_refused_total)",
     );
     let copied = lab.read(url, &cookie, VICTIM_UA).await?;
@@ -127,11 +119,7 @@ pub(super) async fn hijack_session(lab: &mut AttackLab) -> Result<()> {
     lab.found(
         "bind-copied-user-agent",
         &node.setup(),
-        if user(&copied).is_some() {
-            Outcome::Vulnerable
-        } else {
-            Outcome::Defended
-        },
+        Outcome::vulnerable_if(user(&copied).is_some()),
         "the fingerprint is sent by the client, so a thief can send it too: a signal, not a lock",
     );
     drop(node);
@@ -155,11 +143,7 @@ pub(super) async fn hijack_session(lab: &mut AttackLab) -> Result<()> {
                 "secure-cookie"
             },
             &node.setup(),
-            if sent {
-                Outcome::Vulnerable
-            } else {
-                Outcome::Defended
-            },
+            Outcome::vulnerable_if(sent),
             if sent {
                 "without Secure the cookie rides on every plain-HTTP request, readable by anyone on the network path"
             } else {
@@ -217,11 +201,7 @@ pub(super) async fn hijack_jwt(lab: &mut AttackLab) -> Result<()> {
     lab.found(
         "steal-token",
         &setup,
-        if status == 200 && user(&body).is_some() {
-            Outcome::Vulnerable
-        } else {
-            Outcome::Defended
-        },
+        Outcome::vulnerable_if(status == 200 && user(&body).is_some()),
         "a bearer token is the whole login: whoever presents it is alice, on every node with the key",
     );
 
@@ -252,11 +232,7 @@ pub(super) async fn hijack_jwt(lab: &mut AttackLab) -> Result<()> {
     lab.found(
         "logout-not-shared",
         "two nodes --auth jwt, separate stores",
-        if status == 200 {
-            Outcome::Vulnerable
-        } else {
-            Outcome::Defended
-        },
+        Outcome::vulnerable_if(status == 200),
         "the signature is still valid until exp; only a node that checks the deny-list knows about the logout",
     );
     drop(b);
@@ -283,11 +259,7 @@ pub(super) async fn hijack_jwt(lab: &mut AttackLab) -> Result<()> {
     lab.found(
         "logout-deny-list",
         &setup,
-        if status == 401 {
-            Outcome::Defended
-        } else {
-            Outcome::Vulnerable
-        },
+        Outcome::defended_if(status == 401),
         "the token's jti is on the deny-list until it expires: server-side state again (replicate or share it)",
     );
     drop(a);
@@ -313,11 +285,7 @@ pub(super) async fn hijack_jwt(lab: &mut AttackLab) -> Result<()> {
     lab.found(
         "short-access-ttl",
         &node.setup(),
-        if status == 401 && body["reason"] == "expired" {
-            Outcome::Defended
-        } else {
-            Outcome::Vulnerable
-        },
+        Outcome::defended_if(status == 401 && body["reason"] == "expired"),
         "an access token ends by itself at exp, with no server state; the refresh token keeps alice logged in",
     );
 
@@ -345,11 +313,7 @@ pub(super) async fn hijack_jwt(lab: &mut AttackLab) -> Result<()> {
     lab.found(
         "refresh-reuse",
         &node.setup(),
-        if s1 == 200 && s2 == 401 && s3 == 401 {
-            Outcome::Defended
-        } else {
-            Outcome::Vulnerable
-        },
+        Outcome::defended_if(s1 == 200 && s2 == 401 && s3 == 401),
         "a used refresh token presented again revokes the whole family: the thief's tokens die with alice's (she logs in again)",
     );
     Ok(())

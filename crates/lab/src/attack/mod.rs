@@ -112,6 +112,22 @@ pub enum Outcome {
     Defended,
 }
 
+impl Outcome {
+    /// `Defended` if what the defence should bring about happened.
+    pub fn defended_if(held: bool) -> Outcome {
+        if held {
+            Outcome::Defended
+        } else {
+            Outcome::Vulnerable
+        }
+    }
+
+    /// `Vulnerable` if what the attack tried worked.
+    pub fn vulnerable_if(worked: bool) -> Outcome {
+        Outcome::defended_if(!worked)
+    }
+}
+
 /// The end of one step.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {

@@ -46,15 +46,11 @@ impl AttackLab {
             .prefix("sessionlab-attack-")
             .tempdir()
             .map_err(LabError::io("creating a temporary folder"))?;
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .no_proxy()
-            .build()
-            .map_err(|e| LabError::Api {
-                target: "http client".into(),
-                detail: e.to_string(),
-            })?;
+        let http = crate::api::client(
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(10)),
+        )?;
         Ok(AttackLab {
             node_bin: bins.node,
             dir,

@@ -151,14 +151,15 @@ impl BodyLimits {
     }
 }
 
-/// The forwarding path and what it shares across requests.
+/// The forwarding path and what it shares across requests (built by
+/// `balancer::run`, the one place that wires the parts).
 pub struct Proxy {
-    backends: Arc<Backends>,
-    selector: Selector,
-    upstream: Upstream,
-    bodies: BodyLimits,
-    recent: Arc<RecentRequests>,
-    stats: Arc<ProxyStats>,
+    pub(crate) backends: Arc<Backends>,
+    pub(crate) selector: Selector,
+    pub(crate) upstream: Upstream,
+    pub(crate) bodies: BodyLimits,
+    pub(crate) recent: Arc<RecentRequests>,
+    pub(crate) stats: Arc<ProxyStats>,
 }
 
 /// What the proxy needs to know about the client connection.
@@ -169,24 +170,6 @@ pub struct ClientInfo {
 }
 
 impl Proxy {
-    pub fn new(
-        backends: Arc<Backends>,
-        selector: Selector,
-        upstream: Upstream,
-        bodies: BodyLimits,
-        recent: Arc<RecentRequests>,
-        stats: Arc<ProxyStats>,
-    ) -> Self {
-        Proxy {
-            backends,
-            selector,
-            upstream,
-            bodies,
-            recent,
-            stats,
-        }
-    }
-
     pub fn strategy(&self) -> Strategy {
         self.selector.strategy()
     }
