@@ -197,25 +197,13 @@ async fn sticky_mode_keeps_the_user_until_the_node_is_killed_then_restart_brings
     assert_eq!(user_of(&after), None, "bob is logged out: {}", after.body);
 
     let status = tc.status();
-    let row = status["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["process"] == who.as_str())
-        .unwrap()
-        .clone();
+    let row = status_row(&status, &who).unwrap();
     assert_eq!(row["state"], "stopped");
     assert!(row["pid"].is_null());
 
     let out = tc.ok(&["restart", &who]);
     assert!(out.contains("healthy and back in the LB"), "{out}");
-    let row = tc.status()["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["process"] == who.as_str())
-        .unwrap()
-        .clone();
+    let row = status_row(&tc.status(), &who).unwrap();
     assert_eq!(row["state"], "running");
     assert_eq!(row["health"], "ok");
     assert_eq!(row["lb"], "up");
@@ -231,14 +219,8 @@ async fn sticky_mode_keeps_the_user_until_the_node_is_killed_then_restart_brings
 async fn drain_scale_and_logs_work_at_run_time() {
     let tc = TestCluster::up("local", 2);
     let base = tc.app_url();
-    let lb_row = |status: &serde_json::Value, id: &str| {
-        status["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["process"] == id)
-            .map(|r| r["lb"].clone())
-    };
+    let lb_row =
+        |status: &serde_json::Value, id: &str| status_row(status, id).map(|r| r["lb"].clone());
 
     assert!(tc.ok(&["drain", "node-2"]).contains("draining node-2"));
     assert_eq!(

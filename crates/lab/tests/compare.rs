@@ -19,11 +19,11 @@ use support::*;
 
 /// Stops whatever a compare left running under `tmp` (if the test failed
 /// half way; a successful compare leaves nothing).
-struct Leftovers<'a>(&'a Path);
+struct Leftovers(std::path::PathBuf);
 
-impl Drop for Leftovers<'_> {
+impl Drop for Leftovers {
     fn drop(&mut self) {
-        for dir in leftover_run_dirs(self.0) {
+        for dir in leftover_run_dirs(&self.0) {
             if let Ok(Some(state)) = RunFolder::new(&dir).load() {
                 for (_, p) in state.processes() {
                     let _ = p.signal(Signal::SIGKILL);
@@ -60,32 +60,58 @@ fn compare(tmp: &Path, out: &Path, args: &[&str]) -> std::process::Output {
     run_bounded(&mut cmd, Duration::from_secs(50))
 }
 
+/// One `sessionlab compare` in a temporary folder of its own (its run
+/// folders under it, the report in `report/`), which succeeded.
+struct Compared {
+    /// Declared first, so dropped first: stops what is left before the
+    /// folder goes.
+    _cleanup: Leftovers,
+    tmp: tempfile::TempDir,
+    out_dir: std::path::PathBuf,
+    out: std::process::Output,
+}
+
+impl Compared {
+    /// `report.json`, parsed.
+    fn report(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.out_dir.join("report.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+/// `sessionlab compare ARGS` in a fresh temporary folder; panics unless it
+/// succeeds.
+fn compared(args: &[&str]) -> Compared {
+    let tmp = tempfile::tempdir().unwrap();
+    let _cleanup = Leftovers(tmp.path().to_path_buf());
+    let out_dir = tmp.path().join("report");
+    let out = compare(tmp.path(), &out_dir, args);
+    assert!(out.status.success(), "compare failed:\n{}", text(&out));
+    Compared {
+        _cleanup,
+        tmp,
+        out_dir,
+        out,
+    }
+}
+
 #[test]
 fn local_loses_sessions_and_sticky_replicated_keeps_them_through_a_kill() {
-    let tmp = tempfile::tempdir().unwrap();
-    let _cleanup = Leftovers(tmp.path());
-    let out_dir = tmp.path().join("report");
-    let out = compare(
-        tmp.path(),
-        &out_dir,
-        &[
-            "--modes",
-            "local,sticky-replicated",
-            "--duration",
-            "5s",
-            "--users",
-            "12",
-            "--ramp-up",
-            "500ms",
-        ],
-    );
-    assert!(out.status.success(), "compare failed:\n{}", text(&out));
+    let run = compared(&[
+        "--modes",
+        "local,sticky-replicated",
+        "--duration",
+        "5s",
+        "--users",
+        "12",
+        "--ramp-up",
+        "500ms",
+    ]);
+    let (tmp, out_dir, out) = (&run.tmp, &run.out_dir, &run.out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("| local |") && stdout.contains("| sticky-replicated |"));
 
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
-            .unwrap();
+    let json = run.report();
     assert_eq!(json["settings"]["users"], 12);
     assert_eq!(json["settings"]["faults"][0], "kill node-2 at 2.5 s");
     let runs = json["outcomes"].as_array().unwrap();
@@ -167,33 +193,24 @@ fn local_loses_sessions_and_sticky_replicated_keeps_them_through_a_kill() {
 /// replicated history says so too, and exits 1.
 #[test]
 fn the_checker_finds_read_your_writes_broken_in_replicated_and_kept_in_sticky_replicated() {
-    let tmp = tempfile::tempdir().unwrap();
-    let _cleanup = Leftovers(tmp.path());
-    let out_dir = tmp.path().join("report");
-    let out = compare(
-        tmp.path(),
-        &out_dir,
-        &[
-            "--modes",
-            "replicated,sticky-replicated",
-            "--duration",
-            "4s",
-            "--users",
-            "8",
-            "--ramp-up",
-            "300ms",
-            "--think",
-            "0ms",
-            "--mix",
-            "read=50,increment=50",
-            "--fault",
-            "delay:5ms@0s",
-        ],
-    );
-    assert!(out.status.success(), "compare failed:\n{}", text(&out));
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
-            .unwrap();
+    let run = compared(&[
+        "--modes",
+        "replicated,sticky-replicated",
+        "--duration",
+        "4s",
+        "--users",
+        "8",
+        "--ramp-up",
+        "300ms",
+        "--think",
+        "0ms",
+        "--mix",
+        "read=50,increment=50",
+        "--fault",
+        "delay:5ms@0s",
+    ]);
+    let (tmp, out_dir) = (&run.tmp, &run.out_dir);
+    let json = run.report();
     let runs = json["outcomes"].as_array().unwrap();
     let (repl, sr) = (&runs[0]["guarantees"], &runs[1]["guarantees"]);
     let ryw = |g: &serde_json::Value| g["violations"]["read_your_writes"].as_u64().unwrap();
@@ -254,29 +271,20 @@ fn the_checker_finds_read_your_writes_broken_in_replicated_and_kept_in_sticky_re
 /// cart that differs from the acknowledged one either way.) About 16 s.
 #[test]
 fn a_partition_loses_acknowledged_writes_when_available_and_refuses_them_when_consistent() {
-    let tmp = tempfile::tempdir().unwrap();
-    let _cleanup = Leftovers(tmp.path());
-    let out_dir = tmp.path().join("report");
-    let out = compare(
-        tmp.path(),
-        &out_dir,
-        &[
-            "--scenario",
-            "partition",
-            "--duration",
-            "6s",
-            "--users",
-            "8",
-            "--ramp-up",
-            "300ms",
-            "--mix",
-            "read=50,increment=50",
-        ],
-    );
-    assert!(out.status.success(), "compare failed:\n{}", text(&out));
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
-            .unwrap();
+    let run = compared(&[
+        "--scenario",
+        "partition",
+        "--duration",
+        "6s",
+        "--users",
+        "8",
+        "--ramp-up",
+        "300ms",
+        "--mix",
+        "read=50,increment=50",
+    ]);
+    let (tmp, out_dir) = (&run.tmp, &run.out_dir);
+    let json = run.report();
     let runs = json["outcomes"].as_array().unwrap();
     let (available, consistent) = (&runs[0], &runs[1]);
     assert_eq!(available["label"], "replicated");

@@ -36,13 +36,7 @@ async fn redis_mode_starts_its_redis_and_survives_a_node_but_not_redis() {
     served_by.sort();
     assert_eq!(served_by, ["node-1", "node-2"], "round-robin over both");
     let status = tc.status();
-    let row = status["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["process"] == "redis")
-        .expect("a status row for redis")
-        .clone();
+    let row = status_row(&status, "redis").expect("a status row for redis");
     assert_eq!(
         (row["state"].as_str(), row["health"].as_str()),
         (Some("running"), Some("ok"))

@@ -121,15 +121,7 @@ async fn sticky_replicated_fails_over_with_the_session_and_heals_after_a_partiti
         "{out}"
     );
     let status = tc.status();
-    let row = |id: &str| {
-        status["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["process"] == id)
-            .unwrap()
-            .clone()
-    };
+    let row = |id: &str| status_row(&status, id).unwrap();
     assert_eq!(row(&survivor)["cut_from"].as_array().unwrap().len(), 2);
     let w = increment(&client, &base).await;
     assert_eq!(w.by, survivor, "the LB still reaches the partitioned node");

@@ -26,6 +26,17 @@ const PALETTE: [RGBColor; 8] = [
 ];
 
 type ChartResult = Result<(), Box<dyn std::error::Error>>;
+
+/// The series' legend, the same on every chart: top right, on a light box.
+fn legend<'a, CT: CoordTranslate>(chart: &mut ChartContext<'a, SVGBackend<'a>, CT>) -> ChartResult {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()?;
+    Ok(())
+}
 /// A named figure of a run, for the bar chart.
 type Figure = (&'static str, fn(&LoadReport) -> u64);
 
@@ -156,12 +167,7 @@ where
             ("sans-serif", 13).into_font().color(&BLACK),
         )))?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()?;
+    legend(&mut chart)?;
     Ok(())
 }
 
@@ -226,12 +232,7 @@ pub fn losses_chart(path: &Path, runs: &[LoadReport]) -> ChartResult {
             )
         }))?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()?;
+    legend(&mut chart)?;
     root.present()?;
     Ok(())
 }

@@ -51,6 +51,16 @@ pub struct Findings {
     pub stale_write: bool,
 }
 
+impl Findings {
+    /// The answer showed the session gone, and nothing else.
+    pub fn session_lost() -> Findings {
+        Findings {
+            session_lost: true,
+            ..Default::default()
+        }
+    }
+}
+
 /// One user's expectations within the current login (epoch).
 #[derive(Debug, Clone, Default)]
 pub struct Expectations {
@@ -147,17 +157,24 @@ impl Expectations {
         *self = Expectations::default();
     }
 
+    /// What an answer says before its contents are read: nothing if this
+    /// user is not logged in (there is nothing to expect), a lost session if
+    /// the answer no longer carries the user; `None` if the contents count.
+    fn before_the_answer(&mut self, user_present: bool) -> Option<Findings> {
+        if !self.logged_in {
+            return Some(Findings::default());
+        }
+        if !user_present {
+            self.lose();
+            return Some(Findings::session_lost());
+        }
+        None
+    }
+
     /// A read answered with `seen`.
     pub fn on_read(&mut self, seen: &Observed) -> Findings {
-        if !self.logged_in {
-            return Findings::default();
-        }
-        if seen.user.is_none() {
-            self.lose();
-            return Findings {
-                session_lost: true,
-                ..Default::default()
-            };
+        if let Some(nothing_more) = self.before_the_answer(seen.user.is_some()) {
+            return nothing_more;
         }
         let stale = self.newly_missing(false, Some(seen.counter), Some(&seen.cart), None);
         self.last_told = self.last_told.max(seen.counter);
@@ -171,15 +188,8 @@ impl Expectations {
     /// answer still carried the user (a write to a lost session creates an
     /// anonymous one).
     pub fn on_increment(&mut self, value: i64, user_present: bool) -> Findings {
-        if !self.logged_in {
-            return Findings::default();
-        }
-        if !user_present {
-            self.lose();
-            return Findings {
-                session_lost: true,
-                ..Default::default()
-            };
+        if let Some(nothing_more) = self.before_the_answer(user_present) {
+            return nothing_more;
         }
         let stale_write = self.newly_missing(true, Some(value - 1), None, None);
         self.acked_increments += 1;
@@ -202,15 +212,8 @@ impl Expectations {
         user_present: bool,
         reply: Option<&BTreeSet<String>>,
     ) -> Findings {
-        if !self.logged_in {
-            return Findings::default();
-        }
-        if !user_present {
-            self.lose();
-            return Findings {
-                session_lost: true,
-                ..Default::default()
-            };
+        if let Some(nothing_more) = self.before_the_answer(user_present) {
+            return nothing_more;
         }
         let stale_write = self.newly_missing(true, None, reply, Some(item));
         self.cart.insert(item.to_owned(), present);

@@ -512,33 +512,17 @@ impl User {
         let (reckoning, unverified) = match answer {
             Ok(a) if a.status == 200 => {
                 let seen = a.json.as_ref().map(observed).unwrap_or_default();
-                let r = self.exp.reckon(&seen);
-                if r.is_none() {
-                    // Logged out at the end: the session is lost.
-                    let at = self.at(shared);
-                    self.rec.findings(
-                        at,
-                        Findings {
-                            session_lost: true,
-                            ..Default::default()
-                        },
-                    );
-                }
-                (r, false)
+                (self.exp.reckon(&seen), false)
             }
-            Ok(a) if a.status == 401 => {
-                let at = self.at(shared);
-                self.rec.findings(
-                    at,
-                    Findings {
-                        session_lost: true,
-                        ..Default::default()
-                    },
-                );
-                (None, false)
-            }
+            Ok(a) if a.status == 401 => (None, false),
             _ => (None, true),
         };
+        // Verified, and logged out at the end (a 401, or no reckoning of a
+        // 200): the session is lost.
+        if reckoning.is_none() && !unverified {
+            let at = self.at(shared);
+            self.rec.findings(at, Findings::session_lost());
+        }
         UserResult {
             recorder: self.rec,
             history: self.history,

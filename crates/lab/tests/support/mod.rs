@@ -47,6 +47,16 @@ pub fn node_rows(status: &serde_json::Value) -> Vec<&serde_json::Value> {
         .collect()
 }
 
+/// The row of `process` in `sessionlab status --json`, if there is one.
+pub fn status_row(status: &serde_json::Value, process: &str) -> Option<serde_json::Value> {
+    status["rows"]
+        .as_array()
+        .expect("status rows")
+        .iter()
+        .find(|r| r["process"] == process)
+        .cloned()
+}
+
 /// Runs a command with a deadline; kills it if it overruns.
 pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
     let mut child = cmd
