@@ -3,19 +3,13 @@
 //! (`Connection` lists, cookies, route suffixes), plus a replay of the
 //! checked-in seed corpus (`fuzz/corpus/lb_head/`). The coverage-guided
 //! target `fuzz/fuzz_targets/lb_head.rs` checks the same properties
-//! (`tests/fuzz/checks.rs`).
+//! (`tests/fuzz/checks.rs`). The driver is the test kit's
+//! [`sessionlab_testkit::fuzz_target!`].
 
 #[path = "fuzz/checks.rs"]
 mod checks;
-#[path = "../../../fuzz/replay.rs"]
-mod replay;
 
 use proptest::prelude::*;
-
-#[test]
-fn lb_head_corpus() {
-    replay::replay("lb_head", checks::lb_head);
-}
 
 /// One header line a client could send.
 fn line() -> impl Strategy<Value = String> {
@@ -27,16 +21,7 @@ fn line() -> impl Strategy<Value = String> {
     ]
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(replay::cases(256)))]
-
-    #[test]
-    fn lb_head_bytes(data in proptest::collection::vec(any::<u8>(), 0..300)) {
-        checks::lb_head(&data);
-    }
-
-    #[test]
-    fn lb_head_text(lines in proptest::collection::vec(line(), 0..10)) {
-        checks::lb_head(lines.join("\n").as_bytes());
-    }
+sessionlab_testkit::fuzz_target! {
+    lb_head: checks::lb_head, cases 256, bytes 300,
+    text in proptest::collection::vec(line(), 0..10).prop_map(|lines| lines.join("\n")),
 }

@@ -5,30 +5,12 @@
 //! (`fuzz/corpus/node_sid/`). The coverage-guided target
 //! `fuzz/fuzz_targets/node_sid.rs` checks the same properties
 //! (`tests/fuzz/checks.rs`). The cookie header parser itself is fuzzed in
-//! `sessionlab-wire`.
+//! `sessionlab-wire`. The driver is the test kit's
+//! [`sessionlab_testkit::fuzz_target!`].
 
 #[path = "fuzz/checks.rs"]
 mod checks;
-#[path = "../../../fuzz/replay.rs"]
-mod replay;
-
-use proptest::prelude::*;
-
-#[test]
-fn node_sid_corpus() {
-    replay::replay("node_sid", checks::node_sid);
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(replay::cases(256)))]
-
-    #[test]
-    fn node_sid_bytes(data in proptest::collection::vec(any::<u8>(), 0..200)) {
-        checks::node_sid(&data);
-    }
-
-    #[test]
-    fn node_sid_text(data in "/[a-z/%]{0,12}(;sid=([A-Za-z0-9_\\-]{30,34}(\\.[a-z0-9\\-\\.]{0,8})?|[ -~]{0,10}))?(;sid=[a-z]{0,4})?(\\?[ -~]{0,12})?") {
-        checks::node_sid(data.as_bytes());
-    }
+sessionlab_testkit::fuzz_target! {
+    node_sid: checks::node_sid, cases 256, bytes 200,
+    text in "/[a-z/%]{0,12}(;sid=([A-Za-z0-9_\\-]{30,34}(\\.[a-z0-9\\-\\.]{0,8})?|[ -~]{0,10}))?(;sid=[a-z]{0,4})?(\\?[ -~]{0,12})?",
 }

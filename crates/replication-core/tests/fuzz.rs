@@ -4,20 +4,14 @@
 //! batches' JSON with bytes changed, plus a replay of the checked-in seed
 //! corpus (`fuzz/corpus/batch/`). The coverage-guided target
 //! `fuzz/fuzz_targets/batch.rs` checks the same properties
-//! (`tests/fuzz/checks.rs`).
+//! (`tests/fuzz/checks.rs`). The driver is the test kit's
+//! [`sessionlab_testkit::fuzz_target!`].
 
 #[path = "fuzz/checks.rs"]
 mod checks;
-#[path = "../../../fuzz/replay.rs"]
-mod replay;
 
 use proptest::prelude::*;
 use serde_json::json;
-
-#[test]
-fn batch_corpus() {
-    replay::replay("batch", checks::batch);
-}
 
 /// Numbers a peer could send: small, near the receiver's clock, or huge.
 fn number() -> impl Strategy<Value = u64> {
@@ -114,28 +108,23 @@ fn batch_json() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(replay::cases(256)))]
+/// A batch's JSON with one to three bytes changed.
+fn batch_json_changed() -> impl Strategy<Value = Vec<u8>> {
+    (
+        batch_json(),
+        proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    )
+        .prop_map(|(mut data, edits)| {
+            for (at, byte) in edits {
+                let i = at.index(data.len());
+                data[i] = byte;
+            }
+            data
+        })
+}
 
-    #[test]
-    fn batch_bytes(data in proptest::collection::vec(any::<u8>(), 0..300)) {
-        checks::batch(&data);
-    }
-
-    #[test]
-    fn batch_structured(data in batch_json()) {
-        checks::batch(&data);
-    }
-
-    #[test]
-    fn batch_structured_then_changed(
-        mut data in batch_json(),
-        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
-    ) {
-        for (at, byte) in edits {
-            let i = at.index(data.len());
-            data[i] = byte;
-        }
-        checks::batch(&data);
-    }
+sessionlab_testkit::fuzz_target! {
+    batch: checks::batch, cases 256, bytes 300,
+    structured in batch_json(),
+    structured_then_changed in batch_json_changed(),
 }

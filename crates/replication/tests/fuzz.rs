@@ -4,30 +4,12 @@
 //! (`fuzz/corpus/signature/`). The coverage-guided target
 //! `fuzz/fuzz_targets/signature.rs` checks the same properties
 //! (`tests/fuzz/checks.rs`). The body decoder is fuzzed in
-//! `sessionlab-replication-core`'s `tests/fuzz.rs`.
+//! `sessionlab-replication-core`'s `tests/fuzz.rs`. The driver is the test
+//! kit's [`sessionlab_testkit::fuzz_target!`].
 
 #[path = "fuzz/checks.rs"]
 mod checks;
-#[path = "../../../fuzz/replay.rs"]
-mod replay;
-
-use proptest::prelude::*;
-
-#[test]
-fn signature_corpus() {
-    replay::replay("signature", checks::signature);
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(replay::cases(256)))]
-
-    #[test]
-    fn signature_bytes(data in proptest::collection::vec(any::<u8>(), 0..300)) {
-        checks::signature(&data);
-    }
-
-    #[test]
-    fn signature_text(data in "[a-z0-9-]{0,70}\n[0-9]{0,22}\n[0-9a-fA-F]{30,34}\n[0-9a-f]{62,66}\n(POST|GET|post)\n/[a-z/?=]{0,20}\n.{0,40}") {
-        checks::signature(data.as_bytes());
-    }
+sessionlab_testkit::fuzz_target! {
+    signature: checks::signature, cases 256, bytes 300,
+    text in "[a-z0-9-]{0,70}\n[0-9]{0,22}\n[0-9a-fA-F]{30,34}\n[0-9a-f]{62,66}\n(POST|GET|post)\n/[a-z/?=]{0,20}\n.{0,40}",
 }

@@ -11,6 +11,9 @@
 //! - [`sample`] / [`scrape`]: one value out of a Prometheus text endpoint;
 //! - [`client`], [`set_cookies`], [`cookie_pair`]: an HTTP client that shows
 //!   exactly what a server sent, and the cookies in it;
+//! - with feature `fuzz`: [`fuzz_target!`], the bounded-fuzzing driver of
+//!   every crate's `tests/fuzz.rs` (the seed corpus replayed, then proptest
+//!   over arbitrary bytes and over shaped inputs);
 //! - with feature `lb`: [`lb()`] (or [`lb_over`] a list of backends, [`lb_over_echoes`]
 //!   new ones) and
 //!   [`echo()`], an LB and echo backends in this process, and [`Http`], a
@@ -20,21 +23,33 @@
 //! production path, so its helpers panic with a message instead of
 //! returning errors — a failed setup is a failed test.
 
+#[cfg(feature = "fuzz")]
+pub mod fuzz;
+#[cfg(feature = "net")]
 mod http;
 #[cfg(feature = "lb")]
 mod lb;
+#[cfg(feature = "net")]
 mod metrics;
+#[cfg(feature = "net")]
 mod poll;
 mod ports;
 mod process;
 mod redis;
 
+#[cfg(feature = "fuzz")]
+#[doc(hidden)]
+pub use proptest;
+
+#[cfg(feature = "net")]
 pub use http::{client, cookie_pair, set_cookies};
 #[cfg(feature = "lb")]
 pub use lb::{
     DeadAddr, Echo, Http, Lb, Resp, backend_state, dead_addr, echo, lb, lb_over, lb_over_echoes,
 };
+#[cfg(feature = "net")]
 pub use metrics::{sample, scrape};
+#[cfg(feature = "net")]
 pub use poll::{eventually, poll, until, within};
 pub use ports::{free_port, free_ports};
 pub use process::{kill, sigterm, terminate, wait_exit};
