@@ -118,20 +118,25 @@ mod tests {
             })
             .to_string()
         };
-        let bad = [
-            line("login", 0, "node-1", None),
-            line("increment", 10, "node-1", Some(1)),
-            line("read", 20, "node-2", Some(0)),
-        ]
-        .join("\n");
-        let path = dir.path().join("bad.jsonl");
-        std::fs::write(&path, bad).unwrap();
-        let args = CheckArgs {
-            history: path.clone(),
-            json: false,
-            svg_dir: None,
+        // A login, an increment to 1 on node-1, and a read on node-2 that
+        // says `read`, written as `name.jsonl` and checked.
+        let check = |name: &str, read: i64, json: bool| {
+            let history = [
+                line("login", 0, "node-1", None),
+                line("increment", 10, "node-1", Some(1)),
+                line("read", 20, "node-2", Some(read)),
+            ]
+            .join("\n");
+            let path = dir.path().join(format!("{name}.jsonl"));
+            std::fs::write(&path, history).unwrap();
+            run(&CheckArgs {
+                history: path,
+                json,
+                svg_dir: None,
+            })
+            .unwrap()
         };
-        let (text, violations) = run(&args).unwrap();
+        let (text, violations) = check("bad", 0, false);
         // The read misses the increment, and being the last read, it is a lost update too.
         assert_eq!(violations, 2);
         assert!(text.contains("read-your-writes"), "{text}");
@@ -140,20 +145,7 @@ mod tests {
             .join("bad-counterexamples/1-read-your-writes.svg");
         assert!(std::fs::read_to_string(svg).unwrap().contains("node-2"));
 
-        let good = [
-            line("login", 0, "node-1", None),
-            line("increment", 10, "node-1", Some(1)),
-            line("read", 20, "node-2", Some(1)),
-        ]
-        .join("\n");
-        let path = dir.path().join("good.jsonl");
-        std::fs::write(&path, good).unwrap();
-        let (json, violations) = run(&CheckArgs {
-            history: path,
-            json: true,
-            svg_dir: None,
-        })
-        .unwrap();
+        let (json, violations) = check("good", 1, true);
         assert_eq!(violations, 0);
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v["operations"], 3);

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -105,16 +104,8 @@ fn redis_mode_uses_a_given_redis_or_says_what_is_missing() {
     // No redis-server on PATH and no --redis-url: refused before anything starts.
     let tc = TestCluster::new();
     let out = run_bounded(
-        Command::new(env!("CARGO_BIN_EXE_sessionlab"))
-            .args(["up", "--mode", "redis", "--nodes", "1"])
-            .env("PATH", tc.dir.path())
-            .env("SESSIONLAB_RUN_DIR", &tc.run_dir)
-            .env("SESSIONLAB_BIN_DIR", bin_dir())
-            .env("SESSIONLAB_LB_PORT", "0")
-            .env("SESSIONLAB_ADMIN_PORT", "0")
-            .env("SESSIONLAB_DASHBOARD_PORT", "0")
-            .env("SESSIONLAB_NODE_PORT", "0")
-            .env("SESSIONLAB_CLUSTER_PORT", "0"),
+        tc.command(&["up", "--mode", "redis", "--nodes", "1"])
+            .env("PATH", tc.dir.path()),
         Duration::from_secs(60),
     );
     assert!(!out.status.success());

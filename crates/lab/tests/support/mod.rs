@@ -108,6 +108,11 @@ impl TestCluster {
 
     /// Runs `sessionlab ARGS` (free ports for `up`); returns its output.
     pub fn sessionlab(&self, args: &[&str]) -> Output {
+        run_bounded(&mut self.command(args), Duration::from_secs(180))
+    }
+
+    /// `sessionlab ARGS` on this run folder and free ports, to run.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessionlab"));
         cmd.args(args)
             .env("SESSIONLAB_RUN_DIR", &self.run_dir)
@@ -118,7 +123,7 @@ impl TestCluster {
             .env("SESSIONLAB_NODE_PORT", "0")
             .env("SESSIONLAB_CLUSTER_PORT", "0")
             .env("SESSIONLAB_GRACE", "3s");
-        run_bounded(&mut cmd, Duration::from_secs(180))
+        cmd
     }
 
     /// Runs `sessionlab ARGS`, panics unless it succeeds, returns stdout.

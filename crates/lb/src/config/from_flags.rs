@@ -199,22 +199,17 @@ mod tests {
 
     #[test]
     fn bad_flags_name_the_flag() {
-        let e = parse(&["--backend", "node-1"]).unwrap_err().to_string();
-        assert!(e.contains("--backend"), "{e}");
-        let e = parse(&["--health-interval", "soon"])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("--health-interval"), "{e}");
-        let e = parse(&["--strategy", "fastest"]).unwrap_err().to_string();
-        assert!(e.contains("--strategy"), "{e}");
-        let e = parse(&["--retries", "50"]).unwrap_err().to_string();
-        assert!(e.contains("--retries"), "{e}");
-        let e = parse(&["--header-timeout", "0s"]).unwrap_err().to_string();
-        assert!(e.contains("--header-timeout"), "{e}");
-        let e = parse(&["--max-connections-per-ip", "0"])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("--max-connections-per-ip"), "{e}");
+        for (flag, bad) in [
+            ("--backend", "node-1"),
+            ("--health-interval", "soon"),
+            ("--strategy", "fastest"),
+            ("--retries", "50"),
+            ("--header-timeout", "0s"),
+            ("--max-connections-per-ip", "0"),
+        ] {
+            let e = parse(&[flag, bad]).unwrap_err().to_string();
+            assert!(e.contains(flag), "{e}");
+        }
     }
 
     #[test]

@@ -218,6 +218,15 @@ mod tests {
         Lease::new(sender, conn, pool.clone())
     }
 
+    /// A pool of one shard keeping `max_idle` connections for 4 s.
+    fn one_shard(max_idle: usize) -> Arc<Pool> {
+        Pool::new(PoolLimits {
+            max_idle,
+            idle_timeout: Duration::from_secs(4),
+            shards: 1,
+        })
+    }
+
     async fn release(lease: Lease) {
         let mut lease = Some(lease);
         poll_fn(|cx| {
@@ -232,11 +241,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn idle_connections_expire_after_the_timeout() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let pool = Pool::new(PoolLimits {
-            max_idle: 8,
-            idle_timeout: Duration::from_secs(4),
-            shards: 1,
-        });
+        let pool = one_shard(8);
         release(lease(&pool, &listener).await).await;
         assert_eq!(pool.idle_count(), 1);
 
@@ -252,11 +257,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_pool_is_bounded() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let pool = Pool::new(PoolLimits {
-            max_idle: 2,
-            idle_timeout: Duration::from_secs(4),
-            shards: 1,
-        });
+        let pool = one_shard(2);
         for _ in 0..3 {
             let l = lease(&pool, &listener).await;
             release(l).await;
