@@ -1,10 +1,8 @@
 //! The demo app over real HTTP: login, counter and cart, cookie policy,
 //! rotation at login, logout, url tracking mode.
 
-mod common;
-
-use common::*;
 use serde_json::Value;
+use sessionlab_testkit::node::*;
 
 #[tokio::test]
 async fn login_as_alice_and_wrong_password() {

@@ -2,10 +2,8 @@
 //! session cookies are "no session"; oversized bodies and oversized session
 //! data are 413 with a JSON error, and the old data stays.
 
-mod common;
-
-use common::*;
 use serde_json::Value;
+use sessionlab_testkit::node::*;
 
 #[tokio::test]
 async fn bad_session_cookies_give_a_fresh_session() {

@@ -2,15 +2,13 @@
 //! features plug into: readiness, extra cluster routes, status peers, and a
 //! store shared between nodes.
 
-mod common;
-
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
-use common::*;
 use serde_json::Value;
 use sessionlab_node::{PeerStatus, Readiness, StatusProvider, wire};
 use sessionlab_session::{MemoryStore, SessionStore};
+use sessionlab_testkit::node::*;
 
 #[tokio::test]
 async fn metrics_and_admin_live_on_the_cluster_port_only() {

@@ -1,11 +1,9 @@
 //! The node's optional defences against a stolen or leaked id:
 //! `--bind-session user-agent` and the demo page's `--referrer-policy`.
 
-mod common;
-
-use common::*;
 use serde_json::Value;
 use sessionlab_node::ReferrerPolicy;
+use sessionlab_testkit::node::*;
 
 async fn read_as(c: &reqwest::Client, base: &str, cookie: &str, ua: &str) -> Value {
     c.get(format!("{base}/api/session"))

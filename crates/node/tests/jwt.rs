@@ -2,16 +2,14 @@
 //! refresh rotation and reuse detection, logout's deny-list, every kind of
 //! bad token refused with its reason, and the key flags.
 
-mod common;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::Value;
 use sessionlab_node::NodeOptions;
 use sessionlab_session::jwt::{Claims, TokenType, peek_payload};
 use sessionlab_session::{SessionId, clock};
+use sessionlab_testkit::node::*;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 

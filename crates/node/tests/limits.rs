@@ -3,16 +3,14 @@
 //! proxy), the bounded password-check queue, cross-site refusal, and the
 //! headers that keep session data out of caches and frames.
 
-mod common;
-
 use std::net::IpAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::Value;
+use sessionlab_testkit::node::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sessionlab-node");
 

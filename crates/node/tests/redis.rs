@@ -2,14 +2,12 @@
 //! compare-and-set write keeps concurrent increments (and without it they
 //! get lost), and a Redis that dies and returns is survived.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use serde_json::Value;
 use sessionlab_node::{NodeOptions, StoreOptions, wire};
 use sessionlab_testkit::RedisServer;
+use sessionlab_testkit::node::*;
 
 /// A node on `redis`; `cas` is `--redis-cas` (`on` or `off`).
 fn redis_config(id: &str, redis: &RedisServer, cas: &str) -> NodeOptions {

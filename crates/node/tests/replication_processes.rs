@@ -467,7 +467,7 @@ async fn consistent_refuses_writes_cut_off_from_the_majority_and_keeps_none() {
         let res = post(0, String::new()).await.unwrap();
         if res.status() == 200 {
             assert_eq!(ack_header(res.headers()), "acked; peers=1");
-            break process_cluster::session_cookie(res.headers()).unwrap();
+            break sessionlab_testkit::node::session_cookie(res.headers()).unwrap();
         }
         assert!(
             Instant::now() < deadline,

@@ -3,6 +3,8 @@
 //!
 //! - [`free_port`] / [`free_ports`]: loopback ports for processes a test
 //!   starts, chosen below the kernel's ephemeral range;
+//! - [`spawn_logged`], [`log_tail`]: a child process logging to a file, and
+//!   the end of that log for a failure message;
 //! - [`sigterm`], [`terminate`], [`wait_exit`], [`kill`]: signals to child
 //!   processes and bounded waits for their exit;
 //! - [`RedisServer`]: a real `redis-server` on such a port, gone on drop;
@@ -14,6 +16,8 @@
 //! - with feature `fuzz`: [`fuzz_target!`], the bounded-fuzzing driver of
 //!   every crate's `tests/fuzz.rs` (the seed corpus replayed, then proptest
 //!   over arbitrary bytes and over shaped inputs);
+//! - with feature `node`: [`node`], nodes inside the test process
+//!   ([`node::TestNode`]) and the demo app's requests as tests make them;
 //! - with feature `lb`: [`lb()`] (or [`lb_over`] a list of backends, [`lb_over_echoes`]
 //!   new ones) and
 //!   [`echo()`], an LB and echo backends in this process, and [`Http`], a
@@ -31,6 +35,8 @@ mod http;
 mod lb;
 #[cfg(feature = "net")]
 mod metrics;
+#[cfg(feature = "node")]
+pub mod node;
 #[cfg(feature = "net")]
 mod poll;
 mod ports;
@@ -52,5 +58,5 @@ pub use metrics::{sample, scrape};
 #[cfg(feature = "net")]
 pub use poll::{eventually, poll, until, within};
 pub use ports::{free_port, free_ports};
-pub use process::{kill, sigterm, terminate, wait_exit};
+pub use process::{kill, log_tail, sigterm, spawn_logged, terminate, wait_exit};
 pub use redis::RedisServer;

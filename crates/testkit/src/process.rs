@@ -1,11 +1,13 @@
-//! Signals to child processes a test started, and bounded waits for them.
+//! Starting child processes with a log file, signals to them, and bounded
+//! waits for them.
 //!
 //! Graceful shutdown is behaviour under test (SIGTERM drains and exits 0),
 //! so tests send real signals to real processes. Waiting for an exit is
 //! polled against a deadline: a process that hangs fails the test instead
 //! of hanging it.
 
-use std::process::{Child, ExitStatus};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Send SIGTERM to `child`; panics if the signal cannot be sent.
@@ -52,4 +54,31 @@ pub fn terminate(child: &mut Child, within: Duration) -> Option<ExitStatus> {
 pub fn kill(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Start `bin` with `args` and `envs`, stdin closed, stdout discarded and
+/// stderr (where the servers log) appended to `log`, so a restart keeps
+/// the earlier run's lines. Panics if it cannot start.
+pub fn spawn_logged(bin: &str, args: &[String], envs: &[(&str, &str)], log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap_or_else(|e| panic!("open {}: {e}", log.display()));
+    Command::new(bin)
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {bin}: {e}"))
+}
+
+/// The last `n` lines of the log file at `path` ("" if there is none), for
+/// failure messages.
+pub fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }

@@ -1,6 +1,10 @@
 //! `TestCluster`: real `sessionlab-node` processes replicating to each
 //! other on loopback, for the tests that kill nodes.
 //!
+//! The process plumbing (spawning with a log file, signals, bounded waits,
+//! free ports, the HTTP client) is the test kit's; what is here is the
+//! cluster: which flags each node gets, and the requests the tests make.
+//!
 //! Ports are picked free by the OS before the nodes start (each node must
 //! be told its peers' cluster ports up front), and kept for a restart so the
 //! peers find the node again. Every process is SIGKILLed when the cluster is
@@ -14,13 +18,14 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use sessionlab_replication::auth;
 use sessionlab_session::clock;
+use sessionlab_testkit::node::{get_json, get_text, session_cookie};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sessionlab-node");
 pub const SECRET: &str = "test-cluster-secret-0123456789abcdef";
@@ -71,12 +76,7 @@ impl TestCluster {
             nodes,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             _dir: dir,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .no_proxy()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
+            http: sessionlab_testkit::client(),
         };
         for i in 0..n {
             c.spawn(i);
@@ -111,19 +111,11 @@ impl TestCluster {
             args.push(format!("{}=127.0.0.1:{}", p.id, p.cluster_port));
         }
         args.extend(self.extra.iter().cloned());
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&me.log)
-            .expect("open the node's log file");
-        let child = Command::new(BIN)
-            .args(&args)
-            .env("SESSIONLAB_CLUSTER_SECRET", SECRET)
-            .env("SESSIONLAB_LOG", "info,actix_server=warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn sessionlab-node");
+        let envs = [
+            ("SESSIONLAB_CLUSTER_SECRET", SECRET),
+            ("SESSIONLAB_LOG", "info,actix_server=warn"),
+        ];
+        let child = sessionlab_testkit::spawn_logged(BIN, &args, &envs, &me.log);
         self.nodes[i].child = Some(child);
     }
 
@@ -142,14 +134,8 @@ impl TestCluster {
 
     /// The last lines of node `i`'s log, for failure messages.
     pub fn log_tail(&self, i: usize) -> String {
-        let text = std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let from = lines.len().saturating_sub(30);
-        format!(
-            "--- {} log ---\n{}",
-            self.nodes[i].id,
-            lines[from..].join("\n")
-        )
+        let tail = sessionlab_testkit::log_tail(&self.nodes[i].log, 30);
+        format!("--- {} log ---\n{tail}", self.nodes[i].id)
     }
 
     /// The status of `GET /healthz` on node `i`'s cluster listener (0 if it
@@ -299,26 +285,16 @@ impl TestCluster {
 
     /// `GET /admin/v1/status` of node `i`.
     pub async fn status(&self, i: usize) -> Value {
-        self.http
-            .get(format!("{}/admin/v1/status", self.nodes[i].cluster()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        get_json(
+            &self.http,
+            format!("{}/admin/v1/status", self.nodes[i].cluster()),
+        )
+        .await
     }
 
     /// `GET /metrics` of node `i`.
     pub async fn metrics(&self, i: usize) -> String {
-        self.http
-            .get(format!("{}/metrics", self.nodes[i].cluster()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        get_text(&self.http, format!("{}/metrics", self.nodes[i].cluster())).await
     }
 }
 
@@ -352,13 +328,4 @@ pub async fn increment(
 /// The session id in a `SLSESSION=<id>` cookie.
 pub fn cookie_id(cookie: &str) -> &str {
     cookie.trim_start_matches("SLSESSION=")
-}
-
-/// The `SLSESSION=...` pair a response set, as a `Cookie` header value.
-pub fn session_cookie(h: &HeaderMap) -> Option<String> {
-    h.get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("SLSESSION="))
-        .map(|c| c.split(';').next().unwrap_or_default().to_owned())
 }

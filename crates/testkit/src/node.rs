@@ -1,6 +1,20 @@
-//! Helpers for the node's integration tests: in-process nodes on port 0 and
-//! a reqwest client that shows raw cookies and redirects.
-#![allow(dead_code)]
+//! Nodes inside the test process, for the node's integration tests.
+//!
+//! [`TestNode`] runs `sessionlab_node::run` on port-0 listeners the test
+//! bound itself (no port to race for) with options parsed from the same
+//! flags the binary reads ([`config_with`]), and stops with the test. The
+//! functions after it are the demo app's requests as the tests make them
+//! (log in, read the session, increment the counter) and what a response
+//! carries (the session cookie).
+//!
+//! Why here, behind feature `node`, and not in the node crate: the kit is
+//! the one place tests share helpers, and the node's integration tests are
+//! its only users. The kit depends on the node only as the node's
+//! *dev*-dependency (`sessionlab-node` dev-depends on the kit with this
+//! feature), the same arrangement as feature `lb`: Cargo builds the node
+//! library once and links it into both the integration tests and the kit,
+//! so there is no cycle in what is built. (The node's unit tests, inside
+//! the library, cannot use it: they would be a second copy of the crate.)
 
 use std::time::Duration;
 
@@ -8,6 +22,9 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 use sessionlab_node::{Listeners, NodeOptions, StoreWiring, run, wire};
 use tokio::sync::oneshot;
+
+use crate::cookie_pair;
+pub use crate::{client, set_cookies};
 
 /// A node running in this process until dropped.
 pub struct TestNode {
@@ -80,31 +97,10 @@ pub fn config_with(id: &str, flags: &[&str]) -> NodeOptions {
     NodeOptions::from_args(args).unwrap_or_else(|e| panic!("{flags:?}: {e}"))
 }
 
-/// A client without a cookie store and without following redirects, so
-/// tests see exactly what the node sends.
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
-/// All `Set-Cookie` headers of a response.
-pub fn set_cookies(h: &HeaderMap) -> Vec<String> {
-    h.get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
-}
-
 /// The `SLSESSION=...` pair of the first session cookie set, as a `Cookie`
 /// header value.
 pub fn session_cookie(h: &HeaderMap) -> Option<String> {
-    set_cookies(h)
-        .into_iter()
-        .find(|c| c.starts_with("SLSESSION="))
-        .map(|c| c.split(';').next().unwrap().to_owned())
+    cookie_pair(h, sessionlab_wire::SESSION_COOKIE)
 }
 
 /// The body of `GET url` as text (a page, or a node's `/metrics`).
@@ -112,15 +108,14 @@ pub async fn get_text(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> String
     c.get(url).send().await.unwrap().text().await.unwrap()
 }
 
+/// The body of `GET url` as JSON (a node's `/admin/v1/status`).
+pub async fn get_json(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
+    c.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// `GET /admin/v1/status` on the node's cluster listener.
 pub async fn status(c: &reqwest::Client, node: &TestNode) -> Value {
-    c.get(format!("{}/admin/v1/status", node.cluster))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(c, format!("{}/admin/v1/status", node.cluster)).await
 }
 
 /// `GET /api/session` with `cookie` (may be empty).
