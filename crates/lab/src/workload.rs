@@ -194,24 +194,19 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(t.w.faults.len(), 3);
-        let cfg =
-            t.w.config(
+        // A session-mode run of `secs` seconds, 50 users unless the flags say.
+        let config = |w: &WorkloadArgs, secs| {
+            w.config(
                 "http://x".into(),
-                Duration::from_secs(9),
+                Duration::from_secs(secs),
                 50,
                 AuthMode::Session,
             )
-            .unwrap();
+        };
+        let cfg = config(&t.w, 9).unwrap();
         assert_eq!((cfg.users, cfg.think, cfg.mix.cart), (7, Duration::ZERO, 0));
         let t = T::try_parse_from(["t", "--users", "0"]).unwrap();
-        let err =
-            t.w.config(
-                "http://x".into(),
-                Duration::from_secs(1),
-                50,
-                AuthMode::Session,
-            )
-            .unwrap_err();
+        let err = config(&t.w, 1).unwrap_err();
         assert!(err.to_string().contains("--users"), "{err}");
         let err = T::try_parse_from(["t", "--fault", "boom@1s"])
             .err()

@@ -195,9 +195,7 @@ pub(super) async fn hijack_jwt(lab: &mut AttackLab) -> Result<()> {
         "   the attacker copies it and, without any key, reads its payload: sub={} exp={} (signed, not encrypted)",
         payload["sub"], payload["exp"]
     ));
-    let (status, body) = lab
-        .bearer(reqwest::Method::GET, format!("{base}/api/session"), &access)
-        .await?;
+    let (status, body) = lab.token_session(&base, &access).await?;
     lab.found(
         "steal-token",
         &setup,
@@ -212,19 +210,8 @@ pub(super) async fn hijack_jwt(lab: &mut AttackLab) -> Result<()> {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    lab.bearer(
-        reqwest::Method::POST,
-        format!("{}/auth/logout", a.base),
-        &access,
-    )
-    .await?;
-    let (status, _) = lab
-        .bearer(
-            reqwest::Method::GET,
-            format!("{}/api/session", b.base),
-            &access,
-        )
-        .await?;
+    lab.token_logout(&a.base, &access).await?;
+    let (status, _) = lab.token_session(&b.base, &access).await?;
     lab.say("2. two nodes with the same key but their own memory; alice logs out on the first,");
     lab.say(format!(
         "   the attacker uses the stolen token on the second: {status}"
@@ -243,15 +230,8 @@ pub(super) async fn hijack_jwt(lab: &mut AttackLab) -> Result<()> {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    lab.bearer(
-        reqwest::Method::POST,
-        format!("{base}/auth/logout"),
-        &access,
-    )
-    .await?;
-    let (status, body) = lab
-        .bearer(reqwest::Method::GET, format!("{base}/api/session"), &access)
-        .await?;
+    lab.token_logout(&base, &access).await?;
+    let (status, body) = lab.token_session(&base, &access).await?;
     lab.say(format!(
         "3. alice logs out where the attacker uses the token: {status} {}",
         body["reason"]
@@ -275,13 +255,7 @@ pub(super) async fn hijack_jwt(lab: &mut AttackLab) -> Result<()> {
         .to_string();
     lab.say("4. with --access-ttl 2s the attacker's copy works for two seconds, then:");
     tokio::time::sleep(Duration::from_millis(3200)).await;
-    let (status, body) = lab
-        .bearer(
-            reqwest::Method::GET,
-            format!("{}/api/session", node.base),
-            &access,
-        )
-        .await?;
+    let (status, body) = lab.token_session(&node.base, &access).await?;
     lab.found(
         "short-access-ttl",
         &node.setup(),

@@ -217,7 +217,7 @@ impl AttackLab {
         Ok(body)
     }
 
-    pub(super) async fn bearer(
+    async fn bearer(
         &self,
         method: reqwest::Method,
         url: String,
@@ -226,6 +226,18 @@ impl AttackLab {
         let req = self.http.request(method, url).bearer_auth(token);
         let (status, _, body) = self.send(req).await?;
         Ok((status, body))
+    }
+
+    /// `GET /api/session` on `base` with the access token `token`.
+    pub(super) async fn token_session(&self, base: &str, token: &str) -> Result<(u16, Value)> {
+        self.bearer(reqwest::Method::GET, format!("{base}/api/session"), token)
+            .await
+    }
+
+    /// `POST /auth/logout` on `base` with the access token `token`.
+    pub(super) async fn token_logout(&self, base: &str, token: &str) -> Result<(u16, Value)> {
+        self.bearer(reqwest::Method::POST, format!("{base}/auth/logout"), token)
+            .await
     }
 
     pub(super) async fn refresh(&self, base: &str, refresh_token: &str) -> Result<(u16, Value)> {
