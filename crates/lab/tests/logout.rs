@@ -11,29 +11,10 @@ mod support;
 
 use std::time::Duration;
 
-use sessionlab_testkit::eventually;
+// `client()` sends only the cookies it is given (no cookie store), so one
+// cookie can be replayed to any node.
+use sessionlab_testkit::{client, cookie_pair, eventually};
 use support::*;
-
-/// A client that sends only the cookies it is given (no cookie store), so
-/// one cookie can be replayed to any node.
-fn plain() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(5))
-        .no_proxy()
-        .build()
-        .unwrap()
-}
-
-/// The `SLSESSION=...` pair a response sets.
-fn session_cookie(resp: &reqwest::Response) -> Option<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("SLSESSION="))
-        .map(|v| v.split(';').next().unwrap_or("").to_string())
-}
 
 /// The user `cookie` is logged in as on the node at `port` (`None`: not
 /// logged in there).
@@ -53,7 +34,7 @@ async fn a_logout_on_a_partitioned_node_stays_logged_out_everywhere_after_heal()
     let tc = TestCluster::up("sticky-replicated", 3);
     let st = tc.state();
     let port = |id: &str| st.node(id).unwrap().app_port;
-    let http = plain();
+    let http = client();
 
     let out = tc.ok(&["partition", "node-2"]);
     assert!(out.contains("partitioned node-2"), "{out}");
@@ -67,7 +48,8 @@ async fn a_logout_on_a_partitioned_node_stays_logged_out_everywhere_after_heal()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let cookie = session_cookie(&resp).expect("login sets the session cookie");
+    let cookie = cookie_pair(resp.headers(), sessionlab_wire::SESSION_COOKIE)
+        .expect("login sets the session cookie");
     eventually(
         Duration::from_secs(5),
         "bob's session on node-3",
