@@ -19,7 +19,6 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use sessionlab_lab::sign;
 use sessionlab_testkit::eventually;
 use support::*;
 
@@ -112,23 +111,8 @@ impl Drop for Project {
 /// The version of the session `prefix` on `node` (None: not held).
 async fn version_on(p: &Project, node: &str, prefix: &str) -> Option<String> {
     let addr = p.cluster_addr(node);
-    let path = "/admin/v1/sessions";
-    let signed = sign(&p.secret, "GET", path, b"");
-    let mut req = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(3))
-        .build()
-        .ok()?
-        .get(format!("http://{addr}{path}"));
-    for (k, v) in signed.pairs() {
-        req = req.header(k, v);
-    }
-    let body: serde_json::Value = req.send().await.ok()?.json().await.ok()?;
-    body["sessions"]
-        .as_array()?
-        .iter()
-        .find(|s| s["id_prefix"].as_str() == Some(prefix))
-        .map(|s| s["version"].to_string())
+    let (_, body) = signed_get(&addr, &p.secret, "/admin/v1/sessions").await?;
+    version_in(&body, prefix)
 }
 
 /// `GET url` with the admin token, as JSON (None until it answers).
@@ -224,14 +208,7 @@ async fn compose_sticky_replicated_survives_kill_and_disconnect_and_down_cleans_
 
     // 2. docker kill the owner: another node serves the same session.
     docker(&["kill", &p.container(&owner)]);
-    let after = eventually(Duration::from_secs(15), "failover", || {
-        let (client, base, owner) = (client.clone(), base.clone(), owner.clone());
-        async move {
-            let s = session(&client, &base).await;
-            (s.status == 200 && !s.by.is_empty() && s.by != owner).then_some(s)
-        }
-    })
-    .await;
+    let after = served_elsewhere(&client, &base, &owner, Duration::from_secs(15)).await;
     assert_eq!(user_of(&after).as_deref(), Some("alice"), "{}", after.body);
     assert_eq!(after.body["session"]["data"]["counter"], counter);
     let serving = after.by.clone();

@@ -5,34 +5,23 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use sessionlab_lab::sign;
 use sessionlab_testkit::eventually;
 use support::*;
 
 /// The version of the session whose id starts with `prefix` on each node
 /// (`None`: the node does not hold it), read from `/admin/v1/sessions`.
 async fn versions(tc: &TestCluster, prefix: &str) -> Vec<(String, Option<String>)> {
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let secret = tc.run_folder().read_secret().unwrap();
     let mut out = Vec::new();
     for node in tc.state().nodes {
         if !node.process.is_some_and(|p| p.is_alive()) {
             continue;
         }
-        let path = "/admin/v1/sessions";
-        let signed = sign(&secret, "GET", path, b"");
-        let mut req = http.get(format!("http://127.0.0.1:{}{path}", node.cluster_port));
-        for (k, v) in signed.pairs() {
-            req = req.header(k, v);
-        }
-        let body: serde_json::Value = req.send().await.unwrap().json().await.unwrap();
-        let version = body["sessions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id_prefix"].as_str().is_some_and(|p| p == prefix))
-            .map(|s| s["version"].to_string());
-        out.push((node.id, version));
+        let addr = format!("127.0.0.1:{}", node.cluster_port);
+        let (_, body) = signed_get(&addr, &secret, "/admin/v1/sessions")
+            .await
+            .expect("a node's sessions");
+        out.push((node.id, version_in(&body, prefix)));
     }
     out
 }
@@ -40,18 +29,11 @@ async fn versions(tc: &TestCluster, prefix: &str) -> Vec<(String, Option<String>
 /// A node's fault set (`GET /admin/v1/faults`, signed): the peers it drops.
 async fn drops_of(tc: &TestCluster, node: &str) -> Vec<String> {
     let secret = tc.run_folder().read_secret().unwrap();
-    let path = "/admin/v1/faults";
-    let mut req = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(format!("{}{path}", tc.cluster_url(node)));
-    for (k, v) in sign(&secret, "GET", path, b"").pairs() {
-        req = req.header(k, v);
-    }
-    let resp = req.send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let body: serde_json::Value = resp.json().await.unwrap();
+    let addr = tc.cluster_url(node).replace("http://", "");
+    let (status, body) = signed_get(&addr, &secret, "/admin/v1/faults")
+        .await
+        .expect("a node's fault set");
+    assert_eq!(status, 200);
     body["drop"]
         .as_array()
         .unwrap()
@@ -97,14 +79,7 @@ async fn sticky_replicated_fails_over_with_the_session_and_heals_after_a_partiti
     // Kill the node that served alice: the next request lands elsewhere,
     // with the same session.
     tc.ok(&["kill", &who]);
-    let after = eventually(Duration::from_secs(10), "failover", || {
-        let (client, base, who) = (client.clone(), base.clone(), who.clone());
-        async move {
-            let s = session(&client, &base).await;
-            (s.status == 200 && !s.by.is_empty() && s.by != who).then_some(s)
-        }
-    })
-    .await;
+    let after = served_elsewhere(&client, &base, &who, Duration::from_secs(10)).await;
     assert_eq!(user_of(&after).as_deref(), Some("alice"), "{}", after.body);
     assert_eq!(after.body["session"]["data"]["counter"], counter);
     let survivor = after.by.clone();

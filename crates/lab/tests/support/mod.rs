@@ -57,6 +57,34 @@ pub fn status_row(status: &serde_json::Value, process: &str) -> Option<serde_jso
         .cloned()
 }
 
+/// `GET path` on the cluster listener at `addr` (`HOST:PORT`), signed
+/// with the cluster `secret`: the status and the JSON body (`None` while
+/// the node does not answer with JSON, within 3 s).
+pub async fn signed_get(addr: &str, secret: &str, path: &str) -> Option<(u16, serde_json::Value)> {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .ok()?;
+    let mut req = http.get(format!("http://{addr}{path}"));
+    for (k, v) in sessionlab_lab::sign(secret, "GET", path, b"").pairs() {
+        req = req.header(k, v);
+    }
+    let resp = req.send().await.ok()?;
+    let status = resp.status().as_u16();
+    Some((status, resp.json().await.ok()?))
+}
+
+/// The version of the session whose id starts with `prefix` in a node's
+/// `/admin/v1/sessions` answer (`None`: not held).
+pub fn version_in(sessions: &serde_json::Value, prefix: &str) -> Option<String> {
+    sessions["sessions"]
+        .as_array()?
+        .iter()
+        .find(|s| s["id_prefix"].as_str() == Some(prefix))
+        .map(|s| s["version"].to_string())
+}
+
 /// Runs a command with a deadline; kills it if it overruns.
 pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
     let mut child = cmd
@@ -269,6 +297,21 @@ pub async fn increment(client: &reqwest::Client, base: &str) -> Served {
         .await
         .expect("increment request");
     served(resp).await
+}
+
+/// `GET /api/session` through `base` until a node other than `gone` answers
+/// it with 200 (the LB failed over), within `within`; that answer.
+pub async fn served_elsewhere(
+    client: &reqwest::Client,
+    base: &str,
+    gone: &str,
+    within: Duration,
+) -> Served {
+    sessionlab_testkit::eventually(within, "failover", || async {
+        let s = session(client, base).await;
+        (s.status == 200 && !s.by.is_empty() && s.by != gone).then_some(s)
+    })
+    .await
 }
 
 /// The user of the session in a `/api/session` answer, if any.
