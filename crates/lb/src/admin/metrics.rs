@@ -75,6 +75,23 @@ struct LbCollector {
 
 type Encoded = Result<(), std::fmt::Error>;
 
+/// One metric family of `kind` with a sample per backend, labelled with
+/// its id; `metric` reads the backend's value.
+fn per_backend<M: EncodeMetric>(
+    enc: &mut DescriptorEncoder,
+    list: &[Arc<crate::backend::Backend>],
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    metric: impl Fn(&crate::backend::Backend) -> M,
+) -> Encoded {
+    let mut m = enc.encode_descriptor(name, help, None, kind)?;
+    for b in list {
+        metric(b).encode(m.encode_family(&[("backend", b.id())])?)?;
+    }
+    Ok(())
+}
+
 fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Encoded {
     let c = ConstCounter::new(value);
     let m = enc.encode_descriptor(name, help, None, c.metric_type())?;
@@ -116,65 +133,54 @@ impl Collector for LbCollector {
         )?;
 
         let snap = self.backends.snapshot();
-        let per_backend_counter = |enc: &mut DescriptorEncoder,
-                                   name: &str,
-                                   help: &str,
-                                   f: &dyn Fn(&crate::backend::Backend) -> u64|
-         -> Encoded {
-            let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for b in &snap.list {
-                ConstCounter::new(f(b)).encode(m.encode_family(&[("backend", b.id())])?)?;
-            }
-            Ok(())
-        };
-        per_backend_counter(
-            &mut enc,
-            "sessionlab_lb_backend_requests",
-            "Requests sent to the backend",
-            &|b| b.requests(),
-        )?;
-        per_backend_counter(
-            &mut enc,
-            "sessionlab_lb_backend_connects",
-            "New upstream connections opened",
-            &|b| b.connects(),
-        )?;
-        per_backend_counter(
-            &mut enc,
-            "sessionlab_lb_backend_errors",
-            "Failed attempts to the backend",
-            &|b| b.errors(),
-        )?;
-
-        let per_backend_gauge = |enc: &mut DescriptorEncoder,
-                                 name: &str,
-                                 help: &str,
-                                 f: &dyn Fn(&crate::backend::Backend) -> i64|
-         -> Encoded {
-            let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
-            for b in &snap.list {
-                ConstGauge::new(f(b)).encode(m.encode_family(&[("backend", b.id())])?)?;
-            }
-            Ok(())
-        };
-        per_backend_gauge(
-            &mut enc,
-            "sessionlab_lb_backend_in_flight",
-            "Requests in flight",
-            &|b| b.in_flight() as i64,
-        )?;
-        per_backend_gauge(
-            &mut enc,
-            "sessionlab_lb_backend_up",
-            "1 if health checks say up",
-            &|b| i64::from(b.is_up()),
-        )?;
-        per_backend_gauge(
-            &mut enc,
-            "sessionlab_lb_backend_draining",
-            "1 if draining",
-            &|b| i64::from(b.is_draining()),
-        )?;
+        type Read<T> = fn(&crate::backend::Backend) -> T;
+        let counters: [(&str, &str, Read<u64>); 3] = [
+            (
+                "sessionlab_lb_backend_requests",
+                "Requests sent to the backend",
+                |b| b.requests(),
+            ),
+            (
+                "sessionlab_lb_backend_connects",
+                "New upstream connections opened",
+                |b| b.connects(),
+            ),
+            (
+                "sessionlab_lb_backend_errors",
+                "Failed attempts to the backend",
+                |b| b.errors(),
+            ),
+        ];
+        for (name, help, read) in counters {
+            let counter = |b: &_| ConstCounter::new(read(b));
+            per_backend(
+                &mut enc,
+                &snap.list,
+                name,
+                help,
+                MetricType::Counter,
+                counter,
+            )?;
+        }
+        let gauges: [(&str, &str, Read<i64>); 3] = [
+            (
+                "sessionlab_lb_backend_in_flight",
+                "Requests in flight",
+                |b| b.in_flight() as i64,
+            ),
+            (
+                "sessionlab_lb_backend_up",
+                "1 if health checks say up",
+                |b| i64::from(b.is_up()),
+            ),
+            ("sessionlab_lb_backend_draining", "1 if draining", |b| {
+                i64::from(b.is_draining())
+            }),
+        ];
+        for (name, help, read) in gauges {
+            let gauge = |b: &_| ConstGauge::new(read(b));
+            per_backend(&mut enc, &snap.list, name, help, MetricType::Gauge, gauge)?;
+        }
 
         let mut m = enc.encode_descriptor(
             "sessionlab_lb_backend_latency_seconds",
