@@ -60,21 +60,27 @@ impl NodeState {
             })
     }
 
-    /// Check the password of `name` for the client of `req`, through the
-    /// bounded queue ([`crate::auth::users`]); 503 if it is full.
-    pub(crate) async fn verify_password(
+    /// One login attempt of the client of `req`, the same in both auth
+    /// modes: the per-client login rate (429), then the password of `name`
+    /// through the bounded queue ([`crate::auth::users`]; 503 if it is
+    /// full), counted as a success or a failure.
+    pub(crate) async fn check_login(
         &self,
         req: &actix_web::HttpRequest,
         name: &str,
         password: &str,
     ) -> Result<bool, crate::error::NodeError> {
-        self.users
+        self.check_rate(Limit::Login, req)?;
+        let ok = self
+            .users
             .verify_for(self.client_of(req), name, password)
             .await
             .map_err(|_| {
                 self.metrics.login_queue_full.inc();
                 crate::error::NodeError::LoginQueueFull
-            })
+            })?;
+        self.metrics.login(ok);
+        Ok(ok)
     }
 
     /// Why the store cannot be reached now, if it cannot (the node is then

@@ -22,6 +22,8 @@ use hyper_util::rt::TokioExecutor;
 use sessionlab_lb::echo::{self, EchoState};
 use sessionlab_lb::{Flags, LbOptions, Listeners};
 use tokio::net::TcpListener;
+
+use crate::Running;
 use tokio::sync::oneshot;
 
 /// An echo backend running in this process until dropped.
@@ -75,8 +77,7 @@ pub fn dead_addr() -> DeadAddr {
 pub struct Lb {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    running: Running,
 }
 
 impl Lb {
@@ -91,15 +92,7 @@ impl Lb {
 
     /// Stop gracefully and wait for it.
     pub async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(15), task)
-                .await
-                .expect("LB did not shut down")
-                .unwrap();
-        }
+        self.running.stop("the LB").await;
     }
 }
 
@@ -111,19 +104,15 @@ pub async fn lb(args: &[&str]) -> Lb {
     let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        sessionlab_lb::run(options, Listeners { public, admin }, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
+    let running = Running::spawn(|shutdown| async move {
+        sessionlab_lb::run(options, Listeners { public, admin }, shutdown)
+            .await
+            .unwrap();
     });
     Lb {
         addr,
         admin: admin_addr,
-        stop: Some(tx),
-        task: Some(task),
+        running,
     }
 }
 

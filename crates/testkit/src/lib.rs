@@ -10,6 +10,7 @@
 //! - [`RedisServer`]: a real `redis-server` on such a port, gone on drop;
 //! - [`eventually`], [`until`], [`within`], [`poll`]: polling with a deadline
 //!   instead of sleeps;
+//! - [`Running`]: a server task in this process and its shutdown;
 //! - [`sample`] / [`scrape`]: one value out of a Prometheus text endpoint;
 //! - [`client`], [`set_cookies`], [`cookie_pair`]: an HTTP client that shows
 //!   exactly what a server sent, and the cookies in it;
@@ -42,6 +43,8 @@ mod poll;
 mod ports;
 mod process;
 mod redis;
+#[cfg(feature = "net")]
+mod running;
 
 #[cfg(feature = "fuzz")]
 #[doc(hidden)]
@@ -60,3 +63,5 @@ pub use poll::{eventually, poll, until, within};
 pub use ports::{free_port, free_ports};
 pub use process::{kill, log_tail, sigterm, spawn_logged, terminate, wait_exit};
 pub use redis::RedisServer;
+#[cfg(feature = "net")]
+pub use running::{Running, Shutdown};

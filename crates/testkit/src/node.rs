@@ -16,22 +16,17 @@
 //! so there is no cycle in what is built. (The node's unit tests, inside
 //! the library, cannot use it: they would be a second copy of the crate.)
 
-use std::time::Duration;
-
+use crate::{Running, cookie_pair};
+pub use crate::{client, set_cookies};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use sessionlab_node::{Listeners, NodeOptions, StoreWiring, run, wire};
-use tokio::sync::oneshot;
-
-use crate::cookie_pair;
-pub use crate::{client, set_cookies};
 
 /// A node running in this process until dropped.
 pub struct TestNode {
     pub app: String,
     pub cluster: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    running: Running,
 }
 
 impl TestNode {
@@ -46,41 +41,21 @@ impl TestNode {
         let listeners = Listeners::ephemeral().expect("bind loopback port 0");
         let app = format!("http://{}", listeners.app.local_addr().unwrap());
         let cluster = format!("http://{}", listeners.cluster.local_addr().unwrap());
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            run(cfg, listeners, wiring, async {
-                let _ = rx.await;
-            })
-            .await
-            .expect("node runs");
+        let running = Running::spawn(|shutdown| async move {
+            run(cfg, listeners, wiring, shutdown)
+                .await
+                .expect("node runs");
         });
         TestNode {
             app,
             cluster,
-            stop: Some(tx),
-            task: Some(task),
+            running,
         }
     }
 
     /// Stop the node and wait until it has shut down.
     pub async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(15), task)
-                .await
-                .expect("node stops within 15 s")
-                .expect("node task did not panic");
-        }
-    }
-}
-
-impl Drop for TestNode {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
+        self.running.stop("the node").await;
     }
 }
 

@@ -32,7 +32,6 @@ use sessionlab_session::{Session, Version, clock};
 use crate::app::page::{self, PageView};
 use crate::auth::users::DEMO_PASSWORD;
 use crate::error::NodeError;
-use crate::guard::Limit;
 use crate::session::websession::{REMEMBER_KEY, WebSession};
 use crate::state::NodeState;
 
@@ -230,9 +229,7 @@ async fn login(
         .as_deref()
         .is_some_and(|v| matches!(v, "on" | "true" | "1" | "yes"));
     let user = form.username.trim();
-    node.check_rate(Limit::Login, &req)?;
-    let ok = node.verify_password(&req, user, &form.password).await?;
-    node.metrics.login(ok);
+    let ok = node.check_login(&req, user, &form.password).await?;
     if !ok {
         tracing::info!(node = %node.id, "login failed");
         if wants_json(&req) {

@@ -22,7 +22,6 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::tokens::TokenAuth;
 use crate::error::NodeError;
-use crate::guard::Limit;
 use crate::session::websession::WebSession;
 use crate::state::NodeState;
 
@@ -48,10 +47,11 @@ fn tokens(node: &NodeState) -> Result<&TokenAuth, NodeError> {
 /// Read a form or JSON body (by `Content-Type`) into `T`.
 async fn fields<T: DeserializeOwned>(
     req: &HttpRequest,
+    node: &NodeState,
     payload: web::Payload,
-    limit: usize,
     expected: &str,
 ) -> Result<T, NodeError> {
+    let limit = node.options.limits.max_body_bytes;
     let body = payload
         .to_bytes_limited(limit)
         .await
@@ -87,27 +87,24 @@ async fn login(
     payload: web::Payload,
 ) -> Result<HttpResponse, NodeError> {
     let auth = tokens(&node)?;
-    let limit = node.options.limits.max_body_bytes;
-    let f: LoginFields = fields(
-        &req,
-        payload,
-        limit,
-        "form or JSON fields username, password",
-    )
-    .await?;
+    let expected = "form or JSON fields username, password";
+    let f: LoginFields = fields(&req, &node, payload, expected).await?;
     let user = f.username.trim();
-    node.check_rate(Limit::Login, &req)?;
-    let ok = node.verify_password(&req, user, &f.password).await?;
-    node.metrics.login(ok);
+    let ok = node.check_login(&req, user, &f.password).await?;
     if !ok {
         tracing::info!(node = %node.id, "token login failed");
         return Err(NodeError::BadCredentials);
     }
     let pair = auth.service.login(user).await?;
     tracing::info!(node = %node.id, user, "token login");
-    Ok(HttpResponse::Ok()
+    Ok(token_answer(&pair))
+}
+
+/// A new token pair as the answer: JSON, never cached (it is a credential).
+fn token_answer(pair: &impl serde::Serialize) -> HttpResponse {
+    HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(pair))
+        .json(pair)
 }
 
 #[derive(Deserialize)]
@@ -121,12 +118,9 @@ async fn refresh(
     payload: web::Payload,
 ) -> Result<HttpResponse, NodeError> {
     let auth = tokens(&node)?;
-    let limit = node.options.limits.max_body_bytes;
-    let f: RefreshFields = fields(&req, payload, limit, "form or JSON field refresh_token").await?;
+    let f: RefreshFields = fields(&req, &node, payload, "form or JSON field refresh_token").await?;
     match auth.service.refresh(f.refresh_token.trim()).await {
-        Ok(pair) => Ok(HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(pair)),
+        Ok(pair) => Ok(token_answer(&pair)),
         Err(e) => {
             node.metrics.token_refused(e.reason());
             Err(e.into())
