@@ -55,7 +55,7 @@ pub use message::{
     MAX_USER_LEN, Message, Rejected, SnapshotEntry, Upsert,
 };
 pub use peer::ResyncReason;
-pub use replica::{Event, LocalWrite, Outcome, Output, PeerView, Replica};
+pub use replica::{Event, LocalDelete, LocalWrite, Outcome, Output, PeerView, Replica};
 #[cfg(feature = "sim")]
 pub use sim::{EPOCH_MS, NetworkFaults, Rng, Sim, SimConfig, SimError, TraceFilter, session_id};
 pub use tombstones::Tombstones;

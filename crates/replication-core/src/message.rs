@@ -158,6 +158,10 @@ pub struct Delete {
     /// See [`Upsert::origin_us`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin_us: Option<u64>,
+    /// Set when the origin waits for acknowledgements of this delete (a
+    /// logout with `--replication-ack all|quorum`), as [`Upsert::ack`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack: Option<u64>,
 }
 
 /// One entry of a snapshot page.
@@ -369,7 +373,13 @@ impl fmt::Display for Message {
                 }
                 Ok(())
             }
-            Message::Delete(d) => write!(f, "delete {} v={}", d.id, d.version),
+            Message::Delete(d) => {
+                write!(f, "delete {} v={}", d.id, d.version)?;
+                if let Some(w) = d.ack {
+                    write!(f, " ack#{w}")?;
+                }
+                Ok(())
+            }
             Message::Touch { id, at_ms } => write!(f, "touch {id} at={at_ms}"),
             Message::Heartbeat { boot, ready } => {
                 write!(f, "heartbeat boot={boot} ready={ready}")
@@ -488,6 +498,7 @@ mod tests {
                 expires_ms: 1,
                 origin_ms: None,
                 origin_us: None,
+                ack: None,
             })],
         };
         assert_eq!(delete(MAX_LAMPORT - 1, "node-2").validate(), Ok(()));

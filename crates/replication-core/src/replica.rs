@@ -247,6 +247,15 @@ pub struct LocalWrite {
     pub ack: AckWait,
 }
 
+/// A local delete's result: whether this node held the session, and what
+/// to wait for (the same acks as a write: a logout answered under
+/// `--replication-ack all` holds on every live peer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalDelete {
+    pub existed: bool,
+    pub ack: AckWait,
+}
+
 /// One peer as status pages show it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PeerView {
@@ -496,6 +505,14 @@ impl Replica {
     /// unknown, so it lasts `absolute_timeout_ms` from now plus the grace,
     /// which is never earlier than the session's own end.
     pub fn delete(&mut self, id: &SessionId, now_ms: u64) -> bool {
+        self.delete_acked(id, now_ms).existed
+    }
+
+    /// [`delete`](Replica::delete), and what the caller must wait for
+    /// before it answers: with acks `all` or `quorum` the delete waits for
+    /// the peers like a write does ([`LocalWrite::ack`]), so a logout is
+    /// not answered while the old cookie still works on a live peer.
+    pub fn delete_acked(&mut self, id: &SessionId, now_ms: u64) -> LocalDelete {
         let old = self.store.remove(id);
         let version = self.store.next_version();
         let lifetime_end = match &old {
@@ -506,18 +523,27 @@ impl Replica {
         self.tombstones
             .insert(id.clone(), version.clone(), expires_ms);
         self.touches.remove(id);
-        self.broadcast(
+        let write = self.acks.next_write_id();
+        let mode = self.ack_mode;
+        let queued = self.broadcast(
             Message::Delete(Delete {
                 id: id.clone(),
                 version,
                 expires_ms,
                 origin_ms: Some(now_ms),
                 origin_us: self.lag_stamp(),
+                ack: write.filter(|_| mode.asks_peers()),
             }),
-            None,
+            write.filter(|_| mode == AckMode::Sent),
         );
+        // Never rolled back, whatever the partition policy: a tombstone is
+        // final, and a logout must hold here even without a majority.
+        let ack = self.acks.register(write, queued, now_ms);
         self.flush(now_ms);
-        old.is_some()
+        LocalDelete {
+            existed: old.is_some(),
+            ack,
+        }
     }
 
     /// A request on this node used the session at `at_ms`. The store is
@@ -753,7 +779,13 @@ impl Replica {
                 let lag = d
                     .origin_ms
                     .map(|o| (now_ms.saturating_sub(o), self.lag_since(d.origin_us)));
+                let ack = d.ack;
                 let outcome = self.apply_delete(d, now_ms);
+                // A delete is always applied (a tombstone is kept even for
+                // an id not held), so it is always acknowledged.
+                if let (Some(w), Some(p)) = (ack, self.peers.get_mut(from)) {
+                    p.push_ack(w);
+                }
                 self.applied(from, "delete", id, Some(version), outcome, lag);
             }
             Message::Touch { id, at_ms } => {

@@ -113,6 +113,7 @@ impl Tombstones {
             expires_ms: *exp,
             origin_ms: None,
             origin_us: None,
+            ack: None,
         })
     }
 

@@ -50,6 +50,7 @@ fn delete(id: u8, lamport: u64, node: u8) -> Message {
         expires_ms: NOW + 10_000_000,
         origin_ms: Some(NOW),
         origin_us: None,
+        ack: None,
     })
 }
 

@@ -299,3 +299,8 @@ fn acks_sent() {
 fn logout_without_the_session() {
     run("logout_without_the_session");
 }
+
+#[test]
+fn acks_all_logout() {
+    run("acks_all_logout");
+}

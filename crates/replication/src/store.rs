@@ -13,7 +13,10 @@
 //!   [`ReplicationAck::Async`] (`none`), or after the peers confirmed (or
 //!   the ack timeout passed) with `Acked` / `TimedOut` (`all`, `quorum`).
 //!   The node puts that in its `X-Replication-Ack` header.
-//!
+//! - `delete` (a logout) waits for the same acks before it returns, so
+//!   with `all` a logout is answered only once every live peer holds the
+//!   tombstone: the old cookie no longer works on any of them. It is never
+//!   refused or rolled back, whatever the partition policy.
 //! - with `--partition-policy consistent`, a write the replica refuses
 //!   (this node sees no majority, or a majority did not take it in time)
 //!   is [`StoreError::NoMajority`]: the node answers 503, the write is
@@ -51,6 +54,39 @@ enum Wait {
     Later(u64, tokio::sync::oneshot::Receiver<ReplicationAck>, usize),
 }
 
+impl Wait {
+    /// What to wait for; called under the replica lock, so the ack cannot
+    /// be dispatched before the waiter exists.
+    fn of(shared: &Shared, ack: AckWait, peers: usize) -> Wait {
+        match ack {
+            AckWait::Async => Wait::Now(ReplicationAck::Async),
+            AckWait::Done(a) => Wait::Now(a),
+            AckWait::Pending(id) => Wait::Later(id, shared.register_waiter(id), peers),
+        }
+    }
+
+    async fn outcome(self, shared: &Shared) -> ReplicationAck {
+        match self {
+            Wait::Now(a) => a,
+            Wait::Later(id, rx, peers) => {
+                // The replica settles every write by its deadline; the extra
+                // second only guards against a stopped driver.
+                let limit = shared.ack_timeout + std::time::Duration::from_secs(1);
+                match tokio::time::timeout(limit, rx).await {
+                    Ok(Ok(a)) => a,
+                    _ => {
+                        shared.forget_waiter(id);
+                        ReplicationAck::TimedOut {
+                            acked: 0,
+                            expected: peers,
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl SessionStore for ReplicatedStore {
     fn kind(&self) -> &'static str {
@@ -69,35 +105,10 @@ impl SessionStore for ReplicatedStore {
                     shared.metrics.on_refused_write("no_majority");
                 }
             })?;
-            let wait = match w.ack {
-                AckWait::Async => Wait::Now(ReplicationAck::Async),
-                AckWait::Done(a) => Wait::Now(a),
-                // Registered under the replica lock: the ack cannot be
-                // dispatched before the waiter exists.
-                AckWait::Pending(id) => {
-                    Wait::Later(id, shared.register_waiter(id), r.peers().len())
-                }
-            };
+            let wait = Wait::of(shared, w.ack, r.peers().len());
             Ok::<_, StoreError>((w.version, wait))
         })?;
-        let replication = match wait {
-            Wait::Now(a) => a,
-            Wait::Later(id, rx, peers) => {
-                // The replica settles every write by its deadline; the extra
-                // second only guards against a stopped driver.
-                let limit = shared.ack_timeout + std::time::Duration::from_secs(1);
-                match tokio::time::timeout(limit, rx).await {
-                    Ok(Ok(a)) => a,
-                    _ => {
-                        shared.forget_waiter(id);
-                        ReplicationAck::TimedOut {
-                            acked: 0,
-                            expected: peers,
-                        }
-                    }
-                }
-            }
-        };
+        let replication = wait.outcome(shared).await;
         if let (true, ReplicationAck::TimedOut { acked, expected }) =
             (shared.consistent, &replication)
         {
@@ -115,7 +126,16 @@ impl SessionStore for ReplicatedStore {
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
-        Ok(self.shared.with_replica(|r, now| r.delete(id, now)))
+        let shared = &self.shared;
+        let (existed, wait) = shared.with_replica(|r, now| {
+            let d = r.delete_acked(id, now);
+            (d.existed, Wait::of(shared, d.ack, r.peers().len()))
+        });
+        // The logout's answer does not report the acks (the store trait has
+        // no receipt for a delete); a timed-out wait still deleted here, and
+        // the tombstone reaches the others by resync.
+        wait.outcome(shared).await;
+        Ok(existed)
     }
 
     async fn touch(&self, id: &SessionId, at_ms: u64) -> Result<bool, StoreError> {

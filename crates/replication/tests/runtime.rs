@@ -276,6 +276,27 @@ async fn ack_sent_answers_once_handed_over_without_waiting_for_the_peers() {
     .await;
 }
 
+/// With ack=all a logout returns only once every live peer holds the
+/// tombstone: right after it, no node holds the session (the soak in
+/// crates/lab/tests/soak.rs found the old cookie still working on a peer
+/// for a few milliseconds when the delete did not wait).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_all_logout_returns_after_every_live_peer_dropped_the_session() {
+    let c = TestCluster::start(3, AckMode::All).await;
+    for _ in 0..20 {
+        let s = new_session();
+        let receipt = c.node(0).store.put(s.clone()).await.unwrap();
+        assert_eq!(receipt.replication, ReplicationAck::Acked { peers: 2 });
+        assert!(c.node(1).store.delete(&s.id).await.unwrap());
+        for i in 0..3 {
+            assert!(
+                !holds(&c.node(i).store, &s.id).await,
+                "node {i} still holds the session right after the logout"
+            );
+        }
+    }
+}
+
 fn batch_json(from: &str, to: &str, s: &Session) -> Vec<u8> {
     let mut s = s.clone();
     s.version = sessionlab_session::Version::new(1, from);
