@@ -126,10 +126,17 @@ impl TestCluster {
 
     /// `sessionlab up --mode MODE --nodes N` on free ports; panics on failure.
     pub fn up(mode: &str, nodes: usize) -> TestCluster {
+        TestCluster::up_with(mode, nodes, &[])
+    }
+
+    /// `up` with more arguments (`--node-arg ...`).
+    pub fn up_with(mode: &str, nodes: usize, extra: &[&str]) -> TestCluster {
         require_binaries();
         let tc = TestCluster::new();
         let n = nodes.to_string();
-        let out = tc.sessionlab(&["up", "--mode", mode, "--nodes", &n]);
+        let mut args = vec!["up", "--mode", mode, "--nodes", &n];
+        args.extend_from_slice(extra);
+        let out = tc.sessionlab(&args);
         assert!(out.status.success(), "up failed:\n{}", text(&out));
         tc
     }
