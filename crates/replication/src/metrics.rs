@@ -274,14 +274,19 @@ impl Metrics {
         }
     }
 
-    pub fn on_sent(&self, peer: &str, messages: usize, bytes: usize, ok: bool) {
+    /// One batch of `messages` in `bytes` to or from `peer`.
+    fn traffic(&self, peer: &str, direction: Direction, messages: usize, bytes: usize) {
         let l = TrafficLabels {
             peer: peer.to_owned(),
-            direction: Direction::Sent.as_str(),
+            direction: direction.as_str(),
         };
         self.batches.get_or_create(&l).inc();
         self.messages.get_or_create(&l).inc_by(messages as u64);
         self.bytes.get_or_create(&l).inc_by(bytes as u64);
+    }
+
+    pub fn on_sent(&self, peer: &str, messages: usize, bytes: usize, ok: bool) {
+        self.traffic(peer, Direction::Sent, messages, bytes);
         if !ok {
             self.send_failures
                 .get_or_create(&PeerLabels {
@@ -292,13 +297,7 @@ impl Metrics {
     }
 
     pub fn on_received(&self, peer: &str, messages: usize, bytes: usize) {
-        let l = TrafficLabels {
-            peer: peer.to_owned(),
-            direction: Direction::Received.as_str(),
-        };
-        self.batches.get_or_create(&l).inc();
-        self.messages.get_or_create(&l).inc_by(messages as u64);
-        self.bytes.get_or_create(&l).inc_by(bytes as u64);
+        self.traffic(peer, Direction::Received, messages, bytes);
     }
 
     pub fn on_rejected(&self, reason: &'static str) {
