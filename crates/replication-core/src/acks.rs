@@ -178,22 +178,18 @@ impl AckTracker {
         if self.mode != AckMode::Sent {
             return Vec::new();
         }
-        let mut done = Vec::new();
-        for &id in writes {
-            if self
-                .pending
-                .get_mut(&id)
-                .is_some_and(|p| p.waiting.remove(peer))
-            {
-                done.extend(self.settle(id));
-            }
-        }
-        done
+        self.stop_waiting(peer, writes)
     }
 
     /// `peer` refused these conditional writes (consistent policy): it is
     /// no longer waited for, and the write fails once too few are left.
     pub fn on_refused(&mut self, peer: &str, writes: &[u64]) -> Vec<(u64, ReplicationAck)> {
+        self.stop_waiting(peer, writes)
+    }
+
+    /// `peer` is no longer waited for on these writes; the ones that are
+    /// decided by that (met, or failed for too few left) are done.
+    fn stop_waiting(&mut self, peer: &str, writes: &[u64]) -> Vec<(u64, ReplicationAck)> {
         let mut done = Vec::new();
         for &id in writes {
             if self

@@ -67,22 +67,28 @@ impl StatusProvider for RedisHealth {
 impl Collector for RedisHealth {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let up = ConstGauge::new(i64::from(self.up.load(Ordering::Acquire)));
-        let m = enc.encode_descriptor(
-            sessionlab_wire::metrics::node::REDIS_UP,
-            "1 while Redis answers this node's pings, 0 while it does not",
-            None,
-            up.metric_type(),
-        )?;
-        up.encode(m)?;
+        let help = "1 while Redis answers this node's pings, 0 while it does not";
+        encode_one(&mut enc, sessionlab_wire::metrics::node::REDIS_UP, help, up)?;
         let c = ConstCounter::new(self.store.conflicts_total());
-        let m = enc.encode_descriptor(
+        let help = "Compare-and-set writes refused because the session changed since it was read";
+        encode_one(
+            &mut enc,
             sessionlab_wire::metrics::node::REDIS_CONFLICTS,
-            "Compare-and-set writes refused because the session changed since it was read",
-            None,
-            c.metric_type(),
-        )?;
-        c.encode(m)
+            help,
+            c,
+        )
     }
+}
+
+/// One metric without labels, read at scrape time, with its name and help.
+fn encode_one<M: EncodeMetric>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> Result<(), std::fmt::Error> {
+    let m = enc.encode_descriptor(name, help, None, metric.metric_type())?;
+    metric.encode(m)
 }
 
 impl std::fmt::Debug for RedisHealth {
