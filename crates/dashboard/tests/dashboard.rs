@@ -256,6 +256,7 @@ fn run_folder() -> tempfile::TempDir {
         redis: None,
         cuts: Default::default(),
         delay_ms: 0,
+        skews: Default::default(),
     };
     rf.save(&state).unwrap();
     dir

@@ -44,6 +44,10 @@ pub use sessionlab_wire::lb_admin::{BackendList as Backends, BackendState};
 pub struct Faults<'a> {
     pub drop: &'a [String],
     pub delay_ms: u64,
+    /// The node's clock skew, when the lab has set one (left out, the
+    /// node's clock stays as it is).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skew_ms: Option<i64>,
 }
 
 /// HTTP client for the admin APIs; every call has a short timeout. Calls

@@ -392,6 +392,7 @@ impl Lab {
             redis,
             cuts: Default::default(),
             delay_ms: 0,
+            skews: Default::default(),
         };
         state.refresh_args();
 

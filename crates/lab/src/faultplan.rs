@@ -42,7 +42,8 @@ use crate::runfolder::{ClusterState, RunFolder};
 
 /// What the `--fault` help and errors list.
 pub const VALID_FORMS: &str = "kill:NODE@T, restart:NODE@T, partition:NODE@T, heal@T, \
-     drain:NODE@T, undrain:NODE@T, delay:DURATION@T (T: time from the start such as 10s, \
+     drain:NODE@T, undrain:NODE@T, delay:DURATION@T, skew:NODE:+DURATION@T or \
+     skew:NODE:-DURATION@T (T: time from the start such as 10s, \
      1m30s or 2.5s, or a share of the run such as 50%)";
 
 /// One thing done to the cluster.
@@ -56,6 +57,8 @@ pub enum FaultAction {
     Undrain(String),
     /// Delay every replication link (zero removes the delay).
     Delay(Duration),
+    /// Run a node's clock this many ms ahead (negative: behind; 0: right).
+    Skew(String, i64),
 }
 
 impl fmt::Display for FaultAction {
@@ -68,6 +71,7 @@ impl fmt::Display for FaultAction {
             FaultAction::Drain(n) => write!(f, "drain {n}"),
             FaultAction::Undrain(n) => write!(f, "undrain {n}"),
             FaultAction::Delay(d) => write!(f, "delay {}", humantime::format_duration(*d)),
+            FaultAction::Skew(n, ms) => write!(f, "skew {n} {ms:+}ms"),
         }
     }
 }
@@ -80,7 +84,8 @@ impl FaultAction {
             | FaultAction::Restart(n)
             | FaultAction::Partition(n)
             | FaultAction::Drain(n)
-            | FaultAction::Undrain(n) => Some(n),
+            | FaultAction::Undrain(n)
+            | FaultAction::Skew(n, _) => Some(n),
             FaultAction::Heal | FaultAction::Delay(_) => None,
         }
     }
@@ -90,7 +95,10 @@ impl FaultAction {
     pub fn needs_replication(&self) -> bool {
         matches!(
             self,
-            FaultAction::Partition(_) | FaultAction::Heal | FaultAction::Delay(_)
+            FaultAction::Partition(_)
+                | FaultAction::Heal
+                | FaultAction::Delay(_)
+                | FaultAction::Skew(..)
         )
     }
 }
@@ -181,6 +189,23 @@ impl FromStr for FaultSpec {
                 Some(d) => FaultAction::Delay(parse_duration(d).map_err(fail)?),
                 None => return Err(fail("`delay` needs a duration, as in delay:50ms".into())),
             },
+            "skew" => {
+                let usage = || {
+                    fail("`skew` needs a node and a signed duration, as in skew:node-2:+2s".into())
+                };
+                let (n, d) = arg.and_then(|a| a.rsplit_once(':')).ok_or_else(usage)?;
+                let (sign, d) = match (d.strip_prefix('+'), d.strip_prefix('-')) {
+                    (Some(d), _) => (1, d),
+                    (_, Some(d)) => (-1, d),
+                    _ => return Err(usage()),
+                };
+                let ms =
+                    i64::try_from(parse_duration(d).map_err(fail)?.as_millis()).unwrap_or(i64::MAX);
+                if n.is_empty() || ms > sessionlab_session::clock::MAX_SKEW_MS {
+                    return Err(fail("a skew is at most a day either way, on a node".into()));
+                }
+                FaultAction::Skew(n.to_owned(), sign * ms)
+            }
             other => return Err(fail(format!("unknown action `{other}`"))),
         };
         Ok(FaultSpec { action, when })
@@ -284,6 +309,10 @@ pub async fn apply(lab: &Lab, action: &FaultAction) -> Result<String> {
         FaultAction::Undrain(n) => {
             lab.drain(n, false).await?;
             format!("undrained {n}")
+        }
+        FaultAction::Skew(n, ms) => {
+            faults::skew(&lab.api, &lab.rf, n, *ms).await?;
+            format!("{n}'s clock set {ms:+} ms off")
         }
         FaultAction::Delay(d) => {
             faults::delay(&lab.api, &lab.rf, *d).await?;
@@ -456,6 +485,19 @@ mod tests {
             }
         );
         assert_eq!(spec("kill:node-2@50%").when, When::Share(0.5));
+        assert_eq!(
+            spec("skew:node-2:+2s@5s").action,
+            FaultAction::Skew("node-2".into(), 2_000)
+        );
+        assert_eq!(
+            spec("skew:node-1:-1500ms@0s").action,
+            FaultAction::Skew("node-1".into(), -1_500)
+        );
+        assert_eq!(
+            spec("skew:node-1:+0s@0s").action.to_string(),
+            "skew node-1 +0ms"
+        );
+        assert!(spec("skew:node-1:+2s@0s").action.needs_replication());
     }
 
     #[test]
@@ -469,6 +511,9 @@ mod tests {
             ("delay:soon@1s", "not a duration"),
             ("kill:node-2@later", "not a duration"),
             ("kill:node-2@150%", "between 0% and 100%"),
+            ("skew:node-2@1s", "needs a node and a signed duration"),
+            ("skew:node-2:2s@1s", "needs a node and a signed duration"),
+            ("skew:node-2:+25h@1s", "at most a day"),
         ] {
             let err = bad.parse::<FaultSpec>().unwrap_err().to_string();
             assert!(err.contains(why), "{bad}: {err}");

@@ -89,6 +89,7 @@ async fn push(api: &Api, state: &ClusterState, secret: &str, id: &str) -> Result
         &Faults {
             drop: &drop,
             delay_ms: state.delay_ms,
+            skew_ms: state.skews.get(id).copied(),
         },
     )
     .await
@@ -148,6 +149,18 @@ pub async fn delay(api: &Api, rf: &RunFolder, delay: std::time::Duration) -> Res
     Ok(())
 }
 
+/// Skews node `id`'s clock by `ms` (negative: behind; 0 puts it right),
+/// through its fault set; the cuts and the delay stay as they are.
+pub async fn skew(api: &Api, rf: &RunFolder, id: &str, ms: i64) -> Result<()> {
+    let _lock = rf.lock(std::time::Duration::from_secs(120))?;
+    let mut state = rf.load_required()?;
+    require_replication(&state, "skew")?;
+    state.node(id)?;
+    state.skews.insert(id.to_owned(), ms);
+    rf.save(&state)?;
+    push(api, &state, &rf.read_secret()?, id).await
+}
+
 /// `sessionlab heal`: clears the fault set of every running node (cuts
 /// and delay).
 pub async fn heal(api: &Api, rf: &RunFolder) -> Result<usize> {
@@ -165,10 +178,11 @@ pub async fn heal(api: &Api, rf: &RunFolder) -> Result<usize> {
     Ok(healed)
 }
 
-/// Puts a restarted node back behind the cuts it is part of and the
-/// delay (if any).
+/// Puts a restarted node back behind the cuts it is part of, the delay and
+/// its clock skew (if any).
 pub async fn reapply(api: &Api, rf: &RunFolder, state: &ClusterState, id: &str) -> Result<()> {
-    if drop_set(&state.cuts, id).is_empty() && state.delay_ms == 0 {
+    if drop_set(&state.cuts, id).is_empty() && state.delay_ms == 0 && !state.skews.contains_key(id)
+    {
         return Ok(());
     }
     push(api, state, &rf.read_secret()?, id).await

@@ -22,7 +22,7 @@
 //! The state file is replaced atomically (write, then rename), so a command
 //! that dies half way leaves the previous consistent state behind.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -72,6 +72,10 @@ pub struct ClusterState {
     /// 0 = none. Kept, like the cuts, because a fault set is sent whole.
     #[serde(default)]
     pub delay_ms: u64,
+    /// Clock skews set by `load --fault skew:NODE:+2s@T`, in ms per node.
+    /// `heal` keeps them (it heals the network, not the clocks).
+    #[serde(default)]
+    pub skews: BTreeMap<String, i64>,
 }
 
 /// The load balancer process.
@@ -388,6 +392,7 @@ mod tests {
             redis: None,
             cuts: BTreeSet::new(),
             delay_ms: 0,
+            skews: BTreeMap::new(),
         }
     }
 

@@ -33,6 +33,14 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // `--clock-skew`: the whole process's clock, before anything reads it.
+    if cfg.timeouts.clock_skew_ms != 0 {
+        sessionlab_session::clock::set_skew_ms(cfg.timeouts.clock_skew_ms);
+        tracing::warn!(
+            skew_ms = cfg.timeouts.clock_skew_ms,
+            "this node's clock is skewed on purpose (--clock-skew)"
+        );
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -14,6 +14,7 @@ fn cfg() -> NodeOptions {
             idle: Duration::from_secs(60),
             absolute: Duration::from_secs(300),
             anonymous_idle: Duration::from_secs(60),
+            clock_skew_ms: 0,
         },
         ..NodeOptions::default()
     }

@@ -525,6 +525,70 @@ async fn consistent_refuses_writes_cut_off_from_the_majority_and_keeps_none() {
     }
 }
 
+/// A clock 10 s ahead (the lab's `skew:node-2:+10s` fault, through the
+/// signed fault endpoint) with a 5 s idle timeout: every copy node-2 gets
+/// from node-1 is already expired by node-2's clock, so node-2 serves no
+/// session where node-1 serves a live one. Expiry is a pure function of
+/// replicated fields and the local clock; clocks that disagree by more than
+/// the idle timeout disagree on whether a user is logged in. Put right,
+/// the next copy lands again. About 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skewed_clock_sees_live_sessions_as_expired() {
+    let c = TestCluster::start(2, &["--idle-timeout", "5s"]).await;
+    let skew = |ms: i64| {
+        let body = serde_json::to_vec(&serde_json::json!({"drop": [], "skew_ms": ms})).unwrap();
+        c.signed(1, Method::POST, "/admin/v1/faults", body, SECRET)
+    };
+    let (_, cookie, _) = c.increment(0, "").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while c.counter(1, &cookie).await != Some(1) {
+        assert!(Instant::now() < deadline, "node-2 never got the session");
+    }
+
+    assert_eq!(skew(10_000).await.status(), 200);
+    let res = c
+        .signed(1, Method::GET, "/admin/v1/faults", vec![], SECRET)
+        .await;
+    let set: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(set["skew_ms"], 10_000, "{set}");
+    assert_eq!(
+        c.counter(1, &cookie).await,
+        None,
+        "expired by node-2's clock"
+    );
+    let (n, _, _) = c.increment(0, &cookie).await;
+    assert_eq!(n, 2);
+    assert_eq!(c.counter(0, &cookie).await, Some(2), "live on node-1");
+    let m = c.metrics(1).await;
+    let expired = |m: &str| {
+        sessionlab_testkit::sample(
+            m,
+            "sessionlab_replication_applied_total{node=\"node-2\",kind=\"upsert\",outcome=\"expired\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while expired(&c.metrics(1).await) < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "no copy dropped as expired:\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(c.counter(1, &cookie).await, None);
+
+    assert_eq!(skew(0).await.status(), 200);
+    let (n, _, _) = c.increment(0, &cookie).await;
+    assert_eq!(n, 3);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while c.counter(1, &cookie).await != Some(3) {
+        assert!(
+            Instant::now() < deadline,
+            "node-2 never took the copy again"
+        );
+    }
+}
+
 #[test]
 fn the_binary_refuses_replication_flags_that_cannot_work() {
     let short = "too-short-secret";

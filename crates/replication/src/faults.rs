@@ -20,6 +20,12 @@
 //!   the request timeout makes batches time out, as on a real slow link:
 //!   the peer is then marked for resync again and again.
 //!
+//! - `skew_ms` (optional): set this node's clock this far ahead (negative:
+//!   behind) of the machine's, for the whole process
+//!   ([`sessionlab_session::clock::set_skew_ms`], at most a day either
+//!   way); left out, the clock stays as it is (a node started with
+//!   `--clock-skew` keeps its skew through partitions and heals).
+//!
 //! A request *replaces* the whole set; `{"drop": [], "delay_ms": 0}` clears
 //! it. `GET /admin/v1/faults` returns the current set. Faults live in memory
 //! only: a restarted node has none (the lab re-applies them).
@@ -29,6 +35,7 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
+use sessionlab_session::clock;
 
 /// Longest delay accepted.
 pub const MAX_DELAY_MS: u64 = 60_000;
@@ -41,6 +48,8 @@ pub struct FaultSet {
     pub drop: Vec<String>,
     #[serde(default)]
     pub delay_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skew_ms: Option<i64>,
 }
 
 /// A fault set that cannot be applied (HTTP 400).
@@ -50,6 +59,8 @@ pub enum FaultError {
     UnknownPeer(String),
     #[error("delay_ms {0} is over the limit of {MAX_DELAY_MS}")]
     DelayTooLong(u64),
+    #[error("skew_ms {0} is over the limit of a day either way")]
+    SkewTooLarge(i64),
 }
 
 /// The node's current faults; cheap to read on every batch.
@@ -76,6 +87,16 @@ impl Faults {
         }
         if set.delay_ms > MAX_DELAY_MS {
             return Err(FaultError::DelayTooLong(set.delay_ms));
+        }
+        if let Some(ms) = set
+            .skew_ms
+            .filter(|ms| ms.unsigned_abs() > clock::MAX_SKEW_MS as u64)
+        {
+            return Err(FaultError::SkewTooLarge(ms));
+        }
+        if let Some(ms) = set.skew_ms {
+            clock::set_skew_ms(ms);
+            tracing::warn!(skew_ms = ms, "this node's clock is skewed on purpose");
         }
         set.drop.sort();
         set.drop.dedup();
@@ -119,7 +140,7 @@ mod tests {
         assert_eq!(
             f.set(FaultSet {
                 drop: vec!["node-9".into()],
-                delay_ms: 0
+                ..FaultSet::default()
             }),
             Err(FaultError::UnknownPeer("node-9".into()))
         );

@@ -95,7 +95,7 @@ impl TokenAuth {
             access_ttl_s: jwt.access_ttl.as_secs(),
             refresh_ttl_s: jwt.refresh_ttl.as_secs(),
             family_ttl_s: timeouts.absolute.as_secs(),
-            leeway_s: 0,
+            leeway_s: jwt.leeway.as_secs(),
         };
         Ok(TokenAuth {
             service: TokenService::new(keys, tc, store),

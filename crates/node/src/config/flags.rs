@@ -220,6 +220,12 @@ pub struct AuthFlags {
     /// new one; the login ends at --absolute-timeout however often refreshed).
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     pub refresh_ttl: Lifetime,
+
+    /// With --auth jwt: how far a token's exp, nbf and iat may be off this
+    /// node's clock and still be taken (the other nodes' clocks are never
+    /// exactly this one's); 0s to 10m.
+    #[arg(long, value_name = "DURATION", default_value = "0s")]
+    pub jwt_leeway: Leeway,
 }
 
 /// How the session id travels, and what guards it.
@@ -283,6 +289,17 @@ pub struct TimeoutFlags {
     /// the full --idle-timeout.
     #[arg(long, value_name = "DURATION", default_value = "5m")]
     pub anonymous_idle_timeout: Lifetime,
+
+    /// Run this node's clock this far ahead (`+2s`) or behind (`-2s`) of
+    /// the machine's, to see what clocks that disagree do to expiry and to
+    /// tokens (at most a day either way).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "0s",
+        allow_hyphen_values = true
+    )]
+    pub clock_skew: Skew,
 }
 
 /// Bounds that keep one node within its machine.
@@ -577,6 +594,35 @@ bounded_duration!(
     "must be at least 1s"
 );
 
+bounded_duration!(
+    /// A humantime duration from 0 to 10 minutes (a tolerance).
+    Leeway,
+    Duration::ZERO,
+    Duration::from_secs(600),
+    "must be between 0s and 10m"
+);
+
+/// A signed humantime duration, `+2s`, `-1500ms` or `2s`, at most a day
+/// either way: a clock offset, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skew(pub i64);
+
+impl FromStr for Skew {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (sign, rest) = match s.strip_prefix('-') {
+            Some(rest) => (-1, rest),
+            None => (1, s.strip_prefix('+').unwrap_or(s)),
+        };
+        let d = humantime::parse_duration(rest).map_err(|e| e.to_string())?;
+        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        if ms > sessionlab_session::clock::MAX_SKEW_MS {
+            return Err("must be at most a day either way (+24h to -24h)".into());
+        }
+        Ok(Skew(sign * ms))
+    }
+}
+
 const TOKEN_RULE: &str = "1 to 64 characters of A-Z, a-z, 0-9, '-' and '_'";
 
 /// Node ids appear in headers, cookie values and URLs: keep them to the
@@ -645,6 +691,27 @@ pub(super) mod tests {
         assert_eq!(f.cookies.tracking, Tracking::Url);
         assert!(f.cookies.route_suffix);
         assert_eq!(f.timeouts.idle_timeout, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn clock_skew_is_signed_and_bounded_and_the_jwt_leeway_bounded() {
+        for (v, ms) in [
+            ("+2s", 2_000),
+            ("-1500ms", -1_500),
+            ("3s", 3_000),
+            ("0s", 0),
+        ] {
+            let f = parse(&["--clock-skew", v]).unwrap();
+            assert_eq!(f.timeouts.clock_skew, Skew(ms), "{v}");
+        }
+        assert_eq!(parse(&[]).unwrap().timeouts.clock_skew, Skew(0));
+        let f = parse(&["--jwt-leeway", "30s"]).unwrap();
+        assert_eq!(f.auth.jwt_leeway, Duration::from_secs(30));
+        refused_naming_the_flag([
+            ["--clock-skew", "+25h"],
+            ["--clock-skew", "-soon"],
+            ["--jwt-leeway", "1h"],
+        ]);
     }
 
     #[test]

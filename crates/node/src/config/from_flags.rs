@@ -60,6 +60,7 @@ impl TryFrom<Flags> for NodeOptions {
                     .anonymous_idle_timeout
                     .0
                     .min(f.timeouts.idle_timeout.0),
+                clock_skew_ms: f.timeouts.clock_skew.0,
             },
             clients: clients(f.clients, f.limits.login_queue),
             limits: Limits {
@@ -285,6 +286,7 @@ fn auth(f: &AuthFlags, cookies: &CookieFlags) -> Result<AuthOptions, InvalidConf
         keys,
         access_ttl: f.access_ttl.0,
         refresh_ttl: f.refresh_ttl.0,
+        leeway: f.jwt_leeway.0,
     }))
 }
 

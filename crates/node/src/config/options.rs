@@ -185,6 +185,8 @@ pub struct JwtOptions {
     pub access_ttl: Duration,
     /// `--refresh-ttl`.
     pub refresh_ttl: Duration,
+    /// `--jwt-leeway`.
+    pub leeway: Duration,
 }
 
 /// What signs and verifies tokens.
@@ -218,6 +220,9 @@ pub struct Timeouts {
     pub absolute: Duration,
     /// `--anonymous-idle-timeout`, at most `idle`: for sessions with no user.
     pub anonymous_idle: Duration,
+    /// `--clock-skew`: this node's clock offset in milliseconds (negative:
+    /// behind), applied to the whole process at start.
+    pub clock_skew_ms: i64,
 }
 
 impl Timeouts {
