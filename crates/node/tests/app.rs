@@ -1,6 +1,7 @@
 //! The demo app over real HTTP: login, counter and cart, cookie policy,
 //! rotation at login, logout, url tracking mode.
 
+use reqwest::Method;
 use serde_json::Value;
 use sessionlab_testkit::node::*;
 
@@ -8,25 +9,16 @@ use sessionlab_testkit::node::*;
 async fn login_as_alice_and_wrong_password() {
     let node = TestNode::start(config("node-1")).await;
     let c = client();
+    let app = node.app_client(&c);
 
     // Wrong password: 401, JSON for API clients, the page for browsers.
-    let res = c
-        .post(format!("{}/login", node.app))
-        .header("accept", "application/json")
-        .form(&[("username", "alice"), ("password", "nope")])
-        .send()
-        .await
-        .unwrap();
+    let res = app.login_json("alice", "nope").await;
     assert_eq!(res.status(), 401);
     assert!(session_cookie(res.headers()).is_none());
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"], "bad_credentials");
-    let res = c
-        .post(format!("{}/login", node.app))
-        .form(&[("username", "mallory"), ("password", "sessionlab")])
-        .send()
-        .await
-        .unwrap();
+    let form = [("username", "mallory"), ("password", "sessionlab")];
+    let res = app.post_form("/login", "", &form).await;
     assert_eq!(res.status(), 401);
     assert!(
         res.text()
@@ -45,25 +37,11 @@ async fn login_as_alice_and_wrong_password() {
     assert_eq!(s["session"]["user"], "alice");
 
     // The page says who you are and which node answered.
-    let page = c
-        .get(&node.app)
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.text("", &cookie).await;
     assert!(page.contains("alice") && page.contains("node-1") && page.contains("log out"));
 
     // JSON login answers with JSON.
-    let res = c
-        .post(format!("{}/login", node.app))
-        .header("accept", "application/json")
-        .form(&[("username", "bob"), ("password", "sessionlab")])
-        .send()
-        .await
-        .unwrap();
+    let res = app.login_json("bob", "sessionlab").await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["user"], "bob");
@@ -73,62 +51,36 @@ async fn login_as_alice_and_wrong_password() {
 #[tokio::test]
 async fn counter_and_cart_persist_across_requests() {
     let node = TestNode::start(config("node-1")).await;
-    let c = client();
-    let (n, h) = increment(&c, &node.app, "").await;
+    let app = node.app_client(&client());
+    let (n, h) = app.increment("").await;
     assert_eq!(n, 1);
     let cookie = session_cookie(&h).expect("the first write creates a session");
     for want in 2..=3 {
-        let (n, h) = increment(&c, &node.app, &cookie).await;
+        let (n, h) = app.increment(&cookie).await;
         assert_eq!(n, want);
         assert!(session_cookie(&h).is_none(), "the id is sent only once");
     }
     for (item, qty) in [("apple", "2"), ("pear", "1")] {
-        let res = c
-            .put(format!("{}/api/cart/{item}?qty={qty}", node.app))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap();
+        let res = app
+            .put(&format!("/api/cart/{item}?qty={qty}"), &cookie)
+            .await;
         assert_eq!(res.status(), 200);
     }
-    let res = c
-        .delete(format!("{}/api/cart/pear", node.app))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let res = app.delete("/api/cart/pear", &cookie).await;
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["cart"], serde_json::json!({"apple": 2}));
 
     // The page's forms work too (post/redirect/get), and item names are escaped.
-    let res = c
-        .post(format!("{}/cart/add", node.app))
-        .header("cookie", &cookie)
-        .form(&[("item", "<script>alert(1)</script>")])
-        .send()
-        .await
-        .unwrap();
+    let item = [("item", "<script>alert(1)</script>")];
+    let res = app.post_form("/cart/add", &cookie, &item).await;
     assert_eq!(res.status(), 303);
-    let res = c
-        .post(format!("{}/counter/increment", node.app))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let res = app.post("/counter/increment", &cookie).await;
     assert_eq!(res.status(), 303);
 
-    let s = session(&c, &node.app, &cookie).await;
+    let s = app.session(&cookie).await;
     assert_eq!(s["session"]["data"]["counter"], 4);
     assert_eq!(s["session"]["data"]["cart"]["apple"], 2);
-    let page = c
-        .get(&node.app)
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.text("", &cookie).await;
     assert!(!page.contains("<script>alert(1)</script>"));
     assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     node.stop().await;
@@ -163,12 +115,10 @@ async fn cookie_attributes() {
     assert!(!set[0].contains("Max-Age"), "a browser-session cookie");
 
     // Behind a TLS-terminating balancer: Secure.
-    let res = c
-        .post(format!("{}/api/counter/increment", node.app))
-        .header("x-forwarded-proto", "https")
-        .send()
-        .await
-        .unwrap();
+    let req = node
+        .app_client(&c)
+        .request(Method::POST, "/api/counter/increment", "");
+    let res = NodeClient::send(req.header("x-forwarded-proto", "https")).await;
     assert!(set_cookies(res.headers())[0].contains("; Secure"));
 
     // Remember me: a persistent cookie for the absolute timeout (8h).
@@ -189,27 +139,20 @@ async fn cookie_attributes() {
 #[tokio::test]
 async fn id_changes_at_login_and_data_is_kept() {
     let node = TestNode::start(config("node-1")).await;
-    let c = client();
-    let (_, h) = increment(&c, &node.app, "").await;
+    let app = node.app_client(&client());
+    let (_, h) = app.increment("").await;
     let before = session_cookie(&h).unwrap();
-    c.put(format!("{}/api/cart/apple", node.app))
-        .header("cookie", &before)
-        .send()
-        .await
-        .unwrap();
+    app.put("/api/cart/apple", &before).await;
 
-    let res = login(&c, &node.app, &before, "alice", false).await;
+    let res = app.login("alice", &before).await;
     let after = session_cookie(res.headers()).expect("login sends the new id");
     assert_ne!(before, after, "login rotates the id");
-    let s = session(&c, &node.app, &after).await;
+    let s = app.session(&after).await;
     assert_eq!(s["session"]["user"], "alice");
     assert_eq!(s["session"]["data"]["counter"], 1);
     assert_eq!(s["session"]["data"]["cart"]["apple"], 1);
     // The pre-login id is dead: a planted id is worth nothing after login.
-    assert_eq!(
-        session(&c, &node.app, &before).await["session"],
-        Value::Null
-    );
+    assert_eq!(app.session(&before).await["session"], Value::Null);
     node.stop().await;
 }
 
@@ -217,23 +160,16 @@ async fn id_changes_at_login_and_data_is_kept() {
 async fn logout_deletes_the_session_and_expires_the_cookie() {
     let node = TestNode::start(config("node-1")).await;
     let c = client();
-    let res = login(&c, &node.app, "", "carol", false).await;
+    let app = node.app_client(&c);
+    let res = app.login("carol", "").await;
     let cookie = session_cookie(res.headers()).unwrap();
-    let res = c
-        .post(format!("{}/logout", node.app))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let res = app.post("/logout", &cookie).await;
     assert_eq!(res.status(), 303);
     let set = set_cookies(res.headers());
     assert_eq!(set.len(), 1);
     assert!(set[0].starts_with("SLSESSION=;") && set[0].contains("Max-Age=0"));
     // Even someone who kept a copy of the id gets nothing.
-    assert_eq!(
-        session(&c, &node.app, &cookie).await["session"],
-        Value::Null
-    );
+    assert_eq!(app.session(&cookie).await["session"], Value::Null);
     let status = status(&c, &node).await;
     assert_eq!(status["sessions"], 0);
     node.stop().await;
@@ -243,13 +179,10 @@ async fn logout_deletes_the_session_and_expires_the_cookie() {
 async fn url_tracking_mode() {
     let node = TestNode::start(config_with("node-u", &["--tracking", "url"])).await;
     let c = client();
+    let app = node.app_client(&c);
 
     // A form post creates the session; the redirect carries the id.
-    let res = c
-        .post(format!("{}/counter/increment", node.app))
-        .send()
-        .await
-        .unwrap();
+    let res = app.post("/counter/increment", "").await;
     assert_eq!(res.status(), 303);
     assert!(
         set_cookies(res.headers()).is_empty(),
@@ -262,21 +195,14 @@ async fn url_tracking_mode() {
     assert_eq!(sid.len(), 32);
 
     // The page's links and forms all carry it.
-    let page = get_text(&c, format!("{}{location}", node.app)).await;
+    let page = app.text(&location, "").await;
     for action in ["/counter/increment", "/cart/add", "/login", "/api/session"] {
         assert!(
             page.contains(&format!("\"{action};sid={sid}\"")),
             "{action}"
         );
     }
-    let s: Value = c
-        .get(format!("{}/api/session;sid={sid}", node.app))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let s = app.json(&format!("/api/session;sid={sid}"), "").await;
     assert_eq!(s["session"]["data"]["counter"], 1);
 
     // A cookie carrying the same id is not read in url mode.
@@ -287,20 +213,11 @@ async fn url_tracking_mode() {
 
     // An unknown (well-formed) ;sid= is no session, and is never adopted.
     let unknown = "A".repeat(32);
-    let s: Value = c
-        .get(format!("{}/api/session;sid={unknown}", node.app))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let s = app.json(&format!("/api/session;sid={unknown}"), "").await;
     assert_eq!(s["session"], Value::Null);
-    let res = c
-        .post(format!("{}/api/counter/increment;sid={unknown}", node.app))
-        .send()
-        .await
-        .unwrap();
+    let res = app
+        .post(&format!("/api/counter/increment;sid={unknown}"), "")
+        .await;
     let fresh = res.headers()["x-session-path-param"]
         .to_str()
         .unwrap()
@@ -310,12 +227,8 @@ async fn url_tracking_mode() {
     assert_eq!(body["counter"], 1);
 
     // Login rotates the id in the URL too.
-    let res = c
-        .post(format!("{}/login;sid={sid}", node.app))
-        .form(&[("username", "alice"), ("password", "sessionlab")])
-        .send()
-        .await
-        .unwrap();
+    let form = [("username", "alice"), ("password", "sessionlab")];
+    let res = app.post_form(&format!("/login;sid={sid}"), "", &form).await;
     let location = res.headers()["location"].to_str().unwrap();
     assert!(location.starts_with("/;sid=") && !location.contains(sid));
     node.stop().await;
@@ -324,11 +237,11 @@ async fn url_tracking_mode() {
 #[tokio::test]
 async fn route_suffix_names_the_node() {
     let node = TestNode::start(config_with("node-7", &["--route-suffix"])).await;
-    let c = client();
-    let (_, h) = increment(&c, &node.app, "").await;
+    let app = node.app_client(&client());
+    let (_, h) = app.increment("").await;
     let cookie = session_cookie(&h).unwrap();
     assert!(cookie.ends_with(".node-7"), "{cookie}");
-    let (n, h) = increment(&c, &node.app, &cookie).await;
+    let (n, h) = app.increment(&cookie).await;
     assert_eq!(n, 2, "the suffixed value is accepted back");
     assert!(session_cookie(&h).is_none());
     node.stop().await;

@@ -46,15 +46,11 @@ async fn bad_session_cookies_give_a_fresh_session() {
 #[tokio::test]
 async fn oversized_body_is_413_json() {
     let node = TestNode::start(config_with("node-1", &["--max-body-bytes", "4096"])).await;
-    let c = client();
+    let app = node.app_client(&client());
     let big = "x".repeat(10_000);
     for path in ["/login", "/cart/add"] {
-        let res = c
-            .post(format!("{}{path}", node.app))
-            .form(&[("username", big.as_str()), ("item", big.as_str())])
-            .send()
-            .await
-            .unwrap();
+        let form = [("username", big.as_str()), ("item", big.as_str())];
+        let res = app.post_form(path, "", &form).await;
         assert_eq!(res.status(), 413, "{path}");
         assert_eq!(res.headers()["x-served-by"], "node-1");
         let body: Value = res.json().await.unwrap();
@@ -66,18 +62,13 @@ async fn oversized_body_is_413_json() {
 #[tokio::test]
 async fn session_data_over_the_limit_is_413_and_the_old_data_stays() {
     let node = TestNode::start(config_with("node-1", &["--max-session-bytes", "1024"])).await;
-    let c = client();
-    let (_, h) = increment(&c, &node.app, "").await;
+    let app = node.app_client(&client());
+    let (_, h) = app.increment("").await;
     let cookie = session_cookie(&h).unwrap();
 
     // One huge item name.
     let huge = "h".repeat(2000);
-    let res = c
-        .put(format!("{}/api/cart/{huge}", node.app))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let res = app.put(&format!("/api/cart/{huge}"), &cookie).await;
     assert_eq!(res.status(), 413);
     assert_eq!(res.headers()["x-served-by"], "node-1");
     let body: Value = res.json().await.unwrap();
@@ -86,12 +77,7 @@ async fn session_data_over_the_limit_is_413_and_the_old_data_stays() {
     // Many items: accepted until the limit, then refused.
     let mut refused_at = None;
     for i in 0..200 {
-        let res = c
-            .put(format!("{}/api/cart/item-{i:04}", node.app))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap();
+        let res = app.put(&format!("/api/cart/item-{i:04}"), &cookie).await;
         if res.status() == 413 {
             refused_at = Some(i);
             break;
@@ -99,7 +85,7 @@ async fn session_data_over_the_limit_is_413_and_the_old_data_stays() {
         assert_eq!(res.status(), 200);
     }
     let refused_at = refused_at.expect("the cart hits the 1 KiB limit within 200 items");
-    let s = session(&c, &node.app, &cookie).await;
+    let s = app.session(&cookie).await;
     let data = &s["session"]["data"];
     assert_eq!(data["counter"], 1, "old data kept");
     let cart = data["cart"].as_object().unwrap();
@@ -112,34 +98,19 @@ async fn session_data_over_the_limit_is_413_and_the_old_data_stays() {
 async fn every_answer_names_the_node_even_404_and_405() {
     let node = TestNode::start(config("node-9")).await;
     let c = client();
-    let res = c
-        .get(format!("{}/no/such/page", node.app))
-        .send()
-        .await
-        .unwrap();
+    let app = node.app_client(&c);
+    let res = app.get("/no/such/page", "").await;
     assert_eq!(res.status(), 404);
     assert_eq!(res.headers()["x-served-by"], "node-9");
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"], "not_found");
-    let res = c
-        .delete(format!("{}/api/session", node.app))
-        .send()
-        .await
-        .unwrap();
+    let res = app.delete("/api/session", "").await;
     assert_eq!(res.status(), 405);
     assert_eq!(res.headers()["x-served-by"], "node-9");
-    let res = c
-        .put(format!("{}/api/cart/x?qty=-1", node.app))
-        .send()
-        .await
-        .unwrap();
+    let res = app.put("/api/cart/x?qty=-1", "").await;
     assert_eq!(res.status(), 400);
     assert_eq!(res.headers()["x-served-by"], "node-9");
-    let res = c
-        .get(format!("{}/nope", node.cluster))
-        .send()
-        .await
-        .unwrap();
+    let res = node.cluster_client(&c).get("/nope", "").await;
     assert_eq!(res.status(), 404);
     assert_eq!(res.headers()["x-served-by"], "node-9");
     node.stop().await;

@@ -54,12 +54,8 @@ async fn metrics_and_admin_live_on_the_cluster_port_only() {
     }
     assert_eq!(status["peers"], serde_json::json!([]));
 
-    let res = c
-        .get(format!("{}/admin/v1/sessions?limit=10", node.cluster))
-        .send()
-        .await
-        .unwrap();
-    let text = res.text().await.unwrap();
+    let cluster = node.cluster_client(&c);
+    let text = cluster.text("/admin/v1/sessions?limit=10", "").await;
     assert!(
         !text.contains(&full_id),
         "admin views never show a whole id"
@@ -73,12 +69,7 @@ async fn metrics_and_admin_live_on_the_cluster_port_only() {
 
     // None of it on the app port.
     for path in ["/metrics", "/admin/v1/status", "/admin/v1/sessions"] {
-        let res = c
-            .get(format!("{}{path}", node.app))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap();
+        let res = node.app_client(&c).get(path, &cookie).await;
         assert_eq!(res.status(), 404, "{path}");
         assert_eq!(res.headers()["x-served-by"], "node-1");
     }
@@ -126,17 +117,9 @@ async fn store_wiring_hooks_readiness_routes_and_peers() {
         assert_eq!(res.status(), 200);
     }
 
-    let res = c
-        .get(format!("{}/cluster/v1/ping", node.cluster))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.text().await.unwrap(), "pong");
-    let res = c
-        .get(format!("{}/cluster/v1/ping", node.app))
-        .send()
-        .await
-        .unwrap();
+    let ping = node.cluster_client(&c).text("/cluster/v1/ping", "").await;
+    assert_eq!(ping, "pong");
+    let res = node.app_client(&c).get("/cluster/v1/ping", "").await;
     assert_eq!(res.status(), 404, "cluster routes are not on the app port");
 
     let status = status(&c, &node).await;

@@ -1,20 +1,15 @@
 //! The node's optional defences against a stolen or leaked id:
 //! `--bind-session user-agent` and the demo page's `--referrer-policy`.
 
+use reqwest::Method;
 use serde_json::Value;
 use sessionlab_node::ReferrerPolicy;
 use sessionlab_testkit::node::*;
 
 async fn read_as(c: &reqwest::Client, base: &str, cookie: &str, ua: &str) -> Value {
-    c.get(format!("{base}/api/session"))
-        .header("cookie", cookie)
-        .header("user-agent", ua)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    let req = NodeClient::new(c, base).request(Method::GET, "/api/session", cookie);
+    let res = NodeClient::send(req.header("user-agent", ua)).await;
+    res.json().await.unwrap()
 }
 
 #[tokio::test]
@@ -22,13 +17,9 @@ async fn a_bound_session_presented_with_another_user_agent_is_no_session() {
     let cfg = config_with("node-b", &["--bind-session", "user-agent"]);
     let node = TestNode::start(cfg).await;
     let c = client();
-    let res = c
-        .post(format!("{}/login", node.app))
-        .header("user-agent", "Firefox/140")
-        .form(&[("username", "alice"), ("password", "sessionlab")])
-        .send()
-        .await
-        .unwrap();
+    let form = [("username", "alice"), ("password", "sessionlab")];
+    let req = node.app_client(&c).request(Method::POST, "/login", "");
+    let res = NodeClient::send(req.header("user-agent", "Firefox/140").form(&form)).await;
     let cookie = session_cookie(res.headers()).unwrap();
     let v = read_as(&c, &node.app, &cookie, "Firefox/140").await;
     assert_eq!(v["session"]["user"], "alice");

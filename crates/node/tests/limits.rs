@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
 use serde_json::Value;
 use sessionlab_testkit::node::*;
 
@@ -141,14 +142,9 @@ async fn a_one_client_flood_of_carts_is_cut_off_and_another_client_still_logs_in
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
+    let second = NodeClient::new(&second, &node.app);
     let t = Instant::now();
-    let res = second
-        .post(format!("{}/login", node.app))
-        .header("accept", "application/json")
-        .form(&[("username", "bob"), ("password", "sessionlab")])
-        .send()
-        .await
-        .unwrap();
+    let res = second.login_json("bob", "sessionlab").await;
     let during = t.elapsed();
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
     let mut retry_after = false;
@@ -157,18 +153,11 @@ async fn a_one_client_flood_of_carts_is_cut_off_and_another_client_still_logs_in
     }
     let elapsed = started.elapsed();
     let t = Instant::now();
-    let res = login(&second, &node.app, "", "carol", false).await;
+    let res = second.login("carol", "").await;
     let after = t.elapsed();
     assert_eq!(res.status(), 303);
 
-    let metrics = client()
-        .get(format!("{}/metrics", node.cluster))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&client(), format!("{}/metrics", node.cluster)).await;
     let rss_after = sessionlab_wire::rss::resident_bytes_of(pid).unwrap_or(0);
     let (created, limited, other) = (
         created.load(Ordering::Relaxed),
@@ -264,13 +253,10 @@ async fn x_forwarded_for_names_the_client_only_from_a_trusted_proxy() {
     let res = cart(&behind.app, "203.0.113.3").await.unwrap();
     let cookie = session_cookie(res.headers()).unwrap();
     for _ in 0..3 {
-        let res = c
-            .put(format!("{}/api/cart/pear", behind.app))
-            .header("x-forwarded-for", "203.0.113.1")
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap();
+        let req = behind
+            .app_client(&c)
+            .request(Method::PUT, "/api/cart/pear", &cookie);
+        let res = NodeClient::send(req.header("x-forwarded-for", "203.0.113.1")).await;
         assert_eq!(res.status(), 200);
     }
 }
@@ -332,14 +318,7 @@ async fn another_sites_state_changing_requests_are_refused() {
         let res = post_login(headers).await.unwrap();
         assert_eq!(res.status(), 401, "{headers:?}");
     }
-    let metrics = c
-        .get(format!("{}/metrics", node.cluster))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&c, format!("{}/metrics", node.cluster)).await;
     assert!(
         metrics.contains(r#"sessionlab_cross_site_refused_total{node="node-c"} 3"#),
         "{metrics}"
@@ -348,14 +327,10 @@ async fn another_sites_state_changing_requests_are_refused() {
     // With the check off (the attack lab's demonstration), the forged login
     // goes through.
     let open = TestNode::start(config_with("node-o", &["--csrf-check", "off"])).await;
-    let res = c
-        .post(format!("{}/login", open.app))
-        .header("origin", "http://evil.example")
-        .header("sec-fetch-site", "cross-site")
-        .form(&[("username", "bob"), ("password", "sessionlab")])
-        .send()
-        .await
-        .unwrap();
+    let form = [("username", "bob"), ("password", "sessionlab")];
+    let req = open.app_client(&c).request(Method::POST, "/login", "");
+    let req = req.header("origin", "http://evil.example");
+    let res = NodeClient::send(req.header("sec-fetch-site", "cross-site").form(&form)).await;
     assert_eq!(res.status(), 303);
     assert!(session_cookie(res.headers()).is_some());
 }
@@ -363,22 +338,17 @@ async fn another_sites_state_changing_requests_are_refused() {
 #[tokio::test]
 async fn session_answers_are_not_cached_and_the_page_cannot_be_framed() {
     let node = TestNode::start(config("node-h")).await;
-    let c = client();
-    let res = login(&c, &node.app, "", "alice", false).await;
+    let app = node.app_client(&client());
+    let res = app.login("alice", "").await;
     assert!(session_cookie(res.headers()).is_some());
     assert_eq!(res.headers()["cache-control"], "no-store");
     let cookie = session_cookie(res.headers()).unwrap();
     for path in ["/api/session", "/"] {
-        let res = c
-            .get(format!("{}{path}", node.app))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap();
+        let res = app.get(path, &cookie).await;
         assert_eq!(res.headers()["cache-control"], "no-store", "{path}");
         assert_eq!(res.headers()["x-content-type-options"], "nosniff", "{path}");
     }
-    let page = c.get(format!("{}/", node.app)).send().await.unwrap();
+    let page = app.get("/", "").await;
     let csp = page.headers()["content-security-policy"].to_str().unwrap();
     assert!(
         csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"),

@@ -60,12 +60,7 @@ async fn two_nodes_sharing_one_redis_see_the_same_session() {
     assert_eq!(v["session"]["data"]["counter"], 1);
 
     // Logout on one node ends the session on both: one store.
-    let res = c
-        .post(format!("{}/logout", b.app))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let res = b.app_client(&c).post("/logout", &cookie).await;
     assert_eq!(res.status(), 303);
     assert_eq!(session(&c, &a.app, &cookie).await["session"], Value::Null);
 
@@ -83,22 +78,13 @@ async fn hammer(a: &TestNode, b: &TestNode, cookie: &str) -> (u64, u64, u64) {
     const EACH: usize = 25;
     let mut tasks = Vec::new();
     for i in 0..CLIENTS {
-        let base = if i % 2 == 0 {
-            a.app.clone()
-        } else {
-            b.app.clone()
-        };
+        let node = if i % 2 == 0 { a } else { b };
+        let app = node.app_client(&client());
         let cookie = cookie.to_owned();
         tasks.push(tokio::spawn(async move {
-            let c = client();
             let (mut ok, mut conflict) = (0u64, 0u64);
             for _ in 0..EACH {
-                let res = c
-                    .post(format!("{base}/api/counter/increment"))
-                    .header("cookie", &cookie)
-                    .send()
-                    .await
-                    .unwrap();
+                let res = app.post("/api/counter/increment", &cookie).await;
                 match res.status().as_u16() {
                     200 => ok += 1,
                     409 => {
@@ -181,19 +167,15 @@ async fn redis_down_is_503_json_the_node_stays_up_and_recovers() {
     wait_health(&c, &node, "ok").await;
 
     redis.kill();
-    let res = c
-        .get(format!("{}/api/session", node.app))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let app = node.app_client(&c);
+    let res = app.get("/api/session", &cookie).await;
     assert_eq!(res.status(), 503);
     assert_eq!(res.headers()["x-served-by"], "node-a");
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["error"], "store_unavailable");
     assert!(v["detail"].as_str().unwrap().contains("unavailable"), "{v}");
     // Requests that need no session still work; health says degraded.
-    let res = c.get(format!("{}/", node.app)).send().await.unwrap();
+    let res = app.get("/", "").await;
     assert_eq!(res.status(), 200);
     let h = wait_health(&c, &node, "degraded").await;
     assert_eq!(h["store"], "redis unreachable");

@@ -2,10 +2,13 @@
 //!
 //! [`TestNode`] runs `sessionlab_node::run` on port-0 listeners the test
 //! bound itself (no port to race for) with options parsed from the same
-//! flags the binary reads ([`config_with`]), and stops with the test. The
-//! functions after it are the demo app's requests as the tests make them
-//! (log in, read the session, increment the counter) and what a response
-//! carries (the session cookie).
+//! flags the binary reads ([`config_with`]), and stops with the test.
+//! [`NodeClient`] is a client bound to one of its listeners, so that a
+//! request reads as what it is (`app.put("/api/cart/pear", &cookie)`)
+//! instead of six lines of builder calls; every test writes the same
+//! requests the same way. The functions after it are the demo app's
+//! requests as the tests make them (log in, read the session, increment
+//! the counter) and what a response carries (the session cookie).
 //!
 //! Why here, behind feature `node`, and not in the node crate: the kit is
 //! the one place tests share helpers, and the node's integration tests are
@@ -18,6 +21,7 @@
 
 use crate::{Running, cookie_pair};
 pub use crate::{client, set_cookies};
+use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use sessionlab_node::{Listeners, NodeOptions, StoreWiring, run, wire};
@@ -56,6 +60,123 @@ impl TestNode {
     /// Stop the node and wait until it has shut down.
     pub async fn stop(mut self) {
         self.running.stop("the node").await;
+    }
+
+    /// `c` bound to the node's app listener.
+    pub fn app_client(&self, c: &reqwest::Client) -> NodeClient {
+        NodeClient::new(c, &self.app)
+    }
+
+    /// `c` bound to the node's cluster listener (health, metrics, admin).
+    pub fn cluster_client(&self, c: &reqwest::Client) -> NodeClient {
+        NodeClient::new(c, &self.cluster)
+    }
+}
+
+/// A client and one base URL (`http://127.0.0.1:PORT`): the requests of a
+/// test to one listener. A `cookie` argument is a `Cookie` header value,
+/// sent only when not empty. The sending methods panic if no answer came
+/// (a failed request is a failed test); the status is the test's to check.
+#[derive(Clone)]
+pub struct NodeClient {
+    pub client: reqwest::Client,
+    pub base: String,
+}
+
+impl NodeClient {
+    /// `c` bound to `base`.
+    pub fn new(c: &reqwest::Client, base: &str) -> NodeClient {
+        NodeClient {
+            client: c.clone(),
+            base: base.to_owned(),
+        }
+    }
+
+    /// `method base+path` with `cookie`, not sent yet: for requests that
+    /// carry more (other headers, a token, a JSON body).
+    pub fn request(&self, method: Method, path: &str, cookie: &str) -> reqwest::RequestBuilder {
+        let req = self.client.request(method, format!("{}{path}", self.base));
+        if cookie.is_empty() {
+            req
+        } else {
+            req.header("cookie", cookie)
+        }
+    }
+
+    /// Send `req` and wait for the answer.
+    pub async fn send(req: reqwest::RequestBuilder) -> reqwest::Response {
+        req.send().await.expect("an answer")
+    }
+
+    /// `GET path` with `cookie`.
+    pub async fn get(&self, path: &str, cookie: &str) -> reqwest::Response {
+        NodeClient::send(self.request(Method::GET, path, cookie)).await
+    }
+
+    /// `POST path` with `cookie` and no body.
+    pub async fn post(&self, path: &str, cookie: &str) -> reqwest::Response {
+        NodeClient::send(self.request(Method::POST, path, cookie)).await
+    }
+
+    /// `PUT path` with `cookie`.
+    pub async fn put(&self, path: &str, cookie: &str) -> reqwest::Response {
+        NodeClient::send(self.request(Method::PUT, path, cookie)).await
+    }
+
+    /// `DELETE path` with `cookie`.
+    pub async fn delete(&self, path: &str, cookie: &str) -> reqwest::Response {
+        NodeClient::send(self.request(Method::DELETE, path, cookie)).await
+    }
+
+    /// `POST path` with `cookie` and a form body.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        cookie: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        NodeClient::send(self.request(Method::POST, path, cookie).form(form)).await
+    }
+
+    /// The body of `GET path` with `cookie`, as text.
+    pub async fn text(&self, path: &str, cookie: &str) -> String {
+        self.get(path, cookie)
+            .await
+            .text()
+            .await
+            .expect("a text body")
+    }
+
+    /// The body of `GET path` with `cookie`, as JSON.
+    pub async fn json(&self, path: &str, cookie: &str) -> Value {
+        self.get(path, cookie)
+            .await
+            .json()
+            .await
+            .expect("a JSON body")
+    }
+
+    /// `POST /login` as `user` with `password`, asking for JSON
+    /// (`Accept: application/json`), as an API client logs in.
+    pub async fn login_json(&self, user: &str, password: &str) -> reqwest::Response {
+        let form = [("username", user), ("password", password)];
+        let req = self.request(Method::POST, "/login", "");
+        NodeClient::send(req.header("accept", "application/json").form(&form)).await
+    }
+
+    /// [`login`] as `user` with the demo password and `cookie`.
+    pub async fn login(&self, user: &str, cookie: &str) -> reqwest::Response {
+        login(&self.client, &self.base, cookie, user, false).await
+    }
+
+    /// [`session`] with `cookie`.
+    pub async fn session(&self, cookie: &str) -> Value {
+        session(&self.client, &self.base, cookie).await
+    }
+
+    /// [`increment`] with `cookie`.
+    pub async fn increment(&self, cookie: &str) -> (u64, HeaderMap) {
+        increment(&self.client, &self.base, cookie).await
     }
 }
 
