@@ -5,7 +5,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde_json::Value;
+use reqwest::Method;
+use serde_json::{Value, json};
 use sessionlab_node::NodeOptions;
 use sessionlab_session::jwt::{Claims, TokenType, peek_payload};
 use sessionlab_session::{SessionId, clock};
@@ -26,59 +27,40 @@ async fn jwt_node(id: &str) -> TestNode {
     TestNode::start(jwt_config(id)).await
 }
 
+/// `POST /auth/login` with JSON `body`; returns the answer.
+async fn json_login(app: &NodeClient, body: Value) -> reqwest::Response {
+    NodeClient::send(app.request(Method::POST, "/auth/login", "").json(&body)).await
+}
+
 /// `POST /auth/login` as JSON; returns the body.
-async fn token_login(c: &reqwest::Client, base: &str, user: &str) -> Value {
-    let res = c
-        .post(format!("{base}/auth/login"))
-        .json(&serde_json::json!({"username": user, "password": "sessionlab"}))
-        .send()
-        .await
-        .unwrap();
+async fn token_login(app: &NodeClient, user: &str) -> Value {
+    let res = json_login(app, json!({"username": user, "password": "sessionlab"})).await;
     assert_eq!(res.status(), 200);
     res.json().await.unwrap()
 }
 
-async fn call(
-    c: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    token: &str,
-) -> (u16, Value) {
-    let res = c
-        .request(method, url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+/// `method path` with `token` as the bearer; returns (status, JSON body).
+async fn call(app: &NodeClient, method: Method, path: &str, token: &str) -> (u16, Value) {
+    let res = NodeClient::send(app.request(method, path, "").bearer_auth(token)).await;
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-async fn get_session(c: &reqwest::Client, base: &str, token: &str) -> (u16, Value) {
-    call(
-        c,
-        reqwest::Method::GET,
-        format!("{base}/api/session"),
-        token,
-    )
-    .await
+async fn get_session(app: &NodeClient, token: &str) -> (u16, Value) {
+    call(app, Method::GET, "/api/session", token).await
 }
 
-async fn refresh(c: &reqwest::Client, base: &str, refresh_token: &str) -> (u16, Value) {
-    let res = c
-        .post(format!("{base}/auth/refresh"))
-        .form(&[("refresh_token", refresh_token)])
-        .send()
-        .await
-        .unwrap();
+async fn refresh(app: &NodeClient, refresh_token: &str) -> (u16, Value) {
+    let form = [("refresh_token", refresh_token)];
+    let res = app.post_form("/auth/refresh", "", &form).await;
     (res.status().as_u16(), res.json().await.unwrap())
 }
 
 #[tokio::test]
 async fn login_then_the_api_answers_as_in_session_mode() {
     let node = jwt_node("node-j").await;
-    let c = client();
-    let pair = token_login(&c, &node.app, "alice").await;
+    let app = node.app_client(&client());
+    let pair = token_login(&app, "alice").await;
     let keys: Vec<&str> = pair
         .as_object()
         .unwrap()
@@ -102,14 +84,14 @@ async fn login_then_the_api_answers_as_in_session_mode() {
     // Signed, not encrypted: anyone can read who it is for.
     assert_eq!(peek_payload(access).unwrap()["sub"], "alice");
 
-    let (s, v) = get_session(&c, &node.app, access).await;
+    let (s, v) = get_session(&app, access).await;
     assert_eq!(s, 200);
     assert_eq!(v["node_id"], "node-j");
     assert_eq!(v["session"]["user"], "alice");
     assert_eq!(v["session"]["data"], serde_json::json!({}));
 
-    let url = format!("{}/api/counter/increment", node.app);
-    let res = c.post(&url).bearer_auth(access).send().await.unwrap();
+    let url = "/api/counter/increment";
+    let res = NodeClient::send(app.request(Method::POST, url, "").bearer_auth(access)).await;
     assert_eq!(res.status(), 200);
     assert!(
         res.headers().get("set-cookie").is_none(),
@@ -117,68 +99,42 @@ async fn login_then_the_api_answers_as_in_session_mode() {
     );
     let v: Value = res.json().await.unwrap();
     assert_eq!(v, serde_json::json!({"node_id": "node-j", "counter": 1}));
-    let (s, v) = call(
-        &c,
-        reqwest::Method::PUT,
-        format!("{}/api/cart/apple?qty=2", node.app),
-        access,
-    )
-    .await;
+    let (s, v) = call(&app, Method::PUT, "/api/cart/apple?qty=2", access).await;
     assert_eq!((s, &v["cart"]), (200, &serde_json::json!({"apple": 2})));
-    let (_, v) = get_session(&c, &node.app, access).await;
+    let (_, v) = get_session(&app, access).await;
     assert_eq!(v["session"]["data"]["counter"], 1);
     assert_eq!(v["session"]["data"]["cart"]["apple"], 2);
-    let (s, v) = call(
-        &c,
-        reqwest::Method::DELETE,
-        format!("{}/api/cart/apple", node.app),
-        access,
-    )
-    .await;
+    let (s, v) = call(&app, Method::DELETE, "/api/cart/apple", access).await;
     assert_eq!((s, &v["cart"]), (200, &serde_json::json!({})));
 
     // A form login works too, and is a separate login with its own data.
-    let res = c
-        .post(format!("{}/auth/login", node.app))
-        .form(&[("username", "alice"), ("password", "sessionlab")])
-        .send()
-        .await
-        .unwrap();
+    let form = [("username", "alice"), ("password", "sessionlab")];
+    let res = app.post_form("/auth/login", "", &form).await;
     let other: Value = res.json().await.unwrap();
-    let (_, v) = get_session(&c, &node.app, other["access_token"].as_str().unwrap()).await;
+    let (_, v) = get_session(&app, other["access_token"].as_str().unwrap()).await;
     assert_eq!(v["session"]["data"], serde_json::json!({}));
 
     // No token: reads show no session, writes need a login.
-    let v = session(&c, &node.app, "").await;
+    let v = app.session("").await;
     assert_eq!(v["session"], Value::Null);
-    let res = c.post(&url).send().await.unwrap();
+    let res = app.post(url, "").await;
     assert_eq!(res.status(), 401);
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["reason"], "missing_token");
 
     // Wrong password, and the session-mode form login, are refused.
-    let res = c
-        .post(format!("{}/auth/login", node.app))
-        .json(&serde_json::json!({"username": "alice", "password": "nope"}))
-        .send()
-        .await
-        .unwrap();
+    let res = json_login(&app, json!({"username": "alice", "password": "nope"})).await;
     assert_eq!(res.status(), 401);
-    let res = login(&c, &node.app, "", "alice", false).await;
+    let res = app.login("alice", "").await;
     assert_eq!(res.status(), 400);
-    let res = c
-        .post(format!("{}/logout", node.app))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap();
+    let res = NodeClient::send(app.request(Method::POST, "/logout", "").bearer_auth(access)).await;
     assert_eq!(
         res.status(),
         400,
         "the form logout would not deny the token"
     );
     // The demo page is the script page, showing the decoded payload.
-    let page = c.get(format!("{}/", node.app)).send().await.unwrap();
+    let page = app.get("/", "").await;
     assert_eq!(page.headers()["referrer-policy"], "no-referrer");
     let html = page.text().await.unwrap();
     assert!(
@@ -190,56 +146,40 @@ async fn login_then_the_api_answers_as_in_session_mode() {
 #[tokio::test]
 async fn refresh_rotates_reuse_revokes_the_family_and_logout_denies_the_token() {
     let node = jwt_node("node-j").await;
-    let c = client();
-    let first = token_login(&c, &node.app, "bob").await;
+    let app = node.app_client(&client());
+    let first = token_login(&app, "bob").await;
     let r1 = first["refresh_token"].as_str().unwrap();
-    let (s, second) = refresh(&c, &node.app, r1).await;
+    let (s, second) = refresh(&app, r1).await;
     assert_eq!(s, 200);
     let a2 = second["access_token"].as_str().unwrap();
     let r2 = second["refresh_token"].as_str().unwrap();
     assert_ne!(r1, r2);
-    assert_eq!(get_session(&c, &node.app, a2).await.0, 200);
+    assert_eq!(get_session(&app, a2).await.0, 200);
 
     // The used refresh token comes back (a thief replaying it): the whole
     // family dies, the legitimate holder's newer token with it.
-    let (s, v) = refresh(&c, &node.app, r1).await;
+    let (s, v) = refresh(&app, r1).await;
     assert_eq!(
         (s, v["reason"].as_str()),
         (401, Some("refresh_reuse_detected"))
     );
-    let (s, v) = refresh(&c, &node.app, r2).await;
+    let (s, v) = refresh(&app, r2).await;
     assert_eq!((s, v["reason"].as_str()), (401, Some("revoked")));
     // Its access token still works until it expires: only logout
     // deny-lists an access token.
-    assert_eq!(get_session(&c, &node.app, a2).await.0, 200);
+    assert_eq!(get_session(&app, a2).await.0, 200);
 
-    let pair = token_login(&c, &node.app, "carol").await;
+    let pair = token_login(&app, "carol").await;
     let access = pair["access_token"].as_str().unwrap();
-    let (s, _) = call(
-        &c,
-        reqwest::Method::POST,
-        format!("{}/api/counter/increment", node.app),
-        access,
-    )
-    .await;
+    let (s, _) = call(&app, Method::POST, "/api/counter/increment", access).await;
     assert_eq!(s, 200);
-    let (s, v) = call(
-        &c,
-        reqwest::Method::POST,
-        format!("{}/auth/logout", node.app),
-        access,
-    )
-    .await;
+    let (s, v) = call(&app, Method::POST, "/auth/logout", access).await;
     assert_eq!((s, &v["logged_out"]), (200, &Value::Bool(true)));
-    let (s, v) = get_session(&c, &node.app, access).await;
+    let (s, v) = get_session(&app, access).await;
     assert_eq!((s, v["reason"].as_str()), (401, Some("revoked")));
-    let (s, v) = refresh(&c, &node.app, pair["refresh_token"].as_str().unwrap()).await;
+    let (s, v) = refresh(&app, pair["refresh_token"].as_str().unwrap()).await;
     assert_eq!((s, v["reason"].as_str()), (401, Some("revoked")));
-    let res = c
-        .post(format!("{}/auth/logout", node.app))
-        .send()
-        .await
-        .unwrap();
+    let res = app.post("/auth/logout", "").await;
     assert_eq!(res.status(), 401);
     assert_eq!(res.headers()["www-authenticate"], "Bearer");
 }
@@ -273,7 +213,8 @@ fn sign(alg: Algorithm, c: &Claims) -> String {
 async fn bad_tokens_are_401_with_their_reason() {
     let node = jwt_node("node-j").await;
     let c = client();
-    let pair = token_login(&c, &node.app, "alice").await;
+    let app = node.app_client(&c);
+    let pair = token_login(&app, "alice").await;
     let access = pair["access_token"].as_str().unwrap();
 
     // Tampered: the payload says mallory, the signature was for alice.
@@ -313,12 +254,8 @@ async fn bad_tokens_are_401_with_their_reason() {
         ("garbage", "not.a.jwt".to_owned(), "malformed"),
     ];
     for (what, token, reason) in cases {
-        let res = c
-            .get(format!("{}/api/session", node.app))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let req = app.request(Method::GET, "/api/session", "");
+        let res = NodeClient::send(req.bearer_auth(&token)).await;
         assert_eq!(res.status(), 401, "{what}");
         assert!(
             res.headers()["www-authenticate"]
@@ -333,9 +270,9 @@ async fn bad_tokens_are_401_with_their_reason() {
     // A correctly signed token of ours still passes (the forging helper
     // itself is right).
     let good = sign(Algorithm::HS256, &claims(TokenType::Access, 300));
-    assert_eq!(get_session(&c, &node.app, &good).await.0, 200);
+    assert_eq!(get_session(&app, &good).await.0, 200);
     // An access token where a refresh token belongs.
-    let (s, v) = refresh(&c, &node.app, access).await;
+    let (s, v) = refresh(&app, access).await;
     assert_eq!((s, v["reason"].as_str()), (401, Some("wrong_type")));
     let metrics = get_text(&c, format!("{}/metrics", node.cluster)).await;
     assert!(
@@ -353,20 +290,15 @@ async fn logout_is_node_local_unless_the_deny_list_is_shared() {
     let a = jwt_node("node-a").await;
     let b = jwt_node("node-b").await;
     let c = client();
-    let pair = token_login(&c, &a.app, "alice").await;
+    let (app_a, app_b) = (a.app_client(&c), b.app_client(&c));
+    let pair = token_login(&app_a, "alice").await;
     let access = pair["access_token"].as_str().unwrap();
-    assert_eq!(get_session(&c, &b.app, access).await.0, 200);
-    let (s, _) = call(
-        &c,
-        reqwest::Method::POST,
-        format!("{}/auth/logout", a.app),
-        access,
-    )
-    .await;
+    assert_eq!(get_session(&app_b, access).await.0, 200);
+    let (s, _) = call(&app_a, Method::POST, "/auth/logout", access).await;
     assert_eq!(s, 200);
-    assert_eq!(get_session(&c, &a.app, access).await.0, 401);
+    assert_eq!(get_session(&app_a, access).await.0, 401);
     assert_eq!(
-        get_session(&c, &b.app, access).await.0,
+        get_session(&app_b, access).await.0,
         200,
         "node-b never heard of the logout"
     );
@@ -375,32 +307,21 @@ async fn logout_is_node_local_unless_the_deny_list_is_shared() {
     let redis = sessionlab_testkit::RedisServer::start();
     let url = redis.url();
     let shared = |id: &str| jwt_config_with(id, &["--store", "redis", "--redis-url", &url]);
-    let ra = TestNode::start(shared("node-a")).await;
-    let rb = TestNode::start(shared("node-b")).await;
-    let pair = token_login(&c, &ra.app, "alice").await;
+    let node_a = TestNode::start(shared("node-a")).await;
+    let node_b = TestNode::start(shared("node-b")).await;
+    let (ra, rb) = (node_a.app_client(&c), node_b.app_client(&c));
+    let pair = token_login(&ra, "alice").await;
     let access = pair["access_token"].as_str().unwrap();
-    let (s, _) = call(
-        &c,
-        reqwest::Method::POST,
-        format!("{}/api/counter/increment", rb.app),
-        access,
-    )
-    .await;
+    let (s, _) = call(&rb, Method::POST, "/api/counter/increment", access).await;
     assert_eq!(s, 200);
-    let (_, v) = get_session(&c, &ra.app, access).await;
+    let (_, v) = get_session(&ra, access).await;
     assert_eq!(
         v["session"]["data"]["counter"], 1,
         "the login's data is shared"
     );
-    let (s, _) = call(
-        &c,
-        reqwest::Method::POST,
-        format!("{}/auth/logout", rb.app),
-        access,
-    )
-    .await;
+    let (s, _) = call(&rb, Method::POST, "/auth/logout", access).await;
     assert_eq!(s, 200);
-    let (s, v) = get_session(&c, &ra.app, access).await;
+    let (s, v) = get_session(&ra, access).await;
     assert_eq!((s, v["reason"].as_str()), (401, Some("revoked")));
 }
 
@@ -423,8 +344,8 @@ async fn eddsa_key_files_sign_and_verify() {
         ],
     );
     let node = TestNode::start(cfg).await;
-    let c = client();
-    let pair = token_login(&c, &node.app, "carol").await;
+    let app = node.app_client(&client());
+    let pair = token_login(&app, "carol").await;
     let access = pair["access_token"].as_str().unwrap();
     let header: Value = serde_json::from_slice(
         &URL_SAFE_NO_PAD
@@ -433,12 +354,12 @@ async fn eddsa_key_files_sign_and_verify() {
     )
     .unwrap();
     assert_eq!(header["alg"], "EdDSA");
-    let (s, v) = get_session(&c, &node.app, access).await;
+    let (s, v) = get_session(&app, access).await;
     assert_eq!((s, &v["session"]["user"]), (200, &Value::from("carol")));
     // An HS256 token, even with a "secret" an attacker might guess, is the
     // wrong algorithm here.
     let hs = sign(Algorithm::HS256, &claims(TokenType::Access, 300));
-    let (s, v) = get_session(&c, &node.app, &hs).await;
+    let (s, v) = get_session(&app, &hs).await;
     assert_eq!((s, v["reason"].as_str()), (401, Some("wrong_algorithm")));
 }
 
