@@ -257,11 +257,8 @@ pub(crate) fn repairs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_ids::id;
     use sessionlab_session::{MemoryStoreConfig, Version};
-
-    fn id(c: char) -> SessionId {
-        SessionId::parse(&c.to_string().repeat(32)).unwrap()
-    }
 
     fn store(node: &str) -> MemoryStore {
         MemoryStore::new(MemoryStoreConfig {

@@ -46,6 +46,8 @@ mod replica;
 #[cfg(feature = "sim")]
 mod sim;
 mod snapshot;
+#[cfg(test)]
+mod test_ids;
 mod tombstones;
 
 pub use acks::AckWait;

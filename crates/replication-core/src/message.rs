@@ -424,10 +424,7 @@ impl fmt::Display for Message {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn id(c: char) -> SessionId {
-        SessionId::parse(&c.to_string().repeat(32)).unwrap()
-    }
+    use crate::test_ids::id;
 
     #[test]
     fn upsert_round_trips_with_raw_session_data() {

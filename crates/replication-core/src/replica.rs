@@ -826,14 +826,7 @@ impl Replica {
                 self.settle_acks(done);
             }
             Message::SnapshotRequest { after } => {
-                let page = snapshot::page(
-                    &self.store,
-                    &self.tombstones,
-                    after,
-                    self.cfg.snapshot_page_entries,
-                    self.cfg.snapshot_page_bytes,
-                    now_ms,
-                );
+                let page = self.snapshot_page(after, now_ms);
                 let entries = match &page {
                     Message::SnapshotPage { entries, .. } => entries.len(),
                     _ => 0,

@@ -91,12 +91,9 @@ pub(crate) fn page(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_ids::id;
     use serde_json::{Map, Value};
     use sessionlab_session::{MemoryStoreConfig, Session, Version};
-
-    fn id(c: char) -> SessionId {
-        SessionId::parse(&c.to_string().repeat(32)).unwrap()
-    }
 
     #[test]
     fn pages_are_bounded_by_bytes_and_resume_in_order() {

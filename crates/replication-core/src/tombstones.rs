@@ -135,10 +135,7 @@ impl Tombstones {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn id(c: char) -> SessionId {
-        SessionId::parse(&c.to_string().repeat(32)).unwrap()
-    }
+    use crate::test_ids::id;
 
     #[test]
     fn gc_forgets_only_expired_tombstones() {
