@@ -236,6 +236,18 @@ struct PageQuery {
     limit: Option<usize>,
 }
 
+/// A signed page request (`GET /digest`, `GET /snapshot`): the signature
+/// is checked first, then `?after=&limit=` parsed; the error is the response
+/// to send.
+async fn signed_page(
+    shared: &Shared,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<(Option<SessionId>, usize), HttpResponse> {
+    authenticate(shared, req, payload).await?;
+    parse_page(req).map_err(|e| error(StatusCode::BAD_REQUEST, e))
+}
+
 fn parse_page(req: &HttpRequest) -> Result<(Option<SessionId>, usize), String> {
     let q = web::Query::<PageQuery>::from_query(req.query_string())
         .map_err(|e| e.to_string())?
@@ -257,12 +269,9 @@ async fn get_digest(
     payload: web::Payload,
     shared: web::Data<Shared>,
 ) -> HttpResponse {
-    if let Err(resp) = authenticate(&shared, &req, payload).await {
-        return resp;
-    }
-    let (after, limit) = match parse_page(&req) {
+    let (after, limit) = match signed_page(&shared, &req, payload).await {
         Ok(x) => x,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        Err(resp) => return resp,
     };
     let (entries, upto) = shared
         .replica
@@ -276,12 +285,9 @@ async fn get_snapshot(
     payload: web::Payload,
     shared: web::Data<Shared>,
 ) -> HttpResponse {
-    if let Err(resp) = authenticate(&shared, &req, payload).await {
-        return resp;
-    }
-    let (after, _) = match parse_page(&req) {
+    let (after, _) = match signed_page(&shared, &req, payload).await {
         Ok(x) => x,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        Err(resp) => return resp,
     };
     let page = shared.replica.lock().snapshot_page(after, clock::now_ms());
     HttpResponse::Ok().json(page)
