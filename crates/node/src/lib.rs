@@ -62,7 +62,7 @@ pub use config::{
 };
 pub use error::{NodeError, StartError};
 pub use ops::release_large_blocks;
-pub use server::{Listeners, app, node_state, run};
+pub use server::{AppFactory, Listeners, app, node_state, run};
 pub use state::NodeState;
 pub use store::{
     ClusterRoutes, MetricsHook, PeerStatus, Readiness, ShutdownHook, StatusProvider, StoreWiring,

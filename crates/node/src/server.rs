@@ -128,21 +128,42 @@ fn body_error(too_large: bool, detail: String, limit: usize) -> actix_web::Error
     actix_web::error::InternalError::from_response(e.to_string(), e.error_response()).into()
 }
 
+/// The service factory inside the `App` that [`app`] and [`cluster_app`]
+/// return: what `HttpServer::new` and `actix_web::test::init_service` need
+/// of it, named once. Stable Rust has no `impl Trait` in a type alias, so
+/// this trait, implemented for every such factory, stands in for one.
+pub trait AppFactory:
+    ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<Self::Body>,
+        Error = actix_web::Error,
+        InitError = (),
+    >
+{
+    /// The response body type.
+    type Body: MessageBody;
+}
+
+impl<T, B> AppFactory for T
+where
+    T: ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        >,
+    B: MessageBody,
+{
+    type Body = B;
+}
+
 /// The app listener's application: routes, body limits, and one middleware
 /// layer ([`session_mw`]: session write-back, `X-Served-By`, request
 /// metrics).
 /// Tests drive it directly with `actix_web::test` under a paused clock.
-pub fn app(
-    node: web::Data<NodeState>,
-) -> App<
-    impl ServiceFactory<
-        ServiceRequest,
-        Config = (),
-        Response = ServiceResponse<impl MessageBody>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
-> {
+pub fn app(node: web::Data<NodeState>) -> App<impl AppFactory> {
     let limit = node.options.limits.max_body_bytes;
     let mw_node = node.clone();
     App::new()
@@ -186,15 +207,7 @@ pub fn app(
 pub fn cluster_app(
     node: web::Data<NodeState>,
     extra: Option<ClusterRoutes>,
-) -> App<
-    impl ServiceFactory<
-        ServiceRequest,
-        Config = (),
-        Response = ServiceResponse<impl MessageBody>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
-> {
+) -> App<impl AppFactory> {
     let served_by = node.served_by.clone();
     App::new()
         .app_data(node)

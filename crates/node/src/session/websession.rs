@@ -208,6 +208,31 @@ pub struct Finalized {
     pub rebuilt: Option<HttpResponse>,
 }
 
+impl CookieAction {
+    /// `Set` (the session's id and its Max-Age) when `send`, else `Keep`.
+    fn set_if(send: bool, session: &Session, now: u64) -> CookieAction {
+        if send {
+            CookieAction::Set {
+                id: session.id.clone(),
+                max_age_secs: max_age_secs(session, now),
+            }
+        } else {
+            CookieAction::Keep
+        }
+    }
+}
+
+impl Finalized {
+    /// A request that wrote nothing: only the cookie to send.
+    fn cookie_only(cookie: CookieAction) -> Finalized {
+        Finalized {
+            cookie,
+            replication: None,
+            rebuilt: None,
+        }
+    }
+}
+
 impl WebSession {
     async fn load(req: HttpRequest) -> Result<WebSession, NodeError> {
         if let Some(existing) = req.extensions().get::<WebSession>() {
@@ -521,11 +546,7 @@ async fn write(
     match pending {
         Pending::Unchanged => {
             let Some(s) = loaded else {
-                return Ok(Finalized {
-                    cookie: CookieAction::Keep,
-                    replication: None,
-                    rebuilt: None,
-                });
+                return Ok(Finalized::cookie_only(CookieAction::Keep));
             };
             if now.saturating_sub(s.last_access_ms) >= TOUCH_INTERVAL_MS {
                 if let Err(e) = node.store.touch(&s.id, now).await {
@@ -533,19 +554,9 @@ async fn write(
                     tracing::warn!(sid = s.id.short(), error = %e, "touch failed");
                 }
             }
-            let cookie = if reroute {
-                CookieAction::Set {
-                    max_age_secs: max_age_secs(&s, now),
-                    id: s.id,
-                }
-            } else {
-                CookieAction::Keep
-            };
-            Ok(Finalized {
-                cookie,
-                replication: None,
-                rebuilt: None,
-            })
+            Ok(Finalized::cookie_only(CookieAction::set_if(
+                reroute, &s, now,
+            )))
         }
         Pending::Write {
             session,
@@ -553,7 +564,7 @@ async fn write(
             rotated_from,
         } => {
             let id = session.id.clone();
-            let max_age = max_age_secs(&session, now);
+            let cookie = CookieAction::set_if(new_id || reroute, &session, now);
             let replayable = !new_id && rotated_from.is_none() && !ops.is_empty();
             let mut rebuilt = None;
             let receipt = match node.store.put(session).await {
@@ -572,14 +583,6 @@ async fn write(
                 node.metrics.sessions_created.inc();
             }
             record_sid(&id);
-            let cookie = if new_id || reroute {
-                CookieAction::Set {
-                    id,
-                    max_age_secs: max_age,
-                }
-            } else {
-                CookieAction::Keep
-            };
             Ok(Finalized {
                 cookie,
                 replication: Some(receipt.replication),
@@ -603,11 +606,7 @@ async fn write(
             } else {
                 CookieAction::Keep
             };
-            Ok(Finalized {
-                cookie,
-                replication: None,
-                rebuilt: None,
-            })
+            Ok(Finalized::cookie_only(cookie))
         }
     }
 }
