@@ -71,6 +71,25 @@ impl<'a> Ledger<'a> {
         let n = self.before(t);
         (n > 0).then(|| self.entries[self.best[n - 1]])
     }
+
+    /// One session guarantee between `op` and the highest entry that
+    /// completed before `op` began: when `broken(that value)`, `kind` is
+    /// recorded with the two operations as witnesses and `why(that value)`.
+    fn check(
+        &self,
+        op: &'a Operation,
+        kind: Violation,
+        user: u32,
+        found: &mut Found,
+        broken: impl FnOnce(i64) -> bool,
+        why: impl FnOnce(i64) -> String,
+    ) {
+        if let Some((earlier, v)) = self.max_before(op.invoke_us) {
+            if broken(v) {
+                found.add(kind, user, vec![earlier, op], why(v));
+            }
+        }
+    }
 }
 
 /// One login of one user: the operations from a successful login up to
@@ -114,59 +133,57 @@ impl<'a> Epoch<'a> {
             return;
         }
         if let Some(c) = op.session_read() {
-            if let Some((w, v)) = self.increments.max_before(op.invoke_us) {
-                if c < v {
-                    found.add(
-                        Violation::ReadYourWrites,
-                        user,
-                        vec![w, op],
-                        format!(
-                            "the increment to {v} was acknowledged before the read began, \
-                             yet the read shows {c}"
-                        ),
-                    );
-                }
-            }
-            if let Some((r, v)) = self.reads.max_before(op.invoke_us) {
-                if c < v {
-                    found.add(
-                        Violation::MonotonicReads,
-                        user,
-                        vec![r, op],
-                        format!("an earlier read showed {v}, this later one shows {c}"),
-                    );
-                }
-            }
+            self.increments.check(
+                op,
+                Violation::ReadYourWrites,
+                user,
+                found,
+                |v| c < v,
+                |v| {
+                    format!(
+                        "the increment to {v} was acknowledged before the read began, \
+                         yet the read shows {c}"
+                    )
+                },
+            );
+            self.reads.check(
+                op,
+                Violation::MonotonicReads,
+                user,
+                found,
+                |v| c < v,
+                |v| format!("an earlier read showed {v}, this later one shows {c}"),
+            );
             self.reads.push(op, c);
             self.last_read = Some(op);
             self.lost_after_last_read = false;
         } else if let Some(v) = op.acked_increment() {
-            if let Some((w, before)) = self.increments.max_before(op.invoke_us) {
-                if v <= before {
-                    found.add(
-                        Violation::MonotonicWrites,
-                        user,
-                        vec![w, op],
-                        format!(
-                            "the increment to {before} was acknowledged before this one began, \
-                             yet this one answers {v}: it was applied to a copy without the first"
-                        ),
-                    );
-                }
-            }
-            if let Some((r, seen)) = self.reads.max_before(op.invoke_us) {
-                if v <= seen {
-                    found.add(
-                        Violation::WritesFollowReads,
-                        user,
-                        vec![r, op],
-                        format!(
-                            "a read showed {seen} before this increment began, \
-                             yet the increment answers {v}"
-                        ),
-                    );
-                }
-            }
+            self.increments.check(
+                op,
+                Violation::MonotonicWrites,
+                user,
+                found,
+                |before| v <= before,
+                |before| {
+                    format!(
+                        "the increment to {before} was acknowledged before this one began, \
+                         yet this one answers {v}: it was applied to a copy without the first"
+                    )
+                },
+            );
+            self.reads.check(
+                op,
+                Violation::WritesFollowReads,
+                user,
+                found,
+                |seen| v <= seen,
+                |seen| {
+                    format!(
+                        "a read showed {seen} before this increment began, \
+                         yet the increment answers {v}"
+                    )
+                },
+            );
             self.increments.push(op, v);
         } else if op.op == OpKind::Logout && op.ok() {
             self.logout = Some(op);
