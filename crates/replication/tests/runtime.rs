@@ -158,6 +158,27 @@ impl TestCluster {
         }
         req.body(body).send().await.expect("request")
     }
+
+    /// [`signed`](Self::signed) `POST path` of `body`.
+    async fn post_signed(
+        &self,
+        i: usize,
+        signer: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        self.signed(i, signer, "POST", path, body).await
+    }
+
+    /// Wait until node `i` holds session `id`; how long that took.
+    async fn until_held(&self, i: usize, id: &SessionId, what: &str) -> Duration {
+        eventually(what, || holds(&self.node(i).store, id)).await
+    }
+
+    /// [`signed`](Self::signed) `GET path`.
+    async fn get_signed(&self, i: usize, signer: &str, path: &str) -> reqwest::Response {
+        self.signed(i, signer, "GET", path, vec![]).await
+    }
 }
 
 impl Drop for TestCluster {
@@ -194,20 +215,35 @@ async fn holds(store: &ReplicatedStore, id: &SessionId) -> bool {
     store.get(id).await.unwrap().is_some()
 }
 
+/// Restart node `i`, wait until it is ready, and check that it holds
+/// every session of `ids` at once (ready means caught up).
+async fn restart_and_check(c: &mut TestCluster, i: usize, ids: &[SessionId]) {
+    c.restart(i);
+    let restarted = c.node(i);
+    tokio::time::timeout(DEADLINE, restarted.handle.wait_ready())
+        .await
+        .expect("ready");
+    for id in ids {
+        assert!(holds(&restarted.store, id).await, "{id} after the snapshot");
+    }
+}
+
+/// A new session written on node-1, once node-2 holds it too.
+async fn written_and_replicated(c: &TestCluster) -> Session {
+    let s = new_session();
+    c.node(0).store.put(s.clone()).await.unwrap();
+    c.until_held(1, &s.id, "node-2 holds the session").await;
+    s
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_on_one_node_is_read_on_the_others() {
     let c = TestCluster::start(3, AckMode::None).await;
     let s = new_session();
     let receipt = c.node(0).store.put(s.clone()).await.unwrap();
     assert_eq!(receipt.replication, ReplicationAck::Async);
-    let took = eventually("node-3 holds the session", || {
-        holds(&c.node(2).store, &s.id)
-    })
-    .await;
-    eventually("node-2 holds the session", || {
-        holds(&c.node(1).store, &s.id)
-    })
-    .await;
+    let took = c.until_held(2, &s.id, "node-3 holds the session").await;
+    c.until_held(1, &s.id, "node-2 holds the session").await;
     let copy = c.node(2).store.get(&s.id).await.unwrap().unwrap();
     assert_eq!(copy.version, receipt.version);
     println!("write on node-1 readable on node-3 after {took:?}");
@@ -251,29 +287,21 @@ async fn ack_sent_answers_once_handed_over_without_waiting_for_the_peers() {
     let receipt = c.node(0).store.put(s.clone()).await.unwrap();
     assert_eq!(receipt.replication, ReplicationAck::Sent { peers: 2 });
     for i in [1, 2] {
-        eventually("a peer holds the session", || {
-            holds(&c.node(i).store, &s.id)
-        })
-        .await;
+        c.until_held(i, &s.id, "a peer holds the session").await;
     }
 
     assert_eq!(set_faults(&c, 1, r#"{"drop":["node-1"]}"#).await, 200);
     let s2 = new_session();
     let receipt = c.node(0).store.put(s2.clone()).await.unwrap();
     assert_eq!(receipt.replication, ReplicationAck::Sent { peers: 2 });
-    eventually("node-3 holds the second session", || {
-        holds(&c.node(2).store, &s2.id)
-    })
-    .await;
+    c.until_held(2, &s2.id, "node-3 holds the second session")
+        .await;
     assert!(
         !holds(&c.node(1).store, &s2.id).await,
         "node-2 refuses node-1"
     );
     assert_eq!(set_faults(&c, 1, r#"{"drop":[]}"#).await, 200);
-    eventually("the resync repairs node-2", || {
-        holds(&c.node(1).store, &s2.id)
-    })
-    .await;
+    c.until_held(1, &s2.id, "the resync repairs node-2").await;
 }
 
 /// With ack=all a logout returns only once every live peer holds the
@@ -340,27 +368,15 @@ async fn unsigned_forged_stale_replayed_and_bad_requests_are_refused_and_change_
     let err: serde_json::Value = unsigned.json().await.unwrap();
     assert!(err["error"].as_str().unwrap().contains("missing header"));
 
-    let forged = sign_request(
-        b"not-the-cluster-secret-not-at-all",
-        "node-2",
-        "POST",
-        path,
-        &body,
-        clock::now_ms(),
-    );
+    let wrong_key: &[u8] = b"not-the-cluster-secret-not-at-all";
+    let forged = sign_request(wrong_key, "node-2", "POST", path, &body, clock::now_ms());
     assert_eq!(
         post(headers(forged), body.clone()).await.unwrap().status(),
         401
     );
 
-    let stale = sign_request(
-        SECRET,
-        "node-2",
-        "POST",
-        path,
-        &body,
-        clock::now_ms() - 31_000,
-    );
+    let long_ago = clock::now_ms() - 31_000;
+    let stale = sign_request(SECRET, "node-2", "POST", path, &body, long_ago);
     assert_eq!(
         post(headers(stale), body.clone()).await.unwrap().status(),
         401
@@ -402,39 +418,22 @@ async fn unsigned_forged_stale_replayed_and_bad_requests_are_refused_and_change_
 
     // Signed, but not JSON: 400. Signed by one node, sent as another: 401.
     let resp = c
-        .signed(0, "node-2", "POST", path, b"{not json".to_vec())
+        .post_signed(0, "node-2", path, b"{not json".to_vec())
         .await;
     assert_eq!(resp.status(), 400);
     let s2 = new_session();
+    let batch = |from: &str, to: &str| batch_json(from, to, &s2);
     let resp = c
-        .signed(
-            0,
-            "node-3",
-            "POST",
-            path,
-            batch_json("node-2", "node-1", &s2),
-        )
+        .post_signed(0, "node-3", path, batch("node-2", "node-1"))
         .await;
     assert_eq!(resp.status(), 401);
     // From a node that is not a peer: 403. Misaddressed: 400.
     let resp = c
-        .signed(
-            0,
-            "node-9",
-            "POST",
-            path,
-            batch_json("node-9", "node-1", &s2),
-        )
+        .post_signed(0, "node-9", path, batch("node-9", "node-1"))
         .await;
     assert_eq!(resp.status(), 403);
     let resp = c
-        .signed(
-            0,
-            "node-2",
-            "POST",
-            path,
-            batch_json("node-2", "node-5", &s2),
-        )
+        .post_signed(0, "node-2", path, batch("node-2", "node-5"))
         .await;
     assert_eq!(resp.status(), 400);
     assert!(!holds(&n1.store, &s2.id).await);
@@ -443,7 +442,7 @@ async fn unsigned_forged_stale_replayed_and_bad_requests_are_refused_and_change_
     // sent without a length.
     let huge = vec![b' '; MAX_BODY + 1];
     assert_eq!(
-        c.signed(0, "node-2", "POST", path, huge.clone())
+        c.post_signed(0, "node-2", path, huge.clone())
             .await
             .status(),
         413
@@ -484,24 +483,17 @@ async fn unsigned_forged_stale_replayed_and_bad_requests_are_refused_and_change_
         .unwrap();
     assert_eq!(resp.status(), 401);
     assert!(n1.handle.faults().drop.is_empty());
-    let resp = c
-        .signed(0, "lab", "GET", "/cluster/v1/digest", vec![])
-        .await;
+    let resp = c.get_signed(0, "lab", "/cluster/v1/digest").await;
     assert_eq!(resp.status(), 200);
     let digest: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(digest["entries"].as_array().unwrap().len(), 1);
 }
 
 async fn set_faults(c: &TestCluster, i: usize, json: &str) -> reqwest::StatusCode {
-    c.signed(
-        i,
-        "lab",
-        "POST",
-        "/admin/v1/faults",
-        json.as_bytes().to_vec(),
-    )
-    .await
-    .status()
+    let body = json.as_bytes().to_vec();
+    c.post_signed(i, "lab", "/admin/v1/faults", body)
+        .await
+        .status()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -516,12 +508,8 @@ async fn a_partition_by_fault_injection_heals_and_converges() {
         400,
         "unknown peer"
     );
-    let current: serde_json::Value = c
-        .signed(2, "lab", "GET", "/admin/v1/faults", vec![])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let resp = c.get_signed(2, "lab", "/admin/v1/faults").await;
+    let current: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(
         current,
         serde_json::json!({"drop": ["node-1", "node-2"], "delay_ms": 0})
@@ -543,10 +531,8 @@ async fn a_partition_by_fault_injection_heals_and_converges() {
     let right = new_session();
     c.node(0).store.put(left.clone()).await.unwrap();
     c.node(2).store.put(right.clone()).await.unwrap();
-    eventually("node-2 gets the write from node-1", || {
-        holds(&c.node(1).store, &left.id)
-    })
-    .await;
+    c.until_held(1, &left.id, "node-2 gets the write from node-1")
+        .await;
     assert!(
         !holds(&c.node(2).store, &left.id).await,
         "node-3 is cut off"
@@ -567,12 +553,8 @@ async fn a_partition_by_fault_injection_heals_and_converges() {
     // The digests agree (versions and last access included).
     let mut digests = Vec::new();
     for i in 0..3 {
-        let d: serde_json::Value = c
-            .signed(i, "lab", "GET", "/cluster/v1/digest", vec![])
-            .await
-            .json()
-            .await
-            .unwrap();
+        let resp = c.get_signed(i, "lab", "/cluster/v1/digest").await;
+        let d: serde_json::Value = resp.json().await.unwrap();
         digests.push(d["entries"].clone());
     }
     assert_eq!(digests[0], digests[1]);
@@ -589,15 +571,8 @@ async fn a_restarted_node_catches_up_before_it_is_ready() {
         c.node(0).store.put(s.clone()).await.unwrap();
         ids.push(s.id);
     }
-    c.restart(1);
-    let restarted = c.node(1);
-    tokio::time::timeout(DEADLINE, restarted.handle.wait_ready())
-        .await
-        .expect("ready");
     // Ready means caught up: every session is there already.
-    for id in &ids {
-        assert!(holds(&restarted.store, id).await, "{id} after the snapshot");
-    }
+    restart_and_check(&mut c, 1, &ids).await;
 }
 
 /// The value of one sample of a Prometheus text exposition (0 if absent).
@@ -681,12 +656,7 @@ async fn a_burst_of_writes_is_batched_and_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_view_shows_applied_writes_lag_and_cut_links_unsigned() {
     let c = TestCluster::start(2, AckMode::None).await;
-    let s = new_session();
-    c.node(0).store.put(s.clone()).await.unwrap();
-    eventually("node-2 holds the session", || {
-        holds(&c.node(1).store, &s.id)
-    })
-    .await;
+    let s = written_and_replicated(&c).await;
     let view = |i: usize, query: &'static str| {
         let url = format!("http://{}/admin/v1/replication{query}", c.node(i).addr);
         let http = c.http.clone();
@@ -755,14 +725,8 @@ async fn headers_and_freshness_are_checked_before_the_body_is_read() {
         "{err}"
     );
 
-    let stale = sign_request(
-        SECRET,
-        "node-2",
-        "POST",
-        path,
-        &huge,
-        clock::now_ms() - 120_000,
-    );
+    let long_ago = clock::now_ms() - 120_000;
+    let stale = sign_request(SECRET, "node-2", "POST", path, &huge, long_ago);
     let mut req = c.http.post(&url);
     for (k, v) in stale.pairs() {
         req = req.header(k, v);
@@ -776,7 +740,7 @@ async fn headers_and_freshness_are_checked_before_the_body_is_read() {
     );
 
     // Fresh and signed, but over the limit: 413 with a JSON error.
-    let resp = c.signed(0, "node-2", "POST", path, huge).await;
+    let resp = c.post_signed(0, "node-2", path, huge).await;
     assert_eq!(resp.status(), 413);
     let err: serde_json::Value = resp.json().await.unwrap();
     assert!(
@@ -807,7 +771,7 @@ async fn huge_lamports_and_oversized_fields_from_a_peer_are_refused() {
             })],
         })
         .unwrap();
-        c.signed(0, "node-2", "POST", path, body)
+        c.post_signed(0, "node-2", path, body)
     };
     let mut cases = Vec::new();
     let mut s = new_session();
@@ -857,14 +821,7 @@ async fn a_snapshot_bigger_than_the_body_limit_transfers_in_pages() {
     }
     // About 780 KiB of sessions against a 256 KiB body limit.
     const { assert!(96 * 8 * 1024 > 2 * MAX_BODY) };
-    c.restart(1);
-    let restarted = c.node(1);
-    tokio::time::timeout(DEADLINE, restarted.handle.wait_ready())
-        .await
-        .expect("ready");
-    for id in &ids {
-        assert!(holds(&restarted.store, id).await, "{id} after the snapshot");
-    }
+    restart_and_check(&mut c, 1, &ids).await;
 }
 
 /// The interleaving a logout must win in the replicated store: a request
@@ -874,12 +831,7 @@ async fn a_snapshot_bigger_than_the_body_limit_transfers_in_pages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_loaded_before_a_logout_cannot_bring_the_session_back() {
     let c = TestCluster::start(2, AckMode::None).await;
-    let s = new_session();
-    c.node(0).store.put(s.clone()).await.unwrap();
-    eventually("node-2 holds the session", || {
-        holds(&c.node(1).store, &s.id)
-    })
-    .await;
+    let s = written_and_replicated(&c).await;
     let on_1 = c.node(0).store.get(&s.id).await.unwrap().unwrap();
     let on_2 = c.node(1).store.get(&s.id).await.unwrap().unwrap();
     assert!(c.node(0).store.delete(&s.id).await.unwrap());
