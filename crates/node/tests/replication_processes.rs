@@ -348,27 +348,55 @@ async fn unsigned_or_forged_messages_are_refused_and_change_nothing() {
     assert!(c.digest(0).await.contains_key(&id));
 }
 
+/// Three nodes with `--replication-ack mode` and
+/// `--replication-ack-timeout timeout`.
+async fn acking_cluster(mode: &str, timeout: &str) -> TestCluster {
+    let flags = [
+        "--replication-ack",
+        mode,
+        "--replication-ack-timeout",
+        timeout,
+    ];
+    TestCluster::start(3, &flags).await
+}
+
+/// Drop node-2's traffic at node-1, then write there once: the counter,
+/// the answer's headers, and how long the answer took.
+async fn write_with_node_2_dropped(
+    c: &TestCluster,
+    cookie: &str,
+) -> (u64, reqwest::header::HeaderMap, Duration) {
+    c.set_faults(0, &["node-2"]).await;
+    let t = Instant::now();
+    let (n, _, h) = c.increment(0, cookie).await;
+    (n, h, t.elapsed())
+}
+
+/// Write at node-1 until the answer's ack header says `want` (within
+/// 10 s); every answer before it says `meanwhile`, when given.
+async fn write_until_ack(c: &TestCluster, cookie: &str, want: &str, meanwhile: Option<&str>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, _, h) = c.increment(0, cookie).await;
+        if ack_header(&h) == want {
+            break;
+        }
+        if let Some(meanwhile) = meanwhile {
+            assert_eq!(ack_header(&h), meanwhile);
+        }
+        assert!(Instant::now() < deadline, "still {}", ack_header(&h));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ack_all_waits_for_both_peers_and_times_out_without_one() {
-    let c = TestCluster::start(
-        3,
-        &[
-            "--replication-ack",
-            "all",
-            "--replication-ack-timeout",
-            "300ms",
-        ],
-    )
-    .await;
+    let c = acking_cluster("all", "300ms").await;
     let (_, cookie, h) = c.increment(0, "").await;
     assert_eq!(ack_header(&h), "acked; peers=2");
 
     // Drop node-2's traffic: it still counts as up for a while, so the
     // next write waits for it until the ack timeout, and says so.
-    c.set_faults(0, &["node-2"]).await;
-    let t = Instant::now();
-    let (n, _, h) = c.increment(0, &cookie).await;
-    let took = t.elapsed();
+    let (n, h, took) = write_with_node_2_dropped(&c, &cookie).await;
     assert_eq!(n, 2, "a timed-out write is not undone");
     assert_eq!(ack_header(&h), "timeout; acked=1; expected=2");
     assert!(
@@ -381,14 +409,7 @@ async fn ack_all_waits_for_both_peers_and_times_out_without_one() {
     );
 
     // Once node-2 is seen down, writes wait only for the live peer.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, _, h) = c.increment(0, &cookie).await;
-        if ack_header(&h) == "acked; peers=1" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "still {}", ack_header(&h));
-    }
+    write_until_ack(&c, &cookie, "acked; peers=1", None).await;
 }
 
 /// `--replication-ack sent` on real processes: the answer says the write
@@ -398,38 +419,18 @@ async fn ack_all_waits_for_both_peers_and_times_out_without_one() {
 /// Once node-2 is seen down, only the live peer counts. About 2 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ack_sent_answers_once_the_write_left_for_every_live_peer() {
-    let c = TestCluster::start(
-        3,
-        &[
-            "--replication-ack",
-            "sent",
-            "--replication-ack-timeout",
-            "2s",
-        ],
-    )
-    .await;
+    let c = acking_cluster("sent", "2s").await;
     let (_, cookie, h) = c.increment(0, "").await;
     assert_eq!(ack_header(&h), "sent; peers=2");
 
-    c.set_faults(0, &["node-2"]).await;
-    let t = Instant::now();
-    let (n, _, h) = c.increment(0, &cookie).await;
-    let took = t.elapsed();
+    let (n, h, took) = write_with_node_2_dropped(&c, &cookie).await;
     assert_eq!(n, 2);
     assert_eq!(ack_header(&h), "sent; peers=2");
     assert!(
         took < Duration::from_millis(1_000),
         "sent waited {took:?} (a peer's ack is not what it waits for)"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, _, h) = c.increment(0, &cookie).await;
-        if ack_header(&h) == "sent; peers=1" {
-            break;
-        }
-        assert_eq!(ack_header(&h), "sent; peers=2");
-        assert!(Instant::now() < deadline, "still {}", ack_header(&h));
-    }
+    write_until_ack(&c, &cookie, "sent; peers=1", Some("sent; peers=2")).await;
 }
 
 /// `--partition-policy consistent` on real processes: node-1 is cut off
