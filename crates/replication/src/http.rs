@@ -61,12 +61,12 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, shared: Arc<Shared>) {
     .service(
         web::resource("/cluster/v1/digest")
             .app_data(data.clone())
-            .route(web::get().to(get_digest)),
+            .route(signed_page_route(digest_page)),
     )
     .service(
         web::resource("/cluster/v1/snapshot")
             .app_data(data.clone())
-            .route(web::get().to(get_snapshot)),
+            .route(signed_page_route(snapshot_page)),
     )
     .service(
         web::resource("/admin/v1/faults")
@@ -236,16 +236,34 @@ struct PageQuery {
     limit: Option<usize>,
 }
 
+/// Reads one page from the replica for [`signed_page`].
+type PageAnswer = fn(&Shared, Option<SessionId>, usize) -> HttpResponse;
+
+/// The `GET` route of a signed page request answered by `answer`.
+fn signed_page_route(answer: PageAnswer) -> actix_web::Route {
+    web::get().to(
+        move |req: HttpRequest, payload: web::Payload, shared: web::Data<Shared>| {
+            signed_page(req, payload, shared, answer)
+        },
+    )
+}
+
 /// A signed page request (`GET /digest`, `GET /snapshot`): the signature
-/// is checked first, then `?after=&limit=` parsed; the error is the response
-/// to send.
+/// is checked first, then `?after=&limit=` parsed, then `answer` reads the
+/// page from the replica.
 async fn signed_page(
-    shared: &Shared,
-    req: &HttpRequest,
+    req: HttpRequest,
     payload: web::Payload,
-) -> Result<(Option<SessionId>, usize), HttpResponse> {
-    authenticate(shared, req, payload).await?;
-    parse_page(req).map_err(|e| error(StatusCode::BAD_REQUEST, e))
+    shared: web::Data<Shared>,
+    answer: PageAnswer,
+) -> HttpResponse {
+    if let Err(resp) = authenticate(&shared, &req, payload).await {
+        return resp;
+    }
+    match parse_page(&req) {
+        Ok((after, limit)) => answer(&shared, after, limit),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
 }
 
 fn parse_page(req: &HttpRequest) -> Result<(Option<SessionId>, usize), String> {
@@ -264,15 +282,7 @@ fn parse_page(req: &HttpRequest) -> Result<(Option<SessionId>, usize), String> {
     ))
 }
 
-async fn get_digest(
-    req: HttpRequest,
-    payload: web::Payload,
-    shared: web::Data<Shared>,
-) -> HttpResponse {
-    let (after, limit) = match signed_page(&shared, &req, payload).await {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
+fn digest_page(shared: &Shared, after: Option<SessionId>, limit: usize) -> HttpResponse {
     let (entries, upto) = shared
         .replica
         .lock()
@@ -280,15 +290,8 @@ async fn get_digest(
     HttpResponse::Ok().json(json!({ "node": shared.node_id, "entries": entries, "upto": upto }))
 }
 
-async fn get_snapshot(
-    req: HttpRequest,
-    payload: web::Payload,
-    shared: web::Data<Shared>,
-) -> HttpResponse {
-    let (after, _) = match signed_page(&shared, &req, payload).await {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
+/// A snapshot page has its own bounds (entries and bytes); `limit` is unused.
+fn snapshot_page(shared: &Shared, after: Option<SessionId>, _limit: usize) -> HttpResponse {
     let page = shared.replica.lock().snapshot_page(after, clock::now_ms());
     HttpResponse::Ok().json(page)
 }
