@@ -267,6 +267,10 @@ impl AckTracker {
 mod tests {
     use super::*;
 
+    fn timed_out(acked: usize, expected: usize) -> ReplicationAck {
+        ReplicationAck::TimedOut { acked, expected }
+    }
+
     fn peers(n: &[&str]) -> Vec<String> {
         n.iter().map(|s| s.to_string()).collect()
     }
@@ -293,10 +297,7 @@ mod tests {
         let id = t.next_write_id();
         assert_eq!(
             t.register(id, peers(&["n2"]), 0),
-            AckWait::Done(ReplicationAck::TimedOut {
-                acked: 0,
-                expected: 2
-            })
+            AckWait::Done(timed_out(0, 2))
         );
         let id = t.next_write_id();
         assert_eq!(
@@ -335,16 +336,7 @@ mod tests {
         let b = t.next_write_id();
         assert_eq!(t.register(b, peers(&["n2", "n3"]), 0), AckWait::Pending(3));
         assert!(t.on_sent("n2", &[3]).is_empty());
-        assert_eq!(
-            t.on_unsent("n3", &[3]),
-            vec![(
-                3,
-                ReplicationAck::TimedOut {
-                    acked: 1,
-                    expected: 2
-                }
-            )]
-        );
+        assert_eq!(t.on_unsent("n3", &[3]), vec![(3, timed_out(1, 2))]);
         // Nobody to hand it to: done at once.
         let c = t.next_write_id();
         assert_eq!(
@@ -371,16 +363,7 @@ mod tests {
             AckWait::Done(ReplicationAck::TimedOut { .. })
         ));
         assert!(t.on_tick(99).is_empty());
-        assert_eq!(
-            t.on_tick(100),
-            vec![(
-                1,
-                ReplicationAck::TimedOut {
-                    acked: 0,
-                    expected: 1
-                }
-            )]
-        );
+        assert_eq!(t.on_tick(100), vec![(1, timed_out(0, 1))]);
         let c = t.next_write_id();
         assert_eq!(
             t.register(c, vec![], 0),

@@ -290,6 +290,14 @@ impl Peer {
 mod tests {
     use super::*;
 
+    /// The default protocol with batches of at most `n` messages.
+    fn batches_of(n: usize) -> ProtocolConfig {
+        ProtocolConfig {
+            batch_max_messages: n,
+            ..ProtocolConfig::default()
+        }
+    }
+
     fn touch(n: u64) -> Message {
         Message::Touch {
             id: SessionId::parse(&"t".repeat(32)).unwrap(),
@@ -315,10 +323,7 @@ mod tests {
 
     #[test]
     fn hand_over_marks_follow_the_queue() {
-        let cfg = ProtocolConfig {
-            batch_max_messages: 2,
-            ..ProtocolConfig::default()
-        };
+        let cfg = batches_of(2);
         let mut p = Peer::new("n2".into());
         for i in 0..3 {
             p.push_data(touch(i), &cfg).unwrap();
@@ -339,10 +344,7 @@ mod tests {
 
     #[test]
     fn batches_put_control_and_acks_first_and_respect_limits() {
-        let cfg = ProtocolConfig {
-            batch_max_messages: 3,
-            ..ProtocolConfig::default()
-        };
+        let cfg = batches_of(3);
         let mut p = Peer::new("n2".into());
         for i in 0..5 {
             p.push_data(touch(i), &cfg).unwrap();
