@@ -641,6 +641,14 @@ mod tests {
         Session::new(SessionId::generate(), now, 30 * 60_000, 8 * 3_600_000)
     }
 
+    /// Stores a new session and returns the copy a request would load.
+    async fn stored_and_loaded(st: &MemoryStore) -> Session {
+        let s = session(clock::now_ms());
+        let id = s.id.clone();
+        st.put(s).await.unwrap();
+        st.get(&id).await.unwrap().unwrap()
+    }
+
     #[tokio::test]
     async fn put_get_delete() {
         let st = store(10, 1024);
@@ -779,11 +787,9 @@ mod tests {
     #[tokio::test]
     async fn a_write_loaded_before_a_logout_cannot_bring_the_session_back() {
         let st = store(10, 1024);
-        let s = session(clock::now_ms());
-        let id = s.id.clone();
-        st.put(s).await.unwrap();
         // Request A loads the session; request B logs out; A writes.
-        let loaded = st.get(&id).await.unwrap().unwrap();
+        let loaded = stored_and_loaded(&st).await;
+        let id = loaded.id.clone();
         assert!(st.delete(&id).await.unwrap());
         assert_eq!(st.put(loaded).await, Err(StoreError::Conflict));
         assert!(st.get(&id).await.unwrap().is_none());
@@ -792,10 +798,7 @@ mod tests {
     #[tokio::test]
     async fn of_two_writes_from_one_version_only_the_first_lands() {
         let st = store(10, 1024);
-        let s = session(clock::now_ms());
-        let id = s.id.clone();
-        st.put(s).await.unwrap();
-        let a = st.get(&id).await.unwrap().unwrap();
+        let a = stored_and_loaded(&st).await;
         let b = a.clone();
         st.put(a).await.unwrap();
         assert_eq!(st.put(b).await, Err(StoreError::Conflict));

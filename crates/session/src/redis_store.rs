@@ -343,6 +343,14 @@ mod tests {
         s
     }
 
+    /// Stores a new session with counter `n` and returns the copy a
+    /// request would load.
+    async fn stored_and_loaded(st: &RedisStore, n: i64) -> Session {
+        let s = session_with_counter(n);
+        st.put(s.clone()).await.unwrap();
+        st.get(&s.id).await.unwrap().unwrap()
+    }
+
     fn counter(s: &Session) -> i64 {
         s.data()["counter"].as_i64().unwrap()
     }
@@ -413,16 +421,15 @@ mod tests {
     async fn without_cas_the_second_writer_silently_wins() {
         let redis = RedisServer::start();
         let st = store(&redis, false);
-        let s = session_with_counter(0);
-        st.put(s.clone()).await.unwrap();
-        let mut a = st.get(&s.id).await.unwrap().unwrap();
+        let mut a = stored_and_loaded(&st, 0).await;
+        let id = a.id.clone();
         let mut b = a.clone();
         a.set_data(&session_with_counter(1).data());
         b.set_data(&session_with_counter(1).data());
         st.put(a).await.unwrap();
         st.put(b).await.unwrap();
         // Two acknowledged increments, one survives: a lost update.
-        assert_eq!(counter(&st.get(&s.id).await.unwrap().unwrap()), 1);
+        assert_eq!(counter(&st.get(&id).await.unwrap().unwrap()), 1);
         assert_eq!(st.conflicts_total(), 0);
     }
 
@@ -431,14 +438,13 @@ mod tests {
         let redis = RedisServer::start();
         for cas in [true, false] {
             let st = store(&redis, cas);
-            let s = session_with_counter(0);
-            st.put(s.clone()).await.unwrap();
             // Request A loads the session; request B logs out; A writes.
-            let mut a = st.get(&s.id).await.unwrap().unwrap();
-            assert!(st.delete(&s.id).await.unwrap());
+            let mut a = stored_and_loaded(&st, 0).await;
+            let id = a.id.clone();
+            assert!(st.delete(&id).await.unwrap());
             a.set_data(&session_with_counter(1).data());
             assert_eq!(st.put(a).await, Err(StoreError::Conflict), "cas={cas}");
-            assert!(st.get(&s.id).await.unwrap().is_none(), "cas={cas}");
+            assert!(st.get(&id).await.unwrap().is_none(), "cas={cas}");
         }
     }
 
@@ -446,9 +452,8 @@ mod tests {
     async fn oversized_data_is_refused_before_any_write() {
         let redis = RedisServer::start();
         let st = store(&redis, true);
-        let s = session_with_counter(7);
-        st.put(s.clone()).await.unwrap();
-        let mut big = st.get(&s.id).await.unwrap().unwrap();
+        let mut big = stored_and_loaded(&st, 7).await;
+        let id = big.id.clone();
         let mut m = big.data();
         m.insert("blob".into(), Value::from("x".repeat(1000)));
         big.set_data(&m);
@@ -456,7 +461,7 @@ mod tests {
             st.put(big).await,
             Err(StoreError::TooLarge { .. })
         ));
-        assert_eq!(counter(&st.get(&s.id).await.unwrap().unwrap()), 7);
+        assert_eq!(counter(&st.get(&id).await.unwrap().unwrap()), 7);
     }
 
     #[tokio::test]
