@@ -114,13 +114,20 @@ async fn logged_in_cookie(node: &TestNode) -> String {
     session_cookie(res.headers()).unwrap()
 }
 
+/// Two nodes on `redis` with `--redis-cas cas`, alice logged in on
+/// node-a, and [`hammer`] over both: the nodes and what it counted.
+async fn hammered(redis: &RedisServer, cas: &str) -> (TestNode, TestNode, (u64, u64, u64)) {
+    let a = redis_node("node-a", redis, cas).await;
+    let b = redis_node("node-b", redis, cas).await;
+    let cookie = logged_in_cookie(&a).await;
+    let counts = hammer(&a, &b, &cookie).await;
+    (a, b, counts)
+}
+
 #[tokio::test]
 async fn with_cas_concurrent_increments_are_all_kept() {
     let redis = RedisServer::start();
-    let a = redis_node("node-a", &redis, "on").await;
-    let b = redis_node("node-b", &redis, "on").await;
-    let cookie = logged_in_cookie(&a).await;
-    let (ok, conflict, counter) = hammer(&a, &b, &cookie).await;
+    let (a, b, (ok, conflict, counter)) = hammered(&redis, "on").await;
     println!("CAS on: {ok} increments acknowledged, {conflict} answered 409, counter {counter}");
     assert_eq!(ok + conflict, 400);
     assert_eq!(
@@ -142,10 +149,7 @@ async fn with_cas_concurrent_increments_are_all_kept() {
 #[tokio::test]
 async fn without_cas_concurrent_increments_get_lost() {
     let redis = RedisServer::start();
-    let a = redis_node("node-a", &redis, "off").await;
-    let b = redis_node("node-b", &redis, "off").await;
-    let cookie = logged_in_cookie(&a).await;
-    let (ok, conflict, counter) = hammer(&a, &b, &cookie).await;
+    let (a, _b, (ok, conflict, counter)) = hammered(&redis, "off").await;
     let lost = ok - counter;
     println!("CAS off: {ok} increments acknowledged, counter {counter}: {lost} lost updates");
     assert_eq!((ok, conflict), (400, 0), "no CAS: every write is accepted");
