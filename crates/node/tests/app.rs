@@ -8,8 +8,7 @@ use sessionlab_testkit::node::*;
 #[tokio::test]
 async fn login_as_alice_and_wrong_password() {
     let node = TestNode::start(config("node-1")).await;
-    let c = client();
-    let app = node.app_client(&c);
+    let app = node.app_client(&client());
 
     // Wrong password: 401, JSON for API clients, the page for browsers.
     let res = app.login_json("alice", "nope").await;
@@ -28,11 +27,11 @@ async fn login_as_alice_and_wrong_password() {
     );
 
     // Right password: redirect home with a session cookie, user is alice.
-    let res = login(&c, &node.app, "", "alice", false).await;
+    let res = app.login("alice", "").await;
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/");
     let cookie = session_cookie(res.headers()).expect("login sets the session cookie");
-    let s = session(&c, &node.app, &cookie).await;
+    let s = app.session(&cookie).await;
     assert_eq!(s["node_id"], "node-1");
     assert_eq!(s["session"]["user"], "alice");
 
@@ -103,7 +102,8 @@ async fn reading_never_creates_a_session() {
 async fn cookie_attributes() {
     let node = TestNode::start(config("node-1")).await;
     let c = client();
-    let (_, h) = increment(&c, &node.app, "").await;
+    let app = node.app_client(&c);
+    let (_, h) = app.increment("").await;
     let set = set_cookies(&h);
     assert_eq!(set.len(), 1);
     let attrs: Vec<&str> = set[0].split("; ").collect();
@@ -115,9 +115,7 @@ async fn cookie_attributes() {
     assert!(!set[0].contains("Max-Age"), "a browser-session cookie");
 
     // Behind a TLS-terminating balancer: Secure.
-    let req = node
-        .app_client(&c)
-        .request(Method::POST, "/api/counter/increment", "");
+    let req = app.request(Method::POST, "/api/counter/increment", "");
     let res = NodeClient::send(req.header("x-forwarded-proto", "https")).await;
     assert!(set_cookies(res.headers())[0].contains("; Secure"));
 
@@ -125,13 +123,13 @@ async fn cookie_attributes() {
     let res = login(&c, &node.app, "", "alice", true).await;
     let set = set_cookies(res.headers());
     assert!(set[0].contains("Max-Age=28800"), "{set:?}");
-    let res = login(&c, &node.app, "", "alice", false).await;
+    let res = app.login("alice", "").await;
     assert!(!set_cookies(res.headers())[0].contains("Max-Age"));
     node.stop().await;
 
     // --secure-cookies: always Secure.
     let node = TestNode::start(config_with("node-1", &["--secure-cookies"])).await;
-    let (_, h) = increment(&c, &node.app, "").await;
+    let (_, h) = node.app_client(&c).increment("").await;
     assert!(set_cookies(&h)[0].contains("; Secure"));
     node.stop().await;
 }
@@ -207,7 +205,7 @@ async fn url_tracking_mode() {
 
     // A cookie carrying the same id is not read in url mode.
     assert_eq!(
-        session(&c, &node.app, &format!("SLSESSION={sid}")).await["session"],
+        app.session(&format!("SLSESSION={sid}")).await["session"],
         Value::Null
     );
 

@@ -8,8 +8,8 @@ use sessionlab_testkit::node::*;
 #[tokio::test]
 async fn bad_session_cookies_give_a_fresh_session() {
     let node = TestNode::start(config("node-1")).await;
-    let c = client();
-    let (_, h) = increment(&c, &node.app, "").await;
+    let app = node.app_client(&client());
+    let (_, h) = app.increment("").await;
     let real = session_cookie(&h).unwrap();
     let real_id = real.trim_start_matches("SLSESSION=");
 
@@ -25,9 +25,9 @@ async fn bad_session_cookies_give_a_fresh_session() {
         ("route only", format!("SLSESSION=.{real_id}")),
     ];
     for (what, cookie) in cases {
-        let s = session(&c, &node.app, &cookie).await;
+        let s = app.session(&cookie).await;
         assert_eq!(s["session"], Value::Null, "{what}: reads as no session");
-        let (n, h) = increment(&c, &node.app, &cookie).await;
+        let (n, h) = app.increment(&cookie).await;
         assert_eq!(n, 1, "{what}: a write starts a fresh session");
         let fresh = session_cookie(&h).expect("a fresh id is issued");
         assert!(
@@ -36,10 +36,7 @@ async fn bad_session_cookies_give_a_fresh_session() {
         );
     }
     // The real session was untouched by all that.
-    assert_eq!(
-        session(&c, &node.app, &real).await["session"]["data"]["counter"],
-        1
-    );
+    assert_eq!(app.session(&real).await["session"]["data"]["counter"], 1);
     node.stop().await;
 }
 

@@ -268,11 +268,11 @@ async fn login_attempts_are_limited_per_client() {
         &["--login-burst", "3", "--login-rate", "1/h"],
     ))
     .await;
-    let c = client();
+    let app = node.app_client(&client());
     for user in ["alice", "bob", "carol"] {
-        assert_eq!(login(&c, &node.app, "", user, false).await.status(), 303);
+        assert_eq!(app.login(user, "").await.status(), 303);
     }
-    let res = login(&c, &node.app, "", "alice", false).await;
+    let res = app.login("alice", "").await;
     assert_eq!(res.status(), 429);
     assert!(res.headers().contains_key("retry-after"));
     let body: Value = res.json().await.unwrap();
