@@ -7,9 +7,6 @@
 //! [`ProtocolConfig::validate`] refuses combinations that would break the
 //! protocol's own guarantees, e.g. a queue too small to hold one repair round.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 /// When a local write is reported to the client.
@@ -38,31 +35,12 @@ impl AckMode {
     }
 }
 
-impl FromStr for AckMode {
-    type Err = ConfigError;
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        match s {
-            "none" => Ok(AckMode::None),
-            "sent" => Ok(AckMode::Sent),
-            "all" => Ok(AckMode::All),
-            "quorum" => Ok(AckMode::Quorum),
-            other => Err(ConfigError::Invalid(format!(
-                "replication ack mode must be none, sent, all or quorum, not {other:?}"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for AckMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AckMode::None => "none",
-            AckMode::Sent => "sent",
-            AckMode::All => "all",
-            AckMode::Quorum => "quorum",
-        })
-    }
-}
+crate::keyword_enum!(AckMode, "replication ack mode", {
+    None => "none",
+    Sent => "sent",
+    All => "all",
+    Quorum => "quorum",
+});
 
 /// What a replicated node does when it cannot reach a majority of the
 /// cluster (`--partition-policy`).
@@ -81,27 +59,10 @@ pub enum PartitionPolicy {
     Consistent,
 }
 
-impl FromStr for PartitionPolicy {
-    type Err = ConfigError;
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        match s {
-            "available" => Ok(PartitionPolicy::Available),
-            "consistent" => Ok(PartitionPolicy::Consistent),
-            other => Err(ConfigError::Invalid(format!(
-                "partition policy must be available or consistent, not {other:?}"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for PartitionPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PartitionPolicy::Available => "available",
-            PartitionPolicy::Consistent => "consistent",
-        })
-    }
-}
+crate::keyword_enum!(PartitionPolicy, "partition policy", {
+    Available => "available",
+    Consistent => "consistent",
+});
 
 /// A configuration that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

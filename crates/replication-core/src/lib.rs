@@ -17,7 +17,8 @@
 //!   final; `antientropy`: digest rounds that repair what queues lost;
 //!   `snapshot`: joining by paged snapshot; `order`: the tie-break for equal
 //!   versions;
-//! - `config`: [`ProtocolConfig`], every limit and timer;
+//! - `config`: [`ProtocolConfig`], every limit and timer; `keyword`: the
+//!   [`keyword_enum!`] table behind the one-keyword flag values;
 //! - `sim` (feature `sim`, for tests): many replicas on a seeded, lossy,
 //!   reordering network with crashes and partitions (`Sim`), used by the
 //!   property tests and the scripted golden tests in `tests/scripts/`.
@@ -39,6 +40,7 @@
 mod acks;
 mod antientropy;
 mod config;
+mod keyword;
 mod message;
 mod order;
 mod peer;
@@ -52,6 +54,8 @@ mod tombstones;
 
 pub use acks::AckWait;
 pub use config::{AckMode, ConfigError, PartitionPolicy, ProtocolConfig};
+#[doc(hidden)]
+pub use keyword::one_of;
 pub use message::{
     Batch, Delete, DigestEntry, MAX_BATCH_MESSAGES, MAX_LAMPORT, MAX_LIST_ENTRIES, MAX_NODE_ID_LEN,
     MAX_USER_LEN, Message, Rejected, SnapshotEntry, Upsert,

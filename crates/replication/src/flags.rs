@@ -5,9 +5,6 @@
 //! runtime that dials the peers; the protocol core knows peers only by id.
 //! A malformed value is refused with a [`ConfigError`] that names the flag.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 use sessionlab_replication_core::ConfigError;
 
@@ -22,27 +19,10 @@ pub enum ReplicationMode {
     AllToAll,
 }
 
-impl FromStr for ReplicationMode {
-    type Err = ConfigError;
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        match s {
-            "off" => Ok(ReplicationMode::Off),
-            "all-to-all" => Ok(ReplicationMode::AllToAll),
-            other => Err(ConfigError::Invalid(format!(
-                "replication must be off or all-to-all, not {other:?}"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for ReplicationMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ReplicationMode::Off => "off",
-            ReplicationMode::AllToAll => "all-to-all",
-        })
-    }
-}
+sessionlab_replication_core::keyword_enum!(ReplicationMode, "replication", {
+    Off => "off",
+    AllToAll => "all-to-all",
+});
 
 /// Parse one `--peer` value: `node-2=127.0.0.1:9082`, or with a host name
 /// (`node-2=node-2:9081`, resolved when connecting; see [`PeerAddr`]).
