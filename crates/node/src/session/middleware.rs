@@ -91,13 +91,31 @@ impl SessionLayer {
     }
 }
 
-impl<S, B> Transform<S, ServiceRequest> for SessionLayer
+/// The service the layer wraps (the routes): what both [`SessionLayer`]
+/// and [`SessionService`] need of it, named once.
+pub trait Inner:
+    Service<
+        ServiceRequest,
+        Response = ServiceResponse<Self::Body>,
+        Error = Error,
+        Future: Unpin + 'static,
+    >
+{
+    /// The routes' response body.
+    type Body: MessageBody + 'static;
+}
+
+impl<S, B> Inner for S
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
     S::Future: Unpin + 'static,
     B: MessageBody + 'static,
 {
-    type Response = ServiceResponse<EitherBody<B>>;
+    type Body = B;
+}
+
+impl<S: Inner> Transform<S, ServiceRequest> for SessionLayer {
+    type Response = ServiceResponse<EitherBody<S::Body>>;
     type Error = Error;
     type Transform = SessionService<S>;
     type InitError = ();
@@ -117,15 +135,10 @@ pub struct SessionService<S> {
     node: web::Data<NodeState>,
 }
 
-impl<S, B> Service<ServiceRequest> for SessionService<S>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
-    S::Future: Unpin + 'static,
-    B: MessageBody + 'static,
-{
-    type Response = ServiceResponse<EitherBody<B>>;
+impl<S: Inner> Service<ServiceRequest> for SessionService<S> {
+    type Response = ServiceResponse<EitherBody<S::Body>>;
     type Error = Error;
-    type Future = LayerFuture<S::Future, B>;
+    type Future = LayerFuture<S::Future, S::Body>;
 
     forward_ready!(service);
 
