@@ -123,7 +123,7 @@ pub fn save_history(report: &LoadReport, path: &Path) -> Result<Option<PathBuf>>
         path.display()
     )))?;
     let dir = crate::check::default_svg_dir(path);
-    let files = crate::check::write_diagrams(&report.guarantees, &dir)?;
+    let files = crate::check::write_diagrams(&report.guarantees, &dir, None)?;
     Ok((!files.is_empty()).then_some(dir))
 }
 

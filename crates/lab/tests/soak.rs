@@ -447,6 +447,7 @@ fn record(
         counter,
         version: ack,
         logged_in,
+        session: None,
     });
     log.ops.len() - 1
 }

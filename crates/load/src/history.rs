@@ -20,6 +20,7 @@
 //! | `counter` | integer or null | the counter the answer carried (`read`, `increment`) |
 //! | `version` | string or null | the session version the answer carried (`17@node-1`) |
 //! | `logged_in` | bool or null | the answer showed the user's session (null: no answer) |
+//! | `session` | string, optional | the session id's first characters a `read` answer carried (absent when unknown) |
 //!
 //! The times are on the load tool's clock (one monotonic clock for every
 //! user), so "A completed before B was invoked" is a fact, not a guess
@@ -68,6 +69,11 @@ pub struct Operation {
     pub counter: Option<i64>,
     pub version: Option<String>,
     pub logged_in: Option<bool>,
+    /// Optional (absent in older histories and when unknown): the first
+    /// characters of the session id a `read` answer carried, as the nodes'
+    /// replication events name the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
 
 impl Operation {
@@ -164,6 +170,7 @@ mod tests {
             counter: Some(4),
             version: Some("7@node-1".into()),
             logged_in: Some(true),
+            session: None,
         }
     }
 

@@ -149,6 +149,12 @@ fn version(json: &Value) -> Option<String> {
     json["session"]["version"].as_str().map(str::to_owned)
 }
 
+/// The first characters of the session's id a session answer carried
+/// (`id_prefix`), as the nodes' replication events name the session.
+fn session_prefix(json: &Value) -> Option<String> {
+    json["session"]["id_prefix"].as_str().map(str::to_owned)
+}
+
 fn observed(json: &Value) -> Observed {
     let session = &json["session"];
     let data = &session["data"];
@@ -213,7 +219,7 @@ impl User {
         &mut self,
         op: OpKind,
         counter: Option<i64>,
-        version: Option<String>,
+        answer: Option<&Value>,
         logged_in: Option<bool>,
     ) {
         let Some(call) = self.last_call.take() else {
@@ -232,8 +238,9 @@ impl User {
             node: call.node,
             status: call.status,
             counter,
-            version,
+            version: answer.and_then(version),
             logged_in: logged_in.filter(|_| answered),
+            session: answer.and_then(session_prefix),
         });
     }
 
@@ -248,7 +255,7 @@ impl User {
         self.record(
             OpKind::Read,
             Some(seen.counter).filter(|_| logged_in),
-            json.and_then(version),
+            json,
             Some(logged_in),
         );
     }
@@ -377,11 +384,10 @@ impl User {
                     a.json.as_ref().map(observed).unwrap_or_default()
                 };
                 let logged_in = seen.user.is_some();
-                let version = a.json.as_ref().and_then(version);
                 self.record(
                     OpKind::Read,
                     Some(seen.counter).filter(|_| logged_in),
-                    version,
+                    a.json.as_ref(),
                     Some(logged_in),
                 );
                 let f = self.exp.on_read(&seen);

@@ -7,11 +7,17 @@
 //! the moment it was sent) and back up (at the moment the answer came), so
 //! "the read began after the increment was acknowledged" is visible as one
 //! arrow starting right of where the other one ended.
+//!
+//! When the nodes' event logs of the run are at hand
+//! ([`super::replication`]), the copies of the user's writes are drawn too:
+//! a dashed arrow from the origin node at the write to each receiving node
+//! at the apply, placed by the nodes' wall clocks (the legend says so).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use super::Counterexample;
+use super::replication::Arrow;
 
 const WIDTH: f64 = 760.0;
 const LEFT: f64 = 150.0;
@@ -29,8 +35,18 @@ fn escape(s: &str) -> String {
 
 /// The counterexample as a standalone SVG document.
 pub fn diagram(ex: &Counterexample) -> String {
+    diagram_with(ex, &[])
+}
+
+/// The counterexample with the copies of its writes ([`super::replication::arrows`]).
+pub fn diagram_with(ex: &Counterexample, copies: &[Arrow]) -> String {
     let clients: BTreeSet<u32> = ex.ops.iter().map(|o| o.client).collect();
-    let nodes: BTreeSet<&str> = ex.ops.iter().filter_map(|o| o.node.as_deref()).collect();
+    let nodes: BTreeSet<&str> = ex
+        .ops
+        .iter()
+        .filter_map(|o| o.node.as_deref())
+        .chain(copies.iter().flat_map(|a| [a.from.as_str(), a.to.as_str()]))
+        .collect();
     let lanes: Vec<String> = clients
         .iter()
         .map(|c| format!("user {} client {c}", ex.user))
@@ -39,13 +55,21 @@ pub fn diagram(ex: &Counterexample) -> String {
     let lane_y = |i: usize| TOP + LANE * i as f64;
     let client_lane = |c: u32| clients.iter().position(|x| *x == c).unwrap_or(0);
     let node_lane = |n: &str| clients.len() + nodes.iter().position(|x| *x == n).unwrap_or(0);
-    let height = lane_y(lanes.len()) + 24.0;
+    let legend = if copies.is_empty() { 0.0 } else { 18.0 };
+    let height = lane_y(lanes.len()) + 24.0 + legend;
 
-    let t0 = ex.ops.iter().map(|o| o.invoke_us).min().unwrap_or(0);
+    let t0 = ex
+        .ops
+        .iter()
+        .map(|o| o.invoke_us)
+        .chain(copies.iter().map(|a| a.from_us))
+        .min()
+        .unwrap_or(0);
     let t1 = ex
         .ops
         .iter()
         .map(|o| o.complete_us)
+        .chain(copies.iter().map(|a| a.to_us))
         .max()
         .unwrap_or(t0)
         .max(t0 + 1);
@@ -108,6 +132,28 @@ pub fn diagram(ex: &Counterexample) -> String {
                 );
             }
         }
+    }
+    for a in copies {
+        let (x1, y1) = (x(a.from_us), lane_y(node_lane(&a.from)));
+        let (x2, y2) = (x(a.to_us), lane_y(node_lane(&a.to)));
+        let _ = writeln!(
+            s,
+            r##"<line class="replication" x1="{x1:.1}" y1="{y1}" x2="{x2:.1}" y2="{y2}" stroke="#ff7f0e" stroke-width="1.5" stroke-dasharray="6 3" marker-end="url(#arrow)"><title>{}</title></line>"##,
+            escape(&format!(
+                "copy of {} from {} to {}, {:.3} ms",
+                a.version,
+                a.from,
+                a.to,
+                a.to_us.saturating_sub(a.from_us) as f64 / 1000.0
+            ))
+        );
+    }
+    if !copies.is_empty() {
+        let _ = writeln!(
+            s,
+            r##"<text class="legend" x="12" y="{:.1}" fill="#ff7f0e">dashed: replication of the write, from the nodes' event logs (placed by the nodes' wall clocks, ms precision)</text>"##,
+            height - 26.0
+        );
     }
     let _ = writeln!(
         s,

@@ -30,9 +30,11 @@
 //! over the epoch's earlier operations, so a million-operation history
 //! takes well under a second. Each kind keeps its first
 //! [`EXAMPLES_PER_KIND`] counterexamples, as text and as a space-time
-//! picture ([`diagram`]).
+//! picture ([`diagram`]), with the replication of the writes when the
+//! nodes' event logs of the run are at hand ([`replication`]).
 
 mod diagram;
+pub mod replication;
 mod sweep;
 
 use std::collections::BTreeMap;
@@ -42,7 +44,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::history::Operation;
 
-pub use diagram::diagram;
+pub use diagram::{diagram, diagram_with};
 
 /// How many counterexamples of each kind a report keeps.
 pub const EXAMPLES_PER_KIND: usize = 3;

@@ -31,6 +31,7 @@ impl H {
             counter,
             version: None,
             logged_in: Some(true),
+            session: None,
         });
         self
     }
@@ -297,10 +298,116 @@ fn a_million_operations_are_checked_in_one_pass() {
                 counter,
                 version: None,
                 logged_in: Some(true),
+                session: None,
             });
         }
     }
     let r = check(&ops);
     assert_eq!(r.operations, 1_000_000);
     assert!(r.passed(), "{}", r.text());
+}
+
+/// A read-your-writes counterexample whose read carried the session prefix,
+/// and the logs of a run that started at wall clock 1_000_000 ms.
+fn stale_read_with_logs() -> (Counterexample, replication::ReplicationLog) {
+    let mut h = H::new()
+        .login((0, 10))
+        .inc((2_000, 3_000), "node-1", 1)
+        .read((4_000, 5_000), "node-2", 0);
+    h.ops[2].session = Some("3fa9c1".into());
+    let r = h.check();
+    let ex = r.examples[0].clone();
+    assert_eq!(ex.kind, Violation::ReadYourWrites);
+    let upsert = |time_ms, session: &str, version: &str, lag_ms| replication::NodeEvent {
+        time_ms,
+        kind: "upsert".into(),
+        peer: Some("node-1".into()),
+        session: Some(session.into()),
+        version: Some(version.into()),
+        lag_ms: Some(lag_ms),
+    };
+    let log = replication::ReplicationLog {
+        run_start_ms: 1_000_000,
+        nodes: [
+            (
+                "node-2".to_owned(),
+                vec![
+                    // The increment's write (made at 1_000_002.5 ms, inside
+                    // the increment's 2..3 ms), applied after the read.
+                    upsert(1_000_007, "3fa9", "2@node-1", 4.5),
+                    // Another session's write with the same version.
+                    upsert(1_000_006, "77aa", "2@node-1", 3.5),
+                    // The login's write, long before the increment.
+                    upsert(1_000_001, "3fa9", "1@node-1", 0.5),
+                ],
+            ),
+            (
+                "node-3".to_owned(),
+                vec![upsert(1_000_004, "3fa9", "2@node-1", 1.5)],
+            ),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    (ex, log)
+}
+
+#[test]
+fn the_replication_of_the_write_is_drawn_from_the_nodes_logs() {
+    let (ex, log) = stale_read_with_logs();
+    let arrows = replication::arrows(&ex, &log);
+    let mut got: Vec<_> = arrows
+        .iter()
+        .map(|a| {
+            (
+                a.from.as_str(),
+                a.from_us,
+                a.to.as_str(),
+                a.to_us,
+                a.version.as_str(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("node-1", 2_500, "node-2", 7_000, "2@node-1"),
+            ("node-1", 2_500, "node-3", 4_000, "2@node-1"),
+        ]
+    );
+    let svg = diagram_with(&ex, &arrows);
+    assert_eq!(svg.matches(r#"<line class="replication""#).count(), 2);
+    assert!(svg.contains("copy of 2@node-1 from node-1 to node-2, 4.500 ms"));
+    assert!(
+        svg.contains(">node-3</text>"),
+        "a receiving node gets a lane"
+    );
+    assert!(
+        svg.contains("nodes' wall clocks"),
+        "the legend names the clocks"
+    );
+    assert_eq!(
+        svg.matches("<polyline").count(),
+        2,
+        "the requests as before"
+    );
+}
+
+#[test]
+fn without_events_or_session_the_diagram_is_as_before() {
+    let (mut ex, log) = stale_read_with_logs();
+    let plain = diagram(&ex);
+    assert_eq!(plain, diagram_with(&ex, &[]));
+    assert!(!plain.contains("replication"));
+    assert!(!plain.contains(">node-3</text>"));
+    // Versions are per session: without the prefix nothing is drawn.
+    for op in &mut ex.ops {
+        op.session = None;
+    }
+    assert!(replication::arrows(&ex, &log).is_empty());
+    // A write too far from the increment is not taken for it.
+    let (ex, mut log) = stale_read_with_logs();
+    log.run_start_ms -= 100;
+    assert!(replication::arrows(&ex, &log).is_empty());
 }
