@@ -428,13 +428,13 @@ fn record(
     op: OpKind,
     invoke_us: u64,
     complete_us: u64,
-    reply: &Result<Reply, String>,
+    reply: Option<&Reply>,
     counter: Option<i64>,
     logged_in: Option<bool>,
 ) -> usize {
     let (node, status, ack) = match reply {
-        Ok(r) => (r.by.clone(), Some(r.status), r.ack.clone()),
-        Err(_) => (None, None, None),
+        Some(r) => (r.by.clone(), Some(r.status), r.ack.clone()),
+        None => (None, None, None),
     };
     log.ops.push(Operation {
         user: log.id,
@@ -510,7 +510,7 @@ async fn user(sh: Arc<Shared>, id: u32) -> UserLog {
                     OpKind::Login,
                     t0,
                     t1,
-                    &r,
+                    r.as_ref().ok(),
                     None,
                     Some(session.is_some()),
                 );
@@ -569,20 +569,52 @@ fn lost_session(sh: &Shared, log: &mut UserLog, login: &Login, i: usize) {
     log.login = None;
 }
 
-async fn increment(sh: &Shared, log: &mut UserLog, login: Login) {
+/// An answered request of a logged-in user through the LB.
+struct Answer {
+    /// When it was sent and when the answer came (the history's times).
+    t0: u64,
+    t1: u64,
+    reply: Reply,
+}
+
+/// Sends one request of a logged-in user (with the session's cookie)
+/// through the LB and takes any new sticky cookie. With no answer the
+/// operation is recorded as unanswered here and `None` returned, so each
+/// caller only handles an answer.
+async fn session_call(
+    sh: &Shared,
+    log: &mut UserLog,
+    login: &Login,
+    op: OpKind,
+    method: reqwest::Method,
+    path: &str,
+) -> Option<Answer> {
     let t0 = sh.now_us();
     let r = call(
         &sh.http,
-        reqwest::Method::POST,
-        &format!("{}/api/counter/increment", sh.lb),
+        method,
+        &format!("{}{path}", sh.lb),
         Some(&login.cookie()),
         None,
     )
     .await;
     let t1 = sh.now_us();
     take_route(log, &r);
-    let Ok(reply) = &r else {
-        record(log, OpKind::Increment, t0, t1, &r, None, None);
+    match r {
+        Ok(reply) => Some(Answer { t0, t1, reply }),
+        Err(_) => {
+            record(log, op, t0, t1, None, None, None);
+            None
+        }
+    }
+}
+
+async fn increment(sh: &Shared, log: &mut UserLog, login: Login) {
+    let op = OpKind::Increment;
+    let path = "/api/counter/increment";
+    let Some(Answer { t0, t1, reply }) =
+        session_call(sh, log, &login, op, reqwest::Method::POST, path).await
+    else {
         return;
     };
     // A node that does not know the session starts a new one for the
@@ -590,7 +622,7 @@ async fn increment(sh: &Shared, log: &mut UserLog, login: Login) {
     let new_session = matches!(&reply.set_session, Some(Some(v)) if *v != login.session);
     let counter = reply.json["counter"].as_i64();
     let logged_in = reply.ok().then_some(!new_session);
-    let i = record(log, OpKind::Increment, t0, t1, &r, counter, logged_in);
+    let i = record(log, op, t0, t1, Some(&reply), counter, logged_in);
     if logged_in == Some(false) {
         lost_session(sh, log, &login, i);
         return;
@@ -608,26 +640,17 @@ async fn increment(sh: &Shared, log: &mut UserLog, login: Login) {
 }
 
 async fn read(sh: &Shared, log: &mut UserLog, login: Login) {
-    let t0 = sh.now_us();
-    let r = call(
-        &sh.http,
-        reqwest::Method::GET,
-        &format!("{}/api/session", sh.lb),
-        Some(&login.cookie()),
-        None,
-    )
-    .await;
-    let t1 = sh.now_us();
-    take_route(log, &r);
-    let Ok(reply) = &r else {
-        record(log, OpKind::Read, t0, t1, &r, None, None);
+    let op = OpKind::Read;
+    let Some(Answer { t0, t1, reply }) =
+        session_call(sh, log, &login, op, reqwest::Method::GET, "/api/session").await
+    else {
         return;
     };
     let logged_in = (reply.status == 200).then(|| reply.session_user() == Some(log.name));
     let counter = reply.json["session"]["data"]["counter"]
         .as_i64()
         .or(logged_in.filter(|l| *l).map(|_| 0));
-    let i = record(log, OpKind::Read, t0, t1, &r, counter, logged_in);
+    let i = record(log, op, t0, t1, Some(&reply), counter, logged_in);
     match logged_in {
         Some(false) => lost_session(sh, log, &login, i),
         Some(true) => log.login.as_mut().expect("logged in").last_counter = counter,
@@ -636,21 +659,16 @@ async fn read(sh: &Shared, log: &mut UserLog, login: Login) {
 }
 
 async fn logout(sh: &Shared, log: &mut UserLog, login: Login) {
-    let t0 = sh.now_us();
-    let r = call(
-        &sh.http,
-        reqwest::Method::POST,
-        &format!("{}/logout", sh.lb),
-        Some(&login.cookie()),
-        None,
-    )
-    .await;
-    let t1 = sh.now_us();
-    let ok = r.as_ref().is_ok_and(|r| r.ok());
-    let i = record(log, OpKind::Logout, t0, t1, &r, None, None);
+    let op = OpKind::Logout;
+    // (A route cookie taken here is dropped with the login just below.)
+    let answer = session_call(sh, log, &login, op, reqwest::Method::POST, "/logout").await;
     // Logged out (or, with no answer, perhaps): log in again next time.
     log.login = None;
-    if !ok {
+    let Some(Answer { t0, t1, reply }) = answer else {
+        return;
+    };
+    let i = record(log, op, t0, t1, Some(&reply), None, None);
+    if !reply.ok() {
         return;
     }
     log.logged_out.push(LoggedOut {
@@ -675,7 +693,7 @@ async fn logout(sh: &Shared, log: &mut UserLog, login: Login) {
             "user {} logged out (answered {}), and with no partition since, the old cookie \
              replayed directly is still logged in on {}:\n{ops}",
             log.id,
-            r.map(|r| r.status).unwrap_or(0),
+            reply.status,
             alive.join(", ")
         ),
     );
@@ -1039,24 +1057,18 @@ async fn chaos_soak_keeps_acknowledged_writes_logins_logouts_and_converges() {
         .flat_map(|l| l.login.iter())
         .map(|l| l.acked)
         .sum();
-    let acked_all = ops
-        .iter()
-        .filter(|o| {
-            o.op == OpKind::Increment
-                && o.logged_in == Some(true)
-                && o.version.as_deref().is_some_and(|a| a.starts_with("acked"))
-        })
-        .count();
-    let timed_out = ops
-        .iter()
-        .filter(|o| {
-            o.op == OpKind::Increment
-                && o.logged_in == Some(true)
-                && o.version
-                    .as_deref()
-                    .is_some_and(|a| a.starts_with("timeout"))
-        })
-        .count();
+    // Increments answered on the user's session whose ack header starts so.
+    let increments_with_ack = |ack: &str| {
+        ops.iter()
+            .filter(|o| {
+                o.op == OpKind::Increment
+                    && o.logged_in == Some(true)
+                    && o.version.as_deref().is_some_and(|a| a.starts_with(ack))
+            })
+            .count()
+    };
+    let acked_all = increments_with_ack("acked");
+    let timed_out = increments_with_ack("timeout");
     let failed = ops.iter().filter(|o| o.status.is_none()).count();
     let replays: u64 = logs.iter().map(|l| l.replays).sum();
     let across_cut: u64 = logs.iter().map(|l| l.replays_across_cut).sum();
