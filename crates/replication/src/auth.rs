@@ -41,7 +41,7 @@ pub use sessionlab_wire::signer::{
     HEADER_NODE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, MIN_SECRET_LEN, SignedHeaders,
     sign_request, signature,
 };
-use sessionlab_wire::signer::{NONCE_BYTES, SIGNATURE_BYTES, verify_signature};
+use sessionlab_wire::signer::{NONCE_BYTES, SIGNATURE_BYTES, SignedRequest};
 
 /// How far a request's timestamp may be from the receiver's clock.
 pub const MAX_SKEW_MS: u64 = 30_000;
@@ -169,15 +169,14 @@ pub fn verify_body(
     replays: &ReplayCache,
 ) -> Result<String, AuthError> {
     // Compared in constant time.
-    if !verify_signature(
-        secret,
-        checked.ts,
-        &checked.nonce_text,
+    let request = SignedRequest {
+        timestamp_ms: checked.ts,
+        nonce: &checked.nonce_text,
         method,
         path,
         body,
-        &checked.signature,
-    ) {
+    };
+    if !request.verify(secret, &checked.signature) {
         return Err(AuthError::Forged);
     }
     replays.check_and_insert(checked.nonce, checked.ts, now_ms)?;

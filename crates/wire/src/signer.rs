@@ -11,8 +11,9 @@
 //! x-sl-signature: hex(HMAC-SHA256(secret, "{timestamp}.{nonce}.{METHOD}.{path}.{body}"))
 //! ```
 //!
-//! This module computes and checks the MAC ([`signature`], [`sign_request`],
-//! [`verify_signature`], constant-time). The receiver's other checks (the
+//! This module computes and checks the MAC ([`SignedRequest`]: its
+//! [`signature`](SignedRequest::signature) and the constant-time
+//! [`verify`](SignedRequest::verify); [`sign_request`] for a fresh nonce). The receiver's other checks (the
 //! headers are well formed, the timestamp is fresh, the nonce was not seen
 //! before) belong to the server, which keeps the replay cache: see the
 //! replication runtime's `auth` module.
@@ -54,27 +55,54 @@ impl SignedHeaders {
     }
 }
 
-fn mac(
-    secret: &[u8],
-    timestamp_ms: u64,
-    nonce: &str,
-    method: &str,
-    path: &str,
-    body: &[u8],
-) -> [u8; SIGNATURE_BYTES] {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts keys of any length");
-    mac.update(
-        format!(
-            "{timestamp_ms}.{nonce}.{}.{path}.",
-            method.to_ascii_uppercase()
-        )
-        .as_bytes(),
-    );
-    mac.update(body);
-    mac.finalize().into_bytes().into()
+/// One request as its signature covers it: the text signed is
+/// `"{timestamp_ms}.{nonce}.{METHOD}.{path}."` followed by the body bytes
+/// (the method upper-cased; `path` includes the query string, if any).
+/// Signing and checking both start from this one value, so the two cannot
+/// disagree on what is covered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedRequest<'a> {
+    pub timestamp_ms: u64,
+    pub nonce: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub body: &'a [u8],
 }
 
-/// The signature (hex) over one request, given its timestamp and nonce.
+impl SignedRequest<'_> {
+    fn mac(&self, secret: &[u8]) -> [u8; SIGNATURE_BYTES] {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts keys of any length");
+        mac.update(
+            format!(
+                "{}.{}.{}.{}.",
+                self.timestamp_ms,
+                self.nonce,
+                self.method.to_ascii_uppercase(),
+                self.path
+            )
+            .as_bytes(),
+        );
+        mac.update(self.body);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The signature (hex) over this request.
+    pub fn signature(&self, secret: &[u8]) -> String {
+        hex::encode(self.mac(secret))
+    }
+
+    /// Whether `presented` (the decoded signature bytes) is the MAC of this
+    /// request. The comparison takes the same time wherever the first wrong
+    /// byte is, so the time to refuse tells nothing about how close a
+    /// forgery came.
+    pub fn verify(&self, secret: &[u8], presented: &[u8; SIGNATURE_BYTES]) -> bool {
+        self.mac(secret).ct_eq(presented).into()
+    }
+}
+
+/// The signature (hex) over one request, given its timestamp and nonce:
+/// [`SignedRequest::signature`] with the parts passed one by one.
 /// `path` includes the query string, if any.
 pub fn signature(
     secret: &[u8],
@@ -84,25 +112,14 @@ pub fn signature(
     path: &str,
     body: &[u8],
 ) -> String {
-    hex::encode(mac(secret, timestamp_ms, nonce, method, path, body))
-}
-
-/// Whether `presented` (the decoded signature bytes) is the MAC of this
-/// request. The comparison takes the same time wherever the first wrong
-/// byte is, so the time to refuse tells nothing about how close a forgery
-/// came.
-pub fn verify_signature(
-    secret: &[u8],
-    timestamp_ms: u64,
-    nonce: &str,
-    method: &str,
-    path: &str,
-    body: &[u8],
-    presented: &[u8; SIGNATURE_BYTES],
-) -> bool {
-    mac(secret, timestamp_ms, nonce, method, path, body)
-        .ct_eq(presented)
-        .into()
+    SignedRequest {
+        timestamp_ms,
+        nonce,
+        method,
+        path,
+        body,
+    }
+    .signature(secret)
 }
 
 /// Sign a request made by `node` at `now_ms`, with a fresh random nonce.
@@ -155,7 +172,14 @@ mod tests {
         let mut sig = [0u8; SIGNATURE_BYTES];
         hex::decode_to_slice(&h.signature, &mut sig).unwrap();
         let ok = |secret: &[u8], ts, method, path, body: &[u8]| {
-            verify_signature(secret, ts, &h.nonce, method, path, body, &sig)
+            let request = SignedRequest {
+                timestamp_ms: ts,
+                nonce: &h.nonce,
+                method,
+                path,
+                body,
+            };
+            request.verify(secret, &sig)
         };
         assert!(ok(b"secret", 42, "POST", "/p?x=1", b"body"));
         assert!(!ok(b"secreT", 42, "POST", "/p?x=1", b"body"));
