@@ -41,6 +41,7 @@ mod cluster;
 mod compare;
 mod compare_report;
 mod error;
+mod events;
 mod faultplan;
 mod faults;
 mod health;

@@ -122,8 +122,17 @@ pub fn save_history(report: &LoadReport, path: &Path) -> Result<Option<PathBuf>>
         "writing the history {}",
         path.display()
     )))?;
+    if let Some(log) = &report.replication {
+        let events = crate::check::replication_file(path);
+        let text = serde_json::to_string(log.as_ref()).map_err(|e| {
+            LabError::InvalidArgument(format!("the replication events do not serialize: {e}"))
+        })?;
+        std::fs::write(&events, text)
+            .map_err(LabError::io(format!("writing {}", events.display())))?;
+    }
     let dir = crate::check::default_svg_dir(path);
-    let files = crate::check::write_diagrams(&report.guarantees, &dir, None)?;
+    let files =
+        crate::check::write_diagrams(&report.guarantees, &dir, report.replication.as_deref())?;
     Ok((!files.is_empty()).then_some(dir))
 }
 
@@ -146,12 +155,16 @@ pub async fn measure(
     let runner = FaultRunner::start(LabSettings::of(lab), plan, live.sayer()).await?;
     let run = LoadRun::start(cfg, metrics_targets(&state)).await;
     runner.go(run.start.into_std());
+    let mut events = crate::events::Collector::new(&state, run.start_wall_ms);
     while !run.is_finished() {
         live.update(run.start.elapsed(), &run.progress);
         tokio::time::sleep(Duration::from_millis(200)).await;
+        events.poll().await;
     }
     let marks = runner.finish().await;
     let mut report = run.finish(label, marks).await;
+    events.poll().await;
+    report.replication = Some(std::sync::Arc::new(events.finish()));
     live.done();
     // Read again: the faults may have killed or restarted processes.
     let state = lab.rf.load_required()?;

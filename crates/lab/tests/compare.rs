@@ -228,6 +228,19 @@ fn the_checker_finds_read_your_writes_broken_in_replicated_and_kept_in_sticky_re
             .ends_with("read-your-writes.svg")),
         "{svgs:?}"
     );
+    // The nodes' replication events were collected beside the history,
+    // and the pictures draw the copies of the writes from them.
+    let events: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.join("history-replicated.replication.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(events["run_start_ms"].as_u64().unwrap() > 0, "{events}");
+    assert!(
+        svgs.iter().any(|e| std::fs::read_to_string(e.path())
+            .unwrap()
+            .contains(r#"<line class="replication""#)),
+        "no picture draws a copy of a write: {svgs:?}"
+    );
     let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(
         md.contains("history-replicated-counterexamples/"),

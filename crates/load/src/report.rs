@@ -132,6 +132,10 @@ pub struct LoadReport {
     /// `--history`; not part of the JSON report).
     #[serde(skip)]
     pub history: Arc<Vec<Operation>>,
+    /// The nodes' replication events of the run, when the caller collected
+    /// them (written beside the history; not part of the JSON report).
+    #[serde(skip)]
+    pub replication: Option<Arc<crate::check::replication::ReplicationLog>>,
 }
 
 impl LoadReport {
@@ -229,6 +233,7 @@ impl LoadReport {
             timeline,
             guarantees,
             history: Arc::new(history),
+            replication: None,
         }
     }
 

@@ -82,6 +82,9 @@ type UsersTask = tokio::task::JoinHandle<(Recorder, Vec<crate::user::UserResult>
 /// against the same clock) and its live counters.
 pub struct LoadRun {
     pub start: Instant,
+    /// The wall clock (ms since the Unix epoch) at `start`: what places
+    /// the nodes' wall-clock events on the history's time axis.
+    pub start_wall_ms: u64,
     pub progress: Arc<Progress>,
     users: UsersTask,
     sampler: tokio::task::JoinHandle<(Growth, Scrape)>,
@@ -102,6 +105,9 @@ impl LoadRun {
         let sampler = tokio::spawn(sample(http, targets, growth, stop));
         let progress = Arc::new(Progress::default());
         let start = Instant::now();
+        let start_wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         let shared = Arc::new(Shared {
             cfg: cfg.clone(),
             start,
@@ -125,6 +131,7 @@ impl LoadRun {
         });
         LoadRun {
             start,
+            start_wall_ms,
             progress,
             users,
             sampler,
