@@ -18,6 +18,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use sessionlab_load::check::replication::{NodeEvent, ReplicationLog};
 
+use crate::api;
+use crate::error::Result;
 use crate::runfolder::ClusterState;
 
 /// Events kept per run (about 150 bytes each).
@@ -52,12 +54,9 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn new(state: &ClusterState, run_start_ms: u64) -> Collector {
-        Collector {
-            http: reqwest::Client::builder()
-                .timeout(POLL_TIMEOUT)
-                .build()
-                .unwrap_or_default(),
+    pub fn new(state: &ClusterState, run_start_ms: u64) -> Result<Collector> {
+        Ok(Collector {
+            http: api::client(reqwest::Client::builder().timeout(POLL_TIMEOUT))?,
             nodes: state
                 .nodes
                 .iter()
@@ -69,31 +68,34 @@ impl Collector {
                 nodes: BTreeMap::new(),
             },
             kept: 0,
+        })
+    }
+
+    /// One node's events after `since`; `None` if it did not answer.
+    async fn fetch(&self, addr: &str, since: u64) -> Option<Answer> {
+        let url = format!("http://{addr}/admin/v1/replication?since={since}&limit={LIMIT}");
+        match self.http.get(url).send().await {
+            Ok(r) if r.status().is_success() => r.json::<Answer>().await.ok(),
+            _ => None,
         }
     }
 
     /// Ask every node for its events since the last poll.
     pub async fn poll(&mut self) {
         for (id, addr) in &self.nodes {
-            let (boot, since) = self.seen.get(id).copied().unwrap_or((0, 0));
-            let url = format!("http://{addr}/admin/v1/replication?since={since}&limit={LIMIT}");
-            let answer = match self.http.get(url).send().await {
-                Ok(r) if r.status().is_success() => r.json::<Answer>().await.ok(),
-                _ => None,
+            let (boot, mut since) = self.seen.get(id).copied().unwrap_or((0, 0));
+            let Some(mut answer) = self.fetch(addr, since).await else {
+                continue;
             };
-            let Some(mut answer) = answer else { continue };
             if boot != 0 && answer.boot_ms != boot && since != 0 {
                 // The node restarted: its numbers started again at 1, so
                 // everything it has is new.
-                self.seen.insert(id.clone(), (answer.boot_ms, 0));
-                let url = format!("http://{addr}/admin/v1/replication?since=0&limit={LIMIT}");
-                match self.http.get(url).send().await {
-                    Ok(r) if r.status().is_success() => match r.json::<Answer>().await {
-                        Ok(a) => answer = a,
-                        Err(_) => continue,
-                    },
-                    _ => continue,
-                }
+                since = 0;
+                self.seen.insert(id.clone(), (answer.boot_ms, since));
+                let Some(fresh) = self.fetch(addr, since).await else {
+                    continue;
+                };
+                answer = fresh;
             }
             let last = answer.events.iter().map(|e| e.seq).max().unwrap_or(since);
             self.seen

@@ -155,7 +155,7 @@ pub async fn measure(
     let runner = FaultRunner::start(LabSettings::of(lab), plan, live.sayer()).await?;
     let run = LoadRun::start(cfg, metrics_targets(&state)).await;
     runner.go(run.start.into_std());
-    let mut events = crate::events::Collector::new(&state, run.start_wall_ms);
+    let mut events = crate::events::Collector::new(&state, run.start_wall_ms)?;
     while !run.is_finished() {
         live.update(run.start.elapsed(), &run.progress);
         tokio::time::sleep(Duration::from_millis(200)).await;
