@@ -165,11 +165,7 @@ async fn compose_sticky_replicated_survives_kill_and_disconnect_and_down_cleans_
         "the LB to see 3 nodes up",
         || async {
             let view = get_json(&http, &admin, &p.token).await?;
-            let up = view["backends"]
-                .as_array()?
-                .iter()
-                .filter(|b| b["state"] == "up")
-                .count();
+            let up = count_where(&view["backends"], "state", "up".into())?;
             let app = http.get(format!("{base}/healthz")).send().await.ok()?;
             (up == 3 && app.status().is_success()).then_some(())
         },
@@ -185,11 +181,7 @@ async fn compose_sticky_replicated_survives_kill_and_disconnect_and_down_cleans_
         "the dashboard to read every node",
         || async {
             let view = get_json(&http, &cluster, &p.token).await?;
-            let readable = view["nodes"]
-                .as_array()?
-                .iter()
-                .filter(|n| n["reachable"] == true)
-                .count();
+            let readable = count_where(&view["nodes"], "reachable", true.into())?;
             (readable == 3).then_some(())
         },
     )
@@ -240,4 +232,15 @@ async fn compose_sticky_replicated_survives_kill_and_disconnect_and_down_cleans_
     assert!(containers.is_empty(), "containers left: {containers}");
     assert!(networks.is_empty(), "networks left: {networks}");
     println!("compose {MODE}: whole test took {:?}", began.elapsed());
+}
+
+/// How many objects of the JSON array `list` have `field` equal to `value`
+/// (`None` when `list` is not an array).
+fn count_where(list: &serde_json::Value, field: &str, value: serde_json::Value) -> Option<usize> {
+    Some(
+        list.as_array()?
+            .iter()
+            .filter(|item| item[field] == value)
+            .count(),
+    )
 }

@@ -154,34 +154,12 @@ async fn replicated_scale_rolls_the_peer_lists_and_new_nodes_get_the_sessions() 
     converged(&tc, &prefix).await;
     let held: Vec<_> = versions(&tc, &prefix).await;
     assert_eq!(held.len(), 3);
-    eventually(
-        Duration::from_secs(15),
-        "every node to see 2 peers up",
-        || async {
-            let status = tc.status();
-            node_rows(&status)
-                .into_iter()
-                .all(|r| r["peers_up"] == 2 && r["peers"] == 2)
-                .then_some(())
-        },
-    )
-    .await;
+    every_node_sees_peers(&tc, 2).await;
 
     tc.ok(&["scale", "--nodes", "2"]);
     let st = tc.state();
     assert_eq!(st.node_ids(), vec!["node-1", "node-2"]);
-    eventually(
-        Duration::from_secs(15),
-        "the survivors to know 1 peer",
-        || async {
-            let status = tc.status();
-            node_rows(&status)
-                .into_iter()
-                .all(|r| r["peers_up"] == 1 && r["peers"] == 1)
-                .then_some(())
-        },
-    )
-    .await;
+    every_node_sees_peers(&tc, 1).await;
     let s = session(&client, &base).await;
     assert_eq!(user_of(&s).as_deref(), Some("carol"));
 
@@ -201,4 +179,20 @@ async fn replicated_scale_rolls_the_peer_lists_and_new_nodes_get_the_sessions() 
     assert!(drops_of(&tc, "node-1").await.is_empty());
     assert!(drops_of(&tc, "node-2").await.is_empty());
     assert!(tc.state().cuts.is_empty());
+}
+
+/// Waits until `sessionlab status` shows every node knowing `n` peers, all up.
+async fn every_node_sees_peers(tc: &TestCluster, n: u64) {
+    eventually(
+        Duration::from_secs(15),
+        &format!("every node to see {n} peers up"),
+        || async {
+            let status = tc.status();
+            node_rows(&status)
+                .into_iter()
+                .all(|r| r["peers_up"] == n && r["peers"] == n)
+                .then_some(())
+        },
+    )
+    .await;
 }

@@ -363,17 +363,7 @@ async fn an_added_backend_starts_down_until_its_checks_pass() {
         assert_eq!(http.get(&lb.url("/"), &[]).await.served_by(), "node-1");
     }
     assert_eq!(b.state.requests(), 0);
-    until(
-        Duration::from_secs(15),
-        "node-2 up after rise checks",
-        || async {
-            sessionlab_testkit::backend_state(&http, &lb, "node-2")
-                .await
-                .as_deref()
-                == Some("up")
-        },
-    )
-    .await;
+    sessionlab_testkit::until_backend(&http, &lb, "node-2", "up", Duration::from_secs(15)).await;
     until(Duration::from_secs(5), "node-2 takes new users", || async {
         http.get(&lb.url("/"), &[]).await.served_by() == "node-2"
     })

@@ -7,6 +7,7 @@ use std::time::Duration;
 use http::Method;
 use sessionlab_testkit::{
     DeadAddr, Echo, Http, Lb, backend_state, dead_addr, echo, lb, lb_over, lb_over_echoes, until,
+    until_backend,
 };
 
 /// `node-1`, where nothing listens, and `node-2`, a live echo, behind an LB
@@ -98,11 +99,9 @@ async fn all_down_is_a_503_naming_the_reason() {
     let http = Http::default();
     a.state.set_healthy(false);
     b.state.set_healthy(false);
-    until(Duration::from_secs(5), "both down", || async {
-        backend_state(&http, &lb, "node-1").await.as_deref() == Some("down")
-            && backend_state(&http, &lb, "node-2").await.as_deref() == Some("down")
-    })
-    .await;
+    for id in ["node-1", "node-2"] {
+        until_backend(&http, &lb, id, "down", Duration::from_secs(5)).await;
+    }
     let r = http.get(&lb.url("/"), &[]).await;
     assert_eq!(r.status, 503);
     assert_eq!(r.headers["content-type"], "application/json");

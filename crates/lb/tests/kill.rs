@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sessionlab_testkit::{Http, backend_state, lb_over, until};
+use sessionlab_testkit::{Http, lb_over, until, until_backend};
 
 const ECHO: &str = env!("CARGO_BIN_EXE_sessionlab-echo");
 
@@ -104,10 +104,7 @@ async fn sigkill_mid_run_loses_no_idempotent_request_and_rewrites_the_cookie() {
     let killed_at = sent.load(Ordering::Relaxed);
 
     let http2 = Http::default();
-    until(Duration::from_secs(10), "node-2 marked down", || async {
-        backend_state(&http2, &lb, "node-2").await.as_deref() == Some("down")
-    })
-    .await;
+    until_backend(&http2, &lb, "node-2", "down", Duration::from_secs(10)).await;
     let flipped_at = sent.load(Ordering::Relaxed);
     until(
         Duration::from_secs(10),

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sessionlab_testkit::{Http, backend_state, lb_over_echoes, until};
+use sessionlab_testkit::{Http, lb_over_echoes, until_backend};
 
 mod common;
 use common::{backend_action, remove_backend};
@@ -89,10 +89,7 @@ async fn backend_down_redispatches_and_rewrites_the_cookie() {
     let http = Http::default();
 
     echoes[1].state.set_healthy(false);
-    until(Duration::from_secs(5), "node-2 marked down", || async {
-        backend_state(&http, &lb, "node-2").await.as_deref() == Some("down")
-    })
-    .await;
+    until_backend(&http, &lb, "node-2", "down", Duration::from_secs(5)).await;
 
     let r = http
         .get(&lb.url("/"), &[("cookie", "SLROUTE=node-2")])
@@ -222,10 +219,7 @@ async fn sticky_route_follows_the_session_suffix() {
     // The routed node down: the session goes elsewhere (the node that
     // receives it issues a new id with its own suffix).
     echoes[2].state.set_healthy(false);
-    until(Duration::from_secs(5), "node-3 down", || async {
-        backend_state(&http, &lb, "node-3").await.as_deref() == Some("down")
-    })
-    .await;
+    until_backend(&http, &lb, "node-3", "down", Duration::from_secs(5)).await;
     let r = http
         .get(&lb.url("/"), &[("cookie", "SLSESSION=s3cr3t.node-3")])
         .await;

@@ -224,6 +224,15 @@ impl Http {
     }
 }
 
+/// Waits (up to `limit`) until the admin API shows backend `id` in `state`
+/// (`up`, `down`, `draining`); panics naming both when it does not.
+pub async fn until_backend(http: &Http, lb: &Lb, id: &str, state: &str, limit: Duration) {
+    crate::until(limit, &format!("{id} {state}"), || async {
+        backend_state(http, lb, id).await.as_deref() == Some(state)
+    })
+    .await;
+}
+
 /// The state ("up"/"down") of a backend, from the admin API.
 pub async fn backend_state(http: &Http, lb: &Lb, id: &str) -> Option<String> {
     let list = http

@@ -55,6 +55,7 @@ pub use http::{client, cookie_pair, set_cookies};
 #[cfg(feature = "lb")]
 pub use lb::{
     DeadAddr, Echo, Http, Lb, Resp, backend_state, dead_addr, echo, lb, lb_over, lb_over_echoes,
+    until_backend,
 };
 #[cfg(feature = "net")]
 pub use metrics::{sample, scrape};
