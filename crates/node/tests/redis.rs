@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sessionlab_node::{NodeOptions, StoreOptions, wire};
+use sessionlab_session::RedisTarget;
 use sessionlab_testkit::RedisServer;
 use sessionlab_testkit::node::*;
 
@@ -216,7 +217,36 @@ async fn the_node_starts_while_redis_is_down_and_bad_urls_name_the_flag() {
     let StoreOptions::Redis(redis) = &mut bad.store else {
         panic!("not redis: {:?}", bad.store);
     };
-    redis.url = "postgres://nope".into();
+    redis.target = RedisTarget::Url("postgres://nope".into());
     let err = wire(&bad).await.err().expect("refused");
     assert!(err.to_string().contains("--redis-url"), "{err}");
+}
+
+#[tokio::test]
+async fn with_redis_wait_a_write_no_replica_confirmed_is_answered_and_counted() {
+    // A lone Redis has no replica: WAIT 1 times out on every write.
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let cfg = config_with(
+        "node-a",
+        &[
+            "--store",
+            "redis",
+            "--redis-url",
+            &url,
+            "--redis-wait",
+            "1,20ms",
+        ],
+    );
+    let node = TestNode::start_with(cfg.clone(), wire(&cfg).await.unwrap()).await;
+    let c = client();
+    let res = login(&c, &node.app, "", "alice", false).await;
+    assert_eq!(res.status(), 303);
+    let cookie = session_cookie(res.headers()).unwrap();
+    let (n, h) = increment(&c, &node.app, &cookie).await;
+    assert_eq!(n, 1, "the write stands: Redis cannot undo it");
+    assert_eq!(h["x-replication-ack"], "timeout; acked=0; expected=1");
+    // The login and the increment: two writes nobody confirmed.
+    let unreplicated = metric(&c, &node, "sessionlab_redis_unreplicated_writes_total").await;
+    assert_eq!(unreplicated, 2);
 }

@@ -33,6 +33,8 @@ mod id;
 pub mod jwt;
 mod memory;
 #[cfg(feature = "redis")]
+mod redis_link;
+#[cfg(feature = "redis")]
 mod redis_store;
 mod session;
 mod store;
@@ -41,7 +43,9 @@ mod version;
 pub use id::{InvalidSessionId, SessionId};
 pub use memory::{Applied, MemoryStore, MemoryStoreConfig};
 #[cfg(feature = "redis")]
-pub use redis_store::{RedisStore, RedisStoreConfig};
+pub use redis_link::RedisTarget;
+#[cfg(feature = "redis")]
+pub use redis_store::{RedisStore, RedisStoreConfig, WAIT_CONNECTIONS, WaitPolicy};
 pub use session::{Session, SessionMeta};
 pub use store::{PutReceipt, ReplicationAck, SessionStore, StoreError, StoreStats};
 pub use version::{MAX_LAMPORT, Version};

@@ -31,6 +31,27 @@
 //! which is what the lab uses to *show* lost updates. Conflicts are counted
 //! ([`RedisStore::conflicts_total`]).
 //!
+//! ## Failover and `WAIT`
+//! The store reaches Redis through a [`RedisTarget`]: one fixed server, or
+//! the primary the Sentinels name (the `redis-ha` mode; `redis_link.rs`
+//! explains how a failover is followed). Redis replicates *asynchronously*:
+//! the primary answers a write before the replica has it, so a write the
+//! user saw succeed can vanish when the replica is promoted. With a
+//! [`WaitPolicy`] (`--redis-wait N,TIMEOUT`) every session write and
+//! delete is followed by `WAIT N TIMEOUT` on the same connection: Redis
+//! answers once N replicas confirmed the write, or after TIMEOUT with how
+//! many did. The write is *not* undone when fewer confirmed (Redis cannot
+//! undo it); the receipt says so ([`ReplicationAck::TimedOut`], the node's
+//! `X-Replication-Ack` header) and [`RedisStore::unreplicated_total`]
+//! counts it. So `WAIT` narrows the window in which an acknowledged write
+//! lives on one server only; it does not make the store strongly
+//! consistent: a replica that confirmed may still lose the election to one
+//! that did not, and a write that timed out was still acknowledged.
+//!
+//! `WAIT` blocks the connection it is sent on until it returns, so with a
+//! policy the writes go over a small pool of their own connections
+//! ([`WAIT_CONNECTIONS`]) and the reads are not stuck behind them.
+//!
 //! In both modes an *update* (a session read from the store: a non-zero
 //! base version) is refused with a conflict if the key is gone: "off"
 //! turns off the version compare, not the existence check. So a request
@@ -38,15 +59,15 @@
 //! after, with or without CAS; a new session (base version 0) is written
 //! as is.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
 use crate::clock;
 use crate::id::SessionId;
+use crate::redis_link::{self, Link, LinkConn, RedisTarget};
 use crate::session::{Session, SessionMeta};
 use crate::store::{PutReceipt, ReplicationAck, SessionStore, StoreError};
 use crate::version::Version;
@@ -54,8 +75,8 @@ use crate::version::Version;
 /// How a [`RedisStore`] connects and writes.
 #[derive(Clone, Debug)]
 pub struct RedisStoreConfig {
-    /// `redis://host:port/db`.
-    pub url: String,
+    /// Where the primary is.
+    pub target: RedisTarget,
     /// Prepended to every key, so several labs can share one Redis.
     pub key_prefix: String,
     /// Written into versions.
@@ -66,17 +87,33 @@ pub struct RedisStoreConfig {
     pub cas: bool,
     /// Per-command timeout; past it the request gets a 503.
     pub timeout: Duration,
+    /// `WAIT` after every write (see the module docs).
+    pub wait: Option<WaitPolicy>,
 }
+
+/// `WAIT replicas timeout` after every session write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitPolicy {
+    /// How many replicas must confirm.
+    pub replicas: u32,
+    /// How long Redis waits for them (at least 1 ms: `WAIT N 0` would wait
+    /// forever).
+    pub timeout: Duration,
+}
+
+/// Connections the writes use when every write is followed by `WAIT`.
+pub const WAIT_CONNECTIONS: usize = 8;
 
 impl Default for RedisStoreConfig {
     fn default() -> Self {
         RedisStoreConfig {
-            url: "redis://127.0.0.1:6379".into(),
+            target: RedisTarget::Url("redis://127.0.0.1:6379".into()),
             key_prefix: "sessionlab:".into(),
             node_id: "node-1".into(),
             max_session_bytes: 16 * 1024,
             cas: true,
             timeout: Duration::from_millis(500),
+            wait: None,
         }
     }
 }
@@ -84,10 +121,15 @@ impl Default for RedisStoreConfig {
 /// Sessions in Redis; see the module docs.
 pub struct RedisStore {
     cfg: RedisStoreConfig,
-    conn: ConnectionManager,
+    /// Reads, touches, scans; and writes without a [`WaitPolicy`].
+    link: Link,
+    /// Writes followed by `WAIT` (empty without a policy).
+    writers: Vec<Link>,
+    next_writer: AtomicUsize,
     put_script: Script,
     touch_script: Script,
     conflicts: AtomicU64,
+    unreplicated: AtomicU64,
 }
 
 /// KEYS[1] = key. ARGV: cas (1/0), base lamport, base node, writer node,
@@ -121,29 +163,28 @@ redis.call('PEXPIREAT', KEYS[1], math.min(la + tonumber(f[3]), tonumber(f[2]) + 
 return 1
 "#;
 
-fn unavailable(e: redis::RedisError) -> StoreError {
-    StoreError::Unavailable(e.to_string())
-}
-
 impl RedisStore {
     /// Create the store. Does not wait for Redis: the connection is made on
     /// first use and re-made after failures, so a node starts (and reports
     /// itself degraded) while Redis is down and recovers by itself.
     pub fn connect(cfg: RedisStoreConfig) -> Result<Self, StoreError> {
-        let client = redis::Client::open(cfg.url.as_str())
-            .map_err(|e| StoreError::Unavailable(format!("bad Redis URL: {e}")))?;
-        let mcfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(cfg.timeout))
-            .set_response_timeout(Some(cfg.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, mcfg).map_err(unavailable)?;
+        let resolver = redis_link::resolver(&cfg.target)?;
+        let link = Link::new(&cfg.target, resolver.as_ref(), cfg.timeout)?;
+        let writers = match cfg.wait {
+            Some(_) => (0..WAIT_CONNECTIONS)
+                .map(|_| Link::new(&cfg.target, resolver.as_ref(), cfg.timeout))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
         Ok(RedisStore {
             cfg,
-            conn,
+            link,
+            writers,
+            next_writer: AtomicUsize::new(0),
             put_script: Script::new(PUT_LUA),
             touch_script: Script::new(TOUCH_LUA),
             conflicts: AtomicU64::new(0),
+            unreplicated: AtomicU64::new(0),
         })
     }
 
@@ -160,17 +201,71 @@ impl RedisStore {
         self.conflicts.load(Ordering::Relaxed)
     }
 
-    /// Whether Redis answers now (for health: `degraded` when not).
+    /// Writes (and deletes) that fewer replicas confirmed than the
+    /// [`WaitPolicy`] asked for, within its timeout.
+    pub fn unreplicated_total(&self) -> u64 {
+        self.unreplicated.load(Ordering::Relaxed)
+    }
+
+    /// Whether the primary answers now (for health: `degraded` when not).
     pub async fn ping(&self) -> bool {
-        let mut c = self.conn.clone();
-        matches!(
-            tokio::time::timeout(
-                self.cfg.timeout,
-                redis::cmd("PING").query_async::<String>(&mut c)
-            )
-            .await,
-            Ok(Ok(_))
+        let Ok(mut c) = self.link.get().await else {
+            return false;
+        };
+        match tokio::time::timeout(
+            self.cfg.timeout,
+            redis::cmd("PING").query_async::<String>(&mut c),
         )
+        .await
+        {
+            Ok(Ok(_)) => true,
+            Ok(Err(e)) => {
+                self.link.failed(e);
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The link a write goes over: one of the `WAIT` pool, or the main one.
+    fn writer(&self) -> &Link {
+        if self.writers.is_empty() {
+            return &self.link;
+        }
+        let i = self.next_writer.fetch_add(1, Ordering::Relaxed) % self.writers.len();
+        &self.writers[i]
+    }
+
+    /// After a write on `c`: `WAIT` as the policy says, and what the
+    /// replicas confirmed.
+    async fn replicated(
+        &self,
+        link: &Link,
+        c: &mut LinkConn,
+    ) -> Result<ReplicationAck, StoreError> {
+        let Some(w) = self.cfg.wait else {
+            return Ok(match self.cfg.target.is_sentinel() {
+                true => ReplicationAck::Async,
+                false => ReplicationAck::NotReplicated,
+            });
+        };
+        let ms = u64::try_from(w.timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let acked: u64 = redis::cmd("WAIT")
+            .arg(w.replicas)
+            .arg(ms)
+            .query_async(c)
+            .await
+            .map_err(|e| link.failed(e))?;
+        let acked = usize::try_from(acked).unwrap_or(usize::MAX);
+        let expected = w.replicas as usize;
+        if acked >= expected {
+            Ok(ReplicationAck::Acked { peers: acked })
+        } else {
+            self.unreplicated.fetch_add(1, Ordering::Relaxed);
+            Ok(ReplicationAck::TimedOut { acked, expected })
+        }
     }
 
     /// Decode one stored hash into a session, taking the authoritative
@@ -188,21 +283,21 @@ impl RedisStore {
     }
 
     async fn fetch(&self, key: &str) -> Result<Option<Session>, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.link.get().await?;
         let fields: (Option<String>, Option<u64>, Option<String>, Option<u64>) =
             redis::cmd("HMGET")
                 .arg(key)
                 .arg(&["s", "l", "n", "la"])
                 .query_async(&mut c)
                 .await
-                .map_err(unavailable)?;
+                .map_err(|e| self.link.failed(e))?;
         Ok(Self::decode(fields))
     }
 
     /// Keys of stored sessions, at most `limit` (SCAN, so Redis is never
     /// blocked by a large keyspace).
     async fn scan_keys(&self, limit: usize) -> Result<Vec<String>, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.link.get().await?;
         let pattern = format!("{}s:*", self.cfg.key_prefix);
         let mut cursor: u64 = 0;
         let mut keys = Vec::new();
@@ -215,7 +310,7 @@ impl RedisStore {
                 .arg(500)
                 .query_async(&mut c)
                 .await
-                .map_err(unavailable)?;
+                .map_err(|e| self.link.failed(e))?;
             keys.extend(batch);
             cursor = next;
             if cursor == 0 || keys.len() >= limit {
@@ -249,7 +344,8 @@ impl SessionStore for RedisStore {
             });
         }
         let json = serde_json::to_string(&session).expect("a session always serializes");
-        let mut c = self.conn.clone();
+        let link = self.writer();
+        let mut c = link.get().await?;
         let (ok, lamport): (i64, i64) = self
             .put_script
             .key(self.key(&session.id))
@@ -265,7 +361,7 @@ impl SessionStore for RedisStore {
             .arg(session.expires_at_ms())
             .invoke_async(&mut c)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| link.failed(e))?;
         if ok != 1 {
             self.conflicts.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
@@ -277,25 +373,29 @@ impl SessionStore for RedisStore {
         }
         Ok(PutReceipt {
             version: Version::new(lamport as u64, self.cfg.node_id.clone()),
-            replication: ReplicationAck::NotReplicated,
+            replication: self.replicated(link, &mut c).await?,
         })
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
-        let mut c = self.conn.clone();
-        let n: u64 = c.del(self.key(id)).await.map_err(unavailable)?;
+        // A logout lost at a failover brings the session back: it waits
+        // for the replicas like any other write.
+        let link = self.writer();
+        let mut c = link.get().await?;
+        let n: u64 = c.del(self.key(id)).await.map_err(|e| link.failed(e))?;
+        self.replicated(link, &mut c).await?;
         Ok(n > 0)
     }
 
     async fn touch(&self, id: &SessionId, at_ms: u64) -> Result<bool, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.link.get().await?;
         let n: i64 = self
             .touch_script
             .key(self.key(id))
             .arg(at_ms)
             .invoke_async(&mut c)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.link.failed(e))?;
         Ok(n == 1)
     }
 
@@ -327,7 +427,7 @@ mod tests {
 
     fn store(redis: &RedisServer, cas: bool) -> RedisStore {
         RedisStore::connect(RedisStoreConfig {
-            url: redis.url(),
+            target: RedisTarget::Url(redis.url()),
             cas,
             max_session_bytes: 256,
             ..Default::default()
@@ -367,7 +467,7 @@ mod tests {
         assert_eq!(counter(&got), 1);
         assert_eq!(got.version, r.version);
 
-        let mut c = st.conn.clone();
+        let mut c = st.link.get().await.unwrap();
         let ttl0: i64 = c.pttl(st.key(&s.id)).await.unwrap();
         assert!(
             ttl0 > 0 && ttl0 <= 60_000,

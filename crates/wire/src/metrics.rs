@@ -61,6 +61,8 @@ pub mod node {
     pub const REDIS_UP: &str = "redis_up";
     /// Counter: Redis compare-and-set conflicts (redis mode).
     pub const REDIS_CONFLICTS: &str = "redis_conflicts";
+    /// Counter: session writes fewer replicas confirmed than `--redis-wait` asked.
+    pub const REDIS_UNREPLICATED: &str = "redis_unreplicated_writes";
 }
 
 /// What the replication runtime registers, under [`replication::PREFIX`]

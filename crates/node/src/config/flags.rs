@@ -123,6 +123,76 @@ pub struct StoreFlags {
     /// request gets 503 (1ms to 60s, e.g. 500ms).
     #[arg(long, value_name = "DURATION", default_value = "500ms")]
     pub redis_timeout: Wait,
+
+    /// With --store redis: find the primary through this Redis Sentinel,
+    /// `HOST:PORT` (repeat for each Sentinel; the env var takes a
+    /// comma-separated list). Replaces --redis-url: after a failover the
+    /// node asks the Sentinels for the new primary.
+    #[arg(
+        long = "redis-sentinel",
+        value_name = "HOST:PORT",
+        value_delimiter = ',',
+        value_parser = parse_host_port
+    )]
+    pub redis_sentinels: Vec<String>,
+
+    /// With --redis-sentinel: the name the Sentinels monitor the primary
+    /// under (their `sentinel monitor NAME ...`).
+    #[arg(long, value_name = "NAME", default_value = "sessionlab", value_parser = parse_node_id)]
+    pub redis_master_name: String,
+
+    /// With --store redis: after every session write and logout, `WAIT N
+    /// TIMEOUT` for N replicas to confirm it (`1` or `1,100ms`; the timeout
+    /// defaults to 100ms). A write fewer replicas confirmed is still
+    /// answered, with `X-Replication-Ack: timeout`, and counted in
+    /// `sessionlab_redis_unreplicated_writes_total`. Narrows, does not
+    /// close, the window in which a failover loses acknowledged writes.
+    #[arg(long, value_name = "N[,TIMEOUT]")]
+    pub redis_wait: Option<RedisWait>,
+}
+
+/// `--redis-wait N[,TIMEOUT]`: replicas to wait for (1 to 16) and for how
+/// long (1ms to 60s, default 100ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedisWait {
+    pub replicas: u32,
+    pub timeout: Duration,
+}
+
+impl FromStr for RedisWait {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (n, t) = match s.split_once(',') {
+            Some((n, t)) => (n, Some(t)),
+            None => (s, None),
+        };
+        let replicas: u32 = n
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| (1..=16).contains(n))
+            .ok_or("N (the replicas to wait for) must be a number from 1 to 16")?;
+        let timeout = match t {
+            Some(t) => t.trim().parse::<Wait>()?.0,
+            None => Duration::from_millis(100),
+        };
+        Ok(RedisWait { replicas, timeout })
+    }
+}
+
+/// `HOST:PORT` with a port; the host is resolved when connecting.
+fn parse_host_port(s: &str) -> Result<String, String> {
+    let rule = "must be HOST:PORT, as in 127.0.0.1:26379";
+    let (host, port) = s.rsplit_once(':').ok_or(rule)?;
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b));
+    match (host_ok, port.parse::<u16>()) {
+        (true, Ok(p)) if p > 0 => Ok(s.to_owned()),
+        _ => Err(rule.into()),
+    }
 }
 
 /// Copying sessions between nodes.

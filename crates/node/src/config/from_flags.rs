@@ -22,8 +22,8 @@ use super::flags::{
 use super::machine;
 use super::options::{
     AuthOptions, BindSession, ClientOptions, ClusterSecret, JwtKeys, JwtOptions, JwtSecret, Limits,
-    ListenOptions, MemoryOptions, NodeOptions, RateLimit, RedisOptions, ReplicationOptions,
-    StoreOptions, Timeouts, Tracking, UsersSource,
+    ListenOptions, MemoryOptions, NodeOptions, RateLimit, RedisOptions, RedisTarget,
+    ReplicationOptions, StoreOptions, Timeouts, Tracking, UsersSource, WaitPolicy,
 };
 use crate::session::cookie::CookiePolicy;
 
@@ -134,6 +134,11 @@ fn store(
             "--store-budget and --anonymous-budget bound this node's memory store; with --store redis bound Redis itself (its maxmemory)",
         );
     }
+    if store.store != StoreKind::Redis
+        && (!store.redis_sentinels.is_empty() || store.redis_wait.is_some())
+    {
+        return bad("--redis-sentinel and --redis-wait need --store redis");
+    }
     match (store.store, replication.replication) {
         (StoreKind::Redis, ReplicationMode::AllToAll) => bad(
             "--replication all-to-all cannot be combined with --store redis (every node already shares the one Redis)",
@@ -141,17 +146,33 @@ fn store(
         (_, ReplicationMode::Off) if !replication.peers.is_empty() => {
             bad("--peer needs --replication all-to-all (without it the node replicates to nobody)")
         }
-        (StoreKind::Redis, ReplicationMode::Off) => Ok(StoreOptions::Redis(RedisOptions {
-            url: store.redis_url,
-            cas: store.redis_cas.is_on(),
-            timeout: store.redis_timeout.0,
-        })),
+        (StoreKind::Redis, ReplicationMode::Off) => Ok(StoreOptions::Redis(redis_options(store)?)),
         (StoreKind::Memory, ReplicationMode::Off) => Ok(StoreOptions::Memory(memory)),
         (StoreKind::Memory, mode @ ReplicationMode::AllToAll) => Ok(StoreOptions::Replicated {
             memory,
             replication: replication_options(id, mode, replication)?,
         }),
     }
+}
+
+/// `--redis-url` or `--redis-sentinel`, and `--redis-wait`.
+fn redis_options(store: StoreFlags) -> Result<RedisOptions, InvalidConfig> {
+    let target = match store.redis_sentinels.is_empty() {
+        true => RedisTarget::Url(store.redis_url),
+        false => RedisTarget::Sentinel {
+            sentinels: store.redis_sentinels,
+            master_name: store.redis_master_name,
+        },
+    };
+    Ok(RedisOptions {
+        target,
+        wait: store.redis_wait.map(|w| WaitPolicy {
+            replicas: w.replicas,
+            timeout: w.timeout,
+        }),
+        cas: store.redis_cas.is_on(),
+        timeout: store.redis_timeout.0,
+    })
 }
 
 /// `--store-budget` (default: from the machine's memory) and
@@ -364,6 +385,8 @@ mod tests {
         assert_eq!(c.timeouts.anonymous_idle, Duration::from_secs(120));
         let err = options(&["--store-budget", "1MiB", "--anonymous-budget", "2MiB"]).unwrap_err();
         assert!(err.to_string().contains("--anonymous-budget"), "{err}");
+        let err = options(&["--redis-wait", "1"]).unwrap_err();
+        assert!(err.0.contains("--redis-wait need --store redis"), "{err}");
         let err = options(&["--store", "redis", "--store-budget", "1MiB"]).unwrap_err();
         assert!(err.to_string().contains("--store-budget"), "{err}");
         let c = options(&["--session-rate", "off", "--csrf-check", "off"]).unwrap();
@@ -453,10 +476,50 @@ mod tests {
         assert_eq!(
             c.store,
             StoreOptions::Redis(RedisOptions {
-                url: "redis://127.0.0.1:6379".into(),
+                target: RedisTarget::Url("redis://127.0.0.1:6379".into()),
+                wait: None,
                 cas: false,
                 timeout: Duration::from_millis(500),
             })
+        );
+        let c = options(&[
+            "--store",
+            "redis",
+            "--redis-sentinel",
+            "127.0.0.1:26379",
+            "--redis-sentinel=localhost:26380",
+            "--redis-master-name",
+            "lab",
+            "--redis-wait",
+            "1,50ms",
+        ])
+        .unwrap();
+        let StoreOptions::Redis(r) = c.store else {
+            panic!("a redis store: {:?}", c.store)
+        };
+        assert_eq!(
+            r.target,
+            RedisTarget::Sentinel {
+                sentinels: vec!["127.0.0.1:26379".into(), "localhost:26380".into()],
+                master_name: "lab".into(),
+            }
+        );
+        assert_eq!(
+            r.wait,
+            Some(WaitPolicy {
+                replicas: 1,
+                timeout: Duration::from_millis(50)
+            })
+        );
+        let StoreOptions::Redis(r) = options(&["--store", "redis", "--redis-wait", "2"])
+            .unwrap()
+            .store
+        else {
+            panic!("a redis store")
+        };
+        assert_eq!(
+            r.wait.map(|w| (w.replicas, w.timeout)),
+            Some((2, Duration::from_millis(100)))
         );
         let c = options(&["--auth", "jwt", "--jwt-secret", SECRET]).unwrap();
         let jwt = c.auth.jwt().expect("jwt mode");
@@ -591,5 +654,15 @@ mod tests {
         );
         let err = NodeOptions::from_args(["--idle-timeout", "soon"]).unwrap_err();
         assert!(err.to_string().contains("--idle-timeout"), "{err}");
+        for (flag, value) in [
+            ("--redis-wait", "0"),
+            ("--redis-wait", "1,forever"),
+            ("--redis-sentinel", "no-port"),
+            ("--redis-sentinel", "h:0"),
+        ] {
+            let err = NodeOptions::from_args(["--store", "redis", flag, value]).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{flag} {value}");
+            assert!(err.to_string().contains(flag), "{flag} {value}: {err}");
+        }
     }
 }

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 use sessionlab_replication::{AckMode, PartitionPolicy, PeerAddr};
+pub use sessionlab_session::{RedisTarget, WaitPolicy};
 
 use crate::session::cookie::CookiePolicy;
 
@@ -112,8 +113,11 @@ pub struct ReplicationOptions {
 /// The shared Redis store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisOptions {
-    /// `--redis-url` (its form is checked when the store is created).
-    pub url: String,
+    /// `--redis-url` (its form is checked when the store is created), or
+    /// `--redis-sentinel ... --redis-master-name NAME`.
+    pub target: RedisTarget,
+    /// `--redis-wait`: `WAIT` after every write.
+    pub wait: Option<WaitPolicy>,
     /// `--redis-cas on`: compare-and-set writes.
     pub cas: bool,
     /// `--redis-timeout`: the most one command may take.

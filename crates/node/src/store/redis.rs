@@ -23,9 +23,14 @@
 //!   for people and monitoring (`/admin/v1/status` has `store_ok: false`,
 //!   `/metrics` has `sessionlab_redis_up 0`). A node that cannot serve for
 //!   reasons of its own (not ready yet) still answers 503.
-//! - **Metrics.** `sessionlab_redis_up`, and `sessionlab_redis_conflicts_total`
+//! - **Failover.** With `--redis-sentinel` the node finds the primary
+//!   through Sentinel and follows a failover by itself (`redis_link.rs` in
+//!   `sessionlab-session`); while no primary answers the node is degraded
+//!   exactly as above.
+//! - **Metrics.** `sessionlab_redis_up`, `sessionlab_redis_conflicts_total`
 //!   (compare-and-set writes refused because another writer got there
-//!   first); the retries they cause are counted by the node as
+//!   first), `sessionlab_redis_unreplicated_writes_total` (with
+//!   `--redis-wait`: writes fewer replicas confirmed than asked); the retries they cause are counted by the node as
 //!   `sessionlab_session_write_retries_total` (`session/cas.rs`).
 
 use std::sync::Arc;
@@ -76,6 +81,14 @@ impl Collector for RedisHealth {
             sessionlab_wire::metrics::node::REDIS_CONFLICTS,
             help,
             c,
+        )?;
+        let c = ConstCounter::new(self.store.unreplicated_total());
+        let help = "Session writes and logouts fewer replicas confirmed than --redis-wait asked, within its timeout";
+        encode_one(
+            &mut enc,
+            sessionlab_wire::metrics::node::REDIS_UNREPLICATED,
+            help,
+            c,
         )
     }
 }
@@ -103,7 +116,8 @@ impl std::fmt::Debug for RedisHealth {
 /// The store's configuration from the options.
 fn redis_config(id: &str, redis: &RedisOptions, limits: &Limits) -> RedisStoreConfig {
     RedisStoreConfig {
-        url: redis.url.clone(),
+        target: redis.target.clone(),
+        wait: redis.wait,
         key_prefix: KEY_PREFIX.to_owned(),
         node_id: id.to_owned(),
         max_session_bytes: limits.max_session_bytes,
@@ -121,8 +135,13 @@ impl StoreWiring {
         redis: &RedisOptions,
         limits: &Limits,
     ) -> Result<Self, StartError> {
-        let store = RedisStore::connect(redis_config(id, redis, limits))
-            .map_err(|e| InvalidConfig(format!("--redis-url: {e}")))?;
+        let store = RedisStore::connect(redis_config(id, redis, limits)).map_err(|e| {
+            let flag = match redis.target.is_sentinel() {
+                true => "--redis-sentinel",
+                false => "--redis-url",
+            };
+            InvalidConfig(format!("{flag}: {e}"))
+        })?;
         let store = Arc::new(store);
         let health = Arc::new(RedisHealth {
             store: store.clone(),
