@@ -133,7 +133,9 @@ pub async fn run(
     let proxy = Arc::new(Proxy {
         backends: backends.clone(),
         selector: Selector::new(strategy, options.selection.max_candidates, threads)
-            .with_session_cookie(&options.selection.session_cookie),
+            .with_session_cookie(&options.selection.session_cookie)
+            .with_balance_factor(options.selection.balance_factor)
+            .with_strict(options.selection.sticky_strict),
         upstream: Upstream::new(&options.upstream),
         bodies: options.bodies,
         recent,

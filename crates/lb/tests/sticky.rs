@@ -228,9 +228,16 @@ async fn sticky_route_follows_the_session_suffix() {
     lb.stop().await;
 }
 
+/// The hash strategies (the ring and Maglev) over real backends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consistent_hash_keeps_a_session_on_one_backend_and_spreads_sessions() {
-    let (_echoes, lb) = lb_over_echoes::<3>(&["--strategy", "consistent-hash"]).await;
+    for strategy in ["consistent-hash", "maglev"] {
+        hash_keeps_a_session_on_one_backend_and_spreads_sessions(strategy).await;
+    }
+}
+
+async fn hash_keeps_a_session_on_one_backend_and_spreads_sessions(strategy: &str) {
+    let (_echoes, lb) = lb_over_echoes::<3>(&["--strategy", strategy]).await;
     let http = Http::default();
 
     let mut owners = HashMap::new();
@@ -245,5 +252,52 @@ async fn consistent_hash_keeps_a_session_on_one_backend_and_spreads_sessions() {
     }
     assert_eq!(owners.len(), 3, "{owners:?}");
     assert!(owners.values().all(|&n| n >= 8), "{owners:?}");
+    lb.stop().await;
+}
+
+/// `--sticky-strict` (Envoy's strict mode): a user whose backend went down
+/// gets a 503 that says why, not a silent move to a node without its
+/// session; the same after the backend is removed; new users still get
+/// served, and a bound user whose backend is up is served by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_stickiness_answers_503_when_the_backend_is_gone() {
+    let flags = [
+        STICKY,
+        &[
+            "--sticky-strict",
+            "--health-interval",
+            "50ms",
+            "--health-fall",
+            "2",
+        ],
+    ]
+    .concat();
+    let (echoes, lb) = lb_over_echoes::<3>(&flags).await;
+    let http = Http::default();
+    let bound = [("cookie", "SLROUTE=node-2")];
+    let r = http.get(&lb.url("/"), &bound).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.served_by(), "node-2");
+
+    echoes[1].state.set_healthy(false);
+    until_backend(&http, &lb, "node-2", "down", Duration::from_secs(5)).await;
+    let r = http.get(&lb.url("/"), &bound).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.json()["error"], "sticky_target_gone");
+    assert_eq!(r.json()["origin"], "balancer");
+    assert_eq!(
+        http.get(&lb.url("/"), &[]).await.status,
+        200,
+        "new users are served"
+    );
+
+    assert_eq!(remove_backend(&http, &lb, "node-2").await.status, 200);
+    let r = http.get(&lb.url("/"), &bound).await;
+    assert_eq!(r.status, 503, "removed is gone too: {}", r.body);
+    // A cookie that never named a backend is no affinity: served.
+    let r = http
+        .get(&lb.url("/"), &[("cookie", "SLROUTE=nobody")])
+        .await;
+    assert_eq!(r.status, 200);
     lb.stop().await;
 }

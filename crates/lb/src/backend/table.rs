@@ -39,6 +39,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::backend::shard::Sharded;
 use crate::health::{HealthConfig, HealthMachine, Initial, Transition};
 use crate::proxy::pool::{Pool, PoolLimits};
+use crate::select::maglev::Maglev;
 use crate::select::ring::Ring;
 
 /// The sticky cookie the LB inserts (`SLROUTE=<backend-id>`).
@@ -431,12 +432,37 @@ impl RateHistory {
 pub struct Snapshot {
     pub list: Vec<Arc<Backend>>,
     pub ring: Ring,
+    /// Built on first use (`maglev` only): 256 KiB nobody else needs.
+    maglev: OnceLock<Arc<Maglev>>,
+    /// Ids of the last [`GONE_REMEMBERED`] backends removed (and not added
+    /// again), newest last: `--sticky-strict` refuses their users instead
+    /// of sending them to another node.
+    gone: Arc<[Box<str>]>,
 }
 
+/// How many removed backend ids a snapshot remembers.
+pub const GONE_REMEMBERED: usize = 64;
+
 impl Snapshot {
-    fn new(list: Vec<Arc<Backend>>) -> Self {
+    fn new(list: Vec<Arc<Backend>>, gone: Arc<[Box<str>]>) -> Self {
         let ring = Ring::new(list.iter().map(|b| b.id()));
-        Snapshot { list, ring }
+        Snapshot {
+            list,
+            ring,
+            maglev: OnceLock::new(),
+            gone,
+        }
+    }
+
+    /// The Maglev table of this list (built once per snapshot, on first use).
+    pub fn maglev(&self) -> &Maglev {
+        self.maglev
+            .get_or_init(|| Arc::new(Maglev::new(self.list.iter().map(|b| b.id()))))
+    }
+
+    /// Was a backend with this id removed lately (and not added again)?
+    pub fn was_removed(&self, id: &[u8]) -> bool {
+        self.gone.iter().any(|g| g.as_bytes() == id)
     }
 
     /// The position of the backend with this id.
@@ -494,7 +520,7 @@ impl Backends {
     pub fn with_pool_limits(health: HealthConfig, pool: PoolLimits) -> Self {
         static INSTANCES: AtomicU64 = AtomicU64::new(0);
         Backends {
-            current: RwLock::new(Arc::new(Snapshot::new(Vec::new()))),
+            current: RwLock::new(Arc::new(Snapshot::new(Vec::new(), Arc::from([])))),
             version: AtomicU64::new(0),
             instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
             health,
@@ -560,7 +586,13 @@ impl Backends {
         let backend = Arc::new(Backend::with_pool(spec, &self.health, self.pool, initial));
         let mut list = current.list.clone();
         list.push(backend.clone());
-        self.publish(&mut current, Snapshot::new(list));
+        let gone = current
+            .gone
+            .iter()
+            .filter(|g| &***g != backend.id())
+            .cloned()
+            .collect();
+        self.publish(&mut current, Snapshot::new(list, gone));
         Ok(backend)
     }
 
@@ -572,7 +604,10 @@ impl Backends {
         let mut list = current.list.clone();
         let backend = list.remove(pos);
         backend.mark_removed();
-        self.publish(&mut current, Snapshot::new(list));
+        let skip = (current.gone.len() + 1).saturating_sub(GONE_REMEMBERED);
+        let gone = current.gone.iter().skip(skip).cloned();
+        let gone = gone.chain([Box::from(backend.id())]).collect();
+        self.publish(&mut current, Snapshot::new(list, gone));
         Ok(backend)
     }
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use clap::{Args, Parser};
 
 use crate::backend::BackendSpec;
-use crate::select::Strategy;
+use crate::select::{BalanceFactor, Strategy};
 
 /// sessionlab-lb: an HTTP/1.1 load balancer with sticky sessions, health
 /// checks, failover and an admin API.
@@ -112,6 +112,18 @@ pub struct SelectionFlags {
     /// Extra candidates tried after the first fails.
     #[arg(long, env = "SESSIONLAB_LB_RETRIES", default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=8))]
     pub retries: u8,
+
+    /// Bounded loads for `consistent-hash` and `maglev`: no backend takes a
+    /// request above this factor times the average in-flight load (1.0 to
+    /// 100; e.g. 1.25, as HAProxy's hash-balance-factor 125).
+    #[arg(long, env = "SESSIONLAB_LB_HASH_BALANCE_FACTOR", value_name = "FACTOR")]
+    pub hash_balance_factor: Option<BalanceFactor>,
+
+    /// With a sticky strategy: a client whose backend is down or was
+    /// removed gets 503 `sticky_target_gone` instead of another backend,
+    /// and a bound client is never failed over (Envoy's strict mode).
+    #[arg(long, env = "SESSIONLAB_LB_STICKY_STRICT")]
+    pub sticky_strict: bool,
 }
 
 /// Active and passive health checks.

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::flags::Flags;
+use super::flags::{Flags, SelectionFlags};
 use super::options::{AdminOptions, AdminToken, LbOptions, ListenOptions, SelectionOptions};
 use crate::backend::BackendSpec;
 use crate::health::HealthConfig;
@@ -45,6 +45,16 @@ pub enum ConfigError {
     EmptyToken,
     #[error("--admin-listen must differ from --listen ({0})")]
     SameAddress(SocketAddr),
+    #[error("--hash-balance-factor needs --strategy consistent-hash or maglev, not {0}")]
+    BalanceWithoutHash(&'static str),
+    #[error(
+        "--sticky-strict needs a sticky --strategy (sticky-cookie, sticky-route, consistent-hash, maglev), not {0}"
+    )]
+    StrictWithoutSticky(&'static str),
+    #[error(
+        "--sticky-strict and --hash-balance-factor contradict each other: one keeps every user on its backend, the other moves some"
+    )]
+    StrictAndBalance,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,11 +124,7 @@ impl TryFrom<Flags> for LbOptions {
                 token,
             },
             backends,
-            selection: SelectionOptions {
-                strategy: f.selection.strategy,
-                session_cookie: f.selection.session_cookie,
-                max_candidates: 1 + usize::from(f.selection.retries),
-            },
+            selection: selection(f.selection)?,
             health: HealthConfig {
                 path: f.health.health_path,
                 interval: f.health.health_interval,
@@ -137,6 +143,28 @@ impl TryFrom<Flags> for LbOptions {
             },
         })
     }
+}
+
+/// The selection flags, with the rules between them: a balance factor only
+/// for the hash strategies, strictness only for the sticky ones, never both.
+fn selection(f: SelectionFlags) -> Result<SelectionOptions, ConfigError> {
+    let strategy = f.strategy;
+    if f.hash_balance_factor.is_some() && !strategy.is_hash() {
+        return Err(ConfigError::BalanceWithoutHash(strategy.as_str()));
+    }
+    if f.sticky_strict && !strategy.is_sticky() {
+        return Err(ConfigError::StrictWithoutSticky(strategy.as_str()));
+    }
+    if f.sticky_strict && f.hash_balance_factor.is_some() {
+        return Err(ConfigError::StrictAndBalance);
+    }
+    Ok(SelectionOptions {
+        strategy,
+        session_cookie: f.session_cookie,
+        max_candidates: 1 + usize::from(f.retries),
+        balance_factor: f.hash_balance_factor,
+        sticky_strict: f.sticky_strict,
+    })
 }
 
 fn read_backend_file(path: &Path) -> Result<Vec<BackendSpec>, ConfigError> {
@@ -195,6 +223,52 @@ mod tests {
         assert_eq!(s.selection.session_cookie, "APPSESSION");
         let e = parse(&["--session-cookie", "a;b"]).unwrap_err().to_string();
         assert!(e.contains("--session-cookie"), "{e}");
+    }
+
+    #[test]
+    fn the_selection_options_fit_their_strategy() {
+        let s = options(&["--strategy", "maglev", "--hash-balance-factor", "1.25"]).unwrap();
+        assert_eq!(s.selection.strategy, Strategy::Maglev);
+        assert_eq!(s.selection.balance_factor.map(|f| f.get()), Some(1.25));
+        let s = options(&["--strategy", "sticky-cookie", "--sticky-strict"]).unwrap();
+        assert!(s.selection.sticky_strict);
+        for (args, flag) in [
+            (
+                &["--hash-balance-factor", "1.5"][..],
+                "--hash-balance-factor",
+            ),
+            (
+                &[
+                    "--strategy",
+                    "sticky-cookie",
+                    "--hash-balance-factor",
+                    "1.5",
+                ],
+                "--hash-balance-factor",
+            ),
+            (&["--sticky-strict"], "--sticky-strict"),
+            (
+                &["--strategy", "least-conn", "--sticky-strict"],
+                "--sticky-strict",
+            ),
+            (
+                &[
+                    "--strategy",
+                    "consistent-hash",
+                    "--sticky-strict",
+                    "--hash-balance-factor",
+                    "2",
+                ],
+                "--sticky-strict",
+            ),
+        ] {
+            let e = options(args).unwrap_err().to_string();
+            assert!(e.starts_with(flag), "{args:?}: {e}");
+        }
+        let e = parse(&["--hash-balance-factor", "0.5"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--hash-balance-factor"), "{e}");
     }
 
     #[test]

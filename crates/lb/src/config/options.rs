@@ -12,7 +12,7 @@
 //! | `bodies` | request bodies (`proxy/path.rs`) | `--body-limit`, `--body-timeout`, `--body-min-rate` |
 //! | `admin` | the admin listener | `--admin-listen`, `--admin-token` |
 //! | `backends` | the start-up table | `--backend`, `--config` |
-//! | `selection` | `select/` | `--strategy`, `--session-cookie`, `--retries` |
+//! | `selection` | `select/` | `--strategy`, `--session-cookie`, `--retries`, `--hash-balance-factor`, `--sticky-strict` |
 //! | `health` | `health/` | `--health-*` |
 //! | `upstream`, `pool` | `proxy/upstream.rs`, `proxy/pool.rs` | `--connect-timeout`, `--read-timeout`, `--pool-*` |
 
@@ -25,7 +25,7 @@ use crate::proxy::path::BodyLimits;
 use crate::proxy::pool::PoolLimits;
 use crate::proxy::server::ConnLimits;
 use crate::proxy::upstream::UpstreamConfig;
-use crate::select::Strategy;
+use crate::select::{BalanceFactor, Strategy};
 
 /// Everything the LB runs with.
 #[derive(Debug, Clone)]
@@ -85,4 +85,8 @@ pub struct SelectionOptions {
     pub session_cookie: String,
     /// Candidates tried per request: the first plus `--retries`.
     pub max_candidates: usize,
+    /// `--hash-balance-factor` (only with a hash strategy).
+    pub balance_factor: Option<BalanceFactor>,
+    /// `--sticky-strict` (only with a sticky strategy).
+    pub sticky_strict: bool,
 }

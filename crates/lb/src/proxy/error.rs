@@ -58,6 +58,9 @@ pub enum NoBackend {
     AllDown,
     /// The only healthy backends are draining and this is a new user.
     AllDraining,
+    /// `--sticky-strict`: the backend this client is bound to is down or
+    /// was removed, and the client asked for an error over another node.
+    StickyTargetGone,
 }
 
 /// A failure to proxy one request.
@@ -91,6 +94,9 @@ fn no_backend_message(why: NoBackend) -> &'static str {
         NoBackend::NoneConfigured => "no backends are configured",
         NoBackend::AllDown => "all backends are down",
         NoBackend::AllDraining => "all healthy backends are draining",
+        NoBackend::StickyTargetGone => {
+            "the backend this session is bound to is gone (--sticky-strict: no other node)"
+        }
     }
 }
 
@@ -146,6 +152,7 @@ impl ProxyError {
             ProxyError::NoBackend(NoBackend::NoneConfigured) => "no_backends",
             ProxyError::NoBackend(NoBackend::AllDown) => "all_backends_down",
             ProxyError::NoBackend(NoBackend::AllDraining) => "all_backends_draining",
+            ProxyError::NoBackend(NoBackend::StickyTargetGone) => "sticky_target_gone",
             ProxyError::Connect { .. } => "upstream_connect_failed",
             ProxyError::ConnectTimeout { .. } => "upstream_connect_timeout",
             ProxyError::AfterSend { .. } => "upstream_failed",

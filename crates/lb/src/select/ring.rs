@@ -53,20 +53,11 @@ impl Ring {
             let h = hash(key);
             self.points.partition_point(|&(p, _)| p < h) % self.points.len()
         };
-        let mut seen = smallvec::SmallVec::<[u32; 8]>::new();
-        let wanted = self.backends;
-        (0..self.points.len())
-            .map(move |i| self.points[(start + i) % self.points.len()].1)
-            .filter(move |idx| {
-                if seen.contains(idx) {
-                    false
-                } else {
-                    seen.push(*idx);
-                    true
-                }
-            })
-            .take(wanted)
-            .map(|idx| idx as usize)
+        let len = self.points.len();
+        super::distinct(
+            (0..len).map(move |i| self.points[(start + i) % len].1),
+            self.backends,
+        )
     }
 }
 
@@ -91,6 +82,12 @@ fn finish(mut h: u64) -> u64 {
     h
 }
 
+/// A second, independent stable hash family: `seed` picks the member
+/// (Maglev takes two of them per backend id).
+pub fn hash_seeded(key: &[u8], seed: u64) -> u64 {
+    finish(fnv(fnv(FNV_OFFSET, &seed.to_le_bytes()), key))
+}
+
 /// The stable 64-bit hash used for keys.
 pub fn hash(key: &[u8]) -> u64 {
     finish(fnv(FNV_OFFSET, key))
@@ -101,9 +98,7 @@ mod tests {
     use super::*;
 
     fn owners(ring: &Ring, keys: usize) -> Vec<usize> {
-        (0..keys)
-            .map(|k| ring.walk(format!("session-{k}").as_bytes()).next().unwrap())
-            .collect()
+        super::super::owners_of(keys, |k| ring.walk(k).next().unwrap())
     }
 
     #[test]
@@ -125,11 +120,8 @@ mod tests {
     #[test]
     fn keys_spread_evenly_across_backends() {
         let ring = Ring::new(["node-1", "node-2", "node-3"].into_iter());
-        let mut counts = [0usize; 3];
-        for owner in owners(&ring, 30_000) {
-            counts[owner] += 1;
-        }
-        for c in counts {
+        let counts = super::super::owner_counts(3, 30_000, |k| ring.walk(k).next().unwrap());
+        for &c in &counts {
             assert!((8_000..12_000).contains(&c), "uneven: {counts:?}");
         }
     }

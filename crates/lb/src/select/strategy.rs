@@ -26,6 +26,28 @@
 //! | `sticky-cookie` | the `SLROUTE` backend | the next in table order (no cookie, or its backend is down: round-robin) |
 //! | `sticky-route` | the `SLSESSION` route suffix backend | as `sticky-cookie` |
 //! | `consistent-hash` | the ring owner of `SLSESSION` | the next owners on the ring (no cookie: round-robin) |
+//! | `maglev` | the Maglev table's owner of `SLSESSION` | the next backends the table meets (no cookie: round-robin) |
+//!
+//! Two options change the sticky ones:
+//!
+//! - **Bounded loads** (`--hash-balance-factor C`, `consistent-hash` and
+//!   `maglev`; Mirrokni, Thorup and Zadimoghaddam 2018, HAProxy's
+//!   `hash-balance-factor`). A plain hash sends a hot key's backend all of
+//!   its users however busy it is. With a factor `C >= 1`, no backend takes
+//!   a request that would put it above `ceil(C * (in-flight + 1) / up)`, the
+//!   average load times `C`: the walk passes over a full owner to the next
+//!   backend on the ring (or in the table). The price is a few more moves:
+//!   a user whose owner is full is served elsewhere for that request (with
+//!   node-local sessions, that is a lost session). Over-full backends stay
+//!   at the end of the list as last resorts, so the cap never causes a 503.
+//! - **Strict stickiness** (`--sticky-strict`, every sticky strategy;
+//!   Envoy's `strict` stateful sessions). A client bound to a backend that
+//!   is down or was removed (one of the last
+//!   [`GONE_REMEMBERED`](crate::backend::table::GONE_REMEMBERED) ids) gets a
+//!   503 `sticky_target_gone` instead of a new node, and a bound client is
+//!   never failed over. For sessions that only one node holds, an error the
+//!   user sees can be better than a silent logout. A cookie naming no
+//!   backend ever seen is no affinity at all: a new user.
 //!
 //! What happens to the cookie afterwards (set it, keep it, rewrite it) is
 //! decided by the proxy from [`Selection::sticky_target`] and the backend
@@ -51,6 +73,7 @@ pub enum Strategy {
     StickyCookie,
     StickyRoute,
     ConsistentHash,
+    Maglev,
 }
 
 impl Strategy {
@@ -62,7 +85,55 @@ impl Strategy {
             Strategy::StickyCookie => "sticky-cookie",
             Strategy::StickyRoute => "sticky-route",
             Strategy::ConsistentHash => "consistent-hash",
+            Strategy::Maglev => "maglev",
         }
+    }
+
+    /// Is the first choice the client's own backend (a cookie or a hash)?
+    pub fn is_sticky(self) -> bool {
+        !matches!(
+            self,
+            Strategy::RoundRobin | Strategy::Random | Strategy::LeastConn
+        )
+    }
+
+    /// Is the first choice a hash of the session cookie?
+    pub fn is_hash(self) -> bool {
+        matches!(self, Strategy::ConsistentHash | Strategy::Maglev)
+    }
+}
+
+/// `--hash-balance-factor`: how far above the average load a backend may go
+/// (a number from 1.0 to 100.0; 1.25 is 25% above).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BalanceFactor(f64);
+
+impl BalanceFactor {
+    pub const MIN: f64 = 1.0;
+    pub const MAX: f64 = 100.0;
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
+
+    /// The most in-flight requests one backend may hold once this request
+    /// is added, with `total` in flight over `up` backends.
+    fn cap(self, total: usize, up: usize) -> usize {
+        ((self.0 * (total + 1) as f64) / up.max(1) as f64).ceil() as usize
+    }
+}
+
+impl std::str::FromStr for BalanceFactor {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let f: f64 = s
+            .parse()
+            .map_err(|_| format!("{s:?} is not a number (e.g. 1.25)"))?;
+        if !(Self::MIN..=Self::MAX).contains(&f) {
+            return Err(format!("{f} is outside {}..={}", Self::MIN, Self::MAX));
+        }
+        Ok(BalanceFactor(f))
     }
 }
 
@@ -79,12 +150,16 @@ pub struct Selection {
     pub sticky_target: Option<usize>,
     /// The client presented an affinity key (a cookie) at all.
     pub had_affinity: bool,
+    /// `--sticky-strict` refused the request: its backend is gone.
+    pub strict_refused: bool,
 }
 
 impl Selection {
     /// Why the list is empty.
-    pub fn why_empty(snapshot: &Snapshot) -> NoBackend {
-        if snapshot.list.is_empty() {
+    pub fn why_empty(&self, snapshot: &Snapshot) -> NoBackend {
+        if self.strict_refused {
+            NoBackend::StickyTargetGone
+        } else if snapshot.list.is_empty() {
             NoBackend::NoneConfigured
         } else if snapshot.list.iter().all(|b| !b.is_up()) {
             NoBackend::AllDown
@@ -105,6 +180,10 @@ pub struct Selector {
     turn: AtomicUsize,
     /// Per worker thread (`shard.rs`): random needs no shared order.
     rng: Sharded<AtomicU64>,
+    /// `--hash-balance-factor`: bounded loads for the hash strategies.
+    balance: Option<BalanceFactor>,
+    /// `--sticky-strict`: a bound client gets its backend or a 503.
+    strict: bool,
 }
 
 impl Selector {
@@ -124,7 +203,21 @@ impl Selector {
                 seed = seed.wrapping_mul(0x2545_f491_4f6c_dd1d).wrapping_add(1);
                 AtomicU64::new(seed)
             }),
+            balance: None,
+            strict: false,
         }
+    }
+
+    /// Bounded loads (`--hash-balance-factor`); used by the hash strategies.
+    pub fn with_balance_factor(mut self, factor: Option<BalanceFactor>) -> Self {
+        self.balance = factor;
+        self
+    }
+
+    /// Strict stickiness (`--sticky-strict`); used by the sticky strategies.
+    pub fn with_strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
     }
 
     /// Read the nodes' session cookie under `name` (`--session-cookie`;
@@ -163,35 +256,80 @@ impl Selector {
                     // path stays free of shared writes).
                     Some(t) => {
                         sel.candidates.push(t);
-                        self.fill_from(snapshot, t + 1, &mut sel.candidates);
+                        if !self.strict {
+                            self.fill_from(snapshot, t + 1, &mut sel.candidates);
+                        }
+                    }
+                    None if self.strict
+                        && (sel.sticky_target.is_some()
+                            || target.is_some_and(|id| snapshot.was_removed(id))) =>
+                    {
+                        sel.strict_refused = true;
                     }
                     // New user or redispatch: round-robin.
                     None => self.fill_round_robin(snapshot, &mut sel.candidates),
                 }
             }
-            Strategy::ConsistentHash => match cookie::find(headers, &self.session_cookie) {
-                Some(session) => {
-                    sel.had_affinity = true;
-                    let mut walk = snapshot.ring.walk(session);
-                    if let Some(owner) = walk.next() {
-                        sel.sticky_target = Some(owner);
-                        if snapshot.list[owner].is_up() {
-                            sel.candidates.push(owner);
-                        }
+            Strategy::ConsistentHash | Strategy::Maglev => {
+                match cookie::find(headers, &self.session_cookie) {
+                    Some(session) if self.strategy == Strategy::Maglev => {
+                        self.hashed(snapshot, snapshot.maglev().walk(session), &mut sel)
                     }
-                    for idx in walk {
-                        if sel.candidates.len() >= self.max_candidates {
-                            break;
-                        }
-                        if snapshot.list[idx].takes_new_users() {
-                            sel.candidates.push(idx);
-                        }
-                    }
+                    Some(session) => self.hashed(snapshot, snapshot.ring.walk(session), &mut sel),
+                    None => self.fill_round_robin(snapshot, &mut sel.candidates),
                 }
-                None => self.fill_round_robin(snapshot, &mut sel.candidates),
-            },
+            }
         }
         sel
+    }
+
+    /// The hash strategies, given the key's walk (owner first): the owner
+    /// if it is up, then the next backends that take new users; with
+    /// bounded loads, backends at their cap move to the end of the list.
+    fn hashed(
+        &self,
+        snapshot: &Snapshot,
+        mut walk: impl Iterator<Item = usize>,
+        sel: &mut Selection,
+    ) {
+        sel.had_affinity = true;
+        let Some(owner) = walk.next() else { return };
+        sel.sticky_target = Some(owner);
+        let owner_up = snapshot.list[owner].is_up();
+        if self.strict {
+            if owner_up {
+                sel.candidates.push(owner);
+            } else {
+                sel.strict_refused = true;
+            }
+            return;
+        }
+        let full = self.balance.map(|factor| {
+            let up = snapshot.list.iter().filter(|b| b.is_up()).count();
+            let total: usize = snapshot.list.iter().map(|b| b.in_flight()).sum();
+            factor.cap(total, up)
+        });
+        let is_full = |idx: usize| full.is_some_and(|cap| snapshot.list[idx].in_flight() >= cap);
+        let mut last_resorts = Candidates::new();
+        let usable = std::iter::once(owner)
+            .filter(|_| owner_up)
+            .chain(walk.filter(|&idx| snapshot.list[idx].takes_new_users()));
+        for idx in usable {
+            if sel.candidates.len() >= self.max_candidates {
+                break;
+            }
+            if is_full(idx) {
+                last_resorts.push(idx);
+            } else {
+                sel.candidates.push(idx);
+            }
+        }
+        for idx in last_resorts {
+            if sel.candidates.len() >= self.max_candidates {
+                break;
+            }
+            sel.candidates.push(idx);
+        }
     }
 
     /// The non-sticky strategies: first choice, then the rest in table order.
@@ -286,6 +424,16 @@ mod tests {
         let mut counts = vec![0; snap.list.len()];
         for _ in 0..n {
             counts[sel.select(snap, h).candidates[0]] += 1;
+        }
+        counts
+    }
+
+    /// First choices for `n` distinct session cookies, counted per backend.
+    fn session_spread(sel: &Selector, snap: &Snapshot, n: usize) -> Vec<usize> {
+        let mut counts = vec![0; snap.list.len()];
+        for i in 0..n {
+            let h = with_cookie(&format!("SLSESSION=s{i}"));
+            counts[sel.select(snap, &h).candidates[0]] += 1;
         }
         counts
     }
@@ -416,31 +564,36 @@ mod tests {
         assert_eq!(s.sticky_target, None);
     }
 
+    /// A hash strategy's list for one session is the same every time; with
+    /// its owner down, the second in line serves and the owner stays the
+    /// sticky target (so the proxy counts a redispatch). The first list.
+    fn stable_then_next_in_line(sel: &Selector, snap: &Snapshot) -> Candidates {
+        let h = with_cookie("SLSESSION=user-42");
+        let first = sel.select(snap, &h);
+        assert_eq!(first.sticky_target, Some(first.candidates[0]));
+        for _ in 0..10 {
+            assert_eq!(sel.select(snap, &h).candidates, first.candidates);
+        }
+        let owner = first.candidates[0];
+        let second = first.candidates[1];
+        mark_down(snap, owner);
+        let s = sel.select(snap, &h);
+        assert_eq!(s.sticky_target, Some(owner));
+        assert_eq!(s.candidates[0], second);
+        first.candidates
+    }
+
     #[test]
     fn consistent_hash_is_stable_and_fails_over_along_the_ring() {
         let t = table(3);
         let snap = t.snapshot();
         let sel = Selector::new(Strategy::ConsistentHash, 3, 1);
-        let h = with_cookie("SLSESSION=user-42");
-        let first = sel.select(&snap, &h);
-        for _ in 0..10 {
-            assert_eq!(sel.select(&snap, &h).candidates, first.candidates);
-        }
-        let owner = first.candidates[0];
-        let second = first.candidates[1];
-        mark_down(&snap, owner);
-        let s = sel.select(&snap, &h);
-        assert_eq!(s.sticky_target, Some(owner));
-        assert_eq!(s.candidates[0], second);
+        stable_then_next_in_line(&sel, &snap);
 
         // Many sessions spread over all three.
         let t = table(3);
         let snap = t.snapshot();
-        let mut counts = [0; 3];
-        for i in 0..3_000 {
-            let h = with_cookie(&format!("SLSESSION=s{i}"));
-            counts[sel.select(&snap, &h).candidates[0]] += 1;
-        }
+        let counts = session_spread(&sel, &snap, 3_000);
         assert!(
             counts.iter().all(|&c| (700..1_300).contains(&c)),
             "{counts:?}"
@@ -455,10 +608,144 @@ mod tests {
     }
 
     #[test]
+    fn maglev_is_stable_spreads_and_fails_over_along_the_table() {
+        let t = table(4);
+        let snap = t.snapshot();
+        let sel = Selector::new(Strategy::Maglev, 4, 1);
+        let first = stable_then_next_in_line(&sel, &snap);
+        assert_eq!(first.len(), 4);
+
+        // Many sessions, on a table with every backend up: an even spread.
+        let counts = session_spread(&sel, &table(4).snapshot(), 4_000);
+        assert!(
+            counts.iter().all(|&c| (850..1_150).contains(&c)),
+            "{counts:?}"
+        );
+    }
+
+    /// Bounded loads: with 6 requests in flight on the key's owner and none
+    /// elsewhere, the cap at factor 1.25 over 3 backends is
+    /// ceil(1.25 * 7 / 3) = 3: the owner is full, the next backend on the
+    /// ring serves, and the owner stays last as a last resort. Without the
+    /// factor the owner serves, however busy.
+    #[test]
+    fn bounded_loads_pass_over_a_full_owner() {
+        for strategy in [Strategy::ConsistentHash, Strategy::Maglev] {
+            let t = table(3);
+            let snap = t.snapshot();
+            let h = with_cookie("SLSESSION=hot-user");
+            let plain = Selector::new(strategy, 3, 1);
+            let order = plain.select(&snap, &h).candidates;
+            let owner = order[0];
+            let _busy: Vec<_> = (0..6).map(|_| snap.start_request(owner)).collect();
+            assert_eq!(plain.select(&snap, &h).candidates, order, "{strategy:?}");
+
+            let factor = Some("1.25".parse().unwrap());
+            let bounded = Selector::new(strategy, 3, 1).with_balance_factor(factor);
+            let s = bounded.select(&snap, &h);
+            assert_eq!(s.sticky_target, Some(owner), "{strategy:?}");
+            assert_eq!(s.candidates.as_slice(), &[order[1], order[2], owner]);
+            // A high enough factor lets the owner keep it.
+            let loose =
+                Selector::new(strategy, 3, 1).with_balance_factor(Some("3".parse().unwrap()));
+            assert_eq!(loose.select(&snap, &h).candidates[0], owner);
+        }
+    }
+
+    /// Over many keys with a skewed load, bounded loads keep every backend
+    /// under its cap at each choice, where the plain ring overloads one.
+    #[test]
+    fn bounded_loads_keep_every_backend_under_the_cap() {
+        let t = table(4);
+        let snap = t.snapshot();
+        let factor: BalanceFactor = "1.25".parse().unwrap();
+        let sel = Selector::new(Strategy::ConsistentHash, 4, 1).with_balance_factor(Some(factor));
+        // 400 long requests, a quarter of them from one hot session.
+        let mut held = Vec::new();
+        for i in 0..400 {
+            let key = if i % 4 == 0 {
+                "hot".to_string()
+            } else {
+                format!("s{i}")
+            };
+            let s = sel.select(&snap, &with_cookie(&format!("SLSESSION={key}")));
+            let total: usize = snap.list.iter().map(|b| b.in_flight()).sum();
+            let chosen = s.candidates[0];
+            assert!(
+                snap.list[chosen].in_flight() < factor.cap(total, 4),
+                "request {i}: backend {chosen} at its cap"
+            );
+            held.push(snap.start_request(chosen));
+        }
+        let max = snap.list.iter().map(|b| b.in_flight()).max().unwrap();
+        assert!(max <= 125, "max {max} of 400 over 4 with factor 1.25");
+    }
+
+    #[test]
+    fn balance_factors_parse_within_bounds() {
+        assert_eq!("1.25".parse::<BalanceFactor>().unwrap().get(), 1.25);
+        assert!("0.9".parse::<BalanceFactor>().is_err());
+        assert!("101".parse::<BalanceFactor>().is_err());
+        assert!("fast".parse::<BalanceFactor>().is_err());
+        assert!("NaN".parse::<BalanceFactor>().is_err());
+    }
+
+    #[test]
+    fn strict_stickiness_refuses_instead_of_redispatching() {
+        let t = table(3);
+        let snap = t.snapshot();
+        let sel = Selector::new(Strategy::StickyCookie, 3, 1).with_strict(true);
+        // Bound and up: that backend only, no failover.
+        let s = sel.select(&snap, &with_cookie("SLROUTE=node-2"));
+        assert_eq!(s.candidates.as_slice(), &[1]);
+        // Unknown id: no affinity worth keeping, a new user.
+        let s = sel.select(&snap, &with_cookie("SLROUTE=node-99"));
+        assert!(!s.strict_refused);
+        assert_eq!(s.candidates.len(), 3);
+        // Bound and down: refused, and the reason says so.
+        mark_down(&snap, 1);
+        let s = sel.select(&snap, &with_cookie("SLROUTE=node-2"));
+        assert!(s.strict_refused && s.candidates.is_empty());
+        assert_eq!(s.why_empty(&snap), NoBackend::StickyTargetGone);
+        // New users are not affected.
+        assert_eq!(sel.select(&snap, &HeaderMap::new()).candidates.len(), 2);
+
+        // Removed from the table: still known as gone, still refused.
+        t.remove("node-3").unwrap();
+        let snap = t.snapshot();
+        assert!(snap.was_removed(b"node-3"));
+        let s = sel.select(&snap, &with_cookie("SLROUTE=node-3"));
+        assert!(s.strict_refused, "{s:?}");
+        // Without --sticky-strict the same request is redispatched.
+        let lax = Selector::new(Strategy::StickyCookie, 3, 1);
+        assert!(
+            !lax.select(&snap, &with_cookie("SLROUTE=node-3"))
+                .candidates
+                .is_empty()
+        );
+
+        // The hash strategies: the owner down is a refusal.
+        let t = table(3);
+        let snap = t.snapshot();
+        for strategy in [Strategy::ConsistentHash, Strategy::Maglev] {
+            let sel = Selector::new(strategy, 3, 1).with_strict(true);
+            let h = with_cookie("SLSESSION=user-7");
+            let s = sel.select(&snap, &h);
+            assert_eq!(s.candidates.len(), 1, "{strategy:?}");
+            let owner = s.candidates[0];
+            mark_down(&snap, owner);
+            assert!(sel.select(&snap, &h).strict_refused, "{strategy:?}");
+            for _ in 0..3 {
+                snap.list[owner].record_check(true);
+            }
+        }
+    }
+
+    #[test]
     fn empty_lists_explain_themselves() {
         let t = table(0);
         assert_eq!(
-            Selection::why_empty(&t.snapshot()),
+            Selection::default().why_empty(&t.snapshot()),
             NoBackend::NoneConfigured
         );
         let t = table(2);
@@ -467,8 +754,11 @@ mod tests {
         mark_down(&snap, 1);
         let sel = Selector::new(Strategy::RoundRobin, 3, 1);
         assert!(sel.select(&snap, &HeaderMap::new()).candidates.is_empty());
-        assert_eq!(Selection::why_empty(&snap), NoBackend::AllDraining);
+        assert_eq!(
+            Selection::default().why_empty(&snap),
+            NoBackend::AllDraining
+        );
         mark_down(&snap, 0);
-        assert_eq!(Selection::why_empty(&snap), NoBackend::AllDown);
+        assert_eq!(Selection::default().why_empty(&snap), NoBackend::AllDown);
     }
 }
