@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 declare -A PKG=(
   [redis-server]=redis-server
   [haproxy]=haproxy
+  [nginx]=nginx
   [wrk]=wrk
   [chromium]=chromium
 )

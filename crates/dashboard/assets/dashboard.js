@@ -24,6 +24,7 @@ const PALETTE = ['#2f6fd0', '#e0862b', '#2a9d6a', '#c2457a', '#7a5cc7', '#2fa7b8
 const state = {
   cluster: null,
   requests: [],
+  requestsNote: null,
   history: null,
   events: new Map(),
   order: [],
@@ -141,7 +142,11 @@ async function poll() {
     } else {
       setConn(false, cluster.status === 401 ? 'needs the admin token' : 'admin API answered ' + cluster.status);
     }
-    if (requests.ok && requests.body) state.requests = requests.body.requests || [];
+    if (requests.ok && requests.body) {
+      state.requests = requests.body.requests || [];
+      // HAProxy and nginx: no routing log to read; the answer says so.
+      state.requestsNote = requests.body.note || null;
+    }
     render();
   } catch (e) {
     setConn(false, 'the dashboard does not answer');
@@ -552,7 +557,7 @@ function renderRequests() {
       r.redispatch ? el('span', { class: 'flag redispatch', title: 'the sticky node was gone; sent elsewhere', text: 'redispatch' }) : null),
     el('td', { class: r.status >= 400 ? 'status-bad' : null, text: String(r.status) }),
     el('td', { class: 'num', text: fmtNum(r.latency_ms) })));
-  if (!rows.length) rows.push(el('tr', { class: 'empty' }, el('td', { colspan: 5, text: 'no requests yet' })));
+  if (!rows.length) rows.push(el('tr', { class: 'empty' }, el('td', { colspan: 5, text: state.requestsNote || 'no requests yet' })));
   $('#requests').tBodies[0].replaceChildren(...rows);
 }
 

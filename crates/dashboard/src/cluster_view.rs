@@ -61,6 +61,11 @@ impl NodeDirectory {
     pub fn get(&self, id: &str) -> Option<HostPort> {
         self.admins.read().get(id).cloned()
     }
+
+    /// Every node id known, in order.
+    pub fn ids(&self) -> Vec<String> {
+        self.admins.read().keys().cloned().collect()
+    }
 }
 
 /// Fetches node views; see the module docs.

@@ -19,7 +19,12 @@
 //!   token the page may only listen on loopback (like the LB's admin
 //!   listener);
 //! - `--lb-token T`: the LB's admin token for the LB only, the browser not
-//!   asked for one (what `sessionlab up` passes; default `--admin-token`).
+//!   asked for one (what `sessionlab up` passes; default `--admin-token`);
+//! - `--lb-kind sessionlab|haproxy|nginx`: which LB serves the traffic.
+//!   HAProxy and nginx have no sessionlab admin API: the page then shows
+//!   the nodes as the lab sees them (HAProxy's runtime API through the run
+//!   folder, else whether each node answers), says so, and has no routing
+//!   log or latency charts.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -27,6 +32,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use clap::Parser;
+use sessionlab_lab::LbKind;
 
 /// Node ids are the LB's backend ids: short and plain.
 pub const MAX_ID_LEN: usize = 64;
@@ -74,6 +80,11 @@ pub struct Config {
     #[arg(long, env = "SESSIONLAB_DASHBOARD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// Which LB serves the traffic. With haproxy or nginx there is no LB
+    /// admin API to read: the nodes are shown from the lab's own view.
+    #[arg(long, value_enum, env = "SESSIONLAB_DASHBOARD_LB_KIND", default_value_t = LbKind::Sessionlab)]
+    pub lb_kind: LbKind,
+
     /// The LB's admin token when the browser is not asked for one: sent to
     /// the LB only (default: --admin-token). `sessionlab up` passes the
     /// token it generated this way, so the page on loopback opens as is.
@@ -91,6 +102,7 @@ pub struct Settings {
     pub admin_token: Option<String>,
     /// What the dashboard sends to the LB (`--lb-token`, else `--admin-token`).
     pub lb_token: Option<String>,
+    pub lb_kind: LbKind,
 }
 
 /// A configuration mistake; the message starts with the flag to fix.
@@ -139,6 +151,7 @@ impl Config {
             node_admins: self.node_admins,
             lab_dir: self.lab_dir,
             lb_token: self.lb_token.or_else(|| self.admin_token.clone()),
+            lb_kind: self.lb_kind,
             admin_token: self.admin_token,
         })
     }
@@ -255,6 +268,11 @@ mod tests {
         assert_eq!(s.listen, "127.0.0.1:8079".parse().unwrap());
         assert_eq!(s.lb_admin.to_string(), "127.0.0.1:8078");
         assert!(s.node_admins.is_empty() && s.lab_dir.is_none() && s.admin_token.is_none());
+        assert_eq!(s.lb_kind, LbKind::Sessionlab);
+        let s = parse(&["--lb-kind", "haproxy"]).unwrap().resolve().unwrap();
+        assert_eq!(s.lb_kind, LbKind::Haproxy);
+        let e = parse(&["--lb-kind", "traefik"]).unwrap_err().to_string();
+        assert!(e.contains("--lb-kind"), "{e}");
     }
 
     #[test]

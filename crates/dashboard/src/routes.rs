@@ -45,6 +45,7 @@
 //! origin only), and renders everything that comes from data as text, never
 //! as markup.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -52,9 +53,10 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue, X_CONTE
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};
+use sessionlab_lab::LbKind;
 use sessionlab_wire::admin_auth::{Guard, Needs};
 use sessionlab_wire::clock::unix_ms;
-use sessionlab_wire::lb_admin::BackendList;
+use sessionlab_wire::lb_admin::{BackendList, BackendState, BackendView};
 
 use crate::cluster_view::ClusterView;
 use crate::fetch::LbAdmin;
@@ -80,6 +82,10 @@ pub struct Dashboard {
     pub history: Arc<History>,
     pub lab: LabControl,
     guard: Guard,
+    /// Which LB serves the traffic, and the run folder that describes it
+    /// (for HAProxy and nginx, which have no sessionlab admin API).
+    lb_kind: LbKind,
+    lab_dir: Option<PathBuf>,
 }
 
 impl Dashboard {
@@ -96,6 +102,43 @@ impl Dashboard {
             history,
             lab,
             guard,
+            lb_kind: LbKind::Sessionlab,
+            lab_dir: None,
+        }
+    }
+
+    /// The dashboard in front of `kind`; for HAProxy and nginx the nodes
+    /// come from the run folder `lab_dir` (or, without one, from the
+    /// `--node-admin` list, up while they answer).
+    pub fn behind(mut self, kind: LbKind, lab_dir: Option<PathBuf>) -> Self {
+        self.lb_kind = kind;
+        self.lab_dir = lab_dir;
+        self
+    }
+
+    /// The backends of a foreign LB, as the lab sees them.
+    async fn foreign_backends(&self) -> Result<BackendList, String> {
+        let kind = self.lb_kind;
+        match &self.lab_dir {
+            Some(dir) => sessionlab_lab::lb_view(&sessionlab_lab::RunFolder::new(dir))
+                .await
+                .map_err(|e| format!("the lab's view of {kind}: {e}")),
+            None => Ok(BackendList {
+                strategy: format!(
+                    "{kind} (no admin API and no --lab-dir: nodes from --node-admin)"
+                ),
+                backends: self
+                    .cluster
+                    .directory
+                    .ids()
+                    .into_iter()
+                    .map(|id| BackendView {
+                        id,
+                        state: BackendState::Up,
+                        ..Default::default()
+                    })
+                    .collect(),
+            }),
         }
     }
 
@@ -187,17 +230,27 @@ impl Dashboard {
     }
 
     async fn cluster_json(&self) -> DashResponse {
-        let backends: BackendList = match self.lb.get("/admin/v1/backends").await {
-            Ok(b) => b,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_GATEWAY,
-                    "lb_unreachable",
-                    format!("the LB's admin API at {}: {e}", self.lb.addr),
-                );
-            }
+        let fetched = match self.lb_kind.is_foreign() {
+            true => self.foreign_backends().await,
+            false => self
+                .lb
+                .get("/admin/v1/backends")
+                .await
+                .map_err(|e| format!("the LB's admin API at {}: {e}", self.lb.addr)),
         };
-        let nodes = self.cluster.gather(&backends.backends).await;
+        let backends: BackendList = match fetched {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::BAD_GATEWAY, "lb_unreachable", e),
+        };
+        let mut nodes = self.cluster.gather(&backends.backends).await;
+        if self.lb_kind.is_foreign() && self.lab_dir.is_none() {
+            // Nothing knows the LB's view: a node is up while it answers.
+            for n in &mut nodes {
+                if n["reachable"] != json!(true) {
+                    n["lb"]["state"] = json!("down");
+                }
+            }
+        }
         json_response(
             StatusCode::OK,
             &json!({
@@ -211,6 +264,15 @@ impl Dashboard {
 
     /// The LB's routing log, passed on (only `limit` is).
     async fn requests(&self, query: Option<&str>) -> DashResponse {
+        if self.lb_kind.is_foreign() {
+            return json_response(
+                StatusCode::OK,
+                &json!({
+                    "requests": [],
+                    "note": format!("{} keeps no routing log the dashboard can read", self.lb_kind),
+                }),
+            );
+        }
         let limit = query
             .into_iter()
             .flat_map(|q| q.split('&'))

@@ -57,15 +57,22 @@ pub async fn run(
     }
     let history = Arc::new(History::default());
     let lab = LabControl::new(settings.lab_dir.clone(), lb.clone());
-    let dashboard = Arc::new(Dashboard::new(
-        lb.clone(),
-        cluster,
-        history.clone(),
-        lab,
-        Guard::new(listener.local_addr()?, settings.admin_token.clone()),
-    ));
+    let dashboard = Arc::new(
+        Dashboard::new(
+            lb.clone(),
+            cluster,
+            history.clone(),
+            lab,
+            Guard::new(listener.local_addr()?, settings.admin_token.clone()),
+        )
+        .behind(settings.lb_kind, settings.lab_dir.clone()),
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
-    let sampler = tokio::spawn(history::run(history, lb, stop_rx.clone()));
+    // HAProxy and nginx have no latency histograms to sample.
+    let sampler = match settings.lb_kind.is_foreign() {
+        false => tokio::spawn(history::run(history, lb, stop_rx.clone())),
+        true => tokio::spawn(async {}),
+    };
     let reaper = {
         let d = dashboard.clone();
         let stop = stop_rx.clone();

@@ -244,6 +244,7 @@ fn run_folder() -> tempfile::TempDir {
             admin_port: 1,
             process: None,
             args: vec![],
+            ..Default::default()
         },
         dashboard: None,
         nodes: vec![NodeState {

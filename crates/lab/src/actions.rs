@@ -90,14 +90,8 @@ pub async fn perform(lab: &Lab, action: &Action) -> Result<String> {
             let n = faults::heal(&lab.api, &lab.rf).await?;
             format!("healed: fault sets cleared on every running node ({n} cut links restored)")
         }
-        Action::Drain(node) => {
-            lab.drain(node, true).await?;
-            drained(node, true)
-        }
-        Action::Undrain(node) => {
-            lab.drain(node, false).await?;
-            drained(node, false)
-        }
+        Action::Drain(node) => lab.drain(node, true).await?,
+        Action::Undrain(node) => lab.drain(node, false).await?,
     })
 }
 

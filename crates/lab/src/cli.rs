@@ -17,6 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::actions::{self, Action};
 use crate::cluster::{Lab, UpOptions, UpReport};
 use crate::error::{LabError, Result};
+use crate::lb::{self, LbKind};
 use crate::logs::{self, LogsOptions};
 use crate::ports::PortBases;
 use crate::preset::{Mode, PRESETS};
@@ -110,11 +111,26 @@ pub enum Command {
     /// The same workload and faults against every mode (a fresh cluster
     /// each); writes report.md, report.json and SVG charts.
     Compare(crate::compare::CompareArgs),
+    /// Print a configuration of the running cluster: `config lb` is the
+    /// file the lab generated for HAProxy or nginx (or sessionlab-lb's
+    /// command line).
+    Config {
+        #[command(subcommand)]
+        what: ConfigWhat,
+    },
     /// Check a history (`load --history FILE`) for the session guarantees:
     /// read-your-writes, monotonic reads and writes, writes follow reads,
     /// lost updates, resurrection; counterexamples as text and SVG.
     /// Exits 1 when one is broken.
     Check(crate::check::CheckArgs),
+}
+
+/// What `sessionlab config` prints.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum ConfigWhat {
+    /// The LB's generated configuration (haproxy.cfg, nginx.conf), as
+    /// written into the run folder's lb/.
+    Lb,
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +141,10 @@ pub struct UpArgs {
     /// How many nodes.
     #[arg(long, env = "SESSIONLAB_NODES", default_value_t = 3)]
     pub nodes: usize,
+    /// The load balancer: sessionlab-lb, or Debian's haproxy or nginx with
+    /// a configuration the lab writes (`sessionlab config lb` shows it).
+    #[arg(long, value_enum, env = "SESSIONLAB_LB", default_value_t = LbKind::Sessionlab)]
+    pub lb: LbKind,
     /// Folder with sessionlab-node and sessionlab-lb (default: next to this binary).
     #[arg(long, env = "SESSIONLAB_BIN_DIR")]
     pub bin_dir: Option<PathBuf>,
@@ -200,6 +220,7 @@ async fn run_async(lab: &Lab, command: Command) -> Result<()> {
                 bin_dir: a.bin_dir,
                 node_args: a.node_args,
                 lb_args: a.lb_args,
+                lb: a.lb,
             };
             let report = lab.up(&opts).await?;
             say(render_up(&report, lab.rf.root()));
@@ -256,6 +277,9 @@ async fn run_async(lab: &Lab, command: Command) -> Result<()> {
         Command::Attack { attack } => say(crate::attack::run(attack).await?),
         Command::Load(a) => say(crate::load::run(lab, a).await?),
         Command::Compare(a) => say(crate::compare::run(a, lab.health_timeout, lab.grace).await?),
+        Command::Config { what } => match what {
+            ConfigWhat::Lb => say(lb::show_config(&lab.rf)?.trim_end().to_string()),
+        },
         Command::Check(a) => {
             let (text, violations) = crate::check::run(&a)?;
             say(text);
@@ -285,6 +309,22 @@ pub fn render_up(report: &UpReport, run_dir: &std::path::Path) -> String {
     let preset = st.mode.preset();
     let app = format!("http://127.0.0.1:{}/", st.lb.port);
     let admin = format!("http://127.0.0.1:{}/", st.lb.admin_port);
+    let admin = match st.lb.kind {
+        LbKind::Sessionlab => {
+            format!("{admin}  (the LB admin API: /admin/v1/backends, /metrics)")
+        }
+        LbKind::Haproxy => format!(
+            "{admin}  (HAProxy's stats page; /metrics: its Prometheus exporter; \
+             runtime API on lb/haproxy.sock)"
+        ),
+        LbKind::Nginx => "-  (OSS nginx has no admin API; the lab shows its own view)".into(),
+    };
+    let lb_line = match st.lb.kind {
+        LbKind::Sessionlab => String::new(),
+        kind => format!(
+            "\x20 lb      {kind}, configured by the lab: `sessionlab config lb` prints the file\n"
+        ),
+    };
     let dashboard = st.dashboard.as_ref().map_or_else(
         || "-".to_string(),
         |d| format!("http://127.0.0.1:{}/", d.port),
@@ -299,7 +339,8 @@ pub fn render_up(report: &UpReport, run_dir: &std::path::Path) -> String {
         "cluster up and healthy in {:.2} s: mode {}, {} nodes\n\
          \x20 app     {app}  (log in as alice, bob or carol; password sessionlab)\n\
          \x20 dashboard {dashboard}  (the live dashboard)\n\
-         \x20 admin   {admin}  (the LB admin API: /admin/v1/backends, /metrics)\n\
+         \x20 admin   {admin}\n\
+         {lb_line}\
          \x20 nodes   {}\n\
          \x20 mode    LB {}; sessions live in {}\n\
          \x20         {}\n\

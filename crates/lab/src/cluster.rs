@@ -38,6 +38,7 @@ use crate::api::Api;
 use crate::error::{LabError, Result};
 use crate::faults;
 use crate::health::{self, Check, Starting, Watch};
+use crate::lb::{self, LbKind};
 use crate::ports::{PortAllocator, PortBases};
 use crate::preset::{Mode, Preset};
 use crate::process::{self, Launch, ProcRecord};
@@ -108,6 +109,8 @@ pub struct UpOptions {
     pub bin_dir: Option<PathBuf>,
     pub node_args: Vec<String>,
     pub lb_args: Vec<String>,
+    /// Which LB stands in front of the nodes.
+    pub lb: LbKind,
 }
 
 /// What `up` started, for the banner.
@@ -196,6 +199,9 @@ pub fn dashboard_args(
         "--lb-admin".into(),
         format!("http://{}", addr(lb.admin_port)),
     ];
+    if lb.kind.is_foreign() {
+        args.extend(["--lb-kind".into(), lb.kind.name().into()]);
+    }
     for n in nodes {
         args.push("--node-admin".into());
         args.push(format!("{}={}", n.id, addr(n.cluster_port)));
@@ -313,17 +319,18 @@ impl Lab {
     }
 
     /// Waiting for the running LB to see backends `ids` up.
-    fn lb_waiting(&self, state: &ClusterState, record: ProcRecord, ids: Vec<String>) -> Starting {
-        Starting {
+    fn lb_waiting(
+        &self,
+        state: &ClusterState,
+        record: ProcRecord,
+        ids: Vec<String>,
+    ) -> Result<Starting> {
+        Ok(Starting {
             name: "lb".into(),
             watch: Watch::Record(record),
             log: self.rf.log_path("lb"),
-            check: Check::Lb {
-                admin: addr(state.lb.admin_port),
-                app: addr(state.lb.port),
-                backends: ids,
-            },
-        }
+            check: lb::health_check(&self.rf, state, ids)?,
+        })
     }
 
     /// `sessionlab up`.
@@ -349,6 +356,22 @@ impl Lab {
             self.rf.clear()?;
         }
         let bins = Binaries::locate(opts.bin_dir.as_deref())?;
+        if opts.lb.is_foreign() {
+            if !opts.lb_args.is_empty() {
+                return Err(LabError::InvalidArgument(format!(
+                    "--lb-arg configures sessionlab-lb; with --lb {} the lab writes the LB's \
+                     file itself (`sessionlab config lb` shows it)",
+                    opts.lb
+                )));
+            }
+            // Installed, and the mode's strategy translates: checked before
+            // anything starts.
+            match opts.lb {
+                LbKind::Haproxy => lb::haproxy::find()?,
+                _ => lb::nginx::find()?,
+            };
+            preset.lb_strategy.parse::<lb::Balance>()?;
+        }
         // The redis mode brings its own Redis unless told where one runs.
         let own_redis = preset.needs_redis && !redis::given_url(&opts.node_args);
         if own_redis {
@@ -361,6 +384,9 @@ impl Lab {
             admin_port: alloc.port(opts.ports.admin, 0, "LB admin")?,
             process: None,
             args: Vec::new(),
+            kind: opts.lb,
+            program: None,
+            drained: Default::default(),
         };
         let mut dashboard = DashboardState {
             port: alloc.port(opts.ports.dashboard, 0, "dashboard")?,
@@ -450,10 +476,19 @@ impl Lab {
                 .collect()
         };
         let log = self.rf.log_path("lb");
+        let (program, lb_env) = match state.lb.kind {
+            LbKind::Sessionlab => (state.bin_dir.join("sessionlab-lb"), env(LB_ADMIN_TOKEN_ENV)),
+            _ => {
+                let (program, args) = lb::prepare(&self.rf, state)?;
+                state.lb.program = Some(program.clone());
+                state.lb.args = args;
+                (program, Vec::new())
+            }
+        };
         let (child, record) = process::spawn(&Launch {
-            program: &state.bin_dir.join("sessionlab-lb"),
+            program: &program,
             args: &state.lb.args,
-            env: &env(LB_ADMIN_TOKEN_ENV),
+            env: &lb_env,
             log: &log,
         })?;
         state.lb.process = Some(record);
@@ -462,11 +497,7 @@ impl Lab {
             name: "lb".into(),
             watch: Watch::Child(child),
             log,
-            check: Check::Lb {
-                admin: addr(state.lb.admin_port),
-                app: addr(state.lb.port),
-                backends: state.node_ids(),
-            },
+            check: lb::health_check(&self.rf, state, state.node_ids())?,
         });
         if let Some(d) = &state.dashboard {
             let log = self.rf.log_path(DASHBOARD);
@@ -489,8 +520,9 @@ impl Lab {
             });
         }
         progress(format!(
-            "started {} nodes, the LB and the dashboard ({} mode); waiting for health",
+            "started {} nodes, the LB ({}) and the dashboard ({} mode); waiting for health",
             state.nodes.len(),
+            state.lb.kind,
             state.mode
         ));
         health::wait_healthy(&self.api, &mut starting, self.health_timeout).await
@@ -579,7 +611,7 @@ impl Lab {
         self.rf.save(state)?;
         let mut starting = vec![s];
         if let Some(lb) = lb {
-            starting.push(self.lb_waiting(state, lb, vec![id.to_string()]));
+            starting.push(self.lb_waiting(state, lb, vec![id.to_string()])?);
         }
         health::wait_healthy(&self.api, &mut starting, self.health_timeout).await?;
         if drain && lb.is_some() {
@@ -620,13 +652,14 @@ impl Lab {
         self.rf.save(state)
     }
 
-    /// `sessionlab drain NODE` / `undrain NODE`.
-    pub async fn drain(&self, id: &str, drain: bool) -> Result<()> {
-        let state = self.rf.load_required()?;
+    /// `sessionlab drain NODE` / `undrain NODE`: in whichever LB runs
+    /// ([`lb::drain`]); returns the sentence for the person.
+    pub async fn drain(&self, id: &str, drain: bool) -> Result<String> {
+        let _lock = self.rf.lock(LOCK_WAIT)?;
+        let mut state = self.rf.load_required()?;
         state.node(id)?;
-        self.api
-            .lb_drain(&addr(state.lb.admin_port), id, drain)
-            .await
+        running_lb(&state)?;
+        lb::drain(&self.api, &self.rf, &mut state, id, drain).await
     }
 
     /// `sessionlab scale --nodes N`.
@@ -638,6 +671,13 @@ impl Lab {
         }
         let _lock = self.rf.lock(LOCK_WAIT)?;
         let mut state = self.rf.load_required()?;
+        if state.lb.kind.is_foreign() {
+            return Err(LabError::InvalidArgument(format!(
+                "scale changes the LB's pool through sessionlab-lb's admin API; with --lb {} \
+                 bring the cluster down and up again with the new --nodes",
+                state.lb.kind
+            )));
+        }
         let current = state.nodes.len();
         let preset = state.mode.preset();
         let admin = addr(state.lb.admin_port);
@@ -683,7 +723,7 @@ impl Lab {
                     .lb_add_backend(&admin, &n.id, &addr(n.app_port), &addr(n.cluster_port))
                     .await?;
             }
-            let mut waiting = vec![self.lb_waiting(&state, lb, new_ids)];
+            let mut waiting = vec![self.lb_waiting(&state, lb, new_ids)?];
             health::wait_healthy(&self.api, &mut waiting, self.health_timeout).await?;
         } else if target < current {
             let removed: Vec<NodeState> = state.nodes.drain(target..).collect();
@@ -774,12 +814,20 @@ impl ClusterState {
         let nodes = self.nodes.clone();
         for n in &mut self.nodes {
             n.args = node_args(preset, n, &nodes, &self.node_extra_args);
+            n.args.extend(
+                lb::node_flags(self.lb.kind, preset.lb_strategy)
+                    .iter()
+                    .map(|s| s.to_string()),
+            );
             if let Some(r) = &self.redis {
                 n.args.extend(["--redis-url".to_string(), r.url()]);
             }
         }
-        let cookie = node_cookie_name(&self.node_extra_args);
-        self.lb.args = lb_args(preset, &self.lb, &self.nodes, cookie, &self.lb_extra_args);
+        // A foreign LB's command line is made with its file, at start.
+        if !self.lb.kind.is_foreign() {
+            let cookie = node_cookie_name(&self.node_extra_args);
+            self.lb.args = lb_args(preset, &self.lb, &self.nodes, cookie, &self.lb_extra_args);
+        }
     }
 }
 

@@ -32,6 +32,7 @@ use crate::cluster::{Binaries, Lab, UpOptions};
 use crate::compare_report::{self, Comparison, Outcome, Settings};
 use crate::error::{LabError, Result};
 use crate::faultplan::{self, FaultSpec, When};
+use crate::lb::LbKind;
 use crate::load;
 use crate::ports::PortBases;
 use crate::preset::{Mode, PRESETS, mode_names};
@@ -55,6 +56,16 @@ pub struct CompareArgs {
     /// Nodes per cluster.
     #[arg(long, env = "SESSIONLAB_NODES", default_value_t = 3)]
     pub nodes: usize,
+    /// The load balancers to put each mode behind, comma separated
+    /// (`--lb haproxy,sessionlab`: every mode behind both, one report; a
+    /// row is then labelled `MODE/LB`).
+    #[arg(
+        long,
+        env = "SESSIONLAB_COMPARE_LB",
+        value_delimiter = ',',
+        default_value = "sessionlab"
+    )]
+    pub lb: Vec<LbKind>,
     /// How long each mode runs [default: 20s; --quick: 8s].
     #[arg(long, env = "SESSIONLAB_DURATION", value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
@@ -325,8 +336,27 @@ fn run_dir_for(label: &str) -> PathBuf {
     std::env::temp_dir().join(format!(
         "sessionlab-compare-{}-{}",
         std::process::id(),
-        label.replace('+', "-")
+        label.replace(['+', '/'], "-")
     ))
+}
+
+/// A row's label: the mode, and `/LB` when the comparison is not only
+/// behind sessionlab-lb (`sticky-replicated/haproxy`).
+fn run_label(v: &Variant, lb: LbKind, all: &[LbKind]) -> String {
+    match all {
+        [LbKind::Sessionlab] => v.label(),
+        _ => format!("{}/{lb}", v.label()),
+    }
+}
+
+/// Why the LB `lb` can't run here, if it can't (not installed).
+fn lb_missing(lb: LbKind) -> Option<String> {
+    let found = match lb {
+        LbKind::Sessionlab => return None,
+        LbKind::Haproxy => crate::lb::haproxy::find(),
+        LbKind::Nginx => crate::lb::nginx::find(),
+    };
+    found.err().map(|e| e.to_string())
 }
 
 /// Runs `sessionlab compare`; returns what to print (the table).
@@ -353,9 +383,13 @@ pub async fn run(args: CompareArgs, health_timeout: Duration, grace: Duration) -
     )))?;
 
     let mut outcomes = Vec::new();
-    for v in &variants {
-        let label = v.label();
-        if let Some(reason) = skip_reason(v, &faults) {
+    let runs: Vec<(Variant, LbKind)> = variants
+        .iter()
+        .flat_map(|v| args.lb.iter().map(move |lb| (*v, *lb)))
+        .collect();
+    for (v, lb) in &runs {
+        let label = run_label(v, *lb, &args.lb);
+        if let Some(reason) = skip_reason(v, &faults).or_else(|| lb_missing(*lb)) {
             eprintln!("sessionlab: compare: skipping {label}: {reason}");
             outcomes.push(Outcome::Skipped {
                 mode: label,
@@ -368,6 +402,8 @@ pub async fn run(args: CompareArgs, health_timeout: Duration, grace: Duration) -
         let outcome = match one_mode(
             &args,
             v,
+            *lb,
+            &label,
             &bins,
             &faults,
             duration,
@@ -433,7 +469,7 @@ pub async fn run(args: CompareArgs, health_timeout: Duration, grace: Duration) -
         return Err(LabError::InvalidArgument(format!(
             "{} of {} modes failed ({}); {written}",
             failed.len(),
-            variants.len(),
+            runs.len(),
             failed.join(", ")
         )));
     }
@@ -450,6 +486,8 @@ pub async fn run(args: CompareArgs, health_timeout: Duration, grace: Duration) -
 async fn one_mode(
     args: &CompareArgs,
     v: &Variant,
+    lb: LbKind,
+    label: &str,
     bins: &Binaries,
     faults: &[FaultSpec],
     duration: Duration,
@@ -467,7 +505,6 @@ async fn one_mode(
     let mut lab = Lab::new(RunFolder::new(run_dir))?;
     lab.health_timeout = health_timeout;
     lab.grace = grace;
-    let label = v.label();
     let work = async {
         let mut node_args = v.node_args();
         node_args.extend(args.node_args.iter().cloned());
@@ -483,7 +520,11 @@ async fn one_mode(
             },
             bin_dir: Some(bins.dir.clone()),
             node_args,
-            lb_args: args.lb_args.clone(),
+            lb_args: match lb {
+                LbKind::Sessionlab => args.lb_args.clone(),
+                _ => Vec::new(),
+            },
+            lb,
         })
         .await?;
         let state = lab.rf.load_required()?;
@@ -495,7 +536,7 @@ async fn one_mode(
         )?;
         cfg.session_cookie = crate::cluster::node_cookie_name(&state.node_extra_args).to_owned();
         let plan = faultplan::schedule(faults, duration, &state)?;
-        load::measure(&lab, &label, cfg, plan).await
+        load::measure(&lab, label, cfg, plan).await
     };
     let result = tokio::select! {
         r = work => r,
@@ -570,6 +611,15 @@ mod tests {
         let t = T::try_parse_from(["t", "--scenario", "lag"]).unwrap();
         assert_eq!(fault_specs(&t.c)[0].action.to_string(), "delay 5ms");
         assert_eq!(t.c.scenario.modes()[1].label(), "replicated+ack-sent");
+        let t = T::try_parse_from(["t", "--lb", "haproxy,sessionlab"]).unwrap();
+        assert_eq!(t.c.lb, [LbKind::Haproxy, LbKind::Sessionlab]);
+        let v = Variant::plain(Mode::Sticky);
+        assert_eq!(run_label(&v, LbKind::Haproxy, &t.c.lb), "sticky/haproxy");
+        assert_eq!(
+            run_label(&v, LbKind::Sessionlab, &[LbKind::Sessionlab]),
+            "sticky"
+        );
+        assert!(T::try_parse_from(["t", "--lb", "traefik"]).is_err());
         let t = T::try_parse_from(["t", "--scenario", "partition", "--fault", "heal@1s"]).unwrap();
         assert_eq!(fault_specs(&t.c).len(), 1, "--fault wins over the scenario");
     }

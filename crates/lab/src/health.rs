@@ -38,6 +38,18 @@ pub enum Check {
         /// Backend ids that must be `up` in the LB's view.
         backends: Vec<String>,
     },
+    /// HAProxy: its runtime API reports every expected server up, and a
+    /// `/healthz` sent to the app address comes back 200 through it.
+    Haproxy {
+        socket: PathBuf,
+        app: String,
+        backends: Vec<String>,
+    },
+    /// An LB that reports nothing (nginx): a `/healthz` sent to the app
+    /// address comes back 200 through it.
+    Forwarding {
+        app: String,
+    },
     /// The dashboard: its `/healthz` answers (it needs nothing else to be
     /// up: it shows what it can reach).
     Dashboard {
@@ -103,26 +115,47 @@ async fn pending_reason(api: &Api, check: &Check) -> Option<String> {
                 Ok(view) => view,
                 Err(e) => return Some(e.to_string()),
             };
-            let not_up: Vec<&str> = backends
-                .iter()
-                .filter(|id| {
-                    !view
-                        .backends
-                        .iter()
-                        .any(|b| &b.id == *id && b.state == crate::api::BackendState::Up)
-                })
-                .map(String::as_str)
-                .collect();
-            if !not_up.is_empty() {
-                Some(format!("LB does not see {} up yet", not_up.join(", ")))
-            } else if !api.healthy(app).await {
-                Some(format!("app port {app} does not forward /healthz yet"))
-            } else {
-                None
-            }
+            up_and_forwarding(api, &view, backends, app).await
         }
+        Check::Haproxy {
+            socket,
+            app,
+            backends,
+        } => match crate::lb::haproxy::backends(socket, "").await {
+            Ok(view) => up_and_forwarding(api, &view, backends, app).await,
+            Err(e) => Some(e.to_string()),
+        },
+        Check::Forwarding { app } => (!api.healthy(app).await)
+            .then(|| format!("app port {app} does not forward /healthz yet")),
         Check::Dashboard { addr } => (!api.healthy(addr).await)
             .then(|| format!("dashboard port {addr} not answering /healthz")),
+    }
+}
+
+/// Why an LB whose view is `view` is not ready yet: a backend of
+/// `backends` not up in it, or `/healthz` not forwarded through `app`.
+async fn up_and_forwarding(
+    api: &Api,
+    view: &crate::api::Backends,
+    backends: &[String],
+    app: &str,
+) -> Option<String> {
+    let not_up: Vec<&str> = backends
+        .iter()
+        .filter(|id| {
+            !view
+                .backends
+                .iter()
+                .any(|b| &b.id == *id && b.state == crate::api::BackendState::Up)
+        })
+        .map(String::as_str)
+        .collect();
+    if !not_up.is_empty() {
+        Some(format!("LB does not see {} up yet", not_up.join(", ")))
+    } else if !api.healthy(app).await {
+        Some(format!("app port {app} does not forward /healthz yet"))
+    } else {
+        None
     }
 }
 

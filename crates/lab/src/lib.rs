@@ -16,6 +16,8 @@
 //! - [`api`]: the HTTP client for the node and LB admin APIs, and signing
 //!   requests to the node's cluster port.
 //! - [`cluster`]: `up`, `down`, `kill`, `restart`, `drain`, `scale`.
+//! - [`lb`]: which LB fronts the nodes (sessionlab-lb, HAProxy, nginx): the
+//!   generated HAProxy and nginx files, HAProxy's runtime API, `config lb`.
 //! - [`actions`]: kill, restart, partition, heal, drain as one call each,
 //!   for the subcommands and the dashboard's buttons (which call them in
 //!   the dashboard's own process).
@@ -45,6 +47,7 @@ mod events;
 mod faultplan;
 mod faults;
 mod health;
+mod lb;
 mod load;
 mod logs;
 mod memory;
@@ -61,5 +64,6 @@ pub use api::sign;
 pub use cli::main;
 pub use cluster::Lab;
 pub use error::{LabError, Result};
+pub use lb::{LbKind, foreign_view as lb_view};
 pub use preset::Mode;
 pub use runfolder::{ClusterState, LbState, NodeState, RunFolder, generate_secret};

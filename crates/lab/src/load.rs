@@ -66,7 +66,10 @@ pub fn metrics_targets(state: &ClusterState) -> MetricsTargets {
                 )
             })
             .collect(),
-        lb: Some(format!("http://127.0.0.1:{}/metrics", state.lb.admin_port)),
+        // sessionlab-lb's /metrics, HAProxy's Prometheus exporter; nginx
+        // OSS has none.
+        lb: (state.lb.kind != crate::lb::LbKind::Nginx)
+            .then(|| format!("http://127.0.0.1:{}/metrics", state.lb.admin_port)),
     }
 }
 

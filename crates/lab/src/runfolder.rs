@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LabError, Result};
+use crate::lb::LbKind;
 use crate::ports::PortBases;
 use crate::preset::Mode;
 use crate::process::ProcRecord;
@@ -79,12 +80,24 @@ pub struct ClusterState {
 }
 
 /// The load balancer process.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LbState {
     pub port: u16,
     pub admin_port: u16,
     pub process: Option<ProcRecord>,
     pub args: Vec<String>,
+    /// Which LB it is (`up --lb`); sessionlab-lb in a state written
+    /// before there was a choice.
+    #[serde(default)]
+    pub kind: LbKind,
+    /// The HAProxy or nginx binary started (`None` for sessionlab-lb,
+    /// which is in `bin_dir`).
+    #[serde(default)]
+    pub program: Option<PathBuf>,
+    /// Nodes drained in an LB without a runtime API (nginx: written into
+    /// its file as `down`).
+    #[serde(default)]
+    pub drained: BTreeSet<String>,
 }
 
 /// The dashboard process: it reads the LB's admin API and the nodes'
@@ -380,6 +393,9 @@ mod tests {
                 admin_port: 8078,
                 process: None,
                 args: vec![],
+                kind: LbKind::Sessionlab,
+                program: None,
+                drained: BTreeSet::new(),
             },
             dashboard: None,
             nodes: vec![NodeState {

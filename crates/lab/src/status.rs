@@ -19,6 +19,7 @@ use serde::Serialize;
 use crate::api::{Api, Backends, NodeStatus};
 use crate::error::Result;
 use crate::faults::drop_set;
+use crate::lb::LbKind;
 use crate::process::ProcRecord;
 use crate::runfolder::{ClusterState, DASHBOARD, RunFolder};
 
@@ -68,6 +69,8 @@ impl Row {
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
     pub mode: String,
+    /// Which LB runs (`sessionlab`, `haproxy`, `nginx`).
+    pub lb_kind: LbKind,
     pub strategy: String,
     pub app_url: String,
     /// The dashboard, if this cluster has one.
@@ -133,9 +136,18 @@ pub async fn gather(api: &Api, rf: &RunFolder) -> Result<Status> {
     let state = rf.load_required()?;
     let lb_alive = state.lb.process.is_some_and(|p| p.is_alive());
     let admin = format!("127.0.0.1:{}", state.lb.admin_port);
+    // The LB's health: its admin /healthz (sessionlab-lb; HAProxy's
+    // monitor-uri), or whether it forwards one (nginx has no admin port).
+    let health_at = match state.lb.kind {
+        LbKind::Nginx => format!("127.0.0.1:{}", state.lb.port),
+        _ => admin.clone(),
+    };
     let (lb_health, backends) = if lb_alive {
-        let (h, b) = futures::join!(api.healthy(&admin), api.lb_backends(&admin));
-        (h, b.ok())
+        let (h, b) = futures::join!(
+            api.healthy(&health_at),
+            crate::lb::backends(api, rf, &state)
+        );
+        (h, b.ok().flatten())
     } else {
         (false, None)
     };
@@ -144,7 +156,10 @@ pub async fn gather(api: &Api, rf: &RunFolder) -> Result<Status> {
         pid: state.lb.process.filter(|_| lb_alive).map(|p| p.pid),
         state: if lb_alive { "running" } else { "stopped" }.into(),
         port: state.lb.port,
-        admin_port: state.lb.admin_port,
+        admin_port: match state.lb.kind {
+            LbKind::Nginx => 0,
+            _ => state.lb.admin_port,
+        },
         health: if lb_health { "ok" } else { "-" }.into(),
         lb: None,
         sessions: None,
@@ -173,6 +188,7 @@ pub async fn gather(api: &Api, rf: &RunFolder) -> Result<Status> {
     }
     Ok(Status {
         mode: state.mode.to_string(),
+        lb_kind: state.lb.kind,
         strategy: state.mode.preset().lb_strategy.to_string(),
         app_url: format!("http://127.0.0.1:{}/", state.lb.port),
         dashboard_url: state
@@ -223,9 +239,18 @@ pub fn render(status: &Status) -> String {
         .dashboard_url
         .as_ref()
         .map_or_else(String::new, |d| format!(", dashboard {d}"));
+    let lb = match status.lb_kind {
+        LbKind::Sessionlab => status.strategy.clone(),
+        kind => format!("{kind}, {}", status.strategy),
+    };
+    let admin = match status.lb_kind {
+        LbKind::Sessionlab => format!("LB admin {}", status.admin_url),
+        LbKind::Haproxy => format!("HAProxy stats {}", status.admin_url),
+        LbKind::Nginx => "nginx has no admin API (IN LB: not known)".to_string(),
+    };
     let mut out = format!(
-        "mode {} (LB {}), app {}{dashboard}, LB admin {}\n",
-        status.mode, status.strategy, status.app_url, status.admin_url
+        "mode {} (LB {lb}), app {}{dashboard}, {admin}\n",
+        status.mode, status.app_url
     );
     for row in &table {
         let line: Vec<String> = row
@@ -246,6 +271,7 @@ mod tests {
     fn render_aligns_columns_and_shows_missing_values_as_dashes() {
         let status = Status {
             mode: "sticky-replicated".into(),
+            lb_kind: LbKind::Sessionlab,
             strategy: "sticky-cookie".into(),
             app_url: "http://127.0.0.1:8080/".into(),
             dashboard_url: Some("http://127.0.0.1:8079/".into()),
