@@ -381,35 +381,9 @@ mod tests {
     use super::*;
 
     fn sample() -> ClusterState {
-        ClusterState {
-            mode: Mode::Sticky,
-            bin_dir: "/bin".into(),
-            started_at_unix_ms: 1,
-            ports: PortBases::default(),
-            node_extra_args: vec![],
-            lb_extra_args: vec![],
-            lb: LbState {
-                port: 8080,
-                admin_port: 8078,
-                process: None,
-                args: vec![],
-                kind: LbKind::Sessionlab,
-                program: None,
-                drained: BTreeSet::new(),
-            },
-            dashboard: None,
-            nodes: vec![NodeState {
-                id: "node-1".into(),
-                app_port: 8081,
-                cluster_port: 9081,
-                process: None,
-                args: vec!["--id".into(), "node-1".into()],
-            }],
-            redis: None,
-            cuts: BTreeSet::new(),
-            delay_ms: 0,
-            skews: BTreeMap::new(),
-        }
+        let mut st = crate::lb::tests::sample(Mode::Sticky, LbKind::Sessionlab, 1);
+        st.nodes[0].args = vec!["--id".into(), "node-1".into()];
+        st
     }
 
     #[test]

@@ -78,22 +78,12 @@ pub fn args(dir: &Path) -> Vec<String> {
 /// `haproxy -c -f FILE`: the file is valid for this haproxy.
 pub fn validate(program: &Path, dir: &Path) -> Result<()> {
     let file = dir.join("haproxy.cfg");
-    let out = std::process::Command::new(program)
-        .arg("-c")
-        .arg("-f")
-        .arg(&file)
-        .output()
-        .map_err(LabError::io(format!("running {} -c", program.display())))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(LabError::InvalidArgument(format!(
-        "--lb haproxy: {} -c refused the generated {}: {}",
-        program.display(),
-        file.display(),
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-            + String::from_utf8_lossy(&out.stderr).trim()
-    )))
+    let args = [
+        "-c".to_string(),
+        "-f".into(),
+        file.to_string_lossy().into_owned(),
+    ];
+    super::check_config(program, &args, "haproxy", &file)
 }
 
 /// A value for a `req.cook()` argument or an ACL pattern: HAProxy's
@@ -148,9 +138,12 @@ fn config_with(plan: &Plan<'_>, balance: Balance) -> Result<String> {
          \x20   option dontlognull\n\
          \x20   # The nodes trust X-Forwarded-For from 127.0.0.1 (--trusted-proxy).\n\
          \x20   option forwardfor\n\
-         \x20   # A refused connection is retried on another server, cookie or not.\n\
+         \x20   # A refused connection is retried on another server, cookie or not;\n\
+         \x20   # so is a request a killed node's kept-alive connection swallowed\n\
+         \x20   # (empty-response: the request was sent, so this is also a POST's retry).\n\
          \x20   retries 2\n\
          \x20   option redispatch 1\n\
+         \x20   retry-on conn-failure empty-response\n\
          \x20   timeout connect 1s\n\
          \x20   timeout client 60s\n\
          \x20   timeout server 30s\n\
@@ -361,6 +354,7 @@ mod tests {
             "    cookie SLSRV insert indirect nocache httponly\n",
             "    option redispatch 1\n",
             "    retries 2\n",
+            "    retry-on conn-failure empty-response\n",
             "    option httpchk GET /healthz\n",
             "    server node-1 127.0.0.1:8081 check cookie node-1\n",
             "    server node-3 127.0.0.1:8083 check cookie node-3\n",

@@ -188,6 +188,31 @@ pub fn prepare(rf: &RunFolder, state: &ClusterState) -> Result<(PathBuf, Vec<Str
     Ok((program, args))
 }
 
+/// Runs `program` with `args`, a configuration check (`haproxy -c`,
+/// `nginx -t`); its complaint, naming `--lb NAME` and the `file`, if it
+/// refuses.
+fn check_config(program: &Path, args: &[String], name: &str, file: &Path) -> Result<()> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .map_err(LabError::io(format!(
+            "running {} {}",
+            program.display(),
+            args[0]
+        )))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(LabError::InvalidArgument(format!(
+        "--lb {name}: {} {} refused the generated {}: {} {}",
+        program.display(),
+        args[0],
+        file.display(),
+        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
+}
+
 /// (Re)writes the configuration file from the state.
 pub fn write_config(rf: &RunFolder, state: &ClusterState) -> Result<PathBuf> {
     let dir = dir(rf)?;

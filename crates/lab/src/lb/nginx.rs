@@ -73,20 +73,9 @@ pub fn validate(program: &Path, dir: &Path) -> Result<()> {
     // nginx makes the temp folders, not their parent.
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp).map_err(LabError::io(format!("creating {}", tmp.display())))?;
-    let out = std::process::Command::new(program)
-        .arg("-t")
-        .args(args(dir))
-        .output()
-        .map_err(LabError::io(format!("running {} -t", program.display())))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(LabError::InvalidArgument(format!(
-        "--lb nginx: {} -t refused the generated {}: {}",
-        program.display(),
-        conf(dir),
-        String::from_utf8_lossy(&out.stderr).trim()
-    )))
+    let mut check = vec!["-t".to_string()];
+    check.extend(args(dir));
+    super::check_config(program, &check, "nginx", Path::new(&conf(dir)))
 }
 
 /// `s` as a literal inside an nginx regular expression in double quotes.
