@@ -4,7 +4,8 @@
 //! takes already-bound listeners and a shutdown future, builds the shared
 //! state ([`Balancer`]), and runs until shutdown:
 //!
-//! - the public listener, serving [`Proxy`] (`proxy.rs`);
+//! - the public listener, serving [`Proxy`] (`proxy.rs`), and with
+//!   `--tls-listen` the HTTPS listener beside it, on the same threads;
 //! - the admin listener, serving the admin API (`admin.rs`);
 //! - one active health-check task per backend (`health.rs`), started when
 //!   the backend is added and ended when it is removed or at shutdown;
@@ -30,9 +31,11 @@ use crate::backend::{Backend, BackendSpec, Backends, TableError};
 use crate::config::LbOptions;
 use crate::health::{HealthConfig, HttpProbe, Initial, run_active_checks};
 use crate::proxy::Proxy;
-use crate::proxy::server;
+use crate::proxy::server::{self, TlsListener};
 use crate::proxy::upstream::Upstream;
 use crate::select::{Selector, Strategy};
+use crate::tls::handshake::TlsSide;
+use crate::tls::https::HttpsPolicy;
 
 /// The shared state behind both listeners.
 pub struct Balancer {
@@ -75,10 +78,12 @@ impl Balancer {
     }
 }
 
-/// The two listeners, bound before `run` is called.
+/// The listeners, bound before `run` is called: public, admin, and the
+/// HTTPS one when the options have `tls`.
 pub struct Listeners {
     pub public: TcpListener,
     pub admin: TcpListener,
+    pub tls: Option<TcpListener>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,8 +104,16 @@ impl Listeners {
         Ok(Listeners {
             public: bind("--listen", options.listen.addr).await?,
             admin: bind("--admin-listen", options.admin.addr).await?,
+            tls: match &options.tls {
+                Some(tls) => Some(bind("--tls-listen", tls.addr).await?),
+                None => None,
+            },
         })
     }
+}
+
+fn local(l: &TcpListener) -> String {
+    l.local_addr().map(|a| a.to_string()).unwrap_or_default()
 }
 
 /// Run the load balancer until `shutdown` completes.
@@ -130,6 +143,22 @@ pub async fn run(
     for spec in options.backends.iter().cloned() {
         balancer.add_backend(spec, Initial::Up)?;
     }
+    let tls = match (options.tls.as_ref(), listeners.tls) {
+        (Some(o), Some(listener)) => Some((o, listener)),
+        _ => None,
+    };
+    let https = tls.as_ref().map_or_else(HttpsPolicy::default, |(o, l)| {
+        let port = l.local_addr().map_or(o.addr.port(), |a| a.port());
+        HttpsPolicy::new(o.hsts_max_age, o.redirect_http, port)
+    });
+    let tls_listen = tls.as_ref().map(|(_, l)| local(l));
+    let tls = tls.map(|(o, listener)| TlsListener {
+        listener,
+        side: TlsSide {
+            acceptor: o.identity.acceptor(),
+            timeout: o.handshake_timeout,
+        },
+    });
     let proxy = Arc::new(Proxy {
         backends: backends.clone(),
         selector: Selector::new(strategy, options.selection.max_candidates, threads)
@@ -140,11 +169,13 @@ pub async fn run(
         bodies: options.bodies,
         recent,
         stats,
+        https,
+        trusted_proxies: options.trusted_proxies.clone(),
     });
     tokio::spawn(sample_rates(backends, stop_rx.clone()));
-    let local = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(
         listen = %local(&listeners.public),
+        tls_listen = tls_listen.as_deref().unwrap_or("-"),
         admin = %local(&listeners.admin),
         strategy = strategy.as_str(),
         "sessionlab-lb started"
@@ -163,6 +194,7 @@ pub async fn run(
     tokio::join!(
         server::serve_on_threads(
             listeners.public,
+            tls,
             proxy,
             threads,
             options.clients,

@@ -180,7 +180,7 @@ impl Handler for Echo {
     type Body = Full<Bytes>;
     type Conn = ();
 
-    fn connect(&self, _peer: SocketAddr) {}
+    fn connect(&self, _peer: SocketAddr, _secure: bool) {}
 
     async fn call(&self, req: Request<Incoming>, _conn: &()) -> Option<Response<Full<Bytes>>> {
         self.answer(req).await.ok()

@@ -14,6 +14,7 @@
 //! | `backend/` | the copy-on-write backend table and each backend's counters |
 //! | `health/` | rise/fall state machine, active and passive checks |
 //! | `admin/` | the admin listener: API, Prometheus metrics, recent-requests log |
+//! | `tls/` | HTTPS: certificate and key, handshakes, HSTS and the redirect from HTTP |
 //! | `balancer.rs` | wires it all together in [`run`] |
 //!
 //! ## A request's path through the code
@@ -47,6 +48,7 @@ pub mod echo;
 mod health;
 mod proxy;
 mod select;
+mod tls;
 
 /// The rewrites every request head gets before it is forwarded (hop-by-hop
 /// headers, `X-Forwarded-*`, the LB's own cookie), public only for the
@@ -55,13 +57,16 @@ mod select;
 pub mod head {
     pub use crate::proxy::cookie::{find, strip};
     pub use crate::proxy::forward::{
-        X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, add_forwarded, strip_hop_by_hop,
+        Scheme, TrustedProxies, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
+        add_forwarded, strip_hop_by_hop,
     };
 }
 
 pub use balancer::{BindError, Listeners, run};
 pub use config::{
     AdminOptions, AdminToken, ConfigError, Flags, LbOptions, ListenOptions, SelectionOptions,
+    TlsOptions,
 };
 pub use proxy::server::shutdown_signal;
 pub use select::Strategy;
+pub use tls::{TlsError, TlsIdentity};

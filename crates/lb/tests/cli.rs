@@ -41,6 +41,51 @@ fn bad_flags_exit_non_zero_naming_the_flag() {
 }
 
 #[test]
+fn bad_certificates_and_keys_exit_non_zero_naming_the_flag() {
+    let certs = sessionlab_testkit::TestCerts::new();
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate").unwrap();
+    let (cert, key) = (certs.cert.to_str().unwrap(), certs.key.to_str().unwrap());
+    let other = certs.other_key.to_str().unwrap();
+    let garbage = garbage.to_str().unwrap();
+    let tls = |cert: &str, key: &str| -> Vec<String> {
+        ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]
+            .into_iter()
+            .chain([
+                "--tls-listen",
+                "127.0.0.1:0",
+                "--tls-cert",
+                cert,
+                "--tls-key",
+                key,
+            ])
+            .map(String::from)
+            .collect()
+    };
+    for (args, starts) in [
+        (tls("/nonexistent/cert.pem", key), "--tls-cert /nonexistent"),
+        (tls(garbage, key), "--tls-cert"),
+        (tls(cert, "/nonexistent/key.pem"), "--tls-key /nonexistent"),
+        (tls(cert, garbage), "--tls-key"),
+        (tls(key, cert), "--tls-cert"),
+        (tls(cert, other), "does not match --tls-cert"),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, stderr) = run_lb(&args, &[]);
+        assert_ne!(code, 0, "{args:?}");
+        assert!(stderr.contains(starts), "{args:?}: {stderr}");
+    }
+    // The TLS flags come together.
+    let (code, stderr) = run_lb(&["--tls-cert", cert], &[]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("--tls-listen"), "{stderr}");
+    let (code, stderr) = run_lb(&["--redirect-http"], &[]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("--tls-listen"), "{stderr}");
+}
+
+#[test]
 fn flags_also_come_from_env() {
     let (code, stderr) = run_lb(&[], &[("SESSIONLAB_LB_STRATEGY", "fastest")]);
     assert_ne!(code, 0);

@@ -77,6 +77,8 @@ pub fn dead_addr() -> DeadAddr {
 pub struct Lb {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
+    /// The HTTPS listener, when the flags have `--tls-listen`.
+    pub tls_addr: Option<SocketAddr>,
     running: Running,
 }
 
@@ -84,6 +86,12 @@ impl Lb {
     /// A URL on the public listener.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+    /// A URL on the HTTPS listener (`https://localhost:PORT/...`, the name
+    /// a test certificate is for); panics without `--tls-listen`.
+    pub fn tls_url(&self, path: &str) -> String {
+        let addr = self.tls_addr.expect("the LB was started with --tls-listen");
+        format!("https://localhost:{}{}", addr.port(), path)
     }
     /// A URL on the admin listener.
     pub fn admin_url(&self, path: &str) -> String {
@@ -96,22 +104,29 @@ impl Lb {
     }
 }
 
-/// Start an LB in-process with these CLI arguments (listeners on port 0).
+/// Start an LB in-process with these CLI arguments (listeners on port 0,
+/// `--tls-listen`'s too).
 pub async fn lb(args: &[&str]) -> Lb {
     let flags = Flags::try_parse_from(std::iter::once("sessionlab-lb").chain(args.iter().copied()))
         .expect("valid test flags");
     let options = LbOptions::try_from(flags).expect("valid test config");
     let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tls = match options.tls {
+        Some(_) => Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
+        None => None,
+    };
+    let tls_addr = tls.as_ref().map(|l| l.local_addr().unwrap());
     let (addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
     let running = Running::spawn(|shutdown| async move {
-        sessionlab_lb::run(options, Listeners { public, admin }, shutdown)
+        sessionlab_lb::run(options, Listeners { public, admin, tls }, shutdown)
             .await
             .unwrap();
     });
     Lb {
         addr,
         admin: admin_addr,
+        tls_addr,
         running,
     }
 }

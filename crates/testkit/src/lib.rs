@@ -22,7 +22,8 @@
 //! - with feature `lb`: [`lb()`] (or [`lb_over`] a list of backends, [`lb_over_echoes`]
 //!   new ones) and
 //!   [`echo()`], an LB and echo backends in this process, and [`Http`], a
-//!   bare client for them.
+//!   bare client for them; [`TestCerts`], a CA and a `localhost` leaf for
+//!   HTTPS tests.
 //!
 //! It is a dev-dependency only (`publish = false`): nothing here is on a
 //! production path, so its helpers panic with a message instead of
@@ -45,6 +46,8 @@ mod process;
 mod redis;
 #[cfg(feature = "net")]
 mod running;
+#[cfg(feature = "lb")]
+mod tls;
 
 #[cfg(feature = "fuzz")]
 #[doc(hidden)]
@@ -66,3 +69,5 @@ pub use process::{kill, log_tail, sigterm, spawn_logged, terminate, wait_exit};
 pub use redis::RedisServer;
 #[cfg(feature = "net")]
 pub use running::{Running, Shutdown};
+#[cfg(feature = "lb")]
+pub use tls::TestCerts;

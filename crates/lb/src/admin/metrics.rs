@@ -12,7 +12,10 @@
 //!
 //! - `sessionlab_lb_requests_total`, `sessionlab_lb_failovers_total`,
 //!   `sessionlab_lb_redispatches_total`, `sessionlab_lb_error_responses_total`,
-//!   `sessionlab_lb_connections_refused_total` (over the per-IP cap)
+//!   `sessionlab_lb_connections_refused_total` (over the per-IP cap),
+//!   `sessionlab_lb_tls_handshake_failures_total` (garbage, a wrong
+//!   protocol version, a client that does not trust the certificate, or
+//!   `--tls-handshake-timeout`), `sessionlab_lb_https_redirects_total`
 //! - per backend, label `backend`: `sessionlab_lb_backend_requests_total`,
 //!   `sessionlab_lb_backend_errors_total`, `sessionlab_lb_backend_connects_total`, `sessionlab_lb_backend_in_flight`,
 //!   `sessionlab_lb_backend_up`, `sessionlab_lb_backend_draining`,
@@ -40,12 +43,16 @@ pub enum Stat {
     ErrorResponses,
     /// Client connections closed at once: over `--max-connections-per-ip`.
     ConnectionsRefused,
+    /// TLS connections closed because their handshake failed or timed out.
+    TlsHandshakeFailures,
+    /// Plain requests answered with 308 to HTTPS (`--redirect-http`).
+    HttpsRedirects,
 }
 
 /// Global counters, one set per worker thread (`shard.rs`).
 #[derive(Debug)]
 pub struct ProxyStats {
-    shards: Sharded<[AtomicU64; 5]>,
+    shards: Sharded<[AtomicU64; 7]>,
 }
 
 impl ProxyStats {
@@ -130,6 +137,18 @@ impl Collector for LbCollector {
             "sessionlab_lb_connections_refused",
             "Client connections closed at once because their IP had --max-connections-per-ip open",
             s.get(Stat::ConnectionsRefused),
+        )?;
+        counter(
+            &mut enc,
+            "sessionlab_lb_tls_handshake_failures",
+            "TLS connections closed because the handshake failed or timed out",
+            s.get(Stat::TlsHandshakeFailures),
+        )?;
+        counter(
+            &mut enc,
+            "sessionlab_lb_https_redirects",
+            "Plain HTTP requests answered with 308 to HTTPS (--redirect-http)",
+            s.get(Stat::HttpsRedirects),
         )?;
 
         let snap = self.backends.snapshot();

@@ -294,7 +294,7 @@ impl Handler for Admin {
     type Body = Full<Bytes>;
     type Conn = ();
 
-    fn connect(&self, _peer: SocketAddr) {}
+    fn connect(&self, _peer: SocketAddr, _secure: bool) {}
 
     async fn call(&self, req: Request<Incoming>, _conn: &()) -> Option<AdminResponse> {
         Some(self.route(req).await)

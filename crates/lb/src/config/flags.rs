@@ -40,6 +40,8 @@ pub struct Flags {
     pub upstream: UpstreamFlags,
     #[command(flatten)]
     pub clients: ClientFlags,
+    #[command(flatten)]
+    pub tls: TlsFlags,
 }
 
 /// Where the LB listens for clients, and with how many threads.
@@ -211,6 +213,69 @@ pub struct ClientFlags {
     /// Largest request body accepted, in bytes (413 beyond).
     #[arg(long, env = "SESSIONLAB_LB_BODY_LIMIT", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(0..=1024 * 1024 * 1024))]
     pub body_limit: u64,
+}
+
+/// HTTPS on a second public listener, and whose forwarded headers count.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "TLS and forwarded headers")]
+pub struct TlsFlags {
+    /// HTTPS listen address (TLS 1.2 and 1.3), next to the plain --listen.
+    /// Needs --tls-cert and --tls-key.
+    #[arg(long, env = "SESSIONLAB_LB_TLS_LISTEN", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_listen: Option<SocketAddr>,
+
+    /// The certificate chain, PEM (the leaf first, then intermediates).
+    #[arg(
+        long,
+        env = "SESSIONLAB_LB_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_listen"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The leaf's private key, PEM (PKCS#8, PKCS#1 or SEC1). It must match
+    /// the certificate.
+    #[arg(
+        long,
+        env = "SESSIONLAB_LB_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_listen"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Time a client has to finish the TLS handshake.
+    #[arg(long, env = "SESSIONLAB_LB_TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub tls_handshake_timeout: Duration,
+
+    /// `Strict-Transport-Security: max-age=...` on every HTTPS response
+    /// (0 = no header). Browsers then use HTTPS for this host for that
+    /// long; keep it short on a shared host name such as localhost.
+    #[arg(long, env = "SESSIONLAB_LB_HSTS_MAX_AGE", default_value = "365days", value_parser = humantime::parse_duration)]
+    pub hsts_max_age: Duration,
+
+    /// Answer every request on the plain listener with 308 to the same
+    /// path on the HTTPS listener.
+    #[arg(long, env = "SESSIONLAB_LB_REDIRECT_HTTP", requires = "tls_listen")]
+    pub redirect_http: bool,
+
+    /// A proxy in front of this LB whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` are kept (an IP or a CIDR block; repeat the
+    /// flag). From any other client they are replaced.
+    #[arg(
+        long = "trusted-proxy",
+        env = "SESSIONLAB_LB_TRUSTED_PROXIES",
+        value_name = "ADDR|CIDR",
+        value_delimiter = ',',
+        value_parser = parse_net
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| "expected an IP address or a CIDR block, e.g. 127.0.0.1 or 10.0.0.0/8".into())
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

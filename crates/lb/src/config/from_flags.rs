@@ -22,13 +22,17 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::flags::{Flags, SelectionFlags};
-use super::options::{AdminOptions, AdminToken, LbOptions, ListenOptions, SelectionOptions};
+use super::options::{
+    AdminOptions, AdminToken, LbOptions, ListenOptions, SelectionOptions, TlsOptions,
+};
 use crate::backend::BackendSpec;
 use crate::health::HealthConfig;
+use crate::proxy::forward::TrustedProxies;
 use crate::proxy::path::BodyLimits;
 use crate::proxy::pool::PoolLimits;
 use crate::proxy::server::ConnLimits;
 use crate::proxy::upstream::UpstreamConfig;
+use crate::tls::{TlsError, TlsIdentity};
 
 /// A configuration mistake; the message starts with the flag to fix.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +59,10 @@ pub enum ConfigError {
         "--sticky-strict and --hash-balance-factor contradict each other: one keeps every user on its backend, the other moves some"
     )]
     StrictAndBalance,
+    #[error("--tls-listen must differ from --listen and --admin-listen ({0})")]
+    TlsSameAddress(SocketAddr),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,6 +110,22 @@ impl TryFrom<Flags> for LbOptions {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n as usize,
         };
+        let tls = match (f.tls.tls_listen, f.tls.tls_cert, f.tls.tls_key) {
+            (Some(addr), Some(cert), Some(key)) => {
+                if addr.port() != 0 && (addr == listen || addr == admin_listen) {
+                    return Err(ConfigError::TlsSameAddress(addr));
+                }
+                Some(TlsOptions {
+                    addr,
+                    identity: TlsIdentity::load(&cert, &key)?,
+                    handshake_timeout: f.tls.tls_handshake_timeout,
+                    hsts_max_age: f.tls.hsts_max_age,
+                    redirect_http: f.tls.redirect_http,
+                })
+            }
+            // clap's `requires` lets none of the three come alone.
+            _ => None,
+        };
         let c = f.clients;
         Ok(LbOptions {
             listen: ListenOptions {
@@ -141,6 +165,8 @@ impl TryFrom<Flags> for LbOptions {
                 idle_timeout: f.upstream.pool_idle_timeout,
                 shards: threads,
             },
+            tls,
+            trusted_proxies: TrustedProxies::new(f.tls.trusted_proxies),
         })
     }
 }

@@ -17,4 +17,6 @@ mod options;
 
 pub use flags::Flags;
 pub use from_flags::ConfigError;
-pub use options::{AdminOptions, AdminToken, LbOptions, ListenOptions, SelectionOptions};
+pub use options::{
+    AdminOptions, AdminToken, LbOptions, ListenOptions, SelectionOptions, TlsOptions,
+};

@@ -15,17 +15,22 @@
 //! | `selection` | `select/` | `--strategy`, `--session-cookie`, `--retries`, `--hash-balance-factor`, `--sticky-strict` |
 //! | `health` | `health/` | `--health-*` |
 //! | `upstream`, `pool` | `proxy/upstream.rs`, `proxy/pool.rs` | `--connect-timeout`, `--read-timeout`, `--pool-*` |
+//! | `tls` | the HTTPS listener (`tls/`) | `--tls-*`, `--hsts-max-age`, `--redirect-http` |
+//! | `trusted_proxies` | `proxy/forward.rs` | `--trusted-proxy` |
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use crate::backend::BackendSpec;
 use crate::health::HealthConfig;
+use crate::proxy::forward::TrustedProxies;
 use crate::proxy::path::BodyLimits;
 use crate::proxy::pool::PoolLimits;
 use crate::proxy::server::ConnLimits;
 use crate::proxy::upstream::UpstreamConfig;
 use crate::select::{BalanceFactor, Strategy};
+use crate::tls::TlsIdentity;
 
 /// Everything the LB runs with.
 #[derive(Debug, Clone)]
@@ -39,6 +44,22 @@ pub struct LbOptions {
     pub health: HealthConfig,
     pub upstream: UpstreamConfig,
     pub pool: PoolLimits,
+    /// The HTTPS listener, if `--tls-listen` was given.
+    pub tls: Option<TlsOptions>,
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// The HTTPS listener: where, with which certificate, and its rules.
+#[derive(Debug, Clone)]
+pub struct TlsOptions {
+    pub addr: SocketAddr,
+    /// The certificate and key, loaded and checked at start.
+    pub identity: TlsIdentity,
+    pub handshake_timeout: Duration,
+    /// `Strict-Transport-Security` max-age; zero sends no header.
+    pub hsts_max_age: Duration,
+    /// `--redirect-http`: the plain listener answers 308 to HTTPS.
+    pub redirect_http: bool,
 }
 
 /// The public listener.

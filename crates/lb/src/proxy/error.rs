@@ -73,6 +73,9 @@ pub enum ProxyError {
     /// The client sent its body too slowly (`--body-timeout`, `--body-min-rate`).
     #[error("request body too slow: {received} bytes in {elapsed:?}")]
     BodyTimeout { received: usize, elapsed: Duration },
+    /// `--redirect-http`, and the request named no host to redirect to.
+    #[error("no valid Host header to redirect to HTTPS")]
+    NoRedirectHost,
     #[error("{}", no_backend_message(*.0))]
     NoBackend(NoBackend),
     /// TCP connect to the backend failed; the request was never sent.
@@ -105,7 +108,8 @@ impl ProxyError {
         match self {
             ProxyError::BodyTooLarge { .. }
             | ProxyError::ClientBody(_)
-            | ProxyError::BodyTimeout { .. } => Origin::Client,
+            | ProxyError::BodyTimeout { .. }
+            | ProxyError::NoRedirectHost => Origin::Client,
             ProxyError::NoBackend(_) => Origin::Balancer,
             _ => Origin::Upstream,
         }
@@ -133,7 +137,7 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
+            ProxyError::ClientBody(_) | ProxyError::NoRedirectHost => StatusCode::BAD_REQUEST,
             ProxyError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ProxyError::NoBackend(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Connect { .. } | ProxyError::AfterSend { .. } => StatusCode::BAD_GATEWAY,
@@ -149,6 +153,7 @@ impl ProxyError {
             ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::ClientBody(_) => "bad_request_body",
             ProxyError::BodyTimeout { .. } => "body_timeout",
+            ProxyError::NoRedirectHost => "no_redirect_host",
             ProxyError::NoBackend(NoBackend::NoneConfigured) => "no_backends",
             ProxyError::NoBackend(NoBackend::AllDown) => "all_backends_down",
             ProxyError::NoBackend(NoBackend::AllDraining) => "all_backends_draining",

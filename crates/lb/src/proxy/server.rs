@@ -29,6 +29,11 @@
 //!
 //! Threads: the public listener can be served by several threads, each a
 //! single-threaded runtime that owns its connections ([`serve_on_threads`]).
+//!
+//! HTTPS: with a TLS listener beside the plain one, the same loop accepts
+//! on both and the same workers serve both; a TLS connection's handshake
+//! runs on its own task before HTTP starts (`tls/handshake.rs`), so the
+//! accept loop never waits on a client.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -48,6 +53,8 @@ use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
+
+use crate::tls::handshake::{ClientStream, TlsSide};
 
 /// The largest request head (request line + headers) accepted.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -83,9 +90,14 @@ pub trait Handler: Send + Sync + 'static {
     /// Per-connection context, made once at accept time.
     type Conn: Send + Sync + 'static;
 
-    fn connect(&self, peer: SocketAddr) -> Self::Conn;
+    /// `secure`: the connection came in on the TLS listener (and its
+    /// handshake succeeded).
+    fn connect(&self, peer: SocketAddr, secure: bool) -> Self::Conn;
     /// A connection from `peer` was closed at once: its IP is over the cap.
     fn refused(&self, _peer: SocketAddr) {}
+    /// A TLS connection from `peer` was closed: its handshake failed or
+    /// timed out.
+    fn handshake_failed(&self, _peer: SocketAddr) {}
     /// Answer a request; `None` closes the connection without an answer
     /// (only the echo test tool uses that, to simulate a crashing backend).
     fn call(
@@ -119,7 +131,9 @@ struct Slots {
     _ip: IpSlot,
 }
 
-type Handoff = (std::net::TcpStream, SocketAddr, Slots);
+/// An accepted connection: the socket, the peer, its slots, and whether it
+/// came in on the TLS listener.
+type Handoff = (std::net::TcpStream, SocketAddr, Slots, bool);
 
 /// Open connections per client IP. Entries exist only while their IP has a
 /// connection open, so the map is bounded by `--max-connections`.
@@ -168,7 +182,21 @@ pub async fn serve<H: Handler>(
     handler: Arc<H>,
     shutdown: impl Future<Output = ()>,
 ) {
-    serve_on_threads(listener, handler, 1, ConnLimits::default(), shutdown).await;
+    serve_on_threads(listener, None, handler, 1, ConnLimits::default(), shutdown).await;
+}
+
+/// The HTTPS listener of [`serve_on_threads`] and how its handshakes run.
+pub struct TlsListener {
+    pub listener: TcpListener,
+    pub side: TlsSide,
+}
+
+/// Accept on `tls` if there is one; never completes otherwise.
+async fn accept_tls(tls: Option<&TlsListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match tls {
+        Some(t) => t.listener.accept().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Serve `handler` on `listener` with `threads` threads, thread-per-core
@@ -185,6 +213,7 @@ pub async fn serve<H: Handler>(
 /// closed at once (and [`Handler::refused`] told).
 pub async fn serve_on_threads<H: Handler>(
     listener: TcpListener,
+    tls: Option<TlsListener>,
     handler: Arc<H>,
     threads: usize,
     limits: ConnLimits,
@@ -193,17 +222,24 @@ pub async fn serve_on_threads<H: Handler>(
     let open = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let per_ip = Arc::new(PerIp::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let local = ConnServer::new(handler.clone(), limits, stop_rx.clone());
+    let side = tls.as_ref().map(|t| t.side.clone());
+    let local = ConnServer::new(handler.clone(), limits, stop_rx.clone(), side.clone());
     let workers: Vec<Worker> = (1..threads.max(1))
-        .filter_map(
-            |index| match Worker::spawn(index, handler.clone(), limits, stop_rx.clone()) {
+        .filter_map(|index| {
+            match Worker::spawn(
+                index,
+                handler.clone(),
+                limits,
+                stop_rx.clone(),
+                side.clone(),
+            ) {
                 Ok(worker) => Some(worker),
                 Err(e) => {
                     tracing::warn!(error = %e, index, "could not start a worker thread");
                     None
                 }
-            },
-        )
+            }
+        })
         .collect();
     let mut turn = 0usize;
     tokio::pin!(shutdown);
@@ -215,18 +251,20 @@ pub async fn serve_on_threads<H: Handler>(
             },
             _ = &mut shutdown => break,
         };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off a little
-                    // instead of spinning on the error.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let (accepted, secure) = tokio::select! {
+            accepted = listener.accept() => (accepted, false),
+            accepted = accept_tls(tls.as_ref()) => (accepted, true),
             _ = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(conn) => conn,
+            Err(e) => {
+                // Out of file descriptors and the like: back off a little
+                // instead of spinning on the error.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let Some(ip_slot) = per_ip.take(peer.ip(), limits.max_per_ip.max(1)) else {
             handler.refused(peer);
@@ -241,11 +279,12 @@ pub async fn serve_on_threads<H: Handler>(
         let _ = stream.set_nodelay(true);
         turn = turn.wrapping_add(1);
         match workers.get(turn % (workers.len() + 1)) {
-            None => local.spawn(stream, peer, slots),
-            Some(worker) => worker.hand_off(stream, peer, slots).await,
+            None => local.spawn(stream, peer, slots, secure),
+            Some(worker) => worker.hand_off(stream, peer, slots, secure).await,
         }
     }
     drop(listener);
+    drop(tls);
     let _ = stop_tx.send(true);
     local.drain().await;
     for worker in workers {
@@ -262,6 +301,8 @@ struct ConnServer<H> {
     stop: watch::Receiver<bool>,
     /// Connections open on this runtime, and a wake-up when one closes.
     open: Arc<(AtomicUsize, Notify)>,
+    /// Handshakes for connections from the TLS listener.
+    tls: Option<TlsSide>,
 }
 
 /// When a connection last started or finished a request, and how many of
@@ -300,7 +341,12 @@ impl Drop for Busy<'_> {
 }
 
 impl<H: Handler> ConnServer<H> {
-    fn new(handler: Arc<H>, limits: ConnLimits, stop: watch::Receiver<bool>) -> Self {
+    fn new(
+        handler: Arc<H>,
+        limits: ConnLimits,
+        stop: watch::Receiver<bool>,
+        tls: Option<TlsSide>,
+    ) -> Self {
         let mut builder = http1::Builder::new();
         builder
             .keep_alive(true)
@@ -316,58 +362,51 @@ impl<H: Handler> ConnServer<H> {
             keepalive_timeout: limits.keepalive_timeout,
             stop,
             open: Arc::new((AtomicUsize::new(0), Notify::new())),
+            tls,
         }
     }
 
-    fn spawn(&self, stream: TcpStream, peer: SocketAddr, slots: Slots) {
-        // One allocation per connection holds the handler, the connection's
-        // context and its activity; a request clones only this `Arc`, whose
-        // count no other thread touches (the handler's own is shared by all
-        // workers).
-        let activity = Activity {
-            last: Mutex::new(Instant::now()),
-            busy: AtomicUsize::new(0),
-        };
-        let state = Arc::new((self.handler.clone(), self.handler.connect(peer), activity));
-        let conn_state = state.clone();
-        let service = service_fn(move |req| {
-            let state = state.clone();
-            async move {
-                let activity = &state.2;
-                activity.busy.fetch_add(1, Ordering::Relaxed);
-                activity.touch();
-                let _busy = Busy(activity);
-                state.0.call(req, &state.1).await.ok_or(NoResponse)
-            }
-        });
-        let connection = self.builder.serve_connection(TokioIo::new(stream), service);
-        let mut stop = self.stop.clone();
-        let idle = self.keepalive_timeout;
+    fn spawn(&self, stream: TcpStream, peer: SocketAddr, slots: Slots, secure: bool) {
         let open = self.open.clone();
         open.0.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(async move {
-            tokio::pin!(connection);
-            let mut closing = false;
-            let result = loop {
-                tokio::select! {
-                    result = connection.as_mut() => break result,
-                    _ = stop.wait_for(|stop| *stop), if !closing => {
-                        connection.as_mut().graceful_shutdown();
-                        closing = true;
-                    }
-                    _ = conn_state.2.idle_for(idle), if !closing => {
-                        connection.as_mut().graceful_shutdown();
-                        closing = true;
-                    }
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
+        let tls = match (secure, &self.tls) {
+            (false, _) => None,
+            (true, Some(tls)) => Some(tls.clone()),
+            (true, None) => {
+                // Unreachable: only a TLS listener sets `secure`.
+                Self::closed(&open, slots);
+                return;
             }
-            drop(slots);
-            open.0.fetch_sub(1, Ordering::Relaxed);
-            open.1.notify_waiters();
+        };
+        let this = ConnTask {
+            handler: self.handler.clone(),
+            builder: self.builder.clone(),
+            keepalive_timeout: self.keepalive_timeout,
+            stop: self.stop.clone(),
+        };
+        tokio::spawn(async move {
+            let stream = match tls {
+                None => ClientStream::Plain(stream),
+                Some(tls) => match tls.handshake(stream).await {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        this.handler.handshake_failed(peer);
+                        tracing::debug!(error = %e, %peer, "TLS handshake failed; closed");
+                        Self::closed(&open, slots);
+                        return;
+                    }
+                },
+            };
+            this.serve(stream, peer, secure).await;
+            Self::closed(&open, slots);
         });
+    }
+
+    /// A connection has ended: give its slots back, wake the drain.
+    fn closed(open: &(AtomicUsize, Notify), slots: Slots) {
+        drop(slots);
+        open.0.fetch_sub(1, Ordering::Relaxed);
+        open.1.notify_waiters();
     }
 
     /// Wait for open connections (told to finish by the stop signal).
@@ -393,6 +432,66 @@ impl<H: Handler> ConnServer<H> {
     }
 }
 
+/// What one connection's task needs from its [`ConnServer`].
+struct ConnTask<H> {
+    handler: Arc<H>,
+    builder: http1::Builder,
+    keepalive_timeout: Duration,
+    stop: watch::Receiver<bool>,
+}
+
+impl<H: Handler> ConnTask<H> {
+    /// Serve HTTP/1.1 on `stream` until the client closes, the connection
+    /// idles out, or shutdown.
+    async fn serve(self, stream: ClientStream, peer: SocketAddr, secure: bool) {
+        // One allocation per connection holds the handler, the connection's
+        // context and its activity; a request clones only this `Arc`, whose
+        // count no other thread touches (the handler's own is shared by all
+        // workers).
+        let activity = Activity {
+            last: Mutex::new(Instant::now()),
+            busy: AtomicUsize::new(0),
+        };
+        let state = Arc::new((
+            self.handler.clone(),
+            self.handler.connect(peer, secure),
+            activity,
+        ));
+        let conn_state = state.clone();
+        let service = service_fn(move |req| {
+            let state = state.clone();
+            async move {
+                let activity = &state.2;
+                activity.busy.fetch_add(1, Ordering::Relaxed);
+                activity.touch();
+                let _busy = Busy(activity);
+                state.0.call(req, &state.1).await.ok_or(NoResponse)
+            }
+        });
+        let connection = self.builder.serve_connection(TokioIo::new(stream), service);
+        let mut stop = self.stop;
+        let idle = self.keepalive_timeout;
+        tokio::pin!(connection);
+        let mut closing = false;
+        let result = loop {
+            tokio::select! {
+                result = connection.as_mut() => break result,
+                _ = stop.wait_for(|stop| *stop), if !closing => {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                _ = conn_state.2.idle_for(idle), if !closing => {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, %peer, "connection ended with an error");
+        }
+    }
+}
+
 /// A worker thread with its own single-threaded runtime.
 struct Worker {
     handoff: mpsc::Sender<Handoff>,
@@ -405,6 +504,7 @@ impl Worker {
         handler: Arc<H>,
         limits: ConnLimits,
         mut stop: watch::Receiver<bool>,
+        tls: Option<TlsSide>,
     ) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -416,12 +516,12 @@ impl Worker {
             .spawn(move || {
                 WORKER.with(|w| w.set(index));
                 runtime.block_on(async move {
-                    let server = ConnServer::new(handler, limits, stop.clone());
+                    let server = ConnServer::new(handler, limits, stop.clone(), tls);
                     loop {
                         tokio::select! {
                             next = incoming.recv() => match next {
-                                Some((stream, peer, slots)) => match TcpStream::from_std(stream) {
-                                    Ok(stream) => server.spawn(stream, peer, slots),
+                                Some((stream, peer, slots, secure)) => match TcpStream::from_std(stream) {
+                                    Ok(stream) => server.spawn(stream, peer, slots, secure),
                                     Err(e) => tracing::warn!(error = %e, "could not adopt a connection"),
                                 },
                                 None => break,
@@ -437,10 +537,10 @@ impl Worker {
     }
 
     /// Move a connection to this worker's runtime (waits if its queue is full).
-    async fn hand_off(&self, stream: TcpStream, peer: SocketAddr, slots: Slots) {
+    async fn hand_off(&self, stream: TcpStream, peer: SocketAddr, slots: Slots, secure: bool) {
         match stream.into_std() {
             Ok(stream) => {
-                let _ = self.handoff.send((stream, peer, slots)).await;
+                let _ = self.handoff.send((stream, peer, slots, secure)).await;
             }
             Err(e) => tracing::warn!(error = %e, "could not hand a connection off"),
         }

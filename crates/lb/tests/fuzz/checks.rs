@@ -81,10 +81,13 @@ pub fn lb_head(data: &[u8]) {
     // X-Forwarded-*.
     let client = HeaderValue::from_static("192.0.2.7");
     let mut fwd = h.clone();
-    forward::add_forwarded(&mut fwd, &client);
+    forward::add_forwarded(&mut fwd, &client, forward::Scheme::Http, false);
     assert_eq!(
-        fwd.get_all(forward::X_FORWARDED_FOR).iter().next_back(),
-        Some(&client)
+        fwd.get_all(forward::X_FORWARDED_FOR)
+            .iter()
+            .collect::<Vec<_>>(),
+        [&client],
+        "an untrusted client's X-Forwarded-For is replaced"
     );
     assert_eq!(fwd.get_all(forward::X_FORWARDED_PROTO).iter().count(), 1);
     assert_eq!(fwd[forward::X_FORWARDED_PROTO], "http");

@@ -307,7 +307,8 @@ pub struct CookieFlags {
     #[arg(long, value_enum, default_value_t = Tracking::Cookie)]
     pub tracking: Tracking,
 
-    /// Name of the session cookie.
+    /// Name of the session cookie. `__Host-SLSESSION` locks it to this
+    /// host (Secure, Path=/, no Domain) and needs --secure-cookies.
     #[arg(
         long,
         value_name = "NAME",

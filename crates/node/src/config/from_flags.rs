@@ -47,11 +47,7 @@ impl TryFrom<Flags> for NodeOptions {
             store,
             auth,
             users: f.auth.users.map_or(UsersSource::Demo, UsersSource::File),
-            cookie: CookiePolicy {
-                name: f.cookies.cookie_name,
-                secure_always: f.cookies.secure_cookies,
-                route: f.cookies.route_suffix.then(|| f.id.clone()),
-            },
+            cookie: cookie_policy(&f.cookies, &f.id)?,
             timeouts: Timeouts {
                 idle: f.timeouts.idle_timeout.0,
                 absolute: f.timeouts.absolute_timeout.0,
@@ -252,6 +248,30 @@ fn replication_options(
 }
 
 /// `--auth` and the flags that belong to one of its modes.
+/// The session cookie's policy. A name with a cookie prefix must follow
+/// the prefix's rules or browsers drop the cookie ([`CookiePolicy`]'s
+/// docs): `__Secure-` and `__Host-` need `Secure` on every response, so
+/// `--secure-cookies` (the node cannot know that every request came over
+/// HTTPS); `Path=/` and no `Domain`, which `__Host-` also needs, are what
+/// the node always writes.
+fn cookie_policy(f: &CookieFlags, id: &str) -> Result<CookiePolicy, InvalidConfig> {
+    let name = &f.cookie_name;
+    if let Some(prefix) = CookiePolicy::prefix(name) {
+        if !f.secure_cookies {
+            return bad(format!(
+                "--cookie-name {name}: the {prefix} prefix needs --secure-cookies \
+                 (browsers drop a {prefix} cookie without Secure; serve the site over HTTPS, \
+                 e.g. sessionlab up --tls)"
+            ));
+        }
+    }
+    Ok(CookiePolicy {
+        name: name.clone(),
+        secure_always: f.secure_cookies,
+        route: f.route_suffix.then(|| id.to_owned()),
+    })
+}
+
 fn auth(f: &AuthFlags, cookies: &CookieFlags) -> Result<AuthOptions, InvalidConfig> {
     let keys = (&f.jwt_private_key, &f.jwt_public_key);
     if f.auth == Auth::Session {
@@ -369,6 +389,19 @@ mod tests {
         // The load tool's 50 users from one address may all log in at once.
         assert!(sessions.burst >= 100 && logins.burst >= 100);
         assert!(c.clients.csrf_check && c.clients.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn a_prefixed_cookie_name_needs_secure_cookies() {
+        for name in ["__Host-SLSESSION", "__Secure-SLSESSION", "__host-x"] {
+            let e = options(&["--cookie-name", name]).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("--cookie-name {name}")), "{e}");
+            assert!(e.contains("--secure-cookies"), "{e}");
+            let c = options(&["--cookie-name", name, "--secure-cookies"]).unwrap();
+            assert_eq!(c.cookie.name, name);
+            assert!(c.cookie.secure_always);
+        }
+        assert!(options(&["--cookie-name", "Host-SLSESSION"]).is_ok());
     }
 
     #[test]

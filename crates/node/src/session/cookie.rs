@@ -12,6 +12,13 @@
 //!   network in clear text (`--secure-cookies`, or automatically when the
 //!   load balancer says the request came over HTTPS via `X-Forwarded-Proto`);
 //! - `Path=/`: one cookie for the whole site;
+//! - a name prefix the browser enforces (RFC 6265bis §4.1.3):
+//!   `__Secure-NAME` is accepted only with `Secure` (set over HTTPS), and
+//!   `__Host-NAME` also only with `Path=/` and no `Domain`, so it is locked
+//!   to this exact host: a sibling subdomain cannot plant or overwrite it
+//!   (a fixation route), and neither can a plain-HTTP page on the same
+//!   host. The node refuses to start with such a name unless
+//!   `--secure-cookies` is set ([`CookiePolicy::prefix`]);
 //! - no `Max-Age` by default: a *session cookie*, gone when the browser
 //!   closes. "Remember me" at login sets `Max-Age`, making it a *persistent
 //!   cookie* that survives a browser restart (until the absolute timeout).
@@ -66,6 +73,15 @@ impl CookiePolicy {
     /// The cookie (or `;sid=`) value for `id`: `<id>` or `<id>.<node-id>`.
     pub fn value(&self, id: &SessionId) -> String {
         sessionlab_wire::route::with_route(id.as_str(), self.route.as_deref())
+    }
+
+    /// The browser-enforced prefix `name` starts with (`__Secure-` or
+    /// `__Host-`, compared without case as browsers do), if any.
+    pub fn prefix(name: &str) -> Option<&'static str> {
+        ["__Secure-", "__Host-"].into_iter().find(|p| {
+            name.get(..p.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(p))
+        })
     }
 
     /// Whether cookies on this response get `Secure`.
