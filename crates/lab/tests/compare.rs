@@ -360,3 +360,39 @@ fn a_bad_fault_or_mode_is_refused_before_anything_starts() {
     }
     assert!(leftover_run_dirs(tmp.path()).is_empty());
 }
+
+/// `compare --lb haproxy,sessionlab`: the same mode behind both LBs, one
+/// report, a row each, both through a kill without losing a session.
+#[test]
+fn the_same_mode_behind_haproxy_and_sessionlab_lb_in_one_report() {
+    let run = compared(&[
+        "--modes",
+        "sticky-replicated",
+        "--lb",
+        "haproxy,sessionlab",
+        "--duration",
+        "3s",
+        "--users",
+        "6",
+        "--ramp-up",
+        "300ms",
+    ]);
+    let stdout = String::from_utf8_lossy(&run.out.stdout);
+    assert!(
+        stdout.contains("| sticky-replicated/haproxy |")
+            && stdout.contains("| sticky-replicated/sessionlab |"),
+        "{stdout}"
+    );
+    let json = run.report();
+    let runs = json["outcomes"].as_array().unwrap();
+    let labels: Vec<&str> = runs.iter().map(|r| r["label"].as_str().unwrap()).collect();
+    assert_eq!(
+        labels,
+        ["sticky-replicated/haproxy", "sticky-replicated/sessionlab"]
+    );
+    for r in runs {
+        assert_eq!(r["outcome"], "ran", "{r}");
+        assert!(r["requests"].as_u64().unwrap() > 20, "{}", r["label"]);
+        assert_eq!(r["marks"][0]["label"], "kill node-2", "{}", r["label"]);
+    }
+}
