@@ -373,6 +373,48 @@ mod tests {
         Guard::new(listen.parse().unwrap(), token).check(&headers, needs)
     }
 
+    /// The JSON body of a dashboard answer.
+    async fn body_of(resp: DashResponse) -> Value {
+        use http_body_util::BodyExt;
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn behind_nginx_without_a_lab_dir_the_nodes_come_from_the_directory() {
+        // Nothing listens on port 1: the LB admin is never asked, the node
+        // does not answer and is shown down.
+        let lb = Arc::new(LbAdmin::new("127.0.0.1:1".parse().unwrap(), None));
+        let cluster = Arc::new(ClusterView::default());
+        cluster
+            .directory
+            .set("node-1", "127.0.0.1:1".parse().unwrap())
+            .unwrap();
+        let d = Dashboard::new(
+            lb.clone(),
+            cluster,
+            Arc::new(History::default()),
+            LabControl::new(None, lb),
+            Guard::new("127.0.0.1:8079".parse().unwrap(), None),
+        )
+        .behind(LbKind::Nginx, None);
+        let resp = d.cluster_json().await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = body_of(resp).await;
+        assert!(
+            body["strategy"]
+                .as_str()
+                .unwrap()
+                .starts_with("nginx (no admin API"),
+            "{body}"
+        );
+        assert_eq!(body["nodes"][0]["id"], "node-1");
+        assert_eq!(body["nodes"][0]["lb"]["state"], "down", "{body}");
+        let body = body_of(d.requests(None).await).await;
+        assert_eq!(body["requests"], json!([]));
+        assert!(body["note"].as_str().unwrap().contains("no routing log"));
+    }
+
     #[test]
     fn refuses_other_sites_and_rebound_names() {
         assert!(same_origin(&req("127.0.0.1:8079", None), false).is_ok());
