@@ -1,8 +1,9 @@
 //! Bringing a cluster up and down, and changing its membership:
 //! `up`, `down`, `kill`, `restart`, `drain`/`undrain` and `scale`.
 //!
-//! A cluster is N `sessionlab-node` processes and one `sessionlab-lb` in
-//! front of them, plus the `sessionlab-dashboard` that watches them, all on
+//! A cluster is N `sessionlab-node` processes and one load balancer in
+//! front of them (`sessionlab-lb`, or HAProxy or nginx with a file the lab
+//! writes: [`crate::lb`]), plus the `sessionlab-dashboard` that watches them, all on
 //! 127.0.0.1, configured by a row of the modes matrix
 //! ([`crate::preset`]). Every command follows the same pattern: take the run
 //! folder's lock, load the state, act on real processes (signals) or real
