@@ -55,7 +55,8 @@ pub struct Faults<'a> {
 /// ([`Api::set_lb_token`]: `up` generates it into the run folder).
 #[derive(Clone)]
 pub struct Api {
-    http: reqwest::Client,
+    /// Replaced once `up --tls` has made the run's CA ([`Api::trust_ca`]).
+    http: std::sync::Arc<std::sync::RwLock<reqwest::Client>>,
     lb_token: std::sync::Arc<std::sync::RwLock<Option<String>>>,
 }
 
@@ -69,16 +70,31 @@ pub(crate) fn client(builder: reqwest::ClientBuilder) -> Result<reqwest::Client>
 }
 
 impl Api {
-    pub fn new() -> Result<Api> {
-        let http = client(
-            reqwest::Client::builder()
-                .timeout(Duration::from_secs(3))
-                .connect_timeout(Duration::from_secs(1)),
-        )?;
+    /// `ca_pem`: the run folder's CA (`up --tls`), trusted for HTTPS.
+    pub fn new(ca_pem: Option<&[u8]>) -> Result<Api> {
         Ok(Api {
-            http,
+            http: std::sync::Arc::new(std::sync::RwLock::new(Self::build(ca_pem)?)),
             lb_token: Default::default(),
         })
+    }
+
+    fn build(ca_pem: Option<&[u8]>) -> Result<reqwest::Client> {
+        let builder = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .connect_timeout(Duration::from_secs(1));
+        client(crate::tls::trusting(builder, ca_pem)?)
+    }
+
+    /// Trust `ca_pem` from now on (the LB's `--redirect-http` sends the
+    /// health checks of its plain port to HTTPS).
+    pub fn trust_ca(&self, ca_pem: &[u8]) -> Result<()> {
+        let http = Self::build(Some(ca_pem))?;
+        *self.http.write().unwrap_or_else(|e| e.into_inner()) = http;
+        Ok(())
+    }
+
+    fn http(&self) -> reqwest::Client {
+        self.http.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The LB admin token to send from now on (`None`: send none).
@@ -98,7 +114,12 @@ impl Api {
 
     /// Whether `GET http://{addr}/healthz` answers 200.
     pub async fn healthy(&self, addr: &str) -> bool {
-        match self.http.get(format!("http://{addr}/healthz")).send().await {
+        match self
+            .http()
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+        {
             Ok(resp) => resp.status().is_success(),
             Err(_) => false,
         }
@@ -110,7 +131,7 @@ impl Api {
 
     pub async fn lb_backends(&self, admin_addr: &str) -> Result<Backends> {
         let path = "/admin/v1/backends";
-        let req = self.to_lb(self.http.get(format!("http://{admin_addr}{path}")));
+        let req = self.to_lb(self.http().get(format!("http://{admin_addr}{path}")));
         self.json_of(admin_addr, path, req).await
     }
 
@@ -133,7 +154,7 @@ impl Api {
             detail: e.to_string(),
         })?;
         let req = self.to_lb(
-            self.http
+            self.http()
                 .post(format!("http://{admin_addr}/admin/v1/backends"))
                 .header("content-type", "application/json")
                 .body(body),
@@ -144,7 +165,7 @@ impl Api {
     /// Removes a backend from the LB's pool.
     pub async fn lb_remove_backend(&self, admin_addr: &str, id: &str) -> Result<()> {
         let req = self.to_lb(
-            self.http
+            self.http()
                 .delete(format!("http://{admin_addr}/admin/v1/backends/{id}")),
         );
         self.expect_ok(admin_addr, "removing backend", req).await
@@ -154,7 +175,7 @@ impl Api {
     pub async fn lb_drain(&self, admin_addr: &str, id: &str, drain: bool) -> Result<()> {
         let verb = if drain { "drain" } else { "undrain" };
         let req = self.to_lb(
-            self.http
+            self.http()
                 .post(format!("http://{admin_addr}/admin/v1/backends/{id}/{verb}")),
         );
         self.expect_ok(admin_addr, verb, req).await
@@ -174,7 +195,7 @@ impl Api {
         })?;
         let signed = sign(secret, "POST", path, &body);
         let mut req = self
-            .http
+            .http()
             .post(format!("http://{cluster_addr}{path}"))
             .header("content-type", "application/json");
         for (name, value) in signed.pairs() {
@@ -185,7 +206,7 @@ impl Api {
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, addr: &str, path: &str) -> Result<T> {
-        let req = self.http.get(format!("http://{addr}{path}"));
+        let req = self.http().get(format!("http://{addr}{path}"));
         self.json_of(addr, path, req).await
     }
 

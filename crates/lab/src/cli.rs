@@ -167,6 +167,19 @@ pub struct UpArgs {
     /// redis-server of the lab's own.
     #[arg(long, env = "SESSIONLAB_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// HTTPS at the LB: the lab makes a CA and a certificate for
+    /// localhost/127.0.0.1/::1 in the run folder (tls/), the LB serves
+    /// HTTPS on --tls-port and redirects plain HTTP there, and the nodes
+    /// mark their cookies Secure.
+    #[arg(long, env = "SESSIONLAB_TLS")]
+    pub tls: bool,
+    /// The LB's HTTPS port with --tls (0 = any free port).
+    #[arg(long, env = "SESSIONLAB_TLS_PORT", default_value_t = 8443)]
+    pub tls_port: u16,
+    /// The nodes' session cookie name, e.g. __Host-SLSESSION (the __Host-
+    /// and __Secure- prefixes need --tls).
+    #[arg(long, env = "SESSIONLAB_COOKIE_NAME")]
+    pub cookie_name: Option<String>,
     /// An extra flag for every node, e.g. --node-arg=--replication-ack=all (repeatable).
     #[arg(long = "node-arg", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
@@ -207,6 +220,25 @@ async fn run_async(lab: &Lab, command: Command) -> Result<()> {
             if let Some(url) = a.redis_url.take() {
                 a.node_args.push(format!("--redis-url={url}"));
             }
+            if let Some(name) = a.cookie_name.take() {
+                if let Some(prefix) = ["__Host-", "__Secure-"].into_iter().find(|p| {
+                    name.to_ascii_lowercase()
+                        .starts_with(&p.to_ascii_lowercase())
+                }) {
+                    if !a.tls {
+                        return Err(LabError::InvalidArgument(format!(
+                            "--cookie-name {name}: the {prefix} prefix needs --tls \
+                             (browsers accept such a cookie only with Secure, over HTTPS)"
+                        )));
+                    }
+                }
+                a.node_args.push(format!("--cookie-name={name}"));
+            }
+            if a.tls {
+                // Behind the HTTPS LB every request is HTTPS (plain HTTP is
+                // redirected), so every cookie is Secure.
+                a.node_args.push("--secure-cookies".into());
+            }
             let opts = UpOptions {
                 mode: a.mode,
                 nodes: a.nodes,
@@ -221,6 +253,7 @@ async fn run_async(lab: &Lab, command: Command) -> Result<()> {
                 node_args: a.node_args,
                 lb_args: a.lb_args,
                 lb: a.lb,
+                tls_port: a.tls.then_some(a.tls_port),
             };
             let report = lab.up(&opts).await?;
             say(render_up(&report, lab.rf.root()));
@@ -307,7 +340,10 @@ pub fn render_modes() -> String {
 pub fn render_up(report: &UpReport, run_dir: &std::path::Path) -> String {
     let st = &report.state;
     let preset = st.mode.preset();
-    let app = format!("http://127.0.0.1:{}/", st.lb.port);
+    let app = match st.lb.tls_port {
+        Some(port) => format!("https://127.0.0.1:{port}/"),
+        None => format!("http://127.0.0.1:{}/", st.lb.port),
+    };
     let admin = format!("http://127.0.0.1:{}/", st.lb.admin_port);
     let admin = match st.lb.kind {
         LbKind::Sessionlab => {
@@ -335,7 +371,25 @@ pub fn render_up(report: &UpReport, run_dir: &std::path::Path) -> String {
         .map(|n| format!("{} :{} (cluster :{})", n.id, n.app_port, n.cluster_port))
         .collect();
     let victim = st.nodes.get(1).unwrap_or(&st.nodes[0]).id.clone();
-    let mut out = format!(
+    let mut out = String::new();
+    if let Some(port) = st.lb.tls_port {
+        let ca = crate::tls::TlsFiles::of(&crate::runfolder::RunFolder::new(run_dir)).ca;
+        let ca = std::path::absolute(&ca).unwrap_or(ca);
+        out.push_str(&format!(
+            "HTTPS: the LB serves https://127.0.0.1:{port}/ (and https://localhost:{port}/) \
+             with a certificate from the lab's own CA; http://127.0.0.1:{}/ redirects there (308)\n\
+             \x20 CA      {}\n\
+             \x20 curl    curl --cacert {} https://127.0.0.1:{port}/healthz\n\
+             \x20 browser import the CA as a trusted authority (Firefox: Settings > Privacy & Security > \
+             Certificates > View Certificates > Authorities > Import; Chrome: Settings > Privacy and security > \
+             Security > Manage certificates > Authorities > Import), or use a separate browser profile.\n\
+             \x20         The CA is limited to localhost/127.0.0.1/::1 and its key was never saved.\n",
+            st.lb.port,
+            ca.display(),
+            ca.display(),
+        ));
+    }
+    out.push_str(&format!(
         "cluster up and healthy in {:.2} s: mode {}, {} nodes\n\
          \x20 app     {app}  (log in as alice, bob or carol; password sessionlab)\n\
          \x20 dashboard {dashboard}  (the live dashboard)\n\
@@ -355,7 +409,7 @@ pub fn render_up(report: &UpReport, run_dir: &std::path::Path) -> String {
         preset.sessions_live,
         preset.teaches,
         run_dir.display(),
-    );
+    ));
     let steps: Vec<String> = match (preset.lb_strategy, preset.replication) {
         _ if preset.needs_redis => vec![
             "reload a few times: every node serves you, all read the one Redis".into(),

@@ -112,6 +112,27 @@ pub struct UpOptions {
     pub lb_args: Vec<String>,
     /// Which LB stands in front of the nodes.
     pub lb: LbKind,
+    /// `--tls`: the HTTPS port (0 = any free one); the lab makes a CA and
+    /// the LB's certificate ([`crate::tls`]).
+    pub tls_port: Option<u16>,
+}
+
+/// The flags `up --tls` gives sessionlab-lb: HTTPS on `port` with the run
+/// folder's certificate, plain HTTP redirected to it, and a short HSTS
+/// (HSTS for `localhost` covers every port of it, so a year would force
+/// HTTPS on every other local development server too).
+pub fn lb_tls_args(files: &crate::tls::TlsFiles, port: u16) -> Vec<String> {
+    vec![
+        "--tls-listen".into(),
+        addr(port),
+        "--tls-cert".into(),
+        files.cert.display().to_string(),
+        "--tls-key".into(),
+        files.key.display().to_string(),
+        "--redirect-http".into(),
+        "--hsts-max-age".into(),
+        "5m".into(),
+    ]
 }
 
 /// What `up` started, for the banner.
@@ -257,7 +278,7 @@ pub fn lb_args(
 
 impl Lab {
     pub fn new(rf: RunFolder) -> Result<Lab> {
-        let api = Api::new()?;
+        let api = Api::new(crate::tls::TlsFiles::of(&rf).read_ca()?.as_deref())?;
         api.set_lb_token(rf.read_admin_token()?);
         Ok(Lab {
             rf,
@@ -373,6 +394,12 @@ impl Lab {
             };
             preset.lb_strategy.parse::<lb::Balance>()?;
         }
+        if opts.tls_port.is_some() && opts.lb.is_foreign() {
+            return Err(LabError::InvalidArgument(format!(
+                "--tls works with --lb sessionlab only (not yet with --lb {})",
+                opts.lb
+            )));
+        }
         // The redis mode brings its own Redis unless told where one runs.
         let own_redis = preset.needs_redis && !redis::given_url(&opts.node_args);
         if own_redis {
@@ -388,6 +415,10 @@ impl Lab {
             kind: opts.lb,
             program: None,
             drained: Default::default(),
+            tls_port: match opts.tls_port {
+                Some(base) => Some(alloc.port(base, 0, "LB HTTPS")?),
+                None => None,
+            },
         };
         let mut dashboard = DashboardState {
             port: alloc.port(opts.ports.dashboard, 0, "dashboard")?,
@@ -412,7 +443,13 @@ impl Lab {
             started_at_unix_ms: sessionlab_wire::clock::unix_ms(),
             ports: opts.ports,
             node_extra_args: opts.node_args.clone(),
-            lb_extra_args: opts.lb_args.clone(),
+            lb_extra_args: match lb.tls_port {
+                Some(port) => lb_tls_args(&crate::tls::TlsFiles::of(&self.rf), port)
+                    .into_iter()
+                    .chain(opts.lb_args.iter().cloned())
+                    .collect(),
+                None => opts.lb_args.clone(),
+            },
             lb,
             dashboard: Some(dashboard),
             nodes,
@@ -429,6 +466,12 @@ impl Lab {
                 .map_err(LabError::io(format!("removing old log {}", path.display())))?;
         }
         self.rf.write_secret(&generate_secret()?)?;
+        if state.lb.tls_port.is_some() {
+            let files = crate::tls::TlsFiles::of(&self.rf);
+            files.generate()?;
+            let ca = files.read_ca()?.unwrap_or_default();
+            self.api.trust_ca(&ca)?;
+        }
         let token = generate_secret()?;
         self.rf.write_admin_token(&token)?;
         self.api.set_lb_token(Some(token));

@@ -519,6 +519,7 @@ async fn one_mode(
                 cluster: 0,
             },
             bin_dir: Some(bins.dir.clone()),
+            tls_port: None,
             node_args,
             lb_args: match lb {
                 LbKind::Sessionlab => args.lb_args.clone(),

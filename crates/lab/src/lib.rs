@@ -57,6 +57,7 @@ mod process;
 mod redis;
 mod runfolder;
 mod status;
+mod tls;
 mod workload;
 
 pub use actions::{Action, drained, perform};

@@ -76,6 +76,13 @@ pub fn metrics_targets(state: &ClusterState) -> MetricsTargets {
 /// Runs `sessionlab load`; returns what to print.
 pub async fn run(lab: &Lab, args: LoadArgs) -> Result<String> {
     let state = lab.rf.load_required()?;
+    if state.lb.tls_port.is_some() {
+        // The simulated users speak plain HTTP, which `up --tls` redirects.
+        return Err(LabError::InvalidArgument(
+            "load does not speak HTTPS yet; bring the cluster up without --tls to measure it"
+                .into(),
+        ));
+    }
     let mut cfg = args.workload.config(
         target(&state),
         args.duration,

@@ -98,6 +98,9 @@ pub struct LbState {
     /// its file as `down`).
     #[serde(default)]
     pub drained: BTreeSet<String>,
+    /// `up --tls`: the HTTPS port (the plain port then redirects to it).
+    #[serde(default)]
+    pub tls_port: Option<u16>,
 }
 
 /// The dashboard process: it reads the LB's admin API and the nodes'
@@ -354,7 +357,7 @@ impl RunFolder {
 }
 
 /// Replaces `path` with `text`, readable only by its owner.
-fn write_private(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<()> {
     let _ = std::fs::remove_file(path);
     let mut file = OpenOptions::new()
         .create_new(true)

@@ -418,6 +418,7 @@ pub(crate) mod tests {
                 kind,
                 program: None,
                 drained: BTreeSet::new(),
+                tls_port: None,
             },
             dashboard: None,
             nodes: (1..=n)
