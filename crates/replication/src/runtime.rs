@@ -375,8 +375,61 @@ async fn drive(
             Some(_) = sends.join_next(), if !sends.is_empty() => {}
         }
     }
+    flush(&shared, &mut batches, &client, &mut sends).await;
     sends.abort_all();
     tracing::info!(node = %shared.node_id, "replication stopped");
+}
+
+/// How long a stopping node may spend handing its queued changes to the
+/// live peers.
+pub const FLUSH_LIMIT: Duration = Duration::from_secs(2);
+
+/// A graceful stop's last duty. The node stops taking requests before it
+/// stops replication, so nothing new is written; but the last writes may
+/// still sit in the peers' queues (an answer does not wait for them unless
+/// `--replication-ack` says so). Dropping them would lose acknowledged
+/// writes at every rolling restart: the restarted node comes back empty and
+/// catches up from a peer that never got them. So keep sending
+/// (without ticking: no new heartbeats, only the queued data and the
+/// batches its results release) until no live peer has data queued and no
+/// batch is in flight, or
+/// [`FLUSH_LIMIT`] has passed (a peer that does not answer must not hold
+/// the stop up for long; a SIGKILL skips all this, as it would anywhere).
+async fn flush(
+    shared: &Arc<Shared>,
+    batches: &mut mpsc::Receiver<Batch>,
+    client: &reqwest::Client,
+    sends: &mut JoinSet<()>,
+) {
+    let deadline = tokio::time::sleep(FLUSH_LIMIT);
+    tokio::pin!(deadline);
+    loop {
+        let queued: usize = {
+            let r = shared.replica.lock();
+            r.peers()
+                .iter()
+                .filter(|p| p.up)
+                .map(|p| p.queue_depth)
+                .sum()
+        };
+        if queued == 0 && sends.is_empty() && batches.is_empty() {
+            return;
+        }
+        tokio::select! {
+            _ = &mut deadline => {
+                tracing::warn!(
+                    node = %shared.node_id,
+                    queued,
+                    "stopping with changes not handed to the peers (flush limit reached)"
+                );
+                return;
+            }
+            Some(batch) = batches.recv() => {
+                sends.spawn(transport::send(shared.clone(), client.clone(), batch));
+            }
+            Some(_) = sends.join_next(), if !sends.is_empty() => {}
+        }
+    }
 }
 
 impl ReplicationHandle {

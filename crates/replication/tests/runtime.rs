@@ -850,3 +850,29 @@ async fn a_write_loaded_before_a_logout_cannot_bring_the_session_back() {
     assert!(!holds(&c.node(0).store, &s.id).await);
     assert!(!holds(&c.node(1).store, &s.id).await);
 }
+
+/// A graceful stop hands the queued changes to the live peers before the
+/// replication stops: with node-1's outgoing batches held back 300 ms, the
+/// writes it answered are still in its queue when it is told to stop; its
+/// peer gets every one of them (a rolling restart used to lose them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_hands_the_queued_writes_to_the_peers_first() {
+    let mut c = TestCluster::start(2, AckMode::None).await;
+    assert_eq!(
+        set_faults(&c, 0, r#"{"drop":[],"delay_ms":300}"#).await,
+        200
+    );
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let s = new_session();
+        c.node(0).store.put(s.clone()).await.unwrap();
+        ids.push(s.id);
+    }
+    c.stop(0).await;
+    for id in &ids {
+        assert!(
+            holds(&c.node(1).store, id).await,
+            "node-2 lacks {id} after node-1's stop"
+        );
+    }
+}
