@@ -123,6 +123,12 @@ pub enum Command {
     /// lost updates, resurrection; counterexamples as text and SVG.
     /// Exits 1 when one is broken.
     Check(crate::check::CheckArgs),
+    /// Questions that need many clusters: `study churn` adds and removes a
+    /// node under a population of users, per LB strategy and mode.
+    Study {
+        #[command(subcommand)]
+        study: crate::study::Study,
+    },
 }
 
 /// What `sessionlab config` prints.
@@ -313,6 +319,9 @@ async fn run_async(lab: &Lab, command: Command) -> Result<()> {
         Command::Config { what } => match what {
             ConfigWhat::Lb => say(lb::show_config(&lab.rf)?.trim_end().to_string()),
         },
+        Command::Study { study } => {
+            say(crate::study::run(study, lab.health_timeout, lab.grace).await?)
+        }
         Command::Check(a) => {
             let (text, violations) = crate::check::run(&a)?;
             say(text);

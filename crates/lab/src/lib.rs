@@ -30,6 +30,8 @@
 //!   users (crate `sessionlab-load`) with faults on a timeline.
 //! - [`compare`], [`compare_report`]: `compare`, every mode under the same
 //!   workload, one report with a table and charts.
+//! - [`study`]: `study churn`, many clusters, one question (what adding or
+//!   removing a node does to where users land).
 //! - [`cli`]: the flags and what each command prints.
 //!
 //! `docs/lab.md` walks through how these fit together.
@@ -58,6 +60,7 @@ mod redis;
 mod runfolder;
 mod status;
 mod tls;
+mod study;
 mod workload;
 
 pub use actions::{Action, drained, perform};

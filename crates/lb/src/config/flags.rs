@@ -23,8 +23,12 @@ use crate::select::{BalanceFactor, Strategy};
 
 /// sessionlab-lb: an HTTP/1.1 load balancer with sticky sessions, health
 /// checks, failover and an admin API.
+///
+/// A flag given twice takes its last value (`args_override_self`), so a
+/// script can override what a wrapper passed (`sessionlab up --lb-arg
+/// --strategy --lb-arg maglev`); repeatable flags (`--backend`) add up.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "sessionlab-lb", version)]
+#[command(name = "sessionlab-lb", version, args_override_self = true)]
 pub struct Flags {
     #[command(flatten)]
     pub listeners: ListenerFlags,

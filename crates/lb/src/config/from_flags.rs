@@ -252,6 +252,23 @@ mod tests {
     }
 
     #[test]
+    fn a_flag_given_twice_takes_its_last_value_and_backends_add_up() {
+        let s = options(&[
+            "--strategy",
+            "sticky-cookie",
+            "--strategy",
+            "maglev",
+            "--backend",
+            "a=127.0.0.1:1",
+            "--backend",
+            "b=127.0.0.1:2",
+        ])
+        .unwrap();
+        assert_eq!(s.selection.strategy, Strategy::Maglev);
+        assert_eq!(s.backends.len(), 2);
+    }
+
+    #[test]
     fn the_selection_options_fit_their_strategy() {
         let s = options(&["--strategy", "maglev", "--hash-balance-factor", "1.25"]).unwrap();
         assert_eq!(s.selection.strategy, Strategy::Maglev);
