@@ -59,8 +59,8 @@ mod process;
 mod redis;
 mod runfolder;
 mod status;
-mod tls;
 mod study;
+mod tls;
 mod workload;
 
 pub use actions::{Action, drained, perform};

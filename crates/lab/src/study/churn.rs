@@ -20,8 +20,10 @@
 //! | `add` | `sessionlab scale --nodes TO` (one node added to the LB) | the share remapped by the new node list |
 //! | `remove` | node-1 removed from the LB and killed | the share remapped by the loss |
 //!
-//! A user *moved* when another node answered than the one before; its
-//! session was *lost* when the counter started again; it was *refused*
+//! A user *moved* when another node answered than the one before; it
+//! *lost* when the counter did not continue from its last answer (the
+//! session was gone, or behind: under `--replication-ack none` the last
+//! write of a SIGKILLed node may not have left it); it was *refused*
 //! when the answer carried no counter (a 503 from `--sticky-strict`).
 //!
 //! What the study cannot show on its own: which moves a person can live
@@ -352,6 +354,8 @@ async fn steps(
         bin_dir: Some(bins.dir.clone()),
         node_args: Vec::new(),
         lb_args: strategy.lb_args(),
+        lb: crate::lb::LbKind::Sessionlab,
+        tls_port: None,
     })
     .await?;
     let state = lab.rf.load_required()?;
@@ -462,7 +466,7 @@ fn markdown(c: &Churn) -> String {
         "# sessionlab study churn: {} -> {} nodes, {} users\n\n\
          Each row is a fresh cluster: the mode's nodes behind the LB with the row's strategy. \
          Every user sends one increment per step; *moved*: another node answered than the one \
-         before; *lost*: the session was gone (the counter started again); *refused*: no counter \
+         before; *lost*: the counter did not continue from the last answer (session gone, or its last write missing); *refused*: no counter \
          in the answer (503 from `--sticky-strict`). `add` follows `scale --nodes {}`; `remove` \
          follows taking {} out of the LB and killing it. The ideal share moved by a hash when one \
          node joins is 1/{} = {:.0}%.\n\n{}",
