@@ -286,6 +286,10 @@ impl Replication {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(2)
             .tcp_nodelay(true)
+            // Peers speak plain HTTP: no certificate roots to load. Without
+            // this, reqwest's rustls would look for the system's roots and
+            // fail to build where there are none (a minimal container).
+            .tls_certs_only(std::iter::empty())
             .build()?;
         let peer_ids: Vec<String> = cfg.peers.iter().map(|(id, _)| id.clone()).collect();
         let batch_urls = cfg
