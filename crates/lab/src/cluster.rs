@@ -277,6 +277,37 @@ pub fn lb_args(
 }
 
 impl Lab {
+    /// A lab in a fresh run folder `dir` (an old one there is removed
+    /// first), for the commands that start clusters of their own
+    /// (`compare`, `study`).
+    pub fn fresh(dir: &Path, health_timeout: Duration, grace: Duration) -> Result<Lab> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(LabError::io(format!(
+                "removing the old run folder {}",
+                dir.display()
+            )))?;
+        }
+        let mut lab = Lab::new(RunFolder::new(dir))?;
+        lab.health_timeout = health_timeout;
+        lab.grace = grace;
+        Ok(lab)
+    }
+
+    /// Runs `work` on this lab's cluster, then takes the cluster down
+    /// whatever happened, also on Ctrl-C (the cluster's processes are in
+    /// their own process group, so the terminal's SIGINT does not reach
+    /// them). The work's error comes before the down's.
+    pub async fn then_down<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let result = tokio::select! {
+            r = work => r,
+            _ = tokio::signal::ctrl_c() => Err(LabError::Interrupted),
+        };
+        let down = self.down().await;
+        let value = result?;
+        down?;
+        Ok(value)
+    }
+
     pub fn new(rf: RunFolder) -> Result<Lab> {
         let api = Api::new(crate::tls::TlsFiles::of(&rf).read_ca()?.as_deref())?;
         api.set_lb_token(rf.read_admin_token()?);

@@ -36,7 +36,6 @@ use crate::lb::LbKind;
 use crate::load;
 use crate::ports::PortBases;
 use crate::preset::{Mode, PRESETS, mode_names};
-use crate::runfolder::RunFolder;
 use crate::workload::{self, WorkloadArgs};
 
 /// Duration and users of `--quick` (and of the defaults without it).
@@ -479,9 +478,8 @@ pub async fn run(args: CompareArgs, health_timeout: Duration, grace: Duration) -
     ))
 }
 
-/// Up, measure, down for one mode. The cluster goes down whatever
-/// happened (also on Ctrl-C: its processes are in their own process
-/// group, so the terminal's SIGINT does not reach them).
+/// Up, measure, down for one mode ([`Lab::then_down`]: down whatever
+/// happened, also on Ctrl-C).
 #[allow(clippy::too_many_arguments)]
 async fn one_mode(
     args: &CompareArgs,
@@ -496,28 +494,14 @@ async fn one_mode(
     health_timeout: Duration,
     grace: Duration,
 ) -> Result<sessionlab_load::LoadReport> {
-    if run_dir.exists() {
-        std::fs::remove_dir_all(run_dir).map_err(LabError::io(format!(
-            "removing the old run folder {}",
-            run_dir.display()
-        )))?;
-    }
-    let mut lab = Lab::new(RunFolder::new(run_dir))?;
-    lab.health_timeout = health_timeout;
-    lab.grace = grace;
+    let lab = Lab::fresh(run_dir, health_timeout, grace)?;
     let work = async {
         let mut node_args = v.node_args();
         node_args.extend(args.node_args.iter().cloned());
         lab.up(&UpOptions {
             mode: v.mode,
             nodes: args.nodes,
-            ports: PortBases {
-                lb: 0,
-                admin: 0,
-                dashboard: 0,
-                node: 0,
-                cluster: 0,
-            },
+            ports: PortBases::FREE,
             bin_dir: Some(bins.dir.clone()),
             tls_port: None,
             node_args,
@@ -539,14 +523,7 @@ async fn one_mode(
         let plan = faultplan::schedule(faults, duration, &state)?;
         load::measure(&lab, label, cfg, plan).await
     };
-    let result = tokio::select! {
-        r = work => r,
-        _ = tokio::signal::ctrl_c() => Err(LabError::Interrupted),
-    };
-    let down = lab.down().await;
-    let report = result?;
-    down?;
-    Ok(report)
+    lab.then_down(work).await
 }
 
 #[cfg(test)]

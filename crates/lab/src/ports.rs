@@ -30,6 +30,18 @@ pub struct PortBases {
     pub cluster: u16,
 }
 
+impl PortBases {
+    /// Every port picked free: clusters that must not meet the well-known
+    /// ports (`compare`, `study`, tests).
+    pub const FREE: PortBases = PortBases {
+        lb: 0,
+        admin: 0,
+        dashboard: 0,
+        node: 0,
+        cluster: 0,
+    };
+}
+
 fn default_dashboard_port() -> u16 {
     PortBases::default().dashboard
 }

@@ -45,7 +45,6 @@ use crate::cluster::{Binaries, Lab, UpOptions};
 use crate::error::{LabError, Result};
 use crate::ports::PortBases;
 use crate::preset::Mode;
-use crate::runfolder::RunFolder;
 
 /// `sessionlab study churn`.
 #[derive(Debug, Clone, Args)]
@@ -310,20 +309,10 @@ async fn one_cell(
         mode.name(),
         strategy.to_string().replace('+', "-")
     ));
-    if run_dir.exists() {
-        std::fs::remove_dir_all(&run_dir).map_err(LabError::io("removing an old run folder"))?;
-    }
-    let mut lab = Lab::new(RunFolder::new(&run_dir))?;
-    lab.health_timeout = health_timeout;
-    lab.grace = grace;
-    let work = steps(&lab, args, mode, strategy, users, bins);
-    let result = tokio::select! {
-        r = work => r,
-        _ = tokio::signal::ctrl_c() => Err(LabError::Interrupted),
-    };
-    let down = lab.down().await;
-    let steps = result?;
-    down?;
+    let lab = Lab::fresh(&run_dir, health_timeout, grace)?;
+    let steps = lab
+        .then_down(steps(&lab, args, mode, strategy, users, bins))
+        .await?;
     let _ = std::fs::remove_dir_all(&run_dir);
     Ok(Cell {
         mode: mode.name().into(),
@@ -340,17 +329,10 @@ async fn steps(
     users: usize,
     bins: &Binaries,
 ) -> Result<Vec<StepFigures>> {
-    let zero = PortBases {
-        lb: 0,
-        admin: 0,
-        dashboard: 0,
-        node: 0,
-        cluster: 0,
-    };
     lab.up(&UpOptions {
         mode,
         nodes: usize::from(args.from),
-        ports: zero,
+        ports: PortBases::FREE,
         bin_dir: Some(bins.dir.clone()),
         node_args: Vec::new(),
         lb_args: strategy.lb_args(),
