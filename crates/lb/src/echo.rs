@@ -41,7 +41,7 @@ use tokio::net::TcpListener;
 
 use crate::proxy::server::{self, Handler};
 
-pub const X_SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
+pub const X_SERVED_BY: HeaderName = HeaderName::from_static(sessionlab_wire::served_by::SERVED_BY);
 const MAX_BODY: usize = 1024 * 1024;
 const MAX_DELAY_MS: u64 = 60_000;
 

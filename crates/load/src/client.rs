@@ -216,11 +216,7 @@ impl Browser {
         };
         let mut resp = req.send().await.map_err(fail)?;
         let status = resp.status().as_u16();
-        let served_by = resp
-            .headers()
-            .get("x-served-by")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let served_by = sessionlab_wire::served_by::served_by(resp.headers());
         let new_session_id = self.store_cookies(resp.headers(), sent_session.as_deref());
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(fail)? {

@@ -50,7 +50,7 @@ use crate::store::wiring::{ClusterRoutes, StoreWiring};
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The response header naming the node that answered.
-pub const SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
+pub const SERVED_BY: HeaderName = HeaderName::from_static(sessionlab_wire::served_by::SERVED_BY);
 
 /// The node's two bound listeners.
 pub struct Listeners {

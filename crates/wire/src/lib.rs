@@ -11,6 +11,7 @@
 //! - [`status`]: the `/admin/v1/status` answer a node serves and the lab reads;
 //! - [`lb_admin`]: the LB's `/admin/v1/backends` bodies, which the lab reads;
 //! - [`metrics`]: the Prometheus metric names producers register and readers scrape;
+//! - [`served_by`]: the `X-Served-By` header naming the node that answered;
 //! - [`signer`]: the HMAC-SHA256 request signature of cluster traffic;
 //! - [`keys`]: keys derived from the cluster secret (HKDF);
 //! - [`admin_auth`]: the token, `Origin`, `Host` and content-type checks of
@@ -28,6 +29,7 @@ pub mod lb_admin;
 pub mod metrics;
 pub mod route;
 pub mod rss;
+pub mod served_by;
 pub mod signer;
 pub mod status;
 

@@ -67,11 +67,7 @@ impl Probe {
             };
         };
         let status = resp.status().as_u16();
-        let node = resp
-            .headers()
-            .get("x-served-by")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let node = sessionlab_wire::served_by::served_by(resp.headers());
         for v in resp.headers().get_all(SET_COOKIE) {
             if let Ok(v) = v.to_str() {
                 self.store(v);
