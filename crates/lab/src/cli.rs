@@ -23,6 +23,7 @@ use crate::ports::PortBases;
 use crate::preset::{Mode, PRESETS};
 use crate::runfolder::RunFolder;
 use crate::status;
+use sessionlab_wire::strategy::Strategy;
 
 /// Run a sessionlab cluster (nodes behind a load balancer) in any session
 /// mode, break it and heal it.
@@ -430,7 +431,7 @@ pub fn render_up(report: &UpReport, run_dir: &std::path::Path) -> String {
             format!("sessionlab kill {victim}   and call the API again: the token still works on any node"),
             "sessionlab attack hijack --auth jwt   (logout vs a stolen token)".into(),
         ],
-        ("round-robin", false) => vec![
+        (Strategy::RoundRobin, false) => vec![
             "reload a few times: other nodes never saw your login, so you are logged out".into(),
         ],
         (_, false) => vec![

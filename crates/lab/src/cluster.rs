@@ -264,7 +264,7 @@ pub fn lb_args(
         "--admin-listen".into(),
         addr(lb.admin_port),
         "--strategy".into(),
-        preset.lb_strategy.into(),
+        preset.lb_strategy.as_str().into(),
         "--session-cookie".into(),
         session_cookie.into(),
     ];
@@ -417,13 +417,12 @@ impl Lab {
                     opts.lb
                 )));
             }
-            // Installed, and the mode's strategy translates: checked before
-            // anything starts.
+            // Installed: checked before anything starts (every strategy
+            // translates, see `lb::Balance`).
             match opts.lb {
                 LbKind::Haproxy => lb::haproxy::find()?,
                 _ => lb::nginx::find()?,
             };
-            preset.lb_strategy.parse::<lb::Balance>()?;
         }
         if opts.tls_port.is_some() && opts.lb.is_foreign() {
             return Err(LabError::InvalidArgument(format!(

@@ -23,6 +23,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use sessionlab_wire::strategy::Strategy;
 
 /// The name of a mode, as typed after `--mode`.
 #[derive(
@@ -93,7 +94,7 @@ pub struct Preset {
     /// The name typed after `--mode`.
     pub name: &'static str,
     /// `sessionlab-lb --strategy` value.
-    pub lb_strategy: &'static str,
+    pub lb_strategy: Strategy,
     /// Flags every node of this mode gets, beyond id, addresses and peers.
     /// Node defaults (memory store, session auth, cookie tracking) are not
     /// repeated, so a mode needs only the node features it really uses.
@@ -118,7 +119,7 @@ pub static PRESETS: [Preset; 6] = [
     Preset {
         mode: Mode::Local,
         name: "local",
-        lb_strategy: "round-robin",
+        lb_strategy: Strategy::RoundRobin,
         node_flags: &[],
         replication: false,
         needs_redis: false,
@@ -129,7 +130,7 @@ pub static PRESETS: [Preset; 6] = [
     Preset {
         mode: Mode::Sticky,
         name: "sticky",
-        lb_strategy: "sticky-cookie",
+        lb_strategy: Strategy::StickyCookie,
         node_flags: &[],
         replication: false,
         needs_redis: false,
@@ -140,7 +141,7 @@ pub static PRESETS: [Preset; 6] = [
     Preset {
         mode: Mode::Replicated,
         name: "replicated",
-        lb_strategy: "round-robin",
+        lb_strategy: Strategy::RoundRobin,
         node_flags: &["--replication", "all-to-all"],
         replication: true,
         needs_redis: false,
@@ -151,7 +152,7 @@ pub static PRESETS: [Preset; 6] = [
     Preset {
         mode: Mode::StickyReplicated,
         name: "sticky-replicated",
-        lb_strategy: "sticky-cookie",
+        lb_strategy: Strategy::StickyCookie,
         node_flags: &["--replication", "all-to-all"],
         replication: true,
         needs_redis: false,
@@ -162,7 +163,7 @@ pub static PRESETS: [Preset; 6] = [
     Preset {
         mode: Mode::Redis,
         name: "redis",
-        lb_strategy: "round-robin",
+        lb_strategy: Strategy::RoundRobin,
         node_flags: &["--store", "redis"],
         replication: false,
         needs_redis: true,
@@ -173,7 +174,7 @@ pub static PRESETS: [Preset; 6] = [
     Preset {
         mode: Mode::Jwt,
         name: "jwt",
-        lb_strategy: "round-robin",
+        lb_strategy: Strategy::RoundRobin,
         node_flags: &["--auth", "jwt", "--replication", "all-to-all"],
         replication: true,
         needs_redis: false,
@@ -211,16 +212,16 @@ mod tests {
     #[test]
     fn matrix_matches_the_design() {
         let strat = |m: Mode| m.preset().lb_strategy;
-        assert_eq!(strat(Mode::Local), "round-robin");
-        assert_eq!(strat(Mode::Sticky), "sticky-cookie");
-        assert_eq!(strat(Mode::Replicated), "round-robin");
-        assert_eq!(strat(Mode::StickyReplicated), "sticky-cookie");
+        assert_eq!(strat(Mode::Local), Strategy::RoundRobin);
+        assert_eq!(strat(Mode::Sticky), Strategy::StickyCookie);
+        assert_eq!(strat(Mode::Replicated), Strategy::RoundRobin);
+        assert_eq!(strat(Mode::StickyReplicated), Strategy::StickyCookie);
         assert!(!Mode::Local.preset().replication);
         assert!(!Mode::Sticky.preset().replication);
         assert!(Mode::Replicated.preset().replication);
         assert!(Mode::StickyReplicated.preset().replication);
-        assert_eq!(strat(Mode::Redis), "round-robin");
-        assert_eq!(strat(Mode::Jwt), "round-robin");
+        assert_eq!(strat(Mode::Redis), Strategy::RoundRobin);
+        assert_eq!(strat(Mode::Jwt), Strategy::RoundRobin);
         assert!(Mode::Redis.preset().needs_redis && !Mode::Redis.preset().replication);
         assert!(Mode::Jwt.preset().jwt && Mode::Jwt.preset().replication);
         assert!(PRESETS.iter().filter(|p| p.needs_redis).count() == 1);

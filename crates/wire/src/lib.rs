@@ -12,6 +12,7 @@
 //! - [`lb_admin`]: the LB's `/admin/v1/backends` bodies, which the lab reads;
 //! - [`metrics`]: the Prometheus metric names producers register and readers scrape;
 //! - [`served_by`]: the `X-Served-By` header naming the node that answered;
+//! - [`strategy`]: the LB's strategy names, which the lab's modes use;
 //! - [`signer`]: the HMAC-SHA256 request signature of cluster traffic;
 //! - [`keys`]: keys derived from the cluster secret (HKDF);
 //! - [`admin_auth`]: the token, `Origin`, `Host` and content-type checks of
@@ -32,6 +33,7 @@ pub mod rss;
 pub mod served_by;
 pub mod signer;
 pub mod status;
+pub mod strategy;
 
 pub use cookie::{Presented, ROUTE_COOKIE, SESSION_COOKIE};
 pub use status::{NodeStatus, PeerStatus};

@@ -103,7 +103,7 @@ fn token(s: &str, what: &str) -> Result<String> {
 
 /// The generated `haproxy.cfg`.
 pub fn config(plan: &Plan<'_>) -> Result<String> {
-    config_with(plan, plan.balance()?)
+    config_with(plan, plan.balance())
 }
 
 /// The file with `balance` in place of the mode's strategy.

@@ -44,6 +44,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sessionlab_wire::lb_admin::{BackendState, BackendView};
+use sessionlab_wire::strategy::Strategy;
 
 use crate::api::{Api, Backends};
 use crate::error::{LabError, Result};
@@ -144,16 +145,16 @@ pub struct Plan<'a> {
 }
 
 impl Plan<'_> {
-    pub fn balance(&self) -> Result<Balance> {
-        self.state.mode.preset().lb_strategy.parse()
+    pub fn balance(&self) -> Balance {
+        self.state.mode.preset().lb_strategy.into()
     }
 }
 
 /// The node flags the LB needs beyond the mode's: nginx OSS cannot insert
 /// a cookie, so its sticky modes use the route suffix on the session id.
-pub fn node_flags(kind: LbKind, strategy: &str) -> &'static [&'static str] {
-    match (kind, strategy.parse::<Balance>()) {
-        (LbKind::Nginx, Ok(Balance::StickyCookie)) => &["--route-suffix"],
+pub fn node_flags(kind: LbKind, strategy: Strategy) -> &'static [&'static str] {
+    match (kind, Balance::from(strategy)) {
+        (LbKind::Nginx, Balance::StickyCookie) => &["--route-suffix"],
         _ => &[],
     }
 }
@@ -264,7 +265,7 @@ pub async fn backends(api: &Api, rf: &RunFolder, state: &ClusterState) -> Result
             .lb_backends(&format!("127.0.0.1:{}", state.lb.admin_port))
             .await
             .map(Some),
-        LbKind::Haproxy => haproxy::backends(&haproxy::socket(&dir(rf)?), strategy)
+        LbKind::Haproxy => haproxy::backends(&haproxy::socket(&dir(rf)?), strategy.as_str())
             .await
             .map(Some),
         LbKind::Nginx => Ok(None),
@@ -279,7 +280,9 @@ pub async fn foreign_view(rf: &RunFolder) -> Result<Backends> {
     let state = rf.load_required()?;
     let strategy = state.mode.preset().lb_strategy;
     let mut view = match state.lb.kind {
-        LbKind::Haproxy => haproxy::backends(&haproxy::socket(&dir(rf)?), strategy).await?,
+        LbKind::Haproxy => {
+            haproxy::backends(&haproxy::socket(&dir(rf)?), strategy.as_str()).await?
+        }
         kind => Backends {
             strategy: format!(
                 "{kind}: {strategy} (the lab's view: {kind} reports no backend state)"
@@ -451,12 +454,12 @@ pub(crate) mod tests {
     #[test]
     fn only_nginx_sticky_modes_need_the_route_suffix() {
         assert_eq!(
-            node_flags(LbKind::Nginx, "sticky-cookie"),
+            node_flags(LbKind::Nginx, Strategy::StickyCookie),
             &["--route-suffix"]
         );
-        assert!(node_flags(LbKind::Nginx, "round-robin").is_empty());
-        assert!(node_flags(LbKind::Haproxy, "sticky-cookie").is_empty());
-        assert!(node_flags(LbKind::Sessionlab, "sticky-cookie").is_empty());
+        assert!(node_flags(LbKind::Nginx, Strategy::RoundRobin).is_empty());
+        assert!(node_flags(LbKind::Haproxy, Strategy::StickyCookie).is_empty());
+        assert!(node_flags(LbKind::Sessionlab, Strategy::StickyCookie).is_empty());
     }
 
     #[test]

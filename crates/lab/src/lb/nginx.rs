@@ -97,7 +97,7 @@ fn route_upstream(id: &str) -> String {
 
 /// The generated `nginx.conf`.
 pub fn config(plan: &Plan<'_>) -> Result<String> {
-    config_with(plan, plan.balance()?)
+    config_with(plan, plan.balance())
 }
 
 fn config_with(plan: &Plan<'_>, balance: Balance) -> Result<String> {

@@ -1,9 +1,13 @@
-//! A mode's LB strategy, parsed once from `sessionlab-lb`'s `--strategy`
-//! vocabulary, so that the HAProxy and nginx generators match on a closed
-//! set instead of comparing strings (a strategy the lab cannot translate is
-//! an error at `up`, naming it, not a silently different balancer).
+//! What the HAProxy and nginx generators balance by: a mode's LB strategy
+//! (the shared [`Strategy`] enum of `sessionlab-lb`'s `--strategy` names)
+//! folded into the cases their configuration languages tell apart. The
+//! generators match on this closed set instead of comparing strings, and a
+//! new strategy in the LB does not compile here until it has a
+//! translation.
 
 use std::str::FromStr;
+
+use sessionlab_wire::strategy::Strategy;
 
 use crate::error::LabError;
 
@@ -23,23 +27,32 @@ pub enum Balance {
     BoundedHash,
 }
 
+impl From<Strategy> for Balance {
+    /// Every LB strategy has a translation (Maglev's table is a hash too:
+    /// HAProxy and nginx hash on the session cookie either way).
+    fn from(s: Strategy) -> Balance {
+        match s {
+            Strategy::RoundRobin => Balance::RoundRobin,
+            Strategy::Random => Balance::Random,
+            Strategy::LeastConn => Balance::LeastConn,
+            Strategy::StickyCookie => Balance::StickyCookie,
+            Strategy::StickyRoute => Balance::StickyRoute,
+            Strategy::ConsistentHash | Strategy::Maglev => Balance::ConsistentHash,
+        }
+    }
+}
+
 impl FromStr for Balance {
     type Err = LabError;
+    /// A strategy name, or `bounded-hash` (the hash with
+    /// `--hash-balance-factor`, which is an option of the hash strategies).
     fn from_str(s: &str) -> Result<Self, LabError> {
-        Ok(match s {
-            "round-robin" => Balance::RoundRobin,
-            "random" => Balance::Random,
-            "least-conn" => Balance::LeastConn,
-            "sticky-cookie" => Balance::StickyCookie,
-            "sticky-route" => Balance::StickyRoute,
-            "consistent-hash" | "maglev" => Balance::ConsistentHash,
-            "bounded-hash" => Balance::BoundedHash,
-            other => {
-                return Err(LabError::InvalidArgument(format!(
-                    "--lb: the strategy `{other}` has no HAProxy or nginx translation in the lab"
-                )));
-            }
-        })
+        if s == "bounded-hash" {
+            return Ok(Balance::BoundedHash);
+        }
+        s.parse::<Strategy>()
+            .map(Balance::from)
+            .map_err(|e| LabError::InvalidArgument(format!("--lb: {e}")))
     }
 }
 
@@ -51,9 +64,13 @@ mod tests {
     #[test]
     fn every_mode_of_the_matrix_translates() {
         for p in &PRESETS {
-            p.lb_strategy
-                .parse::<Balance>()
-                .unwrap_or_else(|e| panic!("{}: {e}", p.name));
+            let b = Balance::from(p.lb_strategy);
+            assert_eq!(
+                b,
+                p.lb_strategy.as_str().parse::<Balance>().unwrap(),
+                "{}",
+                p.name
+            );
         }
         assert_eq!(
             "maglev".parse::<Balance>().unwrap(),

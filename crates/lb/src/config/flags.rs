@@ -107,7 +107,7 @@ pub struct BackendFlags {
 #[command(next_help_heading = "Selection")]
 pub struct SelectionFlags {
     /// How to choose a backend.
-    #[arg(long, env = "SESSIONLAB_LB_STRATEGY", value_enum, default_value_t = Strategy::RoundRobin)]
+    #[arg(long, env = "SESSIONLAB_LB_STRATEGY", default_value = "round-robin", value_parser = strategy_parser())]
     pub strategy: Strategy,
 
     /// The nodes' session cookie, read by `sticky-route` and
@@ -280,6 +280,15 @@ fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
     s.parse::<ipnet::IpNet>()
         .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map_err(|_| "expected an IP address or a CIDR block, e.g. 127.0.0.1 or 10.0.0.0/8".into())
+}
+
+/// `--strategy`: the names `--help` lists, parsed into the shared enum.
+fn strategy_parser() -> impl clap::builder::TypedValueParser<Value = Strategy> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(Strategy::NAMES).map(|name| {
+        name.parse::<Strategy>()
+            .expect("every possible value is a strategy name")
+    })
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -63,45 +63,9 @@ use crate::backend::{ROUTE_COOKIE, Snapshot};
 use crate::proxy::cookie;
 use crate::proxy::error::NoBackend;
 
-/// How the first choice is made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Strategy {
-    RoundRobin,
-    Random,
-    LeastConn,
-    StickyCookie,
-    StickyRoute,
-    ConsistentHash,
-    Maglev,
-}
-
-impl Strategy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Strategy::RoundRobin => "round-robin",
-            Strategy::Random => "random",
-            Strategy::LeastConn => "least-conn",
-            Strategy::StickyCookie => "sticky-cookie",
-            Strategy::StickyRoute => "sticky-route",
-            Strategy::ConsistentHash => "consistent-hash",
-            Strategy::Maglev => "maglev",
-        }
-    }
-
-    /// Is the first choice the client's own backend (a cookie or a hash)?
-    pub fn is_sticky(self) -> bool {
-        !matches!(
-            self,
-            Strategy::RoundRobin | Strategy::Random | Strategy::LeastConn
-        )
-    }
-
-    /// Is the first choice a hash of the session cookie?
-    pub fn is_hash(self) -> bool {
-        matches!(self, Strategy::ConsistentHash | Strategy::Maglev)
-    }
-}
+/// How the first choice is made: the names are a contract with the lab
+/// and live in `sessionlab-wire`.
+pub use sessionlab_wire::strategy::Strategy;
 
 /// `--hash-balance-factor`: how far above the average load a backend may go
 /// (a number from 1.0 to 100.0; 1.25 is 25% above).
