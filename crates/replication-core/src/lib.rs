@@ -19,6 +19,8 @@
 //!   versions;
 //! - `config`: [`ProtocolConfig`], every limit and timer; `keyword`: the
 //!   [`keyword_enum!`] table behind the one-keyword flag values;
+//! - `membership` (public): who is in the cluster, learnt at run time: a
+//!   SWIM failure detector and gossip ([`membership::Membership`]);
 //! - `sim` (feature `sim`, for tests): many replicas on a seeded, lossy,
 //!   reordering network with crashes and partitions (`Sim`), used by the
 //!   property tests and the scripted golden tests in `tests/scripts/`.
@@ -41,6 +43,7 @@ mod acks;
 mod antientropy;
 mod config;
 mod keyword;
+pub mod membership;
 mod message;
 mod order;
 mod peer;

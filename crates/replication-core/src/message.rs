@@ -222,7 +222,7 @@ impl Rejected {
     }
 }
 
-fn check_node_id(id: &str) -> Result<(), Rejected> {
+pub(crate) fn check_node_id(id: &str) -> Result<(), Rejected> {
     if id.len() > MAX_NODE_ID_LEN {
         return Err(Rejected::TooLarge(format!(
             "a node id of {} bytes, limit {MAX_NODE_ID_LEN}",
