@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 # binary -> Debian package
 declare -A PKG=(
   [redis-server]=redis-server
+  [redis-sentinel]=redis-sentinel
   [haproxy]=haproxy
   [nginx]=nginx
   [wrk]=wrk

@@ -255,6 +255,7 @@ fn run_folder() -> tempfile::TempDir {
             args: vec![],
         }],
         redis: None,
+        redis_ha: None,
         cuts: Default::default(),
         delay_ms: 0,
         skews: Default::default(),

@@ -12,6 +12,7 @@ use crate::cluster::Lab;
 use crate::error::Result;
 use crate::faults;
 use crate::redis;
+use crate::redis_ha;
 
 /// One action on the cluster of a run folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +71,13 @@ pub async fn perform(lab: &Lab, action: &Action) -> Result<String> {
             lab.restart(node).await?;
             if node == redis::NAME {
                 "restarted redis (empty: it keeps nothing on disk); the nodes reconnect by themselves".into()
+            } else if redis_ha::is_member_name(node) && node.starts_with("sentinel-") {
+                format!("restarted {node}; it rejoins the other Sentinels")
+            } else if redis_ha::is_member_name(node) {
+                format!(
+                    "restarted {node} as a replica of the current primary (`sessionlab status` \
+                     shows the roles)"
+                )
             } else {
                 format!("restarted {node}; it is healthy and back in the LB")
             }

@@ -63,10 +63,14 @@ pub enum Command {
     },
     /// Stop everything (SIGTERM, then SIGKILL after --grace).
     Down,
-    /// SIGKILL one node, as in a crash (or `redis`, the redis mode's Redis).
+    /// SIGKILL one node, as in a crash (or `redis`, the redis mode's Redis;
+    /// in redis-ha `redis-primary`, whichever server is primary now, or
+    /// `redis-1`, `redis-2`, `sentinel-1`..`sentinel-3`).
     Kill { node: String },
     /// Stop a node (if running) and start it again with the same flags
-    /// (or `redis`: start the redis mode's Redis again, empty).
+    /// (or `redis`: start the redis mode's Redis again, empty; in redis-ha
+    /// `redis-primary`: the stopped server, back as a replica of the
+    /// current primary).
     Restart { node: String },
     /// Cut a node's replication traffic to and from other nodes (all by
     /// default). The LB still reaches it.
@@ -421,7 +425,13 @@ pub fn render_up(report: &UpReport, run_dir: &std::path::Path) -> String {
         run_dir.display(),
     ));
     let steps: Vec<String> = match (preset.lb_strategy, preset.replication) {
-        _ if preset.needs_redis => vec![
+        _ if preset.redis == crate::preset::RedisTopology::Sentinel => vec![
+            "reload a few times: every node serves you, all read the Redis primary the Sentinels name".into(),
+            "sessionlab status   shows which Redis server is primary now".into(),
+            "sessionlab kill redis-primary   and reload: a few seconds of 503, then the replica is primary and you are still logged in (unless your last write had not reached it)".into(),
+            "sessionlab restart redis-primary   brings the killed server back, as a replica".into(),
+        ],
+        _ if preset.needs_redis() => vec![
             "reload a few times: every node serves you, all read the one Redis".into(),
             format!("sessionlab kill {victim}   and reload: still logged in (nodes keep nothing)"),
             "sessionlab kill redis   and reload: every node answers 503 (degraded); sessionlab restart redis".into(),
@@ -473,7 +483,7 @@ mod tests {
         let text = err.to_string();
         assert!(
             text.contains(
-                "[possible values: local, sticky, replicated, sticky-replicated, redis, jwt]"
+                "[possible values: local, sticky, replicated, sticky-replicated, redis, redis-ha, jwt]"
             ),
             "{text}"
         );

@@ -41,9 +41,10 @@ use crate::faults;
 use crate::health::{self, Check, Starting, Watch};
 use crate::lb::{self, LbKind};
 use crate::ports::{PortAllocator, PortBases};
-use crate::preset::{Mode, Preset};
+use crate::preset::{Mode, Preset, RedisTopology};
 use crate::process::{self, Launch, ProcRecord};
 use crate::redis;
+use crate::redis_ha;
 use crate::runfolder::{
     ClusterState, DASHBOARD, DashboardState, LbState, NodeState, RunFolder, SECRET_ENV,
     generate_secret,
@@ -431,9 +432,20 @@ impl Lab {
             )));
         }
         // The redis mode brings its own Redis unless told where one runs.
-        let own_redis = preset.needs_redis && !redis::given_url(&opts.node_args);
+        let own_redis = preset.redis == RedisTopology::Single && !redis::given_url(&opts.node_args);
         if own_redis {
             redis::find_server()?;
+        }
+        let sentinel = preset.redis == RedisTopology::Sentinel;
+        if sentinel {
+            redis_ha::find_programs()?;
+            if redis::given_url(&opts.node_args) {
+                return Err(LabError::InvalidArgument(
+                    "mode redis-ha starts its own primary, replica and Sentinels; --redis-url \
+                     would bypass them (use --mode redis with --redis-url)"
+                        .into(),
+                ));
+            }
         }
 
         let mut alloc = PortAllocator::new([]);
@@ -466,6 +478,10 @@ impl Lab {
             }),
             false => None,
         };
+        let redis_ha = match sentinel {
+            true => Some(redis_ha::HaState::allocate(&mut alloc)?),
+            false => None,
+        };
         dashboard.args = dashboard_args(&dashboard, &lb, &nodes, self.rf.root())?;
         let mut state = ClusterState {
             mode: opts.mode,
@@ -484,6 +500,7 @@ impl Lab {
             dashboard: Some(dashboard),
             nodes,
             redis,
+            redis_ha,
             cuts: Default::default(),
             delay_ms: 0,
             skews: Default::default(),
@@ -531,6 +548,12 @@ impl Lab {
             progress(format!("started redis-server on port {port}"));
             state.redis = Some(started);
             self.rf.save(state)?;
+        }
+        if let Some(ha) = state.redis_ha.as_mut() {
+            let started = redis_ha::start(&self.rf, ha, self.health_timeout);
+            self.rf.save(state)?;
+            started?;
+            progress("started the Redis primary, its replica and three Sentinels");
         }
         let mut starting = Vec::new();
         for i in 0..state.nodes.len() {
@@ -630,8 +653,19 @@ impl Lab {
     pub async fn kill(&self, id: &str) -> Result<u32> {
         let _lock = self.rf.lock(LOCK_WAIT)?;
         let mut state = self.rf.load_required()?;
+        if id == redis::NAME && state.redis_ha.is_some() {
+            return Err(redis_ha::not_one_redis());
+        }
         if id == redis::NAME {
             return self.kill_redis(&mut state);
+        }
+        if let Some(ha) = state.redis_ha.as_mut().filter(|ha| ha.names(id)) {
+            let pid = match id {
+                redis_ha::PRIMARY => ha.kill_primary()?.1,
+                _ => ha.kill(id)?,
+            };
+            self.rf.save(&state)?;
+            return Ok(pid);
         }
         let node = state.node_mut(id)?;
         let record = running(node)?;
@@ -651,8 +685,21 @@ impl Lab {
     pub async fn restart(&self, id: &str) -> Result<()> {
         let _lock = self.rf.lock(LOCK_WAIT)?;
         let mut state = self.rf.load_required()?;
+        if id == redis::NAME && state.redis_ha.is_some() {
+            return Err(redis_ha::not_one_redis());
+        }
         if id == redis::NAME {
             return self.restart_redis(&mut state);
+        }
+        if let Some(mut ha) = state.redis_ha.clone().filter(|ha| ha.names(id)) {
+            for target in ha.restart_targets(id)? {
+                let restarted =
+                    redis_ha::restart(&self.rf, &mut ha, &target, self.grace, self.health_timeout);
+                state.redis_ha = Some(ha.clone());
+                self.rf.save(&state)?;
+                restarted?;
+            }
+            return Ok(());
         }
         state.node(id)?;
         self.restart_node(&mut state, id, false).await
@@ -895,6 +942,9 @@ impl ClusterState {
             );
             if let Some(r) = &self.redis {
                 n.args.extend(["--redis-url".to_string(), r.url()]);
+            }
+            if let Some(ha) = &self.redis_ha {
+                n.args.extend(ha.node_flags());
             }
         }
         // A foreign LB's command line is made with its file, at start.

@@ -35,7 +35,7 @@ use crate::faultplan::{self, FaultSpec, When};
 use crate::lb::LbKind;
 use crate::load;
 use crate::ports::PortBases;
-use crate::preset::{Mode, PRESETS, mode_names};
+use crate::preset::{Mode, PRESETS, RedisTopology, mode_names};
 use crate::workload::{self, WorkloadArgs};
 
 /// Duration and users of `--quick` (and of the defaults without it).
@@ -292,7 +292,14 @@ fn on_path(program: &str) -> bool {
 /// Why `v` can't run on this machine with these faults, if it can't.
 fn skip_reason(v: &Variant, faults: &[FaultSpec]) -> Option<String> {
     let preset = v.mode.preset();
-    if preset.needs_redis && !on_path("redis-server") {
+    if preset.redis == RedisTopology::Sentinel && !on_path("redis-sentinel") {
+        return Some(format!(
+            "mode {} needs Redis Sentinel, and redis-sentinel is not on PATH (Debian/Ubuntu: \
+             apt-get install redis-sentinel)",
+            preset.name
+        ));
+    }
+    if preset.needs_redis() && !on_path("redis-server") {
         return Some(format!(
             "mode {} needs a Redis server, and redis-server is not on PATH",
             preset.name

@@ -25,6 +25,7 @@
 //! - [`status`]: the status table.
 //! - [`logs`]: per-process logs, `--follow`.
 //! - [`redis`]: the Redis server beside a `redis`-mode cluster.
+//! - [`redis_ha`]: the primary, replica and Sentinels of a `redis-ha` cluster.
 //! - [`attack`]: `attack hijack` and `attack fixation`, the hijacking lab.
 //! - [`workload`], [`faultplan`], [`load`], [`memory`]: `load`, simulated
 //!   users (crate `sessionlab-load`) with faults on a timeline.
@@ -57,6 +58,7 @@ mod ports;
 mod preset;
 mod process;
 mod redis;
+mod redis_ha;
 mod runfolder;
 mod status;
 mod study;

@@ -9,9 +9,11 @@
 //! is adding a row: its LB strategy, its node flags and whether it needs a
 //! Redis server next to the nodes or a token key.
 //!
-//! The last two rows are the other answers to "where does the login live":
+//! The last rows are the other answers to "where does the login live":
 //! `redis` keeps sessions in one shared Redis (stateless nodes; the store is
-//! the new single point of failure), and `jwt` keeps the identity in signed
+//! the new single point of failure), `redis-ha` in a Redis primary with a
+//! replica and Sentinels that promote it (the store survives its primary,
+//! and loses what the replica had not received yet), and `jwt` keeps the identity in signed
 //! tokens. The `jwt` row replicates its store all-to-all because tokens are
 //! stateless only until logout and refresh: the refresh families, the logout
 //! deny-list and the app's per-login data live in the store and must reach
@@ -52,18 +54,21 @@ pub enum Mode {
     StickyReplicated,
     /// Round-robin, sessions in one shared Redis.
     Redis,
+    /// Round-robin, sessions in a Redis primary with a replica, found through three Sentinels.
+    RedisHa,
     /// Round-robin, JWT access and refresh tokens (families and deny-list replicated).
     Jwt,
 }
 
 impl Mode {
     /// Every mode, in the order of the matrix.
-    pub const ALL: [Mode; 6] = [
+    pub const ALL: [Mode; 7] = [
         Mode::Local,
         Mode::Sticky,
         Mode::Replicated,
         Mode::StickyReplicated,
         Mode::Redis,
+        Mode::RedisHa,
         Mode::Jwt,
     ];
 
@@ -102,9 +107,8 @@ pub struct Preset {
     /// Whether nodes replicate to each other: they then get `--peer` for
     /// every other node and the cluster secret, and `partition`/`heal` apply.
     pub replication: bool,
-    /// Whether the mode needs a Redis server beside the nodes: `up` starts
-    /// one ([`crate::redis`]) unless given `--redis-url`.
-    pub needs_redis: bool,
+    /// Which Redis the mode needs beside the nodes, if any.
+    pub redis: RedisTopology,
     /// Whether nodes sign tokens (`--auth jwt`): they then get a token key
     /// in their environment, the same on every node.
     pub jwt: bool,
@@ -115,14 +119,14 @@ pub struct Preset {
 }
 
 /// The modes matrix (DESIGN.md, "Modes").
-pub static PRESETS: [Preset; 6] = [
+pub static PRESETS: [Preset; 7] = [
     Preset {
         mode: Mode::Local,
         name: "local",
         lb_strategy: Strategy::RoundRobin,
         node_flags: &[],
         replication: false,
-        needs_redis: false,
+        redis: RedisTopology::None,
         jwt: false,
         sessions_live: "each node's memory, no replication",
         teaches: "why sessions break behind a plain LB: the next request lands on a node that never saw your login",
@@ -133,7 +137,7 @@ pub static PRESETS: [Preset; 6] = [
         lb_strategy: Strategy::StickyCookie,
         node_flags: &[],
         replication: false,
-        needs_redis: false,
+        redis: RedisTopology::None,
         jwt: false,
         sessions_live: "each node's memory",
         teaches: "works until a node dies; then its users are logged out",
@@ -144,7 +148,7 @@ pub static PRESETS: [Preset; 6] = [
         lb_strategy: Strategy::RoundRobin,
         node_flags: &["--replication", "all-to-all"],
         replication: true,
-        needs_redis: false,
+        redis: RedisTopology::None,
         jwt: false,
         sessions_live: "memory, copied to every node",
         teaches: "survives node loss; stale reads and lost updates under replication lag",
@@ -155,7 +159,7 @@ pub static PRESETS: [Preset; 6] = [
         lb_strategy: Strategy::StickyCookie,
         node_flags: &["--replication", "all-to-all"],
         replication: true,
-        needs_redis: false,
+        redis: RedisTopology::None,
         jwt: false,
         sessions_live: "memory, copied to every node",
         teaches: "the classic session cluster (Tomcat DeltaManager + mod_jk): sticky for speed, copies for failover",
@@ -166,10 +170,21 @@ pub static PRESETS: [Preset; 6] = [
         lb_strategy: Strategy::RoundRobin,
         node_flags: &["--store", "redis"],
         replication: false,
-        needs_redis: true,
+        redis: RedisTopology::Single,
         jwt: false,
         sessions_live: "one shared Redis",
         teaches: "stateless nodes; one more network hop per request; Redis is the new single point of failure",
+    },
+    Preset {
+        mode: Mode::RedisHa,
+        name: "redis-ha",
+        lb_strategy: Strategy::RoundRobin,
+        node_flags: &["--store", "redis"],
+        replication: false,
+        redis: RedisTopology::Sentinel,
+        jwt: false,
+        sessions_live: "a Redis primary, copied asynchronously to one replica; three Sentinels promote the replica when the primary dies",
+        teaches: "the store survives its primary's death after a few seconds of refused writes; what the replica had not received yet is lost, though it was acknowledged",
     },
     Preset {
         mode: Mode::Jwt,
@@ -177,12 +192,33 @@ pub static PRESETS: [Preset; 6] = [
         lb_strategy: Strategy::RoundRobin,
         node_flags: &["--auth", "jwt", "--replication", "all-to-all"],
         replication: true,
-        needs_redis: false,
+        redis: RedisTopology::None,
         jwt: true,
         sessions_live: "signed tokens (who you are); refresh families, deny-list and app data in memory, copied to every node",
         teaches: "no session lookup to know who you are, until logout and refresh need storage again; a token can't be taken back before it expires",
     },
 ];
+
+/// The Redis a mode needs beside its nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisTopology {
+    /// None: the sessions live in the nodes (or in tokens).
+    None,
+    /// One `redis-server` ([`crate::redis`]), which `up` starts unless
+    /// given `--redis-url`.
+    Single,
+    /// A primary, a replica and three Sentinels ([`crate::redis_ha`]),
+    /// always the lab's own: the nodes find the primary through the
+    /// Sentinels.
+    Sentinel,
+}
+
+impl Preset {
+    /// Whether the mode keeps its sessions in Redis.
+    pub fn needs_redis(&self) -> bool {
+        self.redis != RedisTopology::None
+    }
+}
 
 /// The names of all modes, comma separated, for error messages.
 pub fn mode_names() -> String {
@@ -222,8 +258,10 @@ mod tests {
         assert!(Mode::StickyReplicated.preset().replication);
         assert_eq!(strat(Mode::Redis), Strategy::RoundRobin);
         assert_eq!(strat(Mode::Jwt), Strategy::RoundRobin);
-        assert!(Mode::Redis.preset().needs_redis && !Mode::Redis.preset().replication);
+        assert!(Mode::Redis.preset().needs_redis() && !Mode::Redis.preset().replication);
+        assert_eq!(Mode::RedisHa.preset().redis, RedisTopology::Sentinel);
+        assert_eq!(strat(Mode::RedisHa), Strategy::RoundRobin);
         assert!(Mode::Jwt.preset().jwt && Mode::Jwt.preset().replication);
-        assert!(PRESETS.iter().filter(|p| p.needs_redis).count() == 1);
+        assert_eq!(PRESETS.iter().filter(|p| p.needs_redis()).count(), 2);
     }
 }

@@ -56,14 +56,18 @@ pub fn given_url(node_args: &[String]) -> bool {
         .any(|a| a == "--redis-url" || a.starts_with("--redis-url="))
 }
 
+/// `program` in a folder of `PATH`, if it is there.
+pub fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
 /// `redis-server` on `PATH`, or an error that says what to do instead.
 pub fn find_server() -> Result<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("redis-server"))
-            .find(|p| p.is_file())
-    });
-    found.ok_or_else(|| {
+    on_path("redis-server").ok_or_else(|| {
         LabError::InvalidArgument(
             "mode redis needs a Redis server, and redis-server is not on PATH: \
              install it (Debian/Ubuntu: apt-get install redis-server) or point the nodes \
@@ -92,34 +96,51 @@ pub fn start(rf: &RunFolder, port: u16, timeout: Duration) -> Result<(Child, Red
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let log = rf.log_path(NAME);
+    let (child, record) = spawn_listening(rf, NAME, &program, &args, port, timeout)?;
+    Ok((
+        child,
+        RedisState {
+            port,
+            process: Some(record),
+        },
+    ))
+}
+
+/// Start a Redis process (`redis-server` or `redis-sentinel`) called
+/// `name`, logging to `logs/<name>.log`, and wait until it accepts
+/// connections on `port`; if it exits or stays closed for `timeout`, stop
+/// it and fail with the last lines of its log (where Redis says why).
+pub fn spawn_listening(
+    rf: &RunFolder,
+    name: &str,
+    program: &std::path::Path,
+    args: &[String],
+    port: u16,
+    timeout: Duration,
+) -> Result<(Child, ProcRecord)> {
+    let log = rf.log_path(name);
     let (mut child, record) = process::spawn(&Launch {
-        program: &program,
-        args: &args,
+        program,
+        args,
         env: &[],
         log: &log,
     })?;
     let deadline = Instant::now() + timeout;
     loop {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok((
-                child,
-                RedisState {
-                    port,
-                    process: Some(record),
-                },
-            ));
+            return Ok((child, record));
         }
         let exited = child
             .try_wait()
-            .map_err(LabError::io("waiting for redis-server"))?;
+            .map_err(LabError::io(format!("waiting for {name}")))?;
         if exited.is_some() || Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
             let tail = std::fs::read_to_string(&log).unwrap_or_default();
             let tail: Vec<&str> = tail.lines().rev().take(5).collect();
             return Err(LabError::InvalidArgument(format!(
-                "redis-server did not start on port {port}: {}",
+                "{name} ({}) did not start on port {port}: {}",
+                program.display(),
                 tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
             )));
         }

@@ -38,6 +38,7 @@ use crate::ports::PortBases;
 use crate::preset::Mode;
 use crate::process::ProcRecord;
 use crate::redis::RedisState;
+use crate::redis_ha::HaState;
 
 /// The environment variable that hands the cluster secret to a node.
 pub const SECRET_ENV: &str = "SESSIONLAB_CLUSTER_SECRET";
@@ -66,6 +67,9 @@ pub struct ClusterState {
     /// The Redis server `up` started for the `redis` mode, if it did.
     #[serde(default)]
     pub redis: Option<RedisState>,
+    /// The primary, replica and Sentinels of the `redis-ha` mode.
+    #[serde(default)]
+    pub redis_ha: Option<HaState>,
     /// Replication links cut by `partition`, each pair sorted.
     #[serde(default)]
     pub cuts: BTreeSet<(String, String)>,
@@ -166,10 +170,16 @@ impl ClusterState {
             .as_ref()
             .and_then(|r| r.process)
             .map(|p| (crate::redis::NAME.to_string(), p));
+        let redis_ha = self
+            .redis_ha
+            .iter()
+            .flat_map(|ha| ha.members())
+            .filter_map(|m| m.process.map(|p| (m.id.clone(), p)));
         lb.into_iter()
             .chain(dashboard)
             .chain(nodes)
             .chain(redis)
+            .chain(redis_ha)
             .collect()
     }
 

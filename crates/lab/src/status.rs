@@ -77,7 +77,33 @@ pub struct Status {
     pub dashboard_url: Option<String>,
     /// The LB's admin API.
     pub admin_url: String,
+    /// `redis-ha`: the server a quorum of Sentinels names as primary now
+    /// (`None` while they do not agree, as during a failover).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_primary: Option<String>,
     pub rows: Vec<Row>,
+}
+
+/// The rows of a `redis-ha` topology: each server with its own word on its
+/// role (`primary`, `replica`; `-` when it does not answer), each Sentinel
+/// `ok` when it answers; and the primary the Sentinels name. Blocking
+/// (short timeouts): run off the async threads.
+fn redis_ha_rows(ha: &crate::redis_ha::HaState) -> (Vec<Row>, Option<String>) {
+    let primary = ha.primary().map(|m| m.id.clone());
+    let rows = ha
+        .members()
+        .map(|m| {
+            let alive = m.process.is_some_and(|p| p.is_alive());
+            let mut row = Row::plain(&m.id, m.process, alive, m.port, false);
+            row.health = match alive.then(|| crate::redis_ha::role(m.port)).flatten() {
+                Some(crate::redis_ha::Role::Sentinel) => "ok".into(),
+                Some(role) => role.name().into(),
+                None => "-".into(),
+            };
+            row
+        })
+        .collect();
+    (rows, primary)
 }
 
 async fn node_row(api: &Api, state: &ClusterState, i: usize, lb: Option<&Backends>) -> Row {
@@ -186,7 +212,19 @@ pub async fn gather(api: &Api, rf: &RunFolder) -> Result<Status> {
             answers,
         ));
     }
+    let mut redis_primary = None;
+    if let Some(ha) = state.redis_ha.clone() {
+        let (ha_rows, primary) = tokio::task::spawn_blocking(move || redis_ha_rows(&ha))
+            .await
+            .map_err(|e| crate::error::LabError::Io {
+                what: "asking the Redis servers and Sentinels".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        rows.extend(ha_rows);
+        redis_primary = primary;
+    }
     Ok(Status {
+        redis_primary,
         mode: state.mode.to_string(),
         lb_kind: state.lb.kind,
         strategy: state.mode.preset().lb_strategy.to_string(),
@@ -252,6 +290,12 @@ pub fn render(status: &Status) -> String {
         "mode {} (LB {lb}), app {}{dashboard}, {admin}\n",
         status.mode, status.app_url
     );
+    if status.mode == crate::preset::Mode::RedisHa.name() {
+        let primary = status.redis_primary.as_deref().unwrap_or(
+            "none agreed on by the Sentinels (a failover is under way, or too few Sentinels run)",
+        );
+        let _ = writeln!(out, "redis primary: {primary}");
+    }
     for row in &table {
         let line: Vec<String> = row
             .iter()
@@ -276,6 +320,7 @@ mod tests {
             app_url: "http://127.0.0.1:8080/".into(),
             dashboard_url: Some("http://127.0.0.1:8079/".into()),
             admin_url: "http://127.0.0.1:8078/".into(),
+            redis_primary: None,
             rows: vec![
                 Row {
                     process: "lb".into(),

@@ -434,6 +434,7 @@ pub(crate) mod tests {
                 })
                 .collect(),
             redis: None,
+            redis_ha: None,
             cuts: Default::default(),
             delay_ms: 0,
             skews: Default::default(),
