@@ -277,13 +277,16 @@ fn forged_batch() -> (Vec<u8>, String) {
         to: "node-1".into(),
         seq: 1,
         sent_ms: now,
-        messages: vec![Message::Upsert(Upsert {
-            session,
-            origin_ms: Some(now),
-            origin_us: None,
-            ack: None,
-            base: None,
-        })],
+        messages: vec![Message::Upsert(
+            Upsert {
+                session,
+                origin_ms: Some(now),
+                origin_us: None,
+                ack: None,
+                base: None,
+            }
+            .into(),
+        )],
     };
     (serde_json::to_vec(&batch).unwrap(), id.as_str().to_owned())
 }

@@ -46,7 +46,7 @@
 
 use sessionlab_session::{MemoryStore, Session, SessionId};
 
-use crate::message::{Delete, DigestEntry, Message, Upsert};
+use crate::message::{Delete, DigestEntry, Message};
 use crate::order;
 use crate::tombstones::Tombstones;
 
@@ -220,13 +220,7 @@ pub(crate) fn repairs(
                 Some(r) if r.version > s.version => {}
                 Some(r) if r.version == s.version && r.content < order::content_digest(&s) => {
                     // Two writes collided on one version; ours wins.
-                    messages.push(Message::Upsert(Upsert {
-                        session: s,
-                        origin_ms: None,
-                        origin_us: None,
-                        ack: None,
-                        base: None,
-                    }));
+                    messages.push(Message::repair(s));
                 }
                 Some(r) if r.version == s.version => {
                     if r.last_access_ms < s.last_access_ms {
@@ -236,13 +230,7 @@ pub(crate) fn repairs(
                         });
                     }
                 }
-                _ => messages.push(Message::Upsert(Upsert {
-                    session: s,
-                    origin_ms: None,
-                    origin_us: None,
-                    ack: None,
-                    base: None,
-                })),
+                _ => messages.push(Message::repair(s)),
             }
         }
         last_handled = Some(id);

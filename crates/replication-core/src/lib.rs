@@ -9,7 +9,9 @@
 //! an [`Output`] the caller collects. Its parts, one private module each:
 //!
 //! - `message`: what travels between nodes ([`Batch`], [`Message`]) and the
-//!   limits a receiver checks ([`Rejected`]);
+//!   limits a receiver checks ([`Rejected`]); `codec`: its compact binary
+//!   wire form; `shared`: one message for many peer queues, encoded once
+//!   ([`Shared`]);
 //! - `replica`: the state machine, and the rules (last writer wins, last
 //!   access is a maximum, deletes are final) in one place;
 //! - `peer`: per-peer queues, liveness and resync; `acks`: writes waiting
@@ -30,8 +32,8 @@
 //! "The core does no I/O" is a promise the simulation depends on: a seed
 //! replays a run exactly only if nothing in the core touches a socket, a
 //! runtime or a clock. As a module next to the transport that promise was a
-//! convention; as a crate whose dependencies are the session types, serde,
-//! thiserror and tracing, it is checked by the compiler: there is no tokio
+//! convention; as a crate whose dependencies are the session types, serde (with
+//! serde_json and postcard, pure encoders), thiserror and tracing, it is checked by the compiler: there is no tokio
 //! networking, HTTP client or server here to call. The transport, the
 //! tokio driver, the cluster listener's handlers, metrics and the
 //! `SessionStore` the node uses live in `sessionlab-replication`, which
@@ -41,6 +43,7 @@
 
 mod acks;
 mod antientropy;
+pub mod codec;
 mod config;
 mod keyword;
 pub mod membership;
@@ -48,6 +51,7 @@ mod message;
 mod order;
 mod peer;
 mod replica;
+mod shared;
 #[cfg(feature = "sim")]
 mod sim;
 mod snapshot;
@@ -65,6 +69,7 @@ pub use message::{
 };
 pub use peer::ResyncReason;
 pub use replica::{Event, LocalDelete, LocalWrite, Outcome, Output, PeerView, Replica};
+pub use shared::Shared;
 #[cfg(feature = "sim")]
 pub use sim::{EPOCH_MS, NetworkFaults, Rng, Sim, SimConfig, SimError, TraceFilter, session_id};
 pub use tombstones::Tombstones;

@@ -1,4 +1,4 @@
-//! The messages replicas exchange, exactly as they travel as JSON.
+//! The messages replicas exchange, and their JSON form.
 //!
 //! Replicas never call each other; they send *messages*, grouped per peer in
 //! a [`Batch`]. Every message is one-way: a request and its reply are two
@@ -19,9 +19,15 @@
 //! `SnapshotRequest`/`SnapshotPage` (a joining replica pulls the state) and
 //! `DigestRequest`/`Digest` (anti-entropy compares what two replicas hold).
 //!
-//! The JSON uses serde's *externally tagged* form, `{"upsert": {...}}`: it
-//! is the only enum form that keeps the session data as raw JSON text
-//! without re-parsing it (serde cannot buffer a `RawValue`).
+//! Peers send batches in the compact binary form of [`crate::codec`]. The
+//! JSON form here is the readable one (docs, traces, hand-made requests;
+//! a receiver still accepts it). It uses serde's *externally tagged* form,
+//! `{"upsert": {...}}`: it is the only enum form that keeps the session
+//! data as raw JSON text without re-parsing it (serde cannot buffer a
+//! `RawValue`).
+//!
+//! An upsert is [`Shared`]: the one message a local write makes is queued
+//! for every peer without a copy of the session, and encoded once.
 //!
 //! Everything that comes from the network has a size: [`Batch::validate`]
 //! refuses batches with more than [`MAX_BATCH_MESSAGES`] messages or lists
@@ -32,6 +38,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use sessionlab_session::{Session, SessionId, Version};
+
+use crate::shared::Shared;
 
 /// Most messages a batch may carry. The transport's byte limit applies too.
 pub const MAX_BATCH_MESSAGES: usize = 4096;
@@ -70,7 +78,7 @@ pub struct Batch {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Message {
-    Upsert(Upsert),
+    Upsert(Shared<Upsert>),
     Delete(Delete),
     /// The session was accessed at `at_ms`. Merged by maximum, so touches
     /// commute and repeat harmlessly.
@@ -310,6 +318,18 @@ impl Batch {
 }
 
 impl Message {
+    /// A repair: the whole session as held here, with no origin time (so
+    /// no lag sample, and a repair is told apart by it) and no ack.
+    pub fn repair(session: Session) -> Message {
+        Message::Upsert(Shared::new(Upsert {
+            session,
+            origin_ms: None,
+            origin_us: None,
+            ack: None,
+            base: None,
+        }))
+    }
+
     /// The message's name as the JSON tag spells it.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -430,13 +450,16 @@ mod tests {
     fn upsert_round_trips_with_raw_session_data() {
         let mut s = Session::new(id('a'), 1_000, 60_000, 3_600_000);
         s.version = Version::new(17, "node-1");
-        let m = Message::Upsert(Upsert {
-            session: s,
-            origin_ms: Some(1_000),
-            origin_us: None,
-            ack: Some(3),
-            base: None,
-        });
+        let m = Message::Upsert(
+            Upsert {
+                session: s,
+                origin_ms: Some(1_000),
+                origin_us: None,
+                ack: Some(3),
+                base: None,
+            }
+            .into(),
+        );
         let json = serde_json::to_string(&m).unwrap();
         assert!(
             json.starts_with(r#"{"upsert":{"session":{"id":"aaaa"#),

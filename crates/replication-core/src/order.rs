@@ -41,11 +41,23 @@ pub fn content_digest(s: &Session) -> u64 {
 }
 
 /// Whether a copy with `version` and `digest` beats the `held` copy.
+#[cfg(test)]
 pub fn beats(version: &Version, digest: u64, held: &Session) -> bool {
+    beats_with(version, || digest, held)
+}
+
+/// Whether `incoming` beats the `held` copy, the digests computed only when
+/// the versions are equal (a collision, rare): applying a copy from a peer
+/// costs no pass over its data.
+pub fn beats_by(incoming: &Session, held: &Session) -> bool {
+    beats_with(&incoming.version, || content_digest(incoming), held)
+}
+
+fn beats_with(version: &Version, digest: impl FnOnce() -> u64, held: &Session) -> bool {
     match version.cmp(&held.version) {
         std::cmp::Ordering::Greater => true,
         std::cmp::Ordering::Less => false,
-        std::cmp::Ordering::Equal => digest > content_digest(held),
+        std::cmp::Ordering::Equal => digest() > content_digest(held),
     }
 }
 

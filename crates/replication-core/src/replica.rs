@@ -445,9 +445,20 @@ impl Replica {
                 ));
             }
         }
-        let held = self.store.get_raw(&session.id);
-        if let Some(held) = &held {
-            session.last_access_ms = session.last_access_ms.max(held.last_access_ms);
+        // Only the consistent policy needs the held copy itself (to roll
+        // back to); otherwise its last access is all a write needs of it.
+        let held = if self.consistent {
+            self.store.get_raw(&session.id)
+        } else {
+            None
+        };
+        let held_access = match &held {
+            Some(h) => Some(h.last_access_ms),
+            None if self.consistent => None,
+            None => self.store.last_access_of(&session.id),
+        };
+        if let Some(a) = held_access {
+            session.last_access_ms = session.last_access_ms.max(a);
         }
         // The version the write is made from (`0@`: a new session).
         let base = session.version.clone();
@@ -457,14 +468,17 @@ impl Replica {
         let write = self.acks.next_write_id();
         let mode = self.ack_mode;
         let queued = self.broadcast(
-            Message::Upsert(Upsert {
-                session: stored,
-                origin_ms: Some(now_ms),
-                origin_us: self.lag_stamp(),
-                // `sent` waits for its own queues: no peer is asked.
-                ack: write.filter(|_| mode.asks_peers()),
-                base: self.consistent.then_some(base),
-            }),
+            Message::Upsert(
+                Upsert {
+                    session: stored,
+                    origin_ms: Some(now_ms),
+                    origin_us: self.lag_stamp(),
+                    // `sent` waits for its own queues: no peer is asked.
+                    ack: write.filter(|_| mode.asks_peers()),
+                    base: self.consistent.then_some(base),
+                }
+                .into(),
+            ),
             write.filter(|_| mode == AckMode::Sent),
         );
         let ack = self.acks.register(write, queued, now_ms);
@@ -630,12 +644,11 @@ impl Replica {
         }
         let id = s.id.clone();
         let incoming_access = s.last_access_ms;
-        let version = s.version.clone();
-        let digest = order::content_digest(&s);
         let mut held_access = None;
-        let applied = self.store.apply_with(s, |held| {
+        // The content digest is computed only on a version tie.
+        let applied = self.store.apply_by(s, |incoming, held| {
             held_access = Some(held.last_access_ms);
-            order::beats(&version, digest, held)
+            order::beats_by(incoming, held)
         });
         match applied {
             Applied::Stored => Outcome::Stored,
@@ -730,6 +743,7 @@ impl Replica {
     fn on_message(&mut self, from: &str, msg: Message, now_ms: u64) {
         match msg {
             Message::Upsert(u) => {
+                let u = u.into_inner();
                 let id = u.session.id.clone();
                 let version = u.session.version.clone();
                 let conflict = u
@@ -747,13 +761,7 @@ impl Replica {
                             p.push_refusal(w);
                         }
                         if let Some(h) = held {
-                            let repair = Message::Upsert(Upsert {
-                                session: h,
-                                origin_ms: None,
-                                origin_us: None,
-                                ack: None,
-                                base: None,
-                            });
+                            let repair = Message::repair(h);
                             if p.push_data(repair, &self.cfg).is_err() {
                                 self.mark_resync(from, ResyncReason::QueueOverflow);
                             }

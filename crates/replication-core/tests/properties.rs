@@ -34,13 +34,16 @@ fn upsert(id: u8, lamport: u64, node: u8) -> Message {
         serde_json::Value::from(format!("{lamport}@{node}")),
     );
     s.set_data(&data);
-    Message::Upsert(Upsert {
-        session: s,
-        origin_ms: Some(NOW),
-        origin_us: None,
-        ack: None,
-        base: None,
-    })
+    Message::Upsert(
+        Upsert {
+            session: s,
+            origin_ms: Some(NOW),
+            origin_us: None,
+            ack: None,
+            base: None,
+        }
+        .into(),
+    )
 }
 
 fn delete(id: u8, lamport: u64, node: u8) -> Message {

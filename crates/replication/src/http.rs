@@ -18,11 +18,16 @@
 //! | signature headers missing / malformed, timestamp stale (before the body is read) | 401 | `unsigned`, `malformed`, `stale` |
 //! | body over the limit (4 MiB by default) | 413 | `oversized` |
 //! | forged / replayed signature | 401 | `forged`, `replay` |
-//! | body is not a valid batch | 400 | `bad_json` |
+//! | body is not a valid batch (JSON, or the binary form when the content type is [`codec::CONTENT_TYPE`]) | 400 | `bad_json`, `bad_binary` |
 //! | signer is not the batch's sender | 401 | `sender_mismatch` |
 //! | too many messages or entries, a `user` or node id over its limit | 413 | `oversized` |
 //! | a Lamport value at or above `MAX_LAMPORT` (near `u64::MAX`) | 400 | `invalid` |
 //! | not addressed to this node / not a peer | 400 / 403 | `misrouted`, `unknown_peer` |
+//!
+//! A batch comes in either form: peers send the binary one (see
+//! [`crate::transport`]); JSON stays accepted for people and tests. The
+//! content type chooses the decoder, and the two cannot be mistaken for
+//! each other: a binary batch starts with its format byte, never `{`.
 //!
 //! A refused request changes nothing: the body is parsed only after the
 //! signature is checked, and applied only after everything else passed.
@@ -37,7 +42,7 @@
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::CONTENT_LENGTH;
+use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
@@ -47,7 +52,7 @@ use crate::auth::{self, PresentedHeaders};
 use crate::faults::FaultSet;
 use crate::metrics::Direction;
 use crate::runtime::Shared;
-use sessionlab_replication_core::{Batch, MAX_LIST_ENTRIES, Rejected};
+use sessionlab_replication_core::{Batch, MAX_LIST_ENTRIES, Rejected, codec};
 
 /// Mount the routes; see the module docs.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig, shared: Arc<Shared>) {
@@ -167,14 +172,47 @@ async fn signed_json<T: serde::de::DeserializeOwned>(
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<Signed<T>, HttpResponse> {
+    signed_as(shared, req, payload, "bad_json", |b| {
+        serde_json::from_slice(b)
+    })
+    .await
+}
+
+/// [`authenticate`], then the body decoded by `decode`; refused with 400
+/// and `reason` if it does not decode.
+async fn signed_as<T, E: std::fmt::Display>(
+    shared: &Shared,
+    req: &HttpRequest,
+    payload: web::Payload,
+    reason: &'static str,
+    decode: impl FnOnce(&[u8]) -> Result<T, E>,
+) -> Result<Signed<T>, HttpResponse> {
     let (body, signer) = authenticate(shared, req, payload).await?;
-    match serde_json::from_slice(&body) {
+    match decode(&body) {
         Ok(value) => Ok(Signed {
             value,
             signer,
             bytes: body.len(),
         }),
-        Err(e) => Err(refuse(shared, StatusCode::BAD_REQUEST, "bad_json", e)),
+        Err(e) => Err(refuse(shared, StatusCode::BAD_REQUEST, reason, e)),
+    }
+}
+
+/// [`authenticate`], then the body as a batch: binary if the content type
+/// says so, JSON otherwise.
+async fn signed_batch(
+    shared: &Shared,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Signed<Batch>, HttpResponse> {
+    let binary = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == codec::CONTENT_TYPE.as_bytes());
+    if binary {
+        signed_as(shared, req, payload, "bad_binary", codec::decode).await
+    } else {
+        signed_json(shared, req, payload).await
     }
 }
 
@@ -187,7 +225,7 @@ async fn receive_batch(
         value: batch,
         signer,
         bytes,
-    } = match signed_json::<Batch>(&shared, &req, payload).await {
+    } = match signed_batch(&shared, &req, payload).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };

@@ -1,10 +1,16 @@
-//! Sending one batch to a peer: HTTP + JSON, signed, on pooled connections.
+//! Sending one batch to a peer: HTTP, a compact binary body, signed, on
+//! kept-alive connections.
 //!
 //! A batch is one `POST /cluster/v1/batch` to the peer's cluster listener,
-//! its body the [`Batch`] as JSON and the four signature headers of
-//! [`crate::auth`]. The client is shared: reqwest keeps idle keep-alive
-//! connections per peer, and since the replica keeps one batch in flight
-//! per peer, one connection per peer is normally all that is used.
+//! its body the [`Batch`] in the binary form of
+//! [`codec`](sessionlab_replication_core::codec) (content type
+//! [`codec::CONTENT_TYPE`], first byte the encoding's version) and the four
+//! signature headers of [`crate::auth`], computed over exactly the bytes
+//! sent. An upsert queued for several peers is encoded once, by the first
+//! of their batches to be sent. The client is shared: reqwest keeps idle
+//! keep-alive connections per peer (`pool_max_idle_per_host`, 90 s idle),
+//! and since the replica keeps one batch in flight per peer, one
+//! long-lived connection per peer is normally all that is used.
 //!
 //! **Coalescing under load.** A batch of at least
 //! [`ReplicationConfig::coalesce_from`](crate::ReplicationConfig::coalesce_from)
@@ -33,7 +39,7 @@ use sessionlab_session::clock;
 use crate::auth;
 use crate::metrics::Direction;
 use crate::runtime::Shared;
-use sessionlab_replication_core::Batch;
+use sessionlab_replication_core::{Batch, codec};
 
 /// The path batches are posted to.
 pub const BATCH_PATH: &str = "/cluster/v1/batch";
@@ -69,13 +75,7 @@ async fn deliver(shared: &Shared, client: &reqwest::Client, batch: Batch) -> (bo
     let Some(url) = shared.batch_urls.get(peer) else {
         return (false, 0);
     };
-    let body = match serde_json::to_vec(&batch) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(error = %e, "could not encode a batch");
-            return (false, 0);
-        }
-    };
+    let body = codec::encode(&batch);
     let bytes = body.len();
     let signed = auth::sign_request(
         &shared.secret,
@@ -87,7 +87,7 @@ async fn deliver(shared: &Shared, client: &reqwest::Client, batch: Batch) -> (bo
     );
     let mut req = client
         .post(url.clone())
-        .header(CONTENT_TYPE, "application/json");
+        .header(CONTENT_TYPE, codec::CONTENT_TYPE);
     for (name, value) in signed.pairs() {
         req = req.header(name, value);
     }

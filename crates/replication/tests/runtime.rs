@@ -333,13 +333,16 @@ fn batch_json(from: &str, to: &str, s: &Session) -> Vec<u8> {
         to: to.into(),
         seq: 1,
         sent_ms: clock::now_ms(),
-        messages: vec![Message::Upsert(Upsert {
-            session: s,
-            origin_ms: Some(clock::now_ms()),
-            origin_us: None,
-            ack: None,
-            base: None,
-        })],
+        messages: vec![Message::Upsert(
+            Upsert {
+                session: s,
+                origin_ms: Some(clock::now_ms()),
+                origin_us: None,
+                ack: None,
+                base: None,
+            }
+            .into(),
+        )],
     })
     .unwrap()
 }
@@ -762,13 +765,16 @@ async fn huge_lamports_and_oversized_fields_from_a_peer_are_refused() {
             to: "node-1".into(),
             seq: 1,
             sent_ms: clock::now_ms(),
-            messages: vec![Message::Upsert(Upsert {
-                session: s,
-                origin_ms: None,
-                origin_us: None,
-                ack: None,
-                base: None,
-            })],
+            messages: vec![Message::Upsert(
+                Upsert {
+                    session: s,
+                    origin_ms: None,
+                    origin_us: None,
+                    ack: None,
+                    base: None,
+                }
+                .into(),
+            )],
         })
         .unwrap();
         c.post_signed(0, "node-2", path, body)

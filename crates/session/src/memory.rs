@@ -212,9 +212,18 @@ impl MemoryStore {
         s: Session,
         accept: impl FnOnce(Option<&Session>) -> bool,
     ) -> Result<Option<Session>, Option<StoreError>> {
+        self.upsert_by(s, |existing, _| accept(existing))
+    }
+
+    /// [`upsert_with`](Self::upsert_with), `accept` also seeing the copy to write.
+    fn upsert_by(
+        &self,
+        s: Session,
+        accept: impl FnOnce(Option<&Session>, &Session) -> bool,
+    ) -> Result<Option<Session>, Option<StoreError>> {
         let mut shard = self.shard(&s.id).write();
         let existing = shard.get(&s.id);
-        if !accept(existing) {
+        if !accept(existing, &s) {
             return Err(None);
         }
         if existing.is_none() {
@@ -309,11 +318,21 @@ impl MemoryStore {
     /// example last-writer-wins with a tie-break) without a moment where
     /// readers see neither copy. Moves the Lamport clock past its version.
     pub fn apply_with(&self, s: Session, wins: impl FnOnce(&Session) -> bool) -> Applied {
+        self.apply_by(s, |_, held| wins(held))
+    }
+
+    /// [`apply_with`](Self::apply_with), with `wins(incoming, held)` seeing
+    /// the incoming copy too, so a decision that needs more than the
+    /// version (a content tie-break) can compute it only when it is needed.
+    pub fn apply_by(&self, s: Session, wins: impl FnOnce(&Session, &Session) -> bool) -> Applied {
         self.observe(&s.version);
         if let Err(e) = self.check_size(&s) {
             return Applied::Rejected(e);
         }
-        match self.upsert_with(s, |existing| existing.is_none_or(wins)) {
+        let decide = |existing: Option<&Session>, incoming: &Session| {
+            existing.is_none_or(|held| wins(incoming, held))
+        };
+        match self.upsert_by(s, decide) {
             Ok(None) => Applied::Stored,
             Ok(Some(_)) => Applied::Overwrote,
             Err(None) => Applied::Stale,
@@ -344,6 +363,12 @@ impl MemoryStore {
     /// everything it holds).
     pub fn get_raw(&self, id: &SessionId) -> Option<Session> {
         self.shard(id).read().get(id).cloned()
+    }
+
+    /// The stored copy's last access, expired or not: what a local write
+    /// needs of the held copy, without cloning it.
+    pub fn last_access_of(&self, id: &SessionId) -> Option<u64> {
+        self.shard(id).read().get(id).map(|s| s.last_access_ms)
     }
 
     /// The live copy at `now_ms`.

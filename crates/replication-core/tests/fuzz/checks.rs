@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use sessionlab_replication_core::{Batch, ProtocolConfig, Replica};
+use sessionlab_replication_core::{Batch, ProtocolConfig, Replica, codec};
 use sessionlab_session::{MemoryStore, MemoryStoreConfig, Session, SessionId};
 
 /// The receiving replica's clock (any fixed instant).
@@ -22,13 +22,25 @@ const NOW: u64 = 1_700_000_000_000;
 /// fresh replica, then ticking and flushing, never panics, whatever the
 /// numbers in it (lamports, times, timeouts near `u64::MAX`); the
 /// replica's own writes after it are not lost.
+///
+/// The binary form ([`codec`]): decoding arbitrary bytes never panics, and
+/// every batch the JSON decoder accepts travels through it unchanged.
 pub fn batch(data: &[u8]) {
+    if let Ok(b) = codec::decode(data) {
+        assert_eq!(
+            codec::decode(&codec::encode(&b)),
+            Ok(b),
+            "binary round trip"
+        );
+    }
     let Ok(mut batch) = serde_json::from_slice::<Batch>(data) else {
         return;
     };
     let text = serde_json::to_vec(&batch).expect("a batch encodes");
     let back: Batch = serde_json::from_slice(&text).expect("and decodes");
     assert_eq!(back, batch, "round trip");
+    let bytes = codec::encode(&batch);
+    assert_eq!(codec::decode(&bytes).as_ref(), Ok(&batch), "binary form");
     for m in &batch.messages {
         let line = m.to_string();
         let _ = m.approx_bytes();
