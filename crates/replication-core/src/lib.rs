@@ -23,6 +23,9 @@
 //!   [`keyword_enum!`] table behind the one-keyword flag values;
 //! - `membership` (public): who is in the cluster, learnt at run time: a
 //!   SWIM failure detector and gossip ([`membership::Membership`]);
+//! - `ownership` (public): which `K + 1` members own a session in the
+//!   backup topology (rendezvous hashing) and who hands a copy to whom when
+//!   the members change;
 //! - `sim` (feature `sim`, for tests): many replicas on a seeded, lossy,
 //!   reordering network with crashes and partitions (`Sim`), used by the
 //!   property tests and the scripted golden tests in `tests/scripts/`.
@@ -49,6 +52,7 @@ mod keyword;
 pub mod membership;
 mod message;
 mod order;
+pub mod ownership;
 mod peer;
 mod replica;
 mod shared;

@@ -13,6 +13,7 @@
 //! - [`metrics`]: the Prometheus metric names producers register and readers scrape;
 //! - [`served_by`]: the `X-Served-By` header naming the node that answered;
 //! - [`strategy`]: the LB's strategy names, which the lab's modes use;
+//! - [`hash`]: the stable 64-bit hash behind every placement (LB rings, session owners);
 //! - [`signer`]: the HMAC-SHA256 request signature of cluster traffic;
 //! - [`keys`]: keys derived from the cluster secret (HKDF);
 //! - [`admin_auth`]: the token, `Origin`, `Host` and content-type checks of
@@ -25,6 +26,7 @@
 pub mod admin_auth;
 pub mod clock;
 pub mod cookie;
+pub mod hash;
 pub mod keys;
 pub mod lb_admin;
 pub mod metrics;

@@ -15,9 +15,12 @@
 //! that is the candidate list for failover, and it is stable too (a key
 //! whose owner is down always lands on the same second choice).
 //!
-//! The hash is FNV-1a followed by the murmur3 64-bit finaliser: stable across
-//! processes and Rust versions (unlike `DefaultHasher`), so two LBs built
-//! from the same list agree on where a session lives.
+//! The hash is `sessionlab_wire::hash` (FNV-1a followed by the murmur3
+//! 64-bit finaliser): stable across processes and Rust versions (unlike
+//! `DefaultHasher`), so two LBs built from the same list agree on where a
+//! session lives.
+
+use sessionlab_wire::hash::hash_parts;
 
 /// Points per backend on the ring.
 pub const VIRTUAL_NODES: u32 = 160;
@@ -37,7 +40,7 @@ impl Ring {
         for (index, id) in ids.enumerate() {
             backends += 1;
             for vnode in 0..VIRTUAL_NODES {
-                let point = finish(fnv(fnv(FNV_OFFSET, id.as_bytes()), &vnode.to_le_bytes()));
+                let point = hash_parts(&[id.as_bytes(), &vnode.to_le_bytes()]);
                 points.push((point, index as u32));
             }
         }
@@ -61,37 +64,7 @@ impl Ring {
     }
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(FNV_PRIME);
-    }
-    h
-}
-
-/// murmur3's fmix64: spreads FNV's weak low bits over the whole word.
-fn finish(mut h: u64) -> u64 {
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^= h >> 33;
-    h
-}
-
-/// A second, independent stable hash family: `seed` picks the member
-/// (Maglev takes two of them per backend id).
-pub fn hash_seeded(key: &[u8], seed: u64) -> u64 {
-    finish(fnv(fnv(FNV_OFFSET, &seed.to_le_bytes()), key))
-}
-
-/// The stable 64-bit hash used for keys.
-pub fn hash(key: &[u8]) -> u64 {
-    finish(fnv(FNV_OFFSET, key))
-}
+pub use sessionlab_wire::hash::{hash, hash_seeded};
 
 #[cfg(test)]
 mod tests {
