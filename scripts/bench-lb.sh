@@ -17,6 +17,20 @@
 # Backends are sessionlab-echo (a test tool in crates/lb: answers every
 # request with X-Served-By and a small body) so the backends cost little and
 # the proxies are what is measured. Everything listens on 127.0.0.1 only.
+#
+# The TLS part (PARTS="plain tls", the default; PARTS=tls for it alone)
+# puts the same proxies in front of the same backends terminating HTTPS
+# with the same certificate (ECDSA P-256, made with openssl in the scratch
+# folder): HAProxy `bind ... ssl crt PEM` (OpenSSL) against sessionlab-lb
+# `--tls-listen` (rustls on aws-lc-rs), in two cells:
+#
+#   handshake   wrk with `Connection: close`: a new TCP connection and a full
+#               TLS handshake for every request (wrk resumes no TLS session),
+#               so requests/s is handshakes/s
+#   keepalive   requests/s on kept-alive HTTPS connections: the handshakes
+#               happen once, what is measured is encrypting the traffic
+#
+#   PARTS=tls THREADS="1 2" TLS_DURATION=4s ROUNDS=3 scripts/bench-lb.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,12 +42,27 @@ CONNECTIONS=${CONNECTIONS:-64}
 HAPROXY_PORT=${HAPROXY_PORT:-18090}
 LB_PORT=${LB_PORT:-18091}
 LB_ADMIN_PORT=${LB_ADMIN_PORT:-18092}
+HAPROXY_TLS_PORT=${HAPROXY_TLS_PORT:-18093}
+LB_TLS_PORT=${LB_TLS_PORT:-18094}
+PARTS=${PARTS:-"plain tls"}
+TLS_DURATION=${TLS_DURATION:-4s}
+TLS_WARMUP=${TLS_WARMUP:-1s}
 PINNED=node-2
+PLAIN=; TLS=
+for part in $PARTS; do
+  case "$part" in
+    plain) PLAIN=1 ;;
+    tls) TLS=1 ;;
+    *) echo "bench-lb: PARTS takes plain and tls (got '$part')"; exit 2 ;;
+  esac
+done
 
 # --- tools: the same Debian packages as scripts/test.sh ----------------------
 missing=()
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "bench-lb: installing ${missing[*]}"
@@ -53,9 +82,16 @@ cleanup() {
 trap cleanup EXIT
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$HAPROXY_PORT" "$LB_PORT" "$LB_ADMIN_PORT"; do
-  port_free "$p" || { echo "bench-lb: port $p is busy (set HAPROXY_PORT/LB_PORT/LB_ADMIN_PORT)"; exit 2; }
+for p in "$HAPROXY_PORT" "$LB_PORT" "$LB_ADMIN_PORT" "$HAPROXY_TLS_PORT" "$LB_TLS_PORT"; do
+  port_free "$p" || { echo "bench-lb: port $p is busy (set HAPROXY_PORT/LB_PORT/LB_ADMIN_PORT/HAPROXY_TLS_PORT/LB_TLS_PORT)"; exit 2; }
 done
+
+# One certificate for both proxies: sessionlab-lb reads cert and key,
+# HAProxy one PEM holding both.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+  -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+cat "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/haproxy.pem"
 
 # Wait (bounded) until a URL answers 200.
 wait_ready() {
@@ -82,7 +118,7 @@ for id in node-1 node-2 node-3; do
   [ -n "${BACKEND[$id]}" ] || { echo "bench-lb: $id did not start"; exit 1; }
 done
 
-haproxy_cfg() { # $1 = threads
+haproxy_cfg() { # $1 = threads, $2 = tls for the HTTPS frontend as well
   cat <<EOF
 global
     nbthread $1
@@ -96,6 +132,27 @@ defaults
 frontend public
     bind 127.0.0.1:$HAPROXY_PORT
     default_backend nodes
+EOF
+  if [ "${2:-}" = tls ]; then
+    # What sessionlab-lb does on its HTTPS listener: X-Forwarded-Proto https, HSTS.
+    cat <<EOF
+frontend public_tls
+    bind 127.0.0.1:$HAPROXY_TLS_PORT ssl crt $WORK/haproxy.pem
+    http-request set-header X-Forwarded-Proto https
+    http-response set-header Strict-Transport-Security max-age=31536000
+    default_backend nodes_tls
+backend nodes_tls
+    balance roundrobin
+    cookie SRV insert indirect nocache
+    option forwardfor
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    option httpchk GET /healthz
+EOF
+    for id in node-1 node-2 node-3; do
+      echo "    server $id ${BACKEND[$id]} cookie $id check inter 1s rise 2 fall 3"
+    done
+  fi
+  cat <<EOF
 backend nodes
     balance roundrobin
     cookie SRV insert indirect nocache
@@ -109,15 +166,19 @@ EOF
   done
 }
 
-start_haproxy() { # $1 = threads
-  haproxy_cfg "$1" >"$WORK/haproxy.cfg"
+start_haproxy() { # $1 = threads, $2 = tls for the HTTPS frontend as well
+  haproxy_cfg "$1" "${2:-}" >"$WORK/haproxy.cfg"
   haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
   SERVER_PID=$!; PIDS+=("$SERVER_PID")
   wait_ready "$HAPROXY_PORT"
 }
 
-start_lb() { # $1 = threads
-  "$BIN/sessionlab-lb" --threads "$1" --strategy sticky-cookie \
+start_lb() { # $1 = threads, $2 = tls for the HTTPS listener as well
+  local tls=()
+  if [ "${2:-}" = tls ]; then
+    tls=(--tls-listen "127.0.0.1:$LB_TLS_PORT" --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem")
+  fi
+  "$BIN/sessionlab-lb" --threads "$1" --strategy sticky-cookie "${tls[@]}" \
     --listen "127.0.0.1:$LB_PORT" --admin-listen "127.0.0.1:$LB_ADMIN_PORT" \
     --backend "node-1=${BACKEND[node-1]}" --backend "node-2=${BACKEND[node-2]}" \
     --backend "node-3=${BACKEND[node-3]}" >"$WORK/lb.log" 2>&1 &
@@ -129,17 +190,24 @@ stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/de
 
 # One wrk run against the server started last; appends
 # "rps p50_ms p99_ms cpu_us_per_request" to $WORK/<name>.t<threads>.
-measure() { # $1 = port, $2 = cookie, $3 = threads, $4 = name
-  local url="http://127.0.0.1:$1/"
+# Plain HTTP unless $5 = https ($6 = extra header, $7/$8 = duration/warm-up).
+measure() { # $1 = port, $2 = cookie, $3 = threads, $4 = name [, $5 $6 $7 $8]
+  local scheme=${5:-http} duration=${7:-$DURATION} warmup=${8:-$WARMUP}
+  local url="$scheme://127.0.0.1:$1/" extra=()
+  [ -n "${6:-}" ] && extra=(-H "$6")
   # Check the pinning: the response must come from $PINNED.
   local served
-  served=$(exec 3<>"/dev/tcp/127.0.0.1/$1"; printf 'GET / HTTP/1.0\r\nCookie: %s\r\n\r\n' "$2" >&3; grep -i '^x-served-by' <&3 | tr -d '\r' | awk '{print $2}')
+  if [ "$scheme" = https ]; then
+    served=$(curl -sk --max-time 5 -o /dev/null -D - -H "Cookie: $2" "$url" | grep -i '^x-served-by' | tr -d '\r' | awk '{print $2}')
+  else
+    served=$(exec 3<>"/dev/tcp/127.0.0.1/$1"; printf 'GET / HTTP/1.0\r\nCookie: %s\r\n\r\n' "$2" >&3; grep -i '^x-served-by' <&3 | tr -d '\r' | awk '{print $2}')
+  fi
   [ "$served" = "$PINNED" ] || { echo "bench-lb: cookie did not pin to $PINNED (got '$served')" >&2; exit 1; }
-  wrk -t "$3" -c "$CONNECTIONS" -d "$WARMUP" -H "Cookie: $2" "$url" >/dev/null
+  wrk -t "$3" -c "$CONNECTIONS" -d "$warmup" -H "Cookie: $2" "${extra[@]}" "$url" >/dev/null
   # CPU time of the proxy process (user + system, in clock ticks).
   local ticks0 ticks1
   ticks0=$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")
-  wrk -t "$3" -c "$CONNECTIONS" -d "$DURATION" --latency -H "Cookie: $2" "$url" >"$WORK/wrk.out"
+  wrk -t "$3" -c "$CONNECTIONS" -d "$duration" --latency -H "Cookie: $2" "${extra[@]}" "$url" >"$WORK/wrk.out"
   ticks1=$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")
   if grep -q 'Non-2xx\|Socket errors' "$WORK/wrk.out"; then
     echo "bench-lb: errors during the run:" >&2; grep 'Non-2xx\|Socket errors' "$WORK/wrk.out" >&2
@@ -156,28 +224,59 @@ measure() { # $1 = port, $2 = cookie, $3 = threads, $4 = name
 # The median of column $2 in file $1.
 median() { awk -v c="$2" '{print $c}' "$1" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
+ratios() { # $1 = haproxy file, $2 = lb file, $3 = row label
+  local h_rps h_p50 h_p99 h_cpu l_rps l_p50 l_p99 l_cpu
+  h_rps=$(median "$1" 1); h_p50=$(median "$1" 2); h_p99=$(median "$1" 3); h_cpu=$(median "$1" 4)
+  l_rps=$(median "$2" 1); l_p50=$(median "$2" 2); l_p99=$(median "$2" 3); l_cpu=$(median "$2" 4)
+  awk -v t="$3" -v hr="$h_rps" -v h5="$h_p50" -v h9="$h_p99" -v hc="$h_cpu" \
+      -v lr="$l_rps" -v l5="$l_p50" -v l9="$l_p99" -v lc="$l_cpu" \
+    'BEGIN { printf "%-13s | %8s %7s %7s %9s | %8s %7s %7s %9s | %5.2fx %7.2fx %6.2fx\n", t, hr, h5, h9, hc, lr, l5, l9, lc, lr / hr, l9 / h9, lc / hc }'
+}
+header() {
+  printf '%-13s | %-34s | %-34s | %-23s\n' "" "HAProxy" "sessionlab-lb" "lb / HAProxy"
+  printf '%-13s | %8s %7s %7s %9s | %8s %7s %7s %9s | %6s %8s %7s\n' "$1" "req/s" "p50 ms" "p99 ms" "cpu us/r" "req/s" "p50 ms" "p99 ms" "cpu us/r" "req/s" "p99" "cpu/r"
+}
+
 echo "backends: node-1=${BACKEND[node-1]} node-2=${BACKEND[node-2]} node-3=${BACKEND[node-3]}"
-echo "wrk: $CONNECTIONS connections, ${DURATION} per run after ${WARMUP} warm-up, cookie pinned to $PINNED"
+echo "wrk: $CONNECTIONS connections, cookie pinned to $PINNED; parts: $PARTS"
+[ -z "$PLAIN" ] || echo "plain: ${DURATION} per run after ${WARMUP} warm-up"
+[ -z "$TLS" ] || echo "tls: ${TLS_DURATION} per run after ${TLS_WARMUP} warm-up, ECDSA P-256 certificate"
 echo "rounds: $ROUNDS per configuration, alternating HAProxy and sessionlab-lb; medians shown"
 echo "haproxy: $(haproxy -v | head -1)"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 for t in $THREADS; do
   for round in $(seq 1 "$ROUNDS"); do
-    start_haproxy "$t"; measure "$HAPROXY_PORT" "SRV=$PINNED" "$t" haproxy; stop_server
-    start_lb "$t"; measure "$LB_PORT" "SLROUTE=$PINNED" "$t" lb; stop_server
+    if [ -n "$PLAIN" ]; then
+      start_haproxy "$t"; measure "$HAPROXY_PORT" "SRV=$PINNED" "$t" haproxy; stop_server
+      start_lb "$t"; measure "$LB_PORT" "SLROUTE=$PINNED" "$t" lb; stop_server
+    fi
+    if [ -n "$TLS" ]; then
+      start_haproxy "$t" tls
+      measure "$HAPROXY_TLS_PORT" "SRV=$PINNED" "$t" haproxy-handshake https "Connection: close" "$TLS_DURATION" "$TLS_WARMUP"
+      measure "$HAPROXY_TLS_PORT" "SRV=$PINNED" "$t" haproxy-keepalive https "" "$TLS_DURATION" "$TLS_WARMUP"
+      stop_server
+      start_lb "$t" tls
+      measure "$LB_TLS_PORT" "SLROUTE=$PINNED" "$t" lb-handshake https "Connection: close" "$TLS_DURATION" "$TLS_WARMUP"
+      measure "$LB_TLS_PORT" "SLROUTE=$PINNED" "$t" lb-keepalive https "" "$TLS_DURATION" "$TLS_WARMUP"
+      stop_server
+    fi
   done
 done
-echo
-printf '%-7s | %-34s | %-34s | %-15s\n' "" "HAProxy" "sessionlab-lb" "lb / HAProxy"
-printf '%-7s | %8s %7s %7s %9s | %8s %7s %7s %9s | %6s %8s\n' threads "req/s" "p50 ms" "p99 ms" "cpu us/r" "req/s" "p50 ms" "p99 ms" "cpu us/r" "req/s" "p99"
-for t in $THREADS; do
-  h_rps=$(median "$WORK/haproxy.t$t" 1); h_p50=$(median "$WORK/haproxy.t$t" 2)
-  h_p99=$(median "$WORK/haproxy.t$t" 3); h_cpu=$(median "$WORK/haproxy.t$t" 4)
-  l_rps=$(median "$WORK/lb.t$t" 1); l_p50=$(median "$WORK/lb.t$t" 2)
-  l_p99=$(median "$WORK/lb.t$t" 3); l_cpu=$(median "$WORK/lb.t$t" 4)
-  awk -v t="$t" -v hr="$h_rps" -v h5="$h_p50" -v h9="$h_p99" -v hc="$h_cpu" \
-      -v lr="$l_rps" -v l5="$l_p50" -v l9="$l_p99" -v lc="$l_cpu" \
-    'BEGIN { printf "%-7s | %8s %7s %7s %9s | %8s %7s %7s %9s | %5.2fx %7.2fx\n", t, hr, h5, h9, hc, lr, l5, l9, lc, lr / hr, l9 / h9 }'
-done
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -n "$PLAIN" ]; then
+  echo; echo "plain HTTP"
+  header threads
+  for t in $THREADS; do ratios "$WORK/haproxy.t$t" "$WORK/lb.t$t" "$t"; done
+fi
+if [ -n "$TLS" ]; then
+  echo; echo "HTTPS (handshake: one full TLS handshake per request, so req/s = handshakes/s)"
+  header "threads cell"
+  for t in $THREADS; do
+    for cell in handshake keepalive; do
+      ratios "$WORK/haproxy-$cell.t$t" "$WORK/lb-$cell.t$t" "$t $cell"
+    done
+  done
+fi
 if [ -n "${RAW:-}" ]; then
   echo; echo "raw runs (rps p50 p99 cpu_us_per_request):"
   for f in "$WORK"/*.t*; do echo "$(basename "$f"):"; sed 's/^/  /' "$f"; done
