@@ -13,8 +13,8 @@
 # are copied back out of the image and compared with the host's, so the image
 # is known to hold exactly what this machine built.
 #
-# Modes: local, sticky, replicated, sticky-replicated, redis, jwt. For
-# `redis` the Redis service's image is made the same way from this machine's
+# Modes: local, sticky, replicated, sticky-replicated, redis, redis-ha, jwt.
+# For `redis` and `redis-ha` the Redis services' image is made the same way from this machine's
 # redis-server (apt-get install redis-server) and its shared libraries,
 # unless SESSIONLAB_REDIS_IMAGE names one (e.g. redis:7-alpine, if you can
 # pull it). `build` makes the sessionlab image only.
@@ -29,7 +29,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MODES="local sticky replicated sticky-replicated redis jwt"
+MODES="local sticky replicated sticky-replicated redis redis-ha jwt"
 image=${SESSIONLAB_IMAGE:-sessionlab:local}
 base=${image%%:*}-base:local
 redis_image=${image%%:*}-redis:local
@@ -95,6 +95,21 @@ build_redis() {
   local root n; root=$(mktemp -d)
   n=$(root_fs "$root" "$server")
   cp -L "$server" "$root/usr/local/bin/redis-server"
+  # redis-ha's Sentinels run from this file and rewrite it (what they learn
+  # of the replica and of each other), so it and its folder are writable
+  # by nobody; each container writes its own copy.
+  mkdir -p "$root/etc/sessionlab"
+  cat > "$root/etc/sessionlab/sentinel.conf" <<'CONF'
+port 26379
+protected-mode no
+sentinel resolve-hostnames yes
+sentinel announce-hostnames yes
+sentinel monitor sessionlab redis-1 6379 2
+sentinel down-after-milliseconds sessionlab 1000
+sentinel failover-timeout sessionlab 3000
+sentinel parallel-syncs sessionlab 1
+CONF
+  chmod 0777 "$root/etc/sessionlab"; chmod 0666 "$root/etc/sessionlab/sentinel.conf"
   tar -C "$root" -c . | docker import --change 'USER 65534:65534' --change 'CMD ["redis-server"]' - "$redis_image" >/dev/null
   rm -rf "$root"
   # Verified by running it: the image's redis-server answers like the host's.
@@ -163,7 +178,7 @@ up() {
   local mode=${1:-sticky-replicated}
   case " $MODES " in *" $mode "*) ;; *) die "unknown mode '$mode'; modes: $MODES" ;; esac
   build
-  if [ "$mode" = redis ] && [ -z "${SESSIONLAB_REDIS_IMAGE:-}" ]; then
+  if { [ "$mode" = redis ] || [ "$mode" = redis-ha ]; } && [ -z "${SESSIONLAB_REDIS_IMAGE:-}" ]; then
     build_redis
     export SESSIONLAB_REDIS_IMAGE=$redis_image
   fi
@@ -194,6 +209,7 @@ containers up and healthy in $((SECONDS - began)) s: mode $mode, 3 nodes (compos
           docker-compose -p $project kill $mode-node-2          # a node dies
 EOF
   [ "$mode" != redis ] || echo "          docker-compose -p $project kill redis                 # the shared store dies"
+  [ "$mode" != redis-ha ] || echo "          docker-compose -p $project kill redis-ha-redis-1      # the primary dies: the Sentinels promote redis-2"
   cat <<EOF
           docker network disconnect ${project}_lab ${project}_$mode-node-3_1   # cut a node off
           scripts/docker-up.sh down
@@ -211,6 +227,6 @@ case "${1:-up}" in
   up) shift || true; up "$@" ;;
   build) build ;;
   down) down ;;
-  local|sticky|replicated|sticky-replicated|redis|jwt) up "$1" ;;
+  local|sticky|replicated|sticky-replicated|redis|redis-ha|jwt) up "$1" ;;
   *) die "usage: scripts/docker-up.sh [up] [MODE] | build | down  (modes: $MODES)" ;;
 esac

@@ -31,6 +31,7 @@ use serde::Serialize;
 use crate::cluster::{Binaries, Lab, UpOptions};
 use crate::compare_report::{self, Comparison, Outcome, Settings};
 use crate::error::{LabError, Result};
+use crate::failover::{self, FailoverFigures};
 use crate::faultplan::{self, FaultSpec, When};
 use crate::lb::LbKind;
 use crate::load;
@@ -74,7 +75,9 @@ pub struct CompareArgs {
     /// from 30% to 70% of the run: lost updates against refused writes),
     /// `lag` (replicated with acks none, sent and all, and
     /// sticky-replicated; every replication link delayed 5 ms; use with
-    /// --think 0ms).
+    /// --think 0ms), `redis-failover` (redis-ha and redis-ha+wait; the
+    /// Redis primary SIGKILLed halfway: time until writes succeed again,
+    /// sessions and acknowledged writes lost).
     #[arg(long, env = "SESSIONLAB_SCENARIO", value_enum, default_value_t = Scenario::Kill)]
     pub scenario: Scenario,
     #[command(flatten)]
@@ -115,6 +118,9 @@ pub enum Scenario {
     /// `replicated` with acks none, sent and all, and `sticky-replicated`;
     /// every replication link delayed 5 ms from the start.
     Lag,
+    /// `redis-ha` against `redis-ha+wait`; the Redis primary is SIGKILLed
+    /// halfway and the Sentinels promote the replica.
+    RedisFailover,
 }
 
 impl Scenario {
@@ -129,6 +135,7 @@ impl Scenario {
                 "replicated+ack-all",
                 "sticky-replicated",
             ],
+            Scenario::RedisFailover => &["redis-ha", "redis-ha+wait"],
         };
         names
             .iter()
@@ -157,6 +164,10 @@ impl Scenario {
                 faultplan::FaultAction::Delay(Duration::from_millis(5)),
                 0.0,
             )],
+            Scenario::RedisFailover => vec![at(
+                faultplan::FaultAction::Kill(crate::redis_ha::PRIMARY.into()),
+                0.5,
+            )],
             _ => Vec::new(),
         }
     }
@@ -170,7 +181,13 @@ pub struct Variant {
     pub ack: Option<Ack>,
     /// `+consistent`: the nodes get `--partition-policy=consistent`.
     pub consistent: bool,
+    /// `+wait` (redis-ha): the nodes get `--redis-wait=1,100ms`, a `WAIT`
+    /// for the replica after every write.
+    pub wait: bool,
 }
+
+/// What `+wait` gives the nodes: wait for the one replica, at most 100 ms.
+pub const REDIS_WAIT: &str = "--redis-wait=1,100ms";
 
 /// The `+ack-...` variants: when a replicated node answers a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -197,6 +214,7 @@ impl Variant {
             mode,
             ack: None,
             consistent: false,
+            wait: false,
         }
     }
 
@@ -215,6 +233,9 @@ impl Variant {
         if self.consistent {
             args.push("--partition-policy=consistent".to_string());
         }
+        if self.wait {
+            args.push(REDIS_WAIT.to_string());
+        }
         args
     }
 }
@@ -227,6 +248,9 @@ impl fmt::Display for Variant {
         }
         if self.consistent {
             f.write_str("+consistent")?;
+        }
+        if self.wait {
+            f.write_str("+wait")?;
         }
         Ok(())
     }
@@ -241,7 +265,7 @@ impl FromStr for Variant {
         let valid = || {
             format!(
                 "valid: {}, and after a replicated mode +ack-sent or +ack-all, +consistent \
-                 (replicated+ack-all, replicated+consistent)",
+                 (replicated+ack-all, replicated+consistent), after redis-ha +wait",
                 mode_names()
             )
         };
@@ -252,6 +276,15 @@ impl FromStr for Variant {
             .ok_or_else(|| format!("unknown mode `{name}`; {}", valid()))?;
         let mut v = Variant::plain(mode);
         for extra in parts {
+            if extra == "wait" {
+                if mode.preset().redis != RedisTopology::Sentinel {
+                    return Err(format!(
+                        "`{s}`: +wait waits for a Redis replica, and only redis-ha has one"
+                    ));
+                }
+                v.wait = true;
+                continue;
+            }
             let ack = match extra {
                 "ack-sent" => Some(Ack::Sent),
                 "ack-all" => Some(Ack::All),
@@ -305,7 +338,27 @@ fn skip_reason(v: &Variant, faults: &[FaultSpec]) -> Option<String> {
             preset.name
         ));
     }
-    fault_mismatch(v.mode, faults)
+    fault_mismatch(v.mode, faults).or_else(|| redis_fault_mismatch(v.mode, faults))
+}
+
+/// A fault on the Redis primary, in a mode without one.
+fn redis_fault_mismatch(mode: Mode, faults: &[FaultSpec]) -> Option<String> {
+    let preset = mode.preset();
+    (preset.redis != RedisTopology::Sentinel)
+        .then(|| {
+            faults.iter().find(|f| {
+                f.action
+                    .node()
+                    .is_some_and(|n| n == crate::redis_ha::PRIMARY)
+            })
+        })
+        .flatten()
+        .map(|f| {
+            format!(
+                "fault `{}` acts on a Redis primary, and mode {} has none",
+                f.action, preset.name
+            )
+        })
 }
 
 /// A fault that needs replication, in a mode without it.
@@ -456,6 +509,7 @@ pub async fn run(args: CompareArgs, health_timeout: Duration, grace: Duration) -
     )?;
     let comparison = Comparison {
         settings: Settings::new(&cfg, args.nodes, &faults, args.quick, &bins.dir),
+        failover: failover_figures(&outcomes, &faults),
         outcomes,
     };
     compare_report::write(&args.out, &comparison)?;
@@ -483,6 +537,25 @@ pub async fn run(args: CompareArgs, health_timeout: Duration, grace: Duration) -
         "{}\n{written}",
         compare_report::table(&comparison).trim_end()
     ))
+}
+
+/// The failover figures of every run, when a fault kills the Redis
+/// primary ([`crate::failover`]).
+fn failover_figures(outcomes: &[Outcome], faults: &[FaultSpec]) -> Vec<FailoverFigures> {
+    let Some(fault) = faults
+        .iter()
+        .find(|f| f.action.node() == Some(crate::redis_ha::PRIMARY))
+    else {
+        return Vec::new();
+    };
+    let fault = fault.action.to_string();
+    outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Ran(r) => failover::figures(r, &fault),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Up, measure, down for one mode ([`Lab::then_down`]: down whatever
@@ -596,6 +669,20 @@ mod tests {
         let t = T::try_parse_from(["t", "--scenario", "lag"]).unwrap();
         assert_eq!(fault_specs(&t.c)[0].action.to_string(), "delay 5ms");
         assert_eq!(t.c.scenario.modes()[1].label(), "replicated+ack-sent");
+        let t = T::try_parse_from(["t", "--scenario", "redis-failover"]).unwrap();
+        assert_eq!(
+            fault_specs(&t.c)[0].action.to_string(),
+            "kill redis-primary"
+        );
+        let labels: Vec<String> = t.c.scenario.modes().iter().map(|v| v.label()).collect();
+        assert_eq!(labels, ["redis-ha", "redis-ha+wait"]);
+        assert_eq!(t.c.scenario.modes()[1].node_args(), [REDIS_WAIT]);
+        let err = "redis+wait".parse::<Variant>().unwrap_err();
+        assert!(err.contains("only redis-ha"), "{err}");
+        let kill = fault_specs(&t.c);
+        let reason = redis_fault_mismatch(Mode::Redis, &kill).unwrap();
+        assert!(reason.contains("mode redis has none"), "{reason}");
+        assert_eq!(redis_fault_mismatch(Mode::RedisHa, &kill), None);
         let t = T::try_parse_from(["t", "--lb", "haproxy,sessionlab"]).unwrap();
         assert_eq!(t.c.lb, [LbKind::Haproxy, LbKind::Sessionlab]);
         let v = Variant::plain(Mode::Sticky);

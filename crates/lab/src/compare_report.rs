@@ -96,6 +96,10 @@ pub enum Outcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
     pub settings: Settings,
+    /// With a fault on the Redis primary (`--scenario redis-failover`):
+    /// what the failover cost each run, side by side.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failover: Vec<crate::failover::FailoverFigures>,
     pub outcomes: Vec<Outcome>,
 }
 
@@ -200,6 +204,16 @@ pub fn markdown(c: &Comparison) -> String {
     );
     s.push_str(&table(c));
     s.push('\n');
+    if !c.failover.is_empty() {
+        s.push_str(
+            "## The Redis failover\n\nFrom the kill of the primary: how long until a write \
+             succeeded again after the last failed one, how many writes failed (the users were \
+             told), and what was lost over the run (sessions gone, acknowledged writes that a \
+             later read did not show).\n\n",
+        );
+        s.push_str(&crate::failover::table(&c.failover));
+        s.push('\n');
+    }
     for o in &c.outcomes {
         match o {
             Outcome::Skipped { mode, reason } => {
@@ -373,6 +387,7 @@ mod tests {
         let cfg = LoadConfig::default();
         let c = Comparison {
             settings: Settings::new(&cfg, 3, &[], false, Path::new("target/release")),
+            failover: Vec::new(),
             outcomes: vec![
                 Outcome::Ran(Box::new(run("local", 17))),
                 Outcome::Skipped {

@@ -241,7 +241,11 @@ pub fn schedule(
             )));
         }
         if let Some(node) = spec.action.node() {
-            state.node(node)?;
+            let a_redis = (node == crate::redis::NAME && state.redis.is_some())
+                || state.redis_ha.as_ref().is_some_and(|ha| ha.names(node));
+            if !a_redis {
+                state.node(node)?;
+            }
         }
         if spec.action.needs_replication() && !state.mode.preset().replication {
             return Err(LabError::InvalidArgument(format!(

@@ -29,6 +29,7 @@
 //! - [`attack`]: `attack hijack` and `attack fixation`, the hijacking lab.
 //! - [`workload`], [`faultplan`], [`load`], [`memory`]: `load`, simulated
 //!   users (crate `sessionlab-load`) with faults on a timeline.
+//! - [`failover`]: what a Redis failover cost a run (write outage, losses).
 //! - [`compare`], [`compare_report`]: `compare`, every mode under the same
 //!   workload, one report with a table and charts.
 //! - [`study`]: `study churn`, many clusters, one question (what adding or
@@ -47,6 +48,7 @@ mod compare;
 mod compare_report;
 mod error;
 mod events;
+mod failover;
 mod faultplan;
 mod faults;
 mod health;

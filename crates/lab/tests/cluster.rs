@@ -14,7 +14,9 @@ fn bad_input_exits_non_zero_and_lists_the_valid_choices() {
     let tc = TestCluster::new();
     let err = tc.fails(&["up", "--mode", "galaxy"]);
     assert!(
-        err.contains("possible values: local, sticky, replicated, sticky-replicated, redis, redis-ha, jwt"),
+        err.contains(
+            "possible values: local, sticky, replicated, sticky-replicated, redis, redis-ha, jwt"
+        ),
         "{err}"
     );
     let err = tc.fails(&["up", "--no-such-flag"]);
