@@ -11,6 +11,11 @@
 //! ([`crate::memory`]). [`measure`] is the part `compare` runs once per
 //! mode.
 //!
+//! Against a cluster started with `up --tls` the users speak HTTPS to the
+//! LB's HTTPS port (its plain port only redirects) and trust the run
+//! folder's CA (`tls/ca.pem`) and nothing else; the session cookie they
+//! get is then `Secure`, as a browser's would be.
+//!
 //! While it runs, a progress bar shows the live counts, only when stderr is
 //! a terminal (logs and CI output get the fault lines and nothing else).
 
@@ -20,7 +25,7 @@ use std::time::Duration;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use sessionlab_load::{LoadConfig, LoadReport, LoadRun, MetricsTargets, Progress};
+use sessionlab_load::{LoadConfig, LoadReport, LoadRun, MetricsTargets, Progress, TrustedCa};
 
 use crate::cluster::Lab;
 use crate::error::{LabError, Result};
@@ -48,9 +53,29 @@ pub struct LoadArgs {
     pub history: Option<PathBuf>,
 }
 
-/// The LB URL the users go to.
+/// The LB URL the users go to: its HTTPS port when it has one.
 pub fn target(state: &ClusterState) -> String {
-    format!("http://127.0.0.1:{}", state.lb.port)
+    match state.lb.tls_port {
+        Some(port) => format!("https://127.0.0.1:{port}"),
+        None => format!("http://127.0.0.1:{}", state.lb.port),
+    }
+}
+
+/// The CA the users trust: the run folder's, when the cluster serves HTTPS.
+pub fn trusted_ca(lab: &Lab, state: &ClusterState) -> Result<Option<TrustedCa>> {
+    if state.lb.tls_port.is_none() {
+        return Ok(None);
+    }
+    let files = crate::tls::TlsFiles::of(&lab.rf);
+    let pem = files.read_ca()?.ok_or_else(|| {
+        LabError::InvalidArgument(format!(
+            "this cluster serves HTTPS but its CA {} is gone; bring it down and up again",
+            files.ca.display()
+        ))
+    })?;
+    TrustedCa::from_pem(&pem)
+        .map(Some)
+        .map_err(|e| LabError::InvalidArgument(format!("{}: {e}", files.ca.display())))
 }
 
 /// Where each node's counters are: its cluster listener's `/metrics`.
@@ -76,13 +101,6 @@ pub fn metrics_targets(state: &ClusterState) -> MetricsTargets {
 /// Runs `sessionlab load`; returns what to print.
 pub async fn run(lab: &Lab, args: LoadArgs) -> Result<String> {
     let state = lab.rf.load_required()?;
-    if state.lb.tls_port.is_some() {
-        // The simulated users speak plain HTTP, which `up --tls` redirects.
-        return Err(LabError::InvalidArgument(
-            "load does not speak HTTPS yet; bring the cluster up without --tls to measure it"
-                .into(),
-        ));
-    }
     let mut cfg = args.workload.config(
         target(&state),
         args.duration,
@@ -90,6 +108,7 @@ pub async fn run(lab: &Lab, args: LoadArgs) -> Result<String> {
         workload::auth_of(state.mode.preset()),
     )?;
     cfg.session_cookie = crate::cluster::node_cookie_name(&state.node_extra_args).to_owned();
+    cfg.trusted_ca = trusted_ca(lab, &state)?;
     let plan = faultplan::schedule(&args.workload.faults, args.duration, &state)?;
     let report = measure(lab, state.mode.name(), cfg, plan).await?;
     let mut saved = String::new();

@@ -159,6 +159,7 @@ impl WorkloadArgs {
             bucket: defaults.bucket,
             auth,
             session_cookie: defaults.session_cookie,
+            trusted_ca: None,
             settle: self.settle,
             seed: self.seed,
         })

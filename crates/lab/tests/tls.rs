@@ -1,7 +1,8 @@
 //! `sessionlab up --tls`: an HTTPS client with the printed CA logs in, the
 //! session cookie is `Secure` and `__Host-` prefixed when asked, plain HTTP
 //! redirects (308), HSTS is set; a `__Host-` name without `--tls` is
-//! refused naming the flag.
+//! refused naming the flag; `sessionlab load` speaks HTTPS to a `--tls`
+//! cluster, trusting the run's CA.
 
 mod support;
 
@@ -17,23 +18,21 @@ fn set_cookie(resp: &reqwest::Response, start: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// `sessionlab up --mode sticky --nodes 2 --tls` with `extra`; its output.
+fn up_tls(tc: &TestCluster, extra: &[&str]) -> std::process::Output {
+    require_binaries();
+    let mut args = vec!["up", "--mode", "sticky", "--nodes", "2"];
+    args.extend(["--tls", "--tls-port", "0"]);
+    args.extend(extra);
+    let out = tc.sessionlab(&args);
+    assert!(out.status.success(), "up failed:\n{}", text(&out));
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_tls_serves_https_with_secure_host_prefixed_cookies() {
     let tc = TestCluster::new();
-    require_binaries();
-    let out = tc.sessionlab(&[
-        "up",
-        "--mode",
-        "sticky",
-        "--nodes",
-        "2",
-        "--tls",
-        "--tls-port",
-        "0",
-        "--cookie-name",
-        "__Host-SLSESSION",
-    ]);
-    assert!(out.status.success(), "up failed:\n{}", text(&out));
+    let out = up_tls(&tc, &["--cookie-name", "__Host-SLSESSION"]);
     let banner = String::from_utf8_lossy(&out.stdout).into_owned();
     let st = tc.state();
     let port = st.lb.tls_port.expect("an HTTPS port");
@@ -105,6 +104,22 @@ async fn up_tls_serves_https_with_secure_host_prefixed_cookies() {
     );
     assert!(!r.headers().contains_key("strict-transport-security"));
     tc.ok(&["status"]);
+    tc.ok(&["down"]);
+}
+
+#[test]
+fn load_speaks_https_to_a_tls_cluster() {
+    let tc = TestCluster::new();
+    up_tls(&tc, &[]);
+    let load = "load --duration 3s --users 4 --ramp-up 200ms --json";
+    let out = tc.ok(&load.split(' ').collect::<Vec<_>>());
+    let report: serde_json::Value = serde_json::from_str(&out).expect("--json prints the report");
+    // The plain port answers every request with a 308, so answered logins
+    // and requests without errors mean the users spoke HTTPS.
+    assert_eq!(report["logins"], 4, "{report}");
+    assert!(report["requests"].as_u64().unwrap() > 20, "{report}");
+    assert_eq!(report["error_total"], 0, "{report}");
+    assert_eq!(report["sessions_lost"], 0, "{report}");
     tc.ok(&["down"]);
 }
 

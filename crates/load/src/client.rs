@@ -5,6 +5,8 @@
 //! (the old one was not recognised: the session is lost), which sticky
 //! cookie the LB set, and how many bytes of credentials every request
 //! carries. Redirects are not followed and bodies are read with a size cap.
+//! Over HTTPS the clients trust the run's CA only ([`crate::tls`]); like a
+//! browser, the jar refuses a `Secure` cookie set over plain HTTP.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -14,6 +16,7 @@ use reqwest::header::{COOKIE, HeaderMap, SET_COOKIE};
 use serde_json::Value;
 
 use crate::stats::ErrorKind;
+use crate::tls::TrustedCa;
 
 /// The most body bytes read from one answer.
 const MAX_BODY: usize = 256 * 1024;
@@ -69,30 +72,36 @@ pub struct Browser {
     jar: Arc<Mutex<Credentials>>,
     /// The cookie the node keeps its session id in (`--cookie-name`).
     session_cookie: String,
+    /// The CA trusted over HTTPS (None: plain HTTP, or HTTPS that fails).
+    ca: Option<TrustedCa>,
+    /// `base` is `https://`: `Secure` cookies are kept.
+    https: bool,
 }
 
-fn http_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .pool_max_idle_per_host(1)
-        .tcp_nodelay(true)
-        .no_proxy()
-        .build()
-        .expect("a plain HTTP client always builds")
+fn http_client(timeout: Duration, ca: Option<&TrustedCa>) -> reqwest::Client {
+    crate::tls::client(timeout, ca).expect(
+        "the client builds: plain without roots, or with a CA TrustedCa::from_pem built one with",
+    )
 }
 
 impl Browser {
     /// `session_cookie`: the nodes' session cookie name
-    /// ([`LoadConfig::session_cookie`](crate::LoadConfig)).
-    pub fn new(base: &str, timeout: Duration, session_cookie: &str) -> Self {
+    /// ([`LoadConfig::session_cookie`](crate::LoadConfig)); `ca`: the CA
+    /// trusted when `base` is `https://`.
+    pub fn new(
+        base: &str,
+        timeout: Duration,
+        session_cookie: &str,
+        ca: Option<&TrustedCa>,
+    ) -> Self {
         Browser {
-            http: http_client(timeout),
+            http: http_client(timeout, ca),
             base: base.trim_end_matches('/').to_owned(),
             timeout,
             jar: Arc::default(),
             session_cookie: session_cookie.to_owned(),
+            ca: ca.cloned(),
+            https: base.starts_with("https://"),
         }
     }
 
@@ -101,11 +110,13 @@ impl Browser {
     /// connection, so the tabs' requests really are concurrent.
     pub fn tab(&self) -> Browser {
         Browser {
-            http: http_client(self.timeout),
+            http: http_client(self.timeout, self.ca.as_ref()),
             base: self.base.clone(),
             timeout: self.timeout,
             jar: self.jar.clone(),
             session_cookie: self.session_cookie.clone(),
+            ca: self.ca.clone(),
+            https: self.https,
         }
     }
 
@@ -119,6 +130,8 @@ impl Browser {
             timeout: self.timeout,
             jar: Arc::new(Mutex::new(credentials)),
             session_cookie: self.session_cookie.clone(),
+            ca: self.ca.clone(),
+            https: self.https,
         }
     }
 
@@ -160,10 +173,16 @@ impl Browser {
             let Some((name, value)) = parts.next().and_then(|p| p.trim().split_once('=')) else {
                 continue;
             };
-            let expired = parts.any(|a| {
+            let (mut expired, mut secure) = (false, false);
+            for a in parts {
                 let a = a.trim().to_ascii_lowercase();
-                a == "max-age=0" || a.starts_with("max-age=-") || a.contains("1970")
-            });
+                expired |= a == "max-age=0" || a.starts_with("max-age=-") || a.contains("1970");
+                secure |= a == "secure";
+            }
+            if secure && !self.https {
+                // RFC 6265bis §5.7: an insecure origin cannot set a Secure cookie.
+                continue;
+            }
             if expired || value.is_empty() {
                 jar.cookies.remove(name);
             } else {
@@ -234,5 +253,48 @@ impl Browser {
             json: serde_json::from_slice(&body).ok(),
             new_session_id,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn set_cookies(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(SET_COOKIE, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn a_secure_cookie_is_kept_over_https_and_refused_over_http() {
+        let answer = set_cookies(&[
+            "SLSESSION=abc; Path=/; Secure; HttpOnly",
+            "SLROUTE=node-1; Path=/",
+        ]);
+        let mut plain = Browser::new(
+            "http://127.0.0.1:1",
+            Duration::from_secs(1),
+            "SLSESSION",
+            None,
+        );
+        plain.store_cookies(&answer, None);
+        let sent = plain.credentials().cookie_header();
+        assert_eq!(sent.as_deref(), Some("SLROUTE=node-1"));
+
+        let mut https = Browser::new(
+            "https://127.0.0.1:1",
+            Duration::from_secs(1),
+            "SLSESSION",
+            None,
+        );
+        assert!(!https.store_cookies(&answer, None));
+        let sent = https.credentials().cookie_header();
+        assert_eq!(sent.as_deref(), Some("SLROUTE=node-1; SLSESSION=abc"));
+        // A new id over HTTPS is noticed as one.
+        assert!(https.store_cookies(&set_cookies(&["SLSESSION=def; Secure"]), Some("abc")));
     }
 }

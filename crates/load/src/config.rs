@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::tls::TrustedCa;
+
 /// How users prove who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -109,6 +111,10 @@ pub struct LoadConfig {
     pub auth: AuthMode,
     /// The nodes' session cookie name (their `--cookie-name`).
     pub session_cookie: String,
+    /// The CA the users trust when `target` is `https://` (`up --tls`:
+    /// the run folder's `tls/ca.pem`).
+    #[serde(skip)]
+    pub trusted_ca: Option<TrustedCa>,
     /// Quiet time after the load before the final reads (lets replication
     /// settle, so what is missing then is really lost).
     pub settle: Duration,
@@ -132,6 +138,7 @@ impl Default for LoadConfig {
             bucket: Duration::from_secs(1),
             auth: AuthMode::Session,
             session_cookie: sessionlab_wire::SESSION_COOKIE.into(),
+            trusted_ca: None,
             settle: Duration::from_secs(1),
             seed: 1,
         }

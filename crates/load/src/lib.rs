@@ -6,7 +6,7 @@
 //!
 //! - `config`: users, duration, rate, think time, the operation mix.
 //! - [`client`]: one simulated browser with its own cookie jar (or tokens);
-//!   its tabs share the jar.
+//!   its tabs share the jar; [`tls`]: the CA it trusts over HTTPS.
 //! - [`model`]: the user's expectations; sessions lost, stale reads, lost
 //!   updates are decided here, as pure bookkeeping.
 //! - [`user`]: the loop of one user (log in, then reads and writes).
@@ -32,6 +32,7 @@ mod prom;
 mod report;
 mod run;
 mod stats;
+mod tls;
 mod user;
 
 pub use chart::{Scale, losses_chart, timeline_chart};
@@ -39,4 +40,5 @@ pub use config::{AuthMode, LoadConfig, Mix};
 pub use report::{LoadReport, Mark, ServerCosts};
 pub use run::{LoadRun, MetricsTargets, run};
 pub use stats::Recorder;
+pub use tls::TrustedCa;
 pub use user::Progress;

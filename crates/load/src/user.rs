@@ -544,7 +544,12 @@ pub async fn run_user(id: usize, shared: Arc<Shared>) -> Vec<UserResult> {
     let cfg = &shared.cfg;
     let tabs = Arc::new(Tabs::default());
     let n = cfg.clients_per_user.max(1);
-    let first = Browser::new(&cfg.target, cfg.timeout, &cfg.session_cookie);
+    let first = Browser::new(
+        &cfg.target,
+        cfg.timeout,
+        &cfg.session_cookie,
+        cfg.trusted_ca.as_ref(),
+    );
     let others: Vec<Browser> = (1..n).map(|_| first.tab()).collect();
     let browsers = std::iter::once(first).chain(others);
     let runs = browsers.enumerate().map(|(client, browser)| {
