@@ -12,6 +12,11 @@ use support::*;
 
 /// Runs `sessionlab attack ARGS --json`; returns step -> outcome.
 fn attack(args: &[&str]) -> BTreeMap<String, String> {
+    attack_with_story(args).0
+}
+
+/// [`attack`], and the story it told (stderr).
+fn attack_with_story(args: &[&str]) -> (BTreeMap<String, String>, String) {
     require_binaries();
     let out = run_bounded(
         Command::new(env!("CARGO_BIN_EXE_sessionlab"))
@@ -22,13 +27,13 @@ fn attack(args: &[&str]) -> BTreeMap<String, String> {
         Duration::from_secs(120),
     );
     assert!(out.status.success(), "{}", text(&out));
-    let story = String::from_utf8_lossy(&out.stderr);
+    let story = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         story.contains("=> VULNERABLE") && story.contains("=> DEFENDED"),
         "{story}"
     );
     let report: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
-    report["findings"]
+    let found = report["findings"]
         .as_array()
         .unwrap()
         .iter()
@@ -38,7 +43,8 @@ fn attack(args: &[&str]) -> BTreeMap<String, String> {
                 f["outcome"].as_str().unwrap().to_string(),
             )
         })
-        .collect()
+        .collect();
+    (found, story)
 }
 
 fn expect(found: &BTreeMap<String, String>, want: &[(&str, &str)]) {
@@ -51,8 +57,19 @@ fn expect(found: &BTreeMap<String, String>, want: &[(&str, &str)]) {
 
 #[test]
 fn hijack_a_session_id_and_each_defence() {
+    let (found, story) = attack_with_story(&["hijack"]);
+    // The wiretap's find is shown masked: six characters and an ellipsis.
+    let shown = story
+        .split("in cleartext: SLSESSION=")
+        .nth(1)
+        .expect("the wiretap found the cookie over HTTP");
+    let masked: String = shown.chars().take(7).collect();
+    assert!(
+        masked.ends_with('…') && !masked[..6].contains(char::is_whitespace),
+        "{shown}"
+    );
     expect(
-        &attack(&["hijack"]),
+        &found,
         &[
             ("steal-cookie", "vulnerable"),
             ("logout", "defended"),
@@ -61,6 +78,9 @@ fn hijack_a_session_id_and_each_defence() {
             ("bind-copied-user-agent", "vulnerable"),
             ("cookie-over-http", "vulnerable"),
             ("secure-cookie", "defended"),
+            ("wiretap-http", "vulnerable"),
+            ("wiretap-https", "defended"),
+            ("secure-cookie-plain-port", "defended"),
         ],
     );
 }

@@ -6,9 +6,11 @@ use std::time::Duration;
 use reqwest::cookie::CookieStore;
 use reqwest::header::HeaderValue;
 use serde_json::Value;
+use sessionlab_wire::SESSION_COOKIE;
 
 use super::Outcome;
 use super::scene::*;
+use super::wiretap::Wiretap;
 use crate::error::Result;
 
 pub(super) async fn hijack_session(lab: &mut AttackLab) -> Result<()> {
@@ -156,6 +158,136 @@ pub(super) async fn hijack_session(lab: &mut AttackLab) -> Result<()> {
     );
     lab.say("   cookies to even over http; so the question is answered with the browser's cookie rules,");
     lab.say("   the cookie_store crate that mirrors Firefox's, for the same site served as http://shop.example)");
+    read_the_wire(lab).await
+}
+
+/// The same theft by reading the traffic, for real: a wiretap between
+/// alice's client and an LB, over HTTP and over HTTPS, and what a `Secure`
+/// cookie does on the plain port ([`super::wiretap`]).
+async fn read_the_wire(lab: &mut AttackLab) -> Result<()> {
+    lab.heading("hijack by reading the traffic: HTTP against HTTPS");
+    let node = lab.node(&[], &[]).await?;
+    let lb = lab.lb_with_tls(&node).await?;
+    let alice = "alice".to_string();
+
+    let plain_tap = Wiretap::start(lb.plain).await?;
+    let base = format!("http://{}", plain_tap.addr);
+    let (cookie, _) = lab.login(&base, "").await?;
+    lab.read(format!("{base}/api/session"), &cookie, VICTIM_UA)
+        .await?;
+    let seen = plain_tap.captured();
+    let stolen = seen.cookie(SESSION_COOKIE);
+    lab.say(format!(
+        "6. a wiretap on the path relays alice's connection to the LB's plain port {} and keeps a copy",
+        lb.plain
+    ));
+    lab.say(format!(
+        "   of the {} bytes it carried; alice logs in and opens her page. In the copy, in cleartext: {}",
+        seen.bytes(),
+        match &stolen {
+            Some(id) => format!("{SESSION_COOKIE}={}", short(id)),
+            None => "no session cookie".into(),
+        }
+    ));
+    let replayed = match &stolen {
+        Some(id) => {
+            let url = format!("http://{}/api/session", lb.plain);
+            user(
+                &lab.read(url, &format!("{SESSION_COOKIE}={id}"), ATTACKER_UA)
+                    .await?,
+            )
+        }
+        None => None,
+    };
+    lab.say(format!(
+        "   the attacker sends that id to the LB from his own client: the server answers as {}",
+        replayed.as_deref().unwrap_or("nobody")
+    ));
+    lab.found(
+        "wiretap-http",
+        "sessionlab-lb --listen (plain HTTP)",
+        Outcome::vulnerable_if(replayed.as_ref() == Some(&alice)),
+        "over plain HTTP every request carries the id in cleartext: reading the traffic is enough to hijack",
+    );
+
+    let tls_tap = Wiretap::start(lb.tls).await?;
+    let base = format!("https://{}", tls_tap.addr);
+    let (cookie, headers) = lab.login(&base, "").await?;
+    let me = lab
+        .read(format!("{base}/api/session"), &cookie, VICTIM_UA)
+        .await?;
+    let seen = tls_tap.captured();
+    let stolen = seen.cookie(SESSION_COOKIE);
+    let records = seen.tls_records();
+    lab.say(format!(
+        "7. the same through a wiretap in front of the LB's HTTPS port {} (alice's client trusts the run's CA):",
+        lb.tls
+    ));
+    lab.say(format!(
+        "   alice's page shows user {}; the tap carried {} bytes: {}; the session cookie: {}",
+        user(&me).as_deref().unwrap_or("nobody"),
+        seen.bytes(),
+        match records {
+            Some(r) => format!(
+                "{} TLS handshake and {} application-data records",
+                r.handshake, r.application_data
+            ),
+            None => "not TLS".into(),
+        },
+        if stolen.is_some() {
+            "FOUND"
+        } else {
+            "not found"
+        }
+    ));
+    lab.found(
+        "wiretap-https",
+        "sessionlab-lb --tls-listen (HTTPS)",
+        Outcome::defended_if(
+            user(&me).as_ref() == Some(&alice) && records.is_some() && stolen.is_none(),
+        ),
+        "over HTTPS the tap sees only ciphertext: the same session, nothing to replay",
+    );
+
+    let line = session_set_cookie(&headers).unwrap_or_default();
+    let secure = line
+        .split(';')
+        .skip(1)
+        .any(|a| a.trim().eq_ignore_ascii_case("secure"));
+    let sends = browser_sends_over_http(&line);
+    plain_tap.clear();
+    let carried = if sends { cookie.as_str() } else { "" };
+    lab.read(format!("http://{}/", plain_tap.addr), carried, VICTIM_UA)
+        .await
+        .ok();
+    let seen = plain_tap.captured();
+    lab.say(format!(
+        "8. over HTTPS the node marked the cookie {} (X-Forwarded-Proto: https from the LB); alice then",
+        if secure { "Secure" } else { "without Secure" }
+    ));
+    lab.say(format!(
+        "   follows an old http:// link to the plain port through the tap; her browser (the rules of step 5) {} the cookie,",
+        if sends { "sends" } else { "leaves out" }
+    ));
+    lab.say(format!(
+        "   and in the {} bytes the tap carried the session cookie {}",
+        seen.bytes(),
+        if seen.cookie(SESSION_COOKIE).is_some() {
+            "is in it"
+        } else {
+            "is not in it"
+        }
+    ));
+    lab.found(
+        "secure-cookie-plain-port",
+        "sessionlab-lb --tls-listen, the plain port beside it",
+        Outcome::defended_if(
+            secure && !seen.to_server.is_empty() && seen.cookie(SESSION_COOKIE).is_none(),
+        ),
+        "a browser sends a Secure cookie over HTTPS only; HSTS and --redirect-http keep it from asking over HTTP at all",
+    );
+    drop(lb);
+    drop(node);
     Ok(())
 }
 

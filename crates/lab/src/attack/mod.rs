@@ -26,7 +26,12 @@
 //! logout deletes the session on the server; idle expiry ends a stolen id
 //! the victim stopped using; binding to the User-Agent refuses a thief with
 //! another browser (and admits one who copies the header: a weak defence);
-//! the `Secure` attribute keeps the cookie off plain HTTP.
+//! the `Secure` attribute keeps the cookie off plain HTTP. Then the same
+//! theft for real, by reading the traffic ([`wiretap`]): a relay on
+//! loopback between alice and a `sessionlab-lb` of the attack's own copies
+//! every byte; over plain HTTP it finds the cookie and the attacker
+//! replays it, over HTTPS it finds only TLS records, and the `Secure`
+//! cookie alice got over HTTPS is not in her request to the plain port.
 //!
 //! `hijack --auth jwt` (tokens): steal the access token (and read its
 //! payload: signed, not encrypted); logout on one node does nothing on a
@@ -47,12 +52,13 @@
 //! `SameSite=Lax`.
 //!
 //! Ids and tokens are printed as their first six characters only: they are
-//! credentials, even in a lab.
+//! credentials, even in a lab (the wiretap's copy stays in memory).
 
 mod csrf;
 mod fixation;
 mod hijack;
 mod scene;
+mod wiretap;
 
 use std::path::PathBuf;
 

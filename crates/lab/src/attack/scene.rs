@@ -3,6 +3,7 @@
 //!
 //! [`AttackLab`] starts `sessionlab-node` processes of its own ([`OwnNode`]:
 //! free loopback ports, logs in a temporary folder, killed when dropped),
+//! and for the wiretap scene a `sessionlab-lb` with HTTPS ([`OwnLb`]),
 //! tells the story (stdout, or stderr with `--json`) and records the
 //! findings. The request helpers play alice (a browser's User-Agent) and
 //! the attacker (curl's), with plain clients that follow no redirects and
@@ -28,6 +29,7 @@ pub(super) fn short(s: &str) -> String {
 /// Run state: where nodes come from, the story so far, the findings.
 pub(super) struct AttackLab {
     pub(super) node_bin: PathBuf,
+    pub(super) lb_bin: PathBuf,
     pub(super) dir: tempfile::TempDir,
     pub(super) target: Option<String>,
     pub(super) json: bool,
@@ -46,13 +48,10 @@ impl AttackLab {
             .prefix("sessionlab-attack-")
             .tempdir()
             .map_err(LabError::io("creating a temporary folder"))?;
-        let http = crate::api::client(
-            reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(10)),
-        )?;
+        let http = crate::api::client(client_builder())?;
         Ok(AttackLab {
             node_bin: bins.node,
+            lb_bin: bins.lb,
             dir,
             target: args
                 .target
@@ -101,22 +100,98 @@ impl AttackLab {
 
     /// Start a node of the attack's own with `flags` (and `env`).
     pub(super) async fn node(&mut self, flags: &[&str], env: &[(&str, String)]) -> Result<OwnNode> {
-        self.started += 1;
-        let name = format!("attack-{}", self.started);
         let mut ports = PortAllocator::new([]);
         let app = ports.port(0, 0, "attack node")?;
         let cluster = ports.port(0, 0, "attack node cluster")?;
+        let mut args: Vec<String> = ["--workers", "1", "--listen"].map(String::from).into();
+        args.push(format!("127.0.0.1:{app}"));
+        args.push("--cluster-listen".into());
+        args.push(format!("127.0.0.1:{cluster}"));
+        args.extend(flags.iter().map(|f| f.to_string()));
+        let bin = self.node_bin.clone();
+        self.spawn(
+            &bin,
+            &args,
+            env,
+            format!("http://127.0.0.1:{app}"),
+            flags.join(" "),
+        )
+        .await
+    }
+
+    /// Start a `sessionlab-lb` of the attack's own in front of `backend`,
+    /// with a plain listener and an HTTPS one (a certificate from a CA
+    /// made for this run, as `up --tls` does; no redirect, so both ports
+    /// serve). Alice's client trusts that CA from then on.
+    pub(super) async fn lb_with_tls(&mut self, backend: &OwnNode) -> Result<OwnLb> {
+        let files = crate::tls::TlsFiles::of(&crate::runfolder::RunFolder::new(self.dir.path()));
+        files.generate()?;
+        let ca_pem = files.read_ca()?.ok_or_else(|| LabError::Api {
+            target: "the attack's CA".into(),
+            detail: format!("{} was not written", files.ca.display()),
+        })?;
+        // Alice's browser trusts that CA from now on (as after importing it).
+        self.http = crate::api::client(crate::tls::trusting(client_builder(), Some(&ca_pem))?)?;
+        let mut ports = PortAllocator::new([]);
+        let plain = ports.port(0, 0, "attack LB")?;
+        let admin = ports.port(0, 0, "attack LB admin")?;
+        let tls = ports.port(0, 0, "attack LB HTTPS")?;
+        let backend_addr = backend.base.trim_start_matches("http://");
+        let args: Vec<String> = vec![
+            "--listen".into(),
+            format!("127.0.0.1:{plain}"),
+            "--admin-listen".into(),
+            format!("127.0.0.1:{admin}"),
+            "--backend".into(),
+            format!("node={backend_addr}"),
+            "--tls-listen".into(),
+            format!("127.0.0.1:{tls}"),
+            "--tls-cert".into(),
+            files.cert.display().to_string(),
+            "--tls-key".into(),
+            files.key.display().to_string(),
+        ];
+        let bin = self.lb_bin.clone();
+        let process = self
+            .spawn(
+                &bin,
+                &args,
+                &[],
+                format!("http://127.0.0.1:{plain}"),
+                "sessionlab-lb --tls-listen".into(),
+            )
+            .await?;
+        Ok(OwnLb {
+            _process: process,
+            plain: ([127, 0, 0, 1], plain).into(),
+            tls: ([127, 0, 0, 1], tls).into(),
+        })
+    }
+
+    /// Start `bin` with `args` (and `env`, nothing else of the caller's
+    /// `SESSIONLAB_` environment), its output in the temporary folder, and
+    /// wait until `base` answers `/healthz`.
+    async fn spawn(
+        &mut self,
+        bin: &Path,
+        args: &[String],
+        env: &[(&str, String)],
+        base: String,
+        flags: String,
+    ) -> Result<OwnNode> {
+        self.started += 1;
+        let name = format!("attack-{}", self.started);
         let log_path = self.dir.path().join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path)
             .map_err(LabError::io(format!("creating {}", log_path.display())))?;
         let log_err = log
             .try_clone()
             .map_err(LabError::io(format!("opening {}", log_path.display())))?;
-        let mut cmd = Command::new(&self.node_bin);
-        cmd.args(["--id", &name, "--workers", "1"])
-            .args(["--listen", &format!("127.0.0.1:{app}")])
-            .args(["--cluster-listen", &format!("127.0.0.1:{cluster}")])
-            .args(flags)
+        let mut cmd = Command::new(bin);
+        if bin == self.node_bin {
+            cmd.args(["--id", &name]);
+        }
+        cmd.args(args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);
@@ -126,15 +201,10 @@ impl AttackLab {
             }
         }
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
-        let child = cmd.spawn().map_err(LabError::io(format!(
-            "starting {}",
-            self.node_bin.display()
-        )))?;
-        let mut node = OwnNode {
-            child,
-            base: format!("http://127.0.0.1:{app}"),
-            flags: flags.join(" "),
-        };
+        let child = cmd
+            .spawn()
+            .map_err(LabError::io(format!("starting {}", bin.display())))?;
+        let mut node = OwnNode { child, base, flags };
         node.wait_healthy(&self.http, &log_path).await?;
         Ok(node)
     }
@@ -250,6 +320,14 @@ impl AttackLab {
     }
 }
 
+/// The victim's and the attacker's clients: no redirects followed, no
+/// cookies kept.
+fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+}
+
 pub(super) fn unexpected(what: &str, status: u16, body: &Value) -> LabError {
     LabError::Api {
         target: what.into(),
@@ -283,7 +361,16 @@ pub(super) fn user(v: &Value) -> Option<String> {
     v["session"]["user"].as_str().map(str::to_string)
 }
 
-/// A node the attack started; killed when dropped.
+/// A load balancer the attack started ([`AttackLab::lb_with_tls`]);
+/// killed when dropped.
+pub(super) struct OwnLb {
+    /// Held for its drop, which kills the LB.
+    _process: OwnNode,
+    pub(super) plain: std::net::SocketAddr,
+    pub(super) tls: std::net::SocketAddr,
+}
+
+/// A process the attack started (a node, or an LB's); killed when dropped.
 pub(super) struct OwnNode {
     pub(super) child: Child,
     pub(super) base: String,
