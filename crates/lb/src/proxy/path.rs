@@ -287,8 +287,14 @@ impl Proxy {
                 )
             };
             let in_flight = snapshot.start_request(idx);
-            let sent_at = Instant::now();
-            match self.upstream.send(backend, build, idempotent).await {
+            // One clock read for both the backend's latency and the
+            // attempt's read deadline (tokio's clock, so tests can pause it).
+            let sent_at = tokio::time::Instant::now();
+            match self
+                .upstream
+                .send(backend, build, idempotent, sent_at)
+                .await
+            {
                 Ok((resp, lease)) => {
                     backend.record_latency(sent_at.elapsed());
                     record.set_backend(backend.id());

@@ -18,10 +18,19 @@
 //! | open connections | `--max-connections` | 10 000 | no more accepts (the kernel's backlog waits) |
 //! | open connections per client IP | `--max-connections-per-ip` | 1 024 | closed at once, counted |
 //!
-//! hyper starts the head timer whenever it waits for a head, so an idle
-//! keep-alive connection is also closed after `--header-timeout` unless
-//! that is longer than `--keepalive-timeout`: the idle bound is the
-//! shorter of the two. Body bounds are the proxy's (`path.rs`).
+//! **One timer per connection** enforces both time bounds. A connection
+//! that is not answering a request is waiting for a head, so the head
+//! bound and the idle bound run from the same moment (the end of the last
+//! response, or the accept) and the shorter one decides: the connection is
+//! closed once it has had no request in flight for
+//! `min(--header-timeout, --keepalive-timeout)`, whether its client sent
+//! part of a head (slowloris) or nothing (nothing is in flight, so it is
+//! simply dropped, as hyper's head timeout did). hyper's own `header_read_timeout`
+//! would do the first half with a fresh timer for every request (an
+//! allocation and a timer-wheel insert and removal each time); here a
+//! request costs two counter updates and one clock read, when its response
+//! ends, and the timer is only re-armed when it fires. Body bounds are the
+//! proxy's (`path.rs`).
 //!
 //! Shutdown: when the `shutdown` future completes, the loop stops accepting,
 //! asks every open connection to finish its current request and close
@@ -39,8 +48,10 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -48,7 +59,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
@@ -86,6 +97,7 @@ impl Default for ConnLimits {
 pub trait Handler: Send + Sync + 'static {
     type Body: http_body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
         + Send
+        + Unpin
         + 'static;
     /// Per-connection context, made once at accept time.
     type Conn: Send + Sync + 'static;
@@ -296,7 +308,8 @@ pub async fn serve_on_threads<H: Handler>(
 struct ConnServer<H> {
     handler: Arc<H>,
     builder: http1::Builder,
-    keepalive_timeout: Duration,
+    /// How long a connection may go without a request in flight.
+    idle_timeout: Duration,
     /// Flips to `true` at shutdown: every connection finishes and closes.
     stop: watch::Receiver<bool>,
     /// Connections open on this runtime, and a wake-up when one closes.
@@ -305,40 +318,89 @@ struct ConnServer<H> {
     tls: Option<TlsSide>,
 }
 
-/// When a connection last started or finished a request, and how many of
-/// its requests are being answered (for the keep-alive idle timeout).
+/// When a connection last finished a response, and how many of its
+/// requests are in flight (their response bodies included), for the one
+/// timer of the module docs. Atomics, not a lock: the request path only
+/// adds, subtracts and stores.
 struct Activity {
-    last: Mutex<Instant>,
+    /// The connection's start: `last_ns` counts from here.
+    base: Instant,
+    /// When the last response ended (0: none yet, so the accept).
+    last_ns: AtomicU64,
     busy: AtomicUsize,
 }
 
 impl Activity {
-    fn touch(&self) {
-        *self.last.lock() = Instant::now();
-    }
-
-    /// Completes once the connection has been idle for `idle`.
-    async fn idle_for(&self, idle: Duration) {
-        loop {
-            let last = *self.last.lock();
-            tokio::time::sleep_until(last + idle).await;
-            if self.busy.load(Ordering::Relaxed) == 0 && *self.last.lock() == last {
-                return;
-            }
+    fn new() -> Self {
+        Activity {
+            base: Instant::now(),
+            last_ns: AtomicU64::new(0),
+            busy: AtomicUsize::new(0),
         }
     }
-}
 
-/// Ends a request on [`Activity`] when dropped (also when hyper drops the
-/// request's future).
-struct Busy<'a>(&'a Activity);
+    fn start(&self) {
+        self.busy.fetch_add(1, Ordering::Relaxed);
+    }
 
-impl Drop for Busy<'_> {
-    fn drop(&mut self) {
-        self.0.touch();
-        self.0.busy.fetch_sub(1, Ordering::Relaxed);
+    fn end(&self) {
+        let ns = self.base.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+        self.last_ns.store(ns, Ordering::Relaxed);
+        self.busy.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The timer fired at `now`: `None` if the connection has been without
+    /// a request for `idle`, else when to look again.
+    fn next_check(&self, idle: Duration, now: Instant) -> Option<Instant> {
+        if self.busy.load(Ordering::Relaxed) > 0 {
+            return Some(now + idle);
+        }
+        let last = self.base + Duration::from_nanos(self.last_ns.load(Ordering::Relaxed));
+        let due = last + idle;
+        (due > now).then_some(due)
     }
 }
+
+/// Ends a request on [`Activity`] when dropped: when its response body is
+/// done (hyper drops it after writing the last byte), or when hyper drops
+/// the request's future or the response unsent.
+struct Busy<H: Handler>(Arc<ConnState<H>>);
+
+impl<H: Handler> Drop for Busy<H> {
+    fn drop(&mut self) {
+        self.0.2.end();
+    }
+}
+
+/// A response body that holds its request's [`Busy`] until it is dropped.
+struct Tracked<B, G> {
+    body: B,
+    _busy: G,
+}
+
+impl<B: http_body::Body + Unpin, G: Unpin> http_body::Body for Tracked<B, G> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The handler, the connection's context and its activity, in one
+/// allocation per connection.
+type ConnState<H> = (Arc<H>, <H as Handler>::Conn, Activity);
 
 impl<H: Handler> ConnServer<H> {
     fn new(
@@ -353,13 +415,13 @@ impl<H: Handler> ConnServer<H> {
             // Small responses: one copy into the head buffer and one
             // write() beat a writev() of two slices.
             .writev(false)
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
+            // The head bound is this module's own timer (see the docs).
+            .header_read_timeout(None)
             .max_buf_size(MAX_HEAD_BYTES);
         ConnServer {
             handler,
             builder,
-            keepalive_timeout: limits.keepalive_timeout,
+            idle_timeout: limits.header_timeout.min(limits.keepalive_timeout),
             stop,
             open: Arc::new((AtomicUsize::new(0), Notify::new())),
             tls,
@@ -381,7 +443,7 @@ impl<H: Handler> ConnServer<H> {
         let this = ConnTask {
             handler: self.handler.clone(),
             builder: self.builder.clone(),
-            keepalive_timeout: self.keepalive_timeout,
+            idle_timeout: self.idle_timeout,
             stop: self.stop.clone(),
         };
         tokio::spawn(async move {
@@ -436,7 +498,7 @@ impl<H: Handler> ConnServer<H> {
 struct ConnTask<H> {
     handler: Arc<H>,
     builder: http1::Builder,
-    keepalive_timeout: Duration,
+    idle_timeout: Duration,
     stop: watch::Receiver<bool>,
 }
 
@@ -448,30 +510,26 @@ impl<H: Handler> ConnTask<H> {
         // context and its activity; a request clones only this `Arc`, whose
         // count no other thread touches (the handler's own is shared by all
         // workers).
-        let activity = Activity {
-            last: Mutex::new(Instant::now()),
-            busy: AtomicUsize::new(0),
-        };
-        let state = Arc::new((
+        let state: Arc<ConnState<H>> = Arc::new((
             self.handler.clone(),
             self.handler.connect(peer, secure),
-            activity,
+            Activity::new(),
         ));
         let conn_state = state.clone();
         let service = service_fn(move |req| {
             let state = state.clone();
             async move {
-                let activity = &state.2;
-                activity.busy.fetch_add(1, Ordering::Relaxed);
-                activity.touch();
-                let _busy = Busy(activity);
-                state.0.call(req, &state.1).await.ok_or(NoResponse)
+                state.2.start();
+                let busy = Busy(state.clone());
+                let resp = state.0.call(req, &state.1).await.ok_or(NoResponse)?;
+                Ok::<_, NoResponse>(resp.map(|body| Tracked { body, _busy: busy }))
             }
         });
         let connection = self.builder.serve_connection(TokioIo::new(stream), service);
         let mut stop = self.stop;
-        let idle = self.keepalive_timeout;
-        tokio::pin!(connection);
+        let idle = self.idle_timeout;
+        let timer = tokio::time::sleep(idle);
+        tokio::pin!(connection, timer);
         let mut closing = false;
         let result = loop {
             tokio::select! {
@@ -480,9 +538,14 @@ impl<H: Handler> ConnTask<H> {
                     connection.as_mut().graceful_shutdown();
                     closing = true;
                 }
-                _ = conn_state.2.idle_for(idle), if !closing => {
-                    connection.as_mut().graceful_shutdown();
-                    closing = true;
+                () = timer.as_mut(), if !closing => {
+                    match conn_state.2.next_check(idle, Instant::now()) {
+                        Some(next) => timer.as_mut().reset(next),
+                        // No request in flight, so nothing to finish: close
+                        // (hyper's graceful shutdown would go on waiting for
+                        // a head that has started to arrive).
+                        None => break Ok(()),
+                    }
                 }
             }
         };
@@ -554,3 +617,29 @@ impl Worker {
 
 /// The one SIGTERM/Ctrl-C future (see the `sessionlab-shutdown` crate).
 pub use sessionlab_shutdown::shutdown_signal;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_connection_timer_runs_from_the_last_response_and_never_during_one() {
+        let idle = Duration::from_secs(10);
+        let a = Activity::new();
+        let opened = Instant::now();
+        // Nothing yet: due `idle` after the accept.
+        assert_eq!(a.next_check(idle, opened), Some(opened + idle));
+        tokio::time::advance(Duration::from_secs(4)).await;
+        a.start();
+        tokio::time::advance(Duration::from_secs(20)).await;
+        // A request (or its body) in flight, however long: look again later.
+        let now = Instant::now();
+        assert_eq!(a.next_check(idle, now), Some(now + idle));
+        a.end();
+        let ended = Instant::now();
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert_eq!(a.next_check(idle, Instant::now()), Some(ended + idle));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(a.next_check(idle, Instant::now()), None, "idle for 10 s");
+    }
+}

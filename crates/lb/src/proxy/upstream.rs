@@ -75,7 +75,9 @@ impl Upstream {
         }
     }
 
-    /// Send a request to `backend` and wait for its response head. The
+    /// Send a request to `backend` and wait for its response head, at the
+    /// latest `read_timeout` after `sent_at` (the caller's clock read, so the
+    /// request path reads the clock once for this and its latency). The
     /// returned [`Lease`] must be driven while the body streams.
     ///
     /// `build` makes the request; it is called again only for the
@@ -85,8 +87,9 @@ impl Upstream {
         backend: &Backend,
         build: impl Fn() -> Request<Full<Bytes>>,
         idempotent: bool,
+        sent_at: Instant,
     ) -> Result<(Response<Incoming>, Lease), ProxyError> {
-        let deadline = Instant::now() + self.read_timeout;
+        let deadline = sent_at + self.read_timeout;
         let mut req = build();
         while let Some(mut lease) = backend.pool().take() {
             if !lease.is_usable().await {
