@@ -24,6 +24,14 @@
 //! and `digest_chunk` repairs (a longer repair continues in the next round
 //! from where it stopped).
 //!
+//! With attribute granularity (`crate::granularity`) a version no longer
+//! names one content: a merged copy carries the higher version of the two
+//! it merged, and so does the copy that lacks the other's keys. So A pushes
+//! its copy whenever B's version *or* content digest differs, whichever
+//! version is higher; B merges it, and a copy B already covers changes
+//! nothing. Differences are rare and short-lived (a write in flight), so
+//! the extra pushes are few.
+//!
 //! A digest is only as fresh as the moment it was built, and a write may be
 //! on its way to B while B's digest is on its way to A. Repairing it would
 //! be harmless (applying twice changes nothing) but wasteful, so each round
@@ -46,6 +54,7 @@
 
 use sessionlab_session::{MemoryStore, Session, SessionId};
 
+use crate::granularity::Granularity;
 use crate::message::{Delete, DigestEntry, Message};
 use crate::order;
 use crate::tombstones::Tombstones;
@@ -166,7 +175,9 @@ pub(crate) fn repairs(
     theirs: TheirDigest<'_>,
     limit: usize,
     now_ms: u64,
+    granularity: Granularity,
 ) -> Repairs {
+    let merging = granularity == Granularity::Attribute;
     let TheirDigest {
         after,
         upto,
@@ -215,8 +226,16 @@ pub(crate) fn repairs(
             .get_raw(&id)
             .filter(|s| !s.is_expired(now_ms) && s.version.lamport <= horizon)
         {
+            let differs =
+                |r: &DigestEntry| r.version != s.version || r.content != order::content_digest(&s);
             match remote {
                 Some(r) if r.deleted => {}
+                // Attribute granularity: a copy with another version or
+                // content may lack keys ours has, whichever is newer; the
+                // peer merges, and what it already covers is a no-op.
+                Some(r) if merging && differs(r) => {
+                    messages.push(Message::repair(s));
+                }
                 Some(r) if r.version > s.version => {}
                 Some(r) if r.version == s.version && r.content < order::content_digest(&s) => {
                     // Two writes collided on one version; ours wins.
@@ -318,7 +337,14 @@ mod tests {
             entries,
             horizon: u64::MAX,
         };
-        let r = repairs(&ours, &tombs, digest(None, &remote), 100, 0);
+        let r = repairs(
+            &ours,
+            &tombs,
+            digest(None, &remote),
+            100,
+            0,
+            Granularity::Session,
+        );
         let lines: Vec<String> = r.messages.iter().map(|m| m.to_string()).collect();
         assert_eq!(
             lines,
@@ -332,15 +358,36 @@ mod tests {
         assert!(r.pass_done);
 
         // With a limit of 2 the round stops after 'c' and resumes there.
-        let r = repairs(&ours, &tombs, digest(None, &remote), 2, 0);
+        let r = repairs(
+            &ours,
+            &tombs,
+            digest(None, &remote),
+            2,
+            0,
+            Granularity::Session,
+        );
         assert_eq!(r.messages.len(), 2);
         assert_eq!(r.cursor, Some(id('c')));
         assert!(!r.pass_done);
         let (c, e) = (id('c'), id('e'));
-        let r = repairs(&ours, &tombs, digest(Some(&c), &remote), 2, 0);
+        let r = repairs(
+            &ours,
+            &tombs,
+            digest(Some(&c), &remote),
+            2,
+            0,
+            Granularity::Session,
+        );
         assert_eq!(r.messages.len(), 2);
         assert_eq!(r.cursor, Some(id('e')));
-        let r = repairs(&ours, &tombs, digest(Some(&e), &remote), 2, 0);
+        let r = repairs(
+            &ours,
+            &tombs,
+            digest(Some(&e), &remote),
+            2,
+            0,
+            Granularity::Session,
+        );
         assert!(r.messages.is_empty());
         assert!(r.pass_done);
     }

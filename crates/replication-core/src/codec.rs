@@ -34,18 +34,20 @@
 //! a sequence's length prefix is a hint serde caps, not a reservation.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use sessionlab_session::{Session, SessionId, Version};
+use sessionlab_session::{KeyStamps, Session, SessionId, Version};
 
 use crate::message::{Batch, Delete, DigestEntry, Message, SnapshotEntry, Upsert};
 use crate::shared::Shared;
 
-/// The first byte of a binary batch: the version of this encoding.
-pub const FORMAT: u8 = 1;
+/// The first byte of a binary batch: the version of this encoding (2: the
+/// session's per-key stamps, which 1 did not carry).
+pub const FORMAT: u8 = 2;
 /// The HTTP content type of a binary batch.
-pub const CONTENT_TYPE: &str = "application/vnd.sessionlab.batch.v1";
+pub const CONTENT_TYPE: &str = "application/vnd.sessionlab.batch.v2";
 
 /// Why a binary body is not a batch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,6 +77,10 @@ struct WireSession<'a> {
     idle_timeout_ms: u64,
     absolute_timeout_ms: u64,
     version: Cow<'a, Version>,
+    /// Per-key stamps (attribute granularity; both empty otherwise, one
+    /// byte each on the wire).
+    stamps_set: Cow<'a, BTreeMap<String, Version>>,
+    stamps_removed: Cow<'a, BTreeMap<String, Version>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -174,6 +180,7 @@ fn session_out(s: &Session) -> WireSession<'_> {
         idle_timeout_ms,
         absolute_timeout_ms,
         version,
+        stamps,
     } = s;
     WireSession {
         id: Cow::Borrowed(id),
@@ -184,6 +191,8 @@ fn session_out(s: &Session) -> WireSession<'_> {
         idle_timeout_ms: *idle_timeout_ms,
         absolute_timeout_ms: *absolute_timeout_ms,
         version: Cow::Borrowed(version),
+        stamps_set: Cow::Borrowed(&stamps.set),
+        stamps_removed: Cow::Borrowed(&stamps.removed),
     }
 }
 
@@ -199,6 +208,10 @@ fn session_in(w: WireSession<'_>) -> Result<Session, DecodeError> {
         idle_timeout_ms: w.idle_timeout_ms,
         absolute_timeout_ms: w.absolute_timeout_ms,
         version: w.version.into_owned(),
+        stamps: KeyStamps {
+            set: w.stamps_set.into_owned(),
+            removed: w.stamps_removed.into_owned(),
+        },
     })
 }
 
@@ -468,6 +481,18 @@ mod tests {
         s
     }
 
+    /// A copy with per-key stamps (attribute granularity).
+    fn stamped(c: char) -> Session {
+        let mut s = session(c, Some("bob"));
+        s.stamps
+            .set
+            .insert("cart".into(), Version::new(1_200, "node-2"));
+        s.stamps
+            .removed
+            .insert("coupon".into(), Version::new(1_100, "node-3"));
+        s
+    }
+
     fn every_kind() -> Batch {
         let d = Delete {
             id: id('d'),
@@ -509,6 +534,7 @@ mod tests {
                     upto: None,
                     entries: vec![
                         SnapshotEntry::Session(session('b', None)),
+                        SnapshotEntry::Session(stamped('s')),
                         SnapshotEntry::Tombstone(d),
                     ],
                 },

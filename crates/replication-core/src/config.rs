@@ -9,6 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::granularity::Granularity;
+
 /// When a local write is reported to the client.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -78,6 +80,9 @@ pub struct ProtocolConfig {
     /// `--partition-policy`; `consistent` makes `none` and `sent` wait for
     /// a quorum.
     pub partition_policy: PartitionPolicy,
+    /// `--replication-granularity`: whole-session last writer wins, or a
+    /// per-key merge (see `crate::granularity`).
+    pub granularity: Granularity,
     /// How long a write waits for acks before it is reported as timed out.
     pub ack_timeout_ms: u64,
     /// Writes waiting for acks at once; beyond it a write times out at once.
@@ -130,6 +135,7 @@ impl Default for ProtocolConfig {
         ProtocolConfig {
             ack_mode: AckMode::None,
             partition_policy: PartitionPolicy::Available,
+            granularity: Granularity::Session,
             ack_timeout_ms: 1_000,
             max_pending_acks: 10_000,
             heartbeat_interval_ms: 250,

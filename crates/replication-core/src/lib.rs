@@ -17,6 +17,8 @@
 //! - `peer`: per-peer queues, liveness and resync; `acks`: writes waiting
 //!   for the peers' acks ([`AckMode`]); `tombstones`: deletes that stay
 //!   final; `antientropy`: digest rounds that repair what queues lost;
+//!   `granularity`: whole-session or per-key merging of concurrent writes
+//!   ([`Granularity`], [`merge`]);
 //!   `snapshot`: joining by paged snapshot; `order`: the tie-break for equal
 //!   versions;
 //! - `config`: [`ProtocolConfig`], every limit and timer; `keyword`: the
@@ -48,6 +50,7 @@ mod acks;
 mod antientropy;
 pub mod codec;
 mod config;
+mod granularity;
 mod keyword;
 pub mod membership;
 mod message;
@@ -65,6 +68,7 @@ mod tombstones;
 
 pub use acks::AckWait;
 pub use config::{AckMode, ConfigError, PartitionPolicy, ProtocolConfig};
+pub use granularity::{Granularity, canonical, merge, stamp_local};
 #[doc(hidden)]
 pub use keyword::one_of;
 pub use message::{

@@ -10,7 +10,9 @@
 //!
 //! - [`Upsert`]: the whole session record (sessions are small, so full state
 //!   is simpler and more robust than deltas: any single upsert repairs a copy,
-//!   whatever was lost before it).
+//!   whatever was lost before it). With attribute granularity the record
+//!   carries its per-key stamps (`"stamps"`, absent otherwise), checked by
+//!   [`Batch::validate`] like every other list.
 //! - [`Delete`]: a tombstone: the session id is dead for good.
 //! - `Touch`: a new last-access time, without a new version.
 //!
@@ -37,7 +39,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use sessionlab_session::{Session, SessionId, Version};
+use sessionlab_session::{MAX_REMOVED_KEY_BYTES, MAX_REMOVED_KEYS, Session, SessionId, Version};
 
 use crate::shared::Shared;
 
@@ -258,6 +260,39 @@ fn check_session(s: &Session) -> Result<(), Rejected> {
         return Err(Rejected::TooLarge(format!(
             "a user of {user} bytes, limit {MAX_USER_LEN}"
         )));
+    }
+    check_stamps(s)
+}
+
+/// Per-key stamps (attribute granularity): at most one per byte of data
+/// (a key takes several), the removals within their bounds, and no stamp
+/// above the session's own version (the write that made the copy is the
+/// newest it can contain).
+fn check_stamps(s: &Session) -> Result<(), Rejected> {
+    let st = &s.stamps;
+    if st.set.len() > s.data_len() {
+        return Err(Rejected::TooLarge(format!(
+            "{} key stamps for {} bytes of data",
+            st.set.len(),
+            s.data_len()
+        )));
+    }
+    let removed_bytes: usize = st.removed.keys().map(String::len).sum();
+    if st.removed.len() > MAX_REMOVED_KEYS || removed_bytes > MAX_REMOVED_KEY_BYTES {
+        return Err(Rejected::TooLarge(format!(
+            "{} removed keys ({removed_bytes} bytes), limit {MAX_REMOVED_KEYS} \
+             ({MAX_REMOVED_KEY_BYTES} bytes)",
+            st.removed.len()
+        )));
+    }
+    for v in st.set.values().chain(st.removed.values()) {
+        check_version(v)?;
+        if *v > s.version {
+            return Err(Rejected::Invalid(format!(
+                "a key stamp {v} above the session's version {}",
+                s.version
+            )));
+        }
     }
     Ok(())
 }
@@ -547,5 +582,53 @@ mod tests {
             ..delete(1, "node-2")
         };
         assert!(matches!(b.validate(), Err(Rejected::TooLarge(_))));
+    }
+
+    #[test]
+    fn key_stamps_are_checked_like_versions() {
+        let mut s = Session::new(SessionId::generate(), 0, 1, 1);
+        s.version = Version::new(5, "node-2");
+        let upsert = |s: Session| Batch {
+            from: "node-2".into(),
+            to: "node-1".into(),
+            seq: 1,
+            sent_ms: 0,
+            messages: vec![Message::repair(s)],
+        };
+        let mut ok = s.clone();
+        ok.stamps
+            .removed
+            .insert("cart".into(), Version::new(4, "node-1"));
+        assert_eq!(upsert(ok).validate(), Ok(()));
+        let mut above = s.clone();
+        above
+            .stamps
+            .removed
+            .insert("cart".into(), Version::new(6, "node-1"));
+        assert!(matches!(
+            upsert(above).validate(),
+            Err(Rejected::Invalid(_))
+        ));
+        let mut many = s.clone();
+        for i in 0..=MAX_REMOVED_KEYS {
+            many.stamps
+                .removed
+                .insert(format!("k{i}"), Version::new(1, "node-1"));
+        }
+        assert!(matches!(
+            upsert(many).validate(),
+            Err(Rejected::TooLarge(_))
+        ));
+        let mut stamps_without_data = s;
+        for i in 0..10 {
+            stamps_without_data
+                .stamps
+                .set
+                .insert(format!("k{i}"), Version::new(1, "node-1"));
+        }
+        assert!(matches!(
+            upsert(stamps_without_data).validate(),
+            Err(Rejected::TooLarge(_))
+        ));
     }
 }

@@ -14,7 +14,8 @@
 //! are ordered by a deterministic digest of the write's content. Every node
 //! makes the same choice, and anti-entropy compares digests too, so such a
 //! collision is repaired like any other difference. The last access time is
-//! not part of the digest: it is merged separately by maximum.
+//! not part of the digest: it is merged separately by maximum. Per-key
+//! stamps (attribute granularity, `crate::granularity`) are.
 
 use sessionlab_session::{Session, Version};
 
@@ -37,6 +38,17 @@ pub fn content_digest(s: &Session) -> u64 {
     feed(&s.created_ms.to_le_bytes());
     feed(&s.idle_timeout_ms.to_le_bytes());
     feed(&s.absolute_timeout_ms.to_le_bytes());
+    // Per-key stamps (attribute granularity) are content too: two copies
+    // with the same data but different stamps merge differently later.
+    // Empty in whole-session mode, where the digest is as it always was.
+    for (tag, stamps) in [(b's', &s.stamps.set), (b'r', &s.stamps.removed)] {
+        for (k, v) in stamps {
+            feed(&[tag]);
+            feed(k.as_bytes());
+            feed(&v.lamport.to_le_bytes());
+            feed(v.node.as_bytes());
+        }
+    }
     h
 }
 

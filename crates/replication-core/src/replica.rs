@@ -31,7 +31,10 @@
 //! - **Last writer wins**: a copy replaces the held one only if its version
 //!   is higher (equal versions, possible only after a crash, are ordered by
 //!   a content digest: see [`crate::order`]). Every replica that sees the
-//!   same writes keeps the same one, whatever order they came in.
+//!   same writes keeps the same one, whatever order they came in. With
+//!   `--replication-granularity attribute` the same rule applies per key of
+//!   the data, and copies are merged rather than replaced
+//!   ([`crate::granularity`]).
 //! - **Last access is a maximum**: touches, upserts and repairs all keep the
 //!   later last-access time, so idle expiry agrees everywhere.
 //! - **Deletes are final**: see [`crate::tombstones`].
@@ -51,6 +54,7 @@ use sessionlab_session::{
 use crate::acks::{AckTracker, AckWait};
 use crate::antientropy;
 use crate::config::{AckMode, PartitionPolicy, ProtocolConfig};
+use crate::granularity::{Granularity, canonical, merge_into, stamp_local};
 use crate::message::{Batch, Delete, DigestEntry, Message, Rejected, SnapshotEntry, Upsert};
 use crate::order;
 use crate::peer::{InFlight, Outstanding, Peer, ResyncReason};
@@ -75,6 +79,9 @@ pub enum Outcome {
     Stored,
     /// Replaced an older version (a last-writer-wins overwrite).
     Overwrote,
+    /// Attribute granularity: merged key by key with the held copy, which
+    /// had changes the incoming one did not (both kept).
+    Merged,
     /// The held version is the same or newer.
     Stale,
     /// The id is deleted here; the copy was dropped.
@@ -101,6 +108,7 @@ impl Outcome {
         match self {
             Outcome::Stored => "stored",
             Outcome::Overwrote => "overwrote",
+            Outcome::Merged => "merged",
             Outcome::Stale => "stale",
             Outcome::Tombstoned => "tombstoned",
             Outcome::Expired => "expired",
@@ -462,7 +470,10 @@ impl Replica {
         }
         // The version the write is made from (`0@`: a new session).
         let base = session.version.clone();
-        let stored = self.store.put_local(session)?;
+        let stored = match self.cfg.granularity {
+            Granularity::Session => self.store.put_local(session)?,
+            Granularity::Attribute => self.store.put_local_with(session, stamp_local)?,
+        };
         let version = stored.version.clone();
         let id = stored.id.clone();
         let write = self.acks.next_write_id();
@@ -642,6 +653,9 @@ impl Replica {
             self.store.observe(&s.version);
             return Outcome::Expired;
         }
+        if self.cfg.granularity == Granularity::Attribute {
+            return self.merge_session(s);
+        }
         let id = s.id.clone();
         let incoming_access = s.last_access_ms;
         let mut held_access = None;
@@ -662,11 +676,38 @@ impl Replica {
                 self.store.touch_at(&id, incoming_access);
                 Outcome::Stale
             }
-            Applied::Rejected(e) => {
-                tracing::warn!(node = %self.id, id = %id, error = %e, "replicated session refused by the store");
-                Outcome::Rejected
-            }
+            Applied::Rejected(e) => self.refused(&id, &e),
         }
+    }
+
+    /// Attribute granularity: merge a peer's copy into the held one key by
+    /// key ([`crate::granularity`]); the merged copy carries the later last
+    /// access of the two.
+    fn merge_session(&mut self, s: Session) -> Outcome {
+        let s = canonical(s);
+        let id = s.id.clone();
+        let incoming_access = s.last_access_ms;
+        let mut overwrite = false;
+        let applied = self.store.apply_merged(s, |held, incoming| {
+            let (merged, whole) = merge_into(held, incoming)?;
+            overwrite = whole;
+            Some(merged)
+        });
+        match applied {
+            Applied::Stored => Outcome::Stored,
+            Applied::Overwrote if overwrite => Outcome::Overwrote,
+            Applied::Overwrote => Outcome::Merged,
+            Applied::Stale => {
+                self.store.touch_at(&id, incoming_access);
+                Outcome::Stale
+            }
+            Applied::Rejected(e) => self.refused(&id, &e),
+        }
+    }
+
+    fn refused(&self, id: &SessionId, e: &StoreError) -> Outcome {
+        tracing::warn!(node = %self.id, id = %id, error = %e, "replicated session refused by the store");
+        Outcome::Rejected
     }
 
     fn apply_delete(&mut self, d: Delete, now_ms: u64) -> Outcome {
@@ -955,7 +996,14 @@ impl Replica {
             entries: &entries,
             horizon,
         };
-        let r = antientropy::repairs(&self.store, &self.tombstones, theirs, limit, now_ms);
+        let r = antientropy::repairs(
+            &self.store,
+            &self.tombstones,
+            theirs,
+            limit,
+            now_ms,
+            self.cfg.granularity,
+        );
         for m in r.messages {
             // A write still waiting for its quorum is not repaired onto a
             // peer: it may yet be refused and rolled back. The next pass

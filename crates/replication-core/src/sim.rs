@@ -370,6 +370,49 @@ impl Sim {
         id: &SessionId,
         value: &str,
     ) -> Result<LocalWrite, SimError> {
+        let what = "upsert".to_owned();
+        self.write(node, id, what, |data| {
+            data.clear();
+            data.insert("v".into(), serde_json::Value::from(value));
+        })
+    }
+
+    /// Set one key of session `id` on `node` to `value` (`None`: remove
+    /// it), keeping the other keys of the copy the node holds: what one
+    /// browser tab's request does to a shared session. With attribute
+    /// granularity, two such writes to different keys on two nodes both
+    /// survive; with whole-session granularity the later one replaces the
+    /// other.
+    pub fn set_key(
+        &mut self,
+        node: &str,
+        id: &SessionId,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<LocalWrite, SimError> {
+        let what = match value {
+            Some(v) => format!("set {key}={v}"),
+            None => format!("unset {key}"),
+        };
+        self.write(node, id, what, |data| match value {
+            Some(v) => {
+                data.insert(key.to_owned(), serde_json::Value::from(v));
+            }
+            None => {
+                data.remove(key);
+            }
+        })
+    }
+
+    /// A client request on `node` that changes the data of `id` (read,
+    /// change, write), traced as `what`.
+    fn write(
+        &mut self,
+        node: &str,
+        id: &SessionId,
+        what: String,
+        change: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+    ) -> Result<LocalWrite, SimError> {
         let now = self.now_ms;
         let (idle, abs) = (self.cfg.idle_timeout_ms, self.cfg.absolute_timeout_ms);
         let r = self.replica_mut(node)?;
@@ -377,19 +420,19 @@ impl Sim {
             .store()
             .get_live(id, now)
             .unwrap_or_else(|| Session::new(id.clone(), now, idle, abs));
-        let mut data = serde_json::Map::new();
-        data.insert("v".into(), serde_json::Value::from(value));
+        let mut data = s.data();
+        change(&mut data);
         s.set_data(&data);
         s.last_access_ms = now;
         let result = r.upsert(s, now);
         match &result {
             Ok(w) => {
-                self.note(format!("{node}: client upsert {id} -> v={}", w.version));
+                self.note(format!("{node}: client {what} {id} -> v={}", w.version));
                 if let AckWait::Done(ack) = &w.ack {
                     self.note(format!("{node}: write ack {}", ack.header_value()));
                 }
             }
-            Err(e) => self.note(format!("{node}: client upsert {id} refused: {e}")),
+            Err(e) => self.note(format!("{node}: client {what} {id} refused: {e}")),
         }
         self.drain(node);
         Ok(result?)

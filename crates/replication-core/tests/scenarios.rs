@@ -11,11 +11,13 @@
 //!
 //! ```text
 //! cluster nodes=3 [ack=none|sent|all|quorum] [policy=available|consistent]
-//! [queue_limit=N] [digest_chunk=N]
+//! [granularity=session|attribute] [queue_limit=N] [digest_chunk=N]
 //!         [page=N] [quiet=false]       a new cluster, run until all are ready
 //! trace [heartbeats=B] [acks=B] [digests=B]   which control messages show
 //! network [delay=LO..HI] [drop=P] [dup=P]     the network's behaviour
 //! upsert NODE NAME [VALUE]             a client write on NODE
+//! set NODE NAME KEY [VALUE]            a client write of one key on NODE
+//! unset NODE NAME KEY                  a client write removing one key
 //! delete NODE NAME                     a client logout on NODE
 //! touch NODE NAME                      a client request that only reads
 //! run MS                               let MS of simulated time pass
@@ -23,7 +25,8 @@
 //! crash NODE / restart NODE            lose a node's memory / start it again
 //! partition NODE...                    cut NODEs off from the rest
 //! heal                                 restore every link
-//! sessions [NODE...]                   what each node holds
+//! sessions [NODE...]                   what each node holds (and its
+//!                                      per-key stamps, when it has some)
 //! peers NODE                           what NODE knows of its peers
 //! converged                            whether all live nodes agree
 //! ```
@@ -33,7 +36,8 @@ use std::fmt::Write as _;
 
 use goldenscript::{Command, Runner};
 use sessionlab_replication_core::{
-    AckMode, EPOCH_MS, NetworkFaults, PartitionPolicy, Sim, SimConfig, TraceFilter, session_id,
+    AckMode, EPOCH_MS, Granularity, NetworkFaults, PartitionPolicy, Sim, SimConfig, TraceFilter,
+    session_id,
 };
 
 struct Scenario {
@@ -66,6 +70,9 @@ impl Scenario {
         }
         if let Some(p) = args.lookup_parse::<String>("policy")? {
             cfg.protocol.partition_policy = p.parse::<PartitionPolicy>()?;
+        }
+        if let Some(g) = args.lookup_parse::<String>("granularity")? {
+            cfg.protocol.granularity = g.parse::<Granularity>()?;
         }
         if let Some(q) = args.lookup_parse("queue_limit")? {
             cfg.protocol.queue_limit = q;
@@ -121,7 +128,7 @@ impl Scenario {
                 writeln!(out, "{n}: (none)")?;
             }
             for s in held.values() {
-                writeln!(
+                write!(
                     out,
                     "{n}: {} v={} data={} last_access=+{}ms",
                     s.id,
@@ -129,6 +136,20 @@ impl Scenario {
                     s.data.get(),
                     s.last_access_ms - EPOCH_MS
                 )?;
+                let stamps =
+                    |m: &std::collections::BTreeMap<String, sessionlab_session::Version>| {
+                        m.iter()
+                            .map(|(k, v)| format!("{k}@{v}"))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    };
+                if !s.stamps.set.is_empty() {
+                    write!(out, " older_keys={}", stamps(&s.stamps.set))?;
+                }
+                if !s.stamps.removed.is_empty() {
+                    write!(out, " removed={}", stamps(&s.stamps.removed))?;
+                }
+                writeln!(out)?;
             }
         }
         Ok(out)
@@ -181,6 +202,15 @@ impl Runner for Scenario {
                 let (node, name) = (pos(0)?, pos(1)?);
                 let value = pos(2).unwrap_or_else(|_| "x".into());
                 self.sim()?.upsert(&node, &session_id(&name), &value)?;
+            }
+            "set" | "unset" => {
+                let (node, name, key) = (pos(0)?, pos(1)?, pos(2)?);
+                let value = match command.name.as_str() {
+                    "set" => Some(pos(3).unwrap_or_else(|_| "x".into())),
+                    _ => None,
+                };
+                self.sim()?
+                    .set_key(&node, &session_id(&name), &key, value.as_deref())?;
             }
             "delete" => {
                 let (node, name) = (pos(0)?, pos(1)?);
@@ -303,4 +333,9 @@ fn logout_without_the_session() {
 #[test]
 fn acks_all_logout() {
     run("acks_all_logout");
+}
+
+#[test]
+fn granularity_two_tabs() {
+    run("granularity_two_tabs");
 }

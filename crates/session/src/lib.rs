@@ -11,6 +11,8 @@
 //!   were written. Replication uses it for last-writer-wins.
 //! - [`Session`]: the record itself, with the timestamps and timeouts from
 //!   which *every* node computes the same expiry without talking to the others.
+//! - [`KeyStamps`]: per-key versions and removals, what attribute
+//!   granularity merges (empty in whole-session mode).
 //! - [`SessionStore`]: the async interface the web node programs against, so
 //!   the same handlers run on a memory store, a replicated store or Redis.
 //! - [`MemoryStore`]: the bounded, concurrent in-memory implementation, with a
@@ -37,6 +39,7 @@ mod redis_link;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod session;
+mod stamps;
 mod store;
 mod version;
 
@@ -47,5 +50,6 @@ pub use redis_link::RedisTarget;
 #[cfg(feature = "redis")]
 pub use redis_store::{RedisStore, RedisStoreConfig, WAIT_CONNECTIONS, WaitPolicy};
 pub use session::{Session, SessionMeta};
+pub use stamps::{KeyStamps, MAX_REMOVED_KEY_BYTES, MAX_REMOVED_KEYS, bound_removed};
 pub use store::{PutReceipt, ReplicationAck, SessionStore, StoreError, StoreStats};
 pub use version::{MAX_LAMPORT, Version};

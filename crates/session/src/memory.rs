@@ -43,8 +43,9 @@
 //!
 //! Besides the [`SessionStore`] trait it offers the synchronous operations the
 //! replication layer needs: stamp a version, apply a remote copy if it wins
-//! against the held one (the caller decides the order, under the shard's
-//! lock), remove, snapshot and digest.
+//! against the held one or merge it with the held one (the caller decides
+//! the order or the merge, under the shard's lock), remove, snapshot and
+//! digest.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -101,6 +102,15 @@ pub enum Applied {
     Stale,
     /// It broke a limit and was not stored.
     Rejected(StoreError),
+}
+
+fn applied(result: Result<Option<Session>, Option<StoreError>>) -> Applied {
+    match result {
+        Ok(None) => Applied::Stored,
+        Ok(Some(_)) => Applied::Overwrote,
+        Err(None) => Applied::Stale,
+        Err(Some(e)) => Applied::Rejected(e),
+    }
 }
 
 /// Sessions in memory; see the module docs.
@@ -205,27 +215,36 @@ impl MemoryStore {
         self.lamport.load(Ordering::Acquire)
     }
 
-    /// Insert or replace under the shard lock, keeping the counters right.
-    /// `accept(existing)` decides whether to write.
-    fn upsert_with(
-        &self,
-        s: Session,
-        accept: impl FnOnce(Option<&Session>) -> bool,
-    ) -> Result<Option<Session>, Option<StoreError>> {
-        self.upsert_by(s, |existing, _| accept(existing))
-    }
-
-    /// [`upsert_with`](Self::upsert_with), `accept` also seeing the copy to write.
+    /// Insert or replace under the shard lock, keeping the counters right:
+    /// `accept(existing, s)` decides whether to write `s`.
     fn upsert_by(
         &self,
         s: Session,
         accept: impl FnOnce(Option<&Session>, &Session) -> bool,
     ) -> Result<Option<Session>, Option<StoreError>> {
-        let mut shard = self.shard(&s.id).write();
-        let existing = shard.get(&s.id);
-        if !accept(existing, &s) {
-            return Err(None);
-        }
+        let id = s.id.clone();
+        self.upsert_decide(&id, s, |existing, s| {
+            if accept(existing, &s) {
+                Ok(s)
+            } else {
+                Err(None)
+            }
+        })
+    }
+
+    /// The general form under the others: `decide(existing, s)` returns the
+    /// session to store (`s`, or a copy made from both), `Err(None)` to
+    /// leave the held copy (stale, or a failed condition) or `Err(Some(e))`
+    /// to refuse.
+    fn upsert_decide(
+        &self,
+        id: &SessionId,
+        s: Session,
+        decide: impl FnOnce(Option<&Session>, Session) -> Result<Session, Option<StoreError>>,
+    ) -> Result<Option<Session>, Option<StoreError>> {
+        let mut shard = self.shard(id).write();
+        let existing = shard.get(id);
+        let s = decide(existing, s)?;
         if existing.is_none() {
             let n = self.count.load(Ordering::Acquire);
             if n as usize >= self.cfg.max_sessions {
@@ -301,15 +320,35 @@ impl MemoryStore {
     /// requests that read the same version cannot both write (the node
     /// replays the loser's change on the fresh copy). A session never read
     /// (the default version: a new id, a fresh record) is written as is.
-    pub fn put_local(&self, mut s: Session) -> Result<Session, StoreError> {
+    pub fn put_local(&self, s: Session) -> Result<Session, StoreError> {
+        self.put_local_with(s, |_, _| {})
+    }
+
+    /// [`put_local`](Self::put_local), and `prepare(held, new)` under the
+    /// shard's lock once the write's condition holds and `new` carries its
+    /// new version: the replication layer stamps per-key versions there
+    /// (attribute granularity), against exactly the copy it replaces.
+    pub fn put_local_with(
+        &self,
+        mut s: Session,
+        prepare: impl FnOnce(Option<&Session>, &mut Session),
+    ) -> Result<Session, StoreError> {
         self.check_size(&s)?;
         let base = std::mem::take(&mut s.version);
         let unread = base == Version::default();
         s.version = self.next_version();
-        let stored = s.clone();
-        self.upsert_with(s, |held| unread || held.is_some_and(|h| h.version == base))
-            .map_err(|e| e.unwrap_or(StoreError::Conflict))?;
-        Ok(stored)
+        let mut stored = None;
+        let id = s.id.clone();
+        self.upsert_decide(&id, s, |held, mut s| {
+            if !(unread || held.is_some_and(|h| h.version == base)) {
+                return Err(None);
+            }
+            prepare(held, &mut s);
+            stored = Some(s.clone());
+            Ok(s)
+        })
+        .map_err(|e| e.unwrap_or(StoreError::Conflict))?;
+        Ok(stored.expect("set by the accepted write"))
     }
 
     /// Apply a copy from a peer if `wins(held)` says it beats the copy held
@@ -332,12 +371,34 @@ impl MemoryStore {
         let decide = |existing: Option<&Session>, incoming: &Session| {
             existing.is_none_or(|held| wins(incoming, held))
         };
-        match self.upsert_by(s, decide) {
-            Ok(None) => Applied::Stored,
-            Ok(Some(_)) => Applied::Overwrote,
-            Err(None) => Applied::Stale,
-            Err(Some(e)) => Applied::Rejected(e),
+        applied(self.upsert_by(s, decide))
+    }
+
+    /// Apply a copy from a peer by merging it with the copy held:
+    /// `merge(held, incoming)` returns the copy to store, or `None` if the
+    /// held one already has everything (stale). Without a held copy the
+    /// incoming one is stored as it is. Merging and writing happen under
+    /// one lock, like [`apply_with`](Self::apply_with); the merged copy is
+    /// held to the same limits. Moves the Lamport clock past its version.
+    pub fn apply_merged(
+        &self,
+        s: Session,
+        merge: impl FnOnce(&Session, &Session) -> Option<Session>,
+    ) -> Applied {
+        self.observe(&s.version);
+        if let Err(e) = self.check_size(&s) {
+            return Applied::Rejected(e);
         }
+        let id = s.id.clone();
+        let result = self.upsert_decide(&id, s, |existing, s| {
+            let Some(held) = existing else {
+                return Ok(s);
+            };
+            let merged = merge(held, &s).ok_or(None)?;
+            self.check_size(&merged).map_err(Some)?;
+            Ok(merged)
+        });
+        applied(result)
     }
 
     /// Remove a session whatever its version. Returns the removed copy.
@@ -765,6 +826,47 @@ mod tests {
         assert_eq!(st.get_raw(&a.id).unwrap().user.as_deref(), Some("bob"));
         assert_eq!(st.apply_with(a, b_wins), Applied::Stale);
         assert_eq!(st.len(), 1);
+    }
+
+    #[test]
+    fn put_local_with_prepares_under_the_lock_and_apply_merged_stores_the_merge() {
+        let st = store(10, 1024);
+        let first = st.put_local(session(0)).unwrap();
+        let mut next = first.clone();
+        next.user = Some("bob".into());
+        let stored = st
+            .put_local_with(next, |held, new| {
+                assert_eq!(held.map(|h| &h.version), Some(&first.version));
+                new.stamps.removed.insert("old".into(), new.version.clone());
+            })
+            .unwrap();
+        assert_eq!(st.get_raw(&first.id).unwrap(), stored);
+        assert!(stored.stamps.removed.contains_key("old"));
+        // A stale base is refused before `prepare` runs.
+        let r = st.put_local_with(first.clone(), |_, _| panic!("not prepared"));
+        assert_eq!(r, Err(StoreError::Conflict));
+
+        let mut other = stored.clone();
+        other.version = Version::new(9, "node-2");
+        other.user = Some("carol".into());
+        let merged = |held: &Session, inc: &Session| {
+            let mut m = inc.clone();
+            m.user = Some(format!(
+                "{}+{}",
+                held.user.as_deref()?,
+                inc.user.as_deref()?
+            ));
+            Some(m)
+        };
+        assert_eq!(st.apply_merged(other.clone(), merged), Applied::Overwrote);
+        assert_eq!(
+            st.get_raw(&first.id).unwrap().user.as_deref(),
+            Some("bob+carol")
+        );
+        assert_eq!(st.apply_merged(other, |_, _| None), Applied::Stale);
+        assert_eq!(st.len(), 1);
+        let bytes = st.bytes();
+        assert_eq!(bytes, st.get_raw(&first.id).unwrap().size_bytes() as u64);
     }
 
     /// Last writer wins, expressed with `apply_with`: the copy is stored

@@ -15,12 +15,17 @@
 //! The data is kept as its JSON text (`RawValue`), not as a parsed tree: it is
 //! what goes on the wire, what the per-session byte limit measures, and it
 //! keeps the memory per session close to the size of the data itself.
+//!
+//! With attribute granularity the record also carries per-key stamps
+//! ([`KeyStamps`]): which write last set each key. They are empty in
+//! whole-session mode, where the record is exactly the fields above.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::id::SessionId;
+use crate::stamps::KeyStamps;
 use crate::version::Version;
 
 /// One session, as stored and as replicated.
@@ -39,6 +44,11 @@ pub struct Session {
     /// Who wrote this copy, and when in the cluster's logical order.
     #[serde(default)]
     pub version: Version,
+    /// Attribute granularity only: which write last set each key, and the
+    /// keys removed (see [`KeyStamps`]). Empty, and not serialized, in
+    /// whole-session mode.
+    #[serde(default, skip_serializing_if = "KeyStamps::is_empty")]
+    pub stamps: KeyStamps,
 }
 
 impl PartialEq for Session {
@@ -51,6 +61,7 @@ impl PartialEq for Session {
             && self.idle_timeout_ms == o.idle_timeout_ms
             && self.absolute_timeout_ms == o.absolute_timeout_ms
             && self.version == o.version
+            && self.stamps == o.stamps
     }
 }
 impl Eq for Session {}
@@ -71,6 +82,7 @@ impl Session {
             idle_timeout_ms,
             absolute_timeout_ms,
             version: Version::default(),
+            stamps: KeyStamps::default(),
         }
     }
 
@@ -104,7 +116,11 @@ impl Session {
 
     /// Approximate bytes the session occupies on the wire and in the store.
     pub fn size_bytes(&self) -> usize {
-        self.data_len() + self.user.as_ref().map_or(0, |u| u.len()) + self.version.node.len() + 96
+        self.data_len()
+            + self.user.as_ref().map_or(0, |u| u.len())
+            + self.version.node.len()
+            + self.stamps.size_bytes()
+            + 96
     }
 
     /// What admin views may show: no data, a shortened id.
