@@ -396,3 +396,47 @@ fn the_same_mode_behind_haproxy_and_sessionlab_lb_in_one_report() {
         assert_eq!(r["marks"][0]["label"], "kill node-2", "{}", r["label"]);
     }
 }
+
+/// `--scenario redis-failover`: `redis-ha` and `redis-ha+wait`, the Redis
+/// primary SIGKILLed halfway; the report's failover section has a row for
+/// each, with writes failing after the kill and succeeding again within
+/// the Sentinels' failover (1 s down-after plus the election: 2.5 s
+/// measured; the bound is the rest of the run). About 25 s.
+#[test]
+fn a_redis_failover_is_measured_for_redis_ha_with_and_without_wait() {
+    let run = compared(&[
+        "--scenario",
+        "redis-failover",
+        "--duration",
+        "10s",
+        "--users",
+        "8",
+        "--ramp-up",
+        "300ms",
+    ]);
+    let json = run.report();
+    let labels: Vec<&str> = json["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["redis-ha", "redis-ha+wait"]);
+    let rows = json["failover"].as_array().expect("a failover section");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (row, label) in rows.iter().zip(["redis-ha", "redis-ha+wait"]) {
+        assert_eq!(row["label"], label);
+        assert_eq!(row["fault"], "kill redis-primary", "{row}");
+        let at = row["fault_at_s"].as_f64().unwrap();
+        assert!((4.5..6.5).contains(&at), "killed at {at} s");
+        assert!(row["failed_writes"].as_u64().unwrap() > 0, "{row}");
+        let back = row["writes_back_after_s"]
+            .as_f64()
+            .expect("writes came back");
+        assert!((0.5..4.9).contains(&back), "writes back after {back} s");
+        assert!(row["acked_increments"].as_u64().unwrap() > 20, "{row}");
+    }
+    let md = std::fs::read_to_string(run.out_dir.join("report.md")).unwrap();
+    assert!(md.contains("## The Redis failover"), "{md}");
+    assert!(md.contains("| redis-ha+wait | "), "{md}");
+}
