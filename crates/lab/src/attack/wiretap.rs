@@ -14,7 +14,8 @@
 //! | HTTPS | TLS records (handshake, then application data), no cookie | nothing: the id never crosses the wire readably |
 //!
 //! The copy is bounded ([`MAX_CAPTURE`] per direction; beyond it the bytes
-//! are relayed but not kept) and lives only in memory; what the scene
+//! are relayed but not kept), so are the connections relayed at once, and
+//! the copy lives only in memory; what the scene
 //! prints of a found id is its first characters ([`super::scene::short`]).
 
 use std::net::SocketAddr;
@@ -29,6 +30,10 @@ use crate::error::{LabError, Result};
 /// The most bytes kept per direction (a login and a few pages fit many
 /// times over).
 pub(super) const MAX_CAPTURE: usize = 1024 * 1024;
+
+/// The most connections relayed at once; a further one is closed unanswered
+/// (the scene's clients hold one or two).
+const MAX_RELAYS: usize = 64;
 
 /// What the tap has seen, both directions of every connection it carried.
 #[derive(Debug, Default, Clone)]
@@ -63,13 +68,17 @@ impl Wiretap {
         let accept = tokio::spawn(async move {
             let mut relays = tokio::task::JoinSet::new();
             while let Ok((client, _)) = listener.accept().await {
+                // Reap finished relays so the set holds only live ones.
+                while relays.try_join_next().is_some() {}
+                if relays.len() >= MAX_RELAYS {
+                    drop(client);
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(upstream).await else {
                     continue;
                 };
                 lock(&shared).connections += 1;
                 relays.spawn(relay(client, server, shared.clone()));
-                // Reap finished relays so the set stays small.
-                while relays.try_join_next().is_some() {}
             }
         });
         Ok(Wiretap { addr, seen, accept })
