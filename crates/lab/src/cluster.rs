@@ -661,7 +661,11 @@ impl Lab {
         }
         if let Some(ha) = state.redis_ha.as_mut().filter(|ha| ha.names(id)) {
             let pid = match id {
-                redis_ha::PRIMARY => ha.kill_primary()?.1,
+                redis_ha::PRIMARY => {
+                    let (server, pid) = ha.kill_primary()?;
+                    progress(format!("the Sentinels named {server} as the primary"));
+                    pid
+                }
                 _ => ha.kill(id)?,
             };
             self.rf.save(&state)?;
