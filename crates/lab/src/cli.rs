@@ -128,8 +128,9 @@ pub enum Command {
     /// lost updates, resurrection; counterexamples as text and SVG.
     /// Exits 1 when one is broken.
     Check(crate::check::CheckArgs),
-    /// Questions that need many clusters: `study churn` adds and removes a
-    /// node under a population of users, per LB strategy and mode.
+    /// Questions that need many clusters: `study scale` measures each mode
+    /// at growing cluster sizes; `study churn` adds and removes a node under
+    /// a population of users, per LB strategy and mode.
     Study {
         #[command(subcommand)]
         study: crate::study::Study,

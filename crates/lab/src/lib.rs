@@ -32,8 +32,9 @@
 //! - [`failover`]: what a Redis failover cost a run (write outage, losses).
 //! - [`compare`], [`compare_report`]: `compare`, every mode under the same
 //!   workload, one report with a table and charts.
-//! - [`study`]: `study churn`, many clusters, one question (what adding or
-//!   removing a node does to where users land).
+//! - [`study`]: `study scale` and `study churn`, many clusters, one
+//!   question (how each mode's costs grow with the cluster; what adding or
+//!   removing a node does to where users land); [`cpu`]: CPU time from `/proc`.
 //! - [`cli`]: the flags and what each command prints.
 //!
 //! `docs/lab.md` walks through how these fit together.
@@ -46,6 +47,7 @@ mod cli;
 mod cluster;
 mod compare;
 mod compare_report;
+mod cpu;
 mod error;
 mod events;
 mod failover;

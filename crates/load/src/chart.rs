@@ -4,6 +4,11 @@
 //! - p99 latency over time, one line per mode, faults as vertical lines;
 //! - errors over time, the same way (a kill shows as a spike, then recovery);
 //! - bars of sessions lost, stale reads and lost updates per mode.
+//!
+//! And one for a study across cluster sizes ([`size_chart`]): a figure
+//! against the number of nodes, one line per mode, so a cost that grows
+//! with N rises and a flat one stays flat, and where two lines cross is
+//! where one way becomes cheaper than the other.
 
 use std::path::Path;
 
@@ -237,6 +242,45 @@ pub fn losses_chart(path: &Path, runs: &[LoadReport]) -> ChartResult {
     Ok(())
 }
 
+/// One line of a [`size_chart`]: a label and its (nodes, value) points.
+pub type SizeSeries = (String, Vec<(f64, f64)>);
+
+/// A figure against the cluster size: x is the number of nodes, one line
+/// (with a dot per measured size) per series.
+pub fn size_chart(path: &Path, title: &str, y_label: &str, series: &[SizeSeries]) -> ChartResult {
+    let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let points = || series.iter().flat_map(|(_, p)| p.iter());
+    let x_max = points().map(|p| p.0).fold(1.0_f64, f64::max);
+    let x_min = points().map(|p| p.0).fold(x_max, f64::min);
+    let y_max = points().map(|p| p.1).fold(0.0_f64, f64::max).max(1e-3) * 1.15;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d((x_min - 0.5).max(0.0)..x_max + 0.5, 0.0..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("nodes")
+        .y_desc(y_label)
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    for (i, (label, pts)) in series.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
+            .label(label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
+        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
+    }
+    legend(&mut chart)?;
+    root.present()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +337,19 @@ mod tests {
         })
         .unwrap();
         assert!(std::fs::read_to_string(&e).unwrap().contains("local"));
+        let s = dir.join("bytes.svg");
+        let series = [
+            (
+                "sticky-replicated".to_string(),
+                vec![(2.0, 300.0), (4.0, 900.0)],
+            ),
+            ("redis".to_string(), vec![(2.0, 0.0), (4.0, 0.0)]),
+        ];
+        size_chart(&s, "bytes per write", "bytes", &series).unwrap();
+        let svg = std::fs::read_to_string(&s).unwrap();
+        assert!(
+            svg.contains("sticky-replicated") && svg.contains("nodes") && svg.contains("<circle")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

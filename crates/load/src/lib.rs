@@ -16,7 +16,7 @@
 //!   format other tools can read); [`check`]: the session guarantees a
 //!   history keeps, and counterexamples for those it breaks.
 //! - [`run`]: a whole run; [`report`]: its figures, as JSON and a table;
-//!   [`chart`]: SVG charts of several runs side by side.
+//!   [`chart`]: SVG charts of several runs side by side, and of a figure against the cluster size.
 //!
 //! The `sessionlab` command (crate `sessionlab-lab`) drives it: `load`
 //! against a running cluster with a fault timeline, and `compare` over
@@ -35,7 +35,7 @@ mod stats;
 mod tls;
 mod user;
 
-pub use chart::{Scale, losses_chart, timeline_chart};
+pub use chart::{Scale, SizeSeries, losses_chart, size_chart, timeline_chart};
 pub use config::{AuthMode, LoadConfig, Mix};
 pub use report::{LoadReport, Mark, ServerCosts};
 pub use run::{LoadRun, MetricsTargets, run};
