@@ -55,8 +55,17 @@
 //! replaces (under the store's lock, after the write's base-version check):
 //! a key whose value changed gets the new version, an unchanged key keeps
 //! its stamp, a key that disappeared gets a removal at the new version.
-//! Because writes are conditional on their base version, two requests on
-//! one node never race: the second is replayed on the first's result.
+//! Writes are conditional on their base version, so two requests on one
+//! node never race: the second is replayed on the first's result. In
+//! attribute mode the condition also covers the stamps: a merge can change
+//! the held copy without raising its version (a late, older copy that
+//! brings another key's newer value), and a request that read the copy
+//! before that merge would otherwise stamp its stale value of the other
+//! key as a change and undo the merge. Equal version and stamps mean equal
+//! content, so the replica refuses the write when the held stamps differ
+//! from the ones read, and the node replays it on the merged copy (the
+//! end-to-end test of two tabs found this: one increment in a few
+//! thousand).
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -379,6 +388,67 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_local_write_from_a_copy_a_merge_changed_since_is_refused() {
+        use crate::config::ProtocolConfig;
+        use crate::message::{Batch, Message};
+        use crate::replica::Replica;
+        use sessionlab_session::{MemoryStore, MemoryStoreConfig, StoreError};
+        use std::sync::Arc;
+
+        let store = Arc::new(MemoryStore::new(MemoryStoreConfig::default()));
+        let cfg = ProtocolConfig {
+            granularity: Granularity::Attribute,
+            ..ProtocolConfig::fast()
+        };
+        let mut r = Replica::new("node-1", ["node-2".to_owned()], cfg, store.clone(), 1_000);
+        let mut s = Session::new(id('a'), 1_000, 60_000, 600_000);
+        let mut d = Map::new();
+        d.insert("tab-1".into(), Value::from(0));
+        d.insert("tab-2".into(), Value::from(0));
+        s.set_data(&d);
+        r.upsert(s, 1_000).unwrap();
+        let first = store.get_raw(&id('a')).unwrap();
+        // A peer wrote tab-2 at 4@node-2, from the first copy.
+        let theirs = write(&first, "node-2", 4, "tab-2", Some(9));
+        // Meanwhile this node wrote tab-1 at 6@node-1.
+        store.observe(&Version::new(5, "node-1"));
+        let mut mine = first.clone();
+        let mut d = mine.data();
+        d.insert("tab-1".into(), Value::from(1));
+        mine.set_data(&d);
+        r.upsert(mine, 1_001).unwrap();
+        let read = store.get_raw(&id('a')).unwrap();
+        assert_eq!(read.version, Version::new(6, "node-1"));
+        // The peer's older copy arrives: merged, the version stays 6@node-1.
+        let batch = Batch {
+            from: "node-2".into(),
+            to: "node-1".into(),
+            seq: 1,
+            sent_ms: 1_002,
+            messages: vec![Message::repair(theirs)],
+        };
+        r.on_batch(batch, 1_002).unwrap();
+        let merged = store.get_raw(&id('a')).unwrap();
+        assert_eq!(merged.version, read.version);
+        assert_eq!(value(&merged, "tab-2"), Some(9.into()));
+        // A request that read the copy before the merge changes tab-1 again:
+        // refused (the node replays it), or tab-2 would go back to 0.
+        let mut stale = read.clone();
+        let mut d = stale.data();
+        d.insert("tab-1".into(), Value::from(2));
+        stale.set_data(&d);
+        assert!(matches!(r.upsert(stale, 1_003), Err(StoreError::Conflict)));
+        let mut fresh = merged.clone();
+        let mut d = fresh.data();
+        d.insert("tab-1".into(), Value::from(2));
+        fresh.set_data(&d);
+        r.upsert(fresh, 1_004).unwrap();
+        let now = store.get_raw(&id('a')).unwrap();
+        assert_eq!(value(&now, "tab-2"), Some(9.into()));
+        assert_eq!(value(&now, "tab-1"), Some(2.into()));
     }
 
     #[test]

@@ -472,7 +472,25 @@ impl Replica {
         let base = session.version.clone();
         let stored = match self.cfg.granularity {
             Granularity::Session => self.store.put_local(session)?,
-            Granularity::Attribute => self.store.put_local_with(session, stamp_local)?,
+            Granularity::Attribute => {
+                // A merge can change the held copy's content without
+                // raising its version (a late copy with an older version
+                // that brings another key): the stamps then differ from
+                // the ones read, and the write must be replayed on the
+                // merged copy, or its stale value of that key would be
+                // stamped as a change. The stamps name every key's write,
+                // so equal version and stamps mean the copy read.
+                let read = (session.version != Version::default()).then(|| session.stamps.clone());
+                self.store.put_local_with(session, |held, new| {
+                    if let (Some(read), Some(held)) = (&read, held) {
+                        if held.stamps != *read {
+                            return false;
+                        }
+                    }
+                    stamp_local(held, new);
+                    true
+                })?
+            }
         };
         let version = stored.version.clone();
         let id = stored.id.clone();

@@ -51,7 +51,7 @@ pub use faults::FaultSet;
 pub use flags::{ReplicationMode, parse_peer};
 pub use runtime::{PeerStatus, Replication, ReplicationConfig, ReplicationHandle, StartError};
 pub use sessionlab_replication_core::{
-    AckMode, Batch, ConfigError, Delete, MAX_LAMPORT, MAX_NODE_ID_LEN, MAX_USER_LEN, Message,
-    PartitionPolicy, ProtocolConfig, Upsert,
+    AckMode, Batch, ConfigError, Delete, Granularity, MAX_LAMPORT, MAX_NODE_ID_LEN, MAX_USER_LEN,
+    Message, PartitionPolicy, ProtocolConfig, Upsert,
 };
 pub use store::ReplicatedStore;

@@ -321,17 +321,19 @@ impl MemoryStore {
     /// replays the loser's change on the fresh copy). A session never read
     /// (the default version: a new id, a fresh record) is written as is.
     pub fn put_local(&self, s: Session) -> Result<Session, StoreError> {
-        self.put_local_with(s, |_, _| {})
+        self.put_local_with(s, |_, _| true)
     }
 
     /// [`put_local`](Self::put_local), and `prepare(held, new)` under the
     /// shard's lock once the write's condition holds and `new` carries its
     /// new version: the replication layer stamps per-key versions there
-    /// (attribute granularity), against exactly the copy it replaces.
+    /// (attribute granularity), against exactly the copy it replaces, and
+    /// may refuse the write as a [`StoreError::Conflict`] by returning
+    /// `false` (a condition of its own on top of the base version).
     pub fn put_local_with(
         &self,
         mut s: Session,
-        prepare: impl FnOnce(Option<&Session>, &mut Session),
+        prepare: impl FnOnce(Option<&Session>, &mut Session) -> bool,
     ) -> Result<Session, StoreError> {
         self.check_size(&s)?;
         let base = std::mem::take(&mut s.version);
@@ -343,7 +345,9 @@ impl MemoryStore {
             if !(unread || held.is_some_and(|h| h.version == base)) {
                 return Err(None);
             }
-            prepare(held, &mut s);
+            if !prepare(held, &mut s) {
+                return Err(None);
+            }
             stored = Some(s.clone());
             Ok(s)
         })
@@ -838,6 +842,7 @@ mod tests {
             .put_local_with(next, |held, new| {
                 assert_eq!(held.map(|h| &h.version), Some(&first.version));
                 new.stamps.removed.insert("old".into(), new.version.clone());
+                true
             })
             .unwrap();
         assert_eq!(st.get_raw(&first.id).unwrap(), stored);
@@ -845,6 +850,10 @@ mod tests {
         // A stale base is refused before `prepare` runs.
         let r = st.put_local_with(first.clone(), |_, _| panic!("not prepared"));
         assert_eq!(r, Err(StoreError::Conflict));
+        // `prepare` may refuse too, and then nothing changes.
+        let r = st.put_local_with(stored.clone(), |_, _| false);
+        assert_eq!(r, Err(StoreError::Conflict));
+        assert_eq!(st.get_raw(&first.id).unwrap(), stored);
 
         let mut other = stored.clone();
         other.version = Version::new(9, "node-2");

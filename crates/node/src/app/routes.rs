@@ -7,7 +7,7 @@
 //! | `POST /logout` | deletes the session, expires the cookie |
 //! | `POST /counter/increment`, `/cart/add`, `/cart/remove` | the page's forms (redirect to `/`) |
 //! | `GET /api/session` | the session as JSON (`"session": null` if none) |
-//! | `POST /api/counter/increment` | `{"counter": n}`, the new value |
+//! | `POST /api/counter/increment[?key=NAME]` | `{"counter": n}`, the new value (of the counter `NAME`, default `counter`; `"key"` in the answer when given) |
 //! | `PUT /api/cart/{item}?qty=N` | set an item's quantity (default 1) |
 //! | `DELETE /api/cart/{item}` | remove an item |
 //! | `GET /healthz` | 200 `{"status":"ok"}` (or `"degraded"` while Redis is unreachable), or 503 `{"status":"starting"}` |
@@ -119,14 +119,58 @@ fn back_home(ws: &WebSession) -> HttpResponse {
 
 // --- session data: a counter and a cart -------------------------------------
 
+/// The default counter's key in the session data.
+const COUNTER_KEY: &str = "counter";
+
 fn counter(data: &Map<String, Value>) -> u64 {
-    data.get("counter").and_then(Value::as_u64).unwrap_or(0)
+    counter_at(data, COUNTER_KEY)
+}
+
+fn counter_at(data: &Map<String, Value>, key: &str) -> u64 {
+    data.get(key).and_then(Value::as_u64).unwrap_or(0)
 }
 
 fn increment(data: &mut Map<String, Value>) -> u64 {
-    let n = counter(data).saturating_add(1);
-    data.insert("counter".into(), n.into());
+    increment_at(data, COUNTER_KEY)
+}
+
+fn increment_at(data: &mut Map<String, Value>, key: &str) -> u64 {
+    let n = counter_at(data, key).saturating_add(1);
+    data.insert(key.into(), n.into());
     n
+}
+
+/// `?key=NAME` of the increment route: which counter of the session. Two
+/// browser tabs that each count in their own key change *different* keys
+/// of one session, which `--replication-granularity attribute` merges.
+/// A name is 1 to 32 of `a-z`, `0-9` and `-`, and not the key of other
+/// session data (`cart`, the remember-me flag), so a counter cannot
+/// overwrite them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CounterKey(String);
+
+impl CounterKey {
+    fn parse(name: Option<&str>) -> Result<Self, String> {
+        let Some(name) = name else {
+            return Ok(CounterKey(COUNTER_KEY.to_owned()));
+        };
+        let well_formed = (1..=32).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !well_formed {
+            return Err("key must be 1 to 32 characters of a-z, 0-9 and -".to_owned());
+        }
+        if name == "cart" || name == REMEMBER_KEY {
+            return Err(format!("key {name} holds other session data"));
+        }
+        Ok(CounterKey(name.to_owned()))
+    }
+}
+
+#[derive(Deserialize)]
+struct CounterQuery {
+    key: Option<String>,
 }
 
 fn cart_mut(data: &mut Map<String, Value>) -> &mut Map<String, Value> {
@@ -385,14 +429,27 @@ async fn api_session(ws: WebSession) -> HttpResponse {
     HttpResponse::Ok().json(reply)
 }
 
-async fn api_counter(node: web::Data<NodeState>, ws: WebSession) -> HttpResponse {
-    let n = ws.update(increment);
-    ws.rebuild_reply_with(|node_id, data| counter_reply(node_id, counter(data)));
-    counter_reply(&node.id, n)
+async fn api_counter(
+    node: web::Data<NodeState>,
+    ws: WebSession,
+    q: web::Query<CounterQuery>,
+) -> Result<HttpResponse, NodeError> {
+    let key = CounterKey::parse(q.key.as_deref()).map_err(NodeError::BadRequest)?;
+    let k = key.0.clone();
+    let n = ws.update(move |data| increment_at(data, &k));
+    let k = key.0.clone();
+    ws.rebuild_reply_with(move |node_id, data| counter_reply(node_id, &k, counter_at(data, &k)));
+    Ok(counter_reply(&node.id, &key.0, n))
 }
 
-fn counter_reply(node_id: &str, n: u64) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"node_id": node_id, "counter": n}))
+/// `{"node_id", "counter": n}`, and `"key"` for a counter other than the
+/// default one.
+fn counter_reply(node_id: &str, key: &str, n: u64) -> HttpResponse {
+    let mut body = serde_json::json!({"node_id": node_id, "counter": n});
+    if key != COUNTER_KEY {
+        body["key"] = Value::from(key);
+    }
+    HttpResponse::Ok().json(body)
 }
 
 #[derive(Deserialize)]
@@ -471,5 +528,19 @@ mod tests {
         assert_eq!(cart_items(&d), vec![("apple".to_owned(), 3)]);
         assert!(item_name("  ").is_err());
         assert_eq!(item_name(" pear ").unwrap(), "pear");
+    }
+
+    #[test]
+    fn counter_keys_are_names_that_hold_no_other_data() {
+        assert_eq!(CounterKey::parse(None).unwrap().0, "counter");
+        assert_eq!(CounterKey::parse(Some("tab-2")).unwrap().0, "tab-2");
+        for bad in ["", "Tab", "a b", "cart", REMEMBER_KEY, &"x".repeat(33)] {
+            assert!(CounterKey::parse(Some(bad)).is_err(), "{bad:?}");
+        }
+        let mut d = Map::new();
+        assert_eq!(increment_at(&mut d, "tab-1"), 1);
+        assert_eq!(increment_at(&mut d, "tab-2"), 1);
+        assert_eq!(increment_at(&mut d, "tab-1"), 2);
+        assert_eq!((counter_at(&d, "tab-1"), counter(&d)), (2, 0));
     }
 }

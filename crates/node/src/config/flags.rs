@@ -26,7 +26,9 @@ use std::time::Duration;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Arg, Args, Parser, Subcommand, ValueEnum};
-use sessionlab_replication::{AckMode, PartitionPolicy, PeerAddr, ReplicationMode, parse_peer};
+use sessionlab_replication::{
+    AckMode, Granularity, PartitionPolicy, PeerAddr, ReplicationMode, parse_peer,
+};
 
 use super::options::{BindSession, ReferrerPolicy, Tracking};
 
@@ -252,6 +254,18 @@ pub struct ReplicationFlags {
         value_parser = partition_policy_parser()
     )]
     pub partition_policy: PartitionPolicy,
+
+    /// With replication, what one replicated write is: the whole session
+    /// (`session`: of two concurrent writes the later one replaces the
+    /// whole session) or the keys it changed (`attribute`: concurrent
+    /// changes to different keys are merged, each key last writer wins).
+    /// Every node of a cluster must use the same.
+    #[arg(
+        long,
+        value_name = "GRANULARITY",
+        value_parser = granularity_parser()
+    )]
+    pub replication_granularity: Option<Granularity>,
 }
 
 /// Who the user is.
@@ -590,6 +604,16 @@ fn replication_mode_parser() -> impl TypedValueParser<Value = ReplicationMode> {
         PossibleValue::new("all-to-all").help("every session is copied to every --peer"),
     ])
     .try_map(|s| s.parse::<ReplicationMode>())
+}
+
+fn granularity_parser() -> impl TypedValueParser<Value = Granularity> {
+    PossibleValuesParser::new([
+        PossibleValue::new("session")
+            .help("replicate the whole session; the later of two concurrent writes wins"),
+        PossibleValue::new("attribute")
+            .help("stamp each key; concurrent changes to different keys both survive"),
+    ])
+    .try_map(|s| s.parse::<Granularity>())
 }
 
 fn partition_policy_parser() -> impl TypedValueParser<Value = PartitionPolicy> {

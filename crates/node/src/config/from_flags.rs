@@ -142,6 +142,9 @@ fn store(
         (_, ReplicationMode::Off) if !replication.peers.is_empty() => {
             bad("--peer needs --replication all-to-all (without it the node replicates to nobody)")
         }
+        (_, ReplicationMode::Off) if replication.replication_granularity.is_some() => bad(
+            "--replication-granularity needs --replication all-to-all (it decides how replicated copies merge)",
+        ),
         (StoreKind::Redis, ReplicationMode::Off) => Ok(StoreOptions::Redis(redis_options(store)?)),
         (StoreKind::Memory, ReplicationMode::Off) => Ok(StoreOptions::Memory(memory)),
         (StoreKind::Memory, mode @ ReplicationMode::AllToAll) => Ok(StoreOptions::Replicated {
@@ -244,6 +247,7 @@ fn replication_options(
         ack: f.replication_ack,
         ack_timeout: f.replication_ack_timeout.0,
         partition_policy: f.partition_policy,
+        granularity: f.replication_granularity.unwrap_or_default(),
     })
 }
 
@@ -585,7 +589,7 @@ mod tests {
 
     #[test]
     fn flag_combinations_that_cannot_work_name_the_flag() {
-        let cases: [(&[&str], &str); 5] = [
+        let cases: [(&[&str], &str); 6] = [
             (
                 &["--replication", "all-to-all"],
                 "--cluster-secret is required",
@@ -597,6 +601,10 @@ mod tests {
             (
                 &["--peer", "node-2=127.0.0.1:9082"],
                 "--peer needs --replication",
+            ),
+            (
+                &["--replication-granularity", "attribute"],
+                "--replication-granularity needs --replication all-to-all",
             ),
             (
                 &[
@@ -692,6 +700,7 @@ mod tests {
             ("--redis-wait", "1,forever"),
             ("--redis-sentinel", "no-port"),
             ("--redis-sentinel", "h:0"),
+            ("--replication-granularity", "key"),
         ] {
             let err = NodeOptions::from_args(["--store", "redis", flag, value]).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{flag} {value}");

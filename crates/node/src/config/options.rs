@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::ValueEnum;
-use sessionlab_replication::{AckMode, PartitionPolicy, PeerAddr};
+use sessionlab_replication::{AckMode, Granularity, PartitionPolicy, PeerAddr};
 pub use sessionlab_session::{RedisTarget, WaitPolicy};
 
 use crate::session::cookie::CookiePolicy;
@@ -108,6 +108,8 @@ pub struct ReplicationOptions {
     pub ack_timeout: Duration,
     /// `--partition-policy`.
     pub partition_policy: PartitionPolicy,
+    /// `--replication-granularity`.
+    pub granularity: Granularity,
 }
 
 /// The shared Redis store.

@@ -44,8 +44,9 @@ pub const MAX_RETRIES: u32 = 8;
 pub type Op = Rc<dyn Fn(&mut Map<String, Value>)>;
 
 /// Builds a handler's answer from the session data as finally stored
-/// (arguments: the node id, the data).
-pub type ReplyBuilder = fn(&str, &Map<String, Value>) -> HttpResponse;
+/// (arguments: the node id, the data). A closure, so it can carry what the
+/// request asked for (which counter key).
+pub type ReplyBuilder = Rc<dyn Fn(&str, &Map<String, Value>) -> HttpResponse>;
 
 /// A random pause of up to `attempt` milliseconds.
 async fn backoff(attempt: u32) {

@@ -400,7 +400,11 @@ impl WebSession {
     /// If this request's write has to be replayed after a conflict, answer
     /// with `build(node_id, stored data)` instead of the handler's answer,
     /// which was computed from the copy that lost ([`crate::session::cas`]).
-    pub fn rebuild_reply_with(&self, build: ReplyBuilder) {
+    pub fn rebuild_reply_with(
+        &self,
+        build: impl Fn(&str, &Map<String, Value>) -> HttpResponse + 'static,
+    ) {
+        let build: ReplyBuilder = std::rc::Rc::new(build);
         self.state.borrow_mut().rebuild = Some(build);
     }
 

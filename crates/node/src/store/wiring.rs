@@ -143,6 +143,7 @@ impl StoreWiring {
         );
         rc.protocol.ack_mode = replication.ack;
         rc.protocol.partition_policy = replication.partition_policy;
+        rc.protocol.granularity = replication.granularity;
         rc.protocol.ack_timeout_ms = replication.ack_timeout.as_millis() as u64;
         // A logout of an id this node does not hold tombstones it for a
         // whole session lifetime (the creation time is unknown here).
