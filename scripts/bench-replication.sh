@@ -17,6 +17,12 @@
 #    sessionlab_replication_* counters, and the same for 2, 3, 5 and 8 nodes
 #    (each write is copied to every other node: O(N)).
 #
+# 4. With PROFILE=1 (and Linux perf installed): where node-1's and node-2's
+#    CPU goes while node-1 is saturated with replicated writes, from
+#    `perf record` (cpu-clock samples, frame pointers off: flat self time
+#    per function), the top functions of each printed. A write's origin
+#    (node-1) and a peer applying it (node-2) spend their time differently.
+#
 # Usage: scripts/bench-replication.sh [DURATION_SECONDS] [ROUNDS]   (default 4 3)
 # Needs: wrk, curl, python3 (to pick free ports). Takes about 70 s after
 # the release build.
@@ -236,6 +242,27 @@ echo "  load: wrk -t1 -c$LAG_CONNS -d${LAG_SECONDS}s with a ${LAG_DELAY} ms paus
 echo "  node-1's own answer time p99 (wrk): $p99; a stalled machine shows here and in the lag alike"
 echo "  (target p99 < 5 ms)"
 lag_report "$tmp/lag0" "$tmp/lag1"
+if [ "${PROFILE:-0}" = 1 ]; then
+  echo
+  echo "== 4. profile: node-1 (origin) and node-2 (a peer) while node-1 is saturated, ${DURATION}s"
+  if command -v perf >/dev/null; then
+    for i in 1 2; do
+      pid="PID_rep_$i"
+      perf record -q -e cpu-clock -F 999 -p "${!pid}" -o "$tmp/perf-$i.data" -- sleep "$DURATION" 2>/dev/null &
+      pids+=($!)
+    done
+    sleep 0.2
+    writes "$APP_rep_1" "$tmp/cookies-rep" "$DURATION" "$CONNS" 0 >/dev/null
+    wait "${pids[@]: -2}" 2>/dev/null || true
+    for i in 1 2; do
+      echo "  node-$i, self time by function (top 25):"
+      perf report -q -i "$tmp/perf-$i.data" --no-children --sort symbol --percent-limit 0.8 --stdio 2>/dev/null \
+        | grep -v '^$' | head -25 | sed -E 's/[[:space:]-]+$//; s/^[[:space:]]*/    /'
+    done
+  else
+    echo "  perf is not installed (apt-get install linux-perf): no profile"
+  fi
+fi
 stop_cluster rep 3
 
 echo
