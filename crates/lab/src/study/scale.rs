@@ -41,7 +41,7 @@ use super::probe::{Outcome, Probe};
 use crate::cluster::{Binaries, Lab, MAX_NODES, UpOptions};
 use crate::error::{LabError, Result};
 use crate::ports::PortBases;
-use crate::preset::Mode;
+use crate::preset::{Mode, RedisTopology};
 use crate::workload::{self, WorkloadArgs};
 
 /// `sessionlab study scale`.
@@ -298,6 +298,35 @@ async fn round(http: &reqwest::Client, base: &str, probes: &mut [Probe]) -> Vec<
         .await
 }
 
+/// Session copies from the nodes' session gauges, summed over the nodes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Held {
+    /// Copies a node holds in its own memory.
+    per_node: f64,
+    /// Copies in the whole cluster (store included).
+    copies: f64,
+}
+
+impl Held {
+    /// With a shared store (Redis) every node's gauge counts the one store,
+    /// so the sum is N times its one copy per session, and a node holds
+    /// none of its own.
+    fn from_gauges(sum: f64, nodes: u16, shared_store: bool) -> Held {
+        let n = f64::from(nodes.max(1));
+        if shared_store {
+            Held {
+                per_node: 0.0,
+                copies: sum / n,
+            }
+        } else {
+            Held {
+                per_node: sum / n,
+                copies: sum,
+            }
+        }
+    }
+}
+
 fn figures(
     mode: Mode,
     nodes: u16,
@@ -319,6 +348,11 @@ fn figures(
         })
         .count() as u64;
     let per_write = |x: f64| x / writes.max(1) as f64;
+    let held = Held::from_gauges(
+        r.server.sessions_held,
+        nodes,
+        mode.preset().redis != RedisTopology::None,
+    );
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     let node_mem: Vec<u64> = r
         .server
@@ -340,8 +374,8 @@ fn figures(
         writes,
         replication_messages_per_write: per_write(r.server.replication_messages),
         replication_bytes_per_write: per_write(r.server.replication_bytes),
-        sessions_per_node: r.server.sessions_held / f64::from(nodes),
-        copies_per_session: r.server.sessions_held / r.users.max(1) as f64,
+        sessions_per_node: held.per_node,
+        copies_per_session: held.copies / r.users.max(1) as f64,
         memory_per_node_mib: mib(node_mem.iter().sum::<u64>()) / node_mem.len().max(1) as f64,
         store_memory_mib: r
             .server
@@ -508,6 +542,28 @@ mod tests {
             lost_after_kill: 5,
             refused_after_kill: 0,
         }
+    }
+
+    #[test]
+    fn a_shared_store_is_counted_once_not_once_per_node() {
+        // Four nodes each report the one Redis holding 10 sessions.
+        let shared = Held::from_gauges(40.0, 4, true);
+        assert_eq!(
+            shared,
+            Held {
+                per_node: 0.0,
+                copies: 10.0
+            }
+        );
+        // Four all-to-all nodes each hold their own 10 copies.
+        let own = Held::from_gauges(40.0, 4, false);
+        assert_eq!(
+            own,
+            Held {
+                per_node: 10.0,
+                copies: 40.0
+            }
+        );
     }
 
     #[test]
