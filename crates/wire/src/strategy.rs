@@ -47,19 +47,21 @@ impl Strategy {
         Strategy::Maglev,
     ];
 
-    /// The names, in the order of [`Strategy::ALL`].
-    pub const NAMES: [&'static str; 7] = [
-        "round-robin",
-        "random",
-        "least-conn",
-        "sticky-cookie",
-        "sticky-route",
-        "consistent-hash",
-        "maglev",
-    ];
-
     pub fn as_str(self) -> &'static str {
-        Self::NAMES[self as usize]
+        match self {
+            Strategy::RoundRobin => "round-robin",
+            Strategy::Random => "random",
+            Strategy::LeastConn => "least-conn",
+            Strategy::StickyCookie => "sticky-cookie",
+            Strategy::StickyRoute => "sticky-route",
+            Strategy::ConsistentHash => "consistent-hash",
+            Strategy::Maglev => "maglev",
+        }
+    }
+
+    /// The names, in the order of [`Strategy::ALL`].
+    pub fn names() -> [&'static str; 7] {
+        Strategy::ALL.map(Strategy::as_str)
     }
 
     /// Is the first choice the client's own backend (a cookie or a hash)?
@@ -92,7 +94,7 @@ impl fmt::Display for UnknownStrategy {
             f,
             "`{}` is not a strategy (one of {})",
             self.0,
-            Strategy::NAMES.join(", ")
+            Strategy::names().join(", ")
         )
     }
 }
@@ -103,10 +105,9 @@ impl FromStr for Strategy {
     type Err = UnknownStrategy;
 
     fn from_str(s: &str) -> Result<Self, UnknownStrategy> {
-        Strategy::NAMES
-            .iter()
-            .position(|n| *n == s)
-            .map(|i| Strategy::ALL[i])
+        Strategy::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
             .ok_or_else(|| UnknownStrategy(s.to_owned()))
     }
 }

@@ -285,7 +285,7 @@ fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
 /// `--strategy`: the names `--help` lists, parsed into the shared enum.
 fn strategy_parser() -> impl clap::builder::TypedValueParser<Value = Strategy> {
     use clap::builder::TypedValueParser as _;
-    clap::builder::PossibleValuesParser::new(Strategy::NAMES).map(|name| {
+    clap::builder::PossibleValuesParser::new(Strategy::names()).map(|name| {
         name.parse::<Strategy>()
             .expect("every possible value is a strategy name")
     })
