@@ -141,26 +141,22 @@ frontend public_tls
     http-request set-header X-Forwarded-Proto https
     http-response set-header Strict-Transport-Security max-age=31536000
     default_backend nodes_tls
-backend nodes_tls
-    balance roundrobin
-    cookie SRV insert indirect nocache
-    option forwardfor
-    http-request set-header X-Forwarded-Host %[req.hdr(host)]
-    option httpchk GET /healthz
 EOF
-    for id in node-1 node-2 node-3; do
-      echo "    server $id ${BACKEND[$id]} cookie $id check inter 1s rise 2 fall 3"
-    done
+    haproxy_backend nodes_tls
   fi
-  cat <<EOF
-backend nodes
-    balance roundrobin
-    cookie SRV insert indirect nocache
-    option forwardfor
-    http-request set-header X-Forwarded-Proto http
-    http-request set-header X-Forwarded-Host %[req.hdr(host)]
-    option httpchk GET /healthz
-EOF
+  haproxy_backend nodes http
+}
+
+# haproxy_backend NAME [PROTO]: the three nodes with cookie-insert
+# stickiness; PROTO sets X-Forwarded-Proto (the HTTPS frontend sets its own).
+haproxy_backend() {
+  echo "backend $1"
+  echo "    balance roundrobin"
+  echo "    cookie SRV insert indirect nocache"
+  echo "    option forwardfor"
+  [ -z "${2:-}" ] || echo "    http-request set-header X-Forwarded-Proto $2"
+  echo "    http-request set-header X-Forwarded-Host %[req.hdr(host)]"
+  echo "    option httpchk GET /healthz"
   for id in node-1 node-2 node-3; do
     echo "    server $id ${BACKEND[$id]} cookie $id check inter 1s rise 2 fall 3"
   done
