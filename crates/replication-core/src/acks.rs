@@ -79,9 +79,11 @@ impl AckTracker {
         }
     }
 
-    /// Peers (besides this node) a quorum needs.
-    fn quorum_peers(&self) -> usize {
-        self.cluster / 2
+    /// The peer set changed (dynamic membership): quorums of the writes
+    /// registered from now on count over `peers + 1` members. Writes
+    /// already waiting keep the requirement they were registered with.
+    pub fn set_peers(&mut self, peers: usize) {
+        self.cluster = peers + 1;
     }
 
     /// The id the next write will carry in its `Upsert.ack`, if the mode
@@ -97,13 +99,25 @@ impl AckTracker {
 
     /// Start waiting for write `id`, which was queued to `queued` peers.
     pub fn register(&mut self, id: Option<u64>, queued: Vec<String>, now_ms: u64) -> AckWait {
+        let quorum = self.cluster / 2;
+        self.register_with(id, queued, quorum, now_ms)
+    }
+
+    /// `quorum`: the peers (besides this node) a quorum needs.
+    fn register_with(
+        &mut self,
+        id: Option<u64>,
+        queued: Vec<String>,
+        quorum: usize,
+        now_ms: u64,
+    ) -> AckWait {
         let Some(id) = id else {
             return AckWait::Async;
         };
         let required = match self.mode {
             AckMode::None => return AckWait::Async,
             AckMode::Sent | AckMode::All => queued.len(),
-            AckMode::Quorum => self.quorum_peers(),
+            AckMode::Quorum => quorum,
         };
         if required == 0 {
             return AckWait::Done(self.completed(0));
@@ -349,6 +363,17 @@ mod tests {
         assert_eq!(all.register(id, peers(&["n2"]), 0), AckWait::Pending(1));
         assert!(all.on_sent("n2", &[1]).is_empty());
         assert!(all.on_unsent("n2", &[1]).is_empty());
+    }
+
+    #[test]
+    fn quorum_follows_the_peer_set() {
+        let mut t = AckTracker::new(AckMode::Quorum, 100, 10, 1); // cluster of 2
+        t.set_peers(4); // 5 members now: 2 peers make a quorum
+        let id = t.next_write_id();
+        assert_eq!(
+            t.register(id, peers(&["n2"]), 0),
+            AckWait::Done(timed_out(0, 2))
+        );
     }
 
     #[test]

@@ -66,6 +66,73 @@ crate::keyword_enum!(PartitionPolicy, "partition policy", {
     Consistent => "consistent",
 });
 
+/// Which nodes keep a copy of a session (`--replication`).
+///
+/// | topology | copies of a session | a write goes to | acks counted over |
+/// |---|---|---|---|
+/// | `all-to-all` | every member | every other member | every other member |
+/// | `backup` (K backups) | `min(K + 1, members)`: its owners | the other owners | the other owners |
+///
+/// Owners are chosen by rendezvous hashing over the current members
+/// ([`crate::ownership`]); a delete (tombstone) still goes to every member
+/// in both, so a logout wins everywhere whoever holds the session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Topology {
+    /// Every node keeps every session (Tomcat's `DeltaManager`).
+    #[default]
+    AllToAll,
+    /// Each session has `backups + 1` owners: a primary and `backups`
+    /// backups (Tomcat's `BackupManager`, Infinispan's `owners`).
+    Backup { backups: usize },
+}
+
+/// The most backups a session may have (`--backups`): beyond it the
+/// topology costs nearly what all-to-all does, for little gain.
+pub const MAX_BACKUPS: usize = 8;
+
+/// The most sessions a rebalance may hand off per tick: the bound keeps a
+/// tick's work (and the queue it fills) small whatever the config says.
+pub const MAX_REBALANCE_PER_TICK: usize = 65_536;
+
+impl Topology {
+    /// The flag value: `all-to-all` or `backup`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Topology::AllToAll => "all-to-all",
+            Topology::Backup { .. } => "backup",
+        }
+    }
+
+    /// How many copies of each session a cluster of `members` keeps.
+    pub fn copies(self, members: usize) -> usize {
+        match self {
+            Topology::AllToAll => members,
+            Topology::Backup { backups } => members.min(backups.saturating_add(1)),
+        }
+    }
+
+    /// `K` in the backup topology; 0 for all-to-all.
+    pub fn backups(self) -> usize {
+        match self {
+            Topology::AllToAll => 0,
+            Topology::Backup { backups } => backups,
+        }
+    }
+
+    pub fn is_backup(self) -> bool {
+        matches!(self, Topology::Backup { .. })
+    }
+}
+
+impl std::fmt::Display for Topology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Topology::AllToAll => f.write_str("all-to-all"),
+            Topology::Backup { backups } => write!(f, "backup (K={backups})"),
+        }
+    }
+}
+
 /// A configuration that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -128,6 +195,16 @@ pub struct ProtocolConfig {
     /// tombstone for an id this node does not hold must last, since its
     /// creation time is unknown here (from the delete, plus the grace).
     pub absolute_timeout_ms: u64,
+    /// `--replication`: all-to-all, or `K + 1` owners per session.
+    pub topology: Topology,
+    /// A replica created without peers waits for its first peer before it
+    /// reports ready (a node that joins through discovery learns its peers
+    /// after it starts); otherwise it is ready at once, alone. See
+    /// `crate::replica` (joining).
+    pub wait_for_peers: bool,
+    /// Backup topology: most sessions handed to their new owners per tick
+    /// after a change of membership (the rebalance's rate bound).
+    pub rebalance_per_tick: usize,
 }
 
 impl Default for ProtocolConfig {
@@ -155,6 +232,9 @@ impl Default for ProtocolConfig {
             tombstone_grace_ms: 60_000,
             max_tombstones: 200_000,
             absolute_timeout_ms: 8 * 60 * 60 * 1000,
+            topology: Topology::AllToAll,
+            wait_for_peers: false,
+            rebalance_per_tick: 256,
         }
     }
 }
@@ -201,6 +281,16 @@ impl ProtocolConfig {
         }
         if self.max_tombstones == 0 || self.max_pending_acks == 0 {
             return bad("max_tombstones and max_pending_acks must be positive");
+        }
+        if let Topology::Backup { backups } = self.topology {
+            if backups == 0 || backups > MAX_BACKUPS {
+                return Err(ConfigError::Invalid(format!(
+                    "backups must be between 1 and {MAX_BACKUPS} (got {backups})"
+                )));
+            }
+        }
+        if self.rebalance_per_tick == 0 || self.rebalance_per_tick > MAX_REBALANCE_PER_TICK {
+            return bad("rebalance_per_tick must be between 1 and MAX_REBALANCE_PER_TICK");
         }
         Ok(())
     }
@@ -254,5 +344,37 @@ mod tests {
             ..ProtocolConfig::default()
         };
         assert!(tiny_queue.validate().is_err());
+    }
+
+    #[test]
+    fn topologies_count_copies_and_refuse_bad_backups() {
+        assert_eq!(Topology::default(), Topology::AllToAll);
+        assert_eq!(Topology::AllToAll.as_str(), "all-to-all");
+        let k1 = Topology::Backup { backups: 1 };
+        assert_eq!(k1.as_str(), "backup");
+        assert_eq!(k1.to_string(), "backup (K=1)");
+        assert_eq!(Topology::AllToAll.copies(5), 5);
+        assert_eq!(k1.copies(5), 2);
+        assert_eq!(k1.copies(1), 1, "never more copies than members");
+        assert_eq!(Topology::Backup { backups: 3 }.copies(3), 3);
+        assert_eq!((k1.backups(), Topology::AllToAll.backups()), (1, 0));
+        let with = |topology| ProtocolConfig {
+            topology,
+            ..ProtocolConfig::default()
+        };
+        with(k1).validate().unwrap();
+        with(Topology::Backup { backups: 8 }).validate().unwrap();
+        for bad in [0, 9] {
+            let e = with(Topology::Backup { backups: bad })
+                .validate()
+                .unwrap_err();
+            assert!(e.to_string().contains("backups"), "{e}");
+        }
+        let zero = ProtocolConfig {
+            rebalance_per_tick: 0,
+            ..ProtocolConfig::default()
+        };
+        assert!(zero.validate().is_err());
+        assert!(!ProtocolConfig::default().wait_for_peers);
     }
 }

@@ -67,7 +67,10 @@ mod test_ids;
 mod tombstones;
 
 pub use acks::AckWait;
-pub use config::{AckMode, ConfigError, PartitionPolicy, ProtocolConfig};
+pub use config::{
+    AckMode, ConfigError, MAX_BACKUPS, MAX_REBALANCE_PER_TICK, PartitionPolicy, ProtocolConfig,
+    Topology,
+};
 pub use granularity::{Granularity, canonical, merge, stamp_local};
 #[doc(hidden)]
 pub use keyword::one_of;

@@ -53,7 +53,7 @@ use sessionlab_session::{
 
 use crate::acks::{AckTracker, AckWait};
 use crate::antientropy;
-use crate::config::{AckMode, PartitionPolicy, ProtocolConfig};
+use crate::config::{AckMode, PartitionPolicy, ProtocolConfig, Topology};
 use crate::granularity::{Granularity, canonical, merge_into, stamp_local};
 use crate::message::{Batch, Delete, DigestEntry, Message, Rejected, SnapshotEntry, Upsert};
 use crate::order;
@@ -316,7 +316,11 @@ pub struct Replica {
 
 impl Replica {
     /// A replica for node `id` replicating to `peers`, starting (joining)
-    /// at `now_ms`. Without peers it is ready at once.
+    /// at `now_ms`. Without peers it is ready at once, unless
+    /// [`ProtocolConfig::wait_for_peers`] (then its first
+    /// [`add_peer`](Replica::add_peer) starts the join). In the backup
+    /// topology a replica with peers is ready at once too: its owned
+    /// sessions arrive by rebalance, not by a snapshot of everything.
     pub fn new(
         id: impl Into<String>,
         peers: impl IntoIterator<Item = String>,
@@ -360,10 +364,128 @@ impl Replica {
             outputs: Vec::new(),
             lag_clock: None,
         };
-        if r.peers.is_empty() {
+        let alone = r.peers.is_empty();
+        if (alone && !r.cfg.wait_for_peers) || (!alone && r.cfg.topology.is_backup()) {
             r.become_ready(true, now_ms);
         }
         r
+    }
+
+    // ---- membership ---------------------------------------------------------
+
+    /// A member joined (learnt by the membership layer at run time): start
+    /// replicating to it. Returns `false` if it is this node or already a
+    /// peer. The new peer starts *down* until it is heard from, like a
+    /// configured one; quorums, acks and ownership count it at once.
+    ///
+    /// A replica still waiting for its first peer
+    /// ([`ProtocolConfig::wait_for_peers`]) starts its join: in all-to-all
+    /// it copies the snapshot from it as soon as it is heard; in backup it
+    /// is ready at once (its sessions come by rebalance).
+    pub fn add_peer(&mut self, id: &str, now_ms: u64) -> bool {
+        if id == self.id || self.peers.contains_key(id) {
+            return false;
+        }
+        self.peers.insert(id.to_owned(), Peer::new(id.to_owned()));
+        self.acks.set_peers(self.peers.len());
+        // Let it hear from us soon, so it sees us up (and ready).
+        self.next_heartbeat_ms = now_ms;
+        tracing::info!(node = %self.id, peer = id, members = self.peers.len() + 1, "peer added");
+        if self.join != Join::Ready && self.cfg.topology.is_backup() {
+            self.become_ready(true, now_ms);
+        }
+        true
+    }
+
+    /// A member left or was declared dead by the membership layer: stop
+    /// replicating to it and forget it. Writes waiting for its ack are
+    /// settled as if it went down (under `all` it is no longer waited for;
+    /// a quorum that can no longer be met fails). A join copying from it
+    /// looks for another source. Returns `false` if it was not a peer.
+    pub fn remove_peer(&mut self, id: &str, now_ms: u64) -> bool {
+        if self.peers.remove(id).is_none() {
+            return false;
+        }
+        self.acks.set_peers(self.peers.len());
+        let done = self.acks.on_peer_down(id);
+        self.settle_acks(done);
+        if let Join::Fetching { from, after, .. } = &self.join {
+            if from == id {
+                self.join = Join::Waiting {
+                    after: after.clone(),
+                };
+            }
+        }
+        tracing::info!(node = %self.id, peer = id, members = self.peers.len() + 1, "peer removed");
+        self.flush(now_ms);
+        true
+    }
+
+    /// The replication topology ([`ProtocolConfig::topology`]).
+    pub fn topology(&self) -> Topology {
+        self.cfg.topology
+    }
+
+    /// Every member as this replica sees them: itself and its peers (up or
+    /// not), sorted.
+    pub fn members(&self) -> Vec<String> {
+        let mut m: Vec<String> = self.peers.keys().cloned().collect();
+        let at = m.binary_search(&self.id).unwrap_or_else(|i| i);
+        m.insert(at, self.id.clone());
+        m
+    }
+
+    /// The members that keep a copy of session `id`. Backup: its `K + 1`
+    /// owners by rendezvous hashing over [`members`](Replica::members),
+    /// the primary first ([`crate::ownership::owners`]); all-to-all: every
+    /// member, this node first.
+    pub fn owners_of(&self, id: &SessionId) -> Vec<String> {
+        match self.cfg.topology {
+            Topology::AllToAll => std::iter::once(self.id.clone())
+                .chain(self.peers.keys().cloned())
+                .collect(),
+            Topology::Backup { .. } => {
+                let members: Vec<&str> = std::iter::once(self.id.as_str())
+                    .chain(self.peers.keys().map(String::as_str))
+                    .collect();
+                let copies = self.cfg.topology.copies(members.len());
+                crate::ownership::owners(id.as_str().as_bytes(), &members, copies)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect()
+            }
+        }
+    }
+
+    /// Whether this node is one of the session's owners (always, in
+    /// all-to-all).
+    pub fn owns(&self, id: &SessionId) -> bool {
+        match self.cfg.topology {
+            Topology::AllToAll => true,
+            Topology::Backup { .. } => self.owners_of(id).contains(&self.id),
+        }
+    }
+
+    /// A fresh session id this node owns, so that the node that creates a
+    /// session (the one the sticky load balancer keeps sending its user
+    /// to) holds a copy and serves it locally. Backup: draws from
+    /// `generate` until this node is an owner, at most `64 * members`
+    /// draws (a miss has probability `1 - (K + 1) / n` per draw, so 64 n
+    /// draws all missing is below `e^-64`), then keeps the last draw;
+    /// all-to-all: the first draw.
+    pub fn pick_owned_id(&self, mut generate: impl FnMut() -> SessionId) -> SessionId {
+        let mut id = generate();
+        if !self.cfg.topology.is_backup() {
+            return id;
+        }
+        let draws = 64 * (self.peers.len() + 1);
+        for _ in 1..draws {
+            if self.owns(&id) {
+                break;
+            }
+            id = generate();
+        }
+        id
     }
 
     pub fn id(&self) -> &str {
@@ -1402,5 +1524,230 @@ impl Replica {
             self.cfg.snapshot_page_bytes,
             now_ms,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_ids::id;
+    use sessionlab_session::MemoryStoreConfig;
+
+    fn replica(node: &str, peers: &[&str], cfg: ProtocolConfig) -> Replica {
+        let store = Arc::new(MemoryStore::new(MemoryStoreConfig {
+            node_id: node.into(),
+            ..MemoryStoreConfig::default()
+        }));
+        let peers = peers.iter().map(|p| p.to_string());
+        Replica::new(node, peers, cfg, store, 0)
+    }
+
+    fn backup(k: usize) -> ProtocolConfig {
+        ProtocolConfig {
+            topology: Topology::Backup { backups: k },
+            ..ProtocolConfig::fast()
+        }
+    }
+
+    /// Deliver every batch between `a` and `b` (both ways) until neither
+    /// has anything to send, at `now_ms`.
+    fn exchange(a: &mut Replica, b: &mut Replica, now_ms: u64) {
+        for _ in 0..100 {
+            let moved = one_way(a, b, now_ms) | one_way(b, a, now_ms);
+            if !moved {
+                return;
+            }
+        }
+        panic!("the two replicas never went quiet");
+    }
+
+    fn one_way(from: &mut Replica, to: &mut Replica, now_ms: u64) -> bool {
+        let mut moved = false;
+        for o in from.take_outputs() {
+            if let Output::Send(batch) = o {
+                moved = true;
+                let (peer, seq) = (batch.to.clone(), batch.seq);
+                let ok = to.on_batch(batch, now_ms).is_ok();
+                from.on_send_result(&peer, seq, ok, now_ms);
+            }
+        }
+        moved
+    }
+
+    #[test]
+    fn members_and_owners_follow_added_and_removed_peers() {
+        let mut r = replica("n2", &["n3"], ProtocolConfig::fast());
+        assert_eq!(r.topology(), Topology::AllToAll);
+        assert_eq!(r.members(), ["n2", "n3"]);
+        assert!(!r.add_peer("n2", 0), "itself");
+        assert!(!r.add_peer("n3", 0), "already a peer");
+        assert!(r.add_peer("n1", 0));
+        assert_eq!(r.members(), ["n1", "n2", "n3"]);
+        assert_eq!(r.peers().len(), 2);
+        // All-to-all: every member owns everything, this node first.
+        assert_eq!(r.owners_of(&id('a')), ["n2", "n1", "n3"]);
+        assert!(r.owns(&id('a')));
+        assert!(r.remove_peer("n3", 0));
+        assert!(!r.remove_peer("n3", 0), "already gone");
+        assert_eq!(r.members(), ["n1", "n2"]);
+    }
+
+    #[test]
+    fn backup_owners_are_k_plus_one_by_rendezvous_over_the_members() {
+        let mut r = replica("n1", &["n2", "n3", "n4"], backup(1));
+        assert_eq!(r.topology().copies(4), 2);
+        for c in ['a', 'b', 'c', 'd', 'e', 'f'] {
+            let o = r.owners_of(&id(c));
+            let expected =
+                crate::ownership::owners(id(c).as_str().as_bytes(), &["n1", "n2", "n3", "n4"], 2);
+            assert_eq!(o, expected, "primary first, as ownership computes it");
+            assert_eq!(r.owns(&id(c)), o.iter().any(|m| m == "n1"));
+        }
+        // A new member takes its share; the owners always come from the
+        // current member list.
+        r.add_peer("n5", 0);
+        let mut changed = 0;
+        for c in ['a', 'b', 'c', 'd', 'e', 'f'] {
+            let o = r.owners_of(&id(c));
+            assert_eq!(o.len(), 2);
+            let before =
+                crate::ownership::owners(id(c).as_str().as_bytes(), &["n1", "n2", "n3", "n4"], 2);
+            if o != before {
+                changed += 1;
+                assert!(o.iter().any(|m| m == "n5"), "only n5 takes sessions");
+            }
+        }
+        assert!(changed < 6);
+        // Alone, a node owns everything (one copy).
+        let alone = replica("n1", &[], backup(1));
+        assert_eq!(alone.owners_of(&id('a')), ["n1"]);
+        assert!(alone.owns(&id('a')));
+    }
+
+    #[test]
+    fn pick_owned_id_draws_until_this_node_owns_the_id() {
+        let r = replica("n1", &["n2", "n3", "n4", "n5"], backup(1));
+        let pool: Vec<SessionId> = "0123456789abcdef".chars().map(id).collect();
+        let mut draws = 0;
+        let picked = r.pick_owned_id(|| {
+            draws += 1;
+            pool[(draws - 1) % pool.len()].clone()
+        });
+        assert!(r.owns(&picked));
+        let first_owned = pool.iter().position(|i| r.owns(i)).unwrap();
+        assert_eq!(draws, first_owned + 1, "stops at the first owned draw");
+        // A generator that never yields an owned id: bounded, the last draw.
+        let never = pool.iter().find(|i| !r.owns(i)).unwrap().clone();
+        let mut count = 0;
+        let got = r.pick_owned_id(|| {
+            count += 1;
+            never.clone()
+        });
+        assert_eq!((got, count), (never, 64 * 5));
+        // All-to-all: the first draw, whatever it is.
+        let a2a = replica("n1", &["n2"], ProtocolConfig::fast());
+        let mut n = 0;
+        a2a.pick_owned_id(|| {
+            n += 1;
+            id('a')
+        });
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn waiting_for_peers_all_to_all_catches_up_from_the_first_peer_added() {
+        let cfg = ProtocolConfig {
+            wait_for_peers: true,
+            ..ProtocolConfig::fast()
+        };
+        let mut old = replica("n1", &[], ProtocolConfig::fast());
+        assert!(old.is_ready(), "without wait_for_peers, alone is ready");
+        old.upsert(Session::new(id('a'), 0, 1_000_000, 10_000_000), 0)
+            .unwrap();
+        let mut new = replica("n2", &[], cfg);
+        assert!(!new.is_ready(), "waits for a peer");
+        new.tick(10);
+        assert!(!new.is_ready());
+        assert!(old.add_peer("n2", 20));
+        assert!(new.add_peer("n1", 20));
+        let mut now = 20;
+        while !new.is_ready() && now < 2_000 {
+            old.tick(now);
+            new.tick(now);
+            exchange(&mut old, &mut new, now);
+            now += 10;
+        }
+        assert!(new.is_ready());
+        assert!(new.store().get_raw(&id('a')).is_some(), "the snapshot came");
+    }
+
+    #[test]
+    fn waiting_for_peers_backup_is_ready_at_the_first_peer_or_the_timeout() {
+        let cfg = ProtocolConfig {
+            wait_for_peers: true,
+            ..backup(1)
+        };
+        let mut r = replica("n1", &[], cfg.clone());
+        assert!(!r.is_ready());
+        r.add_peer("n2", 5);
+        assert!(r.is_ready(), "backup: sessions come by rebalance");
+        assert!(r.take_outputs().iter().any(|o| matches!(
+            o,
+            Output::Event(Event::Ready {
+                caught_up: true,
+                ..
+            })
+        )));
+        // Nobody ever comes: ready at the join timeout, not caught up.
+        let mut lonely = replica("n1", &[], cfg);
+        lonely.tick(cfg_timeout() - 1);
+        assert!(!lonely.is_ready());
+        lonely.tick(cfg_timeout());
+        assert!(lonely.is_ready());
+        assert!(lonely.take_outputs().iter().any(|o| matches!(
+            o,
+            Output::Event(Event::Ready {
+                caught_up: false,
+                ..
+            })
+        )));
+    }
+
+    fn cfg_timeout() -> u64 {
+        ProtocolConfig::fast().join_timeout_ms
+    }
+
+    #[test]
+    fn removing_a_peer_settles_the_acks_waiting_on_it_and_shrinks_quorums() {
+        let cfg = ProtocolConfig {
+            ack_mode: AckMode::All,
+            ..ProtocolConfig::fast()
+        };
+        let mut a = replica("n1", &["n2"], cfg);
+        let mut b = replica("n2", &["n1"], ProtocolConfig::fast());
+        // Bring both up (heartbeats).
+        a.tick(0);
+        b.tick(0);
+        exchange(&mut a, &mut b, 0);
+        let w = a
+            .upsert(Session::new(id('a'), 0, 1_000_000, 10_000_000), 1)
+            .unwrap();
+        let AckWait::Pending(write) = w.ack else {
+            panic!("waits for n2: {:?}", w.ack);
+        };
+        a.take_outputs(); // the batch to n2 is lost
+        assert!(a.remove_peer("n2", 2));
+        assert!(a.take_outputs().contains(&Output::AckDone {
+            write,
+            ack: ReplicationAck::Acked { peers: 0 },
+        }));
+        // Majorities count the current members.
+        let mut c = replica("n1", &["n2"], ProtocolConfig::fast());
+        assert!(!c.has_majority(), "1 of 2 is no majority");
+        c.remove_peer("n2", 0);
+        assert!(c.has_majority(), "alone, 1 of 1");
+        c.add_peer("n2", 0);
+        c.add_peer("n3", 0);
+        assert!(!c.has_majority(), "1 of 3");
     }
 }
