@@ -86,6 +86,27 @@ impl AckTracker {
         self.cluster = peers + 1;
     }
 
+    /// Start waiting for write `id`, queued to `queued` peers, whose group
+    /// is not the whole cluster: in the backup topology, the session's
+    /// `owners` owners. A quorum is then a majority of the owners:
+    /// `owners / 2` peers when this node is an owner (it holds the write
+    /// itself), `owners / 2 + 1` when it is not (it keeps no copy).
+    pub fn register_for_owners(
+        &mut self,
+        id: Option<u64>,
+        queued: Vec<String>,
+        owners: usize,
+        holds_here: bool,
+        now_ms: u64,
+    ) -> AckWait {
+        let quorum = if holds_here {
+            owners / 2
+        } else {
+            owners / 2 + 1
+        };
+        self.register_with(id, queued, quorum, now_ms)
+    }
+
     /// The id the next write will carry in its `Upsert.ack`, if the mode
     /// waits for acks at all.
     pub fn next_write_id(&mut self) -> Option<u64> {
@@ -373,6 +394,28 @@ mod tests {
         assert_eq!(
             t.register(id, peers(&["n2"]), 0),
             AckWait::Done(timed_out(0, 2))
+        );
+        // Backup, K = 1, this node an owner: the other owner is a quorum.
+        let id = t.next_write_id();
+        assert_eq!(
+            t.register_for_owners(id, peers(&["n2"]), 2, true, 0),
+            AckWait::Pending(2)
+        );
+        assert_eq!(
+            t.on_ack("n2", &[2]),
+            vec![(2, ReplicationAck::Acked { peers: 1 })]
+        );
+        // Not an owner: a majority of the two owners is both of them.
+        let id = t.next_write_id();
+        assert_eq!(
+            t.register_for_owners(id, peers(&["n2"]), 2, false, 0),
+            AckWait::Done(timed_out(0, 2))
+        );
+        // This node owns it alone: nothing to wait for.
+        let id = t.next_write_id();
+        assert_eq!(
+            t.register_for_owners(id, vec![], 1, true, 0),
+            AckWait::Done(ReplicationAck::Acked { peers: 0 })
         );
     }
 

@@ -45,6 +45,13 @@
 //! makes chunks well defined on both sides without either keeping state
 //! about the other.
 //!
+//! In the backup topology a node holds only the sessions it owns, so a
+//! round repairs only the ids *both* sides own (by the repairing side's
+//! view of the members): a peer is never pushed a copy it should not keep,
+//! and a new owner gets exactly its share. After a change of membership
+//! every peer is marked for resync, so the rounds run back to back: this is
+//! half of the rebalance ([`crate::rebalance`]).
+//!
 //! Rounds run every `anti_entropy_interval_ms` per peer, and back-to-back
 //! while a peer needs a resync (queue overflow, a failed send, a partition
 //! that healed): that is how a healed partition converges without new
@@ -167,6 +174,11 @@ pub(crate) struct TheirDigest<'a> {
     pub horizon: u64,
 }
 
+/// Which of our sessions a round may repair onto the peer: every one in
+/// all-to-all; in the backup topology only the ids both nodes own (see the
+/// module docs). Tombstones are not filtered: deletes go to every member.
+pub(crate) type Keep<'a> = &'a dyn Fn(&SessionId) -> bool;
+
 /// Compare our entries in `(after, upto]` with the peer's digest and build
 /// at most `limit` repair messages (see the module docs).
 pub(crate) fn repairs(
@@ -176,6 +188,7 @@ pub(crate) fn repairs(
     limit: usize,
     now_ms: u64,
     granularity: Granularity,
+    keep: Keep<'_>,
 ) -> Repairs {
     let merging = granularity == Granularity::Attribute;
     let TheirDigest {
@@ -224,7 +237,7 @@ pub(crate) fn repairs(
             }
         } else if let Some(s) = store
             .get_raw(&id)
-            .filter(|s| !s.is_expired(now_ms) && s.version.lamport <= horizon)
+            .filter(|s| !s.is_expired(now_ms) && s.version.lamport <= horizon && keep(&s.id))
         {
             let differs =
                 |r: &DigestEntry| r.version != s.version || r.content != order::content_digest(&s);
@@ -344,6 +357,7 @@ mod tests {
             100,
             0,
             Granularity::Session,
+            &|_| true,
         );
         let lines: Vec<String> = r.messages.iter().map(|m| m.to_string()).collect();
         assert_eq!(
@@ -365,6 +379,7 @@ mod tests {
             2,
             0,
             Granularity::Session,
+            &|_| true,
         );
         assert_eq!(r.messages.len(), 2);
         assert_eq!(r.cursor, Some(id('c')));
@@ -377,6 +392,7 @@ mod tests {
             2,
             0,
             Granularity::Session,
+            &|_| true,
         );
         assert_eq!(r.messages.len(), 2);
         assert_eq!(r.cursor, Some(id('e')));
@@ -387,8 +403,23 @@ mod tests {
             2,
             0,
             Granularity::Session,
+            &|_| true,
         );
         assert!(r.messages.is_empty());
         assert!(r.pass_done);
+
+        // Backup: only the ids both own are repaired (here: not 'a' or
+        // 'e'); tombstones always are.
+        let r = repairs(
+            &ours,
+            &tombs,
+            digest(None, &remote),
+            100,
+            0,
+            Granularity::Session,
+            &|i| *i != id('a') && *i != id('e'),
+        );
+        let lines: Vec<String> = r.messages.iter().map(|m| m.to_string()).collect();
+        assert_eq!(lines, ["touch cccccc.. at=300", "delete dddddd.. v=9@n1"]);
     }
 }

@@ -57,6 +57,7 @@ mod message;
 mod order;
 pub mod ownership;
 mod peer;
+mod rebalance;
 mod replica;
 mod shared;
 #[cfg(feature = "sim")]
@@ -79,6 +80,7 @@ pub use message::{
     MAX_USER_LEN, Message, Rejected, SnapshotEntry, Upsert,
 };
 pub use peer::ResyncReason;
+pub use rebalance::RebalanceView;
 pub use replica::{Event, LocalDelete, LocalWrite, Outcome, Output, PeerView, Replica};
 pub use shared::Shared;
 #[cfg(feature = "sim")]

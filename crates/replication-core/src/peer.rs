@@ -58,6 +58,9 @@ pub enum ResyncReason {
     SendFailed,
     PeerDown,
     PeerRestarted,
+    /// The members changed (backup topology): the ids both nodes own are
+    /// not what they were, so a full pass compares them (a rebalance).
+    MembershipChanged,
 }
 
 impl ResyncReason {
@@ -67,6 +70,7 @@ impl ResyncReason {
             ResyncReason::SendFailed => "send failed",
             ResyncReason::PeerDown => "peer down",
             ResyncReason::PeerRestarted => "peer restarted",
+            ResyncReason::MembershipChanged => "membership changed",
         }
     }
 }

@@ -58,6 +58,7 @@ use crate::granularity::{Granularity, canonical, merge_into, stamp_local};
 use crate::message::{Batch, Delete, DigestEntry, Message, Rejected, SnapshotEntry, Upsert};
 use crate::order;
 use crate::peer::{InFlight, Outstanding, Peer, ResyncReason};
+use crate::rebalance::{HANDOFF_ACK_BIT, RebalanceView, Rebalancer, Settled};
 use crate::snapshot::{self, Join};
 use crate::tombstones::Tombstones;
 
@@ -180,6 +181,15 @@ pub enum Event {
         caught_up: bool,
         entries: u64,
     },
+    /// Backup topology: a rebalance pass (started by a change of
+    /// membership) finished: `sessions` copies in `bytes` sent by this
+    /// node, `took_ms` from the change to the end.
+    Rebalanced {
+        node: String,
+        sessions: u64,
+        bytes: u64,
+        took_ms: u64,
+    },
 }
 
 impl fmt::Display for Event {
@@ -244,6 +254,15 @@ impl fmt::Display for Event {
                     )
                 }
             }
+            Event::Rebalanced {
+                node,
+                sessions,
+                bytes,
+                took_ms,
+            } => write!(
+                f,
+                "{node}: rebalanced ({sessions} copies, {bytes} bytes sent, {took_ms} ms)"
+            ),
         }
     }
 }
@@ -273,6 +292,24 @@ pub struct PeerView {
     pub queue_depth: usize,
     pub needs_resync: bool,
     pub last_heard_ms: Option<u64>,
+}
+
+/// The members at one moment, to ask who owns what without rebuilding the
+/// list per id (a rebalance asks for every held session).
+struct Ownership<'a> {
+    members: Vec<&'a str>,
+    copies: usize,
+    backup: bool,
+}
+
+impl<'a> Ownership<'a> {
+    fn owners(&self, id: &SessionId) -> Vec<&'a str> {
+        crate::ownership::owners(id.as_str().as_bytes(), &self.members, self.copies)
+    }
+
+    fn owns(&self, id: &SessionId, member: &str) -> bool {
+        !self.backup || self.owners(id).contains(&member)
+    }
 }
 
 /// A write under the consistent policy, until its quorum decides it.
@@ -312,6 +349,8 @@ pub struct Replica {
     /// Microseconds since the epoch, for the lag histogram only; see
     /// [`Replica::set_lag_clock`].
     lag_clock: Option<fn() -> u64>,
+    /// Backup topology: handing copies to their owners ([`crate::rebalance`]).
+    rebalance: Rebalancer,
 }
 
 impl Replica {
@@ -363,6 +402,7 @@ impl Replica {
             next_round: 1,
             outputs: Vec::new(),
             lag_clock: None,
+            rebalance: Rebalancer::default(),
         };
         let alone = r.peers.is_empty();
         if (alone && !r.cfg.wait_for_peers) || (!alone && r.cfg.topology.is_backup()) {
@@ -394,6 +434,7 @@ impl Replica {
         if self.join != Join::Ready && self.cfg.topology.is_backup() {
             self.become_ready(true, now_ms);
         }
+        self.membership_changed(Some(id), now_ms);
         true
     }
 
@@ -417,8 +458,65 @@ impl Replica {
             }
         }
         tracing::info!(node = %self.id, peer = id, members = self.peers.len() + 1, "peer removed");
+        self.peer_gone(id);
+        self.membership_changed(None, now_ms);
         self.flush(now_ms);
         true
+    }
+
+    /// Backup topology: the members changed, so ownership did. Every peer
+    /// that is up (and `added`, just learnt) is marked for resync, so the
+    /// digest rounds over the ids both own run back to back, and every
+    /// held copy this node no longer owns is queued to be handed over. See
+    /// [`crate::rebalance`].
+    fn membership_changed(&mut self, added: Option<&str>, now_ms: u64) {
+        if !self.cfg.topology.is_backup() || self.join != Join::Ready {
+            return;
+        }
+        let peers: Vec<String> = self
+            .peers
+            .values()
+            .filter(|p| p.up || Some(p.id.as_str()) == added)
+            .map(|p| p.id.clone())
+            .collect();
+        for pid in &peers {
+            self.mark_resync(pid, ResyncReason::MembershipChanged);
+        }
+        self.rebalance.start_pass(peers, now_ms);
+        let ownership = self.ownership();
+        let me = self.id.as_str();
+        let lost: Vec<SessionId> = self
+            .store
+            .digest()
+            .into_iter()
+            .map(|(id, _)| id)
+            .filter(|id| !ownership.owns(id, me))
+            .collect();
+        self.rebalance.to_hand.extend(lost);
+    }
+
+    /// A peer went down or left: the rebalance stops waiting for it.
+    fn peer_gone(&mut self, pid: &str) {
+        for s in self.rebalance.on_peer_gone(pid) {
+            self.handoff_settled(s);
+        }
+    }
+
+    /// The current members, to compute owners many times over.
+    fn ownership(&self) -> Ownership<'_> {
+        let members: Vec<&str> = std::iter::once(self.id.as_str())
+            .chain(self.peers.keys().map(String::as_str))
+            .collect();
+        Ownership {
+            copies: self.cfg.topology.copies(members.len()),
+            backup: self.cfg.topology.is_backup(),
+            members,
+        }
+    }
+
+    /// The rebalance as status pages show it.
+    pub fn rebalance_view(&self) -> RebalanceView {
+        self.rebalance.view.clone()
     }
 
     /// The replication topology ([`ProtocolConfig::topology`]).
@@ -444,16 +542,12 @@ impl Replica {
             Topology::AllToAll => std::iter::once(self.id.clone())
                 .chain(self.peers.keys().cloned())
                 .collect(),
-            Topology::Backup { .. } => {
-                let members: Vec<&str> = std::iter::once(self.id.as_str())
-                    .chain(self.peers.keys().map(String::as_str))
-                    .collect();
-                let copies = self.cfg.topology.copies(members.len());
-                crate::ownership::owners(id.as_str().as_bytes(), &members, copies)
-                    .into_iter()
-                    .map(str::to_owned)
-                    .collect()
-            }
+            Topology::Backup { .. } => self
+                .ownership()
+                .owners(id)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
         }
     }
 
@@ -590,6 +684,18 @@ impl Replica {
         if let Some(a) = held_access {
             session.last_access_ms = session.last_access_ms.max(a);
         }
+        // Backup: who keeps the session. A node that is not an owner (a
+        // round-robin request, or ownership moved) stamps the write and
+        // sends it to the owners, keeping no copy. It usually holds none
+        // either (it read the session from an owner), so the version it
+        // read cannot be checked here: its clock moves past it, and the
+        // write is stamped as new.
+        let owners = self.backup_owners(&session.id);
+        let owner_here = owners.as_ref().is_none_or(|o| o.contains(&self.id));
+        if !owner_here && self.store.last_access_of(&session.id).is_none() {
+            self.store.observe(&session.version);
+            session.version = Version::default();
+        }
         // The version the write is made from (`0@`: a new session).
         let base = session.version.clone();
         let stored = match self.cfg.granularity {
@@ -618,7 +724,11 @@ impl Replica {
         let id = stored.id.clone();
         let write = self.acks.next_write_id();
         let mode = self.ack_mode;
-        let queued = self.broadcast(
+        let targets: Option<Vec<String>> = owners
+            .as_ref()
+            .map(|o| o.iter().filter(|m| **m != self.id).cloned().collect());
+        let queued = self.send_to(
+            targets.as_deref(),
             Message::Upsert(
                 Upsert {
                     session: stored,
@@ -632,7 +742,21 @@ impl Replica {
             ),
             write.filter(|_| mode == AckMode::Sent),
         );
-        let ack = self.acks.register(write, queued, now_ms);
+        if !owner_here {
+            if queued.is_empty() {
+                // No owner could take it now: keep it, and hand it over
+                // once one is up (the rebalance's handoff).
+                self.rebalance.to_hand.insert(id.clone());
+            } else {
+                self.store.remove(&id);
+            }
+        }
+        let ack = match &owners {
+            None => self.acks.register(write, queued, now_ms),
+            Some(o) => self
+                .acks
+                .register_for_owners(write, queued, o.len(), owner_here, now_ms),
+        };
         if self.consistent {
             let pending = PendingWrite {
                 id,
@@ -729,18 +853,46 @@ impl Replica {
 
     fn flush_touches(&mut self, now_ms: u64) {
         for (id, at_ms) in std::mem::take(&mut self.touches) {
-            self.broadcast(Message::Touch { id, at_ms }, None);
+            // Backup: to the session's other owners only.
+            let targets = self.other_owners(&id);
+            self.send_to(targets.as_deref(), Message::Touch { id, at_ms }, None);
         }
         self.flush(now_ms);
+    }
+
+    /// Backup: the owners of `id`, primary first; all-to-all: `None`
+    /// (every peer).
+    fn backup_owners(&self, id: &SessionId) -> Option<Vec<String>> {
+        self.cfg.topology.is_backup().then(|| self.owners_of(id))
+    }
+
+    /// Backup: the owners of `id` other than this node; all-to-all: `None`.
+    fn other_owners(&self, id: &SessionId) -> Option<Vec<String>> {
+        self.backup_owners(id)
+            .map(|o| o.into_iter().filter(|m| *m != self.id).collect())
     }
 
     /// Queue a data message for every live peer; returns the peers it was
     /// queued to. Peers that are down, or whose queue overflows, are marked
     /// for resync instead. `mark`: the `sent` write the message carries.
     fn broadcast(&mut self, msg: Message, mark: Option<u64>) -> Vec<String> {
+        self.send_to(None, msg, mark)
+    }
+
+    /// [`broadcast`](Replica::broadcast) to the peers in `targets` only
+    /// (`None`: every peer).
+    fn send_to(
+        &mut self,
+        targets: Option<&[String]>,
+        msg: Message,
+        mark: Option<u64>,
+    ) -> Vec<String> {
         let mut queued = Vec::new();
         let mut missed = Vec::new();
         for (pid, p) in self.peers.iter_mut() {
+            if targets.is_some_and(|t| !t.contains(pid)) {
+                continue;
+            }
             if !p.up {
                 if !p.needs_resync {
                     missed.push((pid.clone(), ResyncReason::PeerDown));
@@ -952,6 +1104,16 @@ impl Replica {
                 } else {
                     self.apply_session(u.session, now_ms)
                 };
+                if matches!(
+                    outcome,
+                    Outcome::Stored | Outcome::Overwrote | Outcome::Merged
+                ) && !self.owns(&id)
+                {
+                    // Backup: a copy this node does not own (the sender's
+                    // view of the members differs, or a handoff crossed a
+                    // change): hand it on to its owners.
+                    self.rebalance.to_hand.insert(id.clone());
+                }
                 if let (Some(w), Some(p)) =
                     (u.ack.filter(|_| outcome.acks()), self.peers.get_mut(from))
                 {
@@ -1007,10 +1169,23 @@ impl Replica {
                 }
             }
             Message::Refused { writes } => {
+                let (handoffs, writes): (Vec<u64>, Vec<u64>) =
+                    writes.into_iter().partition(|w| w & HANDOFF_ACK_BIT != 0);
+                for h in handoffs {
+                    if let Some(id) = self.rebalance.on_refused(from, h) {
+                        self.rebalance.to_hand.insert(id);
+                    }
+                }
                 let done = self.acks.on_refused(from, &writes);
                 self.settle_acks(done);
             }
             Message::Ack { writes } => {
+                let (handoffs, writes): (Vec<u64>, Vec<u64>) =
+                    writes.into_iter().partition(|w| w & HANDOFF_ACK_BIT != 0);
+                for h in handoffs {
+                    let settled = self.rebalance.on_ack(from, h);
+                    self.handoff_settled(settled);
+                }
                 let done = self.acks.on_ack(from, &writes);
                 self.settle_acks(done);
             }
@@ -1136,14 +1311,27 @@ impl Replica {
             entries: &entries,
             horizon,
         };
-        let r = antientropy::repairs(
-            &self.store,
-            &self.tombstones,
-            theirs,
-            limit,
-            now_ms,
-            self.cfg.granularity,
-        );
+        let r = {
+            // Backup: only what both this node and the peer own.
+            let ownership = self.ownership();
+            let me = self.id.as_str();
+            let both = |id: &SessionId| {
+                !ownership.backup || {
+                    let o = ownership.owners(id);
+                    o.contains(&me) && o.contains(&from)
+                }
+            };
+            antientropy::repairs(
+                &self.store,
+                &self.tombstones,
+                theirs,
+                limit,
+                now_ms,
+                self.cfg.granularity,
+                &both,
+            )
+        };
+        let rebalancing = self.rebalance.pass.is_some();
         for m in r.messages {
             // A write still waiting for its quorum is not repaired onto a
             // peer: it may yet be refused and rolled back. The next pass
@@ -1153,12 +1341,16 @@ impl Replica {
                     continue;
                 }
             }
+            let bytes = matches!(m, Message::Upsert(_)).then(|| m.approx_bytes() as u64);
             let Some(p) = self.peers.get_mut(from) else {
                 return;
             };
             if p.push_data(m, &self.cfg).is_err() {
                 self.mark_resync(from, ResyncReason::QueueOverflow);
                 return;
+            }
+            if let Some(b) = bytes.filter(|_| rebalancing) {
+                self.rebalance.count(1, b);
             }
         }
         let interval = self.cfg.anti_entropy_interval_ms;
@@ -1189,6 +1381,9 @@ impl Replica {
                 peer: from.to_owned(),
             };
             self.event(e);
+            if let Some(pass) = &mut self.rebalance.pass {
+                pass.awaiting.remove(from);
+            }
         }
         self.start_round(from, now_ms);
     }
@@ -1388,6 +1583,7 @@ impl Replica {
         let done = self.acks.on_tick(now_ms);
         self.settle_acks(done);
         self.advance_join(now_ms);
+        self.advance_rebalance(now_ms);
         let pids: Vec<String> = self.peers.keys().cloned().collect();
         for pid in &pids {
             if let Some(p) = self.peers.get_mut(pid) {
@@ -1401,6 +1597,98 @@ impl Replica {
             self.start_round(pid, now_ms);
         }
         self.flush(now_ms);
+    }
+
+    /// Backup topology: hand over up to `rebalance_per_tick` copies this
+    /// node does not own, retry the handoffs that went unanswered, and
+    /// report a pass that is over ([`crate::rebalance`]).
+    fn advance_rebalance(&mut self, now_ms: u64) {
+        if !self.cfg.topology.is_backup() {
+            return;
+        }
+        self.rebalance.expire(now_ms, self.cfg.ack_timeout_ms);
+        let budget = self.cfg.rebalance_per_tick;
+        let max_in_flight = 4 * budget;
+        let mut later = Vec::new();
+        let mut handled = 0;
+        while handled < budget && self.rebalance.in_flight() < max_in_flight {
+            let Some(id) = self.rebalance.to_hand.pop_first() else {
+                break;
+            };
+            handled += 1;
+            if self.rebalance.is_handing(&id) {
+                continue;
+            }
+            let Some(session) = self.store.get_raw(&id).filter(|s| !s.is_expired(now_ms)) else {
+                continue; // gone meanwhile (deleted, expired, or handed)
+            };
+            let owners = self.owners_of(&id);
+            if owners.contains(&self.id) || self.is_pending(&id) {
+                continue; // owned again, or decided by its quorum first
+            }
+            let live: Vec<String> = owners
+                .into_iter()
+                .filter(|o| self.peers.get(o).is_some_and(|p| p.up))
+                .collect();
+            let ack = self.rebalance.peek_ack();
+            let version = session.version.clone();
+            let msg = Message::Upsert(
+                Upsert {
+                    session,
+                    origin_ms: None,
+                    origin_us: None,
+                    ack: Some(ack),
+                    base: None,
+                }
+                .into(),
+            );
+            let bytes = msg.approx_bytes() as u64;
+            let queued = self.send_to(Some(&live), msg, None);
+            if queued.is_empty() {
+                later.push(id); // no owner up: try again next tick
+                continue;
+            }
+            self.rebalance.count(1, bytes * queued.len() as u64);
+            self.rebalance
+                .started(id, version, queued.into_iter().collect(), now_ms);
+        }
+        self.rebalance.to_hand.extend(later);
+        if let Some(pass) = self.rebalance.finish(now_ms) {
+            let e = Event::Rebalanced {
+                node: self.id.clone(),
+                sessions: pass.sessions,
+                bytes: pass.bytes,
+                took_ms: now_ms.saturating_sub(pass.started_ms),
+            };
+            self.event(e);
+        }
+    }
+
+    /// A handoff decided: drop the copy once every live owner has it
+    /// (unless a newer copy came, or the session is owned here again), or
+    /// hand it over again.
+    fn handoff_settled(&mut self, s: Settled) {
+        match s {
+            Settled::Waiting => {}
+            Settled::Retry(id) => {
+                self.rebalance.to_hand.insert(id);
+            }
+            Settled::Acked { id, version } => {
+                if self.owns(&id) {
+                    return;
+                }
+                match self.store.get_raw(&id) {
+                    Some(h) if h.version == version => {
+                        self.store.remove(&id);
+                        self.touches.remove(&id);
+                    }
+                    Some(_) => {
+                        self.rebalance.to_hand.insert(id);
+                    }
+                    None => {}
+                }
+            }
+        }
     }
 
     fn check_liveness(&mut self, now_ms: u64) {
@@ -1431,6 +1719,7 @@ impl Replica {
             let done = self.acks.on_peer_down(&pid);
             self.settle_acks(done);
             self.mark_resync(&pid, ResyncReason::PeerDown);
+            self.peer_gone(&pid);
         }
         for (pid, seq) in stuck {
             self.on_send_result(&pid, seq, false, now_ms);
@@ -1711,6 +2000,118 @@ mod tests {
                 ..
             })
         )));
+    }
+
+    /// Make `r`'s peers up (and ready) by a heartbeat from each.
+    fn hear_all(r: &mut Replica, now_ms: u64) {
+        for (i, p) in r.members().into_iter().enumerate() {
+            if p == r.id() {
+                continue;
+            }
+            let hb = Batch {
+                from: p.clone(),
+                to: r.id().to_owned(),
+                seq: i as u64 + 1,
+                sent_ms: now_ms,
+                messages: vec![Message::Heartbeat {
+                    boot: 1,
+                    ready: true,
+                }],
+            };
+            r.on_batch(hb, now_ms).unwrap();
+        }
+        r.take_outputs();
+    }
+
+    /// The peers each upsert of `id` was sent to, in the outputs.
+    fn upsert_targets(outputs: &[Output], id: &SessionId) -> Vec<String> {
+        let mut to: Vec<String> = outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Send(b)
+                    if b.messages
+                        .iter()
+                        .any(|m| matches!(m, Message::Upsert(u) if u.session.id == *id)) =>
+                {
+                    Some(b.to.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        to.sort();
+        to
+    }
+
+    #[test]
+    fn backup_writes_go_to_the_other_owners_and_acks_count_over_them() {
+        let cfg = ProtocolConfig {
+            ack_mode: AckMode::All,
+            ..backup(1)
+        };
+        let mut r = replica("n1", &["n2", "n3", "n4"], cfg);
+        hear_all(&mut r, 0);
+        let ids: Vec<SessionId> = "0123456789abcdef".chars().map(id).collect();
+        let mine = ids.iter().find(|i| r.owns(i)).unwrap().clone();
+        let theirs = ids.iter().find(|i| !r.owns(i)).unwrap().clone();
+
+        // An owner keeps its copy and sends it to the other owner only.
+        let w = r
+            .upsert(Session::new(mine.clone(), 0, 1_000_000, 10_000_000), 1)
+            .unwrap();
+        let other: Vec<String> = r
+            .owners_of(&mine)
+            .into_iter()
+            .filter(|o| o != "n1")
+            .collect();
+        assert_eq!(upsert_targets(&r.take_outputs(), &mine), other);
+        assert!(r.store().get_raw(&mine).is_some());
+        let AckWait::Pending(write) = w.ack else {
+            panic!("waits for the other owner: {:?}", w.ack);
+        };
+        let ack = Batch {
+            from: other[0].clone(),
+            to: "n1".into(),
+            seq: 10,
+            sent_ms: 2,
+            messages: vec![Message::Ack {
+                writes: vec![write],
+            }],
+        };
+        r.on_batch(ack, 2).unwrap();
+        assert!(r.take_outputs().contains(&Output::AckDone {
+            write,
+            ack: ReplicationAck::Acked { peers: 1 },
+        }));
+
+        // A non-owner sends to both owners and keeps nothing.
+        let w = r
+            .upsert(Session::new(theirs.clone(), 0, 1_000_000, 10_000_000), 3)
+            .unwrap();
+        let mut owners = r.owners_of(&theirs);
+        owners.sort();
+        assert_eq!(upsert_targets(&r.take_outputs(), &theirs), owners);
+        assert!(r.store().get_raw(&theirs).is_none(), "not kept here");
+        assert!(matches!(w.ack, AckWait::Pending(_)));
+
+        // A delete still goes to every peer.
+        r.delete(&theirs, 4);
+        let sent: Vec<String> = r
+            .take_outputs()
+            .iter()
+            .filter_map(|o| match o {
+                Output::Send(b) if b.messages.iter().any(|m| matches!(m, Message::Delete(_))) => {
+                    Some(b.to.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        // Sent at once, or queued behind the batch in flight to that peer.
+        let reached = r
+            .peers()
+            .iter()
+            .filter(|p| sent.contains(&p.id) || p.queue_depth == 1)
+            .count();
+        assert_eq!(reached, 3, "{sent:?} {:?}", r.peers());
     }
 
     fn cfg_timeout() -> u64 {

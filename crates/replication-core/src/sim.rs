@@ -141,6 +141,10 @@ pub struct SimConfig {
     pub absolute_timeout_ms: u64,
     /// Hard cap on processed events, so no run can loop forever.
     pub max_events: u64,
+    /// How long a change of membership (a join, a leave, a death) takes to
+    /// reach each other node: a random delay in `0..=membership_delay_ms`
+    /// per node, so views differ for a while (as gossip makes them).
+    pub membership_delay_ms: u64,
 }
 
 impl SimConfig {
@@ -156,6 +160,7 @@ impl SimConfig {
             idle_timeout_ms: 30 * 60_000,
             absolute_timeout_ms: 8 * 3_600_000,
             max_events: 5_000_000,
+            membership_delay_ms: 50,
         }
     }
 }
@@ -168,6 +173,8 @@ pub enum SimError {
     UnknownNode(String),
     #[error("node {0} is down")]
     NodeDown(String),
+    #[error("node {0} already exists")]
+    Exists(String),
     #[error("the event budget of {0} is used up")]
     Budget(u64),
     #[error("store refused the write: {0}")]
@@ -193,6 +200,12 @@ enum NetEvent {
         peer: String,
         seq: u64,
         ok: bool,
+    },
+    /// `node` learns that `peer` joined (`true`) or is gone (`false`).
+    Membership {
+        node: String,
+        peer: String,
+        joined: bool,
     },
 }
 
@@ -222,6 +235,11 @@ pub struct Sim {
     log_limit: usize,
     /// Every decided write: node, write id, result (bounded like `log`).
     acks: Vec<(String, u64, ReplicationAck)>,
+    /// The cluster's members as the membership layer will have them once
+    /// every node heard the news: joined, and neither left nor dead.
+    members: BTreeSet<String>,
+    /// Nodes that left gracefully (gone for good).
+    left: BTreeSet<String>,
 }
 
 /// The id the simulation uses for a session called `name`: the name padded
@@ -256,6 +274,8 @@ impl Sim {
             log: Vec::new(),
             log_limit: 1_000_000,
             acks: Vec::new(),
+            members: ids.iter().cloned().collect(),
+            left: BTreeSet::new(),
             cfg,
         };
         for id in &ids {
@@ -279,7 +299,7 @@ impl Sim {
             node_id: id.to_owned(),
             ..self.cfg.store.clone()
         }));
-        let peers = (1..=self.cfg.nodes).map(|i| format!("node-{i}"));
+        let peers = self.members.iter().filter(|m| *m != id).cloned();
         Replica::new(id, peers, self.cfg.protocol.clone(), store, self.now_ms)
     }
 
@@ -415,11 +435,9 @@ impl Sim {
     ) -> Result<LocalWrite, SimError> {
         let now = self.now_ms;
         let (idle, abs) = (self.cfg.idle_timeout_ms, self.cfg.absolute_timeout_ms);
+        let read = self.read(node, id);
         let r = self.replica_mut(node)?;
-        let mut s = r
-            .store()
-            .get_live(id, now)
-            .unwrap_or_else(|| Session::new(id.clone(), now, idle, abs));
+        let mut s = read.unwrap_or_else(|| Session::new(id.clone(), now, idle, abs));
         let mut data = s.data();
         change(&mut data);
         s.set_data(&data);
@@ -438,7 +456,28 @@ impl Sim {
         Ok(result?)
     }
 
-    /// Update `id` on `node` only if the node holds it (what a request with
+    /// What a request on `node` reads for `id`: its own copy, or in the
+    /// backup topology the copy of the first owner (primary first) that
+    /// holds one and that `node` can reach: the runtime's remote fetch
+    /// (`/cluster/v1/fetch`), instantaneous here.
+    fn read(&self, node: &str, id: &SessionId) -> Option<Session> {
+        let now = self.now_ms;
+        let r = self.replica(node)?;
+        if let Some(s) = r.store().get_live(id, now) {
+            return Some(s);
+        }
+        if !r.topology().is_backup() {
+            return None;
+        }
+        r.owners_of(id)
+            .iter()
+            .filter(|o| !self.cut.contains(&(node.to_owned(), (*o).clone())))
+            .filter_map(|o| self.replica(o))
+            .find_map(|o| o.store().get_live(id, now))
+    }
+
+    /// Update `id` on `node` only if the node holds it (or, in the backup
+    /// topology, can fetch it from an owner) (what a request with
     /// that cookie does). `Ok(None)`: the node does not hold it.
     pub fn update(
         &mut self,
@@ -446,9 +485,8 @@ impl Sim {
         id: &SessionId,
         value: &str,
     ) -> Result<Option<LocalWrite>, SimError> {
-        let now = self.now_ms;
-        let held = self.replica_mut(node)?.store().get_live(id, now).is_some();
-        if !held {
+        self.replica_mut(node)?;
+        if self.read(node, id).is_none() {
             return Ok(None);
         }
         self.upsert(node, id, value).map(Some)
@@ -491,13 +529,94 @@ impl Sim {
         if !self.nodes.contains_key(node) {
             return Err(SimError::UnknownNode(node.to_owned()));
         }
+        if self.left.contains(node) {
+            return Err(SimError::UnknownNode(node.to_owned()));
+        }
+        // Declared dead meanwhile: it joins again.
+        let rejoin = self.members.insert(node.to_owned());
         let replica = self.new_replica(node);
         let n = self.nodes.get_mut(node).expect("checked above");
         n.replica = Some(replica);
         n.incarnation += 1;
         self.note(format!("restart {node}"));
         self.drain(node);
+        if rejoin {
+            self.announce(node, true);
+        }
         Ok(())
+    }
+
+    // ---- membership -------------------------------------------------------
+
+    /// The members once every node has heard the news.
+    pub fn members(&self) -> Vec<String> {
+        self.members.iter().cloned().collect()
+    }
+
+    /// A new node joins the running cluster: it starts empty with the
+    /// current members as its peers (what a SWIM join answers), and every
+    /// live member learns of it after its own random delay.
+    pub fn add_node(&mut self, id: &str) -> Result<(), SimError> {
+        if self.nodes.contains_key(id) {
+            return Err(SimError::Exists(id.to_owned()));
+        }
+        let replica = self.new_replica(id);
+        self.members.insert(id.to_owned());
+        self.nodes.insert(
+            id.to_owned(),
+            SimNode {
+                replica: Some(replica),
+                incarnation: 1,
+            },
+        );
+        self.note(format!("join {id}"));
+        self.drain(id);
+        self.announce(id, true);
+        Ok(())
+    }
+
+    /// `id` leaves gracefully: it stops, and the others learn it left.
+    pub fn remove_node(&mut self, id: &str) -> Result<(), SimError> {
+        let n = self
+            .nodes
+            .get_mut(id)
+            .ok_or_else(|| SimError::UnknownNode(id.to_owned()))?;
+        if n.replica.take().is_none() {
+            return Err(SimError::NodeDown(id.to_owned()));
+        }
+        self.members.remove(id);
+        self.left.insert(id.to_owned());
+        self.note(format!("leave {id}"));
+        self.announce(id, false);
+        Ok(())
+    }
+
+    /// The failure detector's verdict on a crashed node: the others remove
+    /// it from their members (each after its own delay).
+    pub fn declare_dead(&mut self, id: &str) -> Result<(), SimError> {
+        if !self.nodes.contains_key(id) {
+            return Err(SimError::UnknownNode(id.to_owned()));
+        }
+        self.members.remove(id);
+        self.note(format!("dead {id}"));
+        self.announce(id, false);
+        Ok(())
+    }
+
+    fn announce(&mut self, id: &str, joined: bool) {
+        let now = self.now_ms;
+        for n in self.node_ids() {
+            if n == id || !self.is_up(&n) {
+                continue;
+            }
+            let d = self.rng.range(0, self.cfg.membership_delay_ms);
+            let ev = NetEvent::Membership {
+                node: n,
+                peer: id.to_owned(),
+                joined,
+            };
+            self.schedule(now + d, ev);
+        }
     }
 
     /// Cut every link between `group` and the other nodes, both ways.
@@ -680,6 +799,21 @@ impl Sim {
     fn handle(&mut self, ev: NetEvent) {
         let now = self.now_ms;
         match ev {
+            NetEvent::Membership { node, peer, joined } => {
+                let Ok(r) = self.replica_mut(&node) else {
+                    return; // crashed meanwhile: it learns the members at restart
+                };
+                let changed = if joined {
+                    r.add_peer(&peer, now)
+                } else {
+                    r.remove_peer(&peer, now)
+                };
+                if changed {
+                    let what = if joined { "joined" } else { "is gone" };
+                    self.note(format!("{node}: learnt {peer} {what}"));
+                }
+                self.drain(&node);
+            }
             NetEvent::Report {
                 node,
                 incarnation,
@@ -760,7 +894,13 @@ impl Sim {
 
     /// Whether every live node holds the same sessions (all fields, versions
     /// included). Returns the first difference found.
+    ///
+    /// In the backup topology, [`check_placement`](Sim::check_placement)
+    /// instead: nodes hold different sessions by design.
     pub fn check_converged(&self) -> Result<(), String> {
+        if self.cfg.protocol.topology.is_backup() {
+            return self.check_placement();
+        }
         let mut reference: Option<(String, BTreeMap<SessionId, Session>)> = None;
         for id in self.node_ids() {
             if !self.is_up(&id) {
@@ -772,6 +912,71 @@ impl Sim {
                 Some((rid, theirs)) => {
                     if *theirs != mine {
                         return Err(describe_difference(rid, theirs, &id, &mine));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Sim {
+    /// Whether every live node sees the same members (the views converged),
+    /// equal to the members the news announced.
+    pub fn check_views(&self) -> Result<(), String> {
+        let truth = self.members();
+        for id in self.node_ids() {
+            let Some(r) = self.replica(&id) else {
+                continue;
+            };
+            let view = r.members();
+            if view != truth {
+                return Err(format!("{id} sees members {view:?}, not {truth:?}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The sessions held by the live nodes: for each id, who holds it.
+    pub fn holders(&self) -> BTreeMap<SessionId, BTreeMap<String, Session>> {
+        let mut all: BTreeMap<SessionId, BTreeMap<String, Session>> = BTreeMap::new();
+        for node in self.node_ids() {
+            for (id, s) in self.sessions(&node) {
+                all.entry(id).or_default().insert(node.clone(), s);
+            }
+        }
+        all
+    }
+
+    /// The placement promise, after quiet: the views converged, and every
+    /// live session has exactly `copies(members)` copies (`K + 1` in
+    /// backup, every member in all-to-all), held by its owners, all equal.
+    pub fn check_placement(&self) -> Result<(), String> {
+        self.check_views()?;
+        let members = self.members();
+        let Some(viewer) = members.iter().find_map(|m| self.replica(m)) else {
+            return Ok(());
+        };
+        let copies = self.cfg.protocol.topology.copies(members.len());
+        for (id, held) in self.holders() {
+            let owners: BTreeSet<String> = viewer.owners_of(&id).into_iter().collect();
+            let holders: BTreeSet<String> = held.keys().cloned().collect();
+            if holders != owners || holders.len() != copies {
+                return Err(format!(
+                    "{id} is held by {holders:?}, its owners are {owners:?} ({copies} copies)"
+                ));
+            }
+            let mut copies_of = held.iter();
+            if let Some((a, first)) = copies_of.next() {
+                for (b, other) in copies_of {
+                    if other != first {
+                        return Err(format!(
+                            "{id}: {a} has v={} last_access={}, {b} has v={} last_access={}",
+                            first.version,
+                            first.last_access_ms,
+                            other.version,
+                            other.last_access_ms
+                        ));
                     }
                 }
             }

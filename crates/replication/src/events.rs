@@ -145,6 +145,7 @@ impl EventView {
             Event::SnapshotServed { to, .. } => ("snapshot_served", Some(to)),
             Event::SnapshotReceived { from, .. } => ("snapshot_received", Some(from)),
             Event::Ready { .. } => ("ready", None),
+            Event::Rebalanced { .. } => ("rebalanced", None),
         };
         v.kind = kind.to_owned();
         v.peer = peer.cloned();
