@@ -38,21 +38,23 @@ pub struct CheckArgs {
 
 /// The folder for a history's pictures: `run.jsonl` -> `run-counterexamples`.
 pub fn default_svg_dir(history: &Path) -> PathBuf {
-    let stem = history
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "history".into());
-    history.with_file_name(format!("{stem}-counterexamples"))
+    beside(history, "-counterexamples")
 }
 
 /// The nodes' replication events of a history's run, beside it:
 /// `run.jsonl` -> `run.replication.json` (format in `docs/lab.md`).
 pub fn replication_file(history: &Path) -> PathBuf {
+    beside(history, ".replication.json")
+}
+
+/// A file in the history's folder named after its stem and `suffix`
+/// (`history` when the path has no stem).
+fn beside(history: &Path, suffix: &str) -> PathBuf {
     let stem = history
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "history".into());
-    history.with_file_name(format!("{stem}.replication.json"))
+    history.with_file_name(format!("{stem}{suffix}"))
 }
 
 /// The replication events beside a history, if there are any.

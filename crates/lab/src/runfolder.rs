@@ -399,6 +399,11 @@ mod tests {
         st
     }
 
+    /// The file's permission bits (`0o600`: only its owner reads it).
+    fn permission_bits(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
     #[test]
     fn state_round_trips_and_clear_keeps_logs() {
         let dir = tempfile::tempdir().unwrap();
@@ -433,11 +438,7 @@ mod tests {
         assert_eq!(rf.read_admin_token().unwrap(), None, "an older run folder");
         let token = generate_secret().unwrap();
         rf.write_admin_token(&token).unwrap();
-        let mode = std::fs::metadata(rf.admin_token_path())
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(permission_bits(&rf.admin_token_path()), 0o600);
         assert_eq!(rf.read_admin_token().unwrap(), Some(token));
         rf.clear().unwrap();
         assert_eq!(rf.read_admin_token().unwrap(), None);
@@ -451,11 +452,7 @@ mod tests {
         assert_eq!(secret.len(), 64);
         assert_ne!(secret, generate_secret().unwrap());
         rf.write_secret(&secret).unwrap();
-        let mode = std::fs::metadata(rf.secret_path())
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(permission_bits(&rf.secret_path()), 0o600);
         assert_eq!(rf.read_secret().unwrap(), secret);
     }
 

@@ -103,13 +103,7 @@ fn redis_mode_uses_a_given_redis_or_says_what_is_missing() {
     require_binaries();
     // No redis-server on PATH and no --redis-url: refused before anything starts.
     let tc = TestCluster::new();
-    let out = run_bounded(
-        tc.command(&["up", "--mode", "redis", "--nodes", "1"])
-            .env("PATH", tc.dir.path()),
-        Duration::from_secs(60),
-    );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = tc.fails_with_path(&["up", "--mode", "redis", "--nodes", "1"], tc.dir.path());
     assert!(
         err.contains("redis-server is not on PATH") && err.contains("--redis-url"),
         "{err}"

@@ -110,13 +110,7 @@ fn redis_ha_without_redis_sentinel_names_the_package() {
     std::fs::create_dir_all(&bin).unwrap();
     let server = redis_server_on_path();
     std::os::unix::fs::symlink(server, bin.join("redis-server")).unwrap();
-    let out = run_bounded(
-        tc.command(&["up", "--mode", "redis-ha", "--nodes", "1"])
-            .env("PATH", &bin),
-        Duration::from_secs(60),
-    );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = tc.fails_with_path(&["up", "--mode", "redis-ha", "--nodes", "1"], &bin);
     assert!(
         err.contains("redis-sentinel") && err.contains("apt-get install redis-sentinel"),
         "{err}"

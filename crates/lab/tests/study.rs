@@ -11,7 +11,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -38,10 +37,23 @@ impl Drop for Leftovers {
     }
 }
 
-/// `sessionlab study ARGS --out OUT` with run folders under `tmp`;
-/// `report.json`, parsed, when it succeeded.
-fn study(tmp: &Path, args: &[&str]) -> serde_json::Value {
-    let out_dir = tmp.join("report");
+/// A finished study: its report, and the folder it ran in (removed, after
+/// whatever it left running is stopped, when this is dropped).
+struct Study {
+    json: serde_json::Value,
+    /// `report/` holds the report and its charts.
+    out_dir: std::path::PathBuf,
+    _cleanup: Leftovers,
+    _tmp: tempfile::TempDir,
+}
+
+/// `sessionlab study ARGS --out OUT` with run folders in a fresh temp
+/// folder; panics unless it succeeds.
+fn study(args: &[&str]) -> Study {
+    require_binaries();
+    let tmp = tempfile::tempdir().unwrap();
+    let cleanup = Leftovers(tmp.path().to_path_buf());
+    let out_dir = tmp.path().join("report");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessionlab"));
     cmd.arg("study")
         .args(args)
@@ -49,32 +61,32 @@ fn study(tmp: &Path, args: &[&str]) -> serde_json::Value {
         .arg(&out_dir)
         .env("SESSIONLAB_BIN_DIR", bin_dir())
         .env("SESSIONLAB_GRACE", "3s")
-        .env("TMPDIR", tmp);
+        .env("TMPDIR", tmp.path());
     let out = run_bounded(&mut cmd, Duration::from_secs(55));
     assert!(out.status.success(), "study failed:\n{}", text(&out));
     let json = std::fs::read_to_string(out_dir.join("report.json")).unwrap();
-    serde_json::from_str(&json).unwrap()
+    Study {
+        json: serde_json::from_str(&json).unwrap(),
+        out_dir,
+        _cleanup: cleanup,
+        _tmp: tmp,
+    }
 }
 
 #[test]
 fn scale_shows_all_to_all_growing_and_local_copying_nothing() {
-    require_binaries();
-    let tmp = tempfile::tempdir().unwrap();
-    let _cleanup = Leftovers(tmp.path().to_path_buf());
-    let json = study(
-        tmp.path(),
-        &[
-            "scale",
-            "--nodes",
-            "2,3",
-            "--modes",
-            "local,sticky-replicated",
-            "--duration",
-            "2s",
-            "--users-per-node",
-            "4",
-        ],
-    );
+    let run = study(&[
+        "scale",
+        "--nodes",
+        "2,3",
+        "--modes",
+        "local,sticky-replicated",
+        "--duration",
+        "2s",
+        "--users-per-node",
+        "4",
+    ]);
+    let json = &run.json;
     let cells = json["cells"].as_array().unwrap();
     let cell = |mode: &str, n: u64| {
         cells
@@ -112,7 +124,7 @@ fn scale_shows_all_to_all_growing_and_local_copying_nothing() {
         "throughput.svg",
         "latency_p99.svg",
     ] {
-        let text = std::fs::read_to_string(tmp.path().join("report").join(svg)).unwrap();
+        let text = std::fs::read_to_string(run.out_dir.join(svg)).unwrap();
         assert!(
             text.contains("sticky-replicated") && text.contains("nodes"),
             "{svg}"
@@ -122,25 +134,20 @@ fn scale_shows_all_to_all_growing_and_local_copying_nothing() {
 
 #[test]
 fn churn_cookie_moves_nobody_on_add_and_round_robin_moves_users() {
-    require_binaries();
-    let tmp = tempfile::tempdir().unwrap();
-    let _cleanup = Leftovers(tmp.path().to_path_buf());
-    let json = study(
-        tmp.path(),
-        &[
-            "churn",
-            "--from",
-            "1",
-            "--to",
-            "2",
-            "--modes",
-            "sticky",
-            "--strategies",
-            "round-robin,sticky-cookie",
-            "--users",
-            "20",
-        ],
-    );
+    let run = study(&[
+        "churn",
+        "--from",
+        "1",
+        "--to",
+        "2",
+        "--modes",
+        "sticky",
+        "--strategies",
+        "round-robin,sticky-cookie",
+        "--users",
+        "20",
+    ]);
+    let json = &run.json;
     let cells = json["cells"].as_array().unwrap();
     let step = |strategy: &str, step: &str| {
         let c = cells.iter().find(|c| c["strategy"] == strategy).unwrap();

@@ -17,6 +17,9 @@
 //! a state change in alice's name fails already by `SameSite=Lax`, which
 //! keeps her cookie off another site's POST.
 
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
 use super::Outcome;
 use super::scene::*;
 use crate::error::Result;
@@ -34,18 +37,22 @@ fn forged(lab: &AttackLab, url: String, fields: &[(&str, &str)]) -> reqwest::Req
         .form(fields)
 }
 
-pub(super) async fn csrf(lab: &mut AttackLab) -> Result<()> {
+/// The hidden form on another site: it logs alice's browser in to `base`
+/// as the attacker (bob).
+async fn forged_login(lab: &AttackLab, base: &str) -> Result<(u16, HeaderMap, Value)> {
     let attacker = [("username", "bob"), ("password", "sessionlab")];
+    lab.send(forged(lab, format!("{base}/login"), &attacker))
+        .await
+}
 
+pub(super) async fn csrf(lab: &mut AttackLab) -> Result<()> {
     lab.heading("login CSRF: another site logs alice's browser in as the attacker");
     let open = lab.node(&["--csrf-check", "off"], &[]).await?;
     let base = open.base.clone();
     lab.say(format!(
         "1. alice opens a page on {EVIL}; its hidden form posts username=bob&password=… to {base}/login"
     ));
-    let (status, headers, _) = lab
-        .send(forged(lab, format!("{base}/login"), &attacker))
-        .await?;
+    let (status, headers, _) = forged_login(lab, &base).await?;
     let planted = session_cookie(&headers).unwrap_or_default();
     lab.say(format!(
         "   the node answers {status}{}",
@@ -91,9 +98,7 @@ pub(super) async fn csrf(lab: &mut AttackLab) -> Result<()> {
     lab.say(format!(
         "2. the same page against a default node (--csrf-check on): the browser marks the post Origin: {EVIL}, Sec-Fetch-Site: cross-site"
     ));
-    let (status, headers, body) = lab
-        .send(forged(lab, format!("{base}/login"), &attacker))
-        .await?;
+    let (status, headers, body) = forged_login(lab, &base).await?;
     lab.say(format!(
         "   the node answers {status} {}",
         body["error"].as_str().unwrap_or("")

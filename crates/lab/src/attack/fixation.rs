@@ -78,11 +78,7 @@ pub(super) async fn fixation(lab: &mut AttackLab) -> Result<()> {
     let (_, headers, _) = lab
         .post(format!("{base}/api/counter/increment"), "", ATTACKER_UA)
         .await?;
-    let planted = headers
-        .get("x-session-path-param")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let planted = header_str(&headers, "x-session-path-param").unwrap_or_default();
     lab.say(format!(
         "4. the attacker mails alice a link: {}",
         mask_sid(&format!("{base}/{planted}"))
@@ -90,20 +86,10 @@ pub(super) async fn fixation(lab: &mut AttackLab) -> Result<()> {
     let before = lab
         .read(format!("{base}/api/session{planted}"), "", ATTACKER_UA)
         .await?;
-    let res = lab
-        .http
-        .post(format!("{base}/login{planted}"))
-        .header("user-agent", VICTIM_UA)
-        .form(&[("username", "alice"), ("password", "sessionlab")])
-        .send()
-        .await
-        .map_err(|e| unexpected("POST /login", 0, &Value::String(e.to_string())))?;
-    let location = res
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let location = lab
+        .form_login(format!("{base}/login{planted}"))
+        .await?
+        .unwrap_or_default();
     let after = lab
         .read(format!("{base}/api/session{planted}"), "", ATTACKER_UA)
         .await?;
@@ -129,20 +115,10 @@ pub(super) async fn fixation(lab: &mut AttackLab) -> Result<()> {
             .node(&["--tracking", "url", "--referrer-policy", policy], &[])
             .await?;
         let base = node.base.clone();
-        let res = lab
-            .http
-            .post(format!("{base}/login"))
-            .header("user-agent", VICTIM_UA)
-            .form(&[("username", "alice"), ("password", "sessionlab")])
-            .send()
-            .await
-            .map_err(|e| unexpected("POST /login", 0, &Value::String(e.to_string())))?;
-        let home = res
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("/")
-            .to_string();
+        let home = lab
+            .form_login(format!("{base}/login"))
+            .await?
+            .unwrap_or_else(|| "/".into());
         let page_url = format!("{base}{home}");
         let page = lab
             .http
@@ -151,11 +127,7 @@ pub(super) async fn fixation(lab: &mut AttackLab) -> Result<()> {
             .send()
             .await
             .map_err(|e| unexpected("GET /", 0, &Value::String(e.to_string())))?;
-        let header = page
-            .headers()
-            .get("referrer-policy")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let header = header_str(page.headers(), "referrer-policy");
         let html = page.text().await.unwrap_or_default();
         let link = "https://example.org/";
         let links_out = html.contains(link);

@@ -245,6 +245,21 @@ impl AttackLab {
         Ok((pair, headers))
     }
 
+    /// `POST {url}` as alice the way a browser submits the login form (no
+    /// cookie, no `Accept: application/json`); returns the `Location` the
+    /// answer sends her on to, if any.
+    pub(super) async fn form_login(&self, url: String) -> Result<Option<String>> {
+        let res = self
+            .http
+            .post(url)
+            .header("user-agent", VICTIM_UA)
+            .form(&[("username", "alice"), ("password", "sessionlab")])
+            .send()
+            .await
+            .map_err(|e| unexpected("POST /login", 0, &Value::String(e.to_string())))?;
+        Ok(header_str(res.headers(), "location"))
+    }
+
     /// `GET {path}` with a session cookie and a User-Agent.
     pub(super) async fn read(&self, url: String, cookie: &str, ua: &str) -> Result<Value> {
         let mut req = self.http.get(url).header("user-agent", ua);
@@ -336,6 +351,13 @@ pub(super) fn unexpected(what: &str, status: u16, body: &Value) -> LabError {
 }
 
 /// The `SLSESSION=<value>` pair of the first session cookie set.
+/// The header `name` as text, if present and printable.
+pub(super) fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 pub(super) fn session_cookie(h: &HeaderMap) -> Option<String> {
     h.get_all("set-cookie")
         .iter()

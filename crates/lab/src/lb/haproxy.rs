@@ -328,7 +328,8 @@ pub fn parse_stat(csv: &str) -> Vec<BackendView> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lb::{LbKind, tests::sample};
+    use crate::lb::LbKind;
+    use crate::lb::tests::{STRATEGIES_BEYOND_PRESETS, installed, sample};
     use crate::preset::Mode;
     use std::collections::BTreeSet;
 
@@ -454,8 +455,7 @@ mod tests {
     /// haproxy is installed (scripts/test.sh installs it).
     #[test]
     fn haproxy_accepts_the_generated_file_for_every_mode() {
-        let Ok(program) = find() else {
-            eprintln!("haproxy is not installed: skipping `haproxy -c` (apt-get install haproxy)");
+        let Some(program) = installed(find(), "haproxy", "haproxy -c") else {
             return;
         };
         let dir = tempfile::tempdir().unwrap();
@@ -464,13 +464,7 @@ mod tests {
             validate(&program, dir.path()).unwrap_or_else(|e| panic!("{mode}: {e}"));
         }
         let st = sample(Mode::Sticky, LbKind::Haproxy, 2);
-        for strategy in [
-            "consistent-hash",
-            "bounded-hash",
-            "sticky-route",
-            "least-conn",
-            "random",
-        ] {
+        for strategy in STRATEGIES_BEYOND_PRESETS {
             let text = config_for(&st, strategy, dir.path());
             std::fs::write(dir.path().join("haproxy.cfg"), &text).unwrap();
             validate(&program, dir.path()).unwrap_or_else(|e| panic!("{strategy}: {e}\n{text}"));

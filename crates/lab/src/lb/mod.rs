@@ -441,6 +441,25 @@ pub(crate) mod tests {
         }
     }
 
+    /// The strategies (by their `--lb` names) the generated files are
+    /// checked with beyond the presets' own, which use none of them yet.
+    pub const STRATEGIES_BEYOND_PRESETS: [&str; 5] = [
+        "consistent-hash",
+        "bounded-hash",
+        "sticky-route",
+        "least-conn",
+        "random",
+    ];
+
+    /// The foreign LB's binary `find` found, or `None` after saying that
+    /// the check `what` is skipped because `program` is not installed.
+    pub fn installed(find: Result<PathBuf>, program: &str, what: &str) -> Option<PathBuf> {
+        if find.is_err() {
+            eprintln!("{program} is not installed: skipping `{what}` (apt-get install {program})");
+        }
+        find.ok()
+    }
+
     #[test]
     fn kinds_parse_and_print_as_typed() {
         for k in LbKind::ALL {

@@ -258,7 +258,8 @@ fn config_with(plan: &Plan<'_>, balance: Balance) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lb::{LbKind, tests::sample};
+    use crate::lb::LbKind;
+    use crate::lb::tests::{STRATEGIES_BEYOND_PRESETS, installed, sample};
     use crate::preset::Mode;
     use std::collections::BTreeSet;
 
@@ -333,19 +334,12 @@ mod tests {
     /// where nginx is installed (scripts/test.sh installs it).
     #[test]
     fn nginx_accepts_the_generated_file() {
-        let Ok(program) = find() else {
-            eprintln!("nginx is not installed: skipping `nginx -t` (apt-get install nginx)");
+        let Some(program) = installed(find(), "nginx", "nginx -t") else {
             return;
         };
         let dir = tempfile::tempdir().unwrap();
         let mut cases: Vec<(Mode, Option<&str>)> = Mode::ALL.iter().map(|m| (*m, None)).collect();
-        for b in [
-            "consistent-hash",
-            "bounded-hash",
-            "sticky-route",
-            "least-conn",
-            "random",
-        ] {
+        for b in STRATEGIES_BEYOND_PRESETS {
             cases.push((Mode::Replicated, Some(b)));
         }
         for (mode, b) in cases {

@@ -174,13 +174,17 @@ impl TestCluster {
 
     /// Runs `sessionlab ARGS`, panics if it succeeds, returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
-        let out = self.sessionlab(args);
-        assert!(
-            !out.status.success(),
-            "sessionlab {args:?} should have failed:\n{}",
-            text(&out)
+        failed(args, &self.sessionlab(args))
+    }
+
+    /// Runs `sessionlab ARGS` with only `path` on `PATH` (a minute at
+    /// most), panics if it succeeds, returns stderr.
+    pub fn fails_with_path(&self, args: &[&str], path: &Path) -> String {
+        let out = run_bounded(
+            self.command(args).env("PATH", path),
+            Duration::from_secs(60),
         );
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        failed(args, &out)
     }
 
     pub fn run_folder(&self) -> RunFolder {
@@ -232,6 +236,16 @@ impl Drop for TestCluster {
 }
 
 /// stdout and stderr of a command, for failure messages.
+/// The stderr of `sessionlab ARGS`, which must have failed.
+fn failed(args: &[&str], out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "sessionlab {args:?} should have failed:\n{}",
+        text(out)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 pub fn text(out: &Output) -> String {
     format!(
         "status {}\n--- stdout\n{}--- stderr\n{}",
