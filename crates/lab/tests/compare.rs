@@ -77,6 +77,22 @@ impl Compared {
         let text = std::fs::read_to_string(self.out_dir.join("report.json")).unwrap();
         serde_json::from_str(&text).unwrap()
     }
+
+    /// The report's outcomes, one a run, in the order compared.
+    fn outcomes(&self) -> Vec<serde_json::Value> {
+        self.report()["outcomes"].as_array().unwrap().clone()
+    }
+
+    /// `report.md`.
+    fn markdown(&self) -> String {
+        std::fs::read_to_string(self.out_dir.join("report.md")).unwrap()
+    }
+
+    /// The run folders still in the temporary folder (none once every
+    /// cluster was torn down).
+    fn leftovers(&self) -> Vec<std::path::PathBuf> {
+        leftover_run_dirs(self.tmp.path())
+    }
 }
 
 /// `sessionlab compare ARGS` in a fresh temporary folder; panics unless it
@@ -107,8 +123,7 @@ fn local_loses_sessions_and_sticky_replicated_keeps_them_through_a_kill() {
         "--ramp-up",
         "500ms",
     ]);
-    let (tmp, out_dir, out) = (&run.tmp, &run.out_dir, &run.out);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&run.out.stdout);
     assert!(stdout.contains("| local |") && stdout.contains("| sticky-replicated |"));
 
     let json = run.report();
@@ -163,10 +178,10 @@ fn local_loses_sessions_and_sticky_replicated_keeps_them_through_a_kill() {
     assert!(sr["server"]["replication_messages"].as_f64().unwrap() > 0.0);
     assert_eq!(local["server"]["replication_messages"].as_f64(), Some(0.0));
 
-    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    let md = run.markdown();
     assert!(md.contains("| local |") && md.contains("| sticky-replicated |"));
     for svg in ["latency_p99.svg", "errors.svg", "losses.svg"] {
-        let text = std::fs::read_to_string(out_dir.join(svg)).unwrap();
+        let text = std::fs::read_to_string(run.out_dir.join(svg)).unwrap();
         assert!(
             text.starts_with("<svg") && text.contains("sticky-replicated"),
             "{svg}"
@@ -174,12 +189,12 @@ fn local_loses_sessions_and_sticky_replicated_keeps_them_through_a_kill() {
     }
     assert!(md.contains("## Session guarantees"), "{md}");
     for mode in ["local", "sticky-replicated"] {
-        let history = out_dir.join(format!("history-{mode}.jsonl"));
+        let history = run.out_dir.join(format!("history-{mode}.jsonl"));
         let lines = std::fs::read_to_string(&history).unwrap();
         assert!(lines.lines().count() > 100, "{mode}: a line per operation");
     }
     // Both clusters were torn down and their run folders removed.
-    assert!(leftover_run_dirs(tmp.path()).is_empty());
+    assert!(run.leftovers().is_empty());
 }
 
 /// Users faster than the copies: with every replication link delayed by
@@ -209,9 +224,8 @@ fn the_checker_finds_read_your_writes_broken_in_replicated_and_kept_in_sticky_re
         "--fault",
         "delay:5ms@0s",
     ]);
-    let (tmp, out_dir) = (&run.tmp, &run.out_dir);
-    let json = run.report();
-    let runs = json["outcomes"].as_array().unwrap();
+    let out_dir = &run.out_dir;
+    let runs = run.outcomes();
     let (repl, sr) = (&runs[0]["guarantees"], &runs[1]["guarantees"]);
     let ryw = |g: &serde_json::Value| g["violations"]["read_your_writes"].as_u64().unwrap();
     assert!(ryw(repl) > 0, "replicated kept read-your-writes: {repl}");
@@ -241,7 +255,7 @@ fn the_checker_finds_read_your_writes_broken_in_replicated_and_kept_in_sticky_re
             .contains(r#"<line class="replication""#)),
         "no picture draws a copy of a write: {svgs:?}"
     );
-    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    let md = run.markdown();
     assert!(
         md.contains("history-replicated-counterexamples/"),
         "the guarantees table links the pictures: {md}"
@@ -251,7 +265,7 @@ fn the_checker_finds_read_your_writes_broken_in_replicated_and_kept_in_sticky_re
         .arg("check")
         .arg(out_dir.join("history-replicated.jsonl"))
         .arg("--svg-dir")
-        .arg(tmp.path().join("pictures"))
+        .arg(run.tmp.path().join("pictures"))
         .output()
         .unwrap();
     assert_eq!(check.status.code(), Some(1), "{}", text(&check));
@@ -270,7 +284,7 @@ fn the_checker_finds_read_your_writes_broken_in_replicated_and_kept_in_sticky_re
         stdout.contains("read-your-writes            0  ok"),
         "{stdout}"
     );
-    assert!(leftover_run_dirs(tmp.path()).is_empty());
+    assert!(run.leftovers().is_empty());
 }
 
 /// `--scenario partition`: the last node is cut off from 30% to 70% of
@@ -296,9 +310,7 @@ fn a_partition_loses_acknowledged_writes_when_available_and_refuses_them_when_co
         "--mix",
         "read=50,increment=50",
     ]);
-    let (tmp, out_dir) = (&run.tmp, &run.out_dir);
-    let json = run.report();
-    let runs = json["outcomes"].as_array().unwrap();
+    let runs = run.outcomes();
     let (available, consistent) = (&runs[0], &runs[1]);
     assert_eq!(available["label"], "replicated");
     assert_eq!(consistent["label"], "replicated+consistent");
@@ -325,10 +337,10 @@ fn a_partition_loses_acknowledged_writes_when_available_and_refuses_them_when_co
         "consistent refused nothing"
     );
     assert!(n(consistent, "acked_increments") > 50);
-    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    let md = run.markdown();
     assert!(md.contains("| refused writes |"), "{md}");
     assert!(md.contains("partition node-3"), "{md}");
-    assert!(leftover_run_dirs(tmp.path()).is_empty());
+    assert!(run.leftovers().is_empty());
 }
 
 #[test]
@@ -383,14 +395,13 @@ fn the_same_mode_behind_haproxy_and_sessionlab_lb_in_one_report() {
             && stdout.contains("| sticky-replicated/sessionlab |"),
         "{stdout}"
     );
-    let json = run.report();
-    let runs = json["outcomes"].as_array().unwrap();
+    let runs = run.outcomes();
     let labels: Vec<&str> = runs.iter().map(|r| r["label"].as_str().unwrap()).collect();
     assert_eq!(
         labels,
         ["sticky-replicated/haproxy", "sticky-replicated/sessionlab"]
     );
-    for r in runs {
+    for r in &runs {
         assert_eq!(r["outcome"], "ran", "{r}");
         assert!(r["requests"].as_u64().unwrap() > 20, "{}", r["label"]);
         assert_eq!(r["marks"][0]["label"], "kill node-2", "{}", r["label"]);
@@ -436,7 +447,7 @@ fn a_redis_failover_is_measured_for_redis_ha_with_and_without_wait() {
         assert!((0.5..4.9).contains(&back), "writes back after {back} s");
         assert!(row["acked_increments"].as_u64().unwrap() > 20, "{row}");
     }
-    let md = std::fs::read_to_string(run.out_dir.join("report.md")).unwrap();
+    let md = run.markdown();
     assert!(md.contains("## The Redis failover"), "{md}");
     assert!(md.contains("| redis-ha+wait | "), "{md}");
 }

@@ -47,6 +47,13 @@ struct Study {
     _tmp: tempfile::TempDir,
 }
 
+impl Study {
+    /// The report's cells (one a mode and size, or a strategy).
+    fn cells(&self) -> &Vec<serde_json::Value> {
+        self.json["cells"].as_array().unwrap()
+    }
+}
+
 /// `sessionlab study ARGS --out OUT` with run folders in a fresh temp
 /// folder; panics unless it succeeds.
 fn study(args: &[&str]) -> Study {
@@ -86,13 +93,12 @@ fn scale_shows_all_to_all_growing_and_local_copying_nothing() {
         "--users-per-node",
         "4",
     ]);
-    let json = &run.json;
-    let cells = json["cells"].as_array().unwrap();
+    let cells = run.cells();
     let cell = |mode: &str, n: u64| {
         cells
             .iter()
             .find(|c| c["mode"] == mode && c["nodes"] == n)
-            .unwrap_or_else(|| panic!("no {mode} x{n} in {json}"))
+            .unwrap_or_else(|| panic!("no {mode} x{n} in {}", run.json))
     };
     let f = |c: &serde_json::Value, k: &str| c[k].as_f64().unwrap();
     for n in [2, 3] {
@@ -147,8 +153,7 @@ fn churn_cookie_moves_nobody_on_add_and_round_robin_moves_users() {
         "--users",
         "20",
     ]);
-    let json = &run.json;
-    let cells = json["cells"].as_array().unwrap();
+    let cells = run.cells();
     let step = |strategy: &str, step: &str| {
         let c = cells.iter().find(|c| c["strategy"] == strategy).unwrap();
         c["steps"]
