@@ -259,22 +259,17 @@ impl Browser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
-
-    fn set_cookies(values: &[&str]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for v in values {
-            h.append(SET_COOKIE, HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
+    use sessionlab_testkit::header_lines;
 
     #[test]
     fn a_secure_cookie_is_kept_over_https_and_refused_over_http() {
-        let answer = set_cookies(&[
-            "SLSESSION=abc; Path=/; Secure; HttpOnly",
-            "SLROUTE=node-1; Path=/",
-        ]);
+        let answer = header_lines(
+            "set-cookie",
+            &[
+                "SLSESSION=abc; Path=/; Secure; HttpOnly",
+                "SLROUTE=node-1; Path=/",
+            ],
+        );
         let mut plain = Browser::new(
             "http://127.0.0.1:1",
             Duration::from_secs(1),
@@ -295,6 +290,9 @@ mod tests {
         let sent = https.credentials().cookie_header();
         assert_eq!(sent.as_deref(), Some("SLROUTE=node-1; SLSESSION=abc"));
         // A new id over HTTPS is noticed as one.
-        assert!(https.store_cookies(&set_cookies(&["SLSESSION=def; Secure"]), Some("abc")));
+        assert!(https.store_cookies(
+            &header_lines("set-cookie", &["SLSESSION=def; Secure"]),
+            Some("abc")
+        ));
     }
 }

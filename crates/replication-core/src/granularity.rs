@@ -275,6 +275,16 @@ mod tests {
         s
     }
 
+    /// `from` with `key` set to `v` in its data, nothing else changed (what
+    /// a request handler hands the replica to write).
+    fn with_value(from: &Session, key: &str, v: i64) -> Session {
+        let mut s = from.clone();
+        let mut d = s.data();
+        d.insert(key.into(), Value::from(v));
+        s.set_data(&d);
+        s
+    }
+
     fn value(s: &Session, k: &str) -> Option<Value> {
         s.data().get(k).cloned()
     }
@@ -415,10 +425,7 @@ mod tests {
         let theirs = write(&first, "node-2", 4, "tab-2", Some(9));
         // Meanwhile this node wrote tab-1 at 6@node-1.
         store.observe(&Version::new(5, "node-1"));
-        let mut mine = first.clone();
-        let mut d = mine.data();
-        d.insert("tab-1".into(), Value::from(1));
-        mine.set_data(&d);
+        let mine = with_value(&first, "tab-1", 1);
         r.upsert(mine, 1_001).unwrap();
         let read = store.get_raw(&id('a')).unwrap();
         assert_eq!(read.version, Version::new(6, "node-1"));
@@ -436,15 +443,9 @@ mod tests {
         assert_eq!(value(&merged, "tab-2"), Some(9.into()));
         // A request that read the copy before the merge changes tab-1 again:
         // refused (the node replays it), or tab-2 would go back to 0.
-        let mut stale = read.clone();
-        let mut d = stale.data();
-        d.insert("tab-1".into(), Value::from(2));
-        stale.set_data(&d);
+        let stale = with_value(&read, "tab-1", 2);
         assert!(matches!(r.upsert(stale, 1_003), Err(StoreError::Conflict)));
-        let mut fresh = merged.clone();
-        let mut d = fresh.data();
-        d.insert("tab-1".into(), Value::from(2));
-        fresh.set_data(&d);
+        let fresh = with_value(&merged, "tab-1", 2);
         r.upsert(fresh, 1_004).unwrap();
         let now = store.get_raw(&id('a')).unwrap();
         assert_eq!(value(&now, "tab-2"), Some(9.into()));

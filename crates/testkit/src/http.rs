@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 /// No cookie store, no redirects, no proxy, a 10 s timeout.
 pub fn client() -> reqwest::Client {
@@ -34,4 +34,19 @@ pub fn cookie_pair(h: &HeaderMap, name: &str) -> Option<String> {
         .into_iter()
         .find(|c| c.starts_with(&prefix))
         .map(|c| c.split(';').next().unwrap_or_default().to_owned())
+}
+
+/// A header map with one `name` line for each of `values`, in order (as a
+/// request carries several `Cookie` lines or an answer several
+/// `Set-Cookie` lines).
+pub fn header_lines(name: &'static str, values: &[&str]) -> HeaderMap {
+    let name = HeaderName::from_static(name);
+    let mut h = HeaderMap::new();
+    for v in values {
+        h.append(
+            &name,
+            HeaderValue::from_str(v).expect("a valid header value"),
+        );
+    }
+    h
 }

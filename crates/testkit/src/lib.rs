@@ -54,7 +54,7 @@ mod tls;
 pub use proptest;
 
 #[cfg(feature = "net")]
-pub use http::{client, cookie_pair, set_cookies};
+pub use http::{client, cookie_pair, header_lines, set_cookies};
 #[cfg(feature = "lb")]
 pub use lb::{
     DeadAddr, Echo, Http, Lb, Resp, backend_state, dead_addr, echo, lb, lb_over, lb_over_echoes,

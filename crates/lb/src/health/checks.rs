@@ -226,7 +226,13 @@ pub async fn run_active_checks<P: Probe>(
 mod tests {
     use super::*;
     use crate::backend::BackendSpec;
+    use Transition::{Unchanged, WentDown, WentUp};
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    /// What each of these check results, recorded in turn, changed.
+    fn record_all(h: &mut HealthMachine, checks: &[bool]) -> Vec<Transition> {
+        checks.iter().map(|&ok| h.record(ok)).collect()
+    }
 
     #[test]
     fn goes_down_only_after_fall_agreeing_failures() {
@@ -251,11 +257,10 @@ mod tests {
     #[test]
     fn comes_back_after_rise_agreeing_successes() {
         let mut h = HealthMachine::new(2, 1, Initial::Up);
-        assert_eq!(h.record(false), Transition::WentDown);
-        assert_eq!(h.record(true), Transition::Unchanged);
-        assert_eq!(h.record(false), Transition::Unchanged);
-        assert_eq!(h.record(true), Transition::Unchanged);
-        assert_eq!(h.record(true), Transition::WentUp);
+        assert_eq!(
+            record_all(&mut h, &[false, true, false, true, true]),
+            [WentDown, Unchanged, Unchanged, Unchanged, WentUp]
+        );
     }
 
     #[test]
@@ -264,9 +269,10 @@ mod tests {
         assert!(!h.is_up());
         assert_eq!(h.record(true), Transition::Unchanged);
         assert!(!h.is_up(), "one good check is not enough");
-        assert_eq!(h.record(false), Transition::Unchanged);
-        assert_eq!(h.record(true), Transition::Unchanged);
-        assert_eq!(h.record(true), Transition::WentUp);
+        assert_eq!(
+            record_all(&mut h, &[false, true, true]),
+            [Unchanged, Unchanged, WentUp]
+        );
     }
 
     #[test]
@@ -323,6 +329,12 @@ mod tests {
         }
     }
 
+    /// Moves the paused clock on by `d`, then lets the checker run.
+    async fn advance(d: Duration) {
+        tokio::time::sleep(d).await;
+        settle().await;
+    }
+
     #[tokio::test(start_paused = true)]
     async fn active_checks_flip_down_after_fall_intervals_and_back_after_rise() {
         let (backend, probe, _tx) = setup();
@@ -331,20 +343,16 @@ mod tests {
 
         probe.healthy.store(false, Ordering::SeqCst);
         // Checks at t=1s and t=2s fail: two of three, still up.
-        tokio::time::sleep(Duration::from_millis(2_100)).await;
-        settle().await;
+        advance(Duration::from_millis(2_100)).await;
         assert!(backend.is_up());
         // The third failure at t=3s flips it.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        settle().await;
+        advance(Duration::from_secs(1)).await;
         assert!(!backend.is_up());
 
         probe.healthy.store(true, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        settle().await;
+        advance(Duration::from_secs(1)).await;
         assert!(!backend.is_up(), "one success is not enough (rise = 2)");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        settle().await;
+        advance(Duration::from_secs(1)).await;
         assert!(backend.is_up());
         assert_eq!(
             backend.health_history(),
@@ -360,11 +368,9 @@ mod tests {
         // Each check hangs for the 500 ms timeout, then the next tick comes
         // 1 s after the previous one (ticks at 0, 1, 2 s; failures land at
         // 0.5, 1.5, 2.5 s).
-        tokio::time::sleep(Duration::from_millis(2_400)).await;
-        settle().await;
+        advance(Duration::from_millis(2_400)).await;
         assert!(backend.is_up());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        settle().await;
+        advance(Duration::from_millis(200)).await;
         assert!(!backend.is_up());
     }
 
@@ -373,8 +379,7 @@ mod tests {
         let (backend, probe, _tx) = setup();
         settle().await;
         backend.mark_removed();
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        settle().await;
+        advance(Duration::from_secs(5)).await;
         assert_eq!(probe.calls.load(Ordering::SeqCst), 1);
     }
 }

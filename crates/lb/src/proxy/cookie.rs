@@ -66,48 +66,47 @@ pub fn sets_cookie(set_cookie: &HeaderValue, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(cookies: &[&str]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for c in cookies {
-            h.append(COOKIE, HeaderValue::from_str(c).unwrap());
-        }
-        h
-    }
+    use sessionlab_testkit::header_lines;
 
     #[test]
     fn finds_cookies_among_others() {
-        let h = headers(&["a=1; SLROUTE=node-2 ;b=3", "SLSESSION=xyz.node-1"]);
+        let h = header_lines(
+            "cookie",
+            &["a=1; SLROUTE=node-2 ;b=3", "SLSESSION=xyz.node-1"],
+        );
         assert_eq!(find(&h, "SLROUTE"), Some(&b"node-2"[..]));
         assert_eq!(find(&h, "SLSESSION"), Some(&b"xyz.node-1"[..]));
         assert_eq!(find(&h, "b"), Some(&b"3"[..]));
         assert_eq!(find(&h, "SLROUT"), None);
-        assert_eq!(find(&headers(&["garbage;;="]), "SLROUTE"), None);
+        assert_eq!(
+            find(&header_lines("cookie", &["garbage;;="]), "SLROUTE"),
+            None
+        );
     }
 
     #[test]
     fn strip_removes_only_the_named_cookie() {
-        let mut h = headers(&["a=1; SLROUTE=node-2; b=3"]);
+        let mut h = header_lines("cookie", &["a=1; SLROUTE=node-2; b=3"]);
         strip(&mut h, "SLROUTE");
         assert_eq!(h.get(COOKIE).unwrap(), "a=1; b=3");
 
-        let mut h = headers(&["SLROUTE=node-2"]);
+        let mut h = header_lines("cookie", &["SLROUTE=node-2"]);
         strip(&mut h, "SLROUTE");
         assert!(h.get(COOKIE).is_none(), "empty Cookie header dropped");
 
-        let mut h = headers(&["a=1", "SLROUTE=x"]);
+        let mut h = header_lines("cookie", &["a=1", "SLROUTE=x"]);
         strip(&mut h, "SLROUTE");
         assert_eq!(h.get_all(COOKIE).iter().count(), 1);
         assert_eq!(h.get(COOKIE).unwrap(), "a=1");
 
-        let mut h = headers(&["a=1"]);
+        let mut h = header_lines("cookie", &["a=1"]);
         strip(&mut h, "SLROUTE");
         assert_eq!(h.get(COOKIE).unwrap(), "a=1");
     }
 
     #[test]
     fn a_cookie_given_twice_gives_no_affinity() {
-        let h = headers(&["SLROUTE=node-1", "SLROUTE=node-2"]);
+        let h = header_lines("cookie", &["SLROUTE=node-1", "SLROUTE=node-2"]);
         assert_eq!(find(&h, "SLROUTE"), None);
     }
 

@@ -546,14 +546,9 @@ mod tests {
 
     #[test]
     fn backend_route_cookies_are_removed_others_kept() {
-        let mut h = HeaderMap::new();
-        h.append(
-            header::SET_COOKIE,
-            HeaderValue::from_static("SLROUTE=evil; Path=/"),
-        );
-        h.append(
-            header::SET_COOKIE,
-            HeaderValue::from_static("SLSESSION=abc; HttpOnly"),
+        let mut h = sessionlab_testkit::header_lines(
+            "set-cookie",
+            &["SLROUTE=evil; Path=/", "SLSESSION=abc; HttpOnly"],
         );
         remove_backend_route_cookie(&mut h);
         let left: Vec<_> = h.get_all(header::SET_COOKIE).iter().collect();

@@ -359,7 +359,6 @@ mod tests {
     use super::*;
     use crate::backend::Backends;
     use crate::health::HealthConfig;
-    use http::header::{COOKIE, HeaderValue};
     use std::sync::Arc;
 
     fn table(n: usize) -> Backends {
@@ -372,9 +371,7 @@ mod tests {
     }
 
     fn with_cookie(c: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(COOKIE, HeaderValue::from_str(c).unwrap());
-        h
+        sessionlab_testkit::header_lines("cookie", &[c])
     }
 
     fn mark_down(snap: &Snapshot, i: usize) {

@@ -58,21 +58,14 @@ pub fn diagram_with(ex: &Counterexample, copies: &[Arrow]) -> String {
     let legend = if copies.is_empty() { 0.0 } else { 18.0 };
     let height = lane_y(lanes.len()) + 24.0 + legend;
 
-    let t0 = ex
+    // The time axis spans every operation and every copy, start to end.
+    let spans = ex
         .ops
         .iter()
-        .map(|o| o.invoke_us)
-        .chain(copies.iter().map(|a| a.from_us))
-        .min()
-        .unwrap_or(0);
-    let t1 = ex
-        .ops
-        .iter()
-        .map(|o| o.complete_us)
-        .chain(copies.iter().map(|a| a.to_us))
-        .max()
-        .unwrap_or(t0)
-        .max(t0 + 1);
+        .map(|o| (o.invoke_us, o.complete_us))
+        .chain(copies.iter().map(|a| (a.from_us, a.to_us)));
+    let t0 = spans.clone().map(|(from, _)| from).min().unwrap_or(0);
+    let t1 = spans.map(|(_, to)| to).max().unwrap_or(t0).max(t0 + 1);
     let span = (t1 - t0) as f64;
     let x = |t: u64| LEFT + (t.saturating_sub(t0)) as f64 / span * (WIDTH - LEFT - RIGHT);
 

@@ -100,29 +100,28 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// Asserts that [`resolve`] takes a request from `peer` with these
+    /// `X-Forwarded-For` header lines, behind `trusted` proxies, for one
+    /// from `client`.
+    #[track_caller]
+    fn assert_client(peer: &str, forwarded: &[&str], trusted: &[IpNet], client: &str) {
+        assert_eq!(
+            resolve(ip(peer), forwarded.iter().copied(), trusted),
+            ip(client)
+        );
+    }
+
     #[test]
     fn the_header_counts_only_from_a_trusted_proxy() {
         let lb = nets(&["127.0.0.1/32"]);
         // From the LB: the address it appended.
-        assert_eq!(
-            resolve(ip("127.0.0.1"), ["203.0.113.9"].into_iter(), &lb),
-            ip("203.0.113.9")
-        );
+        assert_client("127.0.0.1", &["203.0.113.9"], &lb, "203.0.113.9");
         // From anybody else: the peer, whatever the header says.
-        assert_eq!(
-            resolve(ip("198.51.100.7"), ["203.0.113.9"].into_iter(), &lb),
-            ip("198.51.100.7")
-        );
+        assert_client("198.51.100.7", &["203.0.113.9"], &lb, "198.51.100.7");
         // No proxies trusted: the peer.
-        assert_eq!(
-            resolve(ip("127.0.0.1"), ["203.0.113.9"].into_iter(), &[]),
-            ip("127.0.0.1")
-        );
+        assert_client("127.0.0.1", &["203.0.113.9"], &[], "127.0.0.1");
         // A mapped IPv4 peer is the IPv4 address.
-        assert_eq!(
-            resolve(ip("::ffff:127.0.0.1"), ["203.0.113.9"].into_iter(), &lb),
-            ip("203.0.113.9")
-        );
+        assert_client("::ffff:127.0.0.1", &["203.0.113.9"], &lb, "203.0.113.9");
     }
 
     #[test]
@@ -131,20 +130,11 @@ mod tests {
         // The client wrote "1.1.1.1" itself; the LB appended its real
         // address; an inner proxy appended the LB's.
         let header = ["1.1.1.1, 203.0.113.9", "10.0.0.2"];
-        assert_eq!(
-            resolve(ip("127.0.0.1"), header.into_iter(), &proxies),
-            ip("203.0.113.9")
-        );
+        assert_client("127.0.0.1", &header, &proxies, "203.0.113.9");
         // Garbage stops the walk at the last good hop.
-        assert_eq!(
-            resolve(ip("127.0.0.1"), ["junk, 10.0.0.3"].into_iter(), &proxies),
-            ip("10.0.0.3")
-        );
+        assert_client("127.0.0.1", &["junk, 10.0.0.3"], &proxies, "10.0.0.3");
         // Only trusted hops: the leftmost.
-        assert_eq!(
-            resolve(ip("127.0.0.1"), ["10.0.0.3"].into_iter(), &proxies),
-            ip("10.0.0.3")
-        );
+        assert_client("127.0.0.1", &["10.0.0.3"], &proxies, "10.0.0.3");
     }
 
     #[test]

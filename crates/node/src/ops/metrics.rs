@@ -19,7 +19,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use sessionlab_session::SessionStore;
 use sessionlab_wire::metrics::node as names;
 
@@ -96,129 +96,43 @@ struct ReasonLabels {
     reason: &'static str,
 }
 
+/// The registry while [`Metrics::new`] fills it: each series is registered
+/// once, in the order written (the order `/metrics` lists them), and the
+/// handle kept counts into the registered series (clones share it).
+struct Registering(Registry);
+
+impl Registering {
+    /// Registers `metric` as `name` with `help`; returns the handle.
+    fn register<M: Metric + Clone>(&mut self, name: &str, help: &str, metric: M) -> M {
+        self.0.register(name, help, metric.clone());
+        metric
+    }
+
+    /// [`Self::register`] for a metric that starts at its default (zero,
+    /// or an empty family).
+    fn add<M: Metric + Clone + Default>(&mut self, name: &str, help: &str) -> M {
+        self.register(name, help, M::default())
+    }
+}
+
 impl Metrics {
     /// `routes`: the route names of the app (see [`crate::app::routes::ROUTES`]).
     pub fn new(node_id: &str, routes: &'static [&'static str]) -> Self {
-        let mut registry = Registry::with_prefix_and_labels(
+        let mut r = Registering(Registry::with_prefix_and_labels(
             sessionlab_wire::metrics::PREFIX,
             [(Cow::Borrowed("node"), Cow::Owned(node_id.to_owned()))].into_iter(),
-        );
-        let http_requests = Family::<HttpLabels, Counter>::default();
-        registry.register(
+        ));
+        let http_requests: Family<HttpLabels, Counter> = r.add(
             names::HTTP_REQUESTS,
             "HTTP requests answered, by route and status",
-            http_requests.clone(),
         );
-        let http_duration = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-            // 50 µs .. ~75 s.
-            Histogram::new(exponential_buckets(0.000_05, 2.5, 16))
-        });
-        registry.register(
+        let http_duration = r.register(
             names::HTTP_REQUEST_DURATION_SECONDS,
             "Time from request to response, by route",
-            http_duration.clone(),
-        );
-        let logins = Family::<LoginLabels, Counter>::default();
-        registry.register(
-            names::LOGINS,
-            "Login attempts, by result (ok, failed)",
-            logins.clone(),
-        );
-        let sessions_created = Counter::default();
-        registry.register(
-            names::SESSIONS_CREATED,
-            "Sessions created by a first write",
-            sessions_created.clone(),
-        );
-        let sessions_destroyed = Counter::default();
-        registry.register(
-            names::SESSIONS_DESTROYED,
-            "Sessions deleted by logout",
-            sessions_destroyed.clone(),
-        );
-        let sessions = Gauge::default();
-        registry.register(
-            names::SESSIONS,
-            "Sessions held by this node's store",
-            sessions.clone(),
-        );
-        let session_bytes = Gauge::default();
-        registry.register(
-            names::SESSION_BYTES,
-            "Approximate bytes of sessions held by this node's store",
-            session_bytes.clone(),
-        );
-        let expired = Counter::default();
-        registry.register(
-            names::SESSIONS_EXPIRED,
-            "Sessions removed by idle or absolute expiry",
-            expired.clone(),
-        );
-        let write_retries = Counter::default();
-        registry.register(
-            names::SESSION_WRITE_RETRIES,
-            "Session writes re-read and re-applied after a compare-and-set conflict",
-            write_retries.clone(),
-        );
-        let write_conflicts = Counter::default();
-        registry.register(
-            names::SESSION_WRITE_CONFLICTS,
-            "Session writes answered 409: still conflicting after every retry",
-            write_conflicts.clone(),
-        );
-        let binding_refused = Counter::default();
-        registry.register(
-            names::SESSION_BINDING_REFUSED,
-            "Sessions presented with another User-Agent than they were bound to, treated as none",
-            binding_refused.clone(),
-        );
-        let tokens_refused = Family::<ReasonLabels, Counter>::default();
-        registry.register(
-            names::TOKENS_REFUSED,
-            "Bearer and refresh tokens refused (401), by reason",
-            tokens_refused.clone(),
-        );
-        let store_budget = Gauge::default();
-        registry.register(
-            names::STORE_BUDGET_BYTES,
-            "The memory store's byte budget (--store-budget)",
-            store_budget.clone(),
-        );
-        let anonymous_bytes = Gauge::default();
-        registry.register(
-            names::ANONYMOUS_SESSION_BYTES,
-            "Approximate bytes of sessions with no user",
-            anonymous_bytes.clone(),
-        );
-        let anonymous_budget = Gauge::default();
-        registry.register(
-            names::ANONYMOUS_BUDGET_BYTES,
-            "The byte budget of sessions with no user (--anonymous-budget)",
-            anonymous_budget.clone(),
-        );
-        let store_refused = Family::<BudgetLabels, Counter>::default();
-        registry.register(
-            names::STORE_REFUSED,
-            "Session writes (local or from peers) refused at a byte budget, by budget (store, anonymous)",
-            store_refused.clone(),
-        );
-        let rate_limited = Family::<LimitLabels, Counter>::default();
-        registry.register(
-            names::RATE_LIMITED,
-            "Requests answered 429, by limit (new_session, login)",
-            rate_limited.clone(),
-        );
-        let login_queue_full = Counter::default();
-        registry.register(
-            names::LOGIN_QUEUE_FULL,
-            "Logins answered 503 because the password-check queue was full",
-            login_queue_full.clone(),
-        );
-        let cross_site_refused = Counter::default();
-        registry.register(
-            names::CROSS_SITE_REFUSED,
-            "State-changing requests from another site answered 403",
-            cross_site_refused.clone(),
+            Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+                // 50 µs .. ~75 s.
+                Histogram::new(exponential_buckets(0.000_05, 2.5, 16))
+            }),
         );
         let routes = routes
             .iter()
@@ -236,27 +150,68 @@ impl Metrics {
             })
             .collect();
         Metrics {
-            registry,
             routes,
             http_requests,
             http_duration,
-            logins,
-            sessions_created,
-            sessions_destroyed,
-            sessions,
-            session_bytes,
-            expired,
-            write_retries,
-            write_conflicts,
-            binding_refused,
-            tokens_refused,
-            store_budget,
-            anonymous_bytes,
-            anonymous_budget,
-            store_refused,
-            rate_limited,
-            login_queue_full,
-            cross_site_refused,
+            logins: r.add(names::LOGINS, "Login attempts, by result (ok, failed)"),
+            sessions_created: r.add(names::SESSIONS_CREATED, "Sessions created by a first write"),
+            sessions_destroyed: r.add(names::SESSIONS_DESTROYED, "Sessions deleted by logout"),
+            sessions: r.add(names::SESSIONS, "Sessions held by this node's store"),
+            session_bytes: r.add(
+                names::SESSION_BYTES,
+                "Approximate bytes of sessions held by this node's store",
+            ),
+            expired: r.add(
+                names::SESSIONS_EXPIRED,
+                "Sessions removed by idle or absolute expiry",
+            ),
+            write_retries: r.add(
+                names::SESSION_WRITE_RETRIES,
+                "Session writes re-read and re-applied after a compare-and-set conflict",
+            ),
+            write_conflicts: r.add(
+                names::SESSION_WRITE_CONFLICTS,
+                "Session writes answered 409: still conflicting after every retry",
+            ),
+            binding_refused: r.add(
+                names::SESSION_BINDING_REFUSED,
+                "Sessions presented with another User-Agent than they were bound to, \
+                 treated as none",
+            ),
+            tokens_refused: r.add(
+                names::TOKENS_REFUSED,
+                "Bearer and refresh tokens refused (401), by reason",
+            ),
+            store_budget: r.add(
+                names::STORE_BUDGET_BYTES,
+                "The memory store's byte budget (--store-budget)",
+            ),
+            anonymous_bytes: r.add(
+                names::ANONYMOUS_SESSION_BYTES,
+                "Approximate bytes of sessions with no user",
+            ),
+            anonymous_budget: r.add(
+                names::ANONYMOUS_BUDGET_BYTES,
+                "The byte budget of sessions with no user (--anonymous-budget)",
+            ),
+            store_refused: r.add(
+                names::STORE_REFUSED,
+                "Session writes (local or from peers) refused at a byte budget, \
+                 by budget (store, anonymous)",
+            ),
+            rate_limited: r.add(
+                names::RATE_LIMITED,
+                "Requests answered 429, by limit (new_session, login)",
+            ),
+            login_queue_full: r.add(
+                names::LOGIN_QUEUE_FULL,
+                "Logins answered 503 because the password-check queue was full",
+            ),
+            cross_site_refused: r.add(
+                names::CROSS_SITE_REFUSED,
+                "State-changing requests from another site answered 403",
+            ),
+            registry: r.0,
         }
     }
 

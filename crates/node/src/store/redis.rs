@@ -42,6 +42,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use sessionlab_session::{RedisStore, RedisStoreConfig};
+use sessionlab_wire::metrics::node as names;
 
 use crate::config::{InvalidConfig, Limits, RedisOptions};
 use crate::error::StartError;
@@ -73,23 +74,24 @@ impl Collector for RedisHealth {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let up = ConstGauge::new(i64::from(self.up.load(Ordering::Acquire)));
         let help = "1 while Redis answers this node's pings, 0 while it does not";
-        encode_one(&mut enc, sessionlab_wire::metrics::node::REDIS_UP, help, up)?;
-        let c = ConstCounter::new(self.store.conflicts_total());
-        let help = "Compare-and-set writes refused because the session changed since it was read";
-        encode_one(
-            &mut enc,
-            sessionlab_wire::metrics::node::REDIS_CONFLICTS,
-            help,
-            c,
-        )?;
-        let c = ConstCounter::new(self.store.unreplicated_total());
-        let help = "Session writes and logouts fewer replicas confirmed than --redis-wait asked, within its timeout";
-        encode_one(
-            &mut enc,
-            sessionlab_wire::metrics::node::REDIS_UNREPLICATED,
-            help,
-            c,
-        )
+        encode_one(&mut enc, names::REDIS_UP, help, up)?;
+        // The store's own counters, read as they stand at the scrape.
+        for (name, help, total) in [
+            (
+                names::REDIS_CONFLICTS,
+                "Compare-and-set writes refused because the session changed since it was read",
+                self.store.conflicts_total(),
+            ),
+            (
+                names::REDIS_UNREPLICATED,
+                "Session writes and logouts fewer replicas confirmed than --redis-wait asked, \
+                 within its timeout",
+                self.store.unreplicated_total(),
+            ),
+        ] {
+            encode_one(&mut enc, name, help, ConstCounter::new(total))?;
+        }
+        Ok(())
     }
 }
 
