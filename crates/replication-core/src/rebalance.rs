@@ -15,10 +15,14 @@
 //!    the copy and restore `K + 1` copies.
 //! 2. **A node that is no longer an owner hands its copy over and drops
 //!    it.** Its copy is sent to the session's owners as an upsert asking
-//!    for an acknowledgement; once every *live* owner acknowledged it (at
-//!    least one), the local copy is removed, unless a newer write arrived
-//!    meanwhile (then the newer copy is handed over in its turn) or
-//!    ownership came back here.
+//!    for an acknowledgement; once *every* owner acknowledged it, the local
+//!    copy is removed, unless a newer write arrived meanwhile (then the
+//!    newer copy is handed over in its turn) or ownership came back here.
+//!    An owner that is down is waited for (the handoff is retried every
+//!    `ack_timeout_ms`): it may be cut off rather than dead, and the copy
+//!    here may be the only one besides the owners that acked. An owner
+//!    that leaves the members changes the owners, and the copy is handed
+//!    over again to the new ones.
 //!
 //! ```text
 //!   members {A, B}  ->  {A, B, C}       session s: owners {A, B} -> {A, C}
@@ -51,6 +55,15 @@
 //! Handoff acks share the `Ack` message with write acks; their ids carry
 //! [`HANDOFF_ACK_BIT`], far above any write id, so each goes to its own
 //! bookkeeping.
+//!
+//! A write made on a node that does not own the session (a round-robin
+//! request) is the same thing as a handoff: the node sends it to the
+//! owners, and keeps its copy only until every owner acknowledged it
+//! (under `--replication-ack all|quorum`, by the write's own ack; under
+//! `none|sent`, by a handoff that follows). Dropping it at once would lose
+//! an acknowledged write whenever the owners stop answering just after it
+//! was queued (a partition): the write is forgiven for the peers that went
+//! down, and no node would hold it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -64,10 +77,11 @@ pub(crate) const HANDOFF_ACK_BIT: u64 = 1 << 62;
 pub struct RebalanceView {
     /// A pass is running (a change of membership not yet fully handled).
     pub in_progress: bool,
-    /// Copies this node sent for rebalances (handoffs, and repairs made
-    /// while a pass ran), since it started.
+    /// Sessions this node sent for rebalances since it started: handoffs
+    /// (one per session, however many owners it went to) and repairs made
+    /// while a pass ran (one per peer repaired).
     pub sessions_moved: u64,
-    /// Their bytes (approximate encoded size, per destination).
+    /// Their bytes (approximate encoded size, counted per destination).
     pub bytes_moved: u64,
     /// How long the last finished pass took.
     pub last_took_ms: Option<u64>,
@@ -100,7 +114,7 @@ pub(crate) struct Handing {
 pub(crate) enum Settled {
     /// Still waiting for other owners.
     Waiting,
-    /// Every live owner acked: the copy may go if it is still the one sent.
+    /// Every owner acked: the copy may go if it is still the one sent.
     Acked { id: SessionId, version: Version },
     /// No owner is left to ack it: try again later.
     Retry(SessionId),
@@ -158,6 +172,25 @@ impl Rebalancer {
     ) -> u64 {
         self.next_ack += 1;
         let ack = HANDOFF_ACK_BIT | self.next_ack;
+        self.track(ack, id, version, owners, now_ms);
+        ack
+    }
+
+    /// Track a copy sent under an ack id of its own: a write made on a
+    /// node that does not own the session, whose upsert carries the
+    /// write's ack id. The copy is dropped like a handed one, once every
+    /// owner acked it.
+    pub fn track(
+        &mut self,
+        ack: u64,
+        id: SessionId,
+        version: Version,
+        owners: BTreeSet<String>,
+        now_ms: u64,
+    ) {
+        if let Some(old) = self.by_id.remove(&id) {
+            self.handing.remove(&old);
+        }
         self.by_id.insert(id.clone(), ack);
         self.handing.insert(
             ack,
@@ -169,7 +202,6 @@ impl Rebalancer {
                 sent_ms: now_ms,
             },
         );
-        ack
     }
 
     /// The ack id a handoff upsert will carry next (for building the
@@ -242,7 +274,7 @@ impl Rebalancer {
         }
     }
 
-    /// `peer` went down or left: it is no longer waited for, by the
+    /// `peer` left the members: it is no longer waited for, by the
     /// handoffs or by the pass.
     pub fn on_peer_gone(&mut self, peer: &str) -> Vec<Settled> {
         if let Some(p) = &mut self.pass {
@@ -304,7 +336,7 @@ mod tests {
         assert!(r.is_handing(&id('a')));
         assert_eq!(r.on_ack("n2", ack), Settled::Waiting);
         assert_eq!(r.on_ack("n2", ack), Settled::Waiting, "a repeat");
-        // n3 dies before it acks: n2 was the only live owner left.
+        // n3 leaves the members before it acks: n2 was the only owner left.
         assert_eq!(
             r.on_peer_gone("n3"),
             vec![Settled::Acked {

@@ -495,7 +495,13 @@ impl Replica {
         self.rebalance.to_hand.extend(lost);
     }
 
-    /// A peer went down or left: the rebalance stops waiting for it.
+    /// Whether data may be queued for `p` now (see
+    /// [`send_to`](Replica::send_to)).
+    fn reachable(&self, p: &Peer) -> bool {
+        p.up || (self.cfg.topology.is_backup() && p.last_heard_ms.is_none())
+    }
+
+    /// A peer left: the rebalance stops waiting for it.
     fn peer_gone(&mut self, pid: &str) {
         for s in self.rebalance.on_peer_gone(pid) {
             self.handoff_settled(s);
@@ -743,12 +749,21 @@ impl Replica {
             write.filter(|_| mode == AckMode::Sent),
         );
         if !owner_here {
-            if queued.is_empty() {
-                // No owner could take it now: keep it, and hand it over
-                // once one is up (the rebalance's handoff).
-                self.rebalance.to_hand.insert(id.clone());
-            } else {
-                self.store.remove(&id);
+            // Not an owner: the copy stays until every owner has it,
+            // then goes (see `crate::rebalance`). With acks asked, the
+            // write's own ack tells; otherwise (or if no owner could take
+            // it now) a handoff follows.
+            match write.filter(|_| mode.asks_peers() && !queued.is_empty()) {
+                Some(w) => self.rebalance.track(
+                    w,
+                    id.clone(),
+                    version.clone(),
+                    targets.iter().flatten().cloned().collect(),
+                    now_ms,
+                ),
+                None => {
+                    self.rebalance.to_hand.insert(id.clone());
+                }
             }
         }
         let ack = match &owners {
@@ -839,16 +854,28 @@ impl Replica {
     /// updated at once; peers get the latest touch per session every
     /// `touch_flush_ms` (coalesced: a busy user costs one message per
     /// interval, not one per request).
+    ///
+    /// Backup topology: a node that is not an owner (and holds no copy)
+    /// still sends the touch to the owners, since the request read the
+    /// session from one of them and its use must move their idle expiry;
+    /// it returns `false` (not held here).
     pub fn touch(&mut self, id: &SessionId, at_ms: u64, now_ms: u64) -> bool {
         if !self.store.touch_at(id, at_ms) {
+            if self.cfg.topology.is_backup() && !self.owns(id) {
+                self.coalesce_touch(id, at_ms, now_ms);
+            }
             return false;
         }
+        self.coalesce_touch(id, at_ms, now_ms);
+        true
+    }
+
+    fn coalesce_touch(&mut self, id: &SessionId, at_ms: u64, now_ms: u64) {
         let at = self.touches.entry(id.clone()).or_insert(at_ms);
         *at = (*at).max(at_ms);
         if self.touches.len() >= self.cfg.queue_limit / 2 {
             self.flush_touches(now_ms);
         }
-        true
     }
 
     fn flush_touches(&mut self, now_ms: u64) {
@@ -889,11 +916,16 @@ impl Replica {
     ) -> Vec<String> {
         let mut queued = Vec::new();
         let mut missed = Vec::new();
+        let backup = self.cfg.topology.is_backup();
         for (pid, p) in self.peers.iter_mut() {
             if targets.is_some_and(|t| !t.contains(pid)) {
                 continue;
             }
-            if !p.up {
+            // Backup: a member just learnt, not heard from yet, gets its
+            // copies queued (it is about to be heard; a write under
+            // `ack=all` waits for it rather than completing with a copy
+            // short). All-to-all keeps its rule: down until heard.
+            if !(p.up || (backup && p.last_heard_ms.is_none())) {
                 if !p.needs_resync {
                     missed.push((pid.clone(), ResyncReason::PeerDown));
                 }
@@ -1171,8 +1203,10 @@ impl Replica {
             Message::Refused { writes } => {
                 let (handoffs, writes): (Vec<u64>, Vec<u64>) =
                     writes.into_iter().partition(|w| w & HANDOFF_ACK_BIT != 0);
-                for h in handoffs {
-                    if let Some(id) = self.rebalance.on_refused(from, h) {
+                // A write made here as a non-owner is tracked by its own
+                // ack id, so write acks go to the rebalance too.
+                for h in handoffs.iter().chain(&writes) {
+                    if let Some(id) = self.rebalance.on_refused(from, *h) {
                         self.rebalance.to_hand.insert(id);
                     }
                 }
@@ -1182,8 +1216,8 @@ impl Replica {
             Message::Ack { writes } => {
                 let (handoffs, writes): (Vec<u64>, Vec<u64>) =
                     writes.into_iter().partition(|w| w & HANDOFF_ACK_BIT != 0);
-                for h in handoffs {
-                    let settled = self.rebalance.on_ack(from, h);
+                for h in handoffs.iter().chain(&writes) {
+                    let settled = self.rebalance.on_ack(from, *h);
                     self.handoff_settled(settled);
                 }
                 let done = self.acks.on_ack(from, &writes);
@@ -1626,9 +1660,14 @@ impl Replica {
             if owners.contains(&self.id) || self.is_pending(&id) {
                 continue; // owned again, or decided by its quorum first
             }
+            // Sent to the owners that can take it now; dropped only once
+            // every owner acked (one that is down is waited for: it may
+            // be cut off, not dead, and the copy may be the last one
+            // besides the owners that have it).
             let live: Vec<String> = owners
-                .into_iter()
-                .filter(|o| self.peers.get(o).is_some_and(|p| p.up))
+                .iter()
+                .filter(|o| self.peers.get(*o).is_some_and(|p| self.reachable(p)))
+                .cloned()
                 .collect();
             let ack = self.rebalance.peek_ack();
             let version = session.version.clone();
@@ -1650,7 +1689,7 @@ impl Replica {
             }
             self.rebalance.count(1, bytes * queued.len() as u64);
             self.rebalance
-                .started(id, version, queued.into_iter().collect(), now_ms);
+                .started(id, version, owners.into_iter().collect(), now_ms);
         }
         self.rebalance.to_hand.extend(later);
         if let Some(pass) = self.rebalance.finish(now_ms) {
@@ -1664,7 +1703,7 @@ impl Replica {
         }
     }
 
-    /// A handoff decided: drop the copy once every live owner has it
+    /// A handoff decided: drop the copy once every owner has it
     /// (unless a newer copy came, or the session is owned here again), or
     /// hand it over again.
     fn handoff_settled(&mut self, s: Settled) {
@@ -1719,7 +1758,11 @@ impl Replica {
             let done = self.acks.on_peer_down(&pid);
             self.settle_acks(done);
             self.mark_resync(&pid, ResyncReason::PeerDown);
-            self.peer_gone(&pid);
+            // The pass stops waiting for its resync; handoffs keep waiting
+            // for it (a copy goes only once every owner holds it).
+            if let Some(pass) = &mut self.rebalance.pass {
+                pass.awaiting.remove(&pid);
+            }
         }
         for (pid, seq) in stuck {
             self.on_send_result(&pid, seq, false, now_ms);
@@ -2083,15 +2126,35 @@ mod tests {
             ack: ReplicationAck::Acked { peers: 1 },
         }));
 
-        // A non-owner sends to both owners and keeps nothing.
+        // A non-owner sends to both owners, and keeps its copy only until
+        // both acked it.
         let w = r
             .upsert(Session::new(theirs.clone(), 0, 1_000_000, 10_000_000), 3)
             .unwrap();
         let mut owners = r.owners_of(&theirs);
         owners.sort();
         assert_eq!(upsert_targets(&r.take_outputs(), &theirs), owners);
-        assert!(r.store().get_raw(&theirs).is_none(), "not kept here");
-        assert!(matches!(w.ack, AckWait::Pending(_)));
+        let AckWait::Pending(write) = w.ack else {
+            panic!("waits for both owners: {:?}", w.ack);
+        };
+        for (i, o) in owners.iter().enumerate() {
+            assert!(r.store().get_raw(&theirs).is_some(), "kept until acked");
+            let ack = Batch {
+                from: o.clone(),
+                to: "n1".into(),
+                seq: 20 + i as u64,
+                sent_ms: 3,
+                messages: vec![Message::Ack {
+                    writes: vec![write],
+                }],
+            };
+            r.on_batch(ack, 3).unwrap();
+        }
+        assert!(r.store().get_raw(&theirs).is_none(), "dropped once acked");
+        assert!(r.take_outputs().contains(&Output::AckDone {
+            write,
+            ack: ReplicationAck::Acked { peers: 2 },
+        }));
 
         // A delete still goes to every peer.
         r.delete(&theirs, 4);

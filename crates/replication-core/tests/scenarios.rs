@@ -12,7 +12,8 @@
 //! ```text
 //! cluster nodes=3 [ack=none|sent|all|quorum] [policy=available|consistent]
 //! [granularity=session|attribute] [queue_limit=N] [digest_chunk=N]
-//!         [page=N] [quiet=false]       a new cluster, run until all are ready
+//!         [page=N] [topology=all-to-all|backup] [backups=K]
+//!         [quiet=false]                a new cluster, run until all are ready
 //! trace [heartbeats=B] [acks=B] [digests=B]   which control messages show
 //! network [delay=LO..HI] [drop=P] [dup=P]     the network's behaviour
 //! upsert NODE NAME [VALUE]             a client write on NODE
@@ -28,7 +29,15 @@
 //! sessions [NODE...]                   what each node holds (and its
 //!                                      per-key stamps, when it has some)
 //! peers NODE                           what NODE knows of its peers
-//! converged                            whether all live nodes agree
+//! converged                            whether all live nodes agree (in
+//!                                      backup: the placement, below)
+//! join NODE                            a new node joins the running cluster
+//! leave NODE                           NODE stops gracefully, announcing it
+//! dead NODE                            the failure detector declares NODE dead
+//! owners NAME...                       each session's owners, primary first
+//! placement                            views agree; each session on exactly
+//!                                      its owners, K + 1 copies, all equal
+//! rebalance [NODE...]                  each node's rebalance totals
 //! ```
 
 use std::error::Error;
@@ -36,8 +45,8 @@ use std::fmt::Write as _;
 
 use goldenscript::{Command, Runner};
 use sessionlab_replication_core::{
-    AckMode, EPOCH_MS, Granularity, NetworkFaults, PartitionPolicy, Sim, SimConfig, TraceFilter,
-    session_id,
+    AckMode, EPOCH_MS, Granularity, NetworkFaults, PartitionPolicy, Sim, SimConfig, Topology,
+    TraceFilter, session_id,
 };
 
 struct Scenario {
@@ -82,6 +91,20 @@ impl Scenario {
         }
         if let Some(p) = args.lookup_parse("page")? {
             cfg.protocol.snapshot_page_entries = p;
+        }
+        let backups: Option<usize> = args.lookup_parse("backups")?;
+        match args.lookup_parse::<String>("topology")?.as_deref() {
+            None | Some("all-to-all") => {
+                if backups.is_some() {
+                    return Err("backups=K needs topology=backup".into());
+                }
+            }
+            Some("backup") => {
+                cfg.protocol.topology = Topology::Backup {
+                    backups: backups.unwrap_or(1),
+                };
+            }
+            Some(other) => return Err(format!("unknown topology {other}").into()),
         }
         let quiet: bool = args.lookup_parse("quiet")?.unwrap_or(true);
         args.reject_rest()?;
@@ -261,6 +284,54 @@ impl Runner for Scenario {
                 }
                 return Ok(out);
             }
+            "join" => self.sim()?.add_node(&pos(0)?)?,
+            "leave" => self.sim()?.remove_node(&pos(0)?)?,
+            "dead" => self.sim()?.declare_dead(&pos(0)?)?,
+            "owners" => {
+                let mut out = self.flush_trace()?;
+                let sim = self.sim()?;
+                let viewer = sim
+                    .members()
+                    .into_iter()
+                    .find(|m| sim.is_up(m))
+                    .ok_or("no live member")?;
+                let r = sim.replica(&viewer).ok_or("no live member")?;
+                for name in &positional {
+                    let owners = r.owners_of(&session_id(name));
+                    writeln!(out, "{name}: owners {}", owners.join(" "))?;
+                }
+                return Ok(out);
+            }
+            "placement" => {
+                let mut out = self.flush_trace()?;
+                match self.sim()?.check_placement() {
+                    Ok(()) => writeln!(out, "placement ok")?,
+                    Err(e) => writeln!(out, "placement WRONG: {e}")?,
+                }
+                return Ok(out);
+            }
+            "rebalance" => {
+                let mut out = self.flush_trace()?;
+                let sim = self.sim()?;
+                let nodes = if positional.is_empty() {
+                    sim.node_ids()
+                } else {
+                    positional.clone()
+                };
+                for n in nodes {
+                    let Some(r) = sim.replica(&n) else {
+                        writeln!(out, "{n}: down")?;
+                        continue;
+                    };
+                    let v = r.rebalance_view();
+                    writeln!(
+                        out,
+                        "{n}: passes={} moved={} bytes={} in_progress={}",
+                        v.passes, v.sessions_moved, v.bytes_moved, v.in_progress
+                    )?;
+                }
+                return Ok(out);
+            }
             "converged" => {
                 let mut out = self.flush_trace()?;
                 match self.sim()?.check_converged() {
@@ -338,4 +409,19 @@ fn acks_all_logout() {
 #[test]
 fn granularity_two_tabs() {
     run("granularity_two_tabs");
+}
+
+#[test]
+fn backup_join() {
+    run("backup_join");
+}
+
+#[test]
+fn backup_leave() {
+    run("backup_leave");
+}
+
+#[test]
+fn backup_rebalance() {
+    run("backup_rebalance");
 }
