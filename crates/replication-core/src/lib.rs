@@ -84,5 +84,7 @@ pub use rebalance::RebalanceView;
 pub use replica::{Event, LocalDelete, LocalWrite, Outcome, Output, PeerView, Replica};
 pub use shared::Shared;
 #[cfg(feature = "sim")]
-pub use sim::{EPOCH_MS, NetworkFaults, Rng, Sim, SimConfig, SimError, TraceFilter, session_id};
+pub use sim::{
+    EPOCH_MS, NetworkFaults, Rng, Sim, SimConfig, SimError, TraceFilter, Traffic, session_id,
+};
 pub use tombstones::Tombstones;

@@ -351,6 +351,8 @@ pub struct Replica {
     lag_clock: Option<fn() -> u64>,
     /// Backup topology: handing copies to their owners ([`crate::rebalance`]).
     rebalance: Rebalancer,
+    /// [`Replica::leave`] was called: owns nothing, hands everything over.
+    leaving: bool,
 }
 
 impl Replica {
@@ -403,6 +405,7 @@ impl Replica {
             outputs: Vec::new(),
             lag_clock: None,
             rebalance: Rebalancer::default(),
+            leaving: false,
         };
         let alone = r.peers.is_empty();
         if (alone && !r.cfg.wait_for_peers) || (!alone && r.cfg.topology.is_backup()) {
@@ -473,10 +476,12 @@ impl Replica {
         if !self.cfg.topology.is_backup() || self.join != Join::Ready {
             return;
         }
+        // A leaving node repairs no one (it owns nothing): its pass is
+        // its handoffs alone.
         let peers: Vec<String> = self
             .peers
             .values()
-            .filter(|p| p.up || Some(p.id.as_str()) == added)
+            .filter(|p| !self.leaving && (p.up || Some(p.id.as_str()) == added))
             .map(|p| p.id.clone())
             .collect();
         for pid in &peers {
@@ -510,7 +515,11 @@ impl Replica {
 
     /// The current members, to compute owners many times over.
     fn ownership(&self) -> Ownership<'_> {
-        let members: Vec<&str> = std::iter::once(self.id.as_str())
+        // A leaving node owns nothing: every session's owners are chosen
+        // among the others, the members it will leave behind.
+        let me = (!self.leaving).then_some(self.id.as_str());
+        let members: Vec<&str> = me
+            .into_iter()
             .chain(self.peers.keys().map(String::as_str))
             .collect();
         Ownership {
@@ -518,6 +527,30 @@ impl Replica {
             backup: self.cfg.topology.is_backup(),
             members,
         }
+    }
+
+    /// Backup topology: this node is about to stop gracefully. From now on
+    /// it owns nothing: every copy it holds is handed to its owners among
+    /// the other members, and dropped once they all acked it (a pass, with
+    /// its [`Event::Rebalanced`]); writes made here go to the owners. The
+    /// caller waits (bounded) until [`rebalance_view`](Self::rebalance_view)
+    /// shows no pass in progress, then announces its leave and stops: the
+    /// sessions survive even if the next owner to go leaves at once.
+    /// Returns `false` in all-to-all (every member holds everything:
+    /// nothing to hand over) or if already leaving.
+    pub fn leave(&mut self, now_ms: u64) -> bool {
+        if !self.cfg.topology.is_backup() || self.leaving {
+            return false;
+        }
+        self.leaving = true;
+        tracing::info!(node = %self.id, held = self.store.len(), "leaving: handing every session over");
+        self.membership_changed(None, now_ms);
+        true
+    }
+
+    /// Whether [`leave`](Self::leave) was called.
+    pub fn is_leaving(&self) -> bool {
+        self.leaving
     }
 
     /// The rebalance as status pages show it.

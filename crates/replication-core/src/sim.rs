@@ -125,6 +125,21 @@ impl TraceFilter {
     }
 }
 
+/// What the network carried while metering was on
+/// ([`Sim::set_metering`]): every batch sent, and those with data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub batches: u64,
+    /// Bytes of every batch in its wire form ([`crate::codec::encode`]).
+    pub bytes: u64,
+    /// Batches that carried data messages (upserts, deletes, touches).
+    pub data_batches: u64,
+    pub data_bytes: u64,
+    /// Data messages, and upserts among them.
+    pub data_messages: u64,
+    pub upserts: u64,
+}
+
 /// How to build a simulation.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -240,6 +255,9 @@ pub struct Sim {
     members: BTreeSet<String>,
     /// Nodes that left gracefully (gone for good).
     left: BTreeSet<String>,
+    /// Counting the traffic costs an encoding per batch: off by default.
+    metering: bool,
+    traffic: Traffic,
 }
 
 /// The id the simulation uses for a session called `name`: the name padded
@@ -276,6 +294,8 @@ impl Sim {
             acks: Vec::new(),
             members: ids.iter().cloned().collect(),
             left: BTreeSet::new(),
+            metering: false,
+            traffic: Traffic::default(),
             cfg,
         };
         for id in &ids {
@@ -320,6 +340,17 @@ impl Sim {
     pub fn set_tracing(&mut self, on: bool, filter: TraceFilter) {
         self.tracing = on;
         self.filter = filter;
+    }
+
+    /// Count the traffic from now on (or stop), starting from zero.
+    pub fn set_metering(&mut self, on: bool) {
+        self.metering = on;
+        self.traffic = Traffic::default();
+    }
+
+    /// The traffic counted since metering was turned on.
+    pub fn traffic(&self) -> Traffic {
+        self.traffic
     }
 
     pub fn take_trace(&mut self) -> Vec<String> {
@@ -591,6 +622,31 @@ impl Sim {
         Ok(())
     }
 
+    /// `id` leaves gracefully after handing its sessions over
+    /// ([`Replica::leave`]): the simulation runs until its pass is over (at
+    /// most `max_ms`), then the node stops and announces its leave.
+    /// Returns how long the handover took.
+    pub fn drain_and_leave(&mut self, id: &str, max_ms: u64) -> Result<u64, SimError> {
+        let now = self.now_ms;
+        let start = now;
+        if self.replica_mut(id)?.leave(now) {
+            self.note(format!("{id}: leaving, hands its sessions over"));
+        }
+        self.drain(id);
+        while self.now_ms - start < max_ms {
+            let busy = self
+                .replica(id)
+                .is_some_and(|r| r.rebalance_view().in_progress);
+            if !busy {
+                break;
+            }
+            self.run_for(self.cfg.tick_ms)?;
+        }
+        let took = self.now_ms - start;
+        self.remove_node(id)?;
+        Ok(took)
+    }
+
     /// The failure detector's verdict on a crashed node: the others remove
     /// it from their members (each after its own delay).
     pub fn declare_dead(&mut self, id: &str) -> Result<(), SimError> {
@@ -749,6 +805,24 @@ impl Sim {
 
     fn send(&mut self, batch: Batch, incarnation: u64) {
         let now = self.now_ms;
+        if self.metering {
+            let bytes = crate::codec::encode(&batch).len() as u64;
+            let t = &mut self.traffic;
+            t.batches += 1;
+            t.bytes += bytes;
+            if batch.has_data() {
+                t.data_batches += 1;
+                t.data_bytes += bytes;
+                for m in &batch.messages {
+                    if m.is_data() {
+                        t.data_messages += 1;
+                    }
+                    if matches!(m, Message::Upsert(_)) {
+                        t.upserts += 1;
+                    }
+                }
+            }
+        }
         let link = (batch.from.clone(), batch.to.clone());
         let reason = if self.cut.contains(&link) {
             Some("partition")

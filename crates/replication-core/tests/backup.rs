@@ -278,3 +278,38 @@ mod churn {
         assert!(failures.is_empty(), "{failures:#?}");
     }
 }
+
+#[test]
+fn a_drained_leave_hands_everything_over_so_two_leaves_in_a_row_lose_nothing() {
+    let mut sim = backup_sim(5, 1, 4);
+    sim.run_for(500).unwrap();
+    write_many(&mut sim, 80);
+    sim.run_for(1_000).unwrap();
+    sim.check_placement().unwrap();
+    // Some sessions are owned by both node-2 and node-3: with K = 1 two
+    // plain leaves in a row would lose them.
+    let both = sim
+        .holders()
+        .values()
+        .filter(|h| h.contains_key("node-2") && h.contains_key("node-3"))
+        .count();
+    assert!(both > 0);
+    let took = sim.drain_and_leave("node-2", 5_000).unwrap();
+    assert!(took < 5_000, "the handover finished: {took} ms");
+    let took = sim.drain_and_leave("node-3", 5_000).unwrap();
+    assert!(took < 5_000, "{took} ms");
+    sim.run_for(3_000).unwrap();
+    sim.check_placement().unwrap();
+    assert_eq!(sim.holders().len(), 80, "nothing lost");
+
+    // The same cluster with two plain leaves (no handover): the sessions
+    // both owned are gone.
+    let mut plain = backup_sim(5, 1, 4);
+    plain.run_for(500).unwrap();
+    write_many(&mut plain, 80);
+    plain.run_for(1_000).unwrap();
+    plain.remove_node("node-2").unwrap();
+    plain.remove_node("node-3").unwrap();
+    plain.run_for(3_000).unwrap();
+    assert_eq!(plain.holders().len(), 80 - both);
+}

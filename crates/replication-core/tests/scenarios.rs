@@ -33,6 +33,7 @@
 //!                                      backup: the placement, below)
 //! join NODE                            a new node joins the running cluster
 //! leave NODE                           NODE stops gracefully, announcing it
+//! drain NODE                           NODE hands its sessions over, then leaves
 //! dead NODE                            the failure detector declares NODE dead
 //! owners NAME...                       each session's owners, primary first
 //! placement                            views agree; each session on exactly
@@ -286,6 +287,13 @@ impl Runner for Scenario {
             }
             "join" => self.sim()?.add_node(&pos(0)?)?,
             "leave" => self.sim()?.remove_node(&pos(0)?)?,
+            "drain" => {
+                let node = pos(0)?;
+                let took = self.sim()?.drain_and_leave(&node, 5_000)?;
+                let mut out = self.flush_trace()?;
+                writeln!(out, "{node}: handed over in {took} ms, left")?;
+                return Ok(out);
+            }
             "dead" => self.sim()?.declare_dead(&pos(0)?)?,
             "owners" => {
                 let mut out = self.flush_trace()?;
