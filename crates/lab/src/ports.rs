@@ -10,8 +10,8 @@
 //! common mistake (a cluster or some other server already on 8080) into one
 //! clear message instead of a node dying with "address in use" in its log.
 
+use sessionlab_wire::ports;
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, TcpListener};
 
 use serde::{Deserialize, Serialize};
 
@@ -91,47 +91,27 @@ impl PortAllocator {
     }
 
     fn free_port(&mut self, purpose: &str) -> Result<u16> {
-        // Pick at random below the kernel's ephemeral range (32768-60999 on
-        // Linux): a port the OS hands out with bind(0) is also a candidate
-        // for the client side of any outgoing connection, which can take it
-        // between this check and the server binding it. Below the range only
-        // another lab picking at random can collide, and the random spread
-        // plus the bind check make that rare; the OS's own pick is the
-        // fallback.
-        for _ in 0..64 {
-            let port = rand::random_range(FREE_PORT_RANGE);
-            if !self.taken.contains(&port) && is_free(port) {
-                self.taken.insert(port);
-                return Ok(port);
-            }
-        }
-        for _ in 0..16 {
-            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                .map_err(LabError::io(format!("finding a free port for {purpose}")))?;
-            let port = listener
-                .local_addr()
-                .map_err(LabError::io("reading a bound address"))?
-                .port();
-            if self.taken.insert(port) {
-                return Ok(port);
-            }
-        }
-        Err(LabError::InvalidArgument(format!(
-            "could not find a free port for {purpose}"
-        )))
+        // The shared picker (below the ephemeral range, reserved against
+        // every other lab and test picking at the same time): see
+        // `sessionlab_wire::ports`.
+        let taken = &self.taken;
+        let port = ports::pick(&|p| taken.contains(&p)).ok_or_else(|| {
+            LabError::InvalidArgument(format!("could not find a free port for {purpose}"))
+        })?;
+        self.taken.insert(port);
+        Ok(port)
     }
 }
 
-/// Where "any free port" is looked for: below Linux's ephemeral range.
-const FREE_PORT_RANGE: std::ops::Range<u16> = 20_000..32_000;
-
 /// Whether nothing listens on 127.0.0.1:`port` (we can bind it).
 pub fn is_free(port: u16) -> bool {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+    ports::is_free(port)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::net::{Ipv4Addr, TcpListener};
+
     use super::*;
 
     #[test]

@@ -19,6 +19,7 @@
 //! - [`admin_auth`]: the token, `Origin`, `Host` and content-type checks of
 //!   every operator-only listener;
 //! - [`clock`] and [`rss`]: the wall clock in ms and a process's resident memory.
+//! - [`ports`]: free loopback ports that parallel pickers (labs, tests) never share.
 //!
 //! It has no HTTP server or client in it (and no async runtime): the lab and
 //! the load tool can depend on it without pulling in a web framework.
@@ -30,6 +31,7 @@ pub mod hash;
 pub mod keys;
 pub mod lb_admin;
 pub mod metrics;
+pub mod ports;
 pub mod route;
 pub mod rss;
 pub mod served_by;
@@ -38,4 +40,6 @@ pub mod status;
 pub mod strategy;
 
 pub use cookie::{Presented, ROUTE_COOKIE, SESSION_COOKIE};
-pub use status::{NodeStatus, PeerStatus};
+pub use status::{
+    DiscoveryStatus, MemberStatus, MembershipStatus, NodeStatus, PeerStatus, RebalanceStatus,
+};

@@ -38,6 +38,17 @@ pub struct NodeStatus {
     pub memory_rss_bytes: Option<u64>,
     /// Replication peers (empty when not replicating).
     pub peers: Vec<PeerStatus>,
+    /// `all-to-all` or `backup` (empty when not replicating).
+    pub topology: String,
+    /// Backup topology: the copies kept besides the primary (K); 0 otherwise.
+    pub backups: u32,
+    /// Who is in the cluster, as this node's failure detector sees it
+    /// (`None` when membership is the static `--peer` list only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub membership: Option<MembershipStatus>,
+    /// Ownership moving after a membership change (backup topology).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<RebalanceStatus>,
 }
 
 impl Default for NodeStatus {
@@ -55,6 +66,10 @@ impl Default for NodeStatus {
             uptime_ms: 0,
             memory_rss_bytes: None,
             peers: Vec::new(),
+            topology: String::new(),
+            backups: 0,
+            membership: None,
+            rebalance: None,
         }
     }
 }
@@ -72,6 +87,62 @@ pub struct PeerStatus {
     pub queue_depth: u64,
     /// Marked for a full resync (it missed more than the queue holds).
     pub needs_resync: bool,
+}
+
+/// The membership view (SWIM) of one node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MembershipStatus {
+    /// Bumped on every change of the view; equal views have equal versions
+    /// only by accident, so compare the members, not this.
+    pub version: u64,
+    /// Every member known, this node included.
+    pub members: Vec<MemberStatus>,
+    /// `--discover NAME:PORT`: what the name resolved to last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<DiscoveryStatus>,
+}
+
+/// One member as the failure detector sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MemberStatus {
+    pub id: String,
+    /// Its cluster listener (`host:port`), as it advertises it.
+    pub addr: String,
+    /// `alive`, `suspect`, `dead` or `left`.
+    pub state: String,
+    /// Raised by the member itself to refute a suspicion.
+    pub incarnation: u64,
+}
+
+/// DNS discovery of the other members.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DiscoveryStatus {
+    /// `NAME:PORT` as given.
+    pub target: String,
+    /// The addresses of the last successful lookup.
+    pub addrs: Vec<String>,
+    /// Why the last lookup failed (the node keeps retrying).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Sessions handed to their new owners after membership changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RebalanceStatus {
+    /// A change is still being handled.
+    pub in_progress: bool,
+    /// Sessions sent to new owners since the node started.
+    pub sessions_moved: u64,
+    /// Their bytes.
+    pub bytes_moved: u64,
+    /// How long the last finished rebalance took.
+    pub last_took_ms: Option<u64>,
+    /// Rebalances finished.
+    pub passes: u64,
 }
 
 #[cfg(test)]

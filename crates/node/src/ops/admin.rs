@@ -72,6 +72,7 @@ async fn status(node: web::Data<NodeState>) -> Result<HttpResponse, NodeError> {
         uptime_ms: node.started.elapsed().as_millis() as u64,
         memory_rss_bytes: sessionlab_wire::rss::resident_bytes(),
         peers: node.status.as_ref().map(|s| s.peers()).unwrap_or_default(),
+        ..Status::default()
     }))
 }
 

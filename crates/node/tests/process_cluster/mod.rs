@@ -214,7 +214,15 @@ impl TestCluster {
                 SECRET,
             )
             .await;
-        assert_eq!(res.status(), 200, "digest of node-{}", i + 1);
+        let status = res.status();
+        if status != 200 {
+            let body = res.text().await.unwrap_or_default();
+            panic!(
+                "digest of node-{}: {status} {body}\n{}",
+                i + 1,
+                self.log_tail(i)
+            );
+        }
         let v: Value = res.json().await.unwrap();
         assert!(v["upto"].is_null(), "digest did not fit one page: {v}");
         v["entries"]
