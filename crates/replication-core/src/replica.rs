@@ -548,6 +548,19 @@ impl Replica {
         true
     }
 
+    /// The membership layer found that this node is the first member (a
+    /// DNS name that resolves to this node alone): a replica still waiting
+    /// for its first peer ([`ProtocolConfig::wait_for_peers`]) serves from
+    /// now on, with nothing to catch up on. Returns `false` if it was ready
+    /// already or has peers (then its join runs as usual).
+    pub fn serve_alone(&mut self, now_ms: u64) -> bool {
+        if self.join == Join::Ready || !self.peers.is_empty() {
+            return false;
+        }
+        self.become_ready(true, now_ms);
+        true
+    }
+
     /// Whether [`leave`](Self::leave) was called.
     pub fn is_leaving(&self) -> bool {
         self.leaving

@@ -66,7 +66,9 @@ pub enum FaultError {
 /// The node's current faults; cheap to read on every batch.
 #[derive(Debug)]
 pub struct Faults {
-    peers: BTreeSet<String>,
+    /// The peers a fault may name: the configured ones and every member
+    /// membership has added since (a member once known stays nameable).
+    peers: RwLock<BTreeSet<String>>,
     current: RwLock<FaultSet>,
 }
 
@@ -74,7 +76,7 @@ impl Faults {
     /// No faults, for a node with these peers.
     pub fn new(peers: impl IntoIterator<Item = String>) -> Self {
         Faults {
-            peers: peers.into_iter().collect(),
+            peers: RwLock::new(peers.into_iter().collect()),
             current: RwLock::new(FaultSet::default()),
         }
     }
@@ -82,8 +84,11 @@ impl Faults {
     /// Replace the fault set. Peers are checked, so a typo does not
     /// silently cut nothing; duplicates are removed and the list sorted.
     pub fn set(&self, mut set: FaultSet) -> Result<FaultSet, FaultError> {
-        if let Some(p) = set.drop.iter().find(|p| !self.peers.contains(*p)) {
-            return Err(FaultError::UnknownPeer(p.clone()));
+        if let Some(p) = {
+            let peers = self.peers.read();
+            set.drop.iter().find(|p| !peers.contains(*p)).cloned()
+        } {
+            return Err(FaultError::UnknownPeer(p));
         }
         if set.delay_ms > MAX_DELAY_MS {
             return Err(FaultError::DelayTooLong(set.delay_ms));
@@ -107,6 +112,11 @@ impl Faults {
             tracing::warn!(drop = ?set.drop, delay_ms = set.delay_ms, "faults injected");
         }
         Ok(set)
+    }
+
+    /// A member joined: faults may name it from now on.
+    pub fn add_peer(&self, peer: &str) {
+        self.peers.write().insert(peer.to_owned());
     }
 
     pub fn get(&self) -> FaultSet {

@@ -1,4 +1,4 @@
-//! The node's replication flags: `--replication off|all-to-all` and the
+//! The node's replication flags: `--replication off|all-to-all|backup` and the
 //! `--peer ID=HOST:PORT` list.
 //!
 //! These are how an operator names the cluster, so they live with the
@@ -10,18 +10,21 @@ use sessionlab_replication_core::ConfigError;
 
 use crate::addr::{BadPeerAddr, PeerAddr};
 
-/// `--replication off|all-to-all`.
+/// `--replication off|all-to-all|backup`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReplicationMode {
     #[default]
     Off,
     AllToAll,
+    /// Each session on its `--backups + 1` owners only.
+    Backup,
 }
 
 sessionlab_replication_core::keyword_enum!(ReplicationMode, "replication", {
     Off => "off",
     AllToAll => "all-to-all",
+    Backup => "backup",
 });
 
 /// Parse one `--peer` value: `node-2=127.0.0.1:9082`, or with a host name

@@ -5,6 +5,8 @@
 //! | `POST /cluster/v1/batch` | a [`Batch`] from a peer: the whole protocol travels here |
 //! | `GET /cluster/v1/digest?after=ID&limit=N` | this node's digest page (inspection, tests) |
 //! | `GET /cluster/v1/snapshot?after=ID` | a snapshot page (inspection, tests) |
+//! | `POST /cluster/v1/swim` | a failure-detector message ([`crate::membership`]); 404 without run-time membership, 409 for a join with an id in use |
+//! | `GET /cluster/v1/fetch?id=ID` | one session this node holds, or 404 ([`crate::fetch`]) |
 //! | `POST /admin/v1/faults` | replace the fault set ([`crate::faults`]) |
 //! | `GET /admin/v1/faults` | the current fault set |
 //! | `GET /admin/v1/replication?since=SEQ&limit=N` | recent events and this node's links ([`crate::events`]; unsigned, like the node's own admin views) |
@@ -52,6 +54,7 @@ use crate::auth::{self, PresentedHeaders};
 use crate::faults::FaultSet;
 use crate::metrics::Direction;
 use crate::runtime::Shared;
+use sessionlab_replication_core::membership::SwimMessage;
 use sessionlab_replication_core::{Batch, MAX_LIST_ENTRIES, Rejected, codec};
 
 /// Mount the routes; see the module docs.
@@ -72,6 +75,16 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, shared: Arc<Shared>) {
         web::resource("/cluster/v1/snapshot")
             .app_data(data.clone())
             .route(signed_page_route(snapshot_page)),
+    )
+    .service(
+        web::resource(crate::membership::SWIM_PATH)
+            .app_data(data.clone())
+            .route(web::post().to(receive_swim)),
+    )
+    .service(
+        web::resource(crate::fetch::FETCH_PATH)
+            .app_data(data.clone())
+            .route(web::get().to(fetch_session)),
     )
     .service(
         web::resource("/admin/v1/faults")
@@ -265,6 +278,83 @@ async fn receive_batch(
             };
             refuse(&shared, status, e.reason(), e)
         }
+    }
+}
+
+async fn receive_swim(
+    req: HttpRequest,
+    payload: web::Payload,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    let Some(link) = shared.membership.as_ref() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "this node's members are the static --peer list (no --join, --discover or backup topology)",
+        );
+    };
+    let Signed {
+        value: msg, signer, ..
+    } = match signed_json::<SwimMessage>(&shared, &req, payload).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let from = msg.sender().clone();
+    if signer != from.id {
+        return refuse(
+            &shared,
+            StatusCode::UNAUTHORIZED,
+            "sender_mismatch",
+            format!("signed by {signer} but sent as {}", from.id),
+        );
+    }
+    if let Err(e) = msg.check() {
+        let status = match e {
+            Rejected::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        return refuse(&shared, status, e.reason(), e);
+    }
+    if shared.faults.drops(&from.id) {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "dropped by fault injection",
+        );
+    }
+    if matches!(msg, SwimMessage::Join { .. }) {
+        if let Some(why) = link.id_conflict(&from) {
+            tracing::warn!(node = %shared.node_id, from = %from.addr, "{why}: join refused");
+            return refuse(&shared, StatusCode::CONFLICT, "id_in_use", why);
+        }
+    }
+    shared.metrics.on_swim(Direction::Received, msg.kind());
+    let step = link.swim.lock().on_message(msg, clock::now_ms());
+    shared.swim_step(step);
+    HttpResponse::NoContent().finish()
+}
+
+#[derive(Deserialize)]
+struct FetchQuery {
+    id: String,
+}
+
+async fn fetch_session(
+    req: HttpRequest,
+    payload: web::Payload,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    if let Err(resp) = authenticate(&shared, &req, payload).await {
+        return resp;
+    }
+    let id = match web::Query::<FetchQuery>::from_query(req.query_string())
+        .map_err(|e| e.to_string())
+        .and_then(|q| SessionId::parse(&q.id).map_err(|e| e.to_string()))
+    {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match shared.store.get_live(&id, clock::now_ms()) {
+        Some(session) => HttpResponse::Ok().json(session),
+        None => error(StatusCode::NOT_FOUND, "no live copy here"),
     }
 }
 

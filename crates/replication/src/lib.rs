@@ -12,6 +12,9 @@
 //!   (`transport`), signed per [`auth`], with faults injected on request
 //!   ([`FaultSet`]), counted in Prometheus metrics (`metrics`) and kept
 //!   for watching (`events`);
+//! - run-time membership (`membership`: SWIM over signed HTTP, `--join`,
+//!   `--discover`) turning joins, leaves and deaths into peers, and the
+//!   backup topology's remote fetch (`fetch`) of a session held elsewhere;
 //! - the cluster listener's handlers (`http`), mounted by
 //!   [`ReplicationHandle::configure`];
 //! - [`ReplicatedStore`], the `SessionStore` the node's handlers use
@@ -39,8 +42,10 @@ mod addr;
 pub mod auth;
 mod events;
 mod faults;
+mod fetch;
 mod flags;
 mod http;
+mod membership;
 mod metrics;
 mod runtime;
 mod store;
@@ -49,9 +54,11 @@ mod transport;
 pub use addr::PeerAddr;
 pub use faults::FaultSet;
 pub use flags::{ReplicationMode, parse_peer};
+pub use membership::MembershipConfig;
 pub use runtime::{PeerStatus, Replication, ReplicationConfig, ReplicationHandle, StartError};
+pub use sessionlab_replication_core::ownership;
 pub use sessionlab_replication_core::{
     AckMode, Batch, ConfigError, Delete, Granularity, MAX_LAMPORT, MAX_NODE_ID_LEN, MAX_USER_LEN,
-    Message, PartitionPolicy, ProtocolConfig, Upsert,
+    Message, PartitionPolicy, ProtocolConfig, Topology, Upsert,
 };
 pub use store::ReplicatedStore;

@@ -22,6 +22,10 @@
 //! | `replication_acks_total{result}` | writes that waited: sent / acked / timed out |
 //! | `replication_refused_writes_total{reason}` | writes refused by `--partition-policy consistent`: `no_majority` (this node sees no majority, refused before writing), `not_acknowledged` (a majority did not take it in time, or a peer held a newer copy) |
 //! | `replication_ready`, `replication_tombstones` | joined and caught up; tombstones held |
+//! | `replication_remote_fetches_total{outcome}`, `replication_remote_fetch_seconds` | backup topology: a session asked of an owner (`hit`, `miss`, `error`) and how long it took |
+//! | `replication_rebalance_sessions_total`, `replication_rebalance_bytes_total`, `replication_rebalance_last_seconds` | sessions and bytes sent to new owners after membership changes; the last rebalance's duration |
+//! | `membership_members{state}`, `membership_version` | the SWIM view: members by state (this node included) and its version |
+//! | `membership_messages_total{direction,kind}` | failure-detector messages in and out (`ping`, `ack`, `ping_req`, `join`, `join_reply`, `gossip`) |
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -30,6 +34,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use sessionlab_session::ReplicationAck;
+use sessionlab_wire::metrics::membership as member_names;
 use sessionlab_wire::metrics::replication as names;
 
 use sessionlab_replication_core::{Event, Outcome, PeerView};
@@ -78,6 +83,22 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SwimLabels {
+    direction: &'static str,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -110,6 +131,14 @@ pub struct Metrics {
     refused_writes: Family<ReasonLabels, Counter>,
     ready: Gauge,
     tombstones: Gauge,
+    remote_fetches: Family<OutcomeLabels, Counter>,
+    remote_fetch_seconds: Histogram,
+    rebalance_sessions: Counter,
+    rebalance_bytes: Counter,
+    rebalance_last_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    members: Family<StateLabels, Gauge>,
+    membership_version: Gauge,
+    swim_messages: Family<SwimLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -132,6 +161,14 @@ impl Default for Metrics {
             refused_writes: Family::default(),
             ready: Gauge::default(),
             tombstones: Gauge::default(),
+            remote_fetches: Family::default(),
+            remote_fetch_seconds: Histogram::new(LAG_BUCKETS.iter().copied()),
+            rebalance_sessions: Counter::default(),
+            rebalance_bytes: Counter::default(),
+            rebalance_last_seconds: Gauge::default(),
+            members: Family::default(),
+            membership_version: Gauge::default(),
+            swim_messages: Family::default(),
         }
     }
 }
@@ -225,6 +262,75 @@ impl Metrics {
             "Tombstones held (deleted sessions remembered)",
             self.tombstones.clone(),
         );
+        r.register(
+            names::REMOTE_FETCHES,
+            "Sessions asked of an owner (backup topology), by outcome",
+            self.remote_fetches.clone(),
+        );
+        r.register(
+            names::REMOTE_FETCH_SECONDS,
+            "One remote fetch, asked to answered",
+            self.remote_fetch_seconds.clone(),
+        );
+        r.register(
+            names::REBALANCE_SESSIONS,
+            "Sessions sent to new owners after membership changes",
+            self.rebalance_sessions.clone(),
+        );
+        r.register(
+            names::REBALANCE_BYTES,
+            "Bytes of the sessions sent to new owners",
+            self.rebalance_bytes.clone(),
+        );
+        r.register(
+            names::REBALANCE_LAST_SECONDS,
+            "How long the last finished rebalance took",
+            self.rebalance_last_seconds.clone(),
+        );
+        let m = registry.sub_registry_with_prefix(member_names::PREFIX);
+        m.register(
+            member_names::MEMBERS,
+            "Members by state, this node included",
+            self.members.clone(),
+        );
+        m.register(
+            member_names::VERSION,
+            "The membership view's version",
+            self.membership_version.clone(),
+        );
+        m.register(
+            member_names::MESSAGES,
+            "Failure-detector messages, by direction and kind",
+            self.swim_messages.clone(),
+        );
+    }
+
+    /// One remote fetch: `hit`, `miss` or `error`, and how long it took.
+    pub fn on_remote_fetch(&self, outcome: &'static str, seconds: f64) {
+        self.remote_fetches
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+        self.remote_fetch_seconds.observe(seconds);
+    }
+
+    /// A failure-detector message in (`received`) or out (`sent`).
+    pub fn on_swim(&self, direction: Direction, kind: &'static str) {
+        self.swim_messages
+            .get_or_create(&SwimLabels {
+                direction: direction.as_str(),
+                kind,
+            })
+            .inc();
+    }
+
+    /// The membership view: members per state (this node included).
+    pub fn set_members(&self, version: u64, by_state: &[(&'static str, usize)]) {
+        self.membership_version.set(version as i64);
+        for (state, n) in by_state {
+            self.members
+                .get_or_create(&StateLabels { state })
+                .set(*n as i64);
+        }
     }
 
     /// Count a replica event.
@@ -266,6 +372,16 @@ impl Metrics {
                 self.resyncs
                     .get_or_create(&PeerLabels { peer: peer.clone() })
                     .inc();
+            }
+            Event::Rebalanced {
+                sessions,
+                bytes,
+                took_ms,
+                ..
+            } => {
+                self.rebalance_sessions.inc_by(*sessions);
+                self.rebalance_bytes.inc_by(*bytes);
+                self.rebalance_last_seconds.set(*took_ms as f64 / 1e3);
             }
             Event::Ready { .. } => {
                 self.ready.set(1);

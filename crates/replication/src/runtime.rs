@@ -26,7 +26,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use prometheus_client::registry::Registry;
 use sessionlab_session::ReplicationAck;
 use sessionlab_session::{MemoryStore, clock};
@@ -37,6 +37,7 @@ use crate::addr::PeerAddr;
 use crate::auth::{self, ReplayCache};
 use crate::events::EventLog;
 use crate::faults::{FaultSet, Faults};
+use crate::membership::{self, Link, MembershipConfig};
 use crate::metrics::Metrics;
 use crate::store::ReplicatedStore;
 use crate::transport;
@@ -63,6 +64,9 @@ pub struct ReplicationConfig {
     /// turns it off.
     pub coalesce_from: usize,
     pub coalesce_delay: Duration,
+    /// Members learnt at run time (SWIM; `--join`, `--discover`), or `None`
+    /// for the static `--peer` list only. See [`crate::membership`].
+    pub membership: Option<MembershipConfig>,
 }
 
 impl ReplicationConfig {
@@ -81,6 +85,7 @@ impl ReplicationConfig {
             max_body_bytes: 4 * 1024 * 1024,
             coalesce_from: 8,
             coalesce_delay: Duration::from_millis(1),
+            membership: None,
         }
     }
 
@@ -137,6 +142,7 @@ impl fmt::Debug for ReplicationConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("coalesce_from", &self.coalesce_from)
             .field("coalesce_delay", &self.coalesce_delay)
+            .field("membership", &self.membership)
             .finish()
     }
 }
@@ -161,9 +167,15 @@ pub(crate) struct Shared {
     pub secret: Vec<u8>,
     pub store: Arc<MemoryStore>,
     pub replica: Mutex<Replica>,
-    pub addrs: BTreeMap<String, PeerAddr>,
-    /// Each peer's batch URL, parsed once (not per request).
-    pub batch_urls: BTreeMap<String, reqwest::Url>,
+    /// Every peer's cluster listener: the configured ones, and the members
+    /// membership has learnt since.
+    pub addrs: RwLock<BTreeMap<String, PeerAddr>>,
+    /// Each peer's batch URL, parsed once per address (not per request).
+    pub batch_urls: RwLock<BTreeMap<String, reqwest::Url>>,
+    /// The HTTP client of every outgoing cluster request.
+    pub client: reqwest::Client,
+    /// Run-time membership, when configured.
+    pub membership: Option<Link>,
     pub faults: Faults,
     pub metrics: Metrics,
     /// The last events, for the dashboard ([`crate::events`]).
@@ -182,6 +194,22 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Where peer `id` listens (a new member, or a member that moved).
+    pub fn set_addr(&self, id: &str, addr: PeerAddr) {
+        if self.addrs.read().get(id) == Some(&addr) {
+            return;
+        }
+        match batch_url(&addr) {
+            Ok(url) => {
+                self.batch_urls.write().insert(id.to_owned(), url);
+                self.addrs.write().insert(id.to_owned(), addr);
+            }
+            Err(e) => {
+                tracing::warn!(peer = id, %addr, error = %e, "a peer address that makes no URL")
+            }
+        }
+    }
+
     /// Call the replica with the current time, then dispatch its outputs.
     pub fn with_replica<T>(&self, f: impl FnOnce(&mut Replica, u64) -> T) -> T {
         let (value, outputs) = {
@@ -233,6 +261,12 @@ impl Shared {
             }
         }
     }
+}
+
+/// `http://ADDR/cluster/v1/batch`.
+fn batch_url(addr: &PeerAddr) -> Result<reqwest::Url, String> {
+    reqwest::Url::parse(&format!("http://{addr}{}", transport::BATCH_PATH))
+        .map_err(|e| e.to_string())
 }
 
 /// One line per replication event: data at debug, the rest at info/warn.
@@ -296,11 +330,18 @@ impl Replication {
             .peers
             .iter()
             .map(|(id, addr)| {
-                reqwest::Url::parse(&format!("http://{addr}{}", transport::BATCH_PATH))
+                batch_url(addr)
                     .map(|url| (id.clone(), url))
                     .map_err(|e| ConfigError::Invalid(format!("peer {id} at {addr}: {e}")))
             })
             .collect::<Result<BTreeMap<_, _>, _>>()?;
+        let (link, swim_outbox) = match &cfg.membership {
+            Some(m) => {
+                let (link, outbox) = Link::new(&cfg.node_id, m);
+                (Some(link), Some(outbox))
+            }
+            None => (None, None),
+        };
         let mut replica = Replica::new(
             cfg.node_id.clone(),
             peer_ids.clone(),
@@ -309,15 +350,23 @@ impl Replication {
             clock::now_ms(),
         );
         replica.set_lag_clock(clock::now_us);
-        let (outbox, batches) = mpsc::channel(2 * cfg.peers.len() + 2);
+        // One batch in flight per peer; members may join at run time, up
+        // to the membership limit (the channel allocates as it fills).
+        let most_peers = match cfg.membership {
+            Some(_) => sessionlab_replication_core::membership::MAX_MEMBERS,
+            None => cfg.peers.len(),
+        };
+        let (outbox, batches) = mpsc::channel(2 * most_peers + 2);
         let (ready_tx, ready_rx) = watch::channel(replica.is_ready());
         let shared = Arc::new(Shared {
             node_id: cfg.node_id.clone(),
             secret: cfg.secret.clone(),
             store,
             replica: Mutex::new(replica),
-            addrs: cfg.peers.iter().cloned().collect(),
-            batch_urls,
+            addrs: RwLock::new(cfg.peers.iter().cloned().collect()),
+            batch_urls: RwLock::new(batch_urls),
+            client: client.clone(),
+            membership: link,
             faults: Faults::new(peer_ids),
             metrics: Metrics::default(),
             events: EventLog::default(),
@@ -335,8 +384,16 @@ impl Replication {
         // Events from construction (ready at once without peers).
         shared.with_replica(|_, _| ());
         let (stop, stopped) = watch::channel(false);
+        if let Some(outbox) = swim_outbox {
+            tokio::spawn(membership::drive(
+                shared.clone(),
+                outbox,
+                client.clone(),
+                stopped.clone(),
+            ));
+        }
         let driver = tokio::spawn(drive(shared.clone(), batches, client, cfg.tick, stopped));
-        tracing::info!(node = %cfg.node_id, peers = cfg.peers.len(), ack = %cfg.protocol.ack_mode, policy = %cfg.protocol.partition_policy, "replication started");
+        tracing::info!(node = %cfg.node_id, peers = cfg.peers.len(), topology = cfg.protocol.topology.as_str(), ack = %cfg.protocol.ack_mode, policy = %cfg.protocol.partition_policy, membership = cfg.membership.is_some(), "replication started");
         let handle = ReplicationHandle {
             shared: shared.clone(),
             ready: ready_rx,
@@ -382,6 +439,31 @@ async fn drive(
     flush(&shared, &mut batches, &client, &mut sends).await;
     sends.abort_all();
     tracing::info!(node = %shared.node_id, "replication stopped");
+}
+
+/// How long a stopping node (backup topology) may spend handing the copies
+/// it holds to the sessions' owners.
+pub const LEAVE_LIMIT: Duration = Duration::from_secs(5);
+
+/// A graceful stop in the backup topology: the node owns nothing from now
+/// on, and every copy it holds goes to its owners before it stops, so that
+/// two nodes stopping one after the other lose nothing
+/// ([`Replica::leave`]). The drivers keep running meanwhile: the handoff
+/// is sent by ticks and confirmed by acks.
+async fn hand_over(shared: &Shared) {
+    let started = shared.with_replica(|r, now| r.peers().iter().any(|p| p.up) && r.leave(now));
+    if !started {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + LEAVE_LIMIT;
+    while shared.replica.lock().rebalance_view().in_progress {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(node = %shared.node_id, "stopping before every copy was handed over (leave limit reached)");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::info!(node = %shared.node_id, "every copy handed to its owners");
 }
 
 /// How long a stopping node may spend handing its queued changes to the
@@ -447,21 +529,44 @@ impl ReplicationHandle {
     /// The peers for `/admin/v1/status`.
     pub fn peer_status(&self) -> Vec<PeerStatus> {
         let views = self.shared.replica.lock().peers();
+        let addrs = self.shared.addrs.read();
         views
             .into_iter()
             .map(|p| PeerStatus {
-                addr: self
-                    .shared
-                    .addrs
-                    .get(&p.id)
-                    .map(|a| a.to_string())
-                    .unwrap_or_default(),
+                addr: addrs.get(&p.id).map(|a| a.to_string()).unwrap_or_default(),
                 id: p.id,
                 up: p.up,
                 queue_depth: p.queue_depth as u64,
                 needs_resync: p.needs_resync,
             })
             .collect()
+    }
+
+    /// The membership view (`None` with static `--peer`s only).
+    pub fn membership_status(&self) -> Option<sessionlab_wire::MembershipStatus> {
+        self.shared.membership.as_ref().map(Link::status)
+    }
+
+    /// The topology's name (`all-to-all`, `backup`) and its K.
+    pub fn topology(&self) -> (String, u32) {
+        let t = self.shared.replica.lock().topology();
+        (t.as_str().to_owned(), t.backups() as u32)
+    }
+
+    /// The rebalances after membership changes (backup topology).
+    pub fn rebalance_status(&self) -> Option<sessionlab_wire::RebalanceStatus> {
+        let r = self.shared.replica.lock();
+        if !r.topology().is_backup() {
+            return None;
+        }
+        let v = r.rebalance_view();
+        Some(sessionlab_wire::RebalanceStatus {
+            in_progress: v.in_progress,
+            sessions_moved: v.sessions_moved,
+            bytes_moved: v.bytes_moved,
+            last_took_ms: v.last_took_ms,
+            passes: v.passes,
+        })
     }
 
     /// Mount the cluster endpoints (`/cluster/v1/...`, `/admin/v1/faults`)
@@ -485,16 +590,21 @@ impl ReplicationHandle {
         self.shared.metrics.rejected_count(reason)
     }
 
-    /// Stop the driver (no more ticks or sends); the store keeps working
-    /// locally. The stop is signalled when this is called; await the
-    /// returned future to wait for the driver to finish. Idempotent.
+    /// Leave the cluster and stop the drivers (no more ticks or sends);
+    /// the store keeps working locally. Await the returned future: in the
+    /// backup topology the node first hands every copy it holds to the
+    /// session's owners (bounded by [`LEAVE_LIMIT`]), then tells the
+    /// members it leaves (with run-time membership), then stops and
+    /// flushes (see [`FLUSH_LIMIT`]). Idempotent.
     pub fn shutdown(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        self.stop.send_replace(true);
         let driver = self.driver.lock().take();
+        let (shared, stop) = (self.shared.clone(), self.stop.clone());
         async move {
-            if let Some(d) = driver {
-                let _ = d.await;
-            }
+            let Some(d) = driver else { return };
+            hand_over(&shared).await;
+            membership::leave(&shared, &shared.client).await;
+            stop.send_replace(true);
+            let _ = d.await;
         }
     }
 }

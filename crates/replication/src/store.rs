@@ -4,9 +4,14 @@
 //! whether sessions are replicated. This store makes the difference
 //! invisible to them:
 //!
-//! - reads go straight to the local [`MemoryStore`] (every node holds every
-//!   session, so a read never leaves the node: that is the point of
-//!   all-to-all replication, and why it reads stale data under lag);
+//! - reads go straight to the local [`MemoryStore`] (in all-to-all every
+//!   node holds every session, so a read never leaves the node: that is
+//!   the point of all-to-all replication, and why it reads stale data
+//!   under lag); in the backup topology a session this node does not hold
+//!   is fetched from an owner ([`crate::fetch`]);
+//! - new session ids are drawn until this node owns one
+//!   ([`Replica::pick_owned_id`](sessionlab_replication_core::Replica::pick_owned_id)),
+//!   so the node a sticky balancer keeps a user on holds a copy;
 //! - writes, deletes and touches go through the [`Replica`](crate::Replica),
 //!   which stores them locally and queues them for the peers;
 //! - `put` answers according to the ack mode: at once with
@@ -94,7 +99,20 @@ impl SessionStore for ReplicatedStore {
     }
 
     async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        Ok(self.shared.store.get_live(id, clock::now_ms()))
+        if let Some(s) = self.shared.store.get_live(id, clock::now_ms()) {
+            return Ok(Some(s));
+        }
+        if !self.shared.replica.lock().topology().is_backup() {
+            return Ok(None);
+        }
+        Ok(crate::fetch::from_owners(&self.shared, id).await)
+    }
+
+    fn new_id(&self) -> SessionId {
+        self.shared
+            .replica
+            .lock()
+            .pick_owned_id(SessionId::generate)
     }
 
     async fn put(&self, session: Session) -> Result<PutReceipt, StoreError> {

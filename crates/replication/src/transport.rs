@@ -72,7 +72,7 @@ async fn deliver(shared: &Shared, client: &reqwest::Client, batch: Batch) -> (bo
     if let Some(d) = shared.faults.delay() {
         tokio::time::sleep(d).await;
     }
-    let Some(url) = shared.batch_urls.get(peer) else {
+    let Some(url) = shared.batch_urls.read().get(peer).cloned() else {
         return (false, 0);
     };
     let body = codec::encode(&batch);
@@ -85,9 +85,7 @@ async fn deliver(shared: &Shared, client: &reqwest::Client, batch: Batch) -> (bo
         &body,
         clock::now_ms(),
     );
-    let mut req = client
-        .post(url.clone())
-        .header(CONTENT_TYPE, codec::CONTENT_TYPE);
+    let mut req = client.post(url).header(CONTENT_TYPE, codec::CONTENT_TYPE);
     for (name, value) in signed.pairs() {
         req = req.header(name, value);
     }

@@ -124,6 +124,13 @@ pub trait SessionStore: Send + Sync + 'static {
     /// A short name for logs and status pages: `memory`, `replicated`, `redis`.
     fn kind(&self) -> &'static str;
 
+    /// A fresh id for a new session, from the OS's CSPRNG. A store that
+    /// places sessions (the backup topology) draws until the id lands on
+    /// this node.
+    fn new_id(&self) -> SessionId {
+        SessionId::generate()
+    }
+
     /// The live session with this id. Expired sessions read as `None`.
     async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError>;
 

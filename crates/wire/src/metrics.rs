@@ -92,6 +92,29 @@ pub mod replication {
     pub const REFUSED_WRITES: &str = "refused_writes";
     pub const READY: &str = "ready";
     pub const TOMBSTONES: &str = "tombstones";
+    /// Counter `{outcome}` (`hit`, `miss`, `error`): a request for a
+    /// session this node does not hold, asked of one owner (backup topology).
+    pub const REMOTE_FETCHES: &str = "remote_fetches";
+    /// Histogram: one remote fetch, asked to answered.
+    pub const REMOTE_FETCH_SECONDS: &str = "remote_fetch_seconds";
+    /// Counter: sessions this node sent to new owners in rebalances.
+    pub const REBALANCE_SESSIONS: &str = "rebalance_sessions";
+    /// Counter: their bytes.
+    pub const REBALANCE_BYTES: &str = "rebalance_bytes";
+    /// Gauge: how long the last finished rebalance took.
+    pub const REBALANCE_LAST_SECONDS: &str = "rebalance_last_seconds";
+}
+
+/// The membership series (SWIM), registered by the node under
+/// `membership_` (full names `sessionlab_membership_*`).
+pub mod membership {
+    pub const PREFIX: &str = "membership";
+    /// Gauge `{state}`: members held in each state, this node included.
+    pub const MEMBERS: &str = "members";
+    /// Gauge: the view's version (bumped on every change).
+    pub const VERSION: &str = "version";
+    /// Counter `{direction, kind}`: failure-detector messages.
+    pub const MESSAGES: &str = "messages";
 }
 
 /// The load balancer's series (full names as encoded; counters get `_total`).

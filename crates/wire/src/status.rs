@@ -101,6 +101,10 @@ pub struct MembershipStatus {
     /// `--discover NAME:PORT`: what the name resolved to last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub discovery: Option<DiscoveryStatus>,
+    /// Why this node is not (yet) in a cluster, when it knows (a member
+    /// refused its join).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// One member as the failure detector sees it.

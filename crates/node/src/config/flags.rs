@@ -201,8 +201,10 @@ fn parse_host_port(s: &str) -> Result<String, String> {
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Replication")]
 pub struct ReplicationFlags {
-    /// Keep sessions in this node's memory only (`off`), or copy every
-    /// session to every peer (`all-to-all`, needs --cluster-secret).
+    /// Keep sessions in this node's memory only (`off`), copy every
+    /// session to every peer (`all-to-all`), or keep each session on
+    /// --backups + 1 owners chosen by hashing its id over the members
+    /// (`backup`). Replication needs --cluster-secret.
     #[arg(
         long,
         value_name = "MODE",
@@ -221,6 +223,35 @@ pub struct ReplicationFlags {
         value_parser = parse_peer_flag
     )]
     pub peers: Vec<(String, PeerAddr)>,
+
+    /// With --replication backup: the copies kept besides the primary
+    /// (default 1: two nodes hold each session).
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u16).range(1..=15))]
+    pub backups: Option<u16>,
+
+    /// Join a running cluster through this member's cluster listener
+    /// (HOST:PORT; repeat or comma-separate for more). The node gets the
+    /// member list, is announced to everyone and serves once caught up;
+    /// members are then kept by a failure detector (SWIM).
+    #[arg(long = "join", value_name = "HOST:PORT", value_delimiter = ',', value_parser = parse_addr_flag)]
+    pub join: Vec<PeerAddr>,
+
+    /// Find the members by DNS: every address NAME resolves to is a
+    /// member's cluster listener (a compose service with replicas, a
+    /// Kubernetes headless Service). Looked up again every
+    /// --discover-interval; a name that does not resolve is retried.
+    #[arg(long, value_name = "NAME:PORT", value_parser = parse_addr_flag)]
+    pub discover: Option<PeerAddr>,
+
+    /// With --discover: how often the name is looked up again.
+    #[arg(long, value_name = "DURATION")]
+    pub discover_interval: Option<Interval>,
+
+    /// How the other members reach this node's cluster listener
+    /// (HOST:PORT), with --join, --discover or --replication backup.
+    /// Default: --cluster-listen, unless it is a wildcard address.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr_flag)]
+    pub cluster_advertise: Option<PeerAddr>,
 
     /// The secret that signs all cluster traffic (HMAC-SHA256): the same on
     /// every node, at least 32 bytes. Required with replication.
@@ -601,7 +632,9 @@ impl fmt::Debug for Secret {
 fn replication_mode_parser() -> impl TypedValueParser<Value = ReplicationMode> {
     PossibleValuesParser::new([
         PossibleValue::new("off").help("sessions stay in this node's memory"),
-        PossibleValue::new("all-to-all").help("every session is copied to every --peer"),
+        PossibleValue::new("all-to-all").help("every session is copied to every member"),
+        PossibleValue::new("backup")
+            .help("each session is kept by --backups + 1 owners chosen by hashing its id"),
     ])
     .try_map(|s| s.parse::<ReplicationMode>())
 }
@@ -636,6 +669,13 @@ fn ack_mode_parser() -> impl TypedValueParser<Value = AckMode> {
         PossibleValue::new("quorum").help("answer once a majority of the cluster holds it"),
     ])
     .try_map(|s| s.parse::<AckMode>())
+}
+
+/// One `HOST:PORT` (`--join`, `--discover`, `--cluster-advertise`).
+fn parse_addr_flag(s: &str) -> Result<PeerAddr, String> {
+    s.trim()
+        .parse::<PeerAddr>()
+        .map_err(|e| format!("must look like 127.0.0.1:9082 or node-2:9081: {e}"))
 }
 
 /// One `--peer ID=HOST:PORT`.
@@ -679,6 +719,14 @@ bounded_duration!(
     Duration::from_millis(1),
     Duration::from_secs(60),
     "must be between 1ms and 60s"
+);
+
+bounded_duration!(
+    /// A humantime duration between 100 ms and 1 h (a polling period).
+    Interval,
+    Duration::from_millis(100),
+    Duration::from_secs(3600),
+    "must be between 100ms and 1h"
 );
 
 bounded_duration!(

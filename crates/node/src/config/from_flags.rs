@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 
 use clap::{CommandFactory, Parser};
-use sessionlab_replication::ReplicationMode;
+use sessionlab_replication::{PeerAddr, ReplicationMode, Topology};
 
 use super::flags::{
     Auth, AuthFlags, Cli, ClientFlags, CookieFlags, Flags, LimitFlags, ListenerFlags, Rate,
@@ -22,8 +22,8 @@ use super::flags::{
 use super::machine;
 use super::options::{
     AuthOptions, BindSession, ClientOptions, ClusterSecret, JwtKeys, JwtOptions, JwtSecret, Limits,
-    ListenOptions, MemoryOptions, NodeOptions, RateLimit, RedisOptions, RedisTarget,
-    ReplicationOptions, StoreOptions, Timeouts, Tracking, UsersSource, WaitPolicy,
+    ListenOptions, MembershipOptions, MemoryOptions, NodeOptions, RateLimit, RedisOptions,
+    RedisTarget, ReplicationOptions, StoreOptions, Timeouts, Tracking, UsersSource, WaitPolicy,
 };
 use crate::session::cookie::CookiePolicy;
 
@@ -41,7 +41,13 @@ impl TryFrom<Flags> for NodeOptions {
 
     fn try_from(f: Flags) -> Result<Self, InvalidConfig> {
         let auth = auth(&f.auth, &f.cookies)?;
-        let store = store(&f.id, f.store, f.replication, &f.limits)?;
+        let store = store(
+            &f.id,
+            f.store,
+            f.replication,
+            &f.limits,
+            f.listeners.cluster_listen,
+        )?;
         Ok(NodeOptions {
             listen: listen(&f.listeners),
             store,
@@ -121,6 +127,7 @@ fn store(
     store: StoreFlags,
     replication: ReplicationFlags,
     limits: &LimitFlags,
+    cluster_listen: std::net::SocketAddr,
 ) -> Result<StoreOptions, InvalidConfig> {
     let memory = memory_options(limits)?;
     if store.store == StoreKind::Redis
@@ -135,21 +142,46 @@ fn store(
     {
         return bad("--redis-sentinel and --redis-wait need --store redis");
     }
+    let off = replication.replication == ReplicationMode::Off;
+    let membership_flag = [
+        (!replication.join.is_empty(), "--join"),
+        (replication.discover.is_some(), "--discover"),
+        (
+            replication.cluster_advertise.is_some(),
+            "--cluster-advertise",
+        ),
+    ]
+    .into_iter()
+    .find_map(|(given, flag)| given.then_some(flag));
     match (store.store, replication.replication) {
-        (StoreKind::Redis, ReplicationMode::AllToAll) => bad(
-            "--replication all-to-all cannot be combined with --store redis (every node already shares the one Redis)",
-        ),
-        (_, ReplicationMode::Off) if !replication.peers.is_empty() => {
-            bad("--peer needs --replication all-to-all (without it the node replicates to nobody)")
+        (StoreKind::Redis, mode @ (ReplicationMode::AllToAll | ReplicationMode::Backup)) => {
+            bad(format!(
+                "--replication {mode} cannot be combined with --store redis (every node already shares the one Redis)"
+            ))
         }
-        (_, ReplicationMode::Off) if replication.replication_granularity.is_some() => bad(
-            "--replication-granularity needs --replication all-to-all (it decides how replicated copies merge)",
+        _ if off && !replication.peers.is_empty() => bad(
+            "--peer needs --replication all-to-all or backup (without it the node replicates to nobody)",
         ),
+        _ if off && replication.replication_granularity.is_some() => bad(
+            "--replication-granularity needs --replication all-to-all or backup (it decides how replicated copies merge)",
+        ),
+        _ if off && membership_flag.is_some() => bad(format!(
+            "{} needs --replication all-to-all or backup (members are who a node replicates to)",
+            membership_flag.unwrap_or_default()
+        )),
+        _ if replication.backups.is_some()
+            && replication.replication != ReplicationMode::Backup =>
+        {
+            bad("--backups needs --replication backup")
+        }
+        _ if replication.discover_interval.is_some() && replication.discover.is_none() => {
+            bad("--discover-interval needs --discover")
+        }
         (StoreKind::Redis, ReplicationMode::Off) => Ok(StoreOptions::Redis(redis_options(store)?)),
         (StoreKind::Memory, ReplicationMode::Off) => Ok(StoreOptions::Memory(memory)),
-        (StoreKind::Memory, mode @ ReplicationMode::AllToAll) => Ok(StoreOptions::Replicated {
+        (StoreKind::Memory, mode) => Ok(StoreOptions::Replicated {
             memory,
-            replication: replication_options(id, mode, replication)?,
+            replication: replication_options(id, mode, replication, cluster_listen)?,
         }),
     }
 }
@@ -217,6 +249,7 @@ fn replication_options(
     id: &str,
     mode: ReplicationMode,
     f: ReplicationFlags,
+    cluster_listen: std::net::SocketAddr,
 ) -> Result<ReplicationOptions, InvalidConfig> {
     let secret = match f.cluster_secret {
         None => {
@@ -241,7 +274,40 @@ fn replication_options(
             return bad(format!("--peer {peer} is given twice"));
         }
     }
+    let topology = match mode {
+        ReplicationMode::Backup => Topology::Backup {
+            backups: f.backups.unwrap_or(1).into(),
+        },
+        _ => Topology::AllToAll,
+    };
+    let dynamic = topology.is_backup() || !f.join.is_empty() || f.discover.is_some();
+    let membership = match dynamic {
+        false => None,
+        true => {
+            let advertise = match f.cluster_advertise {
+                Some(a) => a,
+                None if cluster_listen.ip().is_unspecified() => {
+                    return bad(format!(
+                        "--cluster-advertise is needed with --cluster-listen {cluster_listen}: the other members must be told an address that reaches this node"
+                    ));
+                }
+                None => PeerAddr::Socket(cluster_listen),
+            };
+            let mut seeds = f.join;
+            seeds.extend(f.peers.iter().map(|(_, a)| a.clone()));
+            Some(MembershipOptions {
+                advertise,
+                seeds,
+                discover: f.discover,
+                discover_interval: f
+                    .discover_interval
+                    .map_or(std::time::Duration::from_secs(2), |i| i.0),
+            })
+        }
+    };
     Ok(ReplicationOptions {
+        topology,
+        membership,
         peers: f.peers,
         secret,
         ack: f.replication_ack,

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::ValueEnum;
-use sessionlab_replication::{AckMode, Granularity, PartitionPolicy, PeerAddr};
+use sessionlab_replication::{AckMode, Granularity, PartitionPolicy, PeerAddr, Topology};
 pub use sessionlab_session::{RedisTarget, WaitPolicy};
 
 use crate::session::cookie::CookiePolicy;
@@ -95,11 +95,16 @@ pub struct MemoryOptions {
     pub anonymous_budget_bytes: u64,
 }
 
-/// All-to-all replication to static peers.
+/// Replication: the topology, the static peers and run-time membership.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplicationOptions {
+    /// `--replication all-to-all`, or `backup` with `--backups`.
+    pub topology: Topology,
     /// `--peer`: every other node, none of them this node, each id once.
     pub peers: Vec<(String, PeerAddr)>,
+    /// `--join`, `--discover`, `--cluster-advertise`: members learnt at run
+    /// time (always on in the backup topology).
+    pub membership: Option<MembershipOptions>,
     /// `--cluster-secret`.
     pub secret: ClusterSecret,
     /// `--replication-ack`.
@@ -110,6 +115,19 @@ pub struct ReplicationOptions {
     pub partition_policy: PartitionPolicy,
     /// `--replication-granularity`.
     pub granularity: Granularity,
+}
+
+/// Members learnt at run time (SWIM).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MembershipOptions {
+    /// `--cluster-advertise`, or `--cluster-listen`.
+    pub advertise: PeerAddr,
+    /// `--join` and the `--peer` addresses.
+    pub seeds: Vec<PeerAddr>,
+    /// `--discover`.
+    pub discover: Option<PeerAddr>,
+    /// `--discover-interval` (default 2 s).
+    pub discover_interval: Duration,
 }
 
 /// The shared Redis store.

@@ -59,7 +59,7 @@ async fn status(node: web::Data<NodeState>) -> Result<HttpResponse, NodeError> {
             Default::default()
         }
     };
-    Ok(HttpResponse::Ok().json(Status {
+    let mut status = Status {
         node_id: node.id.clone(),
         store: node.store.kind().to_owned(),
         auth: node.options.auth.as_str().to_owned(),
@@ -73,7 +73,11 @@ async fn status(node: web::Data<NodeState>) -> Result<HttpResponse, NodeError> {
         memory_rss_bytes: sessionlab_wire::rss::resident_bytes(),
         peers: node.status.as_ref().map(|s| s.peers()).unwrap_or_default(),
         ..Status::default()
-    }))
+    };
+    if let Some(s) = node.status.as_ref() {
+        s.cluster(&mut status);
+    }
+    Ok(HttpResponse::Ok().json(status))
 }
 
 #[derive(Deserialize)]

@@ -98,9 +98,11 @@ impl SessionPolicy {
         }
     }
 
-    fn fresh(&self, now: u64) -> Session {
+    /// A new anonymous session under `id` (the store's
+    /// [`new_id`](sessionlab_session::SessionStore::new_id)).
+    fn fresh(&self, id: SessionId, now: u64) -> Session {
         Session::new(
-            SessionId::generate(),
+            id,
             now,
             self.anonymous_idle_timeout_ms,
             self.absolute_timeout_ms,
@@ -353,11 +355,23 @@ impl WebSession {
             } => (session, new_id, rotated_from),
             Pending::Delete => {
                 let old = st.loaded.as_ref().map(|s| s.id.clone());
-                (self.node.policy.fresh(clock::now_ms()), true, old)
+                (
+                    self.node
+                        .policy
+                        .fresh(self.node.store.new_id(), clock::now_ms()),
+                    true,
+                    old,
+                )
             }
             Pending::Unchanged => match &st.loaded {
                 Some(s) => (s.clone(), false, None),
-                None => (self.node.policy.fresh(clock::now_ms()), true, None),
+                None => (
+                    self.node
+                        .policy
+                        .fresh(self.node.store.new_id(), clock::now_ms()),
+                    true,
+                    None,
+                ),
             },
         }
     }
@@ -428,7 +442,7 @@ impl WebSession {
             data.remove(REMEMBER_KEY);
         }
         session.set_data(&data);
-        session.id = SessionId::generate();
+        session.id = self.node.store.new_id();
         session.user = Some(user.to_owned());
         session.idle_timeout_ms = self.node.policy.idle_timeout_ms;
         session.created_ms = now;

@@ -33,7 +33,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use prometheus_client::registry::Registry;
-use sessionlab_replication::{Replication, ReplicationConfig, ReplicationHandle};
+use sessionlab_replication::{MembershipConfig, Replication, ReplicationConfig, ReplicationHandle};
 use sessionlab_session::{MemoryStore, MemoryStoreConfig, SessionStore};
 
 use crate::config::{Limits, MemoryOptions, NodeOptions, ReplicationOptions, StoreOptions};
@@ -91,6 +91,10 @@ pub trait StatusProvider: Send + Sync + 'static {
     fn store_problem(&self) -> Option<String> {
         None
     }
+
+    /// The replication topology, members and rebalances (nothing when not
+    /// replicating).
+    fn cluster(&self, _status: &mut sessionlab_wire::NodeStatus) {}
 }
 
 /// The store and what it needs from the node; see the module docs.
@@ -141,6 +145,17 @@ impl StoreWiring {
             replication.peers.clone(),
             replication.secret.as_bytes(),
         );
+        rc.protocol.topology = replication.topology;
+        if let Some(m) = &replication.membership {
+            let mut mc = MembershipConfig::new(m.advertise.clone(), m.seeds.clone());
+            mc.discover = m.discover.clone();
+            mc.discover_interval = m.discover_interval;
+            // A node that joins through others waits for them (it is not a
+            // cluster of its own); without seeds or discovery it is the
+            // first member and serves at once.
+            rc.protocol.wait_for_peers = !m.seeds.is_empty() || m.discover.is_some();
+            rc.membership = Some(mc);
+        }
         rc.protocol.ack_mode = replication.ack;
         rc.protocol.partition_policy = replication.partition_policy;
         rc.protocol.granularity = replication.granularity;
@@ -181,6 +196,12 @@ struct ReplicationStatus(ReplicationHandle);
 impl StatusProvider for ReplicationStatus {
     fn peers(&self) -> Vec<PeerStatus> {
         self.0.peer_status()
+    }
+
+    fn cluster(&self, status: &mut sessionlab_wire::NodeStatus) {
+        (status.topology, status.backups) = self.0.topology();
+        status.membership = self.0.membership_status();
+        status.rebalance = self.0.rebalance_status();
     }
 }
 

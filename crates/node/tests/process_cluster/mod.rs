@@ -53,6 +53,9 @@ impl ProcNode {
 pub struct TestCluster {
     pub nodes: Vec<ProcNode>,
     extra: Vec<String>,
+    /// Members found at run time (`--replication backup`, `--join`)
+    /// instead of `--peer` lists.
+    joined: bool,
     _dir: tempfile::TempDir,
     pub http: reqwest::Client,
 }
@@ -61,6 +64,17 @@ impl TestCluster {
     /// Start `n` replicating nodes (`node-1` ..) with `extra` flags each,
     /// and wait until all report ready.
     pub async fn start(n: usize, extra: &[&str]) -> TestCluster {
+        TestCluster::start_as(n, extra, false).await
+    }
+
+    /// Start `n` nodes in the backup topology that find each other at run
+    /// time: node-1 first, alone, then every other with `--join` node-1;
+    /// `extra` flags each (e.g. `--backups 2`).
+    pub async fn start_joined(n: usize, extra: &[&str]) -> TestCluster {
+        TestCluster::start_as(n, extra, true).await
+    }
+
+    async fn start_as(n: usize, extra: &[&str], joined: bool) -> TestCluster {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let ports = sessionlab_testkit::free_ports(2 * n);
         let nodes = (1..=n)
@@ -75,16 +89,54 @@ impl TestCluster {
         let mut c = TestCluster {
             nodes,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            joined,
             _dir: dir,
             http: sessionlab_testkit::client(),
         };
-        for i in 0..n {
+        if joined {
+            // The first member must be up before the others join it.
+            c.spawn(0);
+            c.wait_ready(0, Duration::from_secs(30)).await;
+        }
+        for i in (joined as usize)..n {
             c.spawn(i);
         }
         for i in 0..n {
             c.wait_ready(i, Duration::from_secs(30)).await;
         }
         c
+    }
+
+    /// A joined cluster grows: start one more node (`node-{n+1}`) on new
+    /// ports with `--join` the first running member; restarts nothing.
+    /// Returns its index.
+    pub fn add_node(&mut self) -> usize {
+        let id = format!("node-{}", self.nodes.len() + 1);
+        self.add_node_as(&id)
+    }
+
+    /// [`add_node`](Self::add_node) under the node id `id`.
+    pub fn add_node_as(&mut self, id: &str) -> usize {
+        let ports = sessionlab_testkit::free_ports(2);
+        let i = self.nodes.len();
+        let log = self
+            .nodes
+            .first()
+            .and_then(|n| {
+                n.log
+                    .parent()
+                    .map(|d| d.join(format!("node-{}.log", i + 1)))
+            })
+            .expect("a cluster has a first node");
+        self.nodes.push(ProcNode {
+            id: id.to_owned(),
+            app_port: ports[0],
+            cluster_port: ports[1],
+            child: None,
+            log,
+        });
+        self.spawn(i);
+        i
     }
 
     pub fn node(&self, i: usize) -> &ProcNode {
@@ -104,11 +156,24 @@ impl TestCluster {
             "--workers".into(),
             "1".into(),
             "--replication".into(),
-            "all-to-all".into(),
+            if self.joined { "backup" } else { "all-to-all" }.into(),
         ];
-        for p in self.nodes.iter().filter(|p| p.id != me.id) {
-            args.push("--peer".into());
-            args.push(format!("{}=127.0.0.1:{}", p.id, p.cluster_port));
+        if self.joined {
+            // Join through the first other member that runs (none: the
+            // first node of the cluster, alone).
+            if let Some(p) = self
+                .nodes
+                .iter()
+                .find(|p| p.id != me.id && p.child.is_some())
+            {
+                args.push("--join".into());
+                args.push(format!("127.0.0.1:{}", p.cluster_port));
+            }
+        } else {
+            for p in self.nodes.iter().filter(|p| p.id != me.id) {
+                args.push("--peer".into());
+                args.push(format!("{}=127.0.0.1:{}", p.id, p.cluster_port));
+            }
         }
         args.extend(self.extra.iter().cloned());
         let envs = [
@@ -117,6 +182,19 @@ impl TestCluster {
         ];
         let child = sessionlab_testkit::spawn_logged(BIN, &args, &envs, &me.log);
         self.nodes[i].child = Some(child);
+    }
+
+    /// Node `i`'s process id (0 if it does not run).
+    pub fn pid(&self, i: usize) -> u32 {
+        self.nodes[i].child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Whether node `i`'s process still runs.
+    pub fn running(&mut self, i: usize) -> bool {
+        self.nodes[i]
+            .child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// SIGKILL node `i` and reap it.
