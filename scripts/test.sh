@@ -29,6 +29,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# --- Python tools ---------------------------------------------------------------
+# The offline Kubernetes schema validator (crates/lab/tests/kubernetes.rs).
+if ! python3 -c "import kubernetes_validate" >/dev/null 2>&1; then
+  echo "test.sh: installing kubernetes-validate (pip)"
+  python3 -m pip install -q kubernetes-validate 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages kubernetes-validate
+fi
+
 # --- Rust checks ------------------------------------------------------------
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
