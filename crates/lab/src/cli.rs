@@ -484,7 +484,7 @@ mod tests {
         let text = err.to_string();
         assert!(
             text.contains(
-                "[possible values: local, sticky, replicated, sticky-replicated, redis, redis-ha, jwt]"
+                "[possible values: local, sticky, replicated, sticky-replicated, backup, redis, redis-ha, jwt]"
             ),
             "{text}"
         );

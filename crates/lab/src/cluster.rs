@@ -21,7 +21,15 @@
 //! why, stops what it started, and fails.
 //!
 //! ## Changing membership at run time
-//! The node has no API to learn a new peer at run time, so `scale` in a
+//! In the `backup` mode the nodes keep their member list at run time
+//! (SWIM; the `--peer` list is only where a node first asks): `scale`
+//! starts the new nodes, which join through any member, take over the
+//! sessions they now own and report healthy once caught up, then adds them
+//! to the LB; removing a node drains and deletes it from the LB, then stops
+//! it gracefully, one at a time, so it hands every copy to the owners that
+//! remain before it leaves. No other node restarts.
+//!
+//! The all-to-all modes have a fixed `--peer` list, so `scale` in a
 //! replicated mode does a *rolling restart*: each existing node in turn is
 //! drained in the LB, stopped, started again with the new `--peer` list
 //! (it pulls a snapshot from a live peer before it reports healthy) and
@@ -52,6 +60,10 @@ use crate::runfolder::{
 
 /// The largest cluster the lab starts (each node is a real process).
 pub const MAX_NODES: usize = 16;
+/// How long a node with run-time membership may take, beyond the stop
+/// grace, to hand its sessions over before it leaves (the node's own
+/// limit is 5 s).
+const HAND_OVER_LIMIT: Duration = Duration::from_secs(6);
 /// How long a command waits for another one holding the run folder lock.
 const LOCK_WAIT: Duration = Duration::from_secs(120);
 
@@ -363,13 +375,20 @@ impl Lab {
     /// SIGTERM, then SIGKILL after the grace period (on a blocking thread:
     /// it polls); returns the processes that survived even that.
     async fn stop(&self, records: Vec<ProcRecord>) -> Result<Vec<ProcRecord>> {
-        let grace = self.grace;
-        tokio::task::spawn_blocking(move || process::terminate_all(&records, grace))
-            .await
-            .map_err(|e| LabError::Io {
-                what: "stopping processes".into(),
-                source: std::io::Error::other(e.to_string()),
-            })?
+        stop_within(records, self.grace).await
+    }
+
+    /// Graceful stops one node at a time, for run-time membership: each
+    /// hands its copies to the owners that remain (up to
+    /// [`HAND_OVER_LIMIT`]) before the next one starts to leave, so two
+    /// owners of a session never leave at once. Returns the survivors.
+    async fn leave_one_by_one(&self, records: Vec<ProcRecord>) -> Result<Vec<ProcRecord>> {
+        let grace = self.grace + HAND_OVER_LIMIT;
+        let mut left = Vec::new();
+        for record in records {
+            left.extend(stop_within(vec![record], grace).await?);
+        }
+        Ok(left)
     }
 
     /// Waiting for the running LB to see backends `ids` up.
@@ -821,8 +840,9 @@ impl Lab {
             }
             state.refresh_args();
             // Existing nodes learn the new peers first, so the new nodes
-            // join a cluster that already expects them.
-            if preset.replication {
+            // join a cluster that already expects them (a cluster with
+            // run-time membership learns them when they join).
+            if preset.replication && !preset.dynamic_membership {
                 for id in state.node_ids().into_iter().take(current) {
                     if state.node(&id)?.process.is_some() {
                         progress(format!("rolling restart: {id} learns the new peers"));
@@ -858,7 +878,11 @@ impl Lab {
                 self.api.lb_remove_backend(&admin, &n.id).await?;
             }
             let records: Vec<ProcRecord> = removed.iter().filter_map(|n| n.process).collect();
-            let left = self.stop(records).await?;
+            let left = if preset.dynamic_membership {
+                self.leave_one_by_one(records).await?
+            } else {
+                self.stop(records).await?
+            };
             if !left.is_empty() {
                 let pids: Vec<String> = left.iter().map(|p| p.pid.to_string()).collect();
                 return Err(LabError::Survivors(format!("pids {}", pids.join(", "))));
@@ -868,7 +892,7 @@ impl Lab {
                 .retain(|(a, b)| removed.iter().all(|n| &n.id != a && &n.id != b));
             state.refresh_args();
             self.rf.save(&state)?;
-            if preset.replication {
+            if preset.replication && !preset.dynamic_membership {
                 for id in state.node_ids() {
                     if state.node(&id)?.process.is_some() {
                         progress(format!("rolling restart: {id} forgets the removed peers"));
@@ -880,6 +904,17 @@ impl Lab {
         self.rf.save(&state)?;
         Ok(state)
     }
+}
+
+/// SIGTERM, then SIGKILL after `grace` (on a blocking thread: it polls);
+/// returns the processes that survived even that.
+async fn stop_within(records: Vec<ProcRecord>, grace: Duration) -> Result<Vec<ProcRecord>> {
+    tokio::task::spawn_blocking(move || process::terminate_all(&records, grace))
+        .await
+        .map_err(|e| LabError::Io {
+            what: "stopping processes".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
 }
 
 /// The LB's record if it runs, or an error saying it does not.

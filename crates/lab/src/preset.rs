@@ -52,6 +52,8 @@ pub enum Mode {
     Replicated,
     /// Sticky cookie plus all-to-all replication: the classic session cluster.
     StickyReplicated,
+    /// Sticky cookie, each session kept by two owners (the backup topology), members found at run time.
+    Backup,
     /// Round-robin, sessions in one shared Redis.
     Redis,
     /// Round-robin, sessions in a Redis primary with a replica, found through three Sentinels.
@@ -62,11 +64,12 @@ pub enum Mode {
 
 impl Mode {
     /// Every mode, in the order of the matrix.
-    pub const ALL: [Mode; 7] = [
+    pub const ALL: [Mode; 8] = [
         Mode::Local,
         Mode::Sticky,
         Mode::Replicated,
         Mode::StickyReplicated,
+        Mode::Backup,
         Mode::Redis,
         Mode::RedisHa,
         Mode::Jwt,
@@ -107,6 +110,11 @@ pub struct Preset {
     /// Whether nodes replicate to each other: they then get `--peer` for
     /// every other node and the cluster secret, and `partition`/`heal` apply.
     pub replication: bool,
+    /// Whether the nodes keep their member list at run time (SWIM, the
+    /// `--peer` list only a set of seeds): `scale` then starts and stops
+    /// nodes without restarting the others, and a stopped node hands its
+    /// sessions to their owners before it leaves.
+    pub dynamic_membership: bool,
     /// Which Redis the mode needs beside the nodes, if any.
     pub redis: RedisTopology,
     /// Whether nodes sign tokens (`--auth jwt`): they then get a token key
@@ -119,13 +127,14 @@ pub struct Preset {
 }
 
 /// The modes matrix (DESIGN.md, "Modes").
-pub static PRESETS: [Preset; 7] = [
+pub static PRESETS: [Preset; 8] = [
     Preset {
         mode: Mode::Local,
         name: "local",
         lb_strategy: Strategy::RoundRobin,
         node_flags: &[],
         replication: false,
+        dynamic_membership: false,
         redis: RedisTopology::None,
         jwt: false,
         sessions_live: "each node's memory, no replication",
@@ -137,6 +146,7 @@ pub static PRESETS: [Preset; 7] = [
         lb_strategy: Strategy::StickyCookie,
         node_flags: &[],
         replication: false,
+        dynamic_membership: false,
         redis: RedisTopology::None,
         jwt: false,
         sessions_live: "each node's memory",
@@ -148,6 +158,7 @@ pub static PRESETS: [Preset; 7] = [
         lb_strategy: Strategy::RoundRobin,
         node_flags: &["--replication", "all-to-all"],
         replication: true,
+        dynamic_membership: false,
         redis: RedisTopology::None,
         jwt: false,
         sessions_live: "memory, copied to every node",
@@ -159,10 +170,23 @@ pub static PRESETS: [Preset; 7] = [
         lb_strategy: Strategy::StickyCookie,
         node_flags: &["--replication", "all-to-all"],
         replication: true,
+        dynamic_membership: false,
         redis: RedisTopology::None,
         jwt: false,
         sessions_live: "memory, copied to every node",
         teaches: "the classic session cluster (Tomcat DeltaManager + mod_jk): sticky for speed, copies for failover",
+    },
+    Preset {
+        mode: Mode::Backup,
+        name: "backup",
+        lb_strategy: Strategy::StickyCookie,
+        node_flags: &["--replication", "backup", "--backups", "1"],
+        replication: true,
+        dynamic_membership: true,
+        redis: RedisTopology::None,
+        jwt: false,
+        sessions_live: "memory, on two owners per session chosen by hashing its id over the members (Tomcat BackupManager, Infinispan owners=2)",
+        teaches: "copies that do not grow with the cluster: each write costs the same at 16 nodes as at 2; a node that does not own a session fetches it; nodes join and leave without restarts",
     },
     Preset {
         mode: Mode::Redis,
@@ -170,6 +194,7 @@ pub static PRESETS: [Preset; 7] = [
         lb_strategy: Strategy::RoundRobin,
         node_flags: &["--store", "redis"],
         replication: false,
+        dynamic_membership: false,
         redis: RedisTopology::Single,
         jwt: false,
         sessions_live: "one shared Redis",
@@ -181,6 +206,7 @@ pub static PRESETS: [Preset; 7] = [
         lb_strategy: Strategy::RoundRobin,
         node_flags: &["--store", "redis"],
         replication: false,
+        dynamic_membership: false,
         redis: RedisTopology::Sentinel,
         jwt: false,
         sessions_live: "a Redis primary, copied asynchronously to one replica; three Sentinels promote the replica when the primary dies",
@@ -192,6 +218,7 @@ pub static PRESETS: [Preset; 7] = [
         lb_strategy: Strategy::RoundRobin,
         node_flags: &["--auth", "jwt", "--replication", "all-to-all"],
         replication: true,
+        dynamic_membership: false,
         redis: RedisTopology::None,
         jwt: true,
         sessions_live: "signed tokens (who you are); refresh families, deny-list and app data in memory, copied to every node",
@@ -256,6 +283,13 @@ mod tests {
         assert!(!Mode::Sticky.preset().replication);
         assert!(Mode::Replicated.preset().replication);
         assert!(Mode::StickyReplicated.preset().replication);
+        assert_eq!(strat(Mode::Backup), Strategy::StickyCookie);
+        assert!(Mode::Backup.preset().replication && Mode::Backup.preset().dynamic_membership);
+        assert_eq!(
+            PRESETS.iter().filter(|p| p.dynamic_membership).count(),
+            1,
+            "only backup finds its members at run time"
+        );
         assert_eq!(strat(Mode::Redis), Strategy::RoundRobin);
         assert_eq!(strat(Mode::Jwt), Strategy::RoundRobin);
         assert!(Mode::Redis.preset().needs_redis() && !Mode::Redis.preset().replication);

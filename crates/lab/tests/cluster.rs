@@ -15,7 +15,7 @@ fn bad_input_exits_non_zero_and_lists_the_valid_choices() {
     let err = tc.fails(&["up", "--mode", "galaxy"]);
     assert!(
         err.contains(
-            "possible values: local, sticky, replicated, sticky-replicated, redis, redis-ha, jwt"
+            "possible values: local, sticky, replicated, sticky-replicated, backup, redis, redis-ha, jwt"
         ),
         "{err}"
     );
