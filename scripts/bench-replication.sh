@@ -17,6 +17,28 @@
 #    sessionlab_replication_* counters, and the same for 2, 3, 5 and 8 nodes
 #    (each write is copied to every other node: O(N)).
 #
+# 5. The backup topology (--replication backup --backups 1) against
+#    all-to-all at 2, 4, 8 and 16 nodes, the same paced writes to node-1
+#    (whose sessions it owns: a node picks the ids it owns, and a sticky LB
+#    keeps the user there): upserts applied, messages and bytes sent per
+#    write (heartbeats and membership included), each against its own
+#    2-node figure (target: backup within 1.5x at 16 nodes; all-to-all
+#    grows with N). Then, on the 4-node backup cluster, reads of node-1's
+#    sessions on node-2..4: the ones a node does not own are fetched from
+#    an owner over the cluster port; p99 of that fetch from the nodes'
+#    sessionlab_replication_remote_fetch_seconds histograms (target
+#    < 2 ms), and the reads' wrk p99 against the same reads on node-1
+#    (every session local there).
+# 6. Rebalance on a join: four backup nodes hold REBALANCE_SESSIONS
+#    (default 100,000) sessions, a fifth starts with --join; printed are the
+#    sessions and bytes handed over, each old node's
+#    sessionlab_replication_rebalance_last_seconds (its pass, from the
+#    membership change to the last handoff acknowledged) and the wall time
+#    from the start of node-5 until every old node finished.
+#
+# ONLY=5,6 runs just the backup sections (ONLY=1 just 1-4, which share
+# their clusters).
+#
 # 4. With PROFILE=1 (and Linux perf installed): where node-1's and node-2's
 #    CPU goes while node-1 is saturated with replicated writes, from
 #    `perf record` (cpu-clock samples, frame pointers off: flat self time
@@ -24,12 +46,16 @@
 #    (node-1) and a peer applying it (node-2) spend their time differently.
 #
 # Usage: scripts/bench-replication.sh [DURATION_SECONDS] [ROUNDS]   (default 4 3)
-# Needs: wrk, curl, python3 (to pick free ports). Takes about 70 s after
-# the release build.
+# Needs: wrk, curl, python3 (to pick free ports). Takes about 3 minutes
+# after the release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${1:-4}
+ONLY=${ONLY:-1,5,6}
+REBALANCE_SESSIONS=${REBALANCE_SESSIONS:-100000}
+# section N: whether section N runs.
+section() { [[ ",$ONLY," == *",$1,"* ]]; }
 ROUNDS=${2:-3}
 CONNS=${BENCH_CONNECTIONS:-16}
 SESSIONS=64
@@ -70,7 +96,7 @@ start_cluster() {
   for i in $(seq 1 "$n"); do
     local args=(--id "node-$i" --listen "127.0.0.1:${ports[$((2 * i - 2))]}"
       --cluster-listen "127.0.0.1:${ports[$((2 * i - 1))]}" --workers 1 --log warn
-      --replication "$mode")
+      --replication "$mode" ${NODE_EXTRA:-})
     if [ "$mode" != off ]; then
       for j in $(seq 1 "$n"); do
         [ "$j" = "$i" ] || args+=(--peer "node-$j=127.0.0.1:${ports[$((2 * j - 1))]}")
@@ -132,6 +158,7 @@ if pause > 0 then function delay() return pause end end
 EOF
 
 TICK=$(getconf CLK_TCK)
+LAG_CONNS=${BENCH_LAG_CONNECTIONS:-5} LAG_DELAY=${BENCH_LAG_DELAY_MS:-2} LAG_SECONDS=${BENCH_LAG_SECONDS:-10}
 # cpu_ticks PID...: utime+stime of the processes, in clock ticks.
 cpu_ticks() { local s=0 p; for p in "$@"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$s"; }
 
@@ -183,6 +210,7 @@ lag_report() {
     }' "$tmp/lag"
 }
 
+if section 1; then
 echo "== 1. write throughput, node-1 of 3, wrk -t1 -c$CONNS -d${DURATION}s, $SESSIONS sessions, best of $ROUNDS"
 start_cluster off 3 off
 start_cluster rep 3 all-to-all
@@ -233,7 +261,6 @@ stop_cluster off 3
 
 echo
 echo "== 2. replication lag at ~2,000 writes/s (node-1 -> node-2, node-3; async acks)"
-LAG_CONNS=${BENCH_LAG_CONNECTIONS:-5} LAG_DELAY=${BENCH_LAG_DELAY_MS:-2} LAG_SECONDS=${BENCH_LAG_SECONDS:-10}
 lag_buckets "$CLU_rep_2" "$CLU_rep_3" >"$tmp/lag0"
 read -r n rps bad p99 < <(writes "$APP_rep_1" "$tmp/cookies-rep" "$LAG_SECONDS" "$LAG_CONNS" "$LAG_DELAY")
 sleep 1
@@ -286,5 +313,163 @@ for n in 2 3 5 8; do
     "$(awk -v x=$((h1 - h0)) -v w="$w" 'BEGIN{printf "%.3f", x / w}')"
   stop_cluster "c$n" "$n"
 done
+fi
+
+# sum_of NAME N REGEX: REGEX summed over the metrics of cluster NAME's N nodes.
+sum_of() { local s=0 i u; for i in $(seq 1 "$2"); do u="CLU_${1}_$i"; s=$((s + $(metric "${!u}" "$3"))); done; echo "$s"; }
+
+# hist_p URL... -- METRIC Q: the upper bucket edge (ms) holding quantile Q
+# of METRIC's histogram, summed over the URLs; "-" when it has no samples.
+hist_p() {
+  local urls=() u
+  while [ "$1" != -- ]; do urls+=("$1"); shift; done
+  local name=$2 q=$3
+  for u in "${urls[@]}"; do curl -s "$u/metrics"; done | awk -v m="${name}_bucket" -v q="$q" '
+    $1 ~ "^" m { match($1, /le="[^"]*"/); le = substr($1, RSTART + 4, RLENGTH - 5); b[le] += $2 }
+    END { n = 0; for (le in b) { k[++n] = le }
+      # ascending edges (+Inf last)
+      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) {
+        a = (k[i] == "+Inf") ? 1e300 : k[i] + 0; c = (k[j] == "+Inf") ? 1e300 : k[j] + 0
+        if (c < a) { t = k[i]; k[i] = k[j]; k[j] = t } }
+      total = b[k[n]]; if (total == 0) { print "-"; exit }
+      for (i = 1; i <= n; i++) if (b[k[i]] >= q * total) { print (k[i] == "+Inf") ? "+Inf" : 1000 * k[i]; exit } }'
+}
+
+cat >"$tmp/reads.lua" <<'EOF'
+-- GET /api/session, rotating over the cookies in $SL_COOKIES.
+local cookies = {}
+for line in io.lines(os.getenv("SL_COOKIES")) do cookies[#cookies + 1] = line end
+local i = 0
+function setup(thread) i = math.random(#cookies) end
+function request()
+  i = i % #cookies + 1
+  return wrk.format("GET", "/api/session", {["Cookie"] = cookies[i]}, "")
+end
+EOF
+
+# reads APP COOKIES DURATION: one wrk run of GETs; "REQUESTS NON_2XX P99".
+reads() {
+  local out
+  out=$(SL_COOKIES=$2 wrk --latency -t1 -c4 -d"${3}s" -s "$tmp/reads.lua" "$1/api/session")
+  awk '/ requests in / {n = $1} /Non-2xx/ {bad = $NF} $1 == "99%" {p99 = $2}
+       END {printf "%d %d %s\n", n, bad + 0, p99}' <<<"$out"
+}
+
+if section 5; then
+echo
+echo "== 5. backup (--backups 1) against all-to-all: cost per write by cluster size (writes to node-1 at the paced rate for 3 s)"
+printf "  %-11s %-6s %-10s %-22s %-16s %-17s %s\n" topology nodes writes/s "upserts applied/write" "msgs sent/write" "bytes sent/write" "bytes vs 2 nodes"
+declare -A base_bytes
+for n in 2 4 8 16; do
+  for mode in all-to-all backup; do
+    name="${mode%%-*}$n"; name=${name//-/}
+    start_cluster "$name" "$n" "$mode"
+    app="APP_${name}_1"
+    make_cookies "${!app}" "$tmp/cookies-$name"
+    sleep 0.5
+    a0=$(sum_of "$name" "$n" 'replication_applied_total.*kind="upsert"') m0=$(sum_of "$name" "$n" 'replication_messages_total.*direction="sent"')
+    b0=$(sum_of "$name" "$n" 'replication_bytes_total.*direction="sent"')
+    read -r w rps bad _ < <(writes "${!app}" "$tmp/cookies-$name" 3 "$LAG_CONNS" "$LAG_DELAY")
+    [ "$bad" = 0 ] || { echo "bench-replication.sh: $bad non-2xx writes ($mode, $n nodes)" >&2; exit 1; }
+    sleep 1
+    a1=$(sum_of "$name" "$n" 'replication_applied_total.*kind="upsert"') m1=$(sum_of "$name" "$n" 'replication_messages_total.*direction="sent"')
+    b1=$(sum_of "$name" "$n" 'replication_bytes_total.*direction="sent"')
+    bpw=$(awk -v x=$((b1 - b0)) -v w="$w" 'BEGIN{printf "%.0f", x / w}')
+    [ "$n" = 2 ] && base_bytes[$mode]=$bpw
+    printf "  %-11s %-6s %-10s %-22s %-16s %-17s %s\n" "$mode" "$n" "$rps" \
+      "$(awk -v x=$((a1 - a0)) -v w="$w" 'BEGIN{printf "%.2f", x / w}')" \
+      "$(awk -v x=$((m1 - m0)) -v w="$w" 'BEGIN{printf "%.2f", x / w}')" "$bpw" \
+      "$(awk -v x="$bpw" -v b="${base_bytes[$mode]}" 'BEGIN{printf "%.2fx", x / b}')"
+    if [ "$mode" = backup ] && [ "$n" = 4 ]; then
+      read -r _ bad_local p99_local < <(reads "${!app}" "$tmp/cookies-$name" 3)
+      fetch_urls=() fetch_total=0 fetch_hits=0 far_p99=""
+      for i in 2 3 4; do
+        u="APP_${name}_$i" c="CLU_${name}_$i"
+        read -r _ bad_far p < <(reads "${!u}" "$tmp/cookies-$name" 3)
+        [ "$bad_far$bad_local" = 00 ] || { echo "bench-replication.sh: non-2xx reads ($bad_local on node-1, $bad_far on node-$i)" >&2; exit 1; }
+        far_p99="$far_p99 node-$i $p"
+        fetch_urls+=("${!c}")
+      done
+      hits=$(sum_of "$name" "$n" 'replication_remote_fetches_total.*outcome="hit"')
+      all=$(sum_of "$name" "$n" 'replication_remote_fetches_total')
+      fetch_line="  remote fetch on the 4-node backup cluster: $hits of $all fetches found the session;"
+      fetch_line="$fetch_line fetch p50 <= $(hist_p "${fetch_urls[@]}" -- sessionlab_replication_remote_fetch_seconds 0.5) ms,"
+      fetch_line="$fetch_line p99 <= $(hist_p "${fetch_urls[@]}" -- sessionlab_replication_remote_fetch_seconds 0.99) ms (target < 2 ms)"
+      fetch_reads="  reads (wrk p99): on node-1, every session local, $p99_local; on the others (some fetched):$far_p99"
+    fi
+    stop_cluster "$name" "$n"
+  done
+done
+echo "$fetch_line"
+echo "$fetch_reads"
+fi
+
+if section 6; then
+echo
+echo "== 6. rebalance of $REBALANCE_SESSIONS sessions when a fifth node joins four (backup, --backups 1)"
+cat >"$tmp/create.lua" <<'EOF'
+-- POST /api/counter/increment without a cookie: one new session a request.
+function request() return wrk.format("POST", "/api/counter/increment", nil, "") end
+EOF
+NODE_EXTRA="--session-rate off --store-budget 2GiB --anonymous-budget 1GiB --anonymous-idle-timeout 1h"
+start_cluster rb 4 backup
+per_node=$((REBALANCE_SESSIONS / 4))
+created_start=$SECONDS
+# One wrk per node (at most 120 s), each stopped once its node created its
+# share (wrk cannot stop by count itself).
+for i in 1 2 3 4; do
+  u="APP_rb_$i"
+  wrk -t1 -c4 -d120s -s "$tmp/create.lua" "${!u}/api/counter/increment" >/dev/null &
+  printf -v "WRK_$i" '%s' "$!"
+done
+for i in 1 2 3 4; do
+  c="CLU_rb_$i" w="WRK_$i"
+  until [ "$(metric "${!c}" '^sessionlab_sessions_created_total')" -ge "$per_node" ] || ! kill -0 "${!w}" 2>/dev/null; do sleep 0.1; done
+  kill "${!w}" 2>/dev/null || true
+  wait "${!w}" 2>/dev/null || true
+done
+created=$(sum_of rb 4 '^sessionlab_sessions_created_total')
+[ "$created" -ge "$REBALANCE_SESSIONS" ] || { echo "bench-replication.sh: only $created sessions created" >&2; exit 1; }
+sleep 2
+held=$(sum_of rb 4 '^sessionlab_sessions\{')
+echo "  $created sessions created on the four nodes in $((SECONDS - created_start)) s; copies held: $held (2 per session)"
+ports5=$(free_ports 2 | tr '\n' ' ')
+read -r app5 clu5 <<<"$ports5"
+seeds=()
+for i in 1 2 3 4; do c="CLU_rb_$i"; seeds+=(--join "${!c#http://}"); done
+passes0=$(for i in 1 2 3 4; do c="CLU_rb_$i"; metric "${!c}" 'replication_rebalances_total'; done | tr '\n' ' ')
+t0=$(date +%s.%N)
+SESSIONLAB_CLUSTER_SECRET=$SECRET "$NODE" --id node-5 --listen "127.0.0.1:$app5" --cluster-listen "127.0.0.1:$clu5" \
+  --workers 1 --log warn --replication backup $NODE_EXTRA "${seeds[@]}" 2>"$tmp/rb-node-5.log" &
+pids+=($!)
+PID_rb_5=$! APP_rb_5="http://127.0.0.1:$app5" CLU_rb_5="http://127.0.0.1:$clu5"
+deadline=$((SECONDS + 180))
+until [ "$(curl -s -o /dev/null -w '%{http_code}' "$CLU_rb_5/healthz")" = 200 ]; do
+  [ $SECONDS -lt $deadline ] || { echo "bench-replication.sh: node-5 not ready" >&2; cat "$tmp/rb-node-5.log" >&2; exit 1; }
+  sleep 0.05
+done
+t_ready=$(date +%s.%N)
+# Done when every old node finished a pass since node-5 started.
+passes_done() {
+  local i=0 c before
+  for before in $passes0; do
+    i=$((i + 1)); c="CLU_rb_$i"
+    [ "$(metric "${!c}" 'replication_rebalances_total')" -gt "$before" ] || return 1
+  done
+}
+until passes_done; do
+  [ $SECONDS -lt $deadline ] || { echo "bench-replication.sh: the rebalance did not finish in 180 s" >&2; exit 1; }
+  sleep 0.1
+done
+t_done=$(date +%s.%N)
+lasts=$(for i in 1 2 3 4; do c="CLU_rb_$i"; curl -s "${!c}/metrics" | awk '$1 ~ /^sessionlab_replication_rebalance_last_seconds\{/ {printf "%.2f ", $2}'; done)
+moved=$(sum_of rb 5 'replication_rebalance_sessions_total') bytes=$(sum_of rb 5 'replication_rebalance_bytes_total')
+on5=$(metric "$CLU_rb_5" '^sessionlab_sessions\{')
+echo "  node-5 ready (joined, caught up) after $(awk -v a="$t0" -v b="$t_ready" 'BEGIN{printf "%.2f", b - a}') s;" \
+  "every old node's pass finished after $(awk -v a="$t0" -v b="$t_done" 'BEGIN{printf "%.2f", b - a}') s"
+echo "  each old node's last pass (s): $lasts"
+echo "  handed over: $moved sessions, $bytes bytes; node-5 now holds $on5 copies (its share: 1/5 of the $held copies)"
+stop_cluster rb 5
+fi
 echo
 echo "(measured in $((SECONDS - START)) s after the build)"

@@ -84,16 +84,7 @@ pub(crate) fn held_after(
     now_ms: u64,
 ) -> (Vec<(SessionId, Option<Held>)>, bool) {
     let limit = limit.max(1);
-    let mut ids: Vec<SessionId> = store
-        .digest()
-        .into_iter()
-        .map(|(id, _)| id)
-        .filter(|id| after.is_none_or(|a| id > a))
-        .collect();
-    if ids.len() > limit {
-        ids.select_nth_unstable(limit);
-        ids.truncate(limit + 1);
-    }
+    let mut ids = store.ids_in(after, None, Some(limit + 1));
     ids.extend(tombs.after(after).take(limit + 1).map(|(id, _)| id.clone()));
     ids.sort_unstable();
     ids.dedup();
@@ -203,12 +194,7 @@ pub(crate) fn repairs(
         .filter(|e| in_range(&e.id))
         .map(|e| (&e.id, e))
         .collect();
-    let mut ours: Vec<SessionId> = store
-        .digest()
-        .into_iter()
-        .map(|(id, _)| id)
-        .filter(|id| in_range(id))
-        .collect();
+    let mut ours: Vec<SessionId> = store.ids_in(after, upto, None);
     ours.extend(
         tombs
             .after(after)

@@ -492,9 +492,8 @@ impl Replica {
         let me = self.id.as_str();
         let lost: Vec<SessionId> = self
             .store
-            .digest()
+            .ids_in(None, None, None)
             .into_iter()
-            .map(|(id, _)| id)
             .filter(|id| !ownership.owns(id, me))
             .collect();
         self.rebalance.to_hand.extend(lost);

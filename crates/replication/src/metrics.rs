@@ -23,7 +23,7 @@
 //! | `replication_refused_writes_total{reason}` | writes refused by `--partition-policy consistent`: `no_majority` (this node sees no majority, refused before writing), `not_acknowledged` (a majority did not take it in time, or a peer held a newer copy) |
 //! | `replication_ready`, `replication_tombstones` | joined and caught up; tombstones held |
 //! | `replication_remote_fetches_total{outcome}`, `replication_remote_fetch_seconds` | backup topology: a session asked of an owner (`hit`, `miss`, `error`) and how long it took |
-//! | `replication_rebalance_sessions_total`, `replication_rebalance_bytes_total`, `replication_rebalance_last_seconds` | sessions and bytes sent to new owners after membership changes; the last rebalance's duration |
+//! | `replication_rebalance_sessions_total`, `replication_rebalance_bytes_total`, `replication_rebalance_last_seconds`, `replication_rebalances_total` | sessions and bytes sent to new owners after membership changes; the last rebalance's duration; passes finished |
 //! | `membership_members{state}`, `membership_version` | the SWIM view: members by state (this node included) and its version |
 //! | `membership_messages_total{direction,kind}` | failure-detector messages in and out (`ping`, `ack`, `ping_req`, `join`, `join_reply`, `gossip`) |
 
@@ -136,6 +136,7 @@ pub struct Metrics {
     rebalance_sessions: Counter,
     rebalance_bytes: Counter,
     rebalance_last_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    rebalances: Counter,
     members: Family<StateLabels, Gauge>,
     membership_version: Gauge,
     swim_messages: Family<SwimLabels, Counter>,
@@ -166,6 +167,7 @@ impl Default for Metrics {
             rebalance_sessions: Counter::default(),
             rebalance_bytes: Counter::default(),
             rebalance_last_seconds: Gauge::default(),
+            rebalances: Counter::default(),
             members: Family::default(),
             membership_version: Gauge::default(),
             swim_messages: Family::default(),
@@ -287,6 +289,11 @@ impl Metrics {
             "How long the last finished rebalance took",
             self.rebalance_last_seconds.clone(),
         );
+        r.register(
+            names::REBALANCES,
+            "Rebalance passes finished",
+            self.rebalances.clone(),
+        );
         let m = registry.sub_registry_with_prefix(member_names::PREFIX);
         m.register(
             member_names::MEMBERS,
@@ -382,6 +389,7 @@ impl Metrics {
                 self.rebalance_sessions.inc_by(*sessions);
                 self.rebalance_bytes.inc_by(*bytes);
                 self.rebalance_last_seconds.set(*took_ms as f64 / 1e3);
+                self.rebalances.inc();
             }
             Event::Ready { .. } => {
                 self.ready.set(1);

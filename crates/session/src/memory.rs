@@ -47,7 +47,7 @@
 //! the order or the merge, under the shard's lock), remove, snapshot and
 //! digest.
 
-use std::collections::HashMap;
+use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -453,6 +453,53 @@ impl MemoryStore {
             .collect()
     }
 
+    /// The ids of the stored sessions in `(after, upto]` (a bound that is
+    /// `None` is open), in id order; with `limit`, only the `limit`
+    /// smallest. For anti-entropy's pages: it compares every id but
+    /// clones only those in the range (with a limit, only the ones that
+    /// are among the smallest so far: a bounded max-heap), so a page of a
+    /// digest round costs one scan without an allocation per session
+    /// rather than a copy of the whole store.
+    pub fn ids_in(
+        &self,
+        after: Option<&SessionId>,
+        upto: Option<&SessionId>,
+        limit: Option<usize>,
+    ) -> Vec<SessionId> {
+        let in_range =
+            |id: &SessionId| after.is_none_or(|a| id > a) && upto.is_none_or(|u| id <= u);
+        let mut out: Vec<SessionId> = match limit {
+            None => self
+                .shards
+                .iter()
+                .flat_map(|s| {
+                    s.read()
+                        .keys()
+                        .filter(|id| in_range(id))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                })
+                .collect(),
+            Some(0) => Vec::new(),
+            Some(limit) => {
+                let mut heap: BinaryHeap<SessionId> = BinaryHeap::with_capacity(limit + 1);
+                for shard in self.shards.iter() {
+                    for id in shard.read().keys().filter(|id| in_range(id)) {
+                        if heap.len() < limit {
+                            heap.push(id.clone());
+                        } else if heap.peek().is_some_and(|top| id < top) {
+                            heap.pop();
+                            heap.push(id.clone());
+                        }
+                    }
+                }
+                heap.into_vec()
+            }
+        };
+        out.sort_unstable();
+        out
+    }
+
     /// `(id, version)` of every stored session (for anti-entropy).
     pub fn digest(&self) -> Vec<(SessionId, Version)> {
         self.shards
@@ -632,6 +679,23 @@ mod tests {
         m.insert("blob".into(), Value::from("x".repeat(bytes)));
         s.set_data(&m);
         s
+    }
+
+    #[tokio::test]
+    async fn ids_in_gives_the_range_in_order_and_the_smallest_up_to_the_limit() {
+        let st = store(1_000, 1 << 20);
+        for _ in 0..300 {
+            st.put(session(clock::now_ms())).await.unwrap();
+        }
+        let mut all: Vec<SessionId> = st.digest().into_iter().map(|(id, _)| id).collect();
+        all.sort();
+        assert_eq!(st.ids_in(None, None, None), all);
+        assert_eq!(st.ids_in(None, None, Some(10)), all[..10]);
+        assert_eq!(st.ids_in(Some(&all[99]), None, Some(50)), all[100..150]);
+        assert_eq!(st.ids_in(Some(&all[9]), Some(&all[19]), None), all[10..20]);
+        assert_eq!(st.ids_in(Some(&all[289]), None, Some(50)), all[290..]);
+        assert!(st.ids_in(None, None, Some(0)).is_empty());
+        assert!(st.ids_in(Some(&all[299]), None, None).is_empty());
     }
 
     #[tokio::test]

@@ -103,6 +103,9 @@ pub mod replication {
     pub const REBALANCE_BYTES: &str = "rebalance_bytes";
     /// Gauge: how long the last finished rebalance took.
     pub const REBALANCE_LAST_SECONDS: &str = "rebalance_last_seconds";
+    /// Counter: rebalance passes finished (one per membership change that
+    /// moved ownership), so a watcher can tell a new pass from the last.
+    pub const REBALANCES: &str = "rebalances";
 }
 
 /// The membership series (SWIM), registered by the node under
