@@ -186,7 +186,7 @@ pub static PRESETS: [Preset; 8] = [
         redis: RedisTopology::None,
         jwt: false,
         sessions_live: "memory, on two owners per session chosen by hashing its id over the members (Tomcat BackupManager, Infinispan owners=2)",
-        teaches: "copies that do not grow with the cluster: each write costs the same at 16 nodes as at 2; a node that does not own a session fetches it; nodes join and leave without restarts",
+        teaches: "copies that do not grow with the cluster: each write is copied once, at 16 nodes as at 2; a node that does not own a session fetches it; nodes join and leave without restarts",
     },
     Preset {
         mode: Mode::Redis,
