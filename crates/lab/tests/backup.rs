@@ -28,14 +28,20 @@ fn pids(tc: &TestCluster) -> BTreeMap<String, u32> {
         .collect()
 }
 
+/// Whether node `id` holds the session whose id starts with `prefix`.
+async fn holds(tc: &TestCluster, secret: &str, id: &str, prefix: &str) -> bool {
+    let addr = tc.cluster_url(id).replace("http://", "");
+    matches!(
+        signed_get(&addr, secret, "/admin/v1/sessions").await,
+        Some((200, body)) if version_in(&body, prefix).is_some()
+    )
+}
+
 /// How many running nodes hold the session whose id starts with `prefix`.
 async fn copies(tc: &TestCluster, secret: &str, prefix: &str) -> usize {
     let mut held = 0;
-    for node in tc.state().nodes {
-        let addr = format!("127.0.0.1:{}", node.cluster_port);
-        if let Some((200, body)) = signed_get(&addr, secret, "/admin/v1/sessions").await
-            && version_in(&body, prefix).is_some()
-        {
+    for id in tc.state().node_ids() {
+        if holds(tc, secret, &id, prefix).await {
             held += 1;
         }
     }
@@ -129,10 +135,7 @@ async fn backup_scales_3_to_5_to_3_without_restarts_and_keeps_every_login() {
     let mut on_new = 0;
     for p in &prefixes {
         for id in ["node-4", "node-5"] {
-            let addr = tc.cluster_url(id).replace("http://", "");
-            if let Some((200, body)) = signed_get(&addr, &secret, "/admin/v1/sessions").await
-                && version_in(&body, p).is_some()
-            {
+            if holds(&tc, &secret, id, p).await {
                 on_new += 1;
             }
         }

@@ -281,7 +281,7 @@ async fn ack_all_waits_for_every_live_peer() {
 /// only node-3 has it until the link heals and the resync repairs node-2:
 /// handed over is not delivered. node-2 also drops node-3 while the
 /// write is checked, or node-3's anti-entropy could repair node-2 before
-/// the check (CI saw that race).
+/// the check (a race, not a failure of `sent`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ack_sent_answers_once_handed_over_without_waiting_for_the_peers() {
     let c = TestCluster::start(3, AckMode::Sent).await;

@@ -45,7 +45,7 @@
 //! replication layer needs: stamp a version, apply a remote copy if it wins
 //! against the held one or merge it with the held one (the caller decides
 //! the order or the merge, under the shard's lock), remove, snapshot and
-//! digest.
+//! the ids in a range (anti-entropy's pages).
 
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasher, RandomState};
@@ -487,9 +487,10 @@ impl MemoryStore {
                     for id in shard.read().keys().filter(|id| in_range(id)) {
                         if heap.len() < limit {
                             heap.push(id.clone());
-                        } else if heap.peek().is_some_and(|top| id < top) {
-                            heap.pop();
-                            heap.push(id.clone());
+                        } else if let Some(mut top) = heap.peek_mut()
+                            && id < &*top
+                        {
+                            *top = id.clone();
                         }
                     }
                 }
@@ -498,19 +499,6 @@ impl MemoryStore {
         };
         out.sort_unstable();
         out
-    }
-
-    /// `(id, version)` of every stored session (for anti-entropy).
-    pub fn digest(&self) -> Vec<(SessionId, Version)> {
-        self.shards
-            .iter()
-            .flat_map(|s| {
-                s.read()
-                    .values()
-                    .map(|x| (x.id.clone(), x.version.clone()))
-                    .collect::<Vec<_>>()
-            })
-            .collect()
     }
 
     /// Remove every session expired at `now_ms`; returns their ids.
@@ -687,7 +675,7 @@ mod tests {
         for _ in 0..300 {
             st.put(session(clock::now_ms())).await.unwrap();
         }
-        let mut all: Vec<SessionId> = st.digest().into_iter().map(|(id, _)| id).collect();
+        let mut all: Vec<SessionId> = st.snapshot().into_iter().map(|s| s.id).collect();
         all.sort();
         assert_eq!(st.ids_in(None, None, None), all);
         assert_eq!(st.ids_in(None, None, Some(10)), all[..10]);
