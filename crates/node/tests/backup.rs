@@ -253,3 +253,111 @@ async fn a_join_under_an_id_in_use_is_refused_and_the_member_stays() {
         .unwrap();
     assert_eq!(addr, format!("127.0.0.1:{}", c.nodes[1].cluster_port));
 }
+
+/// Bad input on the membership paths: an unsigned join (or a leave, the
+/// same endpoint) and an unsigned remote fetch are 401 and change
+/// nothing; a node whose `--discover` name does not resolve keeps running
+/// and retrying, says why in its status, and does not report ready alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_membership_requests_are_refused_and_an_unresolvable_name_is_retried() {
+    let c = TestCluster::start_joined(2, &[]).await;
+    let join = r#"{"type":"join","from":{"id":"node-9","addr":"127.0.0.1:1","incarnation":1}}"#;
+    for body in [
+        join.to_owned(),
+        r#"{"type":"gossip","from":{"id":"node-9","addr":"127.0.0.1:1","incarnation":1},"updates":[]}"#.to_owned(),
+    ] {
+        let resp = c
+            .http
+            .post(format!("{}/cluster/v1/swim", c.nodes[0].cluster()))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401);
+    }
+    let resp = c
+        .http
+        .get(format!("{}/cluster/v1/fetch?id=abc", c.nodes[0].cluster()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..2 {
+        let seen = members_seen(&c, i).await;
+        assert_eq!(seen, BTreeSet::from(["node-1".into(), "node-2".into()]));
+    }
+
+    // A node that finds its members by a name that does not resolve.
+    let ports = sessionlab_testkit::free_ports(2);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("lost.log");
+    let args: Vec<String> = [
+        "--id",
+        "lost",
+        "--listen",
+        &format!("127.0.0.1:{}", ports[0]),
+        "--cluster-listen",
+        &format!("127.0.0.1:{}", ports[1]),
+        "--workers",
+        "1",
+        "--replication",
+        "backup",
+        "--discover",
+        "no-such-name.invalid:9081",
+        "--discover-interval",
+        "200ms",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut child = sessionlab_testkit::spawn_logged(
+        process_cluster::BIN,
+        &args,
+        &[("SESSIONLAB_CLUSTER_SECRET", process_cluster::SECRET)],
+        &log,
+    );
+    let cluster = format!("127.0.0.1:{}", ports[1]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        let s = match c
+            .http
+            .get(format!("http://{cluster}/admin/v1/status"))
+            .send()
+            .await
+        {
+            Ok(r) => r.json::<serde_json::Value>().await.ok(),
+            Err(_) => None, // not listening yet
+        };
+        if s.as_ref().is_some_and(|s| {
+            s["membership"]["discovery"]["error"]
+                .as_str()
+                .is_some_and(|e| !e.is_empty())
+        }) {
+            break s.unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no discovery error shown: {s:?}\n{}",
+            sessionlab_testkit::log_tail(&log, 30)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        status["membership"]["discovery"]["target"], "no-such-name.invalid:9081",
+        "{status}"
+    );
+    // Several re-resolutions later: still running, still not ready.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert!(matches!(child.try_wait(), Ok(None)), "the node exited");
+    let health = c
+        .http
+        .get(format!("http://{cluster}/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(health, 503, "a node that found nobody reports ready");
+    sessionlab_testkit::kill(&mut child);
+}
