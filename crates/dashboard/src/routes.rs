@@ -138,6 +138,7 @@ impl Dashboard {
                         ..Default::default()
                     })
                     .collect(),
+                discovery: None,
             }),
         }
     }

@@ -10,17 +10,20 @@
 //! - one active health-check task per backend (`health.rs`), started when
 //!   the backend is added and ended when it is removed or at shutdown;
 //! - a once-a-second task sampling each backend's request counter into its
-//!   requests-per-second history (for the admin API).
+//!   requests-per-second history (for the admin API);
+//! - with `--discover`, the DNS discovery loop (`discovery.rs`), adding and
+//!   removing backends through [`Balancer`] as the name's answer changes.
 //!
 //! Adding and removing backends goes through [`Balancer`] so that the table
 //! and the health tasks never disagree.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
+use sessionlab_wire::lb_admin::DiscoveryView;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -29,6 +32,7 @@ use crate::admin::metrics::{self, ProxyStats};
 use crate::admin::recent::RecentRequests;
 use crate::backend::{Backend, BackendSpec, Backends, TableError};
 use crate::config::LbOptions;
+use crate::discovery::{self, DnsLookup};
 use crate::health::{HealthConfig, HttpProbe, Initial, run_active_checks};
 use crate::proxy::Proxy;
 use crate::proxy::server::{self, TlsListener};
@@ -43,6 +47,8 @@ pub struct Balancer {
     pub recent: Arc<RecentRequests>,
     pub registry: Registry,
     pub strategy: Strategy,
+    /// With `--discover`: what the lookups found, for the admin API.
+    pub discovery: Option<Arc<Mutex<DiscoveryView>>>,
     health: HealthConfig,
     probe: Arc<HttpProbe>,
     stop_checks: watch::Receiver<bool>,
@@ -75,6 +81,36 @@ impl Balancer {
         let backend = self.backends.remove(id)?;
         tracing::info!(backend = id, "backend removed");
         Ok(backend)
+    }
+}
+
+/// Discovery adds and removes backends the way the admin API does: through
+/// the balancer, so each one has its health task.
+impl discovery::Table for Arc<Balancer> {
+    fn addr_of(&self, id: &str) -> Option<SocketAddr> {
+        self.backends.get(id).map(|b| b.addr())
+    }
+
+    fn has_addr(&self, addr: SocketAddr) -> bool {
+        self.backends
+            .snapshot()
+            .list
+            .iter()
+            .any(|b| b.addr() == addr)
+    }
+
+    fn add(&self, spec: BackendSpec, admin: Option<SocketAddr>) -> Result<(), String> {
+        let backend = self
+            .add_backend(spec, Initial::Down)
+            .map_err(|e| e.to_string())?;
+        if let Some(admin) = admin {
+            backend.set_cluster_addr(admin);
+        }
+        Ok(())
+    }
+
+    fn remove(&self, id: &str) {
+        let _ = self.remove_backend(id);
     }
 }
 
@@ -136,6 +172,10 @@ pub async fn run(
         recent: recent.clone(),
         registry: metrics::registry(backends.clone(), stats.clone()),
         strategy,
+        discovery: options
+            .discovery
+            .as_ref()
+            .map(|d| Arc::new(Mutex::new(discovery::initial_view(d)))),
         health: options.health.clone(),
         probe: Arc::new(HttpProbe::new(&options.health.path)),
         stop_checks: stop_rx.clone(),
@@ -173,6 +213,16 @@ pub async fn run(
         trusted_proxies: options.trusted_proxies.clone(),
     });
     tokio::spawn(sample_rates(backends, stop_rx.clone()));
+    if let (Some(d), Some(view)) = (options.discovery.as_ref(), balancer.discovery.clone()) {
+        let lookup = DnsLookup::new(d, &options.health.path, options.health.timeout);
+        tokio::spawn(discovery::run(
+            lookup,
+            balancer.clone(),
+            d.clone(),
+            view,
+            stop_rx.clone(),
+        ));
+    }
     tracing::info!(
         listen = %local(&listeners.public),
         tls_listen = tls_listen.as_deref().unwrap_or("-"),

@@ -12,6 +12,7 @@
 //! | `proxy/` | the forwarding path: accept, read, rewrite, try candidates, answer |
 //! | `select/` | which backends may serve a request, in order (strategies, hash ring) |
 //! | `backend/` | the copy-on-write backend table and each backend's counters |
+//! | `discovery.rs` | `--discover`: backends found by DNS, added and removed as the name's answer changes |
 //! | `health/` | rise/fall state machine, active and passive checks |
 //! | `admin/` | the admin listener: API, Prometheus metrics, recent-requests log |
 //! | `tls/` | HTTPS: certificate and key, handshakes, HSTS and the redirect from HTTP |
@@ -43,6 +44,7 @@ mod admin;
 mod backend;
 mod balancer;
 mod config;
+mod discovery;
 #[cfg(feature = "echo")]
 pub mod echo;
 mod health;

@@ -16,6 +16,30 @@ pub struct BackendList {
     /// The `--strategy` name (`round-robin`, `sticky-cookie`, ...).
     pub strategy: String,
     pub backends: Vec<BackendView>,
+    /// With `--discover`: what the DNS lookups found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<DiscoveryView>,
+}
+
+/// `--discover NAME:PORT`: backends found by DNS, as the LB sees them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DiscoveryView {
+    /// `NAME:PORT` as given.
+    pub target: String,
+    pub interval_ms: u64,
+    /// Lookups done, and how many of them failed.
+    pub lookups: u64,
+    pub failed_lookups: u64,
+    /// The addresses of the last answer, sorted.
+    pub addresses: Vec<String>,
+    /// The ids of the backends discovery added that are still in the table.
+    pub backends: Vec<String>,
+    /// The last lookup's error; `None` once one succeeds.
+    pub error: Option<String>,
+    /// An address that answered but could not be added (its id is taken),
+    /// until it can.
+    pub problem: Option<String>,
 }
 
 /// Whether health checks let a backend take traffic.

@@ -279,6 +279,7 @@ pub async fn backends(socket: &Path, strategy: &str) -> Result<BackendList> {
     Ok(BackendList {
         strategy: format!("haproxy: {strategy}"),
         backends: parse_stat(&csv),
+        discovery: None,
     })
 }
 

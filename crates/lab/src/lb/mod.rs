@@ -300,6 +300,7 @@ pub async fn foreign_view(rf: &RunFolder) -> Result<Backends> {
                     ..Default::default()
                 })
                 .collect(),
+            discovery: None,
         },
     };
     for b in &mut view.backends {

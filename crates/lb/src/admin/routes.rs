@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `GET /healthz` | 200 `ok` (the LB itself is alive) |
 //! | `GET /metrics` | Prometheus text (`metrics.rs`) |
-//! | `GET /admin/v1/backends` | strategy and every backend's state, counters, latency, health history, requests/s history |
+//! | `GET /admin/v1/backends` | strategy and every backend's state, counters, latency, health history, requests/s history; with `--discover`, what the lookups found (`discovery`) |
 //! | `POST /admin/v1/backends` | add `{"id":"node-4","addr":"127.0.0.1:8084"}` (201, down until its checks pass; 409 if the id exists) |
 //! | `DELETE /admin/v1/backends/{id}` | remove (200; 404 if unknown) |
 //! | `POST /admin/v1/backends/{id}/drain` | no new users; sticky users stay |
@@ -178,6 +178,11 @@ impl Admin {
         let list = BackendList {
             strategy: self.balancer.strategy.as_str().to_string(),
             backends: snap.list.iter().map(|b| backend_view(b)).collect(),
+            discovery: self
+                .balancer
+                .discovery
+                .as_ref()
+                .map(|v| v.lock().unwrap_or_else(|e| e.into_inner()).clone()),
         };
         json_response(StatusCode::OK, &list)
     }

@@ -100,6 +100,25 @@ pub struct BackendFlags {
     /// A TOML file with `[[backend]]` entries (id, addr), added to --backend.
     #[arg(long, env = "SESSIONLAB_LB_CONFIG")]
     pub config: Option<PathBuf>,
+
+    /// Find backends by DNS: every address NAME resolves to is a backend
+    /// (a compose service's replicas, a Kubernetes Service's pods), named
+    /// by the id it reports in X-Served-By and added down until its health
+    /// checks pass. Looked up again every --discover-interval: new
+    /// addresses are added, ones gone from the answer removed; a failed
+    /// lookup changes nothing and is retried.
+    #[arg(long, env = "SESSIONLAB_LB_DISCOVER", value_name = "NAME:PORT", value_parser = parse_host_port)]
+    pub discover: Option<(String, u16)>,
+
+    /// With --discover: how often the name is looked up again [default: 2s].
+    #[arg(long, env = "SESSIONLAB_LB_DISCOVER_INTERVAL", value_name = "DURATION", value_parser = parse_duration)]
+    pub discover_interval: Option<Duration>,
+
+    /// With --discover: the discovered nodes' cluster listener port, shown
+    /// as each backend's `admin` in the admin API (where the dashboard
+    /// reads the nodes), e.g. 9081.
+    #[arg(long, env = "SESSIONLAB_LB_DISCOVER_ADMIN_PORT", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub discover_admin_port: Option<u16>,
 }
 
 /// How a backend is chosen.
@@ -297,6 +316,23 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("must be greater than zero".into());
     }
     Ok(d)
+}
+
+/// `NAME:PORT` (or `IP:PORT`, `[IPv6]:PORT`), not resolved here.
+fn parse_host_port(s: &str) -> Result<(String, u16), String> {
+    let rule = "expected NAME:PORT, e.g. node:8081";
+    let (host, port) = s.rsplit_once(':').ok_or(rule)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().map_err(|_| rule)?;
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b));
+    if !host_ok || port == 0 {
+        return Err(rule.into());
+    }
+    Ok((host.to_string(), port))
 }
 
 fn parse_cookie_name(s: &str) -> Result<String, String> {

@@ -6,6 +6,7 @@
 //!   an empty token is refused.
 //! - `--admin-listen` must differ from `--listen`.
 //! - `--threads 0` becomes the number of CPUs.
+//! - `--discover-interval` and `--discover-admin-port` need `--discover`.
 //!
 //! Every error starts with the flag to fix. The backend file only lists
 //! backends:
@@ -18,6 +19,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -26,6 +28,7 @@ use super::options::{
     AdminOptions, AdminToken, LbOptions, ListenOptions, SelectionOptions, TlsOptions,
 };
 use crate::backend::BackendSpec;
+use crate::discovery::DiscoveryOptions;
 use crate::health::HealthConfig;
 use crate::proxy::forward::TrustedProxies;
 use crate::proxy::path::BodyLimits;
@@ -59,6 +62,8 @@ pub enum ConfigError {
         "--sticky-strict and --hash-balance-factor contradict each other: one keeps every user on its backend, the other moves some"
     )]
     StrictAndBalance,
+    #[error("{0} needs --discover")]
+    WithoutDiscover(&'static str),
     #[error("--tls-listen must differ from --listen and --admin-listen ({0})")]
     TlsSameAddress(SocketAddr),
     #[error(transparent)]
@@ -83,6 +88,24 @@ impl TryFrom<Flags> for LbOptions {
     type Error = ConfigError;
 
     fn try_from(f: Flags) -> Result<Self, ConfigError> {
+        let b = &f.backends;
+        let discovery = match (
+            b.discover.clone(),
+            b.discover_interval,
+            b.discover_admin_port,
+        ) {
+            (Some((host, port)), interval, admin_port) => Some(DiscoveryOptions {
+                host,
+                port,
+                interval: interval.unwrap_or(Duration::from_secs(2)),
+                admin_port,
+            }),
+            (None, Some(_), _) => return Err(ConfigError::WithoutDiscover("--discover-interval")),
+            (None, _, Some(_)) => {
+                return Err(ConfigError::WithoutDiscover("--discover-admin-port"));
+            }
+            (None, None, None) => None,
+        };
         let mut backends = f.backends.backends;
         if let Some(path) = &f.backends.config {
             backends.extend(read_backend_file(path)?);
@@ -148,6 +171,7 @@ impl TryFrom<Flags> for LbOptions {
                 token,
             },
             backends,
+            discovery,
             selection: selection(f.selection)?,
             health: HealthConfig {
                 path: f.health.health_path,

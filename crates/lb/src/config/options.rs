@@ -12,6 +12,7 @@
 //! | `bodies` | request bodies (`proxy/path.rs`) | `--body-limit`, `--body-timeout`, `--body-min-rate` |
 //! | `admin` | the admin listener | `--admin-listen`, `--admin-token` |
 //! | `backends` | the start-up table | `--backend`, `--config` |
+//! | `discovery` | backends found by DNS (`discovery.rs`) | `--discover`, `--discover-interval`, `--discover-admin-port` |
 //! | `selection` | `select/` | `--strategy`, `--session-cookie`, `--retries`, `--hash-balance-factor`, `--sticky-strict` |
 //! | `health` | `health/` | `--health-*` |
 //! | `upstream`, `pool` | `proxy/upstream.rs`, `proxy/pool.rs` | `--connect-timeout`, `--read-timeout`, `--pool-*` |
@@ -23,6 +24,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::backend::BackendSpec;
+use crate::discovery::DiscoveryOptions;
 use crate::health::HealthConfig;
 use crate::proxy::forward::TrustedProxies;
 use crate::proxy::path::BodyLimits;
@@ -40,6 +42,7 @@ pub struct LbOptions {
     pub bodies: BodyLimits,
     pub admin: AdminOptions,
     pub backends: Vec<BackendSpec>,
+    pub discovery: Option<DiscoveryOptions>,
     pub selection: SelectionOptions,
     pub health: HealthConfig,
     pub upstream: UpstreamConfig,

@@ -58,6 +58,14 @@ pub struct Flags {
     #[arg(long, default_value = "node-1", value_parser = parse_node_id)]
     pub id: String,
 
+    /// Take the id from this machine's host name instead (a container's or
+    /// a pod's), for replicas started from one definition (`docker-compose
+    /// --scale node=5`). With a wildcard --cluster-listen and no
+    /// --cluster-advertise, the members are then told this host's own
+    /// address: its name looked up here (a container's /etc/hosts).
+    #[arg(long, conflicts_with = "id")]
+    pub id_from_hostname: bool,
+
     #[command(flatten)]
     pub listeners: ListenerFlags,
     #[command(flatten)]
@@ -770,7 +778,7 @@ const TOKEN_RULE: &str = "1 to 64 characters of A-Z, a-z, 0-9, '-' and '_'";
 
 /// Node ids appear in headers, cookie values and URLs: keep them to the
 /// same small, safe alphabet as cookie names.
-fn parse_node_id(s: &str) -> Result<String, String> {
+pub(super) fn parse_node_id(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= 64
         && s.bytes()

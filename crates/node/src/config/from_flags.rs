@@ -17,7 +17,7 @@ use sessionlab_replication::{PeerAddr, ReplicationMode, Topology};
 
 use super::flags::{
     Auth, AuthFlags, Cli, ClientFlags, CookieFlags, Flags, LimitFlags, ListenerFlags, Rate,
-    ReplicationFlags, StoreFlags, StoreKind,
+    ReplicationFlags, StoreFlags, StoreKind, parse_node_id,
 };
 use super::machine;
 use super::options::{
@@ -39,10 +39,15 @@ fn bad<T>(message: impl Into<String>) -> Result<T, InvalidConfig> {
 impl TryFrom<Flags> for NodeOptions {
     type Error = InvalidConfig;
 
-    fn try_from(f: Flags) -> Result<Self, InvalidConfig> {
+    fn try_from(mut f: Flags) -> Result<Self, InvalidConfig> {
         let auth = auth(&f.auth, &f.cookies)?;
+        let host_identity = f.id_from_hostname;
+        if host_identity {
+            f.id = host_id()?;
+        }
         let store = store(
             &f.id,
+            host_identity,
             f.store,
             f.replication,
             &f.limits,
@@ -122,8 +127,20 @@ fn listen(f: &ListenerFlags) -> ListenOptions {
 }
 
 /// `--store`, `--replication` and their flags.
+/// `--id-from-hostname`: the host name, if it is a valid node id.
+fn host_id() -> Result<String, InvalidConfig> {
+    let name =
+        machine::host_name().map_err(|e| InvalidConfig(format!("--id-from-hostname: {e}")))?;
+    parse_node_id(&name).map_err(|rule| {
+        InvalidConfig(format!(
+            "--id-from-hostname: the host name {name:?} is not a node id ({rule}); give --id"
+        ))
+    })
+}
+
 fn store(
     id: &str,
+    host_identity: bool,
     store: StoreFlags,
     replication: ReplicationFlags,
     limits: &LimitFlags,
@@ -181,7 +198,7 @@ fn store(
         (StoreKind::Memory, ReplicationMode::Off) => Ok(StoreOptions::Memory(memory)),
         (StoreKind::Memory, mode) => Ok(StoreOptions::Replicated {
             memory,
-            replication: replication_options(id, mode, replication, cluster_listen)?,
+            replication: replication_options(id, host_identity, mode, replication, cluster_listen)?,
         }),
     }
 }
@@ -247,6 +264,7 @@ fn clients(f: ClientFlags, login_queue: u32) -> ClientOptions {
 /// that are other nodes, each once.
 fn replication_options(
     id: &str,
+    host_identity: bool,
     mode: ReplicationMode,
     f: ReplicationFlags,
     cluster_listen: std::net::SocketAddr,
@@ -286,6 +304,14 @@ fn replication_options(
         true => {
             let advertise = match f.cluster_advertise {
                 Some(a) => a,
+                None if cluster_listen.ip().is_unspecified() && host_identity => {
+                    let ip = machine::host_address(id).map_err(|e| {
+                        InvalidConfig(format!(
+                            "--id-from-hostname with --cluster-listen {cluster_listen}: {e}; give --cluster-advertise"
+                        ))
+                    })?;
+                    PeerAddr::Socket(std::net::SocketAddr::new(ip, cluster_listen.port()))
+                }
                 None if cluster_listen.ip().is_unspecified() => {
                     return bad(format!(
                         "--cluster-advertise is needed with --cluster-listen {cluster_listen}: the other members must be told an address that reaches this node"
@@ -548,6 +574,43 @@ mod tests {
         assert!(
             !format!("{c:?}").contains(SECRET),
             "the secret leaks into Debug"
+        );
+    }
+
+    #[test]
+    fn the_id_can_come_from_the_host_name_and_then_so_does_the_advertised_address() {
+        let host = machine::host_name().unwrap();
+        let args = [
+            "--id-from-hostname",
+            "--cluster-listen",
+            "0.0.0.0:9081",
+            "--replication",
+            "backup",
+            "--cluster-secret",
+            SECRET,
+        ];
+        // The outcome depends on this machine: its name may not be an id,
+        // or may resolve to loopback only (a Debian host's 127.0.1.1).
+        match (parse_node_id(&host), machine::host_address(&host)) {
+            (Ok(_), Ok(ip)) => {
+                let c = options(&args).unwrap();
+                assert_eq!(c.id, host);
+                let StoreOptions::Replicated { replication: r, .. } = &c.store else {
+                    panic!("not replicated: {:?}", c.store);
+                };
+                let advertised = r.membership.as_ref().unwrap().advertise.to_string();
+                assert_eq!(advertised, std::net::SocketAddr::new(ip, 9081).to_string());
+            }
+            _ => {
+                let err = options(&args).unwrap_err().to_string();
+                assert!(err.contains("--id-from-hostname"), "{err}");
+            }
+        }
+        let both = Cli::try_parse_from(["sessionlab-node", "--id", "a", "--id-from-hostname"]);
+        let err = both.unwrap_err().to_string();
+        assert!(
+            err.contains("--id-from-hostname") && err.contains("--id"),
+            "{err}"
         );
     }
 

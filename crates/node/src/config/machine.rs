@@ -46,6 +46,32 @@ pub fn default_store_budget(mem_total: Option<u64>) -> u64 {
     }
 }
 
+/// This machine's host name (`--id-from-hostname`).
+pub fn host_name() -> Result<String, String> {
+    let name = nix::unistd::gethostname().map_err(|e| e.to_string())?;
+    name.into_string()
+        .map_err(|_| "the host name is not UTF-8".to_string())
+}
+
+/// The address `name` (this machine's host name) has here, loopback
+/// excluded, IPv4 first: what a container's `/etc/hosts` gives its own name,
+/// and so the address other containers on its network reach it at.
+pub fn host_address(name: &str) -> Result<std::net::IpAddr, String> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<std::net::IpAddr> = (name, 0)
+        .to_socket_addrs()
+        .map_err(|e| format!("looking up {name}: {e}"))?
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+        .collect();
+    addrs
+        .iter()
+        .find(|ip| ip.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{name} resolves to no address but loopback here"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
