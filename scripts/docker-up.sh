@@ -13,7 +13,9 @@
 # are copied back out of the image and compared with the host's, so the image
 # is known to hold exactly what this machine built.
 #
-# Modes: local, sticky, replicated, sticky-replicated, redis, redis-ha, jwt.
+# Modes: local, sticky, replicated, sticky-replicated, redis, redis-ha, jwt,
+# backup (one `node` service started at 3 replicas, found by DNS; grow it
+# with `docker-compose -p sessionlab --profile backup up -d --scale node=5`).
 # For `redis` and `redis-ha` the Redis services' image is made the same way from this machine's
 # redis-server (apt-get install redis-server) and its shared libraries,
 # unless SESSIONLAB_REDIS_IMAGE names one (e.g. redis:7-alpine, if you can
@@ -29,7 +31,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MODES="local sticky replicated sticky-replicated redis redis-ha jwt"
+MODES="local sticky replicated sticky-replicated redis redis-ha jwt backup"
 image=${SESSIONLAB_IMAGE:-sessionlab:local}
 base=${image%%:*}-base:local
 redis_image=${image%%:*}-redis:local
@@ -185,7 +187,9 @@ up() {
   secrets
   export SESSIONLAB_IMAGE=$image
   local began=$SECONDS
-  compose --profile "$mode" up -d --no-build --remove-orphans
+  local scale=()
+  [ "$mode" != backup ] || scale=(--scale node=3)
+  compose --profile "$mode" up -d --no-build --remove-orphans "${scale[@]}"
   local lb=127.0.0.1:${SESSIONLAB_LB_PORT:-8080} admin=127.0.0.1:${SESSIONLAB_ADMIN_PORT:-8078}
   local dashboard=127.0.0.1:${SESSIONLAB_DASHBOARD_PORT:-8079}
   local deadline=$((SECONDS + 60))
@@ -208,6 +212,7 @@ containers up and healthy in $((SECONDS - began)) s: mode $mode, 3 nodes (compos
   try     docker-compose -p $project ps
           docker-compose -p $project kill $mode-node-2          # a node dies
 EOF
+  [ "$mode" != backup ] || echo "          docker-compose -p $project --profile backup up -d --no-build --scale node=5   # grow to 5 nodes, nothing restarts"
   [ "$mode" != redis ] || echo "          docker-compose -p $project kill redis                 # the shared store dies"
   [ "$mode" != redis-ha ] || echo "          docker-compose -p $project kill redis-ha-redis-1      # the primary dies: the Sentinels promote redis-2"
   cat <<EOF
@@ -227,6 +232,6 @@ case "${1:-up}" in
   up) shift || true; up "$@" ;;
   build) build ;;
   down) down ;;
-  local|sticky|replicated|sticky-replicated|redis|redis-ha|jwt) up "$1" ;;
+  local|sticky|replicated|sticky-replicated|redis|redis-ha|jwt|backup) up "$1" ;;
   *) die "usage: scripts/docker-up.sh [up] [MODE] | build | down  (modes: $MODES)" ;;
 esac

@@ -8,6 +8,10 @@
 //!    converges to the new version;
 //! 4. compose down leaves no container and no network behind.
 //!
+//! And the `backup` profile, where the nodes are one service found by DNS:
+//! `--scale node=3`, a login, `--scale node=5`, `--scale node=3`; the LB
+//! follows each step by itself and the login keeps its data throughout.
+//!
 //! Ignored by default (it needs a Docker engine and the image):
 //! `scripts/test.sh` runs it after `scripts/docker-up.sh build` when
 //! `docker info` works. The image is `$SESSIONLAB_DOCKER_IMAGE`
@@ -73,6 +77,8 @@ impl Project {
             "replicated",
             "--profile",
             MODE,
+            "--profile",
+            "backup",
             "down",
             "--remove-orphans",
             "--timeout",
@@ -232,6 +238,83 @@ async fn compose_sticky_replicated_survives_kill_and_disconnect_and_down_cleans_
     assert!(containers.is_empty(), "containers left: {containers}");
     assert!(networks.is_empty(), "networks left: {networks}");
     println!("compose {MODE}: whole test took {:?}", began.elapsed());
+}
+
+/// The LB's backends that are up (None until it answers).
+async fn up_backends(http: &reqwest::Client, p: &Project) -> Option<usize> {
+    let admin = format!("http://127.0.0.1:{}/admin/v1/backends", p.admin_port);
+    let view = get_json(http, &admin, &p.token).await?;
+    count_where(&view["backends"], "state", "up".into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker engine and the sessionlab image; scripts/test.sh runs it"]
+async fn compose_backup_scales_3_to_5_to_3_under_a_login_and_loses_nothing() {
+    let image =
+        std::env::var("SESSIONLAB_DOCKER_IMAGE").unwrap_or_else(|_| "sessionlab:local".into());
+    docker(&["image", "inspect", "-f", "{{.Id}}", &image]);
+    let p = Project {
+        name: format!("slbackup{}", std::process::id()),
+        image,
+        secret: sessionlab_lab::generate_secret().unwrap(),
+        token: sessionlab_lab::generate_secret().unwrap(),
+        lb_port: sessionlab_testkit::free_port(),
+        admin_port: sessionlab_testkit::free_port(),
+        dashboard_port: sessionlab_testkit::free_port(),
+    };
+    let began = std::time::Instant::now();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let base = format!("http://127.0.0.1:{}", p.lb_port);
+    let scale = |n: usize| {
+        let arg = format!("node={n}");
+        p.compose(&[
+            "--profile",
+            "backup",
+            "up",
+            "-d",
+            "--no-build",
+            "--scale",
+            &arg,
+        ]);
+    };
+    let exactly = |n: usize, what: &'static str| {
+        let (http, p) = (&http, &p);
+        eventually(Duration::from_secs(90), what, move || async move {
+            (up_backends(http, p).await? == n).then_some(())
+        })
+    };
+    scale(3);
+    exactly(3, "the LB to find 3 nodes by DNS").await;
+    println!("compose backup: 3 nodes up in {:?}", began.elapsed());
+
+    let client = browser();
+    login(&client, &base, "alice").await;
+    let mut counter = increment(&client, &base).await.body["counter"]
+        .as_u64()
+        .unwrap();
+
+    for n in [5, 3] {
+        let step = std::time::Instant::now();
+        scale(n);
+        exactly(n, "the LB to follow the scale").await;
+        println!("compose backup: scaled to {n} in {:?}", step.elapsed());
+        let s = session(&client, &base).await;
+        assert_eq!(user_of(&s).as_deref(), Some("alice"), "{}", s.body);
+        assert_eq!(
+            s.body["session"]["data"]["counter"].as_u64(),
+            Some(counter),
+            "{}",
+            s.body
+        );
+        let w = increment(&client, &base).await;
+        assert_eq!(w.body["counter"].as_u64(), Some(counter + 1), "{}", w.body);
+        counter += 1;
+    }
+    p.down();
+    let (containers, networks) = p.leftovers();
+    assert!(containers.is_empty(), "containers left: {containers}");
+    assert!(networks.is_empty(), "networks left: {networks}");
+    println!("compose backup: whole test took {:?}", began.elapsed());
 }
 
 /// How many objects of the JSON array `list` have `field` equal to `value`
