@@ -46,6 +46,23 @@ struct Project {
 }
 
 impl Project {
+    /// A project named `prefix` + this process's id, on free ports, with
+    /// new secrets, using `$SESSIONLAB_DOCKER_IMAGE` (which must exist).
+    fn new(prefix: &str) -> Self {
+        let image =
+            std::env::var("SESSIONLAB_DOCKER_IMAGE").unwrap_or_else(|_| "sessionlab:local".into());
+        docker(&["image", "inspect", "-f", "{{.Id}}", &image]);
+        Project {
+            name: format!("{prefix}{}", std::process::id()),
+            image,
+            secret: sessionlab_lab::generate_secret().unwrap(),
+            token: sessionlab_lab::generate_secret().unwrap(),
+            lb_port: sessionlab_testkit::free_port(),
+            admin_port: sessionlab_testkit::free_port(),
+            dashboard_port: sessionlab_testkit::free_port(),
+        }
+    }
+
     fn compose(&self, args: &[&str]) -> String {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
         let mut cmd = Command::new("docker-compose");
@@ -149,18 +166,7 @@ async fn converged(p: &Project, nodes: &[&str], prefix: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a Docker engine and the sessionlab image; scripts/test.sh runs it"]
 async fn compose_sticky_replicated_survives_kill_and_disconnect_and_down_cleans_up() {
-    let image =
-        std::env::var("SESSIONLAB_DOCKER_IMAGE").unwrap_or_else(|_| "sessionlab:local".into());
-    docker(&["image", "inspect", "-f", "{{.Id}}", &image]);
-    let p = Project {
-        name: format!("sltest{}", std::process::id()),
-        image,
-        secret: sessionlab_lab::generate_secret().unwrap(),
-        token: sessionlab_lab::generate_secret().unwrap(),
-        lb_port: sessionlab_testkit::free_port(),
-        admin_port: sessionlab_testkit::free_port(),
-        dashboard_port: sessionlab_testkit::free_port(),
-    };
+    let p = Project::new("sltest");
     let began = std::time::Instant::now();
     p.compose(&["--profile", MODE, "up", "-d", "--no-build"]);
     let base = format!("http://127.0.0.1:{}", p.lb_port);
@@ -250,18 +256,7 @@ async fn up_backends(http: &reqwest::Client, p: &Project) -> Option<usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a Docker engine and the sessionlab image; scripts/test.sh runs it"]
 async fn compose_backup_scales_3_to_5_to_3_under_a_login_and_loses_nothing() {
-    let image =
-        std::env::var("SESSIONLAB_DOCKER_IMAGE").unwrap_or_else(|_| "sessionlab:local".into());
-    docker(&["image", "inspect", "-f", "{{.Id}}", &image]);
-    let p = Project {
-        name: format!("slbackup{}", std::process::id()),
-        image,
-        secret: sessionlab_lab::generate_secret().unwrap(),
-        token: sessionlab_lab::generate_secret().unwrap(),
-        lb_port: sessionlab_testkit::free_port(),
-        admin_port: sessionlab_testkit::free_port(),
-        dashboard_port: sessionlab_testkit::free_port(),
-    };
+    let p = Project::new("slbackup");
     let began = std::time::Instant::now();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let base = format!("http://127.0.0.1:{}", p.lb_port);

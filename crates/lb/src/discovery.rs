@@ -397,6 +397,38 @@ mod tests {
         }
     }
 
+    /// The loop, running on `script` and `table` until `stop`.
+    struct Running {
+        view: Arc<Mutex<DiscoveryView>>,
+        stop_tx: watch::Sender<bool>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Running {
+        fn start(script: &Arc<Script>, table: &MapTable) -> Self {
+            let view = Arc::new(Mutex::new(initial_view(&options())));
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let task = tokio::spawn(run(
+                script.clone(),
+                table.clone(),
+                options(),
+                view.clone(),
+                stop_rx,
+            ));
+            Running {
+                view,
+                stop_tx,
+                task,
+            }
+        }
+
+        async fn stop(self) -> Arc<Mutex<DiscoveryView>> {
+            self.stop_tx.send(true).unwrap();
+            self.task.await.unwrap();
+            self.view
+        }
+    }
+
     /// Run the loop on the paused clock through `rounds` lookups and
     /// return the table's ids after each.
     async fn after_each_round(
@@ -404,15 +436,8 @@ mod tests {
         table: MapTable,
         rounds: usize,
     ) -> (Vec<Vec<String>>, Arc<Mutex<DiscoveryView>>) {
-        let view = Arc::new(Mutex::new(initial_view(&options())));
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(run(
-            script.clone(),
-            table.clone(),
-            options(),
-            view.clone(),
-            stop_rx,
-        ));
+        let running = Running::start(&script, &table);
+        let view = running.view.clone();
         let mut seen = Vec::new();
         for n in 1..=rounds {
             while script.resolves.load(Ordering::SeqCst) < n
@@ -422,9 +447,7 @@ mod tests {
             }
             seen.push(table.ids());
         }
-        stop_tx.send(true).unwrap();
-        task.await.unwrap();
-        (seen, view)
+        (seen, running.stop().await)
     }
 
     #[test]
@@ -497,15 +520,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn lookups_follow_the_interval() {
         let script = Arc::new(Script::new(vec![Ok(vec![a(1)])]));
-        let view = Arc::new(Mutex::new(initial_view(&options())));
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(run(
-            script.clone(),
-            MapTable::default(),
-            options(),
-            view.clone(),
-            stop_rx,
-        ));
+        let running = Running::start(&script, &MapTable::default());
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(
             script.resolves.load(Ordering::SeqCst),
@@ -518,8 +533,7 @@ mod tests {
             6,
             "then one every 2 s"
         );
-        stop_tx.send(true).unwrap();
-        task.await.unwrap();
+        running.stop().await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -527,22 +541,13 @@ mod tests {
         let script = Arc::new(Script::new(vec![Ok(vec![a(1), a(2)])]));
         script.dead.lock().unwrap().push(a(2));
         let table = MapTable::default();
-        let view = Arc::new(Mutex::new(initial_view(&options())));
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(run(
-            script.clone(),
-            table.clone(),
-            options(),
-            view.clone(),
-            stop_rx,
-        ));
+        let running = Running::start(&script, &table);
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(table.ids(), ["node-1"]);
         script.dead.lock().unwrap().clear();
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(table.ids(), ["node-1", "node-2"]);
-        stop_tx.send(true).unwrap();
-        task.await.unwrap();
+        running.stop().await;
     }
 
     #[tokio::test(start_paused = true)]
