@@ -34,6 +34,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
+use sessionlab_shutdown::Every;
 use sessionlab_wire::clock::unix_ms;
 use tokio::sync::watch;
 
@@ -207,40 +208,19 @@ fn round2(x: f64) -> f64 {
 
 /// Sample the LB every [`INTERVAL`] until `stop` turns true.
 pub async fn run(history: Arc<History>, lb: Arc<LbAdmin>, stop: watch::Receiver<bool>) {
-    every(INTERVAL, stop, || async {
+    let mut every = Every::new(INTERVAL, stop);
+    while every.tick().await {
         let answer: Value = match lb.get("/admin/v1/latency").await {
             Ok(a) => a,
             Err(e) => {
                 tracing::debug!(error = %e, "no latency sample from the LB");
-                return;
+                continue;
             }
         };
         match readings(&answer) {
             Ok(r) => history.sample(r, Instant::now(), unix_ms()),
             Err(e) => tracing::warn!(error = %e, "the LB's latency answer is unreadable"),
         }
-    })
-    .await;
-}
-
-/// Run `tick` every `period` (a late tick waits; ticks are not bunched up)
-/// until `stop` turns true: the dashboard's background tasks.
-pub async fn every<F: std::future::Future<Output = ()>>(
-    period: Duration,
-    mut stop: watch::Receiver<bool>,
-    mut tick: impl FnMut() -> F,
-) {
-    let mut ticks = tokio::time::interval(period);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
-        tick().await;
     }
 }
 

@@ -224,12 +224,12 @@ impl LabControl {
     /// second, never while an action runs (its own waits must see them),
     /// until `stop` turns true.
     pub async fn reap(&self, stop: watch::Receiver<bool>) {
-        crate::history::every(Duration::from_secs(1), stop, || async {
+        let mut every = sessionlab_shutdown::Every::new(Duration::from_secs(1), stop);
+        while every.tick().await {
             if let Ok(_idle) = self.running.try_lock() {
                 reap_children();
             }
-        })
-        .await;
+        }
     }
 }
 

@@ -39,11 +39,13 @@ use http::{Request, Uri};
 use http_body_util::Empty;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
+use sessionlab_shutdown::Every;
+use sessionlab_wire::addr::HostPort;
 use sessionlab_wire::lb_admin::DiscoveryView;
 use tokio::sync::watch;
-use tokio::time::{MissedTickBehavior, interval, timeout};
+use tokio::time::timeout;
 
-use crate::backend::BackendSpec;
+use crate::backend::{BackendSpec, is_valid_id};
 
 /// How long one lookup may take before it counts as failed.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -54,19 +56,13 @@ pub const MAX_DISCOVERED: usize = 64;
 /// `--discover NAME:PORT` and `--discover-interval`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiscoveryOptions {
-    pub host: String,
-    pub port: u16,
+    /// The name (or address) to look up, and the port of every answer.
+    pub target: HostPort,
     pub interval: Duration,
     /// `--discover-admin-port`: each discovered node's cluster listener is
     /// at its address with this port (shown as the backend's `admin`, where
     /// the dashboard reads the node).
     pub admin_port: Option<u16>,
-}
-
-impl DiscoveryOptions {
-    pub fn target(&self) -> String {
-        format!("{}:{}", self.host, self.port)
-    }
 }
 
 /// What the loop needs from the backend table (the [`Balancer`] in
@@ -158,7 +154,7 @@ async fn round<L: Lookup>(
     view: &Mutex<DiscoveryView>,
     options: &DiscoveryOptions,
 ) {
-    let target = options.target();
+    let target = options.target.to_string();
     let target = target.as_str();
     let answer = match timeout(LOOKUP_TIMEOUT, lookup.resolve()).await {
         Ok(Ok(addrs)) => addrs.into_iter().collect::<BTreeSet<_>>(),
@@ -179,7 +175,7 @@ async fn round<L: Lookup>(
             continue;
         };
         let id = said
-            .filter(|id| BackendSpec::new(id, &addr.to_string()).is_ok())
+            .filter(|id| is_valid_id(id))
             .unwrap_or_else(|| id_from_addr(addr));
         if let Some(other) = table.addr_of(&id) {
             problem = Some(format!(
@@ -187,7 +183,7 @@ async fn round<L: Lookup>(
             ));
             continue;
         }
-        let added = BackendSpec::new(&id, &addr.to_string())
+        let added = BackendSpec::at(&id, addr)
             .map_err(|e| e.to_string())
             .and_then(|spec| {
                 let admin = options.admin_port.map(|p| SocketAddr::new(addr.ip(), p));
@@ -231,19 +227,11 @@ pub async fn run<L: Lookup>(
     table: impl Table,
     options: DiscoveryOptions,
     view: Arc<Mutex<DiscoveryView>>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let mut known = Discovered::default();
-    let mut ticks = interval(options.interval);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
+    let mut every = Every::new(options.interval, stop);
+    while every.tick().await {
         round(&lookup, &table, &mut known, &view, &options).await;
     }
 }
@@ -251,7 +239,7 @@ pub async fn run<L: Lookup>(
 /// The view the admin API starts with, before the first lookup.
 pub fn initial_view(options: &DiscoveryOptions) -> DiscoveryView {
     DiscoveryView {
-        target: options.target(),
+        target: options.target.to_string(),
         interval_ms: options.interval.as_millis().try_into().unwrap_or(u64::MAX),
         ..DiscoveryView::default()
     }
@@ -261,8 +249,8 @@ pub fn initial_view(options: &DiscoveryOptions) -> DiscoveryView {
 /// `/etc/hosts` and Docker's or Kubernetes' DNS alike) and a `GET` of the
 /// health path, reading `X-Served-By`.
 pub struct DnsLookup {
-    host: String,
-    port: u16,
+    /// `NAME:PORT`, as `lookup_host` takes it.
+    target: String,
     health_path: String,
     timeout: Duration,
     client: Client<HttpConnector, Empty<Bytes>>,
@@ -271,8 +259,7 @@ pub struct DnsLookup {
 impl DnsLookup {
     pub fn new(options: &DiscoveryOptions, health_path: &str, timeout: Duration) -> Self {
         DnsLookup {
-            host: options.host.clone(),
-            port: options.port,
+            target: options.target.to_string(),
             health_path: health_path.to_string(),
             timeout,
             client: Client::builder(TokioExecutor::new())
@@ -284,7 +271,7 @@ impl DnsLookup {
 
 impl Lookup for DnsLookup {
     async fn resolve(&self) -> Result<Vec<SocketAddr>, String> {
-        tokio::net::lookup_host((self.host.as_str(), self.port))
+        tokio::net::lookup_host(self.target.as_str())
             .await
             .map(|addrs| addrs.collect())
             .map_err(|e| e.to_string())
@@ -390,8 +377,7 @@ mod tests {
 
     fn options() -> DiscoveryOptions {
         DiscoveryOptions {
-            host: "node".into(),
-            port: 8081,
+            target: "node:8081".parse().unwrap(),
             interval: Duration::from_secs(2),
             admin_port: Some(9081),
         }

@@ -33,6 +33,16 @@ fn bad_flags_exit_non_zero_naming_the_flag() {
         (vec!["--health-interval", "0s"], "--health-interval"),
         (vec!["--admin-listen", "0.0.0.0:0"], "--admin-token"),
         (vec!["--config", "/nonexistent/lb.toml"], "--config"),
+        // DNS discovery: a value that is no NAME:PORT, and its tuning
+        // flags without it.
+        (vec!["--discover", "node"], "--discover"),
+        (vec!["--discover", "node:0"], "--discover"),
+        (vec!["--discover", "no spaces:8081"], "--discover"),
+        (vec!["--discover-interval", "1s"], "--discover-interval"),
+        (
+            vec!["--discover-admin-port", "9081"],
+            "--discover-admin-port",
+        ),
     ] {
         let (code, stderr) = run_lb(&args, &[]);
         assert_ne!(code, 0, "{args:?}");

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use sessionlab_session::{Session, SessionId, clock};
 
-use crate::addr::PeerAddr;
+use crate::PeerAddr;
 use crate::auth;
 use crate::runtime::Shared;
 

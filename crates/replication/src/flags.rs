@@ -8,7 +8,9 @@
 use serde::{Deserialize, Serialize};
 use sessionlab_replication_core::ConfigError;
 
-use crate::addr::{BadPeerAddr, PeerAddr};
+use sessionlab_wire::addr::BadHostPort;
+
+use crate::PeerAddr;
 
 /// `--replication off|all-to-all|backup`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,7 +50,7 @@ pub fn parse_peer(spec: &str) -> Result<(String, PeerAddr), ConfigError> {
     let addr = addr
         .trim()
         .parse()
-        .map_err(|e: BadPeerAddr| bad(&e.to_string()))?;
+        .map_err(|e: BadHostPort| bad(&e.to_string()))?;
     Ok((id.to_owned(), addr))
 }
 

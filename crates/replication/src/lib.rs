@@ -38,7 +38,6 @@
 //! is public as a module for the node's flags and the tests that sign
 //! requests by hand). The full protocol is specified in `docs/protocol.md`.
 
-mod addr;
 pub mod auth;
 mod events;
 mod faults;
@@ -51,7 +50,6 @@ mod runtime;
 mod store;
 mod transport;
 
-pub use addr::PeerAddr;
 pub use faults::FaultSet;
 pub use flags::{ReplicationMode, parse_peer};
 pub use membership::MembershipConfig;
@@ -61,4 +59,8 @@ pub use sessionlab_replication_core::{
     AckMode, Batch, ConfigError, Delete, Granularity, MAX_LAMPORT, MAX_NODE_ID_LEN, MAX_USER_LEN,
     Message, PartitionPolicy, ProtocolConfig, Topology, Upsert,
 };
+/// A peer's cluster listener, `HOST:PORT` (a name is kept as written and
+/// resolved by the HTTP client at each connection; one that does not
+/// resolve yet is a peer that is down, tried again like any other).
+pub use sessionlab_wire::addr::HostPort as PeerAddr;
 pub use store::ReplicatedStore;

@@ -33,7 +33,7 @@ use sessionlab_session::{MemoryStore, clock};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
-use crate::addr::PeerAddr;
+use crate::PeerAddr;
 use crate::auth::{self, ReplayCache};
 use crate::events::EventLog;
 use crate::faults::{FaultSet, Faults};

@@ -32,6 +32,14 @@
 //! configuration printed with exit status 2, logs to stderr, a
 //! single-threaded runtime, the shutdown future, and the server's failure
 //! printed with the status it means ([`Failed`]).
+//!
+//! [`Every`] is the other half of a server's lifecycle: the background
+//! loops (the LB's health checks and DNS discovery, the dashboard's
+//! samplers) that run every so often until the server stops.
+
+mod every;
+
+pub use every::Every;
 
 use std::fmt::Display;
 use std::future::Future;

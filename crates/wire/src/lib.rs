@@ -6,6 +6,7 @@
 //! disagreeing on duplicates, on which dot separates a route, on a field
 //! name. This crate holds the one copy of each:
 //!
+//! - [`addr`]: `HOST:PORT` as every flag that names another process takes it, and the address picked among a name's answers;
 //! - [`cookie`]: the cookie names and the one `Cookie` header parser;
 //! - [`route`]: the `<session-id>.<node-id>` route suffix;
 //! - [`status`]: the `/admin/v1/status` answer a node serves and the lab reads;
@@ -24,6 +25,7 @@
 //! It has no HTTP server or client in it (and no async runtime): the lab and
 //! the load tool can depend on it without pulling in a web framework.
 
+pub mod addr;
 pub mod admin_auth;
 pub mod clock;
 pub mod cookie;

@@ -14,4 +14,5 @@ pub(crate) mod table;
 
 pub(crate) use table::{
     Backend, BackendSpec, Backends, InFlight, MAX_ID_LEN, ROUTE_COOKIE, Snapshot, TableError,
+    is_valid_id,
 };

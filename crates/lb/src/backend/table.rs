@@ -35,6 +35,7 @@ use hdrhistogram::Histogram;
 use http::HeaderValue;
 use http::uri::Authority;
 use parking_lot::{Mutex, RwLock};
+use sessionlab_wire::addr::{HostPort, prefer_ipv4};
 
 use crate::backend::shard::Sharded;
 use crate::health::{HealthConfig, HealthMachine, Initial, Transition};
@@ -75,42 +76,41 @@ pub enum SpecError {
 /// address: a backend that moves to another address is re-added through the
 /// admin API, as a real LB's server entry would be updated.
 fn resolve(addr: &str) -> Result<SocketAddr, SpecError> {
-    if let Ok(a) = addr.parse() {
-        return Ok(a);
-    }
-    let (host, port) = addr
-        .rsplit_once(':')
-        .ok_or_else(|| SpecError::Addr(addr.to_string()))?;
-    let host_ok = !host.is_empty()
-        && host.len() <= 253
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
-    if !host_ok || port.parse::<u16>().is_err() {
-        return Err(SpecError::Addr(addr.to_string()));
-    }
+    let host = match addr.parse::<HostPort>() {
+        Ok(HostPort::Socket(a)) => return Ok(a),
+        Ok(HostPort::Host { host, .. }) => host,
+        Err(_) => return Err(SpecError::Addr(addr.to_string())),
+    };
     let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(addr)
-        .map_err(|e| SpecError::Resolve(host.to_string(), e.to_string()))?
+        .map_err(|e| SpecError::Resolve(host.clone(), e.to_string()))?
         .collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| addrs.first())
-        .copied()
-        .ok_or_else(|| SpecError::Resolve(host.to_string(), "no addresses".into()))
+    prefer_ipv4(&addrs).ok_or_else(|| SpecError::Resolve(host, "no addresses".into()))
+}
+
+/// Whether `id` may name a backend: 1 to [`MAX_ID_LEN`] characters of
+/// `A-Z a-z 0-9 _ -` (it goes into the route cookie and metric labels).
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl BackendSpec {
+    /// A backend `id` at `addr` (`IP:PORT`, or `HOST:PORT` resolved now).
     pub fn new(id: &str, addr: &str) -> Result<Self, SpecError> {
-        let id_ok = !id.is_empty()
-            && id.len() <= MAX_ID_LEN
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !id_ok {
+        if !is_valid_id(id) {
             return Err(SpecError::Id(id.to_string()));
         }
-        let addr = resolve(addr)?;
+        BackendSpec::at(id, resolve(addr)?)
+    }
+
+    /// A backend `id` at an address already resolved.
+    pub fn at(id: &str, addr: SocketAddr) -> Result<Self, SpecError> {
+        if !is_valid_id(id) {
+            return Err(SpecError::Id(id.to_string()));
+        }
         Ok(BackendSpec {
             id: id.to_string(),
             addr,

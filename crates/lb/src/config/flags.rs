@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser};
+use sessionlab_wire::addr::HostPort;
 
 use crate::backend::BackendSpec;
 use crate::select::{BalanceFactor, Strategy};
@@ -107,8 +108,8 @@ pub struct BackendFlags {
     /// checks pass. Looked up again every --discover-interval: new
     /// addresses are added, ones gone from the answer removed; a failed
     /// lookup changes nothing and is retried.
-    #[arg(long, env = "SESSIONLAB_LB_DISCOVER", value_name = "NAME:PORT", value_parser = parse_host_port)]
-    pub discover: Option<(String, u16)>,
+    #[arg(long, env = "SESSIONLAB_LB_DISCOVER", value_name = "NAME:PORT")]
+    pub discover: Option<HostPort>,
 
     /// With --discover: how often the name is looked up again [default: 2s].
     #[arg(long, env = "SESSIONLAB_LB_DISCOVER_INTERVAL", value_name = "DURATION", value_parser = parse_duration)]
@@ -319,22 +320,6 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// `NAME:PORT` (or `IP:PORT`, `[IPv6]:PORT`), not resolved here.
-fn parse_host_port(s: &str) -> Result<(String, u16), String> {
-    let rule = "expected NAME:PORT, e.g. node:8081";
-    let (host, port) = s.rsplit_once(':').ok_or(rule)?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port: u16 = port.parse().map_err(|_| rule)?;
-    let host_ok = !host.is_empty()
-        && host.len() <= 253
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b));
-    if !host_ok || port == 0 {
-        return Err(rule.into());
-    }
-    Ok((host.to_string(), port))
-}
-
 fn parse_cookie_name(s: &str) -> Result<String, String> {
     if sessionlab_wire::cookie::is_valid_name(s) {
         Ok(s.to_string())

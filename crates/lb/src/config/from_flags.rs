@@ -94,9 +94,8 @@ impl TryFrom<Flags> for LbOptions {
             b.discover_interval,
             b.discover_admin_port,
         ) {
-            (Some((host, port)), interval, admin_port) => Some(DiscoveryOptions {
-                host,
-                port,
+            (Some(target), interval, admin_port) => Some(DiscoveryOptions {
+                target,
                 interval: interval.unwrap_or(Duration::from_secs(2)),
                 admin_port,
             }),

@@ -38,8 +38,9 @@ use http::{Request, Uri};
 use http_body_util::Empty;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
+use sessionlab_shutdown::Every;
 use tokio::sync::watch;
-use tokio::time::{MissedTickBehavior, interval, timeout};
+use tokio::time::timeout;
 
 use crate::backend::Backend;
 
@@ -203,16 +204,11 @@ pub async fn run_active_checks<P: Probe>(
     backend: Arc<Backend>,
     config: HealthConfig,
     probe: Arc<P>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut ticks = interval(config.interval);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = shutdown.changed() => return,
-        }
-        if backend.is_removed() || *shutdown.borrow() {
+    let mut every = Every::new(config.interval, shutdown);
+    while every.tick().await {
+        if backend.is_removed() {
             return;
         }
         let ok = timeout(config.timeout, probe.check(&backend))

@@ -64,11 +64,7 @@ pub fn host_address(name: &str) -> Result<std::net::IpAddr, String> {
         .map(|a| a.ip())
         .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
         .collect();
-    addrs
-        .iter()
-        .find(|ip| ip.is_ipv4())
-        .or_else(|| addrs.first())
-        .copied()
+    sessionlab_wire::addr::prefer_ipv4(&addrs)
         .ok_or_else(|| format!("{name} resolves to no address but loopback here"))
 }
 
