@@ -21,7 +21,8 @@
 #    all-to-all at 2, 4, 8 and 16 nodes, the same paced writes to node-1
 #    (whose sessions it owns: a node picks the ids it owns, and a sticky LB
 #    keeps the user there): upserts applied, messages and bytes sent per
-#    write (heartbeats and membership included), each against its own
+#    write (heartbeats, digest rounds and SWIM's membership messages
+#    included: the background traffic of the window), each against its own
 #    2-node figure (target: backup within 1.5x at 16 nodes; all-to-all
 #    grows with N). Then, on the 4-node backup cluster, reads of node-1's
 #    sessions on node-2..4: the ones a node does not own are fetched from
@@ -355,6 +356,17 @@ reads() {
        END {printf "%d %d %s\n", n, bad + 0, p99}' <<<"$out"
 }
 
+# sent_traffic NAME N: "MESSAGES BYTES" sent by the cluster's nodes so far,
+# replication and membership (SWIM) together.
+sent_traffic() {
+  local rm rb mm mb
+  rm=$(sum_of "$1" "$2" 'replication_messages_total.*direction="sent"')
+  rb=$(sum_of "$1" "$2" 'replication_bytes_total.*direction="sent"')
+  mm=$(sum_of "$1" "$2" 'membership_messages_total.*direction="sent"')
+  mb=$(sum_of "$1" "$2" 'membership_bytes_total.*direction="sent"')
+  echo $((rm + mm)) $((rb + mb))
+}
+
 if section 5; then
 echo
 echo "== 5. backup (--backups 1) against all-to-all: cost per write by cluster size (writes to node-1 at the paced rate for 3 s)"
@@ -367,13 +379,13 @@ for n in 2 4 8 16; do
     app="APP_${name}_1"
     make_cookies "${!app}" "$tmp/cookies-$name"
     sleep 0.5
-    a0=$(sum_of "$name" "$n" 'replication_applied_total.*kind="upsert"') m0=$(sum_of "$name" "$n" 'replication_messages_total.*direction="sent"')
-    b0=$(sum_of "$name" "$n" 'replication_bytes_total.*direction="sent"')
+    a0=$(sum_of "$name" "$n" 'replication_applied_total.*kind="upsert"')
+    read -r m0 b0 < <(sent_traffic "$name" "$n")
     read -r w rps bad _ < <(writes "${!app}" "$tmp/cookies-$name" 3 "$LAG_CONNS" "$LAG_DELAY")
     [ "$bad" = 0 ] || { echo "bench-replication.sh: $bad non-2xx writes ($mode, $n nodes)" >&2; exit 1; }
     sleep 1
-    a1=$(sum_of "$name" "$n" 'replication_applied_total.*kind="upsert"') m1=$(sum_of "$name" "$n" 'replication_messages_total.*direction="sent"')
-    b1=$(sum_of "$name" "$n" 'replication_bytes_total.*direction="sent"')
+    a1=$(sum_of "$name" "$n" 'replication_applied_total.*kind="upsert"')
+    read -r m1 b1 < <(sent_traffic "$name" "$n")
     bpw=$(awk -v x=$((b1 - b0)) -v w="$w" 'BEGIN{printf "%.0f", x / w}')
     [ "$n" = 2 ] && base_bytes[$mode]=$bpw
     printf "  %-11s %-6s %-10s %-22s %-16s %-17s %s\n" "$mode" "$n" "$rps" \

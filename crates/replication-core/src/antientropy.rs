@@ -48,7 +48,11 @@
 //! In the backup topology a node holds only the sessions it owns, so a
 //! round repairs only the ids *both* sides own (by the repairing side's
 //! view of the members): a peer is never pushed a copy it should not keep,
-//! and a new owner gets exactly its share. After a change of membership
+//! and a new owner gets exactly its share. For the same reason B's digest
+//! lists only the ids of its page that A owns (by B's view; the range is
+//! still the whole page): a node asked by every other member lists each
+//! its share, not its whole store. Where the two views differ, A may push
+//! a copy B left out of its digest but holds; applying it changes nothing. After a change of membership
 //! every peer is marked for resync, so the rounds run back to back: this is
 //! half of the rebalance ([`crate::rebalance`]).
 //!

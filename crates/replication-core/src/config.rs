@@ -158,6 +158,19 @@ pub struct ProtocolConfig {
     pub heartbeat_interval_ms: u64,
     /// A peer not heard from for this long is down.
     pub peer_down_after_ms: u64,
+    /// Backup topology: how often a heartbeat goes to every peer. There the
+    /// membership layer (SWIM, `crate::membership`) is the failure
+    /// detector: it removes a dead member within a few probe periods, with
+    /// one probe per node per period whatever the cluster's size. The
+    /// replication heartbeat only carries a node's boot and readiness (sent
+    /// at once when they change, and when a peer is added) and, at this
+    /// slower pace, a backstop for a member the membership layer keeps but
+    /// that is not heard from. All-to-all heartbeats every
+    /// `heartbeat_interval_ms` to every peer: `N * (N - 1)` messages per
+    /// interval, the background traffic that grew with the cluster.
+    pub backup_heartbeat_interval_ms: u64,
+    /// Backup topology: a peer not heard from for this long is down.
+    pub backup_peer_down_after_ms: u64,
     /// How often coalesced touches are sent.
     pub touch_flush_ms: u64,
     /// How often a digest round runs with each peer (when not resyncing).
@@ -217,6 +230,8 @@ impl Default for ProtocolConfig {
             max_pending_acks: 10_000,
             heartbeat_interval_ms: 250,
             peer_down_after_ms: 1_500,
+            backup_heartbeat_interval_ms: 5_000,
+            backup_peer_down_after_ms: 15_000,
             touch_flush_ms: 1_000,
             anti_entropy_interval_ms: 2_000,
             digest_chunk: 512,
@@ -256,6 +271,13 @@ impl ProtocolConfig {
             || self.peer_down_after_ms < 2 * self.heartbeat_interval_ms
         {
             return bad("peer_down_after_ms must be at least two heartbeat intervals");
+        }
+        if self.backup_heartbeat_interval_ms < self.heartbeat_interval_ms
+            || self.backup_peer_down_after_ms < 2 * self.backup_heartbeat_interval_ms
+        {
+            return bad(
+                "backup_peer_down_after_ms must be at least two backup heartbeat intervals, and those no shorter than heartbeat_interval_ms",
+            );
         }
         if self.digest_chunk == 0 || self.digest_chunk > crate::message::MAX_LIST_ENTRIES {
             return bad("digest_chunk must be between 1 and MAX_LIST_ENTRIES");
@@ -302,6 +324,8 @@ impl ProtocolConfig {
             ack_timeout_ms: 500,
             heartbeat_interval_ms: 50,
             peer_down_after_ms: 300,
+            backup_heartbeat_interval_ms: 500,
+            backup_peer_down_after_ms: 1_500,
             touch_flush_ms: 100,
             anti_entropy_interval_ms: 200,
             request_timeout_ms: 200,

@@ -1290,13 +1290,22 @@ impl Replica {
                 entries,
             } => self.on_snapshot_page(from, after, upto, entries, now_ms),
             Message::DigestRequest { round, after } => {
-                let (entries, upto) = antientropy::digest_page(
+                let (mut entries, upto) = antientropy::digest_page(
                     &self.store,
                     &self.tombstones,
                     after.as_ref(),
                     self.cfg.digest_chunk,
                     now_ms,
                 );
+                // Backup: the asker repairs only ids it owns too, so the
+                // entries it does not own by this node's view are left
+                // out (the range stays the whole page; a view that differs
+                // costs at most a repair that changes nothing). See
+                // `crate::antientropy`.
+                if self.cfg.topology.is_backup() {
+                    let ownership = self.ownership();
+                    entries.retain(|e| ownership.owns(&e.id, from));
+                }
                 if let Some(p) = self.peers.get_mut(from) {
                     p.push_control(Message::Digest {
                         round,
@@ -1650,7 +1659,7 @@ impl Replica {
             for p in self.peers.values_mut() {
                 p.push_control(hb.clone());
             }
-            self.next_heartbeat_ms = now_ms + self.cfg.heartbeat_interval_ms;
+            self.next_heartbeat_ms = now_ms + self.heartbeat_every();
         }
         if now_ms >= self.next_touch_flush_ms {
             self.next_touch_flush_ms = now_ms + self.cfg.touch_flush_ms;
@@ -1775,13 +1784,31 @@ impl Replica {
         }
     }
 
+    /// How often heartbeats go out, and how long a silent peer stays up:
+    /// in the backup topology the membership layer detects failures, so
+    /// both are slower there (see [`ProtocolConfig::backup_heartbeat_interval_ms`]).
+    fn heartbeat_every(&self) -> u64 {
+        match self.cfg.topology.is_backup() {
+            true => self.cfg.backup_heartbeat_interval_ms,
+            false => self.cfg.heartbeat_interval_ms,
+        }
+    }
+
+    fn down_after(&self) -> u64 {
+        match self.cfg.topology.is_backup() {
+            true => self.cfg.backup_peer_down_after_ms,
+            false => self.cfg.peer_down_after_ms,
+        }
+    }
+
     fn check_liveness(&mut self, now_ms: u64) {
         let mut down = Vec::new();
         let mut stuck = Vec::new();
+        let down_after = self.down_after();
         for p in self.peers.values_mut() {
             if p.up
                 && p.last_heard_ms
-                    .is_some_and(|t| now_ms.saturating_sub(t) >= self.cfg.peer_down_after_ms)
+                    .is_some_and(|t| now_ms.saturating_sub(t) >= down_after)
             {
                 p.up = false;
                 p.clear_data();

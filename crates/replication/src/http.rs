@@ -293,7 +293,9 @@ async fn receive_swim(
         );
     };
     let Signed {
-        value: msg, signer, ..
+        value: msg,
+        signer,
+        bytes,
     } = match signed_json::<SwimMessage>(&shared, &req, payload).await {
         Ok(x) => x,
         Err(resp) => return resp,
@@ -326,7 +328,9 @@ async fn receive_swim(
             return refuse(&shared, StatusCode::CONFLICT, "id_in_use", why);
         }
     }
-    shared.metrics.on_swim(Direction::Received, msg.kind());
+    shared
+        .metrics
+        .on_swim(Direction::Received, msg.kind(), bytes);
     let step = link.swim.lock().on_message(msg, clock::now_ms());
     shared.swim_step(step);
     HttpResponse::NoContent().finish()

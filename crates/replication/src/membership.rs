@@ -51,7 +51,7 @@ use sessionlab_wire::{DiscoveryStatus, MemberStatus, MembershipStatus};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::addr::PeerAddr;
+use crate::PeerAddr;
 use crate::auth;
 use crate::metrics::Direction;
 use crate::runtime::Shared;
@@ -434,7 +434,7 @@ async fn send(shared: Arc<Shared>, client: reqwest::Client, addr: String, msg: S
     for (name, value) in signed.pairs() {
         req = req.header(name, value);
     }
-    shared.metrics.on_swim(Direction::Sent, kind);
+    shared.metrics.on_swim(Direction::Sent, kind, body.len());
     match req.body(body).send().await {
         Ok(resp) if resp.status().is_success() => {
             if kind == "join" {

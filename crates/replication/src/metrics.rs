@@ -26,6 +26,7 @@
 //! | `replication_rebalance_sessions_total`, `replication_rebalance_bytes_total`, `replication_rebalance_last_seconds`, `replication_rebalances_total` | sessions and bytes sent to new owners after membership changes; the last rebalance's duration; passes finished |
 //! | `membership_members{state}`, `membership_version` | the SWIM view: members by state (this node included) and its version |
 //! | `membership_messages_total{direction,kind}` | failure-detector messages in and out (`ping`, `ack`, `ping_req`, `join`, `join_reply`, `gossip`) |
+//! | `membership_bytes_total{direction}` | their request body bytes |
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -93,6 +94,11 @@ struct StateLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SwimLabels {
     direction: &'static str,
     kind: &'static str,
@@ -140,6 +146,7 @@ pub struct Metrics {
     members: Family<StateLabels, Gauge>,
     membership_version: Gauge,
     swim_messages: Family<SwimLabels, Counter>,
+    swim_bytes: Family<DirectionLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -171,6 +178,7 @@ impl Default for Metrics {
             members: Family::default(),
             membership_version: Gauge::default(),
             swim_messages: Family::default(),
+            swim_bytes: Family::default(),
         }
     }
 }
@@ -310,6 +318,11 @@ impl Metrics {
             "Failure-detector messages, by direction and kind",
             self.swim_messages.clone(),
         );
+        m.register(
+            member_names::BYTES,
+            "Failure-detector request body bytes, by direction",
+            self.swim_bytes.clone(),
+        );
     }
 
     /// One remote fetch: `hit`, `miss` or `error`, and how long it took.
@@ -320,14 +333,16 @@ impl Metrics {
         self.remote_fetch_seconds.observe(seconds);
     }
 
-    /// A failure-detector message in (`received`) or out (`sent`).
-    pub fn on_swim(&self, direction: Direction, kind: &'static str) {
+    /// A failure-detector message in (`received`) or out (`sent`), with
+    /// its body's size.
+    pub fn on_swim(&self, direction: Direction, kind: &'static str, bytes: usize) {
+        let direction = direction.as_str();
         self.swim_messages
-            .get_or_create(&SwimLabels {
-                direction: direction.as_str(),
-                kind,
-            })
+            .get_or_create(&SwimLabels { direction, kind })
             .inc();
+        self.swim_bytes
+            .get_or_create(&DirectionLabels { direction })
+            .inc_by(bytes as u64);
     }
 
     /// The membership view: members per state (this node included).

@@ -118,6 +118,8 @@ pub mod membership {
     pub const VERSION: &str = "version";
     /// Counter `{direction, kind}`: failure-detector messages.
     pub const MESSAGES: &str = "messages";
+    /// Counter `{direction}`: their request body bytes.
+    pub const BYTES: &str = "bytes";
 }
 
 /// The load balancer's series (full names as encoded; counters get `_total`).
