@@ -478,25 +478,30 @@ function setButton(btn, text, busy, whyNot, help) {
 function renderSessions(c) {
   const nodes = c.nodes;
   const table = $('#sessions');
-  const head = el('tr', {}, el('th', { text: 'session' }), el('th', { text: 'user' }),
-    ...nodes.map((nd) => el('th', {}, el('span', { class: 'th-node' }, el('span', { class: 'dot', node: nd.id }), nd.id))),
-    el('th', { text: 'copies' }));
-  table.tHead.replaceChildren(head);
 
-  // id prefix -> { user, last access, per node meta }
+  // id prefix -> { user, last access, per node meta, owners }
   const rows = new Map();
   nodes.forEach((nd, i) => {
     for (const s of nd.sessions || []) {
       let r = rows.get(s.id_prefix);
       if (!r) {
-        r = { id: s.id_prefix, user: s.user, last: 0, held: new Array(nodes.length).fill(null) };
+        r = { id: s.id_prefix, user: s.user, last: 0, held: new Array(nodes.length).fill(null), owners: null };
         rows.set(s.id_prefix, r);
       }
       r.held[i] = s;
       r.user = r.user || s.user;
       r.last = Math.max(r.last, s.last_access_ms || 0);
+      // The backup topology: the members that should keep a copy, as the
+      // listing node sees them (they agree once membership has settled).
+      r.owners = r.owners || (Array.isArray(s.owners) ? s.owners : null);
     }
   });
+  const backup = [...rows.values()].some((r) => r.owners);
+  const head = el('tr', {}, el('th', { text: 'session' }), el('th', { text: 'user' }),
+    ...nodes.map((nd) => el('th', {}, el('span', { class: 'th-node' }, el('span', { class: 'dot', node: nd.id }), nd.id))),
+    ...(backup ? [el('th', { text: 'owners', title: 'primary first: the members that keep a copy' })] : []),
+    el('th', { text: 'copies' }));
+  table.tHead.replaceChildren(head);
   const known = nodes.map((nd) => Array.isArray(nd.sessions));
   const live = known.filter(Boolean).length;
   const sorted = [...rows.values()].sort((a, b) => b.last - a.last);
@@ -506,36 +511,63 @@ function renderSessions(c) {
     const newest = versions.reduce((m, v) => (m === null || cmpVersion(v, m) > 0 ? v : m), null);
     const distinct = new Set(versions.map((v) => v.join('@'))).size;
     const holders = versions.length;
+    const owners = r.owners || [];
+    // primary, backup or '' (not an owner, or all-to-all)
+    const role = (i) => {
+      const at = owners.indexOf(nodes[i].id);
+      return at < 0 ? '' : at === 0 ? 'primary' : 'backup';
+    };
     const cells = r.held.map((s, i) => {
-      if (!known[i]) return el('td', { class: 'ver unknown', 'data-node': nodes[i].id, title: 'node not reachable', text: '?' });
-      if (!s) return el('td', { class: 'ver missing', 'data-node': nodes[i].id, title: 'not held', text: '—' });
+      const owner = role(i);
+      const attrs = { 'data-node': nodes[i].id };
+      if (owner) attrs['data-owner'] = owner;
+      const mark = owner ? ' owner' : '';
+      if (!known[i]) return el('td', { ...attrs, class: 'ver unknown' + mark, title: 'node not reachable', text: '?' });
+      if (!s) {
+        const why = owner ? 'an owner (' + owner + ') without a copy yet' : (backup ? 'not an owner' : 'not held');
+        return el('td', { ...attrs, class: 'ver missing' + mark, title: why, text: '—' });
+      }
       const v = versionKey(s.version);
       const same = cmpVersion(v, newest) === 0;
+      const what = same ? 'the newest copy' : 'an older copy: not yet replicated here';
       return el('td', {
-        class: 'ver ' + (same ? 'same' : 'behind'),
-        'data-node': nodes[i].id,
+        ...attrs,
+        class: 'ver ' + (same ? 'same' : 'behind') + mark,
         'data-version': versionText(s.version),
-        title: same ? 'the newest copy' : 'an older copy: not yet replicated here',
+        title: owner ? what + ' · the ' + owner : (backup ? what + ' · not an owner: on its way to the owners' : what),
         text: versionText(s.version),
       });
     });
     let summary;
-    if (distinct > 1) summary = el('span', { class: 'chip draining', text: holders + '/' + live + ' · ' + distinct + ' versions' });
+    if (backup) {
+      // The backup topology: the copies should be exactly the owners'.
+      const onOwners = r.held.filter((s, i) => s && role(i)).length;
+      const extra = holders - onOwners;
+      const text = onOwners + '/' + owners.length + ' owners' + (extra > 0 ? ' · +' + extra + ' moving' : '')
+        + (distinct > 1 ? ' · ' + distinct + ' versions' : '');
+      const settled = onOwners === owners.length && extra === 0 && distinct === 1;
+      summary = el('span', { class: 'chip' + (settled ? ' up' : ' draining'), text });
+    } else if (distinct > 1) summary = el('span', { class: 'chip draining', text: holders + '/' + live + ' · ' + distinct + ' versions' });
     else if (holders === live && live > 1) summary = el('span', { class: 'chip up', text: holders + '/' + live + ' agree' });
     else summary = el('span', { class: 'chip', text: holders + '/' + live });
+    const ownerCell = backup
+      ? [el('td', { class: 'owners', 'data-owners': owners.join(' '), text: owners.join(' · ') || '?' })]
+      : [];
     body.push(el('tr', { 'data-session': r.id, 'data-user': r.user || '' },
       el('td', {}, el('code', { text: r.id + '…' })),
       el('td', { text: r.user || 'anonymous' }),
       ...cells,
+      ...ownerCell,
       el('td', {}, summary)));
   }
   if (!body.length) {
-    body.push(el('tr', { class: 'empty' }, el('td', { colspan: nodes.length + 3, text: live ? 'no sessions yet: log in through the app' : 'no node answers (are --node-admin addresses set?)' })));
+    body.push(el('tr', { class: 'empty' }, el('td', { colspan: nodes.length + (backup ? 4 : 3), text: live ? 'no sessions yet: log in through the app' : 'no node answers (are --node-admin addresses set?)' })));
   }
   table.tBodies[0].replaceChildren(...body);
   $('#sessions-note').textContent = rows.size > SHOWN_SESSIONS
     ? 'the ' + SHOWN_SESSIONS + ' most recently used of ' + rows.size
-    : rows.size + ' session' + (rows.size === 1 ? '' : 's') + ' · which node holds which version';
+    : rows.size + ' session' + (rows.size === 1 ? '' : 's') + ' · which node holds which version'
+      + (backup ? ' · ◆ primary owner, ◇ backup' : '');
 }
 
 function renderRequests() {

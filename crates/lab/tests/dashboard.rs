@@ -22,14 +22,14 @@ use support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// `target/test-output/dashboard`, emptied.
-fn output_dir() -> PathBuf {
+/// `target/test-output/NAME`, emptied.
+fn output_dir(name: &str) -> PathBuf {
     // bin_dir() is target/<profile>.
     let dir = bin_dir()
         .parent()
         .expect("the target folder")
         .join("test-output")
-        .join("dashboard");
+        .join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("creating the output folder");
     dir
@@ -52,24 +52,10 @@ async fn click(page: &mut Page, what: &str, selector: &str) {
     page.wait_for(what, &js, WAIT).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_alices_node_from_the_dashboard_keeps_her_logged_in() {
-    let Some(chromium) = find_chromium() else {
-        println!(
-            "SKIPPED dashboard browser test: no chromium on PATH (scripts/test.sh installs \
-             Debian's chromium; or set SESSIONLAB_CHROMIUM)"
-        );
-        return;
-    };
-    let out = output_dir();
-    let tc = tokio::task::spawn_blocking(|| TestCluster::up("sticky-replicated", 3))
-        .await
-        .expect("sessionlab up");
-    let (app, admin) = (tc.app_url(), tc.dashboard_url());
-    let browser = Browser::launch(&chromium, &out.join("chromium.log")).await;
-
-    // Alice logs in through the LB and presses +1.
-    let mut shop = browser.new_page().await;
+/// Alice logs in through the LB at `app` and presses +1; returns the node
+/// that served her and her session id's first characters, as the page
+/// shows them.
+async fn log_in_alice(shop: &mut Page, app: &str) -> (String, String) {
     shop.navigate(&format!("{app}/")).await;
     shop.wait_for(
         "the login form",
@@ -108,6 +94,28 @@ async fn killing_alices_node_from_the_dashboard_keeps_her_logged_in() {
         .trim_end_matches('…')
         .to_string();
     assert_eq!(prefix.len(), 6, "{prefix}");
+    (served, prefix)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_alices_node_from_the_dashboard_keeps_her_logged_in() {
+    let Some(chromium) = find_chromium() else {
+        println!(
+            "SKIPPED dashboard browser test: no chromium on PATH (scripts/test.sh installs \
+             Debian's chromium; or set SESSIONLAB_CHROMIUM)"
+        );
+        return;
+    };
+    let out = output_dir("dashboard");
+    let tc = tokio::task::spawn_blocking(|| TestCluster::up("sticky-replicated", 3))
+        .await
+        .expect("sessionlab up");
+    let (app, admin) = (tc.app_url(), tc.dashboard_url());
+    let browser = Browser::launch(&chromium, &out.join("chromium.log")).await;
+
+    // Alice logs in through the LB and presses +1.
+    let mut shop = browser.new_page().await;
+    let (served, prefix) = log_in_alice(&mut shop, &app).await;
     shop.screenshot(&out.join("app-alice-logged-in.png")).await;
     println!("alice logged in on {served}, session {prefix}…");
 
@@ -240,4 +248,76 @@ async fn killing_alices_node_from_the_dashboard_keeps_her_logged_in() {
     .await;
     dash.screenshot(&out.join("dashboard-after-kill.png")).await;
     println!("screenshots in {}", out.display());
+}
+
+/// The backup topology: each session has two owners (K = 1) among three
+/// nodes. The sessions table names them, primary first, and shows alice's
+/// copies on exactly those two nodes, the node that created her session
+/// (it picks ids it owns) among them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backup_dashboard_shows_each_sessions_owners_and_copies() {
+    let Some(chromium) = find_chromium() else {
+        println!("SKIPPED backup dashboard browser test: no chromium on PATH");
+        return;
+    };
+    let out = output_dir("dashboard-backup");
+    let tc = tokio::task::spawn_blocking(|| TestCluster::up("backup", 3))
+        .await
+        .expect("sessionlab up");
+    let (app, admin) = (tc.app_url(), tc.dashboard_url());
+    let browser = Browser::launch(&chromium, &out.join("chromium.log")).await;
+    let mut shop = browser.new_page().await;
+    let (served, prefix) = log_in_alice(&mut shop, &app).await;
+    println!("alice logged in on {served}, session {prefix}…");
+
+    let mut dash = browser.new_page().await;
+    dash.navigate(&format!("{admin}/dashboard")).await;
+    let row = format!("tr[data-session=\"{prefix}\"]");
+    let owners = dash
+        .wait_for(
+            "alice's row: two owners, her copies on exactly those two nodes, the serving node an owner",
+            &format!(
+                "(() => {{ const r = document.querySelector({row}); if (!r || r.dataset.user !== 'alice') return null; \
+                 const o = r.querySelector('td.owners'); if (!o) return null; \
+                 const owners = o.dataset.owners.split(' ').filter(Boolean); \
+                 const held = [...r.querySelectorAll('td.ver[data-version]')].map(c => c.dataset.node); \
+                 const marked = [...r.querySelectorAll('td.ver[data-owner]')].map(c => c.dataset.node); \
+                 const primary = r.querySelector('td.ver[data-owner=\"primary\"]'); \
+                 const chip = r.querySelector('.chip'); \
+                 const ok = owners.length === 2 && held.length === 2 && held.every(n => owners.includes(n)) \
+                   && marked.length === 2 && primary && primary.dataset.node === owners[0] \
+                   && owners.includes({served}) && chip && chip.textContent.startsWith('2/2 owners'); \
+                 return ok ? owners.join(' ') : null }})()",
+                row = json!(row),
+                served = json!(served),
+            ),
+            WAIT,
+        )
+        .await;
+    let owners = owners.as_str().unwrap_or_default().to_string();
+    dash.screenshot(&out.join("dashboard-backup-owners.png"))
+        .await;
+
+    // The nodes' own listing says the same: the owners the dashboard shows
+    // come from the node, not from the page.
+    let secret = tc.run_folder().read_secret().unwrap();
+    let addr = tc.cluster_url(&served).replace("http://", "");
+    let (status, list) = signed_get(&addr, &secret, "/admin/v1/sessions?limit=100")
+        .await
+        .expect("the node's session list");
+    assert_eq!(status, 200, "{list}");
+    let mine = list["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .find(|s| s["id_prefix"] == prefix.as_str())
+        .expect("alice's session on the node that served her");
+    let from_node: Vec<&str> = mine["owners"]
+        .as_array()
+        .expect("owners in the backup topology")
+        .iter()
+        .filter_map(|o| o.as_str())
+        .collect();
+    assert_eq!(from_node.join(" "), owners, "{mine}");
+    println!("alice's owners: {owners}; screenshots in {}", out.display());
 }

@@ -253,6 +253,24 @@ async fn up_backends(http: &reqwest::Client, p: &Project) -> Option<usize> {
     count_where(&view["backends"], "state", "up".into())
 }
 
+/// How many of the LB's up backends hold the session `prefix`, read from
+/// each node's session list at the cluster listener the LB shows as its
+/// `admin` (the container's address: the scaled nodes publish no ports).
+async fn copies_behind_lb(http: &reqwest::Client, p: &Project, prefix: &str) -> Option<usize> {
+    let admin = format!("http://127.0.0.1:{}/admin/v1/backends", p.admin_port);
+    let view = get_json(http, &admin, &p.token).await?;
+    let mut held = 0;
+    for b in view["backends"].as_array()? {
+        if b["state"] != "up" {
+            continue;
+        }
+        let addr = b["admin"].as_str()?;
+        let (_, body) = signed_get(addr, &p.secret, "/admin/v1/sessions").await?;
+        held += usize::from(version_in(&body, prefix).is_some());
+    }
+    Some(held)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a Docker engine and the sessionlab image; scripts/test.sh runs it"]
 async fn compose_backup_scales_3_to_5_to_3_under_a_login_and_loses_nothing() {
@@ -287,6 +305,19 @@ async fn compose_backup_scales_3_to_5_to_3_under_a_login_and_loses_nothing() {
     let mut counter = increment(&client, &base).await.body["counter"]
         .as_u64()
         .unwrap();
+    let s = session(&client, &base).await;
+    let prefix = s.body["session"]["id_prefix"].as_str().unwrap().to_string();
+    // Exactly K + 1 = 2 copies, whatever the cluster's size: on 3 nodes
+    // now, and after each scale once the rebalance has settled.
+    let two_copies = || {
+        let (http, p, prefix) = (&http, &p, prefix.as_str());
+        eventually(
+            Duration::from_secs(60),
+            "exactly two copies of alice's session",
+            move || async move { (copies_behind_lb(http, p, prefix).await? == 2).then_some(()) },
+        )
+    };
+    two_copies().await;
 
     for n in [5, 3] {
         let step = std::time::Instant::now();
@@ -304,6 +335,7 @@ async fn compose_backup_scales_3_to_5_to_3_under_a_login_and_loses_nothing() {
         let w = increment(&client, &base).await;
         assert_eq!(w.body["counter"].as_u64(), Some(counter + 1), "{}", w.body);
         counter += 1;
+        two_copies().await;
     }
     p.down();
     let (containers, networks) = p.leftovers();

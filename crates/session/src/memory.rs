@@ -573,14 +573,36 @@ impl MemoryStore {
 
     /// Admin listing of up to `limit` sessions, oldest first.
     pub fn list_meta(&self, limit: usize) -> Vec<SessionMeta> {
-        let mut out: Vec<SessionMeta> = self
+        self.list_meta_with(limit, |_| None)
+    }
+
+    /// [`list_meta`](Self::list_meta), each entry's `owners` from `owners`
+    /// (called outside the store's locks, on the listed sessions only).
+    pub fn list_meta_with(
+        &self,
+        limit: usize,
+        owners: impl Fn(&SessionId) -> Option<Vec<String>>,
+    ) -> Vec<SessionMeta> {
+        let mut out: Vec<(SessionMeta, SessionId)> = self
             .shards
             .iter()
-            .flat_map(|s| s.read().values().map(Session::meta).collect::<Vec<_>>())
+            .flat_map(|s| {
+                s.read()
+                    .values()
+                    .map(|x| (x.meta(), x.id.clone()))
+                    .collect::<Vec<_>>()
+            })
             .collect();
-        out.sort_by(|a, b| (a.created_ms, &a.id_prefix).cmp(&(b.created_ms, &b.id_prefix)));
+        out.sort_by(|(a, _), (b, _)| {
+            (a.created_ms, &a.id_prefix).cmp(&(b.created_ms, &b.id_prefix))
+        });
         out.truncate(limit);
-        out
+        out.into_iter()
+            .map(|(mut meta, id)| {
+                meta.owners = owners(&id);
+                meta
+            })
+            .collect()
     }
 }
 

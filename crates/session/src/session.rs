@@ -133,6 +133,7 @@ impl Session {
             created_ms: self.created_ms,
             last_access_ms: self.last_access_ms,
             expires_at_ms: self.expires_at_ms(),
+            owners: None,
         }
     }
 }
@@ -147,6 +148,11 @@ pub struct SessionMeta {
     pub created_ms: u64,
     pub last_access_ms: u64,
     pub expires_at_ms: u64,
+    /// The replication backup topology: the members that should keep a
+    /// copy, the primary first, as the listing node sees the members.
+    /// Absent where every node holds everything (or nothing is replicated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owners: Option<Vec<String>>,
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! | `GET /healthz` | 200 `{"status":"ok"}` (`"degraded"` while Redis is unreachable), 503 `{"status":"starting"}` until ready |
 //! | `GET /metrics` | Prometheus text ([`crate::ops::metrics`]) |
 //! | `GET /admin/v1/status` | node id, store (and `store_ok`), modes, readiness, counts, uptime, memory (`memory_rss_bytes`), peers |
-//! | `GET /admin/v1/sessions?limit=N` | up to N (default 100, at most 10000) sessions' metadata |
+//! | `GET /admin/v1/sessions?limit=N` | up to N (default 100, at most 10000) sessions' metadata (backup topology: each with its `owners`, primary first) |
 //!
 //! Features that need more routes here (the replication protocol) pass them
 //! in as [`ClusterRoutes`] through the store wiring.
