@@ -97,28 +97,70 @@ async fn log_in_alice(shop: &mut Page, app: &str) -> (String, String) {
     (served, prefix)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_alices_node_from_the_dashboard_keeps_her_logged_in() {
+/// A cluster in `mode` on three nodes, Chromium, and alice logged in
+/// through the LB in a first tab.
+struct Lab {
+    tc: TestCluster,
+    /// `target/test-output/<folder>`, for screenshots.
+    out: PathBuf,
+    browser: Browser,
+    /// The app behind the LB, and the dashboard.
+    app: String,
+    admin: String,
+    /// Alice's tab, the node that served her and her session id's first
+    /// characters.
+    shop: Page,
+    served: String,
+    prefix: String,
+}
+
+/// [`Lab`], or `None` (the test prints SKIPPED and passes) without
+/// Chromium.
+async fn start(mode: &'static str, folder: &str) -> Option<Lab> {
     let Some(chromium) = find_chromium() else {
         println!(
-            "SKIPPED dashboard browser test: no chromium on PATH (scripts/test.sh installs \
-             Debian's chromium; or set SESSIONLAB_CHROMIUM)"
+            "SKIPPED dashboard browser test ({mode}): no chromium on PATH (scripts/test.sh \
+             installs Debian's chromium; or set SESSIONLAB_CHROMIUM)"
         );
-        return;
+        return None;
     };
-    let out = output_dir("dashboard");
-    let tc = tokio::task::spawn_blocking(|| TestCluster::up("sticky-replicated", 3))
+    let out = output_dir(folder);
+    let tc = tokio::task::spawn_blocking(move || TestCluster::up(mode, 3))
         .await
         .expect("sessionlab up");
     let (app, admin) = (tc.app_url(), tc.dashboard_url());
     let browser = Browser::launch(&chromium, &out.join("chromium.log")).await;
-
-    // Alice logs in through the LB and presses +1.
     let mut shop = browser.new_page().await;
     let (served, prefix) = log_in_alice(&mut shop, &app).await;
     shop.screenshot(&out.join("app-alice-logged-in.png")).await;
-    println!("alice logged in on {served}, session {prefix}…");
+    println!("{mode}: alice logged in on {served}, session {prefix}…");
+    Some(Lab {
+        tc,
+        out,
+        browser,
+        app,
+        admin,
+        shop,
+        served,
+        prefix,
+    })
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_alices_node_from_the_dashboard_keeps_her_logged_in() {
+    let Some(Lab {
+        tc,
+        out,
+        browser,
+        admin,
+        app,
+        mut shop,
+        served,
+        prefix,
+    }) = start("sticky-replicated", "dashboard").await
+    else {
+        return;
+    };
     // The dashboard: alice's session on all three nodes, one version.
     let mut dash = browser.new_page().await;
     dash.navigate(&format!("{admin}/dashboard")).await;
@@ -256,19 +298,18 @@ async fn killing_alices_node_from_the_dashboard_keeps_her_logged_in() {
 /// (it picks ids it owns) among them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_backup_dashboard_shows_each_sessions_owners_and_copies() {
-    let Some(chromium) = find_chromium() else {
-        println!("SKIPPED backup dashboard browser test: no chromium on PATH");
+    let Some(Lab {
+        tc,
+        out,
+        browser,
+        admin,
+        served,
+        prefix,
+        ..
+    }) = start("backup", "dashboard-backup").await
+    else {
         return;
     };
-    let out = output_dir("dashboard-backup");
-    let tc = tokio::task::spawn_blocking(|| TestCluster::up("backup", 3))
-        .await
-        .expect("sessionlab up");
-    let (app, admin) = (tc.app_url(), tc.dashboard_url());
-    let browser = Browser::launch(&chromium, &out.join("chromium.log")).await;
-    let mut shop = browser.new_page().await;
-    let (served, prefix) = log_in_alice(&mut shop, &app).await;
-    println!("alice logged in on {served}, session {prefix}…");
 
     let mut dash = browser.new_page().await;
     dash.navigate(&format!("{admin}/dashboard")).await;
