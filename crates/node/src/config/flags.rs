@@ -637,46 +637,69 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A flag whose values are words with help of their own (`--help` lists
+/// each): the word parsed by the type's `FromStr`, so the names live with
+/// the type (the protocol's enums, which know nothing of clap).
+fn choices<T>(values: &[(&'static str, &'static str)]) -> impl TypedValueParser<Value = T> + use<T>
+where
+    T: FromStr + Clone + Send + Sync + 'static,
+    T::Err: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    PossibleValuesParser::new(
+        values
+            .iter()
+            .map(|(name, help)| PossibleValue::new(*name).help(*help)),
+    )
+    .try_map(|s| s.parse::<T>())
+}
+
 fn replication_mode_parser() -> impl TypedValueParser<Value = ReplicationMode> {
-    PossibleValuesParser::new([
-        PossibleValue::new("off").help("sessions stay in this node's memory"),
-        PossibleValue::new("all-to-all").help("every session is copied to every member"),
-        PossibleValue::new("backup")
-            .help("each session is kept by --backups + 1 owners chosen by hashing its id"),
+    choices(&[
+        ("off", "sessions stay in this node's memory"),
+        ("all-to-all", "every session is copied to every member"),
+        (
+            "backup",
+            "each session is kept by --backups + 1 owners chosen by hashing its id",
+        ),
     ])
-    .try_map(|s| s.parse::<ReplicationMode>())
 }
 
 fn granularity_parser() -> impl TypedValueParser<Value = Granularity> {
-    PossibleValuesParser::new([
-        PossibleValue::new("session")
-            .help("replicate the whole session; the later of two concurrent writes wins"),
-        PossibleValue::new("attribute")
-            .help("stamp each key; concurrent changes to different keys both survive"),
+    choices(&[
+        (
+            "session",
+            "replicate the whole session; the later of two concurrent writes wins",
+        ),
+        (
+            "attribute",
+            "stamp each key; concurrent changes to different keys both survive",
+        ),
     ])
-    .try_map(|s| s.parse::<Granularity>())
 }
 
 fn partition_policy_parser() -> impl TypedValueParser<Value = PartitionPolicy> {
-    PossibleValuesParser::new([
-        PossibleValue::new("available")
-            .help("both sides of a partition take writes; the later one wins at the heal"),
-        PossibleValue::new("consistent")
-            .help("refuse a write that cannot reach a majority (503); lose none acknowledged"),
+    choices(&[
+        (
+            "available",
+            "both sides of a partition take writes; the later one wins at the heal",
+        ),
+        (
+            "consistent",
+            "refuse a write that cannot reach a majority (503); lose none acknowledged",
+        ),
     ])
-    .try_map(|s| s.parse::<PartitionPolicy>())
 }
 
 fn ack_mode_parser() -> impl TypedValueParser<Value = AckMode> {
-    PossibleValuesParser::new([
-        PossibleValue::new("none").help("answer at once; peers get the write soon (async)"),
-        PossibleValue::new("sent").help(
+    choices(&[
+        ("none", "answer at once; peers get the write soon (async)"),
+        (
+            "sent",
             "answer once the write is handed to the transport for every live peer, without waiting for acks",
         ),
-        PossibleValue::new("all").help("answer once every live peer applied the write"),
-        PossibleValue::new("quorum").help("answer once a majority of the cluster holds it"),
+        ("all", "answer once every live peer applied the write"),
+        ("quorum", "answer once a majority of the cluster holds it"),
     ])
-    .try_map(|s| s.parse::<AckMode>())
 }
 
 /// One `HOST:PORT` (`--join`, `--discover`, `--cluster-advertise`).
