@@ -302,6 +302,12 @@ impl FromStr for Variant {
                     return Err(format!("`{s}`: one +ack-... variant at most"));
                 }
                 Some(a) => v.ack = Some(a),
+                None if mode.preset().dynamic_membership => {
+                    return Err(format!(
+                        "`{s}`: +consistent needs a fixed member list, and {name}'s members \
+                         join and leave at run time"
+                    ));
+                }
                 None => v.consistent = true,
             }
         }
@@ -641,6 +647,8 @@ mod tests {
         assert!(err.contains("valid: local, sticky"), "{err}");
         let err = "replicated+fast".parse::<Variant>().unwrap_err();
         assert!(err.contains("unknown variant `+fast`"), "{err}");
+        let err = "backup+consistent".parse::<Variant>().unwrap_err();
+        assert!(err.contains("needs a fixed member list"), "{err}");
     }
 
     #[test]

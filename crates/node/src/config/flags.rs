@@ -286,6 +286,8 @@ pub struct ReplicationFlags {
     /// of the cluster: keep taking writes (`available`; last writer wins at
     /// the heal), or refuse them with 503 (`consistent`; a write is also
     /// answered only once a majority holds it, within the ack timeout).
+    /// `consistent` needs a fixed member list (--peer): not with
+    /// --replication backup, --join or --discover.
     #[arg(
         long,
         value_name = "POLICY",

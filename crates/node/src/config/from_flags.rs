@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 
 use clap::{CommandFactory, Parser};
-use sessionlab_replication::{PeerAddr, ReplicationMode, Topology};
+use sessionlab_replication::{PartitionPolicy, PeerAddr, ReplicationMode, Topology};
 
 use super::flags::{
     Auth, AuthFlags, Cli, ClientFlags, CookieFlags, Flags, LimitFlags, ListenerFlags, Rate,
@@ -299,6 +299,13 @@ fn replication_options(
         _ => Topology::AllToAll,
     };
     let dynamic = topology.is_backup() || !f.join.is_empty() || f.discover.is_some();
+    if dynamic && f.partition_policy == PartitionPolicy::Consistent {
+        return bad(
+            "--partition-policy consistent needs a fixed member list (--peer, all-to-all): with \
+             members learnt at run time (--replication backup, --join, --discover) a cut-off \
+             minority removes the members it cannot reach and then counts itself a majority",
+        );
+    }
     let membership = match dynamic {
         false => None,
         true => {
@@ -718,7 +725,7 @@ mod tests {
 
     #[test]
     fn flag_combinations_that_cannot_work_name_the_flag() {
-        let cases: [(&[&str], &str); 6] = [
+        let cases: [(&[&str], &str); 8] = [
             (
                 &["--replication", "all-to-all"],
                 "--cluster-secret is required",
@@ -758,6 +765,30 @@ mod tests {
                     "node-2=127.0.0.1:10",
                 ],
                 "--peer node-2 is given twice",
+            ),
+            (
+                &[
+                    "--replication",
+                    "backup",
+                    "--cluster-secret",
+                    SECRET,
+                    "--partition-policy",
+                    "consistent",
+                ],
+                "--partition-policy consistent needs a fixed member list",
+            ),
+            (
+                &[
+                    "--replication",
+                    "all-to-all",
+                    "--cluster-secret",
+                    SECRET,
+                    "--join",
+                    "127.0.0.1:9",
+                    "--partition-policy",
+                    "consistent",
+                ],
+                "--partition-policy consistent needs a fixed member list",
             ),
         ];
         refused_without_echo(&cases, "short");
