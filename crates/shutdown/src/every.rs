@@ -12,11 +12,16 @@
 //! | a stop while waiting | returns at once |
 //! | a stop already given, or the sender gone | no tick at all |
 //!
-//! ```ignore
-//! let mut every = Every::new(period, stop);
+//! ```no_run
+//! # async fn round() {}
+//! # async fn example(stop: tokio::sync::watch::Receiver<bool>) {
+//! use sessionlab_shutdown::Every;
+//!
+//! let mut every = Every::new(std::time::Duration::from_secs(2), stop);
 //! while every.tick().await {
 //!     round().await;
 //! }
+//! # }
 //! ```
 
 use std::time::Duration;
@@ -42,16 +47,21 @@ impl Every {
     /// Waits for the next tick: `true` then, `false` once the loop should
     /// end.
     pub async fn tick(&mut self) -> bool {
-        if *self.stop.borrow() {
-            return false;
-        }
-        tokio::select! {
-            _ = self.ticks.tick() => !*self.stop.borrow(),
-            changed = self.stop.changed() => changed.is_ok() && !*self.stop.borrow() && {
-                // A change that is not a stop: wait for the tick as usual.
-                self.ticks.tick().await;
-                !*self.stop.borrow()
-            },
+        loop {
+            // Marks the current value seen, so `changed` waits for a new one.
+            if *self.stop.borrow_and_update() {
+                return false;
+            }
+            tokio::select! {
+                _ = self.ticks.tick() => return !*self.stop.borrow(),
+                changed = self.stop.changed() => {
+                    if changed.is_err() {
+                        return false; // the sender is gone: nobody can stop us later
+                    }
+                    // A new value: a stop ends the loop at the top; any other
+                    // keeps waiting for the same tick.
+                }
+            }
         }
     }
 }
@@ -94,5 +104,20 @@ mod tests {
         assert!(every.tick().await);
         drop(tx);
         assert!(!every.tick().await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_that_is_no_stop_keeps_the_period_and_a_later_stop_still_ends_it() {
+        let (tx, rx) = watch::channel(false);
+        let mut every = Every::new(Duration::from_secs(2), rx);
+        let t0 = Instant::now();
+        assert!(every.tick().await);
+        let waiting = tokio::spawn(async move { every.tick().await });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        tx.send(false).unwrap(); // not a stop
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        tx.send(true).unwrap(); // a stop, before the tick is due
+        assert!(!waiting.await.unwrap());
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
     }
 }
