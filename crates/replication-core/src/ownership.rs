@@ -25,7 +25,34 @@
 //! not all of them), to each new owner that did not hold it. After an
 //! owner dies, this is how the backups restore `K + 1` copies.
 
+use sessionlab_session::SessionId;
 use sessionlab_wire::hash::hash_parts;
+
+/// The owners of session `id` among `members` (keyed by the id's text):
+/// what every node computes, and what the admin listing shows.
+pub fn session_owners<'a>(id: &SessionId, members: &[&'a str], copies: usize) -> Vec<&'a str> {
+    owners(id.as_str().as_bytes(), members, copies)
+}
+
+/// The members and the copy count that decide owners at one moment, owned:
+/// owners computed from it without holding the replica (the admin
+/// listing, which reads the store's shards, locked in the other order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerMap {
+    pub(crate) members: Vec<String>,
+    pub(crate) copies: usize,
+}
+
+impl OwnerMap {
+    /// The owners of session `id`, the primary first.
+    pub fn owners(&self, id: &SessionId) -> Vec<String> {
+        let members: Vec<&str> = self.members.iter().map(String::as_str).collect();
+        session_owners(id, &members, self.copies)
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+}
 
 /// The owners of `key` among `members`, highest score first (the primary),
 /// at most `copies` of them (all members if there are fewer).

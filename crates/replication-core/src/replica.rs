@@ -57,6 +57,7 @@ use crate::config::{AckMode, PartitionPolicy, ProtocolConfig, Topology};
 use crate::granularity::{Granularity, canonical, merge_into, stamp_local};
 use crate::message::{Batch, Delete, DigestEntry, Message, Rejected, SnapshotEntry, Upsert};
 use crate::order;
+use crate::ownership::OwnerMap;
 use crate::peer::{InFlight, Outstanding, Peer, ResyncReason};
 use crate::rebalance::{HANDOFF_ACK_BIT, RebalanceView, Rebalancer, Settled};
 use crate::snapshot::{self, Join};
@@ -304,7 +305,7 @@ struct Ownership<'a> {
 
 impl<'a> Ownership<'a> {
     fn owners(&self, id: &SessionId) -> Vec<&'a str> {
-        crate::ownership::owners(id.as_str().as_bytes(), &self.members, self.copies)
+        crate::ownership::session_owners(id, &self.members, self.copies)
     }
 
     fn owns(&self, id: &SessionId, member: &str) -> bool {
@@ -600,6 +601,19 @@ impl Replica {
                 .map(str::to_owned)
                 .collect(),
         }
+    }
+
+    /// Backup topology: the members and copy count [`owners_of`] uses
+    /// now, owned, to compute owners without holding the replica; `None`
+    /// in all-to-all (every member holds everything).
+    ///
+    /// [`owners_of`]: Replica::owners_of
+    pub fn owner_map(&self) -> Option<OwnerMap> {
+        let o = self.ownership();
+        o.backup.then(|| OwnerMap {
+            members: o.members.iter().map(|m| (*m).to_owned()).collect(),
+            copies: o.copies,
+        })
     }
 
     /// Whether this node is one of the session's owners (always, in
@@ -1994,6 +2008,28 @@ mod tests {
         assert!(r.remove_peer("n3", 0));
         assert!(!r.remove_peer("n3", 0), "already gone");
         assert_eq!(r.members(), ["n1", "n2"]);
+    }
+
+    #[test]
+    fn the_owner_map_gives_the_owners_the_replica_gives_leaving_or_not() {
+        let mut r = replica("n1", &["n2", "n3", "n4"], backup(1));
+        let ids: Vec<SessionId> = ['a', 'b', 'c', 'd', 'e', 'f'].map(id).to_vec();
+        let same = |r: &Replica| {
+            let map = r.owner_map().expect("backup has an owner map");
+            ids.iter().all(|i| map.owners(i) == r.owners_of(i))
+        };
+        assert!(same(&r));
+        // A leaving node owns nothing: the map leaves it out too.
+        assert!(r.leave(0));
+        assert!(same(&r));
+        assert!(
+            ids.iter()
+                .all(|i| !r.owner_map().unwrap().owners(i).contains(&"n1".to_string()))
+        );
+        assert_eq!(
+            replica("n1", &["n2"], ProtocolConfig::fast()).owner_map(),
+            None
+        );
     }
 
     #[test]

@@ -35,7 +35,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sessionlab_replication_core::{AckWait, ownership};
+use sessionlab_replication_core::AckWait;
 use sessionlab_session::{
     PutReceipt, ReplicationAck, Session, SessionId, SessionMeta, SessionStore, StoreError,
     StoreStats, clock,
@@ -160,27 +160,18 @@ impl SessionStore for ReplicatedStore {
         Ok(self.shared.with_replica(|r, now| r.touch(id, at_ms, now)))
     }
 
-    /// The listing, with each session's owners in the backup topology (the
-    /// members are read first: the owners are computed without holding
-    /// the replica, which takes the store's locks in the other order).
+    /// The listing, with each session's owners in the backup topology as
+    /// the replica computes them (its `owner_map`, taken first: the replica
+    /// is not held while the store's shards are read).
     async fn list(&self, limit: usize) -> Result<Vec<SessionMeta>, StoreError> {
-        let members = {
-            let r = self.shared.replica.lock();
-            let t = r.topology();
-            t.is_backup().then(|| {
-                let m = r.members();
-                let copies = t.copies(m.len());
-                (m, copies)
-            })
-        };
-        let Some((members, copies)) = members else {
-            return Ok(self.shared.store.list_meta(limit));
-        };
-        let members: Vec<&str> = members.iter().map(String::as_str).collect();
-        Ok(self.shared.store.list_meta_with(limit, |id| {
-            let owners = ownership::owners(id.as_str().as_bytes(), &members, copies);
-            Some(owners.into_iter().map(str::to_owned).collect())
-        }))
+        let map = self.shared.replica.lock().owner_map();
+        Ok(match map {
+            Some(map) => self
+                .shared
+                .store
+                .list_meta_with(limit, |id| Some(map.owners(id))),
+            None => self.shared.store.list_meta(limit),
+        })
     }
 
     async fn count(&self) -> Result<usize, StoreError> {
