@@ -15,8 +15,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Deserialize;
-use sessionlab_load::check::replication::{NodeEvent, ReplicationLog};
+use sessionlab_load::check::replication::ReplicationLog;
+use sessionlab_wire::replication_log::ReplicationView;
 
 use crate::api;
 use crate::error::Result;
@@ -28,19 +28,6 @@ pub const MAX_EVENTS: usize = 1_000_000;
 pub const POLL_TIMEOUT: Duration = Duration::from_millis(500);
 /// The most events the nodes return per call (their ring's size).
 const LIMIT: usize = 512;
-
-#[derive(Deserialize)]
-struct Answer {
-    boot_ms: u64,
-    events: Vec<Numbered>,
-}
-
-#[derive(Deserialize)]
-struct Numbered {
-    seq: u64,
-    #[serde(flatten)]
-    event: NodeEvent,
-}
 
 /// The events of one run, gathered poll by poll.
 pub struct Collector {
@@ -72,10 +59,10 @@ impl Collector {
     }
 
     /// One node's events after `since`; `None` if it did not answer.
-    async fn fetch(&self, addr: &str, since: u64) -> Option<Answer> {
+    async fn fetch(&self, addr: &str, since: u64) -> Option<ReplicationView> {
         let url = format!("http://{addr}/admin/v1/replication?since={since}&limit={LIMIT}");
         match self.http.get(url).send().await {
-            Ok(r) if r.status().is_success() => r.json::<Answer>().await.ok(),
+            Ok(r) if r.status().is_success() => r.json::<ReplicationView>().await.ok(),
             _ => None,
         }
     }
@@ -103,14 +90,13 @@ impl Collector {
             let keep = answer
                 .events
                 .into_iter()
-                .map(|n| n.event)
                 .filter(|e| e.kind == "upsert" && e.lag_ms.is_some());
             let list = self.log.nodes.entry(id.clone()).or_default();
             for e in keep {
                 if self.kept == MAX_EVENTS {
                     return;
                 }
-                list.push(e);
+                list.push(e.into());
                 self.kept += 1;
             }
         }

@@ -81,21 +81,8 @@ pub fn find_server() -> Result<PathBuf> {
 /// until it accepts connections.
 pub fn start(rf: &RunFolder, port: u16, timeout: Duration) -> Result<(Child, RedisState)> {
     let program = find_server()?;
-    let args: Vec<String> = [
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        &rf.root().display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = sessionlab_wire::redis_server::scratch_args(port);
+    args.extend(["--dir".to_string(), rf.root().display().to_string()]);
     let (child, record) = spawn_listening(rf, NAME, &program, &args, port, timeout)?;
     Ok((
         child,

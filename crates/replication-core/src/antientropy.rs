@@ -334,24 +334,21 @@ mod tests {
             entry('d', 2, "n2", 0),
             entry('f', 7, "n2", 0),
         ];
-        let digest = |after, entries| TheirDigest {
-            after,
-            upto: None,
-            entries,
-            horizon: u64::MAX,
+        // One round against the remote page after `after`, with a limit of
+        // `limit` messages and the ownership filter `both_own`.
+        let round = |after: Option<&SessionId>, limit, both_own: &dyn Fn(&SessionId) -> bool| {
+            let digest = TheirDigest {
+                after,
+                upto: None,
+                entries: &remote,
+                horizon: u64::MAX,
+            };
+            repairs(&ours, &tombs, digest, limit, 0, Granularity::Session, both_own)
         };
-        let r = repairs(
-            &ours,
-            &tombs,
-            digest(None, &remote),
-            100,
-            0,
-            Granularity::Session,
-            &|_| true,
-        );
-        let lines: Vec<String> = r.messages.iter().map(|m| m.to_string()).collect();
+        let lines = |r: &Repairs| -> Vec<String> { r.messages.iter().map(|m| m.to_string()).collect() };
+        let r = round(None, 100, &|_| true);
         assert_eq!(
-            lines,
+            lines(&r),
             [
                 "upsert aaaaaa.. v=5@n1 (repair)",
                 "touch cccccc.. at=300",
@@ -362,54 +359,21 @@ mod tests {
         assert!(r.pass_done);
 
         // With a limit of 2 the round stops after 'c' and resumes there.
-        let r = repairs(
-            &ours,
-            &tombs,
-            digest(None, &remote),
-            2,
-            0,
-            Granularity::Session,
-            &|_| true,
-        );
+        let r = round(None, 2, &|_| true);
         assert_eq!(r.messages.len(), 2);
         assert_eq!(r.cursor, Some(id('c')));
         assert!(!r.pass_done);
         let (c, e) = (id('c'), id('e'));
-        let r = repairs(
-            &ours,
-            &tombs,
-            digest(Some(&c), &remote),
-            2,
-            0,
-            Granularity::Session,
-            &|_| true,
-        );
+        let r = round(Some(&c), 2, &|_| true);
         assert_eq!(r.messages.len(), 2);
         assert_eq!(r.cursor, Some(id('e')));
-        let r = repairs(
-            &ours,
-            &tombs,
-            digest(Some(&e), &remote),
-            2,
-            0,
-            Granularity::Session,
-            &|_| true,
-        );
+        let r = round(Some(&e), 2, &|_| true);
         assert!(r.messages.is_empty());
         assert!(r.pass_done);
 
         // Backup: only the ids both own are repaired (here: not 'a' or
         // 'e'); tombstones always are.
-        let r = repairs(
-            &ours,
-            &tombs,
-            digest(None, &remote),
-            100,
-            0,
-            Granularity::Session,
-            &|i| *i != id('a') && *i != id('e'),
-        );
-        let lines: Vec<String> = r.messages.iter().map(|m| m.to_string()).collect();
-        assert_eq!(lines, ["touch cccccc.. at=300", "delete dddddd.. v=9@n1"]);
+        let r = round(None, 100, &|i| *i != id('a') && *i != id('e'));
+        assert_eq!(lines(&r), ["touch cccccc.. at=300", "delete dddddd.. v=9@n1"]);
     }
 }

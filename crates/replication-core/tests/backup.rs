@@ -25,23 +25,26 @@ fn write_many(sim: &mut Sim, n: usize) {
     }
 }
 
-#[test]
-fn writes_land_on_the_owners_only() {
-    let mut sim = backup_sim(4, 1, 1);
+/// A backup cluster of `nodes` that has met, taken `writes` writes spread
+/// over its members and settled, with every copy on its owners.
+fn settled(nodes: usize, k: usize, seed: u64, writes: usize) -> Sim {
+    let mut sim = backup_sim(nodes, k, seed);
     sim.run_for(500).unwrap();
-    write_many(&mut sim, 40);
+    write_many(&mut sim, writes);
     sim.run_for(1_000).unwrap();
     sim.check_placement().unwrap();
+    sim
+}
+
+#[test]
+fn writes_land_on_the_owners_only() {
+    let mut sim = settled(4, 1, 1, 40);
     assert_eq!(sim.holders().len(), 40);
 }
 
 #[test]
 fn a_join_moves_its_share_to_the_new_node() {
-    let mut sim = backup_sim(3, 1, 2);
-    sim.run_for(500).unwrap();
-    write_many(&mut sim, 60);
-    sim.run_for(1_000).unwrap();
-    sim.check_placement().unwrap();
+    let mut sim = settled(3, 1, 2, 60);
     sim.add_node("node-4").unwrap();
     sim.run_for(3_000).unwrap();
     sim.check_placement().unwrap();
@@ -69,11 +72,7 @@ fn a_join_moves_its_share_to_the_new_node() {
 
 #[test]
 fn a_leave_and_a_death_restore_the_copies() {
-    let mut sim = backup_sim(5, 1, 3);
-    sim.run_for(500).unwrap();
-    write_many(&mut sim, 60);
-    sim.run_for(1_000).unwrap();
-    sim.check_placement().unwrap();
+    let mut sim = settled(5, 1, 3, 60);
     sim.remove_node("node-2").unwrap();
     sim.run_for(3_000).unwrap();
     sim.check_placement().unwrap();
@@ -281,11 +280,7 @@ mod churn {
 
 #[test]
 fn a_drained_leave_hands_everything_over_so_two_leaves_in_a_row_lose_nothing() {
-    let mut sim = backup_sim(5, 1, 4);
-    sim.run_for(500).unwrap();
-    write_many(&mut sim, 80);
-    sim.run_for(1_000).unwrap();
-    sim.check_placement().unwrap();
+    let mut sim = settled(5, 1, 4, 80);
     // Some sessions are owned by both node-2 and node-3: with K = 1 two
     // plain leaves in a row would lose them.
     let both = sim
@@ -304,10 +299,7 @@ fn a_drained_leave_hands_everything_over_so_two_leaves_in_a_row_lose_nothing() {
 
     // The same cluster with two plain leaves (no handover): the sessions
     // both owned are gone.
-    let mut plain = backup_sim(5, 1, 4);
-    plain.run_for(500).unwrap();
-    write_many(&mut plain, 80);
-    plain.run_for(1_000).unwrap();
+    let mut plain = settled(5, 1, 4, 80);
     plain.remove_node("node-2").unwrap();
     plain.remove_node("node-3").unwrap();
     plain.run_for(3_000).unwrap();

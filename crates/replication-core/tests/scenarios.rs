@@ -71,6 +71,16 @@ impl Scenario {
         Ok(out)
     }
 
+    /// The trace so far, then `ok` if `check` passes, else `wrong: why`.
+    fn verdict(&mut self, check: fn(&Sim) -> Result<(), String>, ok: &str, wrong: &str) -> Res {
+        let mut out = self.flush_trace()?;
+        match check(self.sim()?) {
+            Ok(()) => writeln!(out, "{ok}")?,
+            Err(e) => writeln!(out, "{wrong}: {e}")?,
+        }
+        Ok(out)
+    }
+
     fn cluster(&mut self, command: &Command) -> Res {
         let mut args = command.consume_args();
         let nodes: usize = args.lookup_parse("nodes")?.unwrap_or(3);
@@ -182,21 +192,18 @@ impl Scenario {
 
 impl Runner for Scenario {
     fn run(&mut self, command: &Command) -> Res {
-        let pos = |i: usize| -> Result<String, Box<dyn Error>> {
-            command
-                .args
-                .iter()
-                .filter(|a| a.key.is_none())
-                .nth(i)
-                .map(|a| a.value.clone())
-                .ok_or_else(|| format!("{}: argument {} missing", command.name, i + 1).into())
-        };
         let positional: Vec<String> = command
             .args
             .iter()
             .filter(|a| a.key.is_none())
             .map(|a| a.value.clone())
             .collect();
+        let pos = |i: usize| -> Result<String, Box<dyn Error>> {
+            positional
+                .get(i)
+                .cloned()
+                .ok_or_else(|| format!("{}: argument {} missing", command.name, i + 1).into())
+        };
         match command.name.as_str() {
             "cluster" => return self.cluster(command),
             "trace" => {
@@ -310,14 +317,7 @@ impl Runner for Scenario {
                 }
                 return Ok(out);
             }
-            "placement" => {
-                let mut out = self.flush_trace()?;
-                match self.sim()?.check_placement() {
-                    Ok(()) => writeln!(out, "placement ok")?,
-                    Err(e) => writeln!(out, "placement WRONG: {e}")?,
-                }
-                return Ok(out);
-            }
+            "placement" => return self.verdict(Sim::check_placement, "placement ok", "placement WRONG"),
             "rebalance" => {
                 let mut out = self.flush_trace()?;
                 let sim = self.sim()?;
@@ -340,14 +340,7 @@ impl Runner for Scenario {
                 }
                 return Ok(out);
             }
-            "converged" => {
-                let mut out = self.flush_trace()?;
-                match self.sim()?.check_converged() {
-                    Ok(()) => writeln!(out, "converged")?,
-                    Err(e) => writeln!(out, "NOT converged: {e}")?,
-                }
-                return Ok(out);
-            }
+            "converged" => return self.verdict(Sim::check_converged, "converged", "NOT converged"),
             other => return Err(format!("unknown command {other}").into()),
         }
         self.flush_trace()

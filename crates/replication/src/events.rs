@@ -35,8 +35,9 @@ use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sessionlab_session::clock;
+use sessionlab_wire::replication_log::{EventView, LinkView, ReplicationView};
 
 use crate::runtime::Shared;
 use sessionlab_replication_core::Event;
@@ -86,71 +87,48 @@ impl Default for EventLog {
     }
 }
 
-/// One event as `/admin/v1/replication` shows it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EventView {
-    pub seq: u64,
-    pub time_ms: u64,
-    /// `upsert`, `delete`, `touch` (data applied here), or `peer_up`,
-    /// `peer_down`, `peer_restarted`, `resync_needed`, `resync_done`,
-    /// `snapshot_served`, `snapshot_received`, `ready`.
-    pub kind: String,
-    /// The other node involved, if any (the sender of applied data).
-    pub peer: Option<String>,
-    /// The session's first characters, for data events.
-    pub session: Option<String>,
-    /// `17@node-1`, for upserts and deletes.
-    pub version: Option<String>,
-    /// What applying did (`stored`, `overwrote`, `stale`, ...).
-    pub outcome: Option<String>,
-    /// Origin write to apply here, for fresh writes (not repairs).
-    pub lag_ms: Option<f64>,
-    /// The log line, as the node's log prints it.
-    pub text: String,
-}
-
-impl EventView {
-    fn new(seq: u64, at_ms: u64, e: &Event) -> Self {
-        let mut v = EventView {
-            seq,
-            time_ms: at_ms,
-            kind: String::new(),
-            peer: None,
-            session: None,
-            version: None,
-            outcome: None,
-            lag_ms: None,
-            text: e.to_string(),
-        };
-        let (kind, peer) = match e {
-            Event::Applied {
-                from,
-                kind,
-                id,
-                version,
-                outcome,
-                ..
-            } => {
-                v.session = Some(id.short().to_owned());
-                v.version = version.as_ref().map(|x| x.to_string());
-                v.outcome = Some(outcome.as_str().to_owned());
-                v.lag_ms = applied_lag_ms(e);
-                (*kind, Some(from))
-            }
-            Event::PeerUp { peer, .. } => ("peer_up", Some(peer)),
-            Event::PeerDown { peer, .. } => ("peer_down", Some(peer)),
-            Event::PeerRestarted { peer, .. } => ("peer_restarted", Some(peer)),
-            Event::ResyncNeeded { peer, .. } => ("resync_needed", Some(peer)),
-            Event::ResyncDone { peer, .. } => ("resync_done", Some(peer)),
-            Event::SnapshotServed { to, .. } => ("snapshot_served", Some(to)),
-            Event::SnapshotReceived { from, .. } => ("snapshot_received", Some(from)),
-            Event::Ready { .. } => ("ready", None),
-            Event::Rebalanced { .. } => ("rebalanced", None),
-        };
-        v.kind = kind.to_owned();
-        v.peer = peer.cloned();
-        v
-    }
+/// What `/admin/v1/replication` shows of event `e`, numbered `seq` and
+/// recorded at `at_ms`.
+fn event_view(seq: u64, at_ms: u64, e: &Event) -> EventView {
+    let mut v = EventView {
+        seq,
+        time_ms: at_ms,
+        kind: String::new(),
+        peer: None,
+        session: None,
+        version: None,
+        outcome: None,
+        lag_ms: None,
+        text: e.to_string(),
+    };
+    let (kind, peer) = match e {
+        Event::Applied {
+            from,
+            kind,
+            id,
+            version,
+            outcome,
+            ..
+        } => {
+            v.session = Some(id.short().to_owned());
+            v.version = version.as_ref().map(|x| x.to_string());
+            v.outcome = Some(outcome.as_str().to_owned());
+            v.lag_ms = applied_lag_ms(e);
+            (*kind, Some(from))
+        }
+        Event::PeerUp { peer, .. } => ("peer_up", Some(peer)),
+        Event::PeerDown { peer, .. } => ("peer_down", Some(peer)),
+        Event::PeerRestarted { peer, .. } => ("peer_restarted", Some(peer)),
+        Event::ResyncNeeded { peer, .. } => ("resync_needed", Some(peer)),
+        Event::ResyncDone { peer, .. } => ("resync_done", Some(peer)),
+        Event::SnapshotServed { to, .. } => ("snapshot_served", Some(to)),
+        Event::SnapshotReceived { from, .. } => ("snapshot_received", Some(from)),
+        Event::Ready { .. } => ("ready", None),
+        Event::Rebalanced { .. } => ("rebalanced", None),
+    };
+    v.kind = kind.to_owned();
+    v.peer = peer.cloned();
+    v
 }
 
 /// The lag of an applied fresh write, in milliseconds (microsecond
@@ -162,39 +140,6 @@ fn applied_lag_ms(e: &Event) -> Option<f64> {
             .or(lag_ms.map(|ms| ms as f64)),
         _ => None,
     }
-}
-
-/// This node's view of one replication link.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LinkView {
-    pub peer: String,
-    /// The peer answers (heartbeats get through).
-    pub up: bool,
-    /// Messages waiting to go to the peer.
-    pub queue_depth: u64,
-    /// The queue overflowed or the peer restarted: a resync is pending.
-    pub needs_resync: bool,
-    /// A fault cuts this link (`sessionlab partition`).
-    pub cut: bool,
-    /// A fault delays every batch on this link.
-    pub delay_ms: u64,
-    /// The last lag measured for a write that came from the peer.
-    pub lag_ms: Option<f64>,
-    /// When that lag was measured (wall clock, ms).
-    pub lag_at_ms: Option<u64>,
-}
-
-/// `GET /admin/v1/replication`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ReplicationView {
-    pub node_id: String,
-    /// When this node's log started; a new value means numbering restarted.
-    pub boot_ms: u64,
-    /// The number the next event will get (`since` for the next call is
-    /// `next_seq - 1`).
-    pub next_seq: u64,
-    pub links: Vec<LinkView>,
-    pub events: Vec<EventView>,
 }
 
 impl EventLog {
@@ -244,7 +189,7 @@ impl EventLog {
             .iter()
             .filter(|l| l.seq > since)
             .skip(newer.saturating_sub(limit))
-            .map(|l| EventView::new(l.seq, l.at_ms, &l.event))
+            .map(|l| event_view(l.seq, l.at_ms, &l.event))
             .collect()
     }
 

@@ -54,7 +54,7 @@ use tokio::task::JoinSet;
 use crate::PeerAddr;
 use crate::auth;
 use crate::metrics::Direction;
-use crate::runtime::Shared;
+use crate::runtime::{Shared, skipping_interval};
 
 /// The path failure-detector messages are posted to.
 pub const SWIM_PATH: &str = "/cluster/v1/swim";
@@ -325,23 +325,18 @@ pub(crate) async fn drive(
         let step = link.swim.lock().join(&link.seeds, clock::now_ms());
         shared.swim_step(step);
     }
-    let mut ticker = tokio::time::interval(TICK);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut lookups = tokio::time::interval(link.discover_interval);
-    lookups.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut ticker = skipping_interval(TICK);
+    let mut gauges = skipping_interval(TICK * 25);
+    let mut lookups = skipping_interval(link.discover_interval);
     let mut sends = JoinSet::new();
-    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             _ = ticker.tick() => {
                 let step = link.swim.lock().tick(clock::now_ms());
                 shared.swim_step(step);
-                ticks += 1;
-                if ticks % 25 == 0 {
-                    set_gauges(&shared, link);
-                }
             }
+            _ = gauges.tick() => set_gauges(&shared, link),
             _ = lookups.tick(), if link.discover.is_some() => {
                 if !link.lookup_running.swap(true, Ordering::AcqRel) {
                     tokio::spawn(lookup(shared.clone()));

@@ -404,6 +404,15 @@ impl Replication {
     }
 }
 
+/// A timer for a driver's `select!`: the first tick at once, and a tick
+/// missed while the driver was busy is skipped, not fired late in a burst
+/// (a protocol timer that fires twice at once only does the work twice).
+pub(crate) fn skipping_interval(period: Duration) -> tokio::time::Interval {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    ticks
+}
+
 /// The driver: ticks the replica and sends its batches until stopped.
 async fn drive(
     shared: Arc<Shared>,
@@ -412,23 +421,19 @@ async fn drive(
     tick: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(tick);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut ticker = skipping_interval(tick);
+    let mut gauges = skipping_interval(tick * 10);
     let mut sends = JoinSet::new();
-    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             _ = stop.changed() => break,
-            _ = ticker.tick() => {
-                shared.with_replica(|r, now| r.tick(now));
-                ticks += 1;
-                if ticks % 10 == 0 {
-                    let (peers, ready, tombstones) = {
-                        let r = shared.replica.lock();
-                        (r.peers(), r.is_ready(), r.tombstones().len())
-                    };
-                    shared.metrics.set_gauges(&peers, ready, tombstones);
-                }
+            _ = ticker.tick() => shared.with_replica(|r, now| r.tick(now)),
+            _ = gauges.tick() => {
+                let (peers, ready, tombstones) = {
+                    let r = shared.replica.lock();
+                    (r.peers(), r.is_ready(), r.tombstones().len())
+                };
+                shared.metrics.set_gauges(&peers, ready, tombstones);
             }
             Some(batch) = batches.recv() => {
                 sends.spawn(transport::send(shared.clone(), client.clone(), batch));

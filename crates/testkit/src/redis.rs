@@ -30,16 +30,7 @@ impl RedisServer {
     pub fn start_on(port: u16) -> RedisServer {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(sessionlab_wire::redis_server::scratch_args(port))
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

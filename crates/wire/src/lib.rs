@@ -11,6 +11,7 @@
 //! - [`route`]: the `<session-id>.<node-id>` route suffix;
 //! - [`status`]: the `/admin/v1/status` answer a node serves and the lab reads;
 //! - [`lb_admin`]: the LB's `/admin/v1/backends` bodies, which the lab reads;
+//! - [`replication_log`]: a replicating node's `/admin/v1/replication` answer (its recent events and links);
 //! - [`metrics`]: the Prometheus metric names producers register and readers scrape;
 //! - [`served_by`]: the `X-Served-By` header naming the node that answered;
 //! - [`strategy`]: the LB's strategy names, which the lab's modes use;
@@ -21,6 +22,7 @@
 //!   every operator-only listener;
 //! - [`clock`] and [`rss`]: the wall clock in ms and a process's resident memory.
 //! - [`ports`]: free loopback ports that parallel pickers (labs, tests) never share.
+//! - [`redis_server`]: the arguments of the throwaway `redis-server` the lab and the tests start.
 //!
 //! It has no HTTP server or client in it (and no async runtime): the lab and
 //! the load tool can depend on it without pulling in a web framework.
@@ -34,6 +36,8 @@ pub mod keys;
 pub mod lb_admin;
 pub mod metrics;
 pub mod ports;
+pub mod redis_server;
+pub mod replication_log;
 pub mod route;
 pub mod rss;
 pub mod served_by;

@@ -32,6 +32,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use sessionlab_wire::replication_log::EventView;
 
 use super::Counterexample;
 use crate::history::OpKind;
@@ -53,8 +54,8 @@ pub struct ReplicationLog {
     pub nodes: BTreeMap<String, Vec<NodeEvent>>,
 }
 
-/// One event of a node's log (the fields of the node's `EventView` the
-/// diagram uses).
+/// One event of a node's log: the fields of its [`EventView`] the diagram
+/// uses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeEvent {
     pub time_ms: u64,
@@ -70,6 +71,19 @@ pub struct NodeEvent {
     /// Origin write to apply here.
     #[serde(default)]
     pub lag_ms: Option<f64>,
+}
+
+impl From<EventView> for NodeEvent {
+    fn from(e: EventView) -> NodeEvent {
+        NodeEvent {
+            time_ms: e.time_ms,
+            kind: e.kind,
+            peer: e.peer,
+            session: e.session,
+            version: e.version,
+            lag_ms: e.lag_ms,
+        }
+    }
 }
 
 /// A copy of a write, on the history's time axis (µs since the run start,
