@@ -45,7 +45,9 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::error::InternalError;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev, web};
+use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use serde_json::json;
 use sessionlab_session::{SessionId, clock};
@@ -169,6 +171,33 @@ async fn authenticate(
     ) {
         Ok(node) => Ok((body, node)),
         Err(e) => Err(refuse(shared, StatusCode::UNAUTHORIZED, e.reason(), e)),
+    }
+}
+
+/// A signed request that has passed [`authenticate`], as a handler
+/// argument: the signed `GET`s (fetch, pages, the fault set), whose input
+/// is their query, take it and never see an unsigned request. A refusal is
+/// answered as [`authenticate`] built it.
+struct Verified;
+
+impl FromRequest for Verified {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Verified, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = web::Payload::from_request(&req, payload);
+        Box::pin(async move {
+            let refused = |resp| InternalError::from_response("refused", resp).into();
+            let shared = req
+                .app_data::<web::Data<Shared>>()
+                .cloned()
+                .ok_or_else(|| refused(error(StatusCode::INTERNAL_SERVER_ERROR, "no state")))?;
+            authenticate(&shared, &req, payload.await?)
+                .await
+                .map(|_| Verified)
+                .map_err(refused)
+        })
     }
 }
 
@@ -341,14 +370,7 @@ struct FetchQuery {
     id: String,
 }
 
-async fn fetch_session(
-    req: HttpRequest,
-    payload: web::Payload,
-    shared: web::Data<Shared>,
-) -> HttpResponse {
-    if let Err(resp) = authenticate(&shared, &req, payload).await {
-        return resp;
-    }
+async fn fetch_session(_: Verified, req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     let id = match web::Query::<FetchQuery>::from_query(req.query_string())
         .map_err(|e| e.to_string())
         .and_then(|q| SessionId::parse(&q.id).map_err(|e| e.to_string()))
@@ -373,25 +395,20 @@ type PageAnswer = fn(&Shared, Option<SessionId>, usize) -> HttpResponse;
 
 /// The `GET` route of a signed page request answered by `answer`.
 fn signed_page_route(answer: PageAnswer) -> actix_web::Route {
-    web::get().to(
-        move |req: HttpRequest, payload: web::Payload, shared: web::Data<Shared>| {
-            signed_page(req, payload, shared, answer)
-        },
-    )
+    web::get().to(move |v: Verified, req: HttpRequest, shared: web::Data<Shared>| {
+        signed_page(v, req, shared, answer)
+    })
 }
 
 /// A signed page request (`GET /digest`, `GET /snapshot`): the signature
 /// is checked first, then `?after=&limit=` parsed, then `answer` reads the
 /// page from the replica.
 async fn signed_page(
+    _: Verified,
     req: HttpRequest,
-    payload: web::Payload,
     shared: web::Data<Shared>,
     answer: PageAnswer,
 ) -> HttpResponse {
-    if let Err(resp) = authenticate(&shared, &req, payload).await {
-        return resp;
-    }
     match parse_page(&req) {
         Ok((after, limit)) => answer(&shared, after, limit),
         Err(e) => error(StatusCode::BAD_REQUEST, e),
@@ -448,13 +465,6 @@ async fn set_faults(
     }
 }
 
-async fn get_faults(
-    req: HttpRequest,
-    payload: web::Payload,
-    shared: web::Data<Shared>,
-) -> HttpResponse {
-    if let Err(resp) = authenticate(&shared, &req, payload).await {
-        return resp;
-    }
+async fn get_faults(_: Verified, shared: web::Data<Shared>) -> HttpResponse {
     HttpResponse::Ok().json(shared.faults.get())
 }
