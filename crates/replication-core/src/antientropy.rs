@@ -343,9 +343,18 @@ mod tests {
                 entries: &remote,
                 horizon: u64::MAX,
             };
-            repairs(&ours, &tombs, digest, limit, 0, Granularity::Session, both_own)
+            repairs(
+                &ours,
+                &tombs,
+                digest,
+                limit,
+                0,
+                Granularity::Session,
+                both_own,
+            )
         };
-        let lines = |r: &Repairs| -> Vec<String> { r.messages.iter().map(|m| m.to_string()).collect() };
+        let lines =
+            |r: &Repairs| -> Vec<String> { r.messages.iter().map(|m| m.to_string()).collect() };
         let r = round(None, 100, &|_| true);
         assert_eq!(
             lines(&r),
@@ -374,6 +383,9 @@ mod tests {
         // Backup: only the ids both own are repaired (here: not 'a' or
         // 'e'); tombstones always are.
         let r = round(None, 100, &|i| *i != id('a') && *i != id('e'));
-        assert_eq!(lines(&r), ["touch cccccc.. at=300", "delete dddddd.. v=9@n1"]);
+        assert_eq!(
+            lines(&r),
+            ["touch cccccc.. at=300", "delete dddddd.. v=9@n1"]
+        );
     }
 }

@@ -38,7 +38,7 @@ fn settled(nodes: usize, k: usize, seed: u64, writes: usize) -> Sim {
 
 #[test]
 fn writes_land_on_the_owners_only() {
-    let mut sim = settled(4, 1, 1, 40);
+    let sim = settled(4, 1, 1, 40);
     assert_eq!(sim.holders().len(), 40);
 }
 

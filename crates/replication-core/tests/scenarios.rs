@@ -317,7 +317,9 @@ impl Runner for Scenario {
                 }
                 return Ok(out);
             }
-            "placement" => return self.verdict(Sim::check_placement, "placement ok", "placement WRONG"),
+            "placement" => {
+                return self.verdict(Sim::check_placement, "placement ok", "placement WRONG");
+            }
             "rebalance" => {
                 let mut out = self.flush_trace()?;
                 let sim = self.sim()?;

@@ -43,9 +43,9 @@
 
 use std::sync::Arc;
 
+use actix_web::error::InternalError;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use actix_web::error::InternalError;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev, web};
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
@@ -395,9 +395,11 @@ type PageAnswer = fn(&Shared, Option<SessionId>, usize) -> HttpResponse;
 
 /// The `GET` route of a signed page request answered by `answer`.
 fn signed_page_route(answer: PageAnswer) -> actix_web::Route {
-    web::get().to(move |v: Verified, req: HttpRequest, shared: web::Data<Shared>| {
-        signed_page(v, req, shared, answer)
-    })
+    web::get().to(
+        move |v: Verified, req: HttpRequest, shared: web::Data<Shared>| {
+            signed_page(v, req, shared, answer)
+        },
+    )
 }
 
 /// A signed page request (`GET /digest`, `GET /snapshot`): the signature

@@ -14,9 +14,18 @@
 /// The arguments of a scratch `redis-server` on `port`; see the module docs.
 pub fn scratch_args(port: u16) -> Vec<String> {
     let port = port.to_string();
-    ["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        .map(String::from)
-        .to_vec()
+    [
+        "--port",
+        &port,
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 #[cfg(test)]

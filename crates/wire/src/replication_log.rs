@@ -69,4 +69,3 @@ pub struct EventView {
     /// The log line, as the node's log prints it.
     pub text: String,
 }
-
