@@ -261,6 +261,52 @@ async fn x_forwarded_for_names_the_client_only_from_a_trusted_proxy() {
     }
 }
 
+/// A logout of an id the node does not hold still writes a tombstone (kept
+/// on every node, for the id's longest possible life): made-up ids count
+/// against the new-session limit, so a flood of them cannot push the real
+/// logouts' tombstones out of their bounded set. A held session logs out
+/// whatever that limit says.
+#[tokio::test]
+async fn logouts_of_ids_the_node_does_not_hold_are_limited_per_client() {
+    let node = TestNode::start(config_with(
+        "node-o",
+        &["--session-burst", "3", "--session-rate", "1/h"],
+    ))
+    .await;
+    let c = client();
+    let res = c
+        .put(format!("{}/api/cart/apple", node.app))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let held = session_cookie(res.headers()).unwrap();
+    let logout = |cookie: String| {
+        c.post(format!("{}/logout", node.app))
+            .header("cookie", cookie)
+            .send()
+    };
+    for i in 0..2 {
+        let made_up = format!("SLSESSION={i:0>32}");
+        assert_ne!(logout(made_up).await.unwrap().status(), 429);
+    }
+    let res = logout(format!("SLSESSION={:0>32}", 9)).await.unwrap();
+    assert_eq!(res.status(), 429);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "rate_limited");
+    let res = logout(held.clone()).await.unwrap();
+    let status = res.status();
+    assert!(status.is_redirection() || status.is_success(), "{status}");
+    let res = c
+        .get(format!("{}/api/session", node.app))
+        .header("cookie", held)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["session"], Value::Null, "logged out: {body}");
+}
+
 #[tokio::test]
 async fn login_attempts_are_limited_per_client() {
     let node = TestNode::start(config_with(

@@ -85,7 +85,11 @@ impl Tombstones {
             };
             self.by_id.remove(&old);
             self.evicted_total += 1;
-            tracing::warn!(id = %old, expires_ms = exp, "tombstone limit reached; evicted the oldest");
+            // The first eviction, then at 2, 4, 8, ...: a flood of deletes
+            // does not become a flood of log lines (the metric counts all).
+            if self.evicted_total.is_power_of_two() {
+                tracing::warn!(id = %old, expires_ms = exp, evicted_total = self.evicted_total, "tombstone limit reached; evicted the one that ends first");
+            }
         }
         self.by_expiry.insert((expires_ms, id.clone()));
         self.by_id.insert(id, (version, expires_ms));

@@ -19,6 +19,13 @@
 //! `hit`, `miss`, `error`) and timed (`replication_remote_fetch_seconds`).
 //! The fetched copy is not kept: this node is not an owner, and a write it
 //! makes goes to the owners (the core's non-owner write path).
+//!
+//! **Bounded.** Any well-formed id a client makes up is asked of its
+//! owners, so at most [`MAX_IN_FLIGHT`] fetches run at once. Past that a
+//! read is answered "busy" (outcome `busy`; the node answers 503, the
+//! client tries again), not "no such session": a real user must not lose
+//! a session because the node was busy, and slow owners cannot pile up
+//! requests held for [`FETCH_TIMEOUT`] each.
 
 use std::time::{Duration, Instant};
 
@@ -34,9 +41,20 @@ pub const FETCH_PATH: &str = "/cluster/v1/fetch";
 /// How long one owner may take to answer.
 pub const FETCH_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// Remote fetches one node runs at once (see the module docs).
+pub const MAX_IN_FLIGHT: usize = 256;
+
+/// Too many remote fetches are in flight; see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Busy;
+
 /// The session `id` from the first owner (up, primary first) that holds a
 /// live copy; `None` if none does.
-pub(crate) async fn from_owners(shared: &Shared, id: &SessionId) -> Option<Session> {
+pub(crate) async fn from_owners(shared: &Shared, id: &SessionId) -> Result<Option<Session>, Busy> {
+    let Ok(_permit) = shared.fetches.try_acquire() else {
+        shared.metrics.on_remote_fetch("busy", None);
+        return Err(Busy);
+    };
     let owners: Vec<(String, PeerAddr)> = {
         let r = shared.replica.lock();
         let up: Vec<String> = r
@@ -58,13 +76,13 @@ pub(crate) async fn from_owners(shared: &Shared, id: &SessionId) -> Option<Sessi
         let (outcome, found) = ask(shared, &addr, &path).await;
         shared
             .metrics
-            .on_remote_fetch(outcome, started.elapsed().as_secs_f64());
+            .on_remote_fetch(outcome, Some(started.elapsed().as_secs_f64()));
         tracing::debug!(node = %shared.node_id, %owner, outcome, "remote fetch");
         if let Some(s) = found.filter(|s| s.id == *id) {
-            return Some(s);
+            return Ok(Some(s));
         }
     }
-    None
+    Ok(None)
 }
 
 async fn ask(shared: &Shared, addr: &PeerAddr, path: &str) -> (&'static str, Option<Session>) {
@@ -92,14 +110,8 @@ async fn ask(shared: &Shared, addr: &PeerAddr, path: &str) -> (&'static str, Opt
         404 => return ("miss", None),
         _ => return ("error", None),
     }
-    if resp
-        .content_length()
-        .is_some_and(|n| n > shared.max_body_bytes as u64)
-    {
-        return ("error", None);
-    }
-    match resp.bytes().await {
-        Ok(b) if b.len() <= shared.max_body_bytes => match serde_json::from_slice(&b) {
+    match crate::transport::read_upto(resp, shared.max_body_bytes).await {
+        Some((body, true)) => match serde_json::from_slice(&body) {
             Ok(s) => ("hit", Some(s)),
             Err(_) => ("error", None),
         },

@@ -438,8 +438,10 @@ async fn send(shared: Arc<Shared>, client: reqwest::Client, addr: String, msg: S
         }
         Ok(resp) => {
             let status = resp.status();
-            let why = resp.text().await.unwrap_or_default();
-            let why: String = why.chars().take(300).collect();
+            let (why, _) = crate::transport::read_upto(resp, 1200)
+                .await
+                .unwrap_or_default();
+            let why: String = String::from_utf8_lossy(&why).chars().take(300).collect();
             if kind == "join" {
                 *link.problem.lock() = Some(format!("{addr} refused the join: {status} {why}"));
             }

@@ -22,7 +22,7 @@
 //! | `replication_acks_total{result}` | writes that waited: sent / acked / timed out |
 //! | `replication_refused_writes_total{reason}` | writes refused by `--partition-policy consistent`: `no_majority` (this node sees no majority, refused before writing), `not_acknowledged` (a majority did not take it in time, or a peer held a newer copy) |
 //! | `replication_ready`, `replication_tombstones` | joined and caught up; tombstones held |
-//! | `replication_remote_fetches_total{outcome}`, `replication_remote_fetch_seconds` | backup topology: a session asked of an owner (`hit`, `miss`, `error`) and how long it took |
+//! | `replication_remote_fetches_total{outcome}`, `replication_remote_fetch_seconds` | backup topology: a session asked of an owner (`hit`, `miss`, `error`; `busy`: not asked, too many in flight) and how long it took |
 //! | `replication_rebalance_sessions_total`, `replication_rebalance_bytes_total`, `replication_rebalance_last_seconds`, `replication_rebalances_total` | sessions and bytes sent to new owners after membership changes; the last rebalance's duration; passes finished |
 //! | `membership_members{state}`, `membership_version` | the SWIM view: members by state (this node included) and its version |
 //! | `membership_messages_total{direction,kind}` | failure-detector messages in and out (`ping`, `ack`, `ping_req`, `join`, `join_reply`, `gossip`) |
@@ -325,12 +325,15 @@ impl Metrics {
         );
     }
 
-    /// One remote fetch: `hit`, `miss` or `error`, and how long it took.
-    pub fn on_remote_fetch(&self, outcome: &'static str, seconds: f64) {
+    /// One remote fetch: `hit`, `miss` or `error`, and how long it took
+    /// (`None`: not asked at all, `busy`).
+    pub fn on_remote_fetch(&self, outcome: &'static str, seconds: Option<f64>) {
         self.remote_fetches
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
-        self.remote_fetch_seconds.observe(seconds);
+        if let Some(s) = seconds {
+            self.remote_fetch_seconds.observe(s);
+        }
     }
 
     /// A failure-detector message in (`received`) or out (`sent`), with

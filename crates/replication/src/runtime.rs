@@ -188,6 +188,8 @@ pub(crate) struct Shared {
     pub consistent: bool,
     /// [`ReplicationConfig::coalesce_from`] and `coalesce_delay`.
     pub coalesce: Option<(usize, Duration)>,
+    /// Remote fetches in flight, at most [`crate::fetch::MAX_IN_FLIGHT`].
+    pub fetches: tokio::sync::Semaphore,
     waiters: Mutex<HashMap<u64, oneshot::Sender<ReplicationAck>>>,
     outbox: mpsc::Sender<Batch>,
     ready: watch::Sender<bool>,
@@ -377,6 +379,7 @@ impl Replication {
                 == sessionlab_replication_core::PartitionPolicy::Consistent,
             coalesce: (cfg.coalesce_from > 0 && !cfg.coalesce_delay.is_zero())
                 .then_some((cfg.coalesce_from, cfg.coalesce_delay)),
+            fetches: tokio::sync::Semaphore::new(crate::fetch::MAX_IN_FLIGHT),
             waiters: Mutex::new(HashMap::new()),
             outbox,
             ready: ready_tx,

@@ -105,7 +105,9 @@ impl SessionStore for ReplicatedStore {
         if !self.shared.replica.lock().topology().is_backup() {
             return Ok(None);
         }
-        Ok(crate::fetch::from_owners(&self.shared, id).await)
+        crate::fetch::from_owners(&self.shared, id)
+            .await
+            .map_err(|_| StoreError::Unavailable("too many remote fetches in flight".into()))
     }
 
     fn new_id(&self) -> SessionId {

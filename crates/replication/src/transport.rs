@@ -111,3 +111,75 @@ async fn deliver(shared: &Shared, client: &reqwest::Client, batch: Batch) -> (bo
         }
     }
 }
+
+/// At most `limit` bytes of a peer's answer body, and whether that was all
+/// of it; `None` if reading failed. A peer's answers are not signed (what
+/// answers at a member's address may be anything), and a chunked body has
+/// no length to check first, so nothing reads one whole before its size is
+/// known: reading stops at the limit.
+pub(crate) async fn read_upto(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Option<(Vec<u8>, bool)> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Some((Vec::new(), false));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.ok()? {
+        let room = limit - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Some((body, false));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Some((body, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers one request with `head` and then `chunks`
+    /// chunks of 1 KiB (chunked encoding), and the answer's body as
+    /// [`read_upto`] reads it with `limit`.
+    async fn answer(head: &'static str, chunks: usize, limit: usize) -> Option<(Vec<u8>, bool)> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = sock.read(&mut buf).await;
+            sock.write_all(head.as_bytes()).await.unwrap();
+            for _ in 0..chunks {
+                let chunk = format!("400\r\n{}\r\n", "x".repeat(1024));
+                if sock.write_all(chunk.as_bytes()).await.is_err() {
+                    return; // the reader stopped: what the limit is for
+                }
+            }
+            let _ = sock.write_all(b"0\r\n\r\n").await;
+        });
+        let resp = reqwest::get(format!("http://{addr}/")).await.unwrap();
+        let read = read_upto(resp, limit).await;
+        server.abort();
+        read
+    }
+
+    const CHUNKED: &str = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+
+    #[tokio::test]
+    async fn a_body_is_read_only_up_to_the_limit() {
+        // A long chunked body (no length to check first): reading stops at
+        // the limit instead of buffering it all.
+        let (body, complete) = answer(CHUNKED, 4096, 10_000).await.unwrap();
+        assert_eq!((body.len(), complete), (10_000, false));
+        // One within the limit is read whole.
+        let (body, complete) = answer(CHUNKED, 3, 10_000).await.unwrap();
+        assert_eq!((body.len(), complete), (3 * 1024, true));
+        // A declared length over the limit is not read at all.
+        let head = "HTTP/1.1 200 OK\r\ncontent-length: 50000\r\n\r\n";
+        let (body, complete) = answer(head, 0, 10_000).await.unwrap();
+        assert_eq!((body.len(), complete), (0, false));
+    }
+}

@@ -8,7 +8,7 @@
 //!
 //! | limit | counts | where |
 //! |---|---|---|
-//! | `new_session` | a request that would store a session for a client that presented none (a first cart item, a login without a session) | before the write, after the handler |
+//! | `new_session` | a request that would store a session for a client that presented none (a first cart item, a login without a session), and a logout of an id this node does not hold (its tombstone is a write too, kept on every node) | before the write, after the handler |
 //! | `login` | every login attempt, right or wrong, before its password check | `POST /login`, `POST /auth/login` |
 //!
 //! The defaults let one address burst to 200 of each, then 100 new

@@ -532,6 +532,14 @@ pub async fn finalize(node: &NodeState, ws: WebSession) -> Result<Finalized, Nod
             binding::bind(session, &ws.req);
         }
     }
+    if matches!(pending, Pending::Delete) && loaded.is_none() && presented_id.is_some() {
+        // A logout of an id this node does not hold still writes a
+        // tombstone, on every node and for the longest life the id could
+        // have: a write like a new session's, so it counts against the same
+        // per-client limit. Unlimited, made-up ids would push the real
+        // logouts' tombstones out of their bounded set.
+        node.check_rate(crate::guard::Limit::NewSession, &ws.req)?;
+    }
     let presented = Presentation {
         any: presented,
         id: presented_id,
