@@ -220,7 +220,8 @@ pub struct ClientFlags {
     pub header_timeout: Duration,
 
     /// Time a client has to send a request body, on top of what
-    /// --body-min-rate allows for its size.
+    /// --body-min-rate allows for its size; also the longest pause allowed
+    /// between two parts of a body.
     #[arg(long, env = "SESSIONLAB_LB_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub body_timeout: Duration,
 

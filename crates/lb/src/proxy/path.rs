@@ -4,8 +4,11 @@
 //!
 //! 1. **Read the body**, bounded by `--body-limit` (413 beyond it) and by
 //!    time: a body of N bytes must arrive within `--body-timeout` plus
-//!    N / `--body-min-rate` (408 beyond; a client trickling a body cannot
-//!    hold a connection and its buffer for ever). Bodies are buffered (GETs
+//!    N / `--body-min-rate`, and no pause between two of its frames may
+//!    last longer than `--body-timeout` (408 beyond either; a client
+//!    trickling a body, or sending most of it fast and then stopping to
+//!    spend the time its bytes earned, cannot hold a connection and its
+//!    buffer for ever). Bodies are buffered (GETs
 //!    have none, so this is free for them) because a retry must be able to
 //!    send the same bytes again.
 //! 2. **Select** candidates from a snapshot of the backend table
@@ -436,8 +439,9 @@ async fn collect_body(mut body: Incoming, limits: &BodyLimits) -> Result<Bytes, 
     let mut first: Option<Bytes> = None;
     let mut rest: Vec<u8> = Vec::new();
     let mut received = 0usize;
+    let mut last_frame = started;
     loop {
-        let deadline = started + limits.allowed(received);
+        let deadline = (started + limits.allowed(received)).min(last_frame + limits.timeout);
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => {
                 return Err(ProxyError::BodyTimeout {
@@ -449,6 +453,7 @@ async fn collect_body(mut body: Incoming, limits: &BodyLimits) -> Result<Bytes, 
             Ok(Some(Err(e))) => return Err(ProxyError::ClientBody(e.to_string())),
             Ok(Some(Ok(frame))) => frame,
         };
+        last_frame = tokio::time::Instant::now();
         let Ok(data) = frame.into_data() else {
             continue; // trailers
         };
@@ -477,16 +482,23 @@ fn build_request(
     authority: &http::uri::Authority,
     body: &Bytes,
 ) -> Request<Full<Bytes>> {
-    let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(http::uri::Scheme::HTTP);
-    uri.authority = Some(authority.clone());
-    uri.path_and_query = Some(path.unwrap_or_else(|| PathAndQuery::from_static("/")));
+    // Origin-form (`/cart?x=1`), as a client talking to an origin server
+    // must send it (RFC 9112 §3.2.1); the absolute form is for forward
+    // proxies, and a server given it takes the host from it instead of
+    // the client's `Host`.
+    let path = path.unwrap_or_else(|| PathAndQuery::from_static("/"));
     let mut req = Request::new(Full::new(body.clone()));
     *req.method_mut() = method.clone();
-    // Scheme, authority and path are all set, so this cannot fail.
-    *req.uri_mut() = Uri::from_parts(uri).unwrap_or_default();
+    *req.uri_mut() = Uri::from(path);
     *req.version_mut() = Version::HTTP_11;
     *req.headers_mut() = headers;
+    // HTTP/1.1 needs a Host: the client's is kept; an HTTP/1.0 client may
+    // have sent none, and then the backend's address stands in.
+    if !req.headers().contains_key(header::HOST) {
+        if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+            req.headers_mut().insert(header::HOST, host);
+        }
+    }
     req
 }
 
@@ -589,8 +601,22 @@ mod tests {
             &authority,
             &Bytes::from_static(b"hi"),
         );
-        assert_eq!(req.uri(), "http://127.0.0.1:8081/cart?x=1");
+        assert_eq!(req.uri(), "/cart?x=1");
         assert_eq!(req.version(), Version::HTTP_11);
         assert_eq!(req.body().size_hint().exact(), Some(2));
+        assert_eq!(
+            req.headers()[header::HOST],
+            "127.0.0.1:8081",
+            "no Host given: the backend's"
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("shop.example"));
+        let req = build_request(&Method::GET, None, headers, &authority, &Bytes::new());
+        assert_eq!(req.uri(), "/");
+        assert_eq!(
+            req.headers()[header::HOST],
+            "shop.example",
+            "the client's Host is kept"
+        );
     }
 }

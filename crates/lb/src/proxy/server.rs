@@ -17,6 +17,7 @@
 //! | time without a request on a keep-alive connection | `--keepalive-timeout` | 60 s | connection closed |
 //! | open connections | `--max-connections` | 10 000 | no more accepts (the kernel's backlog waits) |
 //! | open connections per client IP | `--max-connections-per-ip` | 1 024 | closed at once, counted |
+//! | time a response body moves nothing (a backend that stalls after its head, a client that stops reading) | the same bound as idle | connection closed |
 //!
 //! **One timer per connection** enforces both time bounds. A connection
 //! that is not answering a request is waiting for a head, so the head
@@ -31,6 +32,13 @@
 //! request costs two counter updates and one clock read, when its response
 //! ends, and the timer is only re-armed when it fires. Body bounds are the
 //! proxy's (`path.rs`).
+//!
+//! The same timer watches a response while its body streams: every frame
+//! handed to hyper stamps the connection's progress, and a body with no
+//! frame for that bound is cut off with its connection (hyper has no
+//! write timeout, and `--read-timeout` ends with the response head). While
+//! the handler runs (the request body, the wait for the backend's head)
+//! the proxy's own deadlines apply instead.
 //!
 //! Shutdown: when the `shutdown` future completes, the loop stops accepting,
 //! asks every open connection to finish its current request and close
@@ -328,6 +336,9 @@ struct Activity {
     /// When the last response ended (0: none yet, so the accept).
     last_ns: AtomicU64,
     busy: AtomicUsize,
+    /// Responses whose body is streaming, and when one last moved a frame.
+    streaming: AtomicUsize,
+    progress_ns: AtomicU64,
 }
 
 impl Activity {
@@ -336,7 +347,28 @@ impl Activity {
             base: Instant::now(),
             last_ns: AtomicU64::new(0),
             busy: AtomicUsize::new(0),
+            streaming: AtomicUsize::new(0),
+            progress_ns: AtomicU64::new(0),
         }
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.base.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64
+    }
+
+    /// A response's head is ready: its body starts streaming.
+    fn stream_start(&self) {
+        self.progress_ns.store(self.now_ns(), Ordering::Relaxed);
+        self.streaming.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A streaming body handed hyper a frame.
+    fn progress(&self) {
+        self.progress_ns.store(self.now_ns(), Ordering::Relaxed);
+    }
+
+    fn stream_end(&self) {
+        self.streaming.fetch_sub(1, Ordering::Relaxed);
     }
 
     fn start(&self) {
@@ -344,14 +376,19 @@ impl Activity {
     }
 
     fn end(&self) {
-        let ns = self.base.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
-        self.last_ns.store(ns, Ordering::Relaxed);
+        self.last_ns.store(self.now_ns(), Ordering::Relaxed);
         self.busy.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// The timer fired at `now`: `None` if the connection has been without
-    /// a request for `idle`, else when to look again.
+    /// a request for `idle`, or its streaming response has moved nothing
+    /// for `idle`; else when to look again.
     fn next_check(&self, idle: Duration, now: Instant) -> Option<Instant> {
+        if self.streaming.load(Ordering::Relaxed) > 0 {
+            let moved = self.base + Duration::from_nanos(self.progress_ns.load(Ordering::Relaxed));
+            let due = moved + idle;
+            return (due > now).then_some(due);
+        }
         if self.busy.load(Ordering::Relaxed) > 0 {
             return Some(now + idle);
         }
@@ -372,13 +409,27 @@ impl<H: Handler> Drop for Busy<H> {
     }
 }
 
-/// A response body that holds its request's [`Busy`] until it is dropped.
-struct Tracked<B, G> {
+/// A response body that holds its request's [`Busy`] until it is dropped
+/// and stamps the connection's progress on every frame.
+struct Tracked<B, H: Handler> {
     body: B,
-    _busy: G,
+    busy: Busy<H>,
 }
 
-impl<B: http_body::Body + Unpin, G: Unpin> http_body::Body for Tracked<B, G> {
+impl<B, H: Handler> Tracked<B, H> {
+    fn new(body: B, busy: Busy<H>) -> Self {
+        busy.0.2.stream_start();
+        Tracked { body, busy }
+    }
+}
+
+impl<B, H: Handler> Drop for Tracked<B, H> {
+    fn drop(&mut self) {
+        self.busy.0.2.stream_end();
+    }
+}
+
+impl<B: http_body::Body + Unpin, H: Handler> http_body::Body for Tracked<B, H> {
     type Data = B::Data;
     type Error = B::Error;
 
@@ -386,7 +437,12 @@ impl<B: http_body::Body + Unpin, G: Unpin> http_body::Body for Tracked<B, G> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        if frame.is_ready() {
+            this.busy.0.2.progress();
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
@@ -522,7 +578,7 @@ impl<H: Handler> ConnTask<H> {
                 state.2.start();
                 let busy = Busy(state.clone());
                 let resp = state.0.call(req, &state.1).await.ok_or(NoResponse)?;
-                Ok::<_, NoResponse>(resp.map(|body| Tracked { body, _busy: busy }))
+                Ok::<_, NoResponse>(resp.map(|body| Tracked::new(body, busy)))
             }
         });
         let connection = self.builder.serve_connection(TokioIo::new(stream), service);
@@ -641,5 +697,35 @@ mod tests {
         assert_eq!(a.next_check(idle, Instant::now()), Some(ended + idle));
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(a.next_check(idle, Instant::now()), None, "idle for 10 s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_streaming_response_that_moves_nothing_for_the_bound_is_cut() {
+        let idle = Duration::from_secs(10);
+        let a = Activity::new();
+        a.start();
+        a.stream_start();
+        // Frames keep coming: the body may take as long as it likes.
+        for _ in 0..5 {
+            tokio::time::advance(Duration::from_secs(8)).await;
+            a.progress();
+            let now = Instant::now();
+            assert_eq!(a.next_check(idle, now), Some(now + idle));
+        }
+        // Then nothing (a stalled backend, a client that stopped reading).
+        let moved = Instant::now();
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert_eq!(a.next_check(idle, Instant::now()), Some(moved + idle));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(
+            a.next_check(idle, Instant::now()),
+            None,
+            "no frame for 10 s"
+        );
+        // Once it ends, the idle rule is back.
+        a.stream_end();
+        a.end();
+        let now = Instant::now();
+        assert_eq!(a.next_check(idle, now), Some(now + idle));
     }
 }
