@@ -66,6 +66,8 @@ use crate::proxy::error::json_response;
 use crate::proxy::server::Handler;
 
 const MAX_ADMIN_BODY: usize = 64 * 1024;
+/// How long an admin request's (small) body may take to arrive.
+const ADMIN_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const DEFAULT_REQUESTS_LIMIT: usize = 100;
 
 pub struct Admin {
@@ -188,18 +190,23 @@ impl Admin {
     }
 
     async fn add(&self, req: Request<Incoming>) -> AdminResponse {
-        let body = match Limited::new(req.into_body(), MAX_ADMIN_BODY)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(e) => return error(StatusCode::PAYLOAD_TOO_LARGE, "bad_body", e),
+        let read = Limited::new(req.into_body(), MAX_ADMIN_BODY).collect();
+        let body = match tokio::time::timeout(ADMIN_BODY_TIMEOUT, read).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) => return error(StatusCode::PAYLOAD_TOO_LARGE, "bad_body", e),
+            Err(_) => {
+                return error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    format!("the body did not arrive within {ADMIN_BODY_TIMEOUT:?}"),
+                );
+            }
         };
         let add: AddBackend = match serde_json::from_slice(&body) {
             Ok(a) => a,
             Err(e) => return error(StatusCode::BAD_REQUEST, "bad_json", e),
         };
-        let spec = match BackendSpec::new(&add.id, &add.addr) {
+        let spec = match BackendSpec::resolved(&add.id, &add.addr).await {
             Ok(s) => s,
             Err(e) => return error(StatusCode::BAD_REQUEST, "bad_backend", e),
         };

@@ -87,6 +87,33 @@ fn resolve(addr: &str) -> Result<SocketAddr, SpecError> {
     prefer_ipv4(&addrs).ok_or_else(|| SpecError::Resolve(host, "no addresses".into()))
 }
 
+/// How long a name given to the admin API may take to resolve.
+pub const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// [`resolve`] without blocking the runtime (tokio's resolver, on its
+/// blocking pool) and bounded by [`RESOLVE_TIMEOUT`]: for names given at
+/// run time (the admin API), where a resolver that does not answer must
+/// not stall the accept loop and the health checks sharing the thread.
+async fn resolve_async(addr: &str) -> Result<SocketAddr, SpecError> {
+    let host = match addr.parse::<HostPort>() {
+        Ok(HostPort::Socket(a)) => return Ok(a),
+        Ok(HostPort::Host { host, .. }) => host,
+        Err(_) => return Err(SpecError::Addr(addr.to_string())),
+    };
+    let addrs: Vec<SocketAddr> =
+        match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host(addr)).await {
+            Ok(Ok(found)) => found.collect(),
+            Ok(Err(e)) => return Err(SpecError::Resolve(host, e.to_string())),
+            Err(_) => {
+                return Err(SpecError::Resolve(
+                    host,
+                    format!("no answer in {RESOLVE_TIMEOUT:?}"),
+                ));
+            }
+        };
+    prefer_ipv4(&addrs).ok_or_else(|| SpecError::Resolve(host, "no addresses".into()))
+}
+
 /// Whether `id` may name a backend: 1 to [`MAX_ID_LEN`] characters of
 /// `A-Z a-z 0-9 _ -` (it goes into the route cookie and metric labels).
 pub fn is_valid_id(id: &str) -> bool {
@@ -104,6 +131,15 @@ impl BackendSpec {
             return Err(SpecError::Id(id.to_string()));
         }
         BackendSpec::at(id, resolve(addr)?)
+    }
+
+    /// [`BackendSpec::new`] for a running LB: the id checked first, a name
+    /// resolved without blocking and within [`RESOLVE_TIMEOUT`].
+    pub async fn resolved(id: &str, addr: &str) -> Result<Self, SpecError> {
+        if !is_valid_id(id) {
+            return Err(SpecError::Id(id.to_string()));
+        }
+        BackendSpec::at(id, resolve_async(addr).await?)
     }
 
     /// A backend `id` at an address already resolved.
