@@ -13,6 +13,8 @@ declare -A PKG=(
   [nginx]=nginx
   [wrk]=wrk
   [chromium]=chromium
+  # the dashboard test's connection as another user
+  [curl]=curl
 )
 missing=()
 for bin in "${!PKG[@]}"; do

@@ -18,6 +18,7 @@
 //! - `lab_control.rs`: the buttons;
 //! - `routes.rs`: the page, its endpoints, and the token, origin and Host
 //!   checks;
+//! - `peer.rs`: whose connection it is, for a dashboard without a token;
 //! - `server.rs`: [`run`], which wires it together.
 //!
 //! `docs/dashboard.md` is the tour.
@@ -27,6 +28,7 @@ mod config;
 mod fetch;
 mod history;
 mod lab_control;
+mod peer;
 mod routes;
 mod server;
 

@@ -333,6 +333,16 @@ pub fn json_response(status: StatusCode, body: &Value) -> DashResponse {
     resp
 }
 
+/// The answer to every request of a connection another user opened to a
+/// tokenless dashboard (`peer.rs`).
+pub fn another_users_connection() -> DashResponse {
+    error(
+        StatusCode::FORBIDDEN,
+        "another_user",
+        "this dashboard serves the user who started it; others need --admin-token",
+    )
+}
+
 fn error(status: StatusCode, kind: &str, detail: impl std::fmt::Display) -> DashResponse {
     json_response(
         status,

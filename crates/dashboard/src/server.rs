@@ -6,7 +6,8 @@
 //!
 //! - the HTTP/1.1 server for the page and its endpoints (`routes.rs`), at
 //!   most [`MAX_CONNECTIONS`] connections at once, each with a deadline for
-//!   its request head;
+//!   its request head; without `--admin-token`, another user's connection
+//!   is answered 403 (`peer.rs`);
 //! - the once-a-second sampler of the LB's latency totals (`history.rs`);
 //! - the collector of exited child processes (`lab_control.rs`).
 //!
@@ -85,6 +86,7 @@ pub async fn run(
         "sessionlab-dashboard started"
     );
 
+    let (local, tokenless) = (listener.local_addr()?, settings.admin_token.is_none());
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
@@ -96,7 +98,7 @@ pub async fn run(
                 Err(_) => break,
             },
         };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -109,10 +111,21 @@ pub async fn run(
             },
         };
         let _ = stream.set_nodelay(true);
+        // Tokenless, so on loopback: only the operator's own connections
+        // are served (`peer.rs`).
+        let foreign = tokenless && !crate::peer::is_own_user(peer, local);
+        if foreign {
+            tracing::warn!(%peer, "a connection of another user refused (no --admin-token)");
+        }
         let d = dashboard.clone();
         let service = service_fn(move |req| {
             let d = d.clone();
-            async move { Ok::<_, Infallible>(d.route(&req).await) }
+            async move {
+                Ok::<_, Infallible>(match foreign {
+                    true => crate::routes::another_users_connection(),
+                    false => d.route(&req).await,
+                })
+            }
         });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())

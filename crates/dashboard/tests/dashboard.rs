@@ -329,3 +329,58 @@ async fn lab_buttons_run_the_lab_command_or_say_why_not() {
     lab.stop().await;
     lb.stop().await;
 }
+
+/// Without `--admin-token` the dashboard serves the user who started it
+/// only: another user's connection (here `nobody`'s, which needs root to
+/// arrange) is answered 403 on every route, the buttons included. Loopback
+/// is open to every user of the machine; the kernel says whose socket it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_users_connection_to_a_tokenless_dashboard_is_refused() {
+    let lb = lb(&[]).await;
+    let dash = dashboard(&lb, &[]).await;
+    assert_eq!(
+        get(&dash.url("/"), &[]).await.status,
+        200,
+        "our own is served"
+    );
+    if !nix::unistd::geteuid().is_root() || !std::path::Path::new("/proc/net/tcp").exists() {
+        println!("SKIPPED the other user's half: it needs root on Linux to connect as nobody");
+        dash.stop().await;
+        lb.stop().await;
+        return;
+    }
+    let asks: Vec<(String, &str)> = [
+        ("/", "GET"),
+        ("/admin/v1/cluster", "GET"),
+        ("/admin/v1/lab/heal", "POST"),
+    ]
+    .iter()
+    .map(|(path, method)| (dash.url(path), *method))
+    .collect();
+    let answers = tokio::task::spawn_blocking(move || {
+        use std::os::unix::process::CommandExt as _;
+        asks.into_iter()
+            .map(|(url, method)| {
+                let out = std::process::Command::new("curl")
+                    .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method])
+                    .arg(&url)
+                    .uid(65534)
+                    .gid(65534)
+                    .output()
+                    .expect("curl");
+                (
+                    format!("{method} {url}"),
+                    String::from_utf8_lossy(&out.stdout).into_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for (ask, code) in answers {
+        assert_eq!(code, "403", "{ask} as nobody");
+    }
+    assert_eq!(get(&dash.url("/"), &[]).await.status, 200, "ours still is");
+    dash.stop().await;
+    lb.stop().await;
+}
