@@ -90,7 +90,9 @@ pub fn readings(answer: &Value) -> Result<Vec<Reading>, String> {
     let list = answer["backends"]
         .as_array()
         .ok_or("no \"backends\" list")?;
+    // The LB's table holds at most as many backends as the view keeps.
     list.iter()
+        .take(crate::cluster_view::MAX_NODES)
         .map(|b| {
             let id = b["id"].as_str().ok_or("a backend without an id")?;
             let requests = b["requests"].as_u64().ok_or("a backend without requests")?;
@@ -101,12 +103,58 @@ pub fn readings(answer: &Value) -> Result<Vec<Reading>, String> {
                         .ok_or("a backend without a histogram")?,
                 )
                 .map_err(|e| format!("histogram of {id}: {e}"))?;
+            check_header(&bytes).map_err(|e| format!("histogram of {id}: {e}"))?;
             let latency: Histogram<u64> = Deserializer::new()
                 .deserialize(&mut bytes.as_slice())
                 .map_err(|e| format!("histogram of {id}: {e:?}"))?;
             Ok((Arc::from(id), requests, latency))
         })
         .collect()
+}
+
+/// The V2 serialization's header: cookie, payload length, normalizing
+/// offset, significant digits (4 bytes each), lowest and highest value and
+/// the conversion ratio (8 bytes each).
+const V2_HEADER: usize = 40;
+/// The uncompressed V2 cookie as the `hdrhistogram` crate writes it (the
+/// format's base cookie with its word-size bits).
+const V2_COOKIE: u32 = 0x1c84_9313;
+/// The LB's histograms: 1 µs to 60 s at 2 significant digits; a little
+/// room above both for another LB version.
+const MAX_DIGITS: u32 = 3;
+const MAX_HIGHEST: u64 = 3_600_000_000;
+
+/// Refuse a histogram whose header does not describe its own bytes before
+/// the decoder sees it. The decoder trusts the header: it sizes the
+/// histogram by the digits and the highest value and a buffer by the
+/// payload length (up to 4 GiB) before it reads a byte of the payload, so a
+/// 40-byte answer from whatever answers at `--lb-admin` could make it
+/// allocate gigabytes, every second.
+fn check_header(bytes: &[u8]) -> Result<(), String> {
+    let word = |at: usize| -> u32 {
+        u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+    };
+    if bytes.len() < V2_HEADER {
+        return Err(format!("{} bytes, shorter than its header", bytes.len()));
+    }
+    if word(0) != V2_COOKIE {
+        return Err(format!("not an uncompressed V2 histogram (cookie {:#x})", word(0)));
+    }
+    let payload = word(4) as usize;
+    if payload != bytes.len() - V2_HEADER {
+        return Err(format!(
+            "its header says {payload} bytes of counts, it has {}",
+            bytes.len() - V2_HEADER
+        ));
+    }
+    if word(12) > MAX_DIGITS {
+        return Err(format!("{} significant digits (at most {MAX_DIGITS})", word(12)));
+    }
+    let highest = u64::from_be_bytes(bytes[24..32].try_into().unwrap_or_default());
+    if highest > MAX_HIGHEST {
+        return Err(format!("highest value {highest} (at most {MAX_HIGHEST})"));
+    }
+    Ok(())
 }
 
 impl History {
@@ -227,6 +275,31 @@ pub async fn run(history: Arc<History>, lb: Arc<LbAdmin>, stop: watch::Receiver<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_histogram_header_that_lies_is_refused_before_decoding() {
+        use hdrhistogram::serialization::{Serializer as _, V2Serializer};
+        let mut h = new_histogram();
+        h.record(1_500).unwrap();
+        let mut real = Vec::new();
+        V2Serializer::new().serialize(&h, &mut real).unwrap();
+        assert_eq!(check_header(&real), Ok(()), "the LB's own");
+        // The attack: a bare header asking for 4 GiB of counts and the
+        // widest histogram.
+        let mut forged = real[..V2_HEADER].to_vec();
+        forged[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(check_header(&forged).unwrap_err().contains("says"));
+        let mut wide = real.clone();
+        wide[24..32].copy_from_slice(&u64::MAX.to_be_bytes());
+        assert!(check_header(&wide).unwrap_err().contains("highest"));
+        let mut digits = real.clone();
+        digits[12..16].copy_from_slice(&5u32.to_be_bytes());
+        assert!(check_header(&digits).unwrap_err().contains("digits"));
+        assert!(check_header(&real[..10]).is_err());
+        let mut other = real.clone();
+        other[0] = 0x1d;
+        assert!(check_header(&other).unwrap_err().contains("cookie"));
+    }
 
     /// The LB's totals per backend, as `GET /admin/v1/latency` reports
     /// them: a request count and a latency histogram (microseconds, the
