@@ -138,7 +138,10 @@ fn check_header(bytes: &[u8]) -> Result<(), String> {
         return Err(format!("{} bytes, shorter than its header", bytes.len()));
     }
     if word(0) != V2_COOKIE {
-        return Err(format!("not an uncompressed V2 histogram (cookie {:#x})", word(0)));
+        return Err(format!(
+            "not an uncompressed V2 histogram (cookie {:#x})",
+            word(0)
+        ));
     }
     let payload = word(4) as usize;
     if payload != bytes.len() - V2_HEADER {
@@ -148,7 +151,10 @@ fn check_header(bytes: &[u8]) -> Result<(), String> {
         ));
     }
     if word(12) > MAX_DIGITS {
-        return Err(format!("{} significant digits (at most {MAX_DIGITS})", word(12)));
+        return Err(format!(
+            "{} significant digits (at most {MAX_DIGITS})",
+            word(12)
+        ));
     }
     let highest = u64::from_be_bytes(bytes[24..32].try_into().unwrap_or_default());
     if highest > MAX_HIGHEST {

@@ -412,6 +412,7 @@ fn write(path: &Path, text: &str) -> Result<()> {
 pub fn start(rf: &RunFolder, ha: &mut HaState, timeout: Duration) -> Result<()> {
     let (server, sentinel) = find_programs()?;
     let dir = conf_dir(rf);
+    crate::lb::plain_path(&dir)?;
     std::fs::create_dir_all(&dir).map_err(LabError::io(format!("creating {}", dir.display())))?;
     let primary = ha.servers[0].port;
     for (i, m) in ha.servers.iter_mut().enumerate() {

@@ -116,10 +116,35 @@ impl std::str::FromStr for LbKind {
 /// as an absolute path (the LB resolves relative paths against its own
 /// working directory, not the lab's).
 pub fn dir(rf: &RunFolder) -> Result<PathBuf> {
-    std::path::absolute(rf.root().join("lb")).map_err(LabError::io(format!(
+    let dir = std::path::absolute(rf.root().join("lb")).map_err(LabError::io(format!(
         "resolving the run folder {}",
         rf.root().display()
-    )))
+    )))?;
+    plain_path(&dir)?;
+    Ok(dir)
+}
+
+/// A path the generated HAProxy, nginx and Redis configurations can hold
+/// as a bare word. Their three languages quote differently, and a space, a
+/// `;`, a `#` or a brace in the run folder's path would split a directive
+/// or start a new one; such a path is refused, naming the flag, rather
+/// than written into a configuration.
+pub fn plain_path(path: &std::path::Path) -> Result<()> {
+    let text = path.to_str().ok_or_else(|| {
+        LabError::InvalidArgument(format!(
+            "--run-dir: {} is not UTF-8, and the LB and Redis configurations name it",
+            path.display()
+        ))
+    })?;
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+@:,=~%".contains(c);
+    match text.chars().find(|c| !plain(*c)) {
+        None => Ok(()),
+        Some(c) => Err(LabError::InvalidArgument(format!(
+            "--run-dir: the run folder's path {text} has {c:?}, which the HAProxy, nginx and \
+             Redis configurations would read as syntax; run from (or give --run-dir) a path of \
+             letters, digits and / . _ - + @ : , = ~ % only"
+        ))),
+    }
 }
 
 /// The generated configuration file of the cluster's LB (`None` for
@@ -404,6 +429,24 @@ pub(crate) mod tests {
     use crate::ports::PortBases;
     use crate::preset::Mode;
     use crate::runfolder::{LbState, NodeState};
+
+    #[test]
+    fn run_folders_the_configurations_would_misread_are_refused() {
+        use std::path::Path;
+        assert!(plain_path(Path::new("/home/u/lab/.sessionlab/lb")).is_ok());
+        assert!(plain_path(Path::new("/tmp/run-2026_12.03+x@y/lb")).is_ok());
+        for bad in [
+            "/home/u/My Lab/lb",
+            "/x;pid /tmp/evil/lb",
+            "/a#b",
+            "/a{b}",
+            "/a\nb",
+            "/a\"b",
+        ] {
+            let e = plain_path(Path::new(bad)).unwrap_err().to_string();
+            assert!(e.starts_with("--run-dir"), "{bad}: {e}");
+        }
+    }
 
     /// A cluster state of `n` nodes in `mode` behind `kind`, on fixed ports.
     pub fn sample(mode: Mode, kind: LbKind, n: usize) -> ClusterState {
