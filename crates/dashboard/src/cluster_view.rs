@@ -26,6 +26,7 @@ use tokio::task::JoinSet;
 
 use sessionlab_wire::NodeStatus;
 use sessionlab_wire::lb_admin::BackendView;
+use sessionlab_wire::replication_log::ReplicationView;
 
 use crate::config::HostPort;
 use crate::fetch::{FetchError, Fetcher};
@@ -80,7 +81,7 @@ pub struct ClusterView {
 struct NodeAnswers {
     status: Result<NodeStatus, FetchError>,
     sessions: Result<Value, FetchError>,
-    replication: Result<Value, FetchError>,
+    replication: Result<ReplicationView, FetchError>,
 }
 
 impl ClusterView {
@@ -91,7 +92,8 @@ impl ClusterView {
             self.fetch
                 .typed::<NodeStatus>(&addr, "/admin/v1/status", None),
             self.fetch.json(&addr, &sessions, None),
-            self.fetch.json(&addr, &replication, None),
+            self.fetch
+                .typed::<ReplicationView>(&addr, &replication, None),
         );
         NodeAnswers {
             status,
@@ -151,13 +153,20 @@ fn node_json(b: &BackendView, admin: Option<HostPort>, answers: Option<NodeAnswe
         Some(a) => {
             let reachable = a.status.is_ok();
             let error = a.status.as_ref().err().map(|e| e.to_string());
-            let sessions = a
+            // The page walks these: only a list of objects goes on to it.
+            let sessions = match a
                 .sessions
                 .ok()
                 .and_then(|mut v| v.get_mut("sessions").map(Value::take))
-                .unwrap_or(Value::Null);
-            // 404: the node does not replicate; anything else: unknown.
-            let replication = a.replication.unwrap_or(Value::Null);
+            {
+                Some(Value::Array(list)) => {
+                    Value::Array(list.into_iter().filter(Value::is_object).collect())
+                }
+                _ => Value::Null,
+            };
+            // Typed (the contract's shape, or nothing): 404, the node does
+            // not replicate; anything else, unknown.
+            let replication = a.replication.map_or(Value::Null, |r| json!(r));
             (
                 json!(reachable),
                 json!(error),
