@@ -21,7 +21,7 @@
 //! | `replication_fault_dropped_total{peer,direction}` | batches dropped by injected faults |
 //! | `replication_acks_total{result}` | writes that waited: sent / acked / timed out |
 //! | `replication_refused_writes_total{reason}` | writes refused by `--partition-policy consistent`: `no_majority` (this node sees no majority, refused before writing), `not_acknowledged` (a majority did not take it in time, or a peer held a newer copy) |
-//! | `replication_ready`, `replication_tombstones` | joined and caught up; tombstones held |
+//! | `replication_ready`, `replication_tombstones`, `replication_tombstones_evicted_total` | joined and caught up; tombstones held; tombstones given up early (the set was full) |
 //! | `replication_remote_fetches_total{outcome}`, `replication_remote_fetch_seconds` | backup topology: a session asked of an owner (`hit`, `miss`, `error`; `busy`: not asked, too many in flight) and how long it took |
 //! | `replication_rebalance_sessions_total`, `replication_rebalance_bytes_total`, `replication_rebalance_last_seconds`, `replication_rebalances_total` | sessions and bytes sent to new owners after membership changes; the last rebalance's duration; passes finished |
 //! | `membership_members{state}`, `membership_version` | the SWIM view: members by state (this node included) and its version |
@@ -137,6 +137,9 @@ pub struct Metrics {
     refused_writes: Family<ReasonLabels, Counter>,
     ready: Gauge,
     tombstones: Gauge,
+    tombstones_evicted: Counter,
+    /// The replica's eviction total at the last refresh.
+    evicted_seen: std::sync::atomic::AtomicU64,
     remote_fetches: Family<OutcomeLabels, Counter>,
     remote_fetch_seconds: Histogram,
     rebalance_sessions: Counter,
@@ -169,6 +172,8 @@ impl Default for Metrics {
             refused_writes: Family::default(),
             ready: Gauge::default(),
             tombstones: Gauge::default(),
+            tombstones_evicted: Counter::default(),
+            evicted_seen: std::sync::atomic::AtomicU64::new(0),
             remote_fetches: Family::default(),
             remote_fetch_seconds: Histogram::new(LAG_BUCKETS.iter().copied()),
             rebalance_sessions: Counter::default(),
@@ -271,6 +276,11 @@ impl Metrics {
             names::TOMBSTONES,
             "Tombstones held (deleted sessions remembered)",
             self.tombstones.clone(),
+        );
+        r.register(
+            names::TOMBSTONES_EVICTED,
+            "Tombstones given up before their end because the set was full",
+            self.tombstones_evicted.clone(),
         );
         r.register(
             names::REMOTE_FETCHES,
@@ -466,7 +476,11 @@ impl Metrics {
     }
 
     /// Refresh the gauges from the replica's view.
-    pub fn set_gauges(&self, peers: &[PeerView], ready: bool, tombstones: usize) {
+    pub fn set_gauges(&self, peers: &[PeerView], ready: bool, tombstones: usize, evicted: u64) {
+        let seen = self
+            .evicted_seen
+            .swap(evicted, std::sync::atomic::Ordering::Relaxed);
+        self.tombstones_evicted.inc_by(evicted.saturating_sub(seen));
         for p in peers {
             let l = PeerLabels { peer: p.id.clone() };
             self.queue_depth.get_or_create(&l).set(p.queue_depth as i64);

@@ -432,11 +432,12 @@ async fn drive(
             _ = stop.changed() => break,
             _ = ticker.tick() => shared.with_replica(|r, now| r.tick(now)),
             _ = gauges.tick() => {
-                let (peers, ready, tombstones) = {
+                let (peers, ready, tombstones, evicted) = {
                     let r = shared.replica.lock();
-                    (r.peers(), r.is_ready(), r.tombstones().len())
+                    let t = r.tombstones();
+                    (r.peers(), r.is_ready(), t.len(), t.evicted_total())
                 };
-                shared.metrics.set_gauges(&peers, ready, tombstones);
+                shared.metrics.set_gauges(&peers, ready, tombstones, evicted);
             }
             Some(batch) = batches.recv() => {
                 sends.spawn(transport::send(shared.clone(), client.clone(), batch));

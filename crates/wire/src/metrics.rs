@@ -92,6 +92,8 @@ pub mod replication {
     pub const REFUSED_WRITES: &str = "refused_writes";
     pub const READY: &str = "ready";
     pub const TOMBSTONES: &str = "tombstones";
+    /// Counter: tombstones given up early because the set was full.
+    pub const TOMBSTONES_EVICTED: &str = "tombstones_evicted";
     /// Counter `{outcome}` (`hit`, `miss`, `error`): a request for a
     /// session this node does not hold, asked of one owner (backup topology).
     pub const REMOTE_FETCHES: &str = "remote_fetches";
