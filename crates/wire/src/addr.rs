@@ -21,6 +21,10 @@
 //! clusters give services IPv4 addresses; a host's IPv6 entries (often
 //! link-local or unreachable from a container) come first in some
 //! resolvers' answers.
+//!
+//! [`client_key`] is the other side of an address: the key a connecting
+//! client is counted under by every per-client limit (the node's rates,
+//! the LB's connections per client).
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -143,9 +147,40 @@ pub fn prefer_ipv4<A: Answer>(answers: &[A]) -> Option<A> {
         .copied()
 }
 
+/// The key a client at `ip` is counted under by per-client limits.
+///
+/// | the peer | its key |
+/// |---|---|
+/// | an IPv4 address | itself |
+/// | an IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, what a dual-stack `[::]` listener sees of an IPv4 client) | the IPv4 address: otherwise every IPv4 client would share one key |
+/// | another IPv6 address | its /64: one machine commonly holds a whole /64, and counting single addresses would let it take a fresh one per request |
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clients_are_counted_by_ipv4_address_or_ipv6_64() {
+        let key = |s: &str| client_key(s.parse().unwrap()).to_string();
+        assert_eq!(key("192.0.2.1"), "192.0.2.1");
+        assert_eq!(key("::ffff:192.0.2.1"), "192.0.2.1");
+        assert_ne!(key("::ffff:192.0.2.1"), key("::ffff:192.0.2.2"));
+        assert_eq!(key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2:ffff::9"), key("2001:db8:1:2::1"));
+        assert_eq!(key("::1"), "::");
+    }
 
     #[test]
     fn parses_ips_and_host_names() {

@@ -16,7 +16,7 @@
 //! | time to send a request head | `--header-timeout` | 10 s | connection closed (slowloris) |
 //! | time without a request on a keep-alive connection | `--keepalive-timeout` | 60 s | connection closed |
 //! | open connections | `--max-connections` | 10 000 | no more accepts (the kernel's backlog waits) |
-//! | open connections per client IP | `--max-connections-per-ip` | 1 024 | closed at once, counted |
+//! | open connections per client (an IPv4 address, an IPv6 /64: `wire::addr::client_key`) | `--max-connections-per-ip` | 1 024 | closed at once, counted |
 //! | time a response body moves nothing (a backend that stalls after its head, a client that stops reading) | the same bound as idle | connection closed |
 //!
 //! **One timer per connection** enforces both time bounds. A connection
@@ -286,7 +286,8 @@ pub async fn serve_on_threads<H: Handler>(
                 continue;
             }
         };
-        let Some(ip_slot) = per_ip.take(peer.ip(), limits.max_per_ip.max(1)) else {
+        let client = sessionlab_wire::addr::client_key(peer.ip());
+        let Some(ip_slot) = per_ip.take(client, limits.max_per_ip.max(1)) else {
             handler.refused(peer);
             tracing::debug!(%peer, "over --max-connections-per-ip; closed");
             drop(stream);

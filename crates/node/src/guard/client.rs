@@ -13,7 +13,7 @@
 //! whole /64, and counting single addresses would let it pick a fresh one
 //! per request.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
 use actix_web::HttpRequest;
 use ipnet::IpNet;
@@ -77,15 +77,10 @@ fn resolve<'a>(
     client
 }
 
-/// The key a client is counted under (an IPv6 /64).
+/// The key a client is counted under (the one rule of every per-client
+/// limit, [`sessionlab_wire::addr::client_key`]).
 fn key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        v4 => v4,
-    }
+    sessionlab_wire::addr::client_key(ip)
 }
 
 #[cfg(test)]
@@ -141,5 +136,7 @@ mod tests {
     fn ipv6_clients_count_by_their_64() {
         assert_eq!(key(ip("2001:db8:1:2:3:4:5:6")), ip("2001:db8:1:2::"));
         assert_eq!(key(ip("192.0.2.1")), ip("192.0.2.1"));
+        // A dual-stack listener's view of an IPv4 client is that client.
+        assert_eq!(key(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
     }
 }
