@@ -78,3 +78,34 @@ async fn idle_sessions_expire_and_use_keeps_them_alive_until_the_absolute_limit(
     let v: Value = read_body_json(call_service(&app, get(&busy)).await).await;
     assert_eq!(v["session"], Value::Null, "320 s after creation");
 }
+
+/// A write is a use too: a user who only ever changes the session (every
+/// increment a write, no read in between) keeps it alive, however long
+/// after its creation, until the absolute limit.
+#[tokio::test(start_paused = true)]
+async fn writes_alone_keep_a_session_alive() {
+    let cfg = cfg();
+    let wiring = wire(&cfg).await.unwrap();
+    let node = web::Data::new(node_state(cfg, &wiring).unwrap());
+    let app = init_service(app(node)).await;
+    let incr = |cookie: Option<&str>| {
+        let mut r = TestRequest::post().uri("/api/counter/increment");
+        if let Some(c) = cookie {
+            r = r.insert_header(("cookie", c.to_owned()));
+        }
+        r.to_request()
+    };
+    let res = call_service(&app, incr(None)).await;
+    let cookie = cookie_of(&res);
+    // Every 40 s one more: 200 s in all, over three times the idle timeout.
+    for n in 2..=6 {
+        tokio::time::advance(Duration::from_secs(40)).await;
+        let v: Value = read_body_json(call_service(&app, incr(Some(&cookie))).await).await;
+        assert_eq!(
+            v["counter"],
+            n,
+            "the same session, {}s after its creation",
+            (n - 1) * 40
+        );
+    }
+}

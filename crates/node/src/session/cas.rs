@@ -32,7 +32,7 @@ use std::time::Duration;
 use actix_web::HttpResponse;
 use serde_json::{Map, Value};
 use sessionlab_session::PutReceipt;
-use sessionlab_session::{Session, SessionId, StoreError};
+use sessionlab_session::{Session, SessionId, StoreError, clock};
 
 use crate::error::NodeError;
 use crate::state::NodeState;
@@ -78,6 +78,7 @@ pub async fn replay(
             op(&mut data);
         }
         fresh.set_data(&data);
+        fresh.last_access_ms = fresh.last_access_ms.max(clock::now_ms());
         match node.store.put(fresh.clone()).await {
             Ok(receipt) => {
                 tracing::debug!(sid = id.short(), attempt, "write replayed after a conflict");

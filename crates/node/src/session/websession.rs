@@ -585,10 +585,13 @@ async fn write(
             )))
         }
         Pending::Write {
-            session,
+            mut session,
             new_id,
             rotated_from,
         } => {
+            // A write is a use: it moves the idle clock as a touch does
+            // (the loaded copy still has the access before this request).
+            session.last_access_ms = session.last_access_ms.max(now);
             let id = session.id.clone();
             let cookie = CookieAction::set_if(new_id || reroute, &session, now);
             let replayable = !new_id && rotated_from.is_none() && !ops.is_empty();
