@@ -418,11 +418,15 @@ impl TokenService {
     }
 
     /// Logout: deny the access token until it expires and revoke its family
-    /// (so its refresh token is dead too).
+    /// (so its refresh token is dead too). "Expires" is when
+    /// [`TokenService::verify_access`] stops taking it: its `exp` plus the
+    /// leeway, or a deny record that ended at `exp` would let the token
+    /// work again for the leeway.
     pub async fn logout(&self, access: &Claims) -> Result<(), TokenError> {
         let now_ms = clock::now_ms();
         let remaining_ms = access
             .exp
+            .saturating_add(self.cfg.leeway_s)
             .saturating_mul(1000)
             .saturating_sub(now_ms)
             .max(1);
@@ -561,6 +565,33 @@ mod tests {
         assert_eq!(
             svc.verify_access(&hs384).await,
             Err(TokenError::WrongAlgorithm)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_logged_out_token_stays_denied_through_the_leeway() {
+        let svc = TokenService::new(
+            TokenKeys::hs256(SECRET).unwrap(),
+            TokenConfig {
+                leeway_s: 30,
+                ..Default::default()
+            },
+            Arc::new(MemoryStore::new(MemoryStoreConfig::default())),
+        );
+        let pair = svc.login("alice").await.unwrap();
+        let claims = svc.verify_access(&pair.access_token).await.unwrap();
+        svc.logout(&claims).await.unwrap();
+        // Past `exp` (300 s) but inside the leeway the token still decodes:
+        // the deny record must still be there.
+        tokio::time::advance(Duration::from_secs(310)).await;
+        assert_eq!(
+            svc.verify_access(&pair.access_token).await,
+            Err(TokenError::Revoked)
+        );
+        tokio::time::advance(Duration::from_secs(25)).await;
+        assert_eq!(
+            svc.verify_access(&pair.access_token).await,
+            Err(TokenError::Expired)
         );
     }
 
