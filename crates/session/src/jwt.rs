@@ -382,6 +382,15 @@ impl TokenService {
         deny.set_data(&m);
         match self.store.put(deny).await {
             Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            // A full store (or one over its budget) refuses the new record;
+            // a delete is never refused, and a family without its record
+            // refreshes as revoked. Revocation must not fail open.
+            Err(e @ (StoreError::Full { .. } | StoreError::OverBudget { .. })) => {
+                match self.store.delete(&record_id(fam)?).await {
+                    Ok(_) => Ok(()),
+                    Err(_) => Err(e.into()),
+                }
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -435,12 +444,15 @@ impl TokenService {
         let mut m = Map::new();
         m.insert("denied".into(), Value::Bool(true));
         deny.set_data(&m);
-        match self.store.put(deny).await {
-            Ok(_) | Err(StoreError::Conflict) => {}
-            Err(e) => return Err(e.into()),
-        }
+        let denied = match self.store.put(deny).await {
+            Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(TokenError::from(e)),
+        };
         // The deny record: works whether or not this node holds the family.
+        // Revoked even when the access token's own record could not be
+        // written, so its refresh token dies whatever happens.
         self.revoke_family(&access.fam, &access.sub).await?;
+        denied?;
         if let Some(mut fam) = self.store.get(&record_id(&access.fam)?).await? {
             fam.set_data(&family_data("", true));
             // Best effort (the flag is for the demo page): the deny record
@@ -635,6 +647,29 @@ mod tests {
         assert_eq!(
             other.verify_access(&pair.access_token).await,
             Err(TokenError::WrongIssuerOrAudience)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_store_still_revokes_on_reuse() {
+        // Room for alice's family record and nothing more: the deny record
+        // of a reuse cannot be written.
+        let store = Arc::new(MemoryStore::new(MemoryStoreConfig {
+            max_sessions: 1,
+            ..MemoryStoreConfig::default()
+        }));
+        let svc = service_with(store);
+        let first = svc.login("alice").await.unwrap();
+        let second = svc.refresh(&first.refresh_token).await.unwrap();
+        assert_eq!(
+            svc.refresh(&first.refresh_token).await,
+            Err(TokenError::ReuseDetected)
+        );
+        // The family is dead all the same: the thief's (or the user's)
+        // current refresh token no longer rotates.
+        assert_eq!(
+            svc.refresh(&second.refresh_token).await,
+            Err(TokenError::Revoked)
         );
     }
 
