@@ -361,3 +361,47 @@ async fn unsigned_membership_requests_are_refused_and_an_unresolvable_name_is_re
     assert_eq!(health, 503, "a node that found nobody reports ready");
     sessionlab_testkit::kill(&mut child);
 }
+
+/// A logout on a node that does not own the session leaves a tombstone
+/// there. While its delete cannot reach the owners, that node must not
+/// fetch the logged-out session back from them: the tombstone it holds
+/// wins over their copies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_on_a_non_owner_is_not_undone_by_a_remote_fetch() {
+    let c = TestCluster::start_joined(3, &["--backups", "1"]).await;
+    let (_, cookie, _) = c.increment(0, "").await;
+    let id = cookie_id(&cookie).to_owned();
+    let all: Vec<usize> = (0..3).collect();
+    let owners = owners_of(&c, &id, &all, 2);
+    let other = *all.iter().find(|i| !owners.contains(i)).unwrap();
+    assert_eq!(
+        c.counter(other, &cookie).await,
+        Some(1),
+        "fetched from an owner"
+    );
+    // Cut the non-owner's replication links: its delete cannot leave.
+    let peers: Vec<&str> = owners.iter().map(|&i| c.nodes[i].id.as_str()).collect();
+    c.set_faults(other, &peers).await;
+    let res = c
+        .http
+        .post(format!("{}/logout", c.nodes[other].app()))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.status().is_redirection() || res.status().is_success(),
+        "{}",
+        res.status()
+    );
+    assert_eq!(
+        c.counter(owners[0], &cookie).await,
+        Some(1),
+        "the owners have not heard of the logout yet"
+    );
+    assert_eq!(
+        c.counter(other, &cookie).await,
+        None,
+        "logged out where it happened"
+    );
+}

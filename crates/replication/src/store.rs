@@ -102,12 +102,22 @@ impl SessionStore for ReplicatedStore {
         if let Some(s) = self.shared.store.get_live(id, clock::now_ms()) {
             return Ok(Some(s));
         }
-        if !self.shared.replica.lock().topology().is_backup() {
-            return Ok(None);
+        // A tombstone held here wins over any copy an owner may still have
+        // (its delete may be in flight to it): a logged-out session is not
+        // fetched back, whether the delete is older than the ask or arrives
+        // while it runs.
+        let deleted =
+            |shared: &crate::runtime::Shared| shared.replica.lock().tombstones().contains(id);
+        {
+            let r = self.shared.replica.lock();
+            if !r.topology().is_backup() || r.tombstones().contains(id) {
+                return Ok(None);
+            }
         }
-        crate::fetch::from_owners(&self.shared, id)
+        let found = crate::fetch::from_owners(&self.shared, id)
             .await
-            .map_err(|_| StoreError::Unavailable("too many remote fetches in flight".into()))
+            .map_err(|_| StoreError::Unavailable("too many remote fetches in flight".into()))?;
+        Ok(found.filter(|_| !deleted(&self.shared)))
     }
 
     fn new_id(&self) -> SessionId {
