@@ -438,6 +438,15 @@ impl Replica {
         if self.join != Join::Ready && self.cfg.topology.is_backup() {
             self.become_ready(true, now_ms);
         }
+        if self.join == Join::Ready && !self.cfg.topology.is_backup() {
+            // All-to-all: the member may be one that was declared dead and
+            // removed (a long partition) and is back with what it held
+            // then. Nothing was queued for it meanwhile (it was no peer),
+            // so what it missed, deletes included, comes by a resync pass
+            // now rather than by the slow periodic rounds. (Backup marks
+            // every peer in `membership_changed`.)
+            self.mark_resync(id, ResyncReason::MembershipChanged);
+        }
         self.membership_changed(Some(id), now_ms);
         true
     }
@@ -2008,6 +2017,41 @@ mod tests {
         assert!(r.remove_peer("n3", 0));
         assert!(!r.remove_peer("n3", 0), "already gone");
         assert_eq!(r.members(), ["n1", "n2"]);
+    }
+
+    #[test]
+    fn all_to_all_resyncs_a_member_that_comes_back_after_being_removed() {
+        let mut a = replica("n1", &["n2"], ProtocolConfig::fast());
+        let mut b = replica("n2", &["n1"], ProtocolConfig::fast());
+        a.upsert(Session::new(id('a'), 0, 1_000_000, 10_000_000), 0)
+            .unwrap();
+        let mut now = 0;
+        while b.store().get_raw(&id('a')).is_none() && now < 2_000 {
+            a.tick(now);
+            b.tick(now);
+            exchange(&mut a, &mut b, now);
+            now += 10;
+        }
+        assert!(b.store().get_raw(&id('a')).is_some(), "the copy came");
+        // A long partition: each side's membership declares the other dead.
+        assert!(a.remove_peer("n2", now) && b.remove_peer("n1", now));
+        assert!(a.delete(&id('a'), now), "a logout while n2 is no peer");
+        let _ = a.take_outputs(); // nothing for n2: it is no peer
+        // Back: what n2 missed is owed to it, not left to the slow rounds.
+        assert!(a.add_peer("n2", now) && b.add_peer("n1", now));
+        let n2 = a.peers().into_iter().find(|p| p.id == "n2").unwrap();
+        assert!(n2.needs_resync, "the returning member is marked for resync");
+        let until = now + 2_000;
+        while !b.tombstones().contains(&id('a')) && now < until {
+            a.tick(now);
+            b.tick(now);
+            exchange(&mut a, &mut b, now);
+            now += 10;
+        }
+        assert!(
+            b.tombstones().contains(&id('a')),
+            "the delete reached the returning member"
+        );
     }
 
     #[test]
