@@ -370,6 +370,32 @@ fn after_a_partition_heals_both_sides_merge_again() {
     }
 }
 
+/// Longer than `dead_retain_ms` (60 s): each side forgets the other and
+/// pings nobody of it. The side whose seed is on the other side joins
+/// through it again, and the two merge.
+#[test]
+fn after_a_partition_longer_than_the_dead_are_remembered_the_sides_still_merge() {
+    for seed in 0..5 {
+        let mut net = Net::cluster(seed, 4);
+        let (a, b) = (["node-1", "node-2"], ["node-3", "node-4"]);
+        for x in a {
+            for y in b {
+                net.cut.insert(pair(x, y));
+            }
+        }
+        net.run(70_000);
+        assert!(
+            net.all_see(&a) && net.all_see(&b),
+            "seed {seed}: each side alone, the other forgotten"
+        );
+        net.cut.clear();
+        net.until(20_000, |n| {
+            n.all_see(&["node-1", "node-2", "node-3", "node-4"])
+        })
+        .unwrap_or_else(|| panic!("seed {seed}: the sides never merged"));
+    }
+}
+
 #[test]
 fn on_lossy_links_nobody_healthy_is_declared_dead() {
     for seed in 0..10 {

@@ -51,6 +51,9 @@ pub struct SwimConfig {
     pub dead_retain_ms: u64,
     /// How often a node alone asks its seeds again.
     pub rejoin_interval_ms: u64,
+    /// How often a node that is not alone joins through the seeds that are
+    /// not among its live members (the heal of a long partition).
+    pub seed_check_interval_ms: u64,
 }
 
 impl Default for SwimConfig {
@@ -68,6 +71,7 @@ impl Default for SwimConfig {
             max_piggyback: 8,
             dead_retain_ms: 60_000,
             rejoin_interval_ms: 1_000,
+            seed_check_interval_ms: 10_000,
         }
     }
 }
@@ -132,6 +136,7 @@ pub struct Membership {
     next_probe_ms: u64,
     next_gossip_ms: u64,
     next_rejoin_ms: u64,
+    next_seed_check_ms: u64,
     relays: BTreeMap<u64, Relay>,
     refused_joins: u64,
     step: Step,
@@ -141,6 +146,7 @@ impl Membership {
     /// A node `me` listening at `addr`, started at `start_ms` (wall clock:
     /// its first incarnation, above any of an earlier life of the same id).
     pub fn new(me: &str, addr: &str, start_ms: u64, config: SwimConfig) -> Self {
+        let first_seed_check = start_ms.saturating_add(config.seed_check_interval_ms);
         Membership {
             config,
             me: me.to_owned(),
@@ -159,6 +165,7 @@ impl Membership {
             next_probe_ms: start_ms,
             next_gossip_ms: start_ms,
             next_rejoin_ms: start_ms,
+            next_seed_check_ms: first_seed_check,
             relays: BTreeMap::new(),
             refused_joins: 0,
             step: Step::default(),
@@ -264,6 +271,8 @@ impl Membership {
         }
         if !self.seeds.is_empty() && self.live().len() == 1 && now_ms >= self.next_rejoin_ms {
             self.send_joins(now_ms);
+        } else if !self.seeds.is_empty() && now_ms >= self.next_seed_check_ms {
+            self.join_lost_seeds(now_ms);
         }
         self.take_step()
     }
@@ -505,6 +514,35 @@ impl Membership {
             self.step.sends.push((to.addr.clone(), msg));
         }
         self.gossip_cursor = self.gossip_cursor.wrapping_add(self.config.gossip_fanout);
+    }
+
+    /// Not alone, but a seed is not among the live members: a partition
+    /// longer than `dead_retain_ms` leaves each side with members of its
+    /// own and no memory of the other (forgotten members are not pinged),
+    /// so nothing else would ever merge the two again. Join through each
+    /// such seed, every `seed_check_interval_ms`: its answer lists the
+    /// other side. (A seed written in another form than it advertises is
+    /// asked too; a join from a live member only brings a member list.)
+    fn join_lost_seeds(&mut self, now_ms: u64) {
+        self.next_seed_check_ms = now_ms + self.config.seed_check_interval_ms;
+        let live: Vec<&str> = self
+            .members
+            .values()
+            .filter(|m| m.state.is_live())
+            .map(|m| m.addr.as_str())
+            .collect();
+        let lost: Vec<String> = self
+            .seeds
+            .iter()
+            .filter(|s| !live.contains(&s.as_str()))
+            .cloned()
+            .collect();
+        for seed in lost {
+            let join = SwimMessage::Join {
+                from: self.sender(),
+            };
+            self.step.sends.push((seed, join));
+        }
     }
 
     fn send_joins(&mut self, now_ms: u64) {
