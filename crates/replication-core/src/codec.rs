@@ -62,6 +62,21 @@ pub enum DecodeError {
     Trailing(usize),
     #[error("session data is not JSON: {0}")]
     Data(String),
+    /// More messages than [`crate::MAX_BATCH_MESSAGES`], seen from the
+    /// sequence's length before any message is decoded.
+    #[error("{0} messages, limit {max}", max = crate::MAX_BATCH_MESSAGES)]
+    TooMany(u64),
+}
+
+/// The head of a binary batch, read on its own to find the message count.
+#[derive(Deserialize)]
+struct HeadIn<'a> {
+    #[serde(borrow)]
+    _from: Cow<'a, str>,
+    #[serde(borrow)]
+    _to: Cow<'a, str>,
+    _seq: u64,
+    _sent_ms: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -447,8 +462,16 @@ pub fn decode(body: &[u8]) -> Result<Batch, DecodeError> {
     if format != FORMAT {
         return Err(DecodeError::Format(format));
     }
-    let (w, left): (WireBatch<'_>, _) =
-        postcard::take_from_bytes(rest).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    // The message count first: a 4 MiB body of the smallest messages would
+    // otherwise decode into millions of the largest variant's size before
+    // the limit is checked.
+    let malformed = |e: postcard::Error| DecodeError::Malformed(e.to_string());
+    let (_, after_head): (HeadIn<'_>, _) = postcard::take_from_bytes(rest).map_err(malformed)?;
+    let (count, _): (u64, _) = postcard::take_from_bytes(after_head).map_err(malformed)?;
+    if count > crate::MAX_BATCH_MESSAGES as u64 {
+        return Err(DecodeError::TooMany(count));
+    }
+    let (w, left): (WireBatch<'_>, _) = postcard::take_from_bytes(rest).map_err(malformed)?;
     if !left.is_empty() {
         return Err(DecodeError::Trailing(left.len()));
     }
@@ -564,6 +587,29 @@ mod tests {
         let bytes = encode(&b);
         assert_eq!(bytes[0], FORMAT);
         assert_eq!(decode(&bytes), Ok(b));
+    }
+
+    #[test]
+    fn too_many_messages_are_refused_before_any_is_decoded() {
+        let small = |n: usize| Batch {
+            from: "n1".into(),
+            to: "n2".into(),
+            seq: 1,
+            sent_ms: 5,
+            messages: vec![Message::SnapshotRequest { after: None }; n],
+        };
+        let at_limit = small(crate::MAX_BATCH_MESSAGES);
+        assert_eq!(decode(&encode(&at_limit)), Ok(at_limit));
+        let over = encode(&small(crate::MAX_BATCH_MESSAGES + 1));
+        assert_eq!(
+            decode(&over),
+            Err(DecodeError::TooMany(crate::MAX_BATCH_MESSAGES as u64 + 1))
+        );
+        // A count far above what the body holds is refused as such too,
+        // not allocated for.
+        let mut head = vec![FORMAT];
+        head.extend(postcard::to_allocvec(&("n1", "n2", 1u64, 5u64, 4_000_000u64)).unwrap());
+        assert_eq!(decode(&head), Err(DecodeError::TooMany(4_000_000)));
     }
 
     #[test]

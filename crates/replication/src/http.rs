@@ -214,19 +214,23 @@ async fn signed_json<T: serde::de::DeserializeOwned>(
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<Signed<T>, HttpResponse> {
-    signed_as(shared, req, payload, "bad_json", |b| {
-        serde_json::from_slice(b)
-    })
+    signed_as(
+        shared,
+        req,
+        payload,
+        |_| (StatusCode::BAD_REQUEST, "bad_json"),
+        |b| serde_json::from_slice(b),
+    )
     .await
 }
 
-/// [`authenticate`], then the body decoded by `decode`; refused with 400
-/// and `reason` if it does not decode.
+/// [`authenticate`], then the body decoded by `decode`; refused with the
+/// status and reason `refusal` gives for the error if it does not decode.
 async fn signed_as<T, E: std::fmt::Display>(
     shared: &Shared,
     req: &HttpRequest,
     payload: web::Payload,
-    reason: &'static str,
+    refusal: impl FnOnce(&E) -> (StatusCode, &'static str),
     decode: impl FnOnce(&[u8]) -> Result<T, E>,
 ) -> Result<Signed<T>, HttpResponse> {
     let (body, signer) = authenticate(shared, req, payload).await?;
@@ -236,7 +240,10 @@ async fn signed_as<T, E: std::fmt::Display>(
             signer,
             bytes: body.len(),
         }),
-        Err(e) => Err(refuse(shared, StatusCode::BAD_REQUEST, reason, e)),
+        Err(e) => {
+            let (status, reason) = refusal(&e);
+            Err(refuse(shared, status, reason, e))
+        }
     }
 }
 
@@ -252,7 +259,13 @@ async fn signed_batch(
         .get(CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes() == codec::CONTENT_TYPE.as_bytes());
     if binary {
-        signed_as(shared, req, payload, "bad_binary", codec::decode).await
+        // Too many messages is "oversized", as for JSON (found before the
+        // messages are decoded); anything else a malformed body.
+        let refusal = |e: &codec::DecodeError| match e {
+            codec::DecodeError::TooMany(_) => (StatusCode::PAYLOAD_TOO_LARGE, "oversized"),
+            _ => (StatusCode::BAD_REQUEST, "bad_binary"),
+        };
+        signed_as(shared, req, payload, refusal, codec::decode).await
     } else {
         signed_json(shared, req, payload).await
     }
