@@ -910,7 +910,19 @@ impl Replica {
         );
         // Never rolled back, whatever the partition policy: a tombstone is
         // final, and a logout must hold here even without a majority.
-        let ack = self.acks.register(write, queued, now_ms);
+        let ack = if self.cfg.topology.is_backup() {
+            // The delete goes to every member, but what the ack promises is
+            // that the owners hold the tombstone: the others hold no copy
+            // and answer a read from the owners. So only the owners' acks
+            // count, as for a write (a quorum of two non-owners is none).
+            let owners = self.owners_of(id);
+            let owner_here = owners.iter().any(|o| *o == self.id);
+            let queued: Vec<String> = queued.into_iter().filter(|p| owners.contains(p)).collect();
+            self.acks
+                .register_for_owners(write, queued, owners.len(), owner_here, now_ms)
+        } else {
+            self.acks.register(write, queued, now_ms)
+        };
         self.flush(now_ms);
         LocalDelete {
             existed: old.is_some(),
@@ -2052,6 +2064,52 @@ mod tests {
             b.tombstones().contains(&id('a')),
             "the delete reached the returning member"
         );
+    }
+
+    #[test]
+    fn a_backup_delete_is_acknowledged_by_its_owners_not_by_any_two_members() {
+        let cfg = ProtocolConfig {
+            ack_mode: AckMode::Quorum,
+            ..backup(1)
+        };
+        let mut r = replica("n1", &["n2", "n3", "n4", "n5"], cfg);
+        hear_all(&mut r, 0);
+        let ids: Vec<SessionId> = "0123456789abcdef".chars().map(id).collect();
+        let theirs = ids.iter().find(|i| !r.owns(i)).unwrap().clone();
+        let owners = r.owners_of(&theirs);
+        let others: Vec<String> = ["n2", "n3", "n4", "n5"]
+            .iter()
+            .map(|p| p.to_string())
+            .filter(|p| !owners.contains(p))
+            .collect();
+        let d = r.delete_acked(&theirs, 1);
+        let AckWait::Pending(write) = d.ack else {
+            panic!("waits for the owners: {:?}", d.ack);
+        };
+        let _ = r.take_outputs();
+        let ack = |from: &str, seq: u64| Batch {
+            from: from.into(),
+            to: "n1".into(),
+            seq,
+            sent_ms: 2,
+            messages: vec![Message::Ack {
+                writes: vec![write],
+            }],
+        };
+        // Two members that hold no copy: not the owners' tombstones.
+        for (i, o) in others.iter().enumerate() {
+            r.on_batch(ack(o, 10 + i as u64), 2).unwrap();
+        }
+        let done = |r: &mut Replica| {
+            r.take_outputs()
+                .iter()
+                .any(|o| matches!(o, Output::AckDone { write: w, .. } if *w == write))
+        };
+        assert!(!done(&mut r), "non-owners' acks do not make the quorum");
+        for (i, o) in owners.iter().enumerate() {
+            r.on_batch(ack(o, 20 + i as u64), 3).unwrap();
+        }
+        assert!(done(&mut r), "both owners hold the tombstone");
     }
 
     #[test]
