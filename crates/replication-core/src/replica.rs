@@ -916,7 +916,7 @@ impl Replica {
             // and answer a read from the owners. So only the owners' acks
             // count, as for a write (a quorum of two non-owners is none).
             let owners = self.owners_of(id);
-            let owner_here = owners.iter().any(|o| *o == self.id);
+            let owner_here = owners.contains(&self.id);
             let queued: Vec<String> = queued.into_iter().filter(|p| owners.contains(p)).collect();
             self.acks
                 .register_for_owners(write, queued, owners.len(), owner_here, now_ms)
