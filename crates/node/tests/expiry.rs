@@ -32,6 +32,15 @@ fn cookie_of(res: &actix_web::dev::ServiceResponse<impl actix_web::body::Message
         .to_owned()
 }
 
+/// `POST /api/counter/increment`, with the session `cookie` if given.
+fn incr(cookie: Option<&str>) -> TestRequest {
+    let mut r = TestRequest::post().uri("/api/counter/increment");
+    if let Some(c) = cookie {
+        r = r.insert_header(("cookie", c.to_owned()));
+    }
+    r
+}
+
 #[tokio::test(start_paused = true)]
 async fn idle_sessions_expire_and_use_keeps_them_alive_until_the_absolute_limit() {
     let cfg = cfg();
@@ -39,13 +48,6 @@ async fn idle_sessions_expire_and_use_keeps_them_alive_until_the_absolute_limit(
     let node = web::Data::new(node_state(cfg, &wiring).unwrap());
     let app = init_service(app(node)).await;
 
-    let incr = |cookie: Option<&str>| {
-        let mut r = TestRequest::post().uri("/api/counter/increment");
-        if let Some(c) = cookie {
-            r = r.insert_header(("cookie", c.to_owned()));
-        }
-        r.to_request()
-    };
     let get = |cookie: &str| {
         TestRequest::get()
             .uri("/api/session")
@@ -53,9 +55,9 @@ async fn idle_sessions_expire_and_use_keeps_them_alive_until_the_absolute_limit(
             .to_request()
     };
 
-    let res = call_service(&app, incr(None)).await;
+    let res = call_service(&app, incr(None).to_request()).await;
     let busy = cookie_of(&res);
-    let res = call_service(&app, incr(None)).await;
+    let res = call_service(&app, incr(None).to_request()).await;
     let idle = cookie_of(&res);
 
     // Every 40 s the busy user reads (a touch); the idle one does nothing.
@@ -86,21 +88,14 @@ async fn idle_sessions_expire_and_use_keeps_them_alive_until_the_absolute_limit(
 async fn writes_alone_keep_a_session_alive() {
     let cfg = cfg();
     let wiring = wire(&cfg).await.unwrap();
-    let node = web::Data::new(node_state(cfg, &wiring).unwrap());
-    let app = init_service(app(node)).await;
-    let incr = |cookie: Option<&str>| {
-        let mut r = TestRequest::post().uri("/api/counter/increment");
-        if let Some(c) = cookie {
-            r = r.insert_header(("cookie", c.to_owned()));
-        }
-        r.to_request()
-    };
-    let res = call_service(&app, incr(None)).await;
+    let app = init_service(app(web::Data::new(node_state(cfg, &wiring).unwrap()))).await;
+    let res = call_service(&app, incr(None).to_request()).await;
     let cookie = cookie_of(&res);
     // Every 40 s one more: 200 s in all, over three times the idle timeout.
     for n in 2..=6 {
         tokio::time::advance(Duration::from_secs(40)).await;
-        let v: Value = read_body_json(call_service(&app, incr(Some(&cookie))).await).await;
+        let v: Value =
+            read_body_json(call_service(&app, incr(Some(&cookie)).to_request()).await).await;
         assert_eq!(
             v["counter"],
             n,

@@ -68,17 +68,6 @@ pub enum DecodeError {
     TooMany(u64),
 }
 
-/// The head of a binary batch, read on its own to find the message count.
-#[derive(Deserialize)]
-struct HeadIn<'a> {
-    #[serde(borrow)]
-    _from: Cow<'a, str>,
-    #[serde(borrow)]
-    _to: Cow<'a, str>,
-    _seq: u64,
-    _sent_ms: u64,
-}
-
 #[derive(Serialize, Deserialize)]
 struct WireSession<'a> {
     id: Cow<'a, SessionId>,
@@ -177,7 +166,9 @@ struct WireBatch<'a> {
     messages: Vec<WireMessage<'a>>,
 }
 
-#[derive(Serialize)]
+/// The head of a batch: written before the messages by the encoder, and
+/// read on its own by the decoder to find the message count first.
+#[derive(Serialize, Deserialize)]
 struct WireHead<'a> {
     from: &'a str,
     to: &'a str,
@@ -466,7 +457,7 @@ pub fn decode(body: &[u8]) -> Result<Batch, DecodeError> {
     // otherwise decode into millions of the largest variant's size before
     // the limit is checked.
     let malformed = |e: postcard::Error| DecodeError::Malformed(e.to_string());
-    let (_, after_head): (HeadIn<'_>, _) = postcard::take_from_bytes(rest).map_err(malformed)?;
+    let (_, after_head): (WireHead<'_>, _) = postcard::take_from_bytes(rest).map_err(malformed)?;
     let (count, _): (u64, _) = postcard::take_from_bytes(after_head).map_err(malformed)?;
     if count > crate::MAX_BATCH_MESSAGES as u64 {
         return Err(DecodeError::TooMany(count));
