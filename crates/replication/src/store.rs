@@ -106,18 +106,14 @@ impl SessionStore for ReplicatedStore {
         // (its delete may be in flight to it): a logged-out session is not
         // fetched back, whether the delete is older than the ask or arrives
         // while it runs.
-        let deleted =
-            |shared: &crate::runtime::Shared| shared.replica.lock().tombstones().contains(id);
-        {
-            let r = self.shared.replica.lock();
-            if !r.topology().is_backup() || r.tombstones().contains(id) {
-                return Ok(None);
-            }
+        let deleted_here = || self.shared.replica.lock().tombstones().contains(id);
+        if !self.shared.replica.lock().topology().is_backup() || deleted_here() {
+            return Ok(None);
         }
         let found = crate::fetch::from_owners(&self.shared, id)
             .await
             .map_err(|_| StoreError::Unavailable("too many remote fetches in flight".into()))?;
-        Ok(found.filter(|_| !deleted(&self.shared)))
+        Ok(found.filter(|_| !deleted_here()))
     }
 
     fn new_id(&self) -> SessionId {

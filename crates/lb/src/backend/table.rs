@@ -76,14 +76,28 @@ pub enum SpecError {
 /// address: a backend that moves to another address is re-added through the
 /// admin API, as a real LB's server entry would be updated.
 fn resolve(addr: &str) -> Result<SocketAddr, SpecError> {
-    let host = match addr.parse::<HostPort>() {
-        Ok(HostPort::Socket(a)) => return Ok(a),
-        Ok(HostPort::Host { host, .. }) => host,
-        Err(_) => return Err(SpecError::Addr(addr.to_string())),
+    let host = match literal(addr)? {
+        Ok(a) => return Ok(a),
+        Err(host) => host,
     };
-    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(addr)
-        .map_err(|e| SpecError::Resolve(host.clone(), e.to_string()))?
-        .collect();
+    let answers = std::net::ToSocketAddrs::to_socket_addrs(addr)
+        .map_err(|e| SpecError::Resolve(host.clone(), e.to_string()))?;
+    pick(host, answers)
+}
+
+/// `addr` as an `IP:PORT` to use as is (`Ok`), or the host name it names,
+/// to resolve (`Err`).
+fn literal(addr: &str) -> Result<Result<SocketAddr, String>, SpecError> {
+    match addr.parse::<HostPort>() {
+        Ok(HostPort::Socket(a)) => Ok(Ok(a)),
+        Ok(HostPort::Host { host, .. }) => Ok(Err(host)),
+        Err(_) => Err(SpecError::Addr(addr.to_string())),
+    }
+}
+
+/// The address to use among `host`'s answers (IPv4 first).
+fn pick(host: String, answers: impl Iterator<Item = SocketAddr>) -> Result<SocketAddr, SpecError> {
+    let addrs: Vec<SocketAddr> = answers.collect();
     prefer_ipv4(&addrs).ok_or_else(|| SpecError::Resolve(host, "no addresses".into()))
 }
 
@@ -95,23 +109,18 @@ pub const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// run time (the admin API), where a resolver that does not answer must
 /// not stall the accept loop and the health checks sharing the thread.
 async fn resolve_async(addr: &str) -> Result<SocketAddr, SpecError> {
-    let host = match addr.parse::<HostPort>() {
-        Ok(HostPort::Socket(a)) => return Ok(a),
-        Ok(HostPort::Host { host, .. }) => host,
-        Err(_) => return Err(SpecError::Addr(addr.to_string())),
+    let host = match literal(addr)? {
+        Ok(a) => return Ok(a),
+        Err(host) => host,
     };
-    let addrs: Vec<SocketAddr> =
-        match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host(addr)).await {
-            Ok(Ok(found)) => found.collect(),
-            Ok(Err(e)) => return Err(SpecError::Resolve(host, e.to_string())),
-            Err(_) => {
-                return Err(SpecError::Resolve(
-                    host,
-                    format!("no answer in {RESOLVE_TIMEOUT:?}"),
-                ));
-            }
-        };
-    prefer_ipv4(&addrs).ok_or_else(|| SpecError::Resolve(host, "no addresses".into()))
+    match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host(addr)).await {
+        Ok(Ok(answers)) => pick(host, answers),
+        Ok(Err(e)) => Err(SpecError::Resolve(host, e.to_string())),
+        Err(_) => Err(SpecError::Resolve(
+            host,
+            format!("no answer in {RESOLVE_TIMEOUT:?}"),
+        )),
+    }
 }
 
 /// Whether `id` may name a backend: 1 to [`MAX_ID_LEN`] characters of

@@ -29,9 +29,9 @@
 //! simply dropped, as hyper's head timeout did). hyper's own `header_read_timeout`
 //! would do the first half with a fresh timer for every request (an
 //! allocation and a timer-wheel insert and removal each time); here a
-//! request costs two counter updates and one clock read, when its response
-//! ends, and the timer is only re-armed when it fires. Body bounds are the
-//! proxy's (`path.rs`).
+//! request costs a few counter updates and clock reads (when its head is
+//! ready, at each body frame, when its response ends), and the timer is
+//! only re-armed when it fires. Body bounds are the proxy's (`path.rs`).
 //!
 //! The same timer watches a response while its body streams: every frame
 //! handed to hyper stamps the connection's progress, and a body with no

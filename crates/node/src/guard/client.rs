@@ -9,14 +9,16 @@
 //! connected from; addresses to its left were written by the client and
 //! prove nothing). From any other peer the header is ignored.
 //!
-//! IPv6 clients are counted by their /64: one machine commonly holds a
-//! whole /64, and counting single addresses would let it pick a fresh one
-//! per request.
+//! The key a client is counted under is [`client_key`], the LB's too: an
+//! IPv6 client by its /64 (one machine commonly holds a whole /64, and
+//! counting single addresses would let it pick a fresh one per request),
+//! an IPv4 client seen as `::ffff:a.b.c.d` by its IPv4 address.
 
 use std::net::IpAddr;
 
 use actix_web::HttpRequest;
 use ipnet::IpNet;
+use sessionlab_wire::addr::client_key;
 
 /// The client of `req`; see the module docs.
 pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> IpAddr {
@@ -27,7 +29,7 @@ pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> IpAddr {
         .headers()
         .get_all("x-forwarded-for")
         .filter_map(|v| v.to_str().ok());
-    key(resolve(peer, forwarded, trusted))
+    client_key(resolve(peer, forwarded, trusted))
 }
 
 /// Whether `req` came straight from a `--trusted-proxy` (so its
@@ -75,12 +77,6 @@ fn resolve<'a>(
         }
     }
     client
-}
-
-/// The key a client is counted under (the one rule of every per-client
-/// limit, [`sessionlab_wire::addr::client_key`]).
-fn key(ip: IpAddr) -> IpAddr {
-    sessionlab_wire::addr::client_key(ip)
 }
 
 #[cfg(test)]
@@ -134,9 +130,9 @@ mod tests {
 
     #[test]
     fn ipv6_clients_count_by_their_64() {
-        assert_eq!(key(ip("2001:db8:1:2:3:4:5:6")), ip("2001:db8:1:2::"));
-        assert_eq!(key(ip("192.0.2.1")), ip("192.0.2.1"));
+        assert_eq!(client_key(ip("2001:db8:1:2:3:4:5:6")), ip("2001:db8:1:2::"));
+        assert_eq!(client_key(ip("192.0.2.1")), ip("192.0.2.1"));
         // A dual-stack listener's view of an IPv4 client is that client.
-        assert_eq!(key(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
+        assert_eq!(client_key(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
     }
 }

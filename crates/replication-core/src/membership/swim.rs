@@ -537,17 +537,17 @@ impl Membership {
             .filter(|s| !live.contains(&s.as_str()))
             .cloned()
             .collect();
-        for seed in lost {
-            let join = SwimMessage::Join {
-                from: self.sender(),
-            };
-            self.step.sends.push((seed, join));
-        }
+        self.join_through(lost);
     }
 
     fn send_joins(&mut self, now_ms: u64) {
         self.next_rejoin_ms = now_ms + self.config.rejoin_interval_ms;
-        for seed in self.seeds.clone() {
+        self.join_through(self.seeds.clone());
+    }
+
+    /// A `join` to each of `seeds`.
+    fn join_through(&mut self, seeds: Vec<String>) {
+        for seed in seeds {
             let join = SwimMessage::Join {
                 from: self.sender(),
             };
