@@ -36,6 +36,56 @@ use sessionlab_session::ReplicationAck;
 
 use crate::config::AckMode;
 
+/// Bits of an ack id below its boot part: about a million ids per
+/// millisecond between two boots before their ranges could meet.
+const ACK_ID_BOOT_SHIFT: u32 = 20;
+
+/// The first ack id of a replica that booted at `boot_ms`.
+///
+/// Ack ids are never reused across boots. A peer may still hold acks it
+/// owes the previous incarnation (queued, or in a batch retried while the
+/// node restarted); if the new incarnation counted again from 1, such a
+/// stale ack could confirm a new write that no peer applied. Ids start at
+/// the boot time shifted left by [`ACK_ID_BOOT_SHIFT`] (41 bits of
+/// milliseconds, wrapping, below the handoff bit 62), so a later boot's
+/// ids lie above every id the earlier one could have used. A simulation
+/// that boots at 0 counts from 1 as before.
+pub(crate) fn first_ack_id(boot_ms: u64) -> u64 {
+    ((boot_ms & ((1 << 41) - 1)) << ACK_ID_BOOT_SHIFT) + 1
+}
+
+/// An ack id as traces and logs show it: its count within the boot
+/// (`3`), `h3` for a handoff's. The boot part is left out: it is the same
+/// for every id one incarnation sends, and 16 digits long.
+pub(crate) struct AckLabel(pub u64);
+
+impl std::fmt::Display for AckLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.0 & ((1 << ACK_ID_BOOT_SHIFT) - 1);
+        if self.0 & crate::rebalance::HANDOFF_ACK_BIT != 0 {
+            write!(f, "h{count}")
+        } else {
+            write!(f, "{count}")
+        }
+    }
+}
+
+/// A list of ack ids as [`AckLabel`]s: `[1, 2, h1]`.
+pub(crate) struct AckLabels<'a>(pub &'a [u64]);
+
+impl std::fmt::Display for AckLabels<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[")?;
+        for (i, w) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{}", AckLabel(*w))?;
+        }
+        f.write_str("]")
+    }
+}
+
 #[derive(Debug)]
 struct Pending {
     waiting: BTreeSet<String>,
@@ -68,13 +118,21 @@ pub struct AckTracker {
 }
 
 impl AckTracker {
-    pub fn new(mode: AckMode, timeout_ms: u64, max_pending: usize, peers: usize) -> Self {
+    /// A tracker for a replica that booted at `boot_ms`: its write ids
+    /// count up from [`first_ack_id`]`(boot_ms)`.
+    pub fn new(
+        mode: AckMode,
+        timeout_ms: u64,
+        max_pending: usize,
+        peers: usize,
+        boot_ms: u64,
+    ) -> Self {
         AckTracker {
             mode,
             timeout_ms,
             max_pending,
             cluster: peers + 1,
-            next_id: 1,
+            next_id: first_ack_id(boot_ms),
             pending: BTreeMap::new(),
         }
     }
@@ -312,7 +370,7 @@ mod tests {
 
     #[test]
     fn all_waits_for_every_queued_peer_and_forgives_dead_ones() {
-        let mut t = AckTracker::new(AckMode::All, 100, 10, 2);
+        let mut t = AckTracker::new(AckMode::All, 100, 10, 2, 0);
         let id = t.next_write_id();
         assert_eq!(t.register(id, peers(&["n2", "n3"]), 0), AckWait::Pending(1));
         assert!(
@@ -328,7 +386,7 @@ mod tests {
 
     #[test]
     fn quorum_needs_a_majority_and_fails_fast_without_one() {
-        let mut t = AckTracker::new(AckMode::Quorum, 100, 10, 4); // cluster of 5
+        let mut t = AckTracker::new(AckMode::Quorum, 100, 10, 4, 0); // cluster of 5
         let id = t.next_write_id();
         assert_eq!(
             t.register(id, peers(&["n2"]), 0),
@@ -348,7 +406,7 @@ mod tests {
 
     #[test]
     fn sent_waits_for_the_hand_over_to_every_queued_peer_and_no_ack() {
-        let mut t = AckTracker::new(AckMode::Sent, 100, 10, 2);
+        let mut t = AckTracker::new(AckMode::Sent, 100, 10, 2, 0);
         let id = t.next_write_id();
         assert_eq!(t.register(id, peers(&["n2", "n3"]), 0), AckWait::Pending(1));
         assert!(
@@ -379,7 +437,7 @@ mod tests {
             AckWait::Done(ReplicationAck::Sent { peers: 0 })
         );
         // The other modes ignore hand-overs.
-        let mut all = AckTracker::new(AckMode::All, 100, 10, 1);
+        let mut all = AckTracker::new(AckMode::All, 100, 10, 1, 0);
         let id = all.next_write_id();
         assert_eq!(all.register(id, peers(&["n2"]), 0), AckWait::Pending(1));
         assert!(all.on_sent("n2", &[1]).is_empty());
@@ -388,7 +446,7 @@ mod tests {
 
     #[test]
     fn quorum_follows_the_peer_set() {
-        let mut t = AckTracker::new(AckMode::Quorum, 100, 10, 1); // cluster of 2
+        let mut t = AckTracker::new(AckMode::Quorum, 100, 10, 1, 0); // cluster of 2
         t.set_peers(4); // 5 members now: 2 peers make a quorum
         let id = t.next_write_id();
         assert_eq!(
@@ -421,7 +479,7 @@ mod tests {
 
     #[test]
     fn deadlines_and_limits() {
-        let mut t = AckTracker::new(AckMode::All, 100, 1, 1);
+        let mut t = AckTracker::new(AckMode::All, 100, 1, 1, 0);
         assert_eq!(t.register(None, vec![], 0), AckWait::Async);
         let a = t.next_write_id();
         assert_eq!(t.register(a, peers(&["n2"]), 0), AckWait::Pending(1));

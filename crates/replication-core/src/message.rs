@@ -41,6 +41,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sessionlab_session::{MAX_REMOVED_KEY_BYTES, MAX_REMOVED_KEYS, Session, SessionId, Version};
 
+use crate::acks::{AckLabel, AckLabels};
 use crate::shared::Shared;
 
 /// Most messages a batch may carry. The transport's byte limit applies too.
@@ -424,14 +425,14 @@ impl fmt::Display for Message {
                     write!(f, " (repair)")?;
                 }
                 if let Some(w) = u.ack {
-                    write!(f, " ack#{w}")?;
+                    write!(f, " ack#{}", AckLabel(w))?;
                 }
                 Ok(())
             }
             Message::Delete(d) => {
                 write!(f, "delete {} v={}", d.id, d.version)?;
                 if let Some(w) = d.ack {
-                    write!(f, " ack#{w}")?;
+                    write!(f, " ack#{}", AckLabel(w))?;
                 }
                 Ok(())
             }
@@ -439,8 +440,8 @@ impl fmt::Display for Message {
             Message::Heartbeat { boot, ready } => {
                 write!(f, "heartbeat boot={boot} ready={ready}")
             }
-            Message::Ack { writes } => write!(f, "ack {writes:?}"),
-            Message::Refused { writes } => write!(f, "refused {writes:?}"),
+            Message::Ack { writes } => write!(f, "ack {}", AckLabels(writes)),
+            Message::Refused { writes } => write!(f, "refused {}", AckLabels(writes)),
             Message::SnapshotRequest { after } => {
                 write!(f, "snapshot_request after={}", short(after))
             }

@@ -69,7 +69,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sessionlab_session::{SessionId, Version};
 
-/// Set in the ack id of every handoff upsert (write ids count up from 1).
+use crate::acks::first_ack_id;
+
+/// Set in the ack id of every handoff upsert (write ids stay below it:
+/// see [`crate::acks`]).
 pub(crate) const HANDOFF_ACK_BIT: u64 = 1 << 62;
 
 /// The rebalance as status pages show it.
@@ -135,6 +138,15 @@ pub(crate) struct Rebalancer {
 }
 
 impl Rebalancer {
+    /// The bookkeeping of a replica that booted at `boot_ms`: its handoff
+    /// ids, like its write ids, never repeat an earlier boot's.
+    pub fn new(boot_ms: u64) -> Self {
+        Rebalancer {
+            next_ack: first_ack_id(boot_ms) - 1,
+            ..Rebalancer::default()
+        }
+    }
+
     pub fn in_flight(&self) -> usize {
         self.handing.len()
     }

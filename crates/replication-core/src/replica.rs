@@ -383,6 +383,7 @@ impl Replica {
             cfg.ack_timeout_ms,
             cfg.max_pending_acks,
             peers.len(),
+            now_ms,
         );
         let mut r = Replica {
             tombstones: Tombstones::new(cfg.max_tombstones),
@@ -405,7 +406,7 @@ impl Replica {
             next_round: 1,
             outputs: Vec::new(),
             lag_clock: None,
-            rebalance: Rebalancer::default(),
+            rebalance: Rebalancer::new(now_ms),
             leaving: false,
         };
         let alone = r.peers.is_empty();
@@ -2293,6 +2294,54 @@ mod tests {
             .collect();
         to.sort();
         to
+    }
+
+    #[test]
+    fn an_ack_owed_to_an_earlier_boot_confirms_no_write_of_the_next() {
+        let cfg = ProtocolConfig {
+            ack_mode: AckMode::All,
+            ..ProtocolConfig::fast()
+        };
+        let booted = |now_ms: u64| {
+            let store = Arc::new(MemoryStore::new(MemoryStoreConfig {
+                node_id: "n1".into(),
+                ..MemoryStoreConfig::default()
+            }));
+            let mut r = Replica::new("n1", ["n2".to_string()], cfg.clone(), store, now_ms);
+            hear_all(&mut r, now_ms);
+            r.take_outputs();
+            r
+        };
+        let write = |r: &mut Replica, now_ms: u64| {
+            let s = Session::new(id('a'), now_ms, 1_000_000, 10_000_000);
+            match r.upsert(s, now_ms).unwrap().ack {
+                AckWait::Pending(w) => w,
+                other => panic!("waits for n2: {other:?}"),
+            }
+        };
+        // n1 writes, n2 applies it and queues the ack; n1 dies before it
+        // arrives and boots again 3 s later.
+        let boot = 1_790_000_000_000;
+        let old = write(&mut booted(boot), boot);
+        let mut again = booted(boot + 3_000);
+        let new = write(&mut again, boot + 3_000);
+        assert_ne!(old, new, "a new boot never reuses a write id");
+
+        let stale = Batch {
+            from: "n2".into(),
+            to: "n1".into(),
+            seq: 7,
+            sent_ms: boot + 3_001,
+            messages: vec![Message::Ack { writes: vec![old] }],
+        };
+        again.on_batch(stale, boot + 3_001).unwrap();
+        assert!(
+            !again
+                .take_outputs()
+                .iter()
+                .any(|o| matches!(o, Output::AckDone { .. })),
+            "the stale ack confirmed a write n2 never applied"
+        );
     }
 
     #[test]

@@ -34,7 +34,7 @@ use sessionlab_session::{
     MemoryStore, MemoryStoreConfig, ReplicationAck, Session, SessionId, StoreError,
 };
 
-use crate::acks::AckWait;
+use crate::acks::{AckLabel, AckWait};
 use crate::config::ProtocolConfig;
 use crate::message::{Batch, Message};
 use crate::replica::{Event, LocalWrite, Output, PeerView, Replica};
@@ -788,7 +788,11 @@ impl Sim {
             match out {
                 Output::Send(batch) => self.send(batch, incarnation),
                 Output::AckDone { write, ack } => {
-                    self.note(format!("{node}: write ack#{write} {}", ack.header_value()));
+                    self.note(format!(
+                        "{node}: write ack#{} {}",
+                        AckLabel(write),
+                        ack.header_value()
+                    ));
                     if self.acks.len() < self.log_limit {
                         self.acks.push((node.to_owned(), write, ack));
                     }
