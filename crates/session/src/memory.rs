@@ -245,13 +245,14 @@ impl MemoryStore {
         let mut shard = self.shard(id).write();
         let existing = shard.get(id);
         let s = decide(existing, s)?;
-        if existing.is_none() {
-            let n = self.count.load(Ordering::Acquire);
-            if n as usize >= self.cfg.max_sessions {
-                return Err(Some(StoreError::Full {
-                    limit: self.cfg.max_sessions,
-                }));
-            }
+        // A new session reserves its place in the count first, so
+        // concurrent inserts into different shards cannot pass the limit
+        // together; each refusal below gives back what was reserved.
+        let new_entry = u64::from(existing.is_none());
+        if !reserve(&self.count, new_entry, self.cfg.max_sessions as u64) {
+            return Err(Some(StoreError::Full {
+                limit: self.cfg.max_sessions,
+            }));
         }
         let (old_size, old_anon) =
             existing.map_or((0, 0), |o| (o.size_bytes() as u64, anonymous_size(o)));
@@ -263,6 +264,7 @@ impl MemoryStore {
             new_anon.saturating_sub(old_anon),
             self.cfg.max_anonymous_bytes,
         ) {
+            adjust(&self.count, new_entry, 0);
             self.refused_anonymous.fetch_add(1, Ordering::AcqRel);
             return Err(Some(StoreError::OverBudget {
                 budget_bytes: self.cfg.max_anonymous_bytes,
@@ -275,6 +277,7 @@ impl MemoryStore {
             self.cfg.max_bytes,
         ) {
             adjust(&self.anonymous_bytes, new_anon.saturating_sub(old_anon), 0);
+            adjust(&self.count, new_entry, 0);
             self.refused_budget.fetch_add(1, Ordering::AcqRel);
             return Err(Some(StoreError::OverBudget {
                 budget_bytes: self.cfg.max_bytes,
@@ -287,11 +290,7 @@ impl MemoryStore {
         if new_anon < old_anon {
             adjust(&self.anonymous_bytes, old_anon, new_anon);
         }
-        let old = shard.insert(s.id.clone(), s);
-        if old.is_none() {
-            self.count.fetch_add(1, Ordering::AcqRel);
-        }
-        Ok(old)
+        Ok(shard.insert(s.id.clone(), s))
     }
 
     fn remove_locked(
@@ -747,6 +746,27 @@ mod tests {
         assert!(stats.bytes <= stats.budget_bytes, "{stats:?}");
         assert_eq!((stats.refused_budget, stats.refused_anonymous), (2, 0));
         assert_eq!(st.len(), 2);
+    }
+
+    #[test]
+    fn concurrent_inserts_into_different_shards_never_pass_max_sessions() {
+        for _ in 0..20 {
+            let st = store(20, 1 << 20);
+            let stored: usize = std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..8)
+                    .map(|_| {
+                        let st = &st;
+                        scope.spawn(move || {
+                            (0..50).filter(|_| st.put_local(session(0)).is_ok()).count()
+                        })
+                    })
+                    .collect();
+                workers.into_iter().map(|w| w.join().unwrap()).sum()
+            });
+            assert_eq!(stored, 20);
+            assert_eq!(st.len(), 20);
+            assert_eq!(st.snapshot().len(), 20);
+        }
     }
 
     #[tokio::test]
