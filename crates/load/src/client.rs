@@ -186,7 +186,9 @@ impl Browser {
             if expired || value.is_empty() {
                 jar.cookies.remove(name);
             } else {
-                if name == self.session_cookie && sent.is_some_and(|b| b != value) {
+                // A session id this request did not send is a new session,
+                // also when it sent none (another tab's logout emptied the jar).
+                if name == self.session_cookie && sent != Some(value) {
                     new_session = true;
                 }
                 jar.cookies.insert(name.to_owned(), value.to_owned());
@@ -286,7 +288,8 @@ mod tests {
             "SLSESSION",
             None,
         );
-        assert!(!https.store_cookies(&answer, None));
+        // The first id is a new session (the request sent none).
+        assert!(https.store_cookies(&answer, None));
         let sent = https.credentials().cookie_header();
         assert_eq!(sent.as_deref(), Some("SLROUTE=node-1; SLSESSION=abc"));
         // A new id over HTTPS is noticed as one.
@@ -294,5 +297,21 @@ mod tests {
             &header_lines("set-cookie", &["SLSESSION=def; Secure"]),
             Some("abc")
         ));
+        // The id it sent, set again, is not new.
+        assert!(!https.store_cookies(
+            &header_lines("set-cookie", &["SLSESSION=def; Secure"]),
+            Some("def")
+        ));
+    }
+
+    #[test]
+    fn a_session_id_set_on_a_request_that_sent_none_is_new() {
+        let mut b = Browser::new(
+            "http://127.0.0.1:1",
+            Duration::from_secs(1),
+            "SLSESSION",
+            None,
+        );
+        assert!(b.store_cookies(&header_lines("set-cookie", &["SLSESSION=n; Path=/"]), None));
     }
 }
