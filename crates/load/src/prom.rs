@@ -202,16 +202,17 @@ impl Growth {
             } else {
                 s.value
             };
-            if inc > 0.0 {
-                grown
-                    .series
-                    .entry(key.clone())
-                    .or_insert_with(|| Sample {
-                        value: 0.0,
-                        ..s.clone()
-                    })
-                    .value += inc;
-            }
+            // A series that did not grow stays, at 0: a histogram's
+            // quantile interpolates from the bucket below, so dropping an
+            // empty bucket would widen the one above it.
+            grown
+                .series
+                .entry(key.clone())
+                .or_insert_with(|| Sample {
+                    value: 0.0,
+                    ..s.clone()
+                })
+                .value += inc;
         }
         self.last.insert(target.to_owned(), now);
     }
@@ -307,6 +308,8 @@ lag_seconds_count{peer="a"} 100
         // Everything in the run was above 1 ms, though most of the history was not.
         let p50 = g.total().histogram_quantile("h", 0.5).unwrap();
         assert!(p50 > 0.001, "{p50}");
+        // Half way through the (0.001, 0.1] bucket, which starts at 0.001.
+        assert!((p50 - 0.0505).abs() < 1e-9, "{p50}");
         assert!(after.histogram_quantile("h", 0.5).unwrap() <= 0.001);
     }
 }
