@@ -305,6 +305,11 @@ pub fn guarantees_table(c: &Comparison) -> String {
         }
         s.push('\n');
     }
+    for r in c.runs() {
+        if let Some(cut) = r.guarantees.cut_note() {
+            let _ = writeln!(s, "\n{}: {cut}.", r.label);
+        }
+    }
     s
 }
 

@@ -58,7 +58,8 @@ pub struct WorkloadArgs {
         default_value = "read=50,increment=35,cart=15"
     )]
     pub mix: Mix,
-    /// Stop after this many requests, whatever the duration.
+    /// Stop after this many operations, whatever the duration (a
+    /// logout's probe and a jwt token refresh ride along with theirs).
     #[arg(long, env = "SESSIONLAB_MAX_REQUESTS")]
     pub max_requests: Option<u64>,
     /// A fault at a time of the run (repeatable): kill:NODE@T,

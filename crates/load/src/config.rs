@@ -103,7 +103,9 @@ pub struct LoadConfig {
     /// says more about the storm than about the mode).
     pub ramp_up: Duration,
     pub mix: Mix,
-    /// A hard cap on requests, whatever the duration.
+    /// A hard cap on the users' operations, whatever the duration. An
+    /// operation is one request, except that a logout brings its probe of
+    /// the old cookie and a jwt request may bring a token refresh along.
     pub max_requests: u64,
     pub timeout: Duration,
     /// Width of a timeline bucket.
@@ -119,6 +121,21 @@ pub struct LoadConfig {
     /// settle, so what is missing then is really lost).
     pub settle: Duration,
     pub seed: u64,
+}
+
+impl LoadConfig {
+    /// The pause between one tab's requests that makes `rate` the total
+    /// over all users and their tabs (None: no `rate`, the think time
+    /// paces). A pace longer than the run is the run: a rate so low that
+    /// a tab's second request would fall after the end.
+    pub fn pace(&self) -> Option<Duration> {
+        let tabs = (self.users.max(1) * self.clients_per_user.max(1)) as f64;
+        self.rate.filter(|r| *r > 0.0).map(|r| {
+            Duration::try_from_secs_f64(tabs / r)
+                .unwrap_or(self.duration)
+                .min(self.duration)
+        })
+    }
 }
 
 impl Default for LoadConfig {
@@ -148,6 +165,25 @@ impl Default for LoadConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rate_is_shared_by_every_tab_of_every_user() {
+        let cfg = LoadConfig {
+            users: 2,
+            clients_per_user: 3,
+            rate: Some(60.0),
+            ..LoadConfig::default()
+        };
+        // 6 tabs at 60 requests per second together: 100 ms each.
+        assert_eq!(cfg.pace(), Some(Duration::from_millis(100)));
+        assert_eq!(LoadConfig::default().pace(), None);
+        // A rate too low for a Duration is a pace of the whole run.
+        let slow = LoadConfig {
+            rate: Some(1e-300),
+            ..LoadConfig::default()
+        };
+        assert_eq!(slow.pace(), Some(slow.duration));
+    }
 
     #[test]
     fn mix_parses_and_refuses_nonsense() {

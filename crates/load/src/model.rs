@@ -191,7 +191,7 @@ impl Expectations {
         if let Some(nothing_more) = self.before_the_answer(user_present) {
             return nothing_more;
         }
-        let stale_write = self.newly_missing(true, Some(value - 1), None, None);
+        let stale_write = self.newly_missing(true, Some(value.saturating_sub(1)), None, None);
         self.acked_increments += 1;
         self.last_told = self.last_told.max(value);
         Findings {
@@ -295,6 +295,15 @@ mod tests {
             "acked cart item missing"
         );
         assert!(!e.on_read(&seen(true, 2, &["pear"])).stale_read);
+    }
+
+    #[test]
+    fn a_counter_at_the_edge_of_i64_is_an_answer_not_a_panic() {
+        let mut e = Expectations::default();
+        e.on_login(0);
+        e.on_increment(1, true);
+        let f = e.on_increment(i64::MIN, true);
+        assert!(f.stale_write);
     }
 
     #[test]

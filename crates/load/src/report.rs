@@ -160,7 +160,14 @@ impl LoadReport {
             }
             unverified += u64::from(u.unverified);
         }
-        let secs = wall.as_secs_f64().max(1e-9);
+        // The throughput is the load loop's: the settle time and the final
+        // reads after it are not load.
+        // (With no users' spans, the recorder is all there is.)
+        let (load_wall, load_requests) = match users.iter().map(|u| u.load.ended).max() {
+            Some(ended) => (ended.min(wall), users.iter().map(|u| u.load.requests).sum()),
+            None => (wall, total.requests),
+        };
+        let secs = load_wall.as_secs_f64().max(1e-9);
         let bucket_s = cfg.bucket.as_secs_f64();
         let timeline = total
             .timeline
@@ -170,8 +177,8 @@ impl LoadReport {
                 t_s: i as f64 * bucket_s,
                 requests: b.requests,
                 errors: b.errors.values().sum(),
-                p50_ms: quantile_ms(&b.latency_us, 0.5),
-                p99_ms: quantile_ms(&b.latency_us, 0.99),
+                p50_ms: b.latency_us.quantile_ms(0.5),
+                p99_ms: b.latency_us.quantile_ms(0.99),
                 sessions_lost: b.sessions_lost,
                 stale_reads: b.stale_reads,
                 served_by: b.served_by.clone(),
@@ -183,7 +190,8 @@ impl LoadReport {
             .flat_map(|u| u.history.iter().cloned())
             .collect();
         history::completion_order(&mut history);
-        let guarantees = check::check(&history);
+        let mut guarantees = check::check(&history);
+        guarantees.cut_histories = users.iter().filter(|u| u.history_cut).count() as u64;
         if cfg.clients_per_user > 1 {
             // Each tab knows only its own increments; the history knows
             // them all (see the module docs).
@@ -198,7 +206,7 @@ impl LoadReport {
             users: cfg.users,
             duration_s: secs,
             requests: total.requests,
-            throughput_rps: total.requests as f64 / secs,
+            throughput_rps: load_requests as f64 / secs,
             error_total: total.error_total(),
             errors: total.errors.clone(),
             latency_p50_ms: quantile_ms(&total.latency_us, 0.5),
@@ -370,5 +378,68 @@ impl LoadReport {
             row(&mut s, &format!("fault @ {:.1} s", m.at_s), m.label.clone());
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::user::LoadSpan;
+
+    fn tab(ended_s: u64, requests: u64) -> UserResult {
+        UserResult {
+            recorder: Recorder::new(Duration::from_secs(1)),
+            history: Vec::new(),
+            reckoning: None,
+            unverified: false,
+            history_cut: false,
+            load: LoadSpan {
+                ended: Duration::from_secs(ended_s),
+                requests,
+            },
+        }
+    }
+
+    #[test]
+    fn the_throughput_leaves_out_the_settle_time_and_the_final_reads() {
+        let mut total = Recorder::new(Duration::from_secs(1));
+        // 100 requests in the load, 2 final reads after the settle time.
+        for i in 0..102 {
+            total.answered(
+                Duration::from_millis(i * 50),
+                Duration::from_millis(1),
+                None,
+            );
+        }
+        let r = LoadReport::build(
+            "t",
+            &LoadConfig::default(),
+            total,
+            &[tab(4, 40), tab(5, 60)],
+            Duration::from_secs(7),
+            Vec::new(),
+            ServerCosts::default(),
+        );
+        assert_eq!(r.requests, 102);
+        assert_eq!(r.duration_s, 5.0);
+        assert_eq!(r.throughput_rps, 20.0);
+        assert_eq!(r.guarantees.cut_note(), None);
+    }
+
+    #[test]
+    fn a_cut_history_is_said_in_the_guarantees() {
+        let mut cut = tab(5, 10);
+        cut.history_cut = true;
+        let r = LoadReport::build(
+            "t",
+            &LoadConfig::default(),
+            Recorder::new(Duration::from_secs(1)),
+            &[cut, tab(5, 10)],
+            Duration::from_secs(6),
+            Vec::new(),
+            ServerCosts::default(),
+        );
+        assert_eq!(r.guarantees.cut_histories, 1);
+        assert!(r.guarantees.text().contains("history of 1 clients was cut"));
     }
 }

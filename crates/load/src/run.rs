@@ -111,7 +111,10 @@ impl LoadRun {
         let shared = Arc::new(Shared {
             cfg: cfg.clone(),
             start,
-            deadline: start + cfg.duration,
+            // (A duration past what the clock can hold is a century.)
+            deadline: start
+                .checked_add(cfg.duration)
+                .unwrap_or_else(|| start + Duration::from_secs(100 * 365 * 86_400)),
             budget: AtomicU64::new(cfg.max_requests),
             progress: progress.clone(),
         });
@@ -122,7 +125,13 @@ impl LoadRun {
             let mut total = Recorder::new(shared.cfg.bucket);
             let mut results = Vec::with_capacity(users.len());
             for u in users {
-                for r in u.await.unwrap_or_default() {
+                // A user that panicked is a bug of this tool: say it rather
+                // than report a run without that user.
+                let tabs = u.await.unwrap_or_else(|e| match e.try_into_panic() {
+                    Ok(p) => std::panic::resume_unwind(p),
+                    Err(e) => panic!("a user task was cancelled: {e}"),
+                });
+                for r in tabs {
                     total.merge(&r.recorder);
                     results.push(r);
                 }

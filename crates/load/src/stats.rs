@@ -5,7 +5,9 @@
 //! resolution, 3 significant digits), so p99 and p99.9 are exact to the
 //! histogram's precision rather than estimated from samples. The timeline
 //! keeps one bucket per interval, so a report can show latency and errors
-//! around the moment a fault was injected.
+//! around the moment a fault was injected; a bucket keeps its few
+//! latencies as samples until it has many ([`Latencies`]), so the memory
+//! of a run grows with its requests, not with users times seconds.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -46,28 +48,87 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
+/// Samples a timeline bucket keeps as they are before it takes a histogram.
+const SAMPLES_BEFORE_HISTOGRAM: usize = 1024;
+
+/// The latencies of one timeline bucket: the samples themselves while
+/// there are few, an HdrHistogram once there are many. A histogram over
+/// 1 µs..60 s at 3 digits is about 130 KB; one for every user and second
+/// of a run (the users' own timelines, merged at the end) would be most of
+/// the tool's memory, while a user sends a handful of requests a second.
+#[derive(Debug, Clone, Default)]
+pub struct Latencies {
+    samples: Vec<u32>,
+    histogram: Option<Box<Histogram<u64>>>,
+}
+
+impl Latencies {
+    /// One latency in µs (1..=60 s, as the histogram's bounds).
+    fn record(&mut self, us: u64) {
+        let us = us.clamp(1, 60_000_000);
+        match &mut self.histogram {
+            Some(h) => {
+                let _ = h.record(us);
+            }
+            None if self.samples.len() < SAMPLES_BEFORE_HISTOGRAM => self.samples.push(us as u32),
+            None => {
+                let _ = self.histogram_mut().record(us);
+            }
+        }
+    }
+
+    /// The histogram, taking in the samples kept so far.
+    fn histogram_mut(&mut self) -> &mut Histogram<u64> {
+        let samples = std::mem::take(&mut self.samples);
+        self.histogram.get_or_insert_with(|| {
+            let mut h = histogram();
+            for us in samples {
+                let _ = h.record(u64::from(us));
+            }
+            Box::new(h)
+        })
+    }
+
+    fn add(&mut self, o: &Latencies) {
+        if let Some(h) = &o.histogram {
+            let _ = self.histogram_mut().add(h.as_ref());
+        }
+        for us in &o.samples {
+            self.record(u64::from(*us));
+        }
+    }
+
+    /// Whether a histogram was taken (tests: the memory it costs).
+    pub fn has_histogram(&self) -> bool {
+        self.histogram.is_some()
+    }
+
+    /// Latency in milliseconds at a quantile, as [`quantile_ms`] of a
+    /// histogram of the same latencies.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        match &self.histogram {
+            Some(h) => quantile_ms(h, q),
+            None if self.samples.is_empty() => 0.0,
+            None => {
+                let mut h = histogram();
+                for us in &self.samples {
+                    let _ = h.record(u64::from(*us));
+                }
+                quantile_ms(&h, q)
+            }
+        }
+    }
+}
+
 /// One interval of the timeline.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Bucket {
     pub requests: u64,
     pub errors: BTreeMap<ErrorKind, u64>,
-    pub latency_us: Histogram<u64>,
+    pub latency_us: Latencies,
     pub served_by: BTreeMap<String, u64>,
     pub sessions_lost: u64,
     pub stale_reads: u64,
-}
-
-impl Default for Bucket {
-    fn default() -> Self {
-        Bucket {
-            requests: 0,
-            errors: BTreeMap::new(),
-            latency_us: histogram(),
-            served_by: BTreeMap::new(),
-            sessions_lost: 0,
-            stale_reads: 0,
-        }
-    }
 }
 
 /// Everything one user (or, merged, the whole run) observed.
@@ -129,7 +190,7 @@ impl Recorder {
         }
         let b = self.bucket_at(at);
         b.requests += 1;
-        let _ = b.latency_us.record(us);
+        b.latency_us.record(us);
         if let Some(node) = served_by {
             *b.served_by.entry(node.to_owned()).or_default() += 1;
         }
@@ -192,7 +253,7 @@ impl Recorder {
         }
         for (mine, theirs) in self.timeline.iter_mut().zip(&o.timeline) {
             mine.requests += theirs.requests;
-            let _ = mine.latency_us.add(&theirs.latency_us);
+            mine.latency_us.add(&theirs.latency_us);
             for (k, v) in &theirs.errors {
                 *mine.errors.entry(*k).or_default() += v;
             }
@@ -252,6 +313,32 @@ mod tests {
         assert_eq!(a.timeline[2].sessions_lost, 1);
         assert_eq!(a.served_by["node-2"], 1);
         assert!(quantile_ms(&a.latency_us, 1.0) >= 7.9);
+    }
+
+    #[test]
+    fn a_bucket_keeps_few_latencies_as_samples_and_many_in_a_histogram() {
+        let mut few = Recorder::new(Duration::from_secs(1));
+        for ms in 1..=20 {
+            few.answered(Duration::ZERO, Duration::from_millis(ms), None);
+        }
+        let b = &few.timeline[0].latency_us;
+        assert!(!b.has_histogram());
+        // The same quantiles as the histogram of the same latencies.
+        for q in [0.5, 0.99, 1.0] {
+            assert_eq!(b.quantile_ms(q), quantile_ms(&few.latency_us, q));
+        }
+        // Merged from many users, a bucket takes a histogram, and loses
+        // none of the samples it had.
+        let mut total = Recorder::new(Duration::from_secs(1));
+        for _ in 0..60 {
+            total.merge(&few);
+        }
+        let b = &total.timeline[0].latency_us;
+        assert!(b.has_histogram());
+        assert_eq!(total.timeline[0].requests, 1200);
+        for q in [0.5, 0.99, 1.0] {
+            assert_eq!(b.quantile_ms(q), quantile_ms(&total.latency_us, q));
+        }
     }
 
     #[test]

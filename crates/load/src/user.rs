@@ -79,6 +79,31 @@ impl Tabs {
     }
 }
 
+/// What a tab working in login `epoch` does at the start of its turn,
+/// given the user's current login.
+#[derive(Debug, PartialEq, Eq)]
+enum Follow {
+    /// Still the login it works in.
+    Stay,
+    /// Another tab logged in again since (the jar now holds that
+    /// session): work in that one, expecting nothing of the old.
+    Join(u64),
+    /// The login it worked in has ended and no other began: log in.
+    Ended,
+}
+
+impl Login {
+    fn follow(&self, epoch: u64) -> Follow {
+        if self.epoch == epoch {
+            Follow::Stay
+        } else if self.logged_in {
+            Follow::Join(self.epoch)
+        } else {
+            Follow::Ended
+        }
+    }
+}
+
 /// What one user hands back at the end.
 pub struct UserResult {
     pub recorder: Recorder,
@@ -87,6 +112,20 @@ pub struct UserResult {
     pub reckoning: Option<Reckoning>,
     /// The user was logged in at the end but its final read failed.
     pub unverified: bool,
+    /// The history reached its share of the run's limit and kept only its
+    /// first operations.
+    pub history_cut: bool,
+    /// The tab's load loop, without the settle time and the final read:
+    /// what the throughput is measured over.
+    pub load: LoadSpan,
+}
+
+/// When a tab's load loop ended (since the run's start) and how many
+/// requests it sent in it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadSpan {
+    pub ended: Duration,
+    pub requests: u64,
 }
 
 enum Op {
@@ -138,6 +177,8 @@ struct User {
     /// The most operations this user keeps (its share of
     /// [`crate::history::MAX_OPERATIONS`]).
     history_cap: usize,
+    /// An operation found the history full (the report says so).
+    history_cut: bool,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -226,6 +267,7 @@ impl User {
             return;
         };
         if self.history.len() >= self.history_cap {
+            self.history_cut = true;
             return;
         }
         let answered = call.status.is_some();
@@ -258,6 +300,24 @@ impl User {
             json,
             Some(logged_in),
         );
+    }
+
+    /// Catch up with the other tabs before a turn: a tab that kept the
+    /// expectations of a login another tab replaced would take the new
+    /// session's counter and cart for stale ones.
+    fn follow_tabs(&mut self) {
+        if !self.exp.logged_in() {
+            return;
+        }
+        let follow = self.tabs.login().follow(self.epoch);
+        match follow {
+            Follow::Stay => {}
+            Follow::Join(epoch) => {
+                self.epoch = epoch;
+                self.exp.on_login(0);
+            }
+            Follow::Ended => self.exp.on_logout(),
+        }
     }
 
     fn note(&mut self, shared: &Shared, mut f: Findings) {
@@ -491,7 +551,7 @@ impl User {
     }
 
     /// The final read after the run: what survived.
-    async fn finish(mut self, shared: &Shared) -> UserResult {
+    async fn finish(mut self, shared: &Shared, load: LoadSpan) -> UserResult {
         // One final read per user: the first tab's (the tabs share it).
         if !self.exp.logged_in() || self.client > 0 {
             return UserResult {
@@ -499,6 +559,8 @@ impl User {
                 history: self.history,
                 reckoning: None,
                 unverified: false,
+                history_cut: self.history_cut,
+                load,
             };
         }
         let invoked = self.at(shared);
@@ -534,6 +596,8 @@ impl User {
             history: self.history,
             reckoning,
             unverified,
+            history_cut: self.history_cut,
+            load,
         }
     }
 }
@@ -603,19 +667,18 @@ async fn run_tab(
         history: Vec::new(),
         history_cap: crate::history::MAX_OPERATIONS
             / (cfg.users.max(1) * cfg.clients_per_user.max(1)),
+        history_cut: false,
     };
     // Spread the users' start evenly over the ramp-up, plus up to one
     // think time, so they do not arrive in lockstep.
-    let pace = cfg
-        .rate
-        .filter(|r| *r > 0.0)
-        .map(|r| Duration::from_secs_f64(cfg.users as f64 / r));
+    let pace = cfg.pace();
     let jitter = pace.unwrap_or(cfg.think).mul_f64(user.rng.random::<f64>());
     let ramp = cfg.ramp_up.mul_f64(id as f64 / cfg.users.max(1) as f64);
-    tokio::time::sleep((ramp + jitter).min(cfg.duration)).await;
+    tokio::time::sleep(ramp.saturating_add(jitter).min(cfg.duration)).await;
     let mut next = Instant::now();
     while Instant::now() < shared.deadline && shared.take_budget() {
         let mut pause = pace.unwrap_or(cfg.think);
+        user.follow_tabs();
         if user.exp.logged_in() {
             let op = user.pick(&shared);
             user.step(&shared, op).await;
@@ -625,7 +688,7 @@ async fn run_tab(
                 pause = cfg.login_pause.unwrap_or(pause);
             }
         }
-        next += pause;
+        next = next.checked_add(pause).unwrap_or(shared.deadline);
         let now = Instant::now();
         if next < now {
             // Behind schedule (a slow answer): do not burst to catch up.
@@ -634,7 +697,33 @@ async fn run_tab(
         tokio::time::sleep_until(next.min(shared.deadline)).await;
     }
     tracing::debug!(user = user.id, "user finished");
+    let load = LoadSpan {
+        ended: shared.start.elapsed(),
+        requests: user.rec.requests,
+    };
     // Let in-flight replication settle before judging what survived.
     tokio::time::sleep(cfg.settle).await;
-    user.finish(&shared).await
+    user.finish(&shared, load).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tab_follows_the_login_another_tab_made() {
+        let login = |epoch, logged_in| Login {
+            epoch,
+            logged_in,
+            ended_by_logout: !logged_in,
+        };
+        assert_eq!(login(1, true).follow(1), Follow::Stay);
+        // Logged out by another tab in this login: still this login (the
+        // next answer without the session is not counted as a loss).
+        assert_eq!(login(1, false).follow(1), Follow::Stay);
+        // Another tab logged out and in again: the jar holds login 2.
+        assert_eq!(login(2, true).follow(1), Follow::Join(2));
+        // ... and that one ended too.
+        assert_eq!(login(2, false).follow(1), Follow::Ended);
+    }
 }

@@ -116,6 +116,11 @@ pub struct CheckReport {
     /// violation may miss several).
     pub lost_increments: u64,
     pub examples: Vec<Counterexample>,
+    /// Clients (a user's tabs) whose history reached the run's share of
+    /// [`crate::history::MAX_OPERATIONS`] and kept only its first
+    /// operations: what came after was not checked.
+    #[serde(default)]
+    pub cut_histories: u64,
 }
 
 impl CheckReport {
@@ -130,6 +135,18 @@ impl CheckReport {
     /// The history keeps every guarantee.
     pub fn passed(&self) -> bool {
         self.total() == 0
+    }
+
+    /// What a cut history leaves unchecked, when one was cut.
+    pub fn cut_note(&self) -> Option<String> {
+        (self.cut_histories > 0).then(|| {
+            format!(
+                "the history of {} clients was cut at the run's limit of {} operations: \
+                 only their first operations were checked",
+                self.cut_histories,
+                crate::history::MAX_OPERATIONS
+            )
+        })
     }
 
     /// The report as text: a line per guarantee, then the counterexamples.
@@ -155,6 +172,9 @@ impl CheckReport {
                 "  ({} acknowledged increments missing from final reads)",
                 self.lost_increments
             );
+        }
+        if let Some(cut) = self.cut_note() {
+            let _ = writeln!(s, "  ({cut})");
         }
         for (i, ex) in self.examples.iter().enumerate() {
             let _ = write!(s, "\ncounterexample {}: {}", i + 1, ex.text());

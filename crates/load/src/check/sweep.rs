@@ -202,7 +202,8 @@ impl<'a> Epoch<'a> {
             return;
         };
         let n = self.increments.before(last.invoke_us);
-        let missing = n as i64 - seen;
+        // (A counter below 0 is a server's nonsense: it shows none.)
+        let missing = n as i64 - seen.max(0);
         if missing <= 0 {
             return;
         }

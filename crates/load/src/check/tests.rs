@@ -70,6 +70,16 @@ fn only(report: &CheckReport, kind: Violation, n: u64) {
 }
 
 #[test]
+fn a_final_read_of_a_counter_below_zero_loses_what_was_acknowledged() {
+    let r = H::new()
+        .login((0, 1))
+        .inc((2, 3), "node-1", 1)
+        .read((4, 5), "node-1", i64::MIN)
+        .check();
+    assert_eq!(r.lost_increments, 1);
+}
+
+#[test]
 fn a_clean_sequential_history_passes() {
     let r = H::new()
         .login((0, 10))
