@@ -26,8 +26,8 @@ pub struct WorkloadArgs {
     /// reads and writes, checking every answer [default: 50; compare --quick: 20].
     #[arg(long, env = "SESSIONLAB_USERS")]
     pub users: Option<usize>,
-    /// Total requests per second across all users (default: as fast as
-    /// --think allows).
+    /// Total requests per second across all users and their tabs
+    /// (default: as fast as --think allows).
     #[arg(long, env = "SESSIONLAB_RATE")]
     pub rate: Option<f64>,
     /// Pause between one user's requests (0ms: back to back).

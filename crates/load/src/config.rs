@@ -87,7 +87,7 @@ pub struct LoadConfig {
     /// at once: the lost updates of whole-session writes.
     pub clients_per_user: usize,
     pub duration: Duration,
-    /// Total requests per second across all users (None: as fast as the
+    /// Total requests per second across all users and their tabs (None: as fast as the
     /// think time allows).
     pub rate: Option<f64>,
     /// Pause between one user's requests.
