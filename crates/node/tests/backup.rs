@@ -72,20 +72,6 @@ async fn wait_placed(c: &TestCluster, ids: &[String], nodes: &[usize], within: D
     }
 }
 
-/// The ids of the live members node `i` lists in its status.
-async fn members_seen(c: &TestCluster, i: usize) -> BTreeSet<String> {
-    let s = c.status(i).await;
-    s["membership"]["members"]
-        .as_array()
-        .map(|m| {
-            m.iter()
-                .filter(|m| m["state"] == "alive" || m["state"] == "suspect")
-                .filter_map(|m| m["id"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_keeps_two_copies_through_a_join_and_a_crash_and_any_node_serves() {
     let mut c = TestCluster::start_joined(
@@ -155,7 +141,7 @@ async fn backup_keeps_two_copies_through_a_join_and_a_crash_and_any_node_serves(
     while joined_at.elapsed() < Duration::from_secs(3) {
         let mut all = true;
         for i in &five {
-            all &= members_seen(&c, *i).await.contains("node-6");
+            all &= c.members_seen(*i).await.contains("node-6");
         }
         if all {
             listed = true;
@@ -242,7 +228,7 @@ async fn a_join_under_an_id_in_use_is_refused_and_the_member_stays() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(c.health(i).await, 503, "a refused joiner reports ready");
-    let seen = members_seen(&c, 0).await;
+    let seen = c.members_seen(0).await;
     assert_eq!(seen, BTreeSet::from(["node-1".into(), "node-2".into()]));
     let addr = c.status(0).await["membership"]["members"]
         .as_array()
@@ -285,7 +271,7 @@ async fn unsigned_membership_requests_are_refused_and_an_unresolvable_name_is_re
     assert_eq!(resp.status(), 401);
     tokio::time::sleep(Duration::from_millis(300)).await;
     for i in 0..2 {
-        let seen = members_seen(&c, i).await;
+        let seen = c.members_seen(i).await;
         assert_eq!(seen, BTreeSet::from(["node-1".into(), "node-2".into()]));
     }
 

@@ -16,7 +16,7 @@
 //! does.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
@@ -103,6 +103,15 @@ impl TestCluster {
         }
         for i in 0..n {
             c.wait_ready(i, Duration::from_secs(30)).await;
+        }
+        if joined {
+            // Ready means "found a member", not "knows them all": the
+            // tests compute owners over the whole cluster, so wait until
+            // every node lists every other (gossip spreads the last joins).
+            let all: BTreeSet<String> = c.nodes.iter().map(|n| n.id.clone()).collect();
+            for i in 0..n {
+                c.wait_members(i, &all, Duration::from_secs(30)).await;
+            }
         }
         c
     }
@@ -239,6 +248,36 @@ impl TestCluster {
             ready,
             "node-{} not ready within {within:?}\n{}",
             i + 1,
+            self.log_tail(i)
+        );
+    }
+
+    /// The ids of the live members (alive or suspect) node `i` lists in
+    /// its status.
+    pub async fn members_seen(&self, i: usize) -> BTreeSet<String> {
+        let s = self.status(i).await;
+        s["membership"]["members"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter(|m| m["state"] == "alive" || m["state"] == "suspect")
+                    .filter_map(|m| m["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Poll node `i` until it lists every member of `want` as live.
+    pub async fn wait_members(&self, i: usize, want: &BTreeSet<String>, within: Duration) {
+        let seen = sessionlab_testkit::within(within, || async {
+            self.members_seen(i).await.is_superset(want)
+        })
+        .await;
+        assert!(
+            seen,
+            "node-{} does not list {want:?} within {within:?} (it lists {:?})\n{}",
+            i + 1,
+            self.members_seen(i).await,
             self.log_tail(i)
         );
     }
