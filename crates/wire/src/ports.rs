@@ -14,8 +14,14 @@
 //! | rule | what it rules out |
 //! |---|---|
 //! | pick at random in 20000-31999, below Linux's ephemeral range (32768-60999) | the client side of an outgoing connection taking the port (the kernel hands those out from the ephemeral range) |
-//! | reserve each pick with a file created exclusively in a shared folder (`$TMPDIR/sessionlab-ports/PORT`) | another picker taking it before the process that will listen has bound it |
+//! | reserve each pick with a file created exclusively in a shared folder (`/tmp/sessionlab-ports/PORT`) | another picker taking it before the process that will listen has bound it |
 //!
+//! The folder is one for the whole machine, like the ports it guards: it
+//! does not follow `$TMPDIR`, which tests and users set per run (a compare
+//! run whose reservations went into its own temporary folder met nobody's,
+//! and its dashboard found its port taken by a parallel test's node).
+//! `SESSIONLAB_PORTS_DIR` moves it, for every picker that is given the same
+//! value; where `/tmp` does not exist, the system's temporary folder is used.
 //! A reservation is honoured for [`RESERVE_FOR`]: by then the process it
 //! was picked for listens (or has died), and a listening port fails the
 //! bind check anyway. Whoever meets an older reservation removes it, and
@@ -70,12 +76,30 @@ fn random_port() -> u16 {
     RANGE.start + u16::from_le_bytes(seed) % (RANGE.end - RANGE.start)
 }
 
-/// The shared folder of reservations, created if missing; `None` if it
+/// Moves the folder of reservations (see the module docs).
+pub const DIR_ENV: &str = "SESSIONLAB_PORTS_DIR";
+
+/// The machine-wide folder of reservations, created if missing; `None` if it
 /// cannot be.
 fn reservations() -> Option<PathBuf> {
-    let dir = std::env::temp_dir().join("sessionlab-ports");
+    let dir = reservation_dir(std::env::var_os(DIR_ENV));
     fs::create_dir_all(&dir).ok()?;
     Some(dir)
+}
+
+/// Where reservations live: the override if given, else one folder under
+/// `/tmp` that every process shares whatever its `$TMPDIR`.
+fn reservation_dir(overridden: Option<std::ffi::OsString>) -> PathBuf {
+    if let Some(dir) = overridden.filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let shared = std::path::Path::new("/tmp");
+    let base = if shared.is_dir() {
+        shared.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    base.join("sessionlab-ports")
 }
 
 /// Take `port` for this picker: true if the reservation file was created
@@ -120,6 +144,58 @@ mod tests {
             // A second picker cannot reserve it again.
             assert!(!reserve(Some(&dir), p), "port {p} reserved twice");
         }
+    }
+
+    /// Set by the parent in the test below: the port the child must find
+    /// already reserved.
+    const PROBE_ENV: &str = "SESSIONLAB_PORTS_PROBE";
+
+    #[test]
+    fn a_picker_with_another_tmpdir_sees_the_reservation() {
+        let port = pick(&|_| false).unwrap();
+        let own_tmp = std::env::temp_dir().join(format!("ports-probe-{}", std::process::id()));
+        fs::create_dir_all(&own_tmp).unwrap();
+        // The same test binary, as another process with its own TMPDIR
+        // (as a compare run started by a test has), runs only the probe.
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "ports::tests::probe_in_a_child", "--ignored"])
+            .env("TMPDIR", &own_tmp)
+            .env(PROBE_ENV, port.to_string())
+            .env_remove(DIR_ENV)
+            .output()
+            .unwrap();
+        let _ = fs::remove_dir_all(&own_tmp);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("1 passed"), "the probe did not run: {text}");
+    }
+
+    /// Run by the test above, in a child process.
+    #[test]
+    #[ignore = "run as a child by a_picker_with_another_tmpdir_sees_the_reservation"]
+    fn probe_in_a_child() {
+        let port: u16 = std::env::var(PROBE_ENV).unwrap().parse().unwrap();
+        assert!(
+            !reserve(reservations().as_ref(), port),
+            "port {port} reserved twice"
+        );
+    }
+
+    #[test]
+    fn the_folder_ignores_tmpdir_and_follows_the_override() {
+        assert_eq!(
+            reservation_dir(None),
+            PathBuf::from("/tmp/sessionlab-ports")
+        );
+        assert_eq!(
+            reservation_dir(Some("".into())),
+            PathBuf::from("/tmp/sessionlab-ports")
+        );
+        assert_eq!(reservation_dir(Some("/x/y".into())), PathBuf::from("/x/y"));
     }
 
     #[test]
