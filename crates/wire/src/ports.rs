@@ -22,6 +22,7 @@
 //! and its dashboard found its port taken by a parallel test's node).
 //! `SESSIONLAB_PORTS_DIR` moves it, for every picker that is given the same
 //! value; where `/tmp` does not exist, the system's temporary folder is used.
+//!
 //! A reservation is honoured for [`RESERVE_FOR`]: by then the process it
 //! was picked for listens (or has died), and a listening port fails the
 //! bind check anyway. Whoever meets an older reservation removes it, and
@@ -157,11 +158,11 @@ mod tests {
         fs::create_dir_all(&own_tmp).unwrap();
         // The same test binary, as another process with its own TMPDIR
         // (as a compare run started by a test has), runs only the probe.
+        // It inherits SESSIONLAB_PORTS_DIR, if set, as every picker must.
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "ports::tests::probe_in_a_child", "--ignored"])
             .env("TMPDIR", &own_tmp)
             .env(PROBE_ENV, port.to_string())
-            .env_remove(DIR_ENV)
             .output()
             .unwrap();
         let _ = fs::remove_dir_all(&own_tmp);
