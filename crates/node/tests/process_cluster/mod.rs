@@ -26,6 +26,7 @@ use serde_json::Value;
 use sessionlab_replication::auth;
 use sessionlab_session::clock;
 use sessionlab_testkit::node::{get_json, get_text, session_cookie};
+use sessionlab_wire::status::NodeStatus;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sessionlab-node");
 pub const SECRET: &str = "test-cluster-secret-0123456789abcdef";
@@ -255,16 +256,14 @@ impl TestCluster {
     /// The ids of the live members (alive or suspect) node `i` lists in
     /// its status.
     pub async fn members_seen(&self, i: usize) -> BTreeSet<String> {
-        let s = self.status(i).await;
-        s["membership"]["members"]
-            .as_array()
-            .map(|m| {
-                m.iter()
-                    .filter(|m| m["state"] == "alive" || m["state"] == "suspect")
-                    .filter_map(|m| m["id"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
+        let status: NodeStatus = serde_json::from_value(self.status(i).await)
+            .expect("the node's status follows the contract");
+        let members = status.membership.map(|m| m.members).unwrap_or_default();
+        members
+            .into_iter()
+            .filter(|m| m.state == "alive" || m.state == "suspect")
+            .map(|m| m.id)
+            .collect()
     }
 
     /// Poll node `i` until it lists every member of `want` as live.
